@@ -1,0 +1,1 @@
+"""tuya-archiver: behaviour (decode, normalise, store, rules, sources, CLI). Shapes live in ``models``."""

@@ -1,0 +1,167 @@
+"""The one settings object: read from the environment and ``.env`` once, validated, frozen, passed down.
+
+Owns every environment variable the program reads (DESIGN.md §6); no other module reads ``os.environ``.
+The access key is a ``SecretStr``: it never appears in ``repr``, logs or errors. A bad value becomes a
+:class:`~streams.errors.ConfigError` whose one line names the variable and what is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigError
+
+__all__ = ["PULSAR_URLS", "OPENAPI_URLS", "Settings", "load_settings"]
+
+Region = Literal["cn", "us", "us-e", "eu", "eu-w", "in", "sg"]
+
+# SPEC.md §1.1: the binary-protocol hosts per data centre. us-e, eu-w and sg are [UNCERTAIN] there; the CN doc
+# of 2026-03 is the newest source, so it wins over the Java connector's older mapping.
+PULSAR_URLS: dict[str, str] = {
+    "cn": "pulsar+ssl://mqe.tuyacn.com:7285/",
+    "us": "pulsar+ssl://mqe.tuyaus.com:7285/",
+    "us-e": "pulsar+ssl://mqe-ueaz.tuyaus.com:7285/",
+    "eu": "pulsar+ssl://mqe.tuyaeu.com:7285/",
+    "eu-w": "pulsar+ssl://mqe-weaz.tuyaeu.com:7285/",
+    "in": "pulsar+ssl://mqe.tuyain.com:7285/",
+    "sg": "pulsar+ssl://mqe-sg.iotbing.com:7285/",
+}
+
+# SPEC.md §4.1. Singapore comes from a third-party report only [UNCERTAIN].
+OPENAPI_URLS: dict[str, str] = {
+    "cn": "https://openapi.tuyacn.com",
+    "us": "https://openapi.tuyaus.com",
+    "us-e": "https://openapi-ueaz.tuyaus.com",
+    "eu": "https://openapi.tuyaeu.com",
+    "eu-w": "https://openapi-weaz.tuyaeu.com",
+    "in": "https://openapi.tuyain.com",
+    "sg": "https://openapi-sg.iotbing.com",
+}
+
+
+class Settings(BaseSettings):
+    """Everything configurable, by environment variable (upper-case field name) or ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    # Tuya project credentials and endpoints.
+    tuya_access_id: str | None = None
+    tuya_access_key: SecretStr | None = None
+    tuya_region: Region | None = None
+    tuya_mq_env: Literal["event", "event-test"] = "event"
+    tuya_pulsar_url: str | None = None
+    tuya_openapi_url: str | None = None
+    tuya_pulsar_tls_verify: bool = True
+    tuya_idle_reconnect: float = Field(600.0, gt=0)
+
+    # Worker.
+    database_url: str = "sqlite:///tuya-archive.db"
+    batch_size: int = Field(1000, ge=1, le=50_000)
+    batch_timeout_ms: int = Field(200, ge=1, le=60_000)
+    metrics_port: int = Field(9464, ge=0, le=65535)
+
+    # OpenAPI client.
+    tuya_sign_legacy: bool = False
+    tuya_commands_legacy_path: bool = False
+    tuya_api_rate: float = Field(5.0, gt=0)
+    tuya_api_daily_quota: int = Field(500_000, ge=1)
+
+    # Rules.
+    rules_file: Path | None = Path("config/rules.yaml")
+    rules_dry_run: bool = False
+
+    # Scale-out.
+    kafka_url: str | None = None
+
+    @field_validator("tuya_access_key")
+    @classmethod
+    def _key_is_32_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        # SPEC.md §2.3: the AES key is accessKey[8:24], so a usable key has at least 24 characters (Tuya's are 32).
+        if value is not None and len(value.get_secret_value()) != 32:
+            raise ValueError("must be the 32-character Access Secret of the cloud project")
+        return value
+
+    @field_validator("rules_file", mode="before")
+    @classmethod
+    def _empty_means_no_rules(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("tuya_access_id")
+    @classmethod
+    def _id_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming the first of ``names`` (field names) that is not set."""
+        for name in names:
+            if getattr(self, name) is None:
+                raise ConfigError(f"{name.upper()}: not set (needed by this command)")
+
+    @property
+    def access_key(self) -> str:
+        """The Access Secret in plain text, for the crypto and signing code only."""
+        self.require("tuya_access_key")
+        assert self.tuya_access_key is not None
+        return self.tuya_access_key.get_secret_value()
+
+    @property
+    def pulsar_url(self) -> str:
+        if self.tuya_pulsar_url:
+            return self.tuya_pulsar_url
+        if self.tuya_region is None:
+            raise ConfigError("TUYA_REGION: not set (set it, or TUYA_PULSAR_URL, to reach the message service)")
+        return PULSAR_URLS[self.tuya_region]
+
+    @property
+    def openapi_url(self) -> str:
+        if self.tuya_openapi_url:
+            return self.tuya_openapi_url.rstrip("/")
+        if self.tuya_region is None:
+            raise ConfigError("TUYA_REGION: not set (set it, or TUYA_OPENAPI_URL, to reach the OpenAPI)")
+        return OPENAPI_URLS[self.tuya_region]
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict fit for a log line: secrets masked, URLs' passwords hidden."""
+        shown = self.model_dump(mode="json")
+        if self.tuya_access_key is not None:
+            shown["tuya_access_key"] = "**********"
+        shown["database_url"] = _hide_password(self.database_url)
+        return shown
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from environment, ``.env`` and ``overrides``; raise ConfigError with one readable line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        variable = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable}: {message}")
+    return "; ".join(problems)

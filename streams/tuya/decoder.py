@@ -1,0 +1,64 @@
+"""One Pulsar message → its ``messages`` row and typed records, or a dead letter. Never raises.
+
+Owns the composition of envelope, cipher and normalisation, and the rule that bad input of any kind becomes a
+:class:`~models.records.DeadLetter` (DESIGN.md §7). Pure; never imports httpx, pulsar or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from models.records import DeadLetter, DecodedMessage, PulsarMessage, Record
+from streams.errors import DecodeError
+from streams.tuya.crypto import Cipherbox
+from streams.tuya.envelope import decode_payload, decoded_message, open_envelope, to_datetime
+from streams.tuya.normalize import device_id_of, normalize
+
+__all__ = ["Decoded", "MessageDecoder"]
+
+log = logging.getLogger(__name__)
+
+
+class Decoded(msgspec.Struct, frozen=True):
+    """A message that decoded: its archive row and its records (in payload order)."""
+
+    message: DecodedMessage
+    records: list[Record]
+
+
+class MessageDecoder:
+    """Decodes messages of one Tuya project (one Access Secret). Not thread-safe (see Cipherbox)."""
+
+    def __init__(self, access_key: str) -> None:
+        self._access_key = access_key
+        self._box = Cipherbox(access_key)
+        self.sign_mismatches = 0
+
+    def decode(self, msg: PulsarMessage) -> Decoded | DeadLetter:
+        try:
+            env = open_envelope(msg.payload, msg.properties.get("em"), self._box, self._access_key)
+            payload = decode_payload(env.plaintext)
+            records = normalize(msg.message_id, env.protocol, payload, env.t or msg.publish_time_ms)
+        except DecodeError as exc:
+            return self._dead_letter(msg, exc.kind, str(exc))
+        except Exception as exc:  # a bug must not stop the stream: keep the message and say what happened
+            log.exception("unexpected error decoding message %s", msg.message_id)
+            return self._dead_letter(msg, "internal_error", f"{type(exc).__name__}: {exc}")
+        if not env.sign_ok:
+            self.sign_mismatches += 1
+            log.debug("envelope sign mismatch on message %s (recorded, not dropped)", msg.message_id)
+        return Decoded(decoded_message(msg, env, payload, device_id_of(payload)), records)
+
+    @staticmethod
+    def _dead_letter(msg: PulsarMessage, kind: str, reason: str) -> DeadLetter:
+        return DeadLetter(
+            message_id=msg.message_id,
+            topic=msg.topic,
+            payload=msg.payload,
+            properties=msg.properties,
+            error_kind=kind,
+            error=reason,
+            published_at=to_datetime(msg.publish_time_ms) if msg.publish_time_ms else None,
+        )

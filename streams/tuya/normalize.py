@@ -1,0 +1,221 @@
+"""Normalise a decrypted Tuya payload into typed records (SPEC.md §3).
+
+Owns the routing table of protocols and bizCodes and the timestamp rule. Pure: a dict in, records out,
+:class:`~streams.errors.PayloadError` for payloads of a known kind that lack what the kind needs. Anything we do not
+model becomes an :class:`~models.records.UnknownMessage` that keeps the whole payload. Never imports httpx, pulsar
+or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from models.records import DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent
+from streams.errors import PayloadError
+
+__all__ = ["DEVICE_EVENT_NAMES", "USER_EVENT_NAMES", "device_id_of", "normalize", "timestamp_ms"]
+
+#: (protocol, bizCode) → our device event vocabulary. Legacy protocol 20 and IoT-Core 1001/1002 share it
+#: (SPEC.md §3.1: 1001 deviceOnline corresponds to legacy 20 online).
+DEVICE_EVENT_NAMES: dict[tuple[int, str], str] = {
+    (20, "online"): "online",
+    (20, "offline"): "offline",
+    (20, "nameUpdate"): "name_updated",
+    (20, "dpNameUpdate"): "dp_name_updated",
+    (20, "bindUser"): "bound",
+    (20, "delete"): "deleted",
+    (20, "upgradeStatus"): "upgrade_status",
+    (20, "share"): "shared",
+    (20, "deviceSignal"): "signal",
+    (20, "deviceDpCommand"): "dp_command",
+    (1001, "deviceOnline"): "online",
+    (1001, "deviceOffline"): "offline",
+    (1001, "deviceNameUpdate"): "name_updated",
+    (1001, "deviceBindSpace"): "bound",
+    (1001, "deviceUnbindSpace"): "unbound",
+    (1001, "deviceTransfer"): "transferred",
+    (1001, "deviceFreeze"): "frozen",
+    (1001, "deviceUnFreeze"): "unfrozen",
+    (1002, "deviceOtaProgress"): "upgrade_progress",
+}
+
+#: Protocol 21 bizCode → user event (SPEC.md §3.4).
+USER_EVENT_NAMES: dict[str, str] = {"userRegister": "registered", "userUpdate": "updated", "userDelete": "deleted"}
+
+# IoT-Core 1000 bizCodes that carry property values (SPEC.md §3.4).
+_PROPERTY_BIZ_CODES = frozenset({"devicePropertyMessage", "deviceQueryPropertyMessage"})
+# Top-level keys of a protocol 20 payload that are not event data (SPEC.md §3.3).
+_EVENT_FRAME_KEYS = frozenset({"bizCode", "bizData", "devId", "productKey", "ts"})
+
+_SECONDS_BELOW = 10**11  # SPEC.md §3.5: below 10^11 a timestamp is in seconds, at or above it in ms
+
+
+def timestamp_ms(value: Any, fallback_ms: int) -> int:
+    """A Tuya timestamp (s or ms, int or digit string) in ms; ``fallback_ms`` when it is 0, absent or garbage."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return fallback_ms
+    return value * 1000 if value < _SECONDS_BELOW else value
+
+
+@lru_cache(maxsize=8192)
+def _utc(ms: int) -> datetime:
+    # Items of one report share their time, and bursts repeat it: caching avoids most datetime constructions.
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def device_id_of(payload: dict[str, Any]) -> str | None:
+    """``devId`` at the top level, else in ``bizData`` (SPEC.md §3.3: SDKs read it in either place)."""
+    device_id = payload.get("devId")
+    if isinstance(device_id, str) and device_id:
+        return device_id
+    biz_data = payload.get("bizData")
+    if isinstance(biz_data, dict):
+        device_id = biz_data.get("devId")
+        if isinstance(device_id, str) and device_id:
+            return device_id
+    return None
+
+
+def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
+    """Route by protocol first, then bizCode (SPEC.md §3.1), into records; ``pushed_ms`` is the envelope ``t``."""
+    biz_code = payload.get("bizCode")
+    if protocol == 4 and biz_code is None:
+        return _status_report(message_id, payload, pushed_ms)
+    if protocol == 1000 and biz_code in _PROPERTY_BIZ_CODES:
+        return _property_message(message_id, payload, pushed_ms)
+    if isinstance(biz_code, str):
+        event = DEVICE_EVENT_NAMES.get((protocol, biz_code))
+        if event is not None:
+            return [_device_event(message_id, protocol, biz_code, event, payload, pushed_ms)]
+        if protocol == 21 and biz_code in USER_EVENT_NAMES:
+            return [_user_event(message_id, biz_code, payload, pushed_ms)]
+    return [
+        UnknownMessage(
+            message_id=message_id,
+            protocol=protocol,
+            biz_code=biz_code if isinstance(biz_code, str) else None,
+            device_id=device_id_of(payload),
+            occurred_at=_utc(timestamp_ms(payload.get("ts"), pushed_ms)),
+            payload=payload,
+        )
+    ]
+
+
+def _required_device_id(payload: dict[str, Any]) -> str:
+    device_id = device_id_of(payload)
+    if device_id is None:
+        raise PayloadError("payload has no devId (neither top level nor bizData)", kind="missing_device_id")
+    return device_id
+
+
+def _status_report(message_id: str, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
+    """Protocol 4 (SPEC.md §3.2): one record per item; the item key made of digits is the DP id."""
+    device_id = _required_device_id(payload)
+    items = payload.get("status")
+    if not isinstance(items, list):
+        raise PayloadError("status report has no 'status' list", kind="bad_status_report")
+    product_key = payload.get("productKey")
+    data_id = payload.get("dataId")
+    records: list[Record] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+            raise PayloadError(f"status item {index} has no 'code'", kind="bad_status_report")
+        dp_id = next((int(key) for key in item if key.isdigit()), None)
+        records.append(
+            StatusReported(
+                message_id=message_id,
+                item_index=index,
+                device_id=device_id,
+                product_key=product_key,
+                code=item["code"],
+                value=item.get("value"),
+                dp_id=dp_id,
+                reported_at=_utc(timestamp_ms(item.get("t"), pushed_ms)),
+                data_id=data_id,
+            )
+        )
+    return records
+
+
+def _property_message(message_id: str, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
+    """IoT-Core 1000 property message (SPEC.md §3.4): ``bizData.properties`` as status records."""
+    device_id = _required_device_id(payload)
+    biz_data = payload.get("bizData")
+    properties = biz_data.get("properties") if isinstance(biz_data, dict) else None
+    if not isinstance(properties, list):
+        raise PayloadError("property message has no 'bizData.properties' list", kind="bad_property_message")
+    assert isinstance(biz_data, dict)
+    product_key = biz_data.get("productId") or biz_data.get("productKey") or payload.get("productKey")
+    fallback = timestamp_ms(payload.get("ts"), pushed_ms)
+    records: list[Record] = []
+    for index, item in enumerate(properties):
+        if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+            raise PayloadError(f"property {index} has no 'code'", kind="bad_property_message")
+        dp_id = item.get("dpId")
+        records.append(
+            StatusReported(
+                message_id=message_id,
+                item_index=index,
+                device_id=device_id,
+                product_key=product_key,
+                code=item["code"],
+                value=item.get("value"),
+                dp_id=int(dp_id) if isinstance(dp_id, int | str) and str(dp_id).isdigit() else None,
+                reported_at=_utc(timestamp_ms(item.get("time"), fallback)),
+                data_id=biz_data.get("dataId"),
+            )
+        )
+    return records
+
+
+def _event_data(payload: dict[str, Any]) -> dict[str, Any]:
+    biz_data = payload.get("bizData")
+    data = dict(biz_data) if isinstance(biz_data, dict) else {}
+    data.update((key, value) for key, value in payload.items() if key not in _EVENT_FRAME_KEYS)
+    return data
+
+
+def _occurred_ms(payload: dict[str, Any], pushed_ms: int) -> int:
+    # SPEC.md §3.3/§3.5: bizData.time (often seconds) is the event's own time; ts (ms or 0) next; then envelope t.
+    biz_data = payload.get("bizData")
+    own = biz_data.get("time") if isinstance(biz_data, dict) else None
+    return timestamp_ms(own, timestamp_ms(payload.get("ts"), pushed_ms))
+
+
+def _device_event(
+    message_id: str, protocol: int, biz_code: str, event: str, payload: dict[str, Any], pushed_ms: int
+) -> DeviceEvent:
+    biz_data = payload.get("bizData")
+    product_key = payload.get("productKey")
+    if product_key is None and isinstance(biz_data, dict):
+        product_key = biz_data.get("productId") or biz_data.get("productKey")
+    return DeviceEvent(
+        message_id=message_id,
+        device_id=_required_device_id(payload),
+        product_key=product_key,
+        event=event,
+        biz_code=biz_code,
+        protocol=protocol,
+        occurred_at=_utc(_occurred_ms(payload, pushed_ms)),
+        data=_event_data(payload),
+    )
+
+
+def _user_event(message_id: str, biz_code: str, payload: dict[str, Any], pushed_ms: int) -> UserEvent:
+    biz_data = payload.get("bizData")
+    uid = biz_data.get("uid") if isinstance(biz_data, dict) else None
+    uid = uid or payload.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise PayloadError("user event has no uid", kind="missing_uid")
+    return UserEvent(
+        message_id=message_id,
+        uid=uid,
+        event=USER_EVENT_NAMES[biz_code],
+        biz_code=biz_code,
+        occurred_at=_utc(_occurred_ms(payload, pushed_ms)),
+        data=_event_data(payload),
+    )
