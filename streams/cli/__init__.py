@@ -20,7 +20,13 @@ __all__ = ["main"]
 
 # Order is the order of ``tuya-archiver --help``.
 _SUBCOMMAND_MODULES = (
+    "streams.cli.run",
     "streams.cli.decode",
+    "streams.cli.db",
+    "streams.cli.query",
+    "streams.cli.rules",
+    "streams.cli.api",
+    "streams.cli.sim",
 )
 
 
