@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
 
-__all__ = ["PULSAR_URLS", "OPENAPI_URLS", "Settings", "load_settings"]
+__all__ = ["OPENAPI_URLS", "PULSAR_URLS", "Settings", "load_settings"]
 
 Region = Literal["cn", "us", "us-e", "eu", "eu-w", "in", "sg"]
 

@@ -54,8 +54,9 @@ class Cipherbox:
         """AES-128-ECB, then strict PKCS7 unpadding (SPEC.md §2.4)."""
         size = len(blob)
         if size == 0 or size % BLOCK:
-            raise DecryptError(f"ECB ciphertext of {size} bytes is not a whole number of 16-byte blocks",
-                               kind="bad_length")
+            raise DecryptError(
+                f"ECB ciphertext of {size} bytes is not a whole number of 16-byte blocks", kind="bad_length"
+            )
         try:
             padded = self._ecb_decryptor.update(blob)
         except Exception as exc:  # pragma: no cover - the library raises only on misuse
@@ -69,8 +70,9 @@ class Cipherbox:
     def decrypt_gcm(self, blob: bytes) -> bytes:
         """AES-128-GCM over ``nonce(12) || ciphertext || tag(16)``, tag verified, no AAD (SPEC.md §2.5)."""
         if len(blob) < GCM_NONCE_SIZE + GCM_TAG_SIZE:
-            raise DecryptError(f"GCM blob of {len(blob)} bytes is shorter than nonce + tag (28 bytes)",
-                               kind="bad_length")
+            raise DecryptError(
+                f"GCM blob of {len(blob)} bytes is shorter than nonce + tag (28 bytes)", kind="bad_length"
+            )
         try:
             return self._gcm.decrypt(blob[:GCM_NONCE_SIZE], blob[GCM_NONCE_SIZE:], None)
         except InvalidTag:

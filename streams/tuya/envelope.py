@@ -115,7 +115,9 @@ def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def decoded_message(msg: PulsarMessage, env: Envelope, payload: dict[str, Any], device_id: str | None) -> DecodedMessage:
+def decoded_message(
+    msg: PulsarMessage, env: Envelope, payload: dict[str, Any], device_id: str | None
+) -> DecodedMessage:
     biz_code = payload.get("bizCode")
     return DecodedMessage(
         message_id=msg.message_id,

@@ -42,7 +42,11 @@ DEVICE_EVENT_NAMES: dict[tuple[int, str], str] = {
 }
 
 #: Protocol 21 bizCode → user event (SPEC.md §3.4).
-USER_EVENT_NAMES: dict[str, str] = {"userRegister": "registered", "userUpdate": "updated", "userDelete": "deleted"}
+USER_EVENT_NAMES: dict[str, str] = {
+    "userRegister": "registered",
+    "userUpdate": "updated",
+    "userDelete": "deleted",
+}
 
 # IoT-Core 1000 bizCodes that carry property values (SPEC.md §3.4).
 _PROPERTY_BIZ_CODES = frozenset({"devicePropertyMessage", "deviceQueryPropertyMessage"})
@@ -54,11 +58,22 @@ _SECONDS_BELOW = 10**11  # SPEC.md §3.5: below 10^11 a timestamp is in seconds,
 
 def timestamp_ms(value: Any, fallback_ms: int) -> int:
     """A Tuya timestamp (s or ms, int or digit string) in ms; ``fallback_ms`` when it is 0, absent or garbage."""
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _is_digits(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         return fallback_ms
     return value * 1000 if value < _SECONDS_BELOW else value
+
+
+def _is_digits(text: str) -> bool:
+    # str.isdigit() accepts digits int() refuses (e.g. "²"); Tuya ids and times are ASCII.
+    return text.isascii() and text.isdigit()
+
+
+def _dp_id(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, str) and _is_digits(value) else None
 
 
 @lru_cache(maxsize=8192)
@@ -124,7 +139,7 @@ def _status_report(message_id: str, payload: dict[str, Any], pushed_ms: int) -> 
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("code"), str):
             raise PayloadError(f"status item {index} has no 'code'", kind="bad_status_report")
-        dp_id = next((int(key) for key in item if key.isdigit()), None)
+        dp_id = next((int(key) for key in item if _is_digits(key)), None)
         records.append(
             StatusReported(
                 message_id=message_id,
@@ -155,7 +170,6 @@ def _property_message(message_id: str, payload: dict[str, Any], pushed_ms: int) 
     for index, item in enumerate(properties):
         if not isinstance(item, dict) or not isinstance(item.get("code"), str):
             raise PayloadError(f"property {index} has no 'code'", kind="bad_property_message")
-        dp_id = item.get("dpId")
         records.append(
             StatusReported(
                 message_id=message_id,
@@ -164,7 +178,7 @@ def _property_message(message_id: str, payload: dict[str, Any], pushed_ms: int) 
                 product_key=product_key,
                 code=item["code"],
                 value=item.get("value"),
-                dp_id=int(dp_id) if isinstance(dp_id, int | str) and str(dp_id).isdigit() else None,
+                dp_id=_dp_id(item.get("dpId")),
                 reported_at=_utc(timestamp_ms(item.get("time"), fallback)),
                 data_id=biz_data.get("dataId"),
             )

@@ -1,0 +1,227 @@
+"""streams/tuya/decoder.py end to end on the shared vectors: both ciphers, both input forms, every negative case."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.records import DeadLetter, DeviceEvent, PulsarMessage, StatusReported, UserEvent
+from streams.tuya.crypto import Cipherbox
+from streams.tuya.decoder import Decoded, MessageDecoder
+from streams.tuya.envelope import parse_websocket_frame
+from tests.conftest import load_vectors
+from tests.factories import message_from_negative, message_from_vector
+
+VECTORS = load_vectors()
+ACCESS_KEY = VECTORS["pulsar_auth"]["access_key"]
+NAMES = [e["name"] for e in VECTORS["envelopes"]]
+
+
+def _ms(value: int) -> datetime:
+    ms = value * 1000 if value < 10**11 else value
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _by_name(name: str) -> dict:
+    return next(e for e in VECTORS["envelopes"] if e["name"] == name)
+
+
+def _decode(msg: PulsarMessage) -> Decoded:
+    result = MessageDecoder(ACCESS_KEY).decode(msg)
+    assert isinstance(result, Decoded), result
+    return result
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_binary_message_decodes_to_vector_payload(name):
+    envelope = _by_name(name)
+    decoded = _decode(message_from_vector(envelope))
+    message = decoded.message
+    assert message.payload == envelope["decrypted"]
+    assert message.protocol == envelope["protocol"]
+    assert message.encrypt_model == envelope["encrypt_model"]
+    assert message.message_id == envelope["pulsar"]["message_id"]["as_string"]
+    assert message.pushed_at == _ms(envelope["envelope"]["t"])
+    assert message.sign_ok is True
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_websocket_frame_decodes_to_same_records_and_id(name):
+    envelope = _by_name(name)
+    frame = parse_websocket_frame(json.loads(envelope["websocket_frame_utf8"]), envelope["pulsar"]["topic"])
+    from_frame = _decode(frame)
+    from_binary = _decode(message_from_vector(envelope))
+    assert from_frame.records == from_binary.records
+    assert frame.message_id == envelope["pulsar"]["message_id"]["as_string"]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if VECTORS["envelopes"][NAMES.index(n)]["protocol"] in (4, 1000)])
+def test_status_items_become_one_record_each(name):
+    envelope = _by_name(name)
+    payload = envelope["decrypted"]
+    items = payload.get("status") or payload["bizData"]["properties"]
+    records = _decode(message_from_vector(envelope)).records
+    assert len(records) == len(items)
+    for index, (record, item) in enumerate(zip(records, items, strict=True)):
+        assert isinstance(record, StatusReported)
+        assert record.item_index == index
+        assert record.code == item["code"]
+        assert record.value == item["value"] and type(record.value) is type(item["value"])
+        assert record.device_id == (payload.get("devId") or payload["bizData"]["devId"])
+        assert record.reported_at == _ms(item.get("t") or item.get("time"))
+        dp_keys = [k for k in item if k.isdigit()]
+        expected_dp = int(dp_keys[0]) if dp_keys else item.get("dpId")
+        assert record.dp_id == expected_dp
+
+
+@pytest.mark.parametrize(
+    ("name", "event"),
+    [
+        ("p20_online_gcm", "online"),
+        ("p20_offline_ecb", "offline"),
+        ("p20_name_update_gcm_unicode", "name_updated"),
+        ("p20_dp_name_update_ecb", "dp_name_updated"),
+        ("p20_bind_user_gcm", "bound"),
+        ("p20_delete_gcm", "deleted"),
+        ("p20_upgrade_status_ecb", "upgrade_status"),
+    ],
+)
+def test_device_events_map_onto_one_vocabulary(name, event):
+    envelope = _by_name(name)
+    payload = envelope["decrypted"]
+    (record,) = _decode(message_from_vector(envelope)).records
+    assert isinstance(record, DeviceEvent)
+    assert record.event == event
+    assert record.biz_code == payload["bizCode"]
+    assert record.device_id == payload["devId"]
+    assert record.product_key == payload["productKey"]
+    own_time = payload["bizData"].get("time")
+    assert record.occurred_at == _ms(own_time or payload["ts"] or envelope["envelope"]["t"])
+    for key, value in payload["bizData"].items():
+        assert record.data[key] == value
+
+
+def test_unicode_device_name_survives(vectors):
+    (record,) = _decode(message_from_vector(_by_name("p20_name_update_gcm_unicode"))).records
+    assert record.data["name"] == "Küche Steckdose 厨房"
+
+
+def test_user_register_becomes_user_event():
+    envelope = _by_name("p21_user_register_gcm")
+    (record,) = _decode(message_from_vector(envelope)).records
+    assert isinstance(record, UserEvent)
+    assert (record.uid, record.event, record.biz_code) == (
+        envelope["decrypted"]["bizData"]["uid"],
+        "registered",
+        "userRegister",
+    )
+    assert record.occurred_at == _ms(envelope["decrypted"]["bizData"]["time"])
+
+
+@pytest.mark.parametrize(("em", "name"), [(None, "p20_offline_ecb"), ("aes_ecb", "p4_status_report_ecb_no_em")])
+def test_ecb_chosen_when_em_absent_or_aes_ecb(em, name):
+    envelope = _by_name(name)
+    properties = {"em": em} if em else {}
+    decoded = _decode(message_from_vector(envelope, properties=properties))
+    assert decoded.message.encrypt_model == "aes_ecb"
+    assert decoded.message.payload == envelope["decrypted"]
+
+
+def test_gcm_message_without_em_is_dead_lettered_not_misread():
+    # SPEC.md §2.2: the em property decides; a GCM blob read as ECB must fail loudly, not yield garbage.
+    result = MessageDecoder(ACCESS_KEY).decode(message_from_vector(_by_name("p20_online_gcm"), properties={}))
+    assert isinstance(result, DeadLetter)
+
+
+@pytest.mark.parametrize("case", VECTORS["negative"], ids=lambda c: c["name"])
+def test_negative_vectors_become_dead_letters(case):
+    key = case.get("access_key_used", ACCESS_KEY)
+    msg = message_from_negative(case)
+    result = MessageDecoder(key).decode(msg)
+    assert isinstance(result, DeadLetter)
+    assert result.payload == msg.payload and result.properties == msg.properties
+    assert result.error_kind in {"gcm_tag_mismatch", "bad_length", "bad_padding"}
+    assert result.error
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [
+        (b"not json", "bad_envelope_json"),
+        (b"[1,2]", "bad_envelope"),
+        (b'{"protocol":4,"t":1}', "bad_envelope"),
+        (b'{"data":"QUJD","t":1}', "bad_envelope"),
+        (b'{"data":"QU=JD","protocol":4,"t":1}', "bad_base64"),
+        (b'{"data":"QUJD\\n","protocol":4,"t":1}', "bad_base64"),
+    ],
+)
+def test_malformed_envelopes_become_dead_letters_with_kind(payload, kind):
+    msg = PulsarMessage(payload=payload, properties={"em": "aes_gcm"}, message_id="1:1:0:-1", topic="t")
+    result = MessageDecoder(ACCESS_KEY).decode(msg)
+    assert isinstance(result, DeadLetter)
+    assert result.error_kind == kind
+
+
+def test_sign_mismatch_is_recorded_and_counted_not_dropped():
+    envelope = _by_name("p4_status_report_gcm")
+    fields = dict(envelope["envelope"], sign="0" * 32)
+    decoder = MessageDecoder(ACCESS_KEY)
+    result = decoder.decode(message_from_vector(envelope, payload=json.dumps(fields).encode()))
+    assert isinstance(result, Decoded)
+    assert result.message.sign_ok is False
+    assert decoder.sign_mismatches == 1
+
+
+def test_unknown_protocol_is_kept_as_unknown_record():
+    inner = {"bizCode": "roomNameUpdate", "bizData": {"name": "Küche"}, "ts": 1700000000000}
+    blob = Cipherbox(ACCESS_KEY).encrypt_gcm(json.dumps(inner).encode(), b"\x00" * 12)
+    envelope = {"data": base64.b64encode(blob).decode(), "protocol": 34, "pv": "2.0", "t": 1700000000001}
+    msg = PulsarMessage(payload=json.dumps(envelope).encode(), properties={"em": "aes_gcm"}, message_id="9", topic="t")
+    (record,) = _decode(msg).records
+    assert record.kind == "unknown"
+    assert record.payload == inner and record.protocol == 34 and record.biz_code == "roomNameUpdate"
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=600), em=st.sampled_from([None, "aes_ecb", "aes_gcm", "other"]))
+def test_any_bytes_yield_records_or_a_dead_letter(payload, em):
+    msg = PulsarMessage(payload=payload, properties={"em": em} if em else {}, message_id="1", topic="t")
+    result = MessageDecoder(ACCESS_KEY).decode(msg)
+    assert isinstance(result, Decoded | DeadLetter)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: base64.b64encode(b).decode())),
+    protocol=st.integers(min_value=-5, max_value=2000),
+    t=st.integers(min_value=0, max_value=2**62),
+    em=st.sampled_from(["aes_ecb", "aes_gcm"]),
+)
+def test_any_envelope_fields_yield_records_or_a_dead_letter(data, protocol, t, em):
+    envelope = json.dumps({"data": data, "protocol": protocol, "t": t, "pv": "2.0"}).encode()
+    msg = PulsarMessage(payload=envelope, properties={"em": em}, message_id="1", topic="t")
+    assert isinstance(MessageDecoder(ACCESS_KEY).decode(msg), Decoded | DeadLetter)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    inner=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+        max_leaves=20,
+    ),
+    protocol=st.sampled_from([4, 20, 21, 1000, 1001, 1002, 99]),
+)
+def test_any_decrypted_json_yields_records_or_a_dead_letter(inner, protocol):
+    blob = Cipherbox(ACCESS_KEY).encrypt_gcm(json.dumps(inner).encode(), b"\x01" * 12)
+    envelope = {"data": base64.b64encode(blob).decode(), "protocol": protocol, "t": 1700000000000}
+    msg = PulsarMessage(payload=json.dumps(envelope).encode(), properties={"em": "aes_gcm"}, message_id="1", topic="t")
+    result = MessageDecoder(ACCESS_KEY).decode(msg)
+    assert isinstance(result, Decoded | DeadLetter)
+    if isinstance(result, DeadLetter):
+        assert result.error_kind != "internal_error", result.error

@@ -1,0 +1,99 @@
+"""streams/tuya/normalize.py on payload shapes the vectors do not cover (IoT-Core events, time units, devId place)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from models.records import DeviceEvent, StatusReported
+from streams.errors import PayloadError
+from streams.tuya.normalize import device_id_of, normalize, timestamp_ms
+
+PUSHED = 1_700_000_009_999
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1_700_000_000, 1_700_000_000_000),
+        (1_700_000_000_123, 1_700_000_000_123),
+        ("1700000000", 1_700_000_000_000),
+        (0, PUSHED),
+        (None, PUSHED),
+        (True, PUSHED),
+        ("soon", PUSHED),
+        ("²", PUSHED),
+        (-5, PUSHED),
+    ],
+)
+def test_timestamp_unit_chosen_by_magnitude_with_fallback(value, expected):
+    assert timestamp_ms(value, PUSHED) == expected
+
+
+def test_device_id_found_in_biz_data_when_absent_at_top_level():
+    assert device_id_of({"bizData": {"devId": "abc1234567"}}) == "abc1234567"
+    assert device_id_of({"devId": "top", "bizData": {"devId": "inner"}}) == "top"
+    assert device_id_of({"bizData": "x"}) is None
+
+
+@pytest.mark.parametrize(
+    ("protocol", "biz_code", "event"),
+    [
+        (1001, "deviceOnline", "online"),
+        (1001, "deviceOffline", "offline"),
+        (1001, "deviceNameUpdate", "name_updated"),
+        (1001, "deviceBindSpace", "bound"),
+        (1002, "deviceOtaProgress", "upgrade_progress"),
+        (20, "deviceSignal", "signal"),
+        (20, "share", "shared"),
+    ],
+)
+def test_iot_core_and_other_device_events_share_the_vocabulary(protocol, biz_code, event):
+    payload = {"bizCode": biz_code, "bizData": {"devId": "dev0000001", "time": 1_700_000_001}, "ts": 0}
+    (record,) = normalize("m1", protocol, payload, PUSHED)
+    assert isinstance(record, DeviceEvent)
+    assert (record.event, record.biz_code, record.device_id) == (event, biz_code, "dev0000001")
+    assert record.occurred_at == datetime.fromtimestamp(1_700_000_001, tz=UTC)
+
+
+def test_event_without_any_time_falls_back_to_envelope_t():
+    (record,) = normalize("m1", 20, {"bizCode": "online", "devId": "d1", "ts": 0}, PUSHED)
+    assert record.occurred_at == datetime.fromtimestamp(PUSHED / 1000, tz=UTC)
+
+
+def test_top_level_extra_fields_are_kept_in_event_data():
+    payload = {"bizCode": "deviceSignal", "devId": "d1", "reportData": [{"rssi": -60}], "ts": 1}
+    (record,) = normalize("m1", 20, payload, PUSHED)
+    assert record.data["reportData"] == [{"rssi": -60}]
+
+
+def test_status_item_without_time_uses_envelope_t_and_no_dp_id():
+    (record,) = normalize("m1", 4, {"devId": "d1", "status": [{"code": "c", "value": "v"}]}, PUSHED)
+    assert isinstance(record, StatusReported)
+    assert record.reported_at == datetime.fromtimestamp(PUSHED / 1000, tz=UTC)
+    assert record.dp_id is None and record.value == "v"
+
+
+@pytest.mark.parametrize(
+    ("protocol", "payload", "kind"),
+    [
+        (4, {"status": []}, "missing_device_id"),
+        (4, {"devId": "d1"}, "bad_status_report"),
+        (4, {"devId": "d1", "status": [{"value": 1}]}, "bad_status_report"),
+        (1000, {"bizCode": "devicePropertyMessage", "bizData": {"devId": "d1"}}, "bad_property_message"),
+        (20, {"bizCode": "online", "bizData": {}}, "missing_device_id"),
+        (21, {"bizCode": "userRegister", "bizData": {}}, "missing_uid"),
+    ],
+)
+def test_known_kinds_missing_required_fields_raise_payload_error(protocol, payload, kind):
+    with pytest.raises(PayloadError) as info:
+        normalize("m1", protocol, payload, PUSHED)
+    assert info.value.kind == kind
+
+
+def test_protocol_four_with_biz_code_and_unknown_biz_codes_are_unknown_records():
+    (record,) = normalize("m1", 20, {"bizCode": "somethingNew", "devId": "d1"}, PUSHED)
+    assert record.kind == "unknown" and record.device_id == "d1"
+    (record,) = normalize("m2", 1000, {"bizCode": "deviceEventMessage", "bizData": {"devId": "d2"}}, PUSHED)
+    assert record.kind == "unknown" and record.device_id == "d2"
