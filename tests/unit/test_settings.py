@@ -1,0 +1,85 @@
+"""streams/settings.py: validation, region URLs, secret masking, and the one-line error of the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.cli import main
+from streams.errors import ConfigError
+from streams.settings import OPENAPI_URLS, PULSAR_URLS, load_settings
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    for name in ("TUYA_ACCESS_ID", "TUYA_ACCESS_KEY", "TUYA_REGION", "TUYA_PULSAR_URL", "TUYA_OPENAPI_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+@pytest.mark.parametrize("region", sorted(PULSAR_URLS))
+def test_region_selects_both_endpoints(monkeypatch, region):
+    monkeypatch.setenv("TUYA_REGION", region)
+    settings = load_settings()
+    assert settings.pulsar_url == PULSAR_URLS[region]
+    assert settings.openapi_url == OPENAPI_URLS[region]
+
+
+def test_override_urls_win_over_region(monkeypatch):
+    monkeypatch.setenv("TUYA_REGION", "eu")
+    monkeypatch.setenv("TUYA_PULSAR_URL", "pulsar://127.0.0.1:6650")
+    monkeypatch.setenv("TUYA_OPENAPI_URL", "http://127.0.0.1:8080/")
+    settings = load_settings()
+    assert settings.pulsar_url == "pulsar://127.0.0.1:6650"
+    assert settings.openapi_url == "http://127.0.0.1:8080"
+
+
+def test_env_file_is_honoured(tmp_path):
+    (tmp_path / ".env").write_text("TUYA_REGION=in\nTUYA_MQ_ENV=event-test\n")
+    settings = load_settings()
+    assert (settings.tuya_region, settings.tuya_mq_env) == ("in", "event-test")
+
+
+def test_missing_region_names_the_variable():
+    with pytest.raises(ConfigError, match="TUYA_REGION"):
+        _ = load_settings().pulsar_url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("TUYA_REGION", "mars"), ("TUYA_MQ_ENV", "prod"), ("BATCH_SIZE", "many"), ("TUYA_ACCESS_KEY", "short")],
+)
+def test_malformed_setting_stops_cli_with_one_line_naming_it(monkeypatch, capsys, variable, value):
+    monkeypatch.setenv(variable, value)
+    assert main(["decode"]) == 2
+    err = capsys.readouterr().err
+    assert variable in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_access_key_never_in_repr_redacted_or_errors(monkeypatch):
+    monkeypatch.setenv("TUYA_ACCESS_KEY", SECRET)
+    settings = load_settings()
+    assert settings.access_key == SECRET
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings.redacted())
+
+
+def test_bad_access_key_error_does_not_echo_it(monkeypatch):
+    leaked = "x" * 31
+    monkeypatch.setenv("TUYA_ACCESS_KEY", leaked)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert leaked not in str(info.value)
+
+
+def test_database_password_hidden_in_redacted(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:hunter2@db/app")
+    assert "hunter2" not in str(load_settings().redacted())
+
+
+def test_empty_rules_file_means_no_rules(monkeypatch):
+    monkeypatch.setenv("RULES_FILE", "")
+    assert load_settings().rules_file is None
