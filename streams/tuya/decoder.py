@@ -13,8 +13,8 @@ import msgspec
 from models.records import DeadLetter, DecodedMessage, PulsarMessage, Record
 from streams.errors import DecodeError
 from streams.tuya.crypto import Cipherbox
-from streams.tuya.envelope import decode_payload, decoded_message, open_envelope, to_datetime
-from streams.tuya.normalize import device_id_of, normalize
+from streams.tuya.envelope import decode_payload, decoded_message, open_envelope
+from streams.tuya.normalize import device_id_of, normalize, utc
 
 __all__ = ["Decoded", "MessageDecoder"]
 
@@ -60,5 +60,5 @@ class MessageDecoder:
             properties=msg.properties,
             error_kind=kind,
             error=reason,
-            published_at=to_datetime(msg.publish_time_ms) if msg.publish_time_ms else None,
+            published_at=utc(msg.publish_time_ms) if msg.publish_time_ms else None,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,6 +18,7 @@ import msgspec
 from models.records import DecodedMessage, PulsarMessage
 from streams.errors import DecryptError, EnvelopeError, PayloadError
 from streams.tuya.crypto import Cipherbox
+from streams.tuya.normalize import utc
 
 __all__ = ["Envelope", "envelope_sign", "message_id_from_websocket", "open_envelope", "parse_websocket_frame"]
 
@@ -47,9 +48,9 @@ def envelope_sign(fields: dict[str, Any], access_key: str) -> str:
     [UNCERTAIN] against live traffic, so a mismatch is recorded and counted, never a reason to drop a message.
     """
     parts = [
-        f"{key}={_sign_text(value)}"
+        f"{key}={value if type(value) is str or type(value) is int else _sign_text(value)}"
         for key, value in sorted(fields.items())
-        if key != "sign" and value not in (None, "")
+        if key != "sign" and value is not None and value != ""
     ]
     parts.append(access_key)
     return hashlib.md5("||".join(parts).encode("utf-8"), usedforsecurity=False).hexdigest()
@@ -111,10 +112,6 @@ def decode_payload(plaintext: bytes) -> dict[str, Any]:
     return payload
 
 
-def to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def decoded_message(
     msg: PulsarMessage, env: Envelope, payload: dict[str, Any], device_id: str | None
 ) -> DecodedMessage:
@@ -127,8 +124,8 @@ def decoded_message(
         device_id=device_id,
         encrypt_model=env.encrypt_model,  # type: ignore[arg-type]
         sign_ok=env.sign_ok,
-        pushed_at=to_datetime(env.t or msg.publish_time_ms),
-        published_at=to_datetime(msg.publish_time_ms) if msg.publish_time_ms else None,
+        pushed_at=utc(env.t or msg.publish_time_ms),
+        published_at=utc(msg.publish_time_ms) if msg.publish_time_ms else None,
         payload=payload,
         properties=msg.properties,
     )

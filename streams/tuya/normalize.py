@@ -15,7 +15,7 @@ from typing import Any
 from models.records import DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent
 from streams.errors import PayloadError
 
-__all__ = ["DEVICE_EVENT_NAMES", "USER_EVENT_NAMES", "device_id_of", "normalize", "timestamp_ms"]
+__all__ = ["DEVICE_EVENT_NAMES", "USER_EVENT_NAMES", "device_id_of", "normalize", "timestamp_ms", "utc"]
 
 #: (protocol, bizCode) → our device event vocabulary. Legacy protocol 20 and IoT-Core 1001/1002 share it
 #: (SPEC.md §3.1: 1001 deviceOnline corresponds to legacy 20 online).
@@ -53,6 +53,7 @@ _PROPERTY_BIZ_CODES = frozenset({"devicePropertyMessage", "deviceQueryPropertyMe
 # Top-level keys of a protocol 20 payload that are not event data (SPEC.md §3.3).
 _EVENT_FRAME_KEYS = frozenset({"bizCode", "bizData", "devId", "productKey", "ts"})
 
+_ITEM_KEYS = frozenset({"code", "value", "t"})
 _SECONDS_BELOW = 10**11  # SPEC.md §3.5: below 10^11 a timestamp is in seconds, at or above it in ms
 
 
@@ -70,6 +71,14 @@ def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def _item_dp_id(item: dict[str, Any]) -> int | None:
+    """The DP id of a protocol-4 status item: the key made of digits (``"1": "true"``, SPEC.md §3.2)."""
+    for key in item:
+        if key not in _ITEM_KEYS and key.isascii() and key.isdigit():
+            return int(key)
+    return None
+
+
 def _dp_id(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -77,7 +86,7 @@ def _dp_id(value: Any) -> int | None:
 
 
 @lru_cache(maxsize=8192)
-def _utc(ms: int) -> datetime:
+def utc(ms: int) -> datetime:
     # Items of one report share their time, and bursts repeat it: caching avoids most datetime constructions.
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
@@ -114,7 +123,7 @@ def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms
             protocol=protocol,
             biz_code=biz_code if isinstance(biz_code, str) else None,
             device_id=device_id_of(payload),
-            occurred_at=_utc(timestamp_ms(payload.get("ts"), pushed_ms)),
+            occurred_at=utc(timestamp_ms(payload.get("ts"), pushed_ms)),
             payload=payload,
         )
     ]
@@ -137,20 +146,15 @@ def _status_report(message_id: str, payload: dict[str, Any], pushed_ms: int) -> 
     data_id = payload.get("dataId")
     records: list[Record] = []
     for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+        code = item.get("code") if type(item) is dict else None
+        if type(code) is not str:
             raise PayloadError(f"status item {index} has no 'code'", kind="bad_status_report")
-        dp_id = next((int(key) for key in item if _is_digits(key)), None)
+        t = item.get("t")
+        ms = t if type(t) is int and t >= _SECONDS_BELOW else timestamp_ms(t, pushed_ms)
+        # Positional, in field order: message_id, item_index, device_id, product_key, code, value, dp_id, reported_at.
         records.append(
             StatusReported(
-                message_id=message_id,
-                item_index=index,
-                device_id=device_id,
-                product_key=product_key,
-                code=item["code"],
-                value=item.get("value"),
-                dp_id=dp_id,
-                reported_at=_utc(timestamp_ms(item.get("t"), pushed_ms)),
-                data_id=data_id,
+                message_id, index, device_id, product_key, code, item.get("value"), _item_dp_id(item), utc(ms), data_id
             )
         )
     return records
@@ -179,7 +183,7 @@ def _property_message(message_id: str, payload: dict[str, Any], pushed_ms: int) 
                 code=item["code"],
                 value=item.get("value"),
                 dp_id=_dp_id(item.get("dpId")),
-                reported_at=_utc(timestamp_ms(item.get("time"), fallback)),
+                reported_at=utc(timestamp_ms(item.get("time"), fallback)),
                 data_id=biz_data.get("dataId"),
             )
         )
@@ -214,7 +218,7 @@ def _device_event(
         event=event,
         biz_code=biz_code,
         protocol=protocol,
-        occurred_at=_utc(_occurred_ms(payload, pushed_ms)),
+        occurred_at=utc(_occurred_ms(payload, pushed_ms)),
         data=_event_data(payload),
     )
 
@@ -230,6 +234,6 @@ def _user_event(message_id: str, biz_code: str, payload: dict[str, Any], pushed_
         uid=uid,
         event=USER_EVENT_NAMES[biz_code],
         biz_code=biz_code,
-        occurred_at=_utc(_occurred_ms(payload, pushed_ms)),
+        occurred_at=utc(_occurred_ms(payload, pushed_ms)),
         data=_event_data(payload),
     )
