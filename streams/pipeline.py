@@ -1,0 +1,86 @@
+"""The one pipeline: a batch of messages → decode → normalise → (rules) → store in one transaction.
+
+Owns the order of the steps (STYLE.md P2). Knows neither Pulsar nor Kafka: runtimes hand it
+:class:`~models.records.PulsarMessage` values and acknowledge only after :meth:`Pipeline.handle` returned, because
+its return means the batch is committed. Transient failures (database down) propagate as
+:class:`~streams.errors.TransientError` for the runtime to retry the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from models.records import DeadLetter, PulsarMessage
+from streams.tuya.decoder import Decoded, MessageDecoder
+
+__all__ = ["BatchResult", "BatchStore", "Pipeline", "Reactor"]
+
+
+class BatchStore(Protocol):
+    def write_batch(
+        self,
+        decoded: Sequence[Decoded],
+        dead_letters: Sequence[DeadLetter],
+        *,
+        received_at: datetime,
+        extra: Callable[[Any], None] | None = None,
+    ) -> Any: ...
+
+
+class Reactor(Protocol):
+    """What reacts to a stored batch inside its transaction (the rules engine's outbox writer)."""
+
+    def in_transaction(self, decoded: Sequence[Decoded], now: datetime) -> Callable[[Any], None] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    received: int
+    decoded: int
+    dead_letters: dict[str, int]
+    oldest_push_ms: int | None
+    counts: Any
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        decoder: MessageDecoder,
+        store: BatchStore,
+        reactor: Reactor | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._decoder = decoder
+        self._store = store
+        self._reactor = reactor
+        self._clock = clock
+
+    def handle(self, messages: Sequence[PulsarMessage]) -> BatchResult:
+        """Decode every message and store the batch in one transaction; returns once committed."""
+        decoded: list[Decoded] = []
+        dead: list[DeadLetter] = []
+        for message in messages:
+            result = self._decoder.decode(message)
+            if isinstance(result, DeadLetter):
+                dead.append(result)
+            else:
+                decoded.append(result)
+        now = self._clock()
+        extra = self._reactor.in_transaction(decoded, now) if self._reactor else None
+        counts = self._store.write_batch(decoded, dead, received_at=now, extra=extra)
+        kinds: dict[str, int] = {}
+        for letter in dead:
+            kinds[letter.error_kind] = kinds.get(letter.error_kind, 0) + 1
+        pushed = [int(d.message.pushed_at.timestamp() * 1000) for d in decoded]
+        return BatchResult(len(messages), len(decoded), kinds, min(pushed) if pushed else None, counts)
+
+    @property
+    def sign_mismatches(self) -> int:
+        return self._decoder.sign_mismatches

@@ -1,0 +1,199 @@
+"""The single-process runtime: receive a batch, hand it to the pipeline, acknowledge only after it committed.
+
+Owns the loop and its policies: reconnect with exponential backoff (1 s → 60 s) after broker loss, the idle
+watchdog, retrying a batch while the database is down (acking nothing), graceful stop on SIGTERM/SIGINT, bounded
+runs (``max_messages``, ``idle_timeout``), one INFO line per batch and the metrics. It holds no business logic: that
+is :class:`~streams.pipeline.Pipeline`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from streams.errors import TransientError
+from streams.metrics import WorkerMetrics
+from streams.pipeline import BatchResult, Pipeline
+from streams.sources.pulsar import Received
+
+__all__ = ["Backoff", "RunSummary", "Runner", "Source"]
+
+log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    def connect(self) -> None: ...
+    def receive_batch(self) -> list[Received]: ...
+    def ack(self, batch: list[Received]) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff: ``initial`` doubling up to ``maximum``; ``reset()`` after a success."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+    _next: float = 0.0
+
+    def next_delay(self) -> float:
+        delay = self._next or self.initial
+        self._next = min(delay * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    received: int
+    stored: int
+    dead_letters: int
+    batches: int
+    seconds: float
+
+
+class Runner:
+    def __init__(
+        self,
+        source: Source,
+        pipeline: Pipeline,
+        metrics: WorkerMetrics,
+        *,
+        idle_reconnect_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._source = source
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._idle_reconnect = idle_reconnect_s
+        self._clock = clock
+        self._sleep = sleep
+        self._stopping = False
+        self._received = self._stored = self._dead = self._batches = 0
+
+    def stop(self, *_: object) -> None:
+        """Stop intake; the batch in hand is still committed and acknowledged. Safe to call from a signal handler."""
+        if not self._stopping:
+            log.info("stop requested: finishing the batch in hand")
+        self._stopping = True
+
+    def run(self, max_messages: int | None = None, idle_timeout: float | None = None) -> RunSummary:
+        """Consume until stopped, or until ``max_messages`` were handled, or nothing came for ``idle_timeout`` s."""
+        started = self._clock()
+        self._connect(reason="start")
+        last_arrival = watched_since = self._clock()
+        try:
+            while not self._stopping:
+                self._metrics.heartbeat()
+                if max_messages is not None and self._received >= max_messages:
+                    break
+                batch = self._receive()
+                if batch is None:
+                    continue
+                if not batch:
+                    idle = self._clock() - last_arrival
+                    if idle_timeout is not None and idle >= idle_timeout:
+                        log.info("nothing arrived for %.1f s: ending the bounded run", idle)
+                        break
+                    if self._clock() - watched_since >= self._idle_reconnect:
+                        log.warning("watchdog: nothing arrived for %.0f s, reconnecting", idle)
+                        self._connect(reason="watchdog")
+                        watched_since = self._clock()
+                    continue
+                last_arrival = watched_since = self._clock()
+                if max_messages is not None:
+                    # The rest stays unacknowledged and is redelivered to the next consumer.
+                    batch = batch[: max_messages - self._received]
+                self._handle(batch)
+        finally:
+            self._source.close()
+        summary = RunSummary(self._received, self._stored, self._dead, self._batches, self._clock() - started)
+        log.info(
+            "stopped received=%d stored=%d dead_letters=%d batches=%d seconds=%.1f",
+            summary.received, summary.stored, summary.dead_letters, summary.batches, summary.seconds,
+        )  # fmt: skip
+        return summary
+
+    def _connect(self, *, reason: str) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                self._source.connect()
+                self._metrics.reconnects.labels(reason=reason).inc()
+                return
+            except Exception as exc:
+                if self._stopping:
+                    return
+                delay = backoff.next_delay()
+                log.warning("cannot reach the broker (%s): retrying in %.0f s", exc, delay)
+                self._sleep(delay)
+
+    def _receive(self) -> list[Received] | None:
+        """A batch (maybe empty); None after a broker error, once reconnected."""
+        try:
+            return self._source.receive_batch()
+        except Exception as exc:
+            log.warning("receive failed (%s): reconnecting", exc)
+            self._connect(reason="broker_error")
+            return None
+
+    def _handle(self, batch: list[Received]) -> None:
+        oldest_publish = min((r.message.publish_time_ms for r in batch), default=0)
+        result = self._commit(batch, oldest_publish)
+        if result is None:
+            return  # stopping while the database is down: nothing acknowledged, all will be redelivered
+        try:
+            self._source.ack(batch)
+        except Exception as exc:  # committed but not acked: redelivery is harmless, the store is idempotent
+            log.warning("ack failed after commit (%s): the batch will be redelivered and ignored", exc)
+            self._connect(reason="ack_error")
+        self._metrics.oldest_unacked_age.set(0)
+        self._count(result)
+
+    def _commit(self, batch: list[Received], oldest_publish_ms: int) -> BatchResult | None:
+        backoff = Backoff()
+        messages = [r.message for r in batch]
+        while True:
+            if oldest_publish_ms:
+                self._metrics.oldest_unacked_age.set(max(0.0, time.time() - oldest_publish_ms / 1000))
+            started = time.perf_counter()
+            try:
+                result = self._pipeline.handle(messages)
+            except TransientError as exc:
+                if self._stopping:
+                    log.warning("stopping while %s: leaving %d messages unacknowledged", exc, len(batch))
+                    return None
+                delay = max(backoff.next_delay(), exc.retry_after)
+                log.warning("%s: nothing acknowledged, retrying the batch of %d in %.0f s", exc, len(batch), delay)
+                self._sleep(delay)
+                continue
+            self._metrics.commit_seconds.observe(time.perf_counter() - started)
+            return result
+
+    def _count(self, result: BatchResult) -> None:
+        m = self._metrics
+        stored = getattr(result.counts, "messages_inserted", result.decoded)
+        dead = sum(result.dead_letters.values())
+        m.received.inc(result.received)
+        m.stored.inc(stored)
+        m.duplicates.inc(max(0, result.decoded - stored))
+        for kind, n in result.dead_letters.items():
+            m.dead_letters.labels(error_kind=kind).inc(n)
+        m.sign_mismatches.set(self._pipeline.sign_mismatches)
+        m.batches.inc()
+        lag = time.time() - result.oldest_push_ms / 1000 if result.oldest_push_ms else 0.0
+        m.push_lag.set(lag)
+        self._received += result.received
+        self._stored += stored
+        self._dead += dead
+        self._batches += 1
+        log.info(
+            "batch received=%d stored=%d duplicates=%d dead_letters=%d lag_s=%.1f",
+            result.received, stored, result.decoded - stored, dead, lag,
+        )  # fmt: skip

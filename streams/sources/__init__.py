@@ -1,0 +1,1 @@
+"""Transports that deliver Tuya's messages: the Pulsar consumer (and, for scale-out, Kafka)."""

@@ -1,0 +1,220 @@
+"""streams/runner.py with a scripted source and store: ack only after commit, retries, stop, bounds, watchdog.
+
+The real broker and databases are exercised in tests/integration/test_worker.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from models.records import PulsarMessage
+from streams.errors import DatabaseUnavailable
+from streams.metrics import WorkerMetrics
+from streams.pipeline import Pipeline
+from streams.runner import Backoff, Runner
+from streams.sources.pulsar import Received
+from streams.tuya.decoder import MessageDecoder
+from tests.factories import message_from_vector
+
+
+class ScriptedSource:
+    """Hands out scripted batches (an Exception entry raises), records connects and acks in a shared log."""
+
+    def __init__(self, batches: list, log: list) -> None:
+        self.batches = list(batches)
+        self.log = log
+
+    def connect(self) -> None:
+        self.log.append(("connect",))
+
+    def receive_batch(self) -> list[Received]:
+        item = self.batches.pop(0) if self.batches else []
+        if isinstance(item, Exception):
+            raise item
+        if callable(item):
+            return item()
+        return item
+
+    def ack(self, batch: list[Received]) -> None:
+        self.log.append(("ack", [r.message.message_id for r in batch]))
+
+    def close(self) -> None:
+        self.log.append(("close",))
+
+
+class ScriptedStore:
+    def __init__(self, log: list, failures: int = 0) -> None:
+        self.log = log
+        self.failures = failures
+
+    def write_batch(self, decoded, dead_letters, *, received_at, extra=None):
+        if self.failures:
+            self.failures -= 1
+            self.log.append(("commit_failed",))
+            raise DatabaseUnavailable("database is down", retry_after=0.5)
+        ids = [d.message.message_id for d in decoded] + [d.message_id for d in dead_letters]
+        self.log.append(("commit", ids))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _received(vectors, index: int, message_id: str) -> Received:
+    return Received(message_from_vector(vectors["envelopes"][index], message_id=message_id), handle=None)
+
+
+def _bad(message_id: str) -> Received:
+    msg = PulsarMessage(payload=b"{not json", properties={}, message_id=message_id, topic="t")
+    return Received(msg, handle=None)
+
+
+def _runner(vectors, source, store, clock=None, **kwargs) -> Runner:
+    clock = clock or FakeClock()
+    pipeline = Pipeline(MessageDecoder(vectors["pulsar_auth"]["access_key"]), store, clock=lambda: datetime.now(UTC))
+    return Runner(source, pipeline, WorkerMetrics(clock=clock), clock=clock, sleep=clock.sleep, **kwargs)
+
+
+def test_batch_is_acked_individually_only_after_commit(vectors):
+    log: list = []
+    source = ScriptedSource([[_received(vectors, 0, "1:0:0:-1"), _bad("1:1:0:-1")]], log)
+    _runner(vectors, source, ScriptedStore(log)).run(max_messages=2)
+    assert log == [
+        ("connect",),
+        ("commit", ["1:0:0:-1", "1:1:0:-1"]),
+        ("ack", ["1:0:0:-1", "1:1:0:-1"]),
+        ("close",),
+    ]
+
+
+def test_database_down_acks_nothing_and_retries_same_batch_with_backoff(vectors):
+    log: list = []
+    clock = FakeClock()
+    source = ScriptedSource([[_received(vectors, 0, "1:0:0:-1")]], log)
+    _runner(vectors, source, ScriptedStore(log, failures=3), clock).run(max_messages=1)
+    assert [e[0] for e in log] == [
+        "connect",
+        "commit_failed",
+        "commit_failed",
+        "commit_failed",
+        "commit",
+        "ack",
+        "close",
+    ]
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_stop_during_batch_commits_and_acks_it_then_exits(vectors):
+    log: list = []
+    runner_box: list[Runner] = []
+
+    def batch_then_stop() -> list[Received]:
+        runner_box[0].stop()
+        return [_received(vectors, 2, "1:2:0:-1")]
+
+    source = ScriptedSource([batch_then_stop, [_received(vectors, 3, "1:3:0:-1")]], log)
+    runner = _runner(vectors, source, ScriptedStore(log))
+    runner_box.append(runner)
+    summary = runner.run()
+    assert ("ack", ["1:2:0:-1"]) in log
+    assert all("1:3:0:-1" not in str(entry) for entry in log)
+    assert summary.received == 1 and log[-1] == ("close",)
+
+
+def test_stop_while_database_down_leaves_batch_unacked(vectors):
+    log: list = []
+    runner_box: list[Runner] = []
+
+    class StopOnFailure(ScriptedStore):
+        def write_batch(self, *args, **kwargs):
+            runner_box[0].stop()
+            return super().write_batch(*args, **kwargs)
+
+    source = ScriptedSource([[_received(vectors, 0, "1:0:0:-1")]], log)
+    runner = _runner(vectors, source, StopOnFailure(log, failures=5))
+    runner_box.append(runner)
+    runner.run()
+    assert not [e for e in log if e[0] == "ack"]
+
+
+def test_max_messages_leaves_the_rest_of_a_batch_unacked(vectors):
+    log: list = []
+    batch = [_received(vectors, i, f"1:{i}:0:-1") for i in range(4)]
+    summary = _runner(vectors, ScriptedSource([batch], log), ScriptedStore(log)).run(max_messages=3)
+    assert ("ack", ["1:0:0:-1", "1:1:0:-1", "1:2:0:-1"]) in log
+    assert summary.received == 3
+
+
+def test_idle_timeout_ends_a_bounded_run(vectors):
+    log: list = []
+    clock = FakeClock()
+
+    def empty() -> list[Received]:
+        clock.now += 0.5
+        return []
+
+    summary = _runner(vectors, ScriptedSource([empty] * 10, log), ScriptedStore(log), clock).run(idle_timeout=2.0)
+    assert summary.received == 0
+    assert clock.now == pytest.approx(2.0)
+
+
+def test_watchdog_reconnects_after_idle_reconnect_seconds(vectors):
+    log: list = []
+    clock = FakeClock()
+
+    def empty() -> list[Received]:
+        clock.now += 10
+        return []
+
+    runner = _runner(vectors, ScriptedSource([empty] * 7, log), ScriptedStore(log), clock, idle_reconnect_s=30)
+    runner.run(idle_timeout=70)
+    assert clock.now == 70
+    assert [e[0] for e in log].count("connect") == 3  # start, after 30 s, after 60 s
+
+
+def test_broker_error_reconnects_with_exponential_backoff(vectors):
+    log: list = []
+    clock = FakeClock()
+    attempts = {"n": 0}
+
+    class FlakySource(ScriptedSource):
+        def connect(self) -> None:
+            attempts["n"] += 1
+            if 1 < attempts["n"] <= 4:
+                raise ConnectionError("broker unreachable")
+            super().connect()
+
+    source = FlakySource([ConnectionError("lost"), [_received(vectors, 0, "1:0:0:-1")]], log)
+    summary = _runner(vectors, source, ScriptedStore(log), clock).run(max_messages=1)
+    assert summary.received == 1
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_backoff_doubles_to_sixty_seconds_and_resets():
+    backoff = Backoff()
+    assert [backoff.next_delay() for _ in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    backoff.reset()
+    assert backoff.next_delay() == 1
+
+
+def test_dead_letters_are_counted_by_kind(vectors):
+    log: list = []
+    clock = FakeClock()
+    metrics = WorkerMetrics(clock=clock)
+    pipeline = Pipeline(MessageDecoder(vectors["pulsar_auth"]["access_key"]), ScriptedStore(log))
+    source = ScriptedSource([[_bad("1:0:0:-1"), _received(vectors, 1, "1:1:0:-1")]], log)
+    Runner(source, pipeline, metrics, clock=clock, sleep=clock.sleep).run(max_messages=2)
+    value = metrics.registry.get_sample_value("tuya_dead_letters_total", {"error_kind": "bad_envelope_json"})
+    assert value == 1
+    assert metrics.registry.get_sample_value("tuya_messages_received_total") == 2
