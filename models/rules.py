@@ -1,0 +1,409 @@
+"""The rules file's schema: what an operator may write in ``config/rules.yaml``, and the RuleSet it loads into.
+
+Owns the pydantic models of a rule (unknown keys rejected, so typos fail), the duration syntax and the device
+reference rule (an alias of the file's ``devices:`` map, else something that looks like a Tuya device id).
+The conventions follow Home Assistant automations (``triggers:`` / ``conditions:`` / ``actions:``, each item
+tagged by ``trigger:`` / ``condition:`` / ``action:``). Data only: never imports ``streams``; the loader adds
+line numbers, the engine gives the rules their meaning.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from models.records import DEVICE_EVENTS, USER_EVENTS
+
+__all__ = [
+    "WEEKDAYS",
+    "Action",
+    "AndCondition",
+    "CommandItem",
+    "Condition",
+    "Cooldown",
+    "DeviceAliases",
+    "DeviceEventTrigger",
+    "DeviceSilentTrigger",
+    "LogAction",
+    "NotCondition",
+    "NumericStateCondition",
+    "NumericStateTrigger",
+    "OrCondition",
+    "Rule",
+    "RuleSet",
+    "SendCommandAction",
+    "StateCondition",
+    "StateTrigger",
+    "TimeCondition",
+    "Trigger",
+    "UserEventTrigger",
+    "WebhookAction",
+    "format_duration",
+    "looks_like_device_id",
+    "parse_duration",
+]
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_COMPOUND = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
+_COMPOUND_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_CLOCK = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
+_MAPPING_KEYS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+_DURATION_HINT = "write e.g. 30s, 5m, 1h30m, 1d, HH:MM:SS or {minutes: 5}"
+
+# Tuya device ids are 20-22 letters and digits ("bf1e8a0cd2e4a1b2c3x9kq"); asking for a digit keeps a mistyped
+# alias such as "greenhousefan" from passing for one.
+_DEVICE_ID = re.compile(r"(?=.*\d)[A-Za-z0-9]{10,}")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A positive duration from ``"30s"``, ``"1h30m"``, ``"2d"``, ``"00:05:00"``, ``{minutes: 5}`` or seconds."""
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r} ({_DURATION_HINT})")
+    elif isinstance(value, int | float):
+        duration = timedelta(seconds=value)
+    elif isinstance(value, str):
+        duration = _parse_duration_text(value)
+    elif isinstance(value, dict):
+        duration = _parse_duration_mapping(value)
+    else:
+        raise ValueError(f"not a duration: {value!r} ({_DURATION_HINT})")
+    if duration <= timedelta(0):
+        raise ValueError(f"must be longer than 0s, not {value!r}")
+    return duration
+
+
+def _parse_duration_text(text: str) -> timedelta:
+    compact = text.replace(" ", "").lower()
+    if compact.isdigit():
+        return timedelta(seconds=int(compact))
+    if _COMPOUND.fullmatch(compact):
+        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _COMPOUND_PART.findall(compact))
+        return timedelta(seconds=seconds)
+    clock = _CLOCK.fullmatch(compact)
+    if clock:
+        hours, minutes, seconds = (int(part or 0) for part in clock.groups())
+        return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    raise ValueError(f"not a duration: {text!r} ({_DURATION_HINT})")
+
+
+def _parse_duration_mapping(mapping: dict[Any, Any]) -> timedelta:
+    seconds = 0.0
+    for key, amount in mapping.items():
+        if key not in _MAPPING_KEYS or isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise ValueError(f"not a duration: {mapping!r} (keys: days, hours, minutes, seconds; numbers)")
+        seconds += amount * _MAPPING_KEYS[key]
+    return timedelta(seconds=seconds)
+
+
+def format_duration(duration: timedelta) -> str:
+    """The shortest text ``parse_duration`` reads back: ``1h30m``, ``45s``, ``2d``."""
+    remaining = int(duration.total_seconds())
+    parts = []
+    for unit, size in _UNIT_SECONDS.items():
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or f"{duration.total_seconds():g}s"
+
+
+def looks_like_device_id(text: str) -> bool:
+    """True for letters and digits, at least 10 of them, one a digit: what Tuya device ids look like."""
+    return bool(_DEVICE_ID.fullmatch(text))
+
+
+def _device_id(value: str) -> str:
+    if not looks_like_device_id(value):
+        raise ValueError(f"{value!r} is not a Tuya device id (10 or more letters and digits)")
+    return value
+
+
+def _resolve_device(value: str, info: ValidationInfo) -> str:
+    aliases: Mapping[str, str] = (info.context or {}).get("devices", {})
+    if value in aliases:
+        return aliases[value]
+    if looks_like_device_id(value):
+        return value
+    close = difflib.get_close_matches(value, list(aliases), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else " (add it to the devices: map, or give the device id)"
+    raise ValueError(f"unknown device or alias {value!r}{hint}")
+
+
+def _one_of(names: frozenset[str], what: str) -> Any:
+    def check(value: str) -> str:
+        if value not in names:
+            raise ValueError(f"unknown {what} {value!r} (one of: {', '.join(sorted(names))})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _clock_time(value: Any) -> Any:
+    if isinstance(value, str):
+        match = _CLOCK.fullmatch(value.strip())
+        if match is None or int(match.group(1)) > 23:
+            raise ValueError(f"not a time of day: {value!r} (write HH:MM or HH:MM:SS, quoted)")
+        hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        return time(hours, minutes, seconds)
+    return value
+
+
+def _weekdays(value: Any) -> Any:
+    days = [value] if isinstance(value, str) else value
+    if isinstance(days, list):
+        for day in days:
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r} (one of: {', '.join(WEEKDAYS)})")
+        return tuple(days)
+    return value
+
+
+def _cooldown_shorthand(value: Any) -> Any:
+    return value if value is None or isinstance(value, dict) else {"duration": value}
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+DeviceId = Annotated[str, AfterValidator(_device_id)]
+DeviceRef = Annotated[str, AfterValidator(_resolve_device)]
+DpCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
+ProductKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9]+$")]
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _DeviceSelector(_Schema):
+    """Which devices a trigger listens to: one ``device`` (id or alias), every device of a ``product``, or any."""
+
+    device: DeviceRef | None = None
+    product: ProductKey | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> _DeviceSelector:
+        if self.device is not None and self.product is not None:
+            raise ValueError("give 'device' or 'product', not both")
+        return self
+
+
+class _Range(_Schema):
+    """``above`` < value < ``below`` (both strict, as in Home Assistant); at least one bound."""
+
+    # ``below`` is declared first so that the check of ``above`` sees it, and the error lands on ``above``.
+    below: float | None = None
+    above: float | None = None
+
+    @field_validator("above")
+    @classmethod
+    def _above_below(cls, above: float | None, info: ValidationInfo) -> float | None:
+        below = info.data.get("below")
+        if above is not None and below is not None and above >= below:
+            raise ValueError(f"must be below 'below' ({above:g} >= {below:g})")
+        return above
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> _Range:
+        if self.above is None and self.below is None:
+            raise ValueError("needs 'above', 'below' or both")
+        return self
+
+
+class StateTrigger(_DeviceSelector):
+    """A DP code's value changed (``to`` the new value, ``from`` the old one, if given)."""
+
+    trigger: Literal["state"]
+    code: DpCode
+    from_: Any = Field(None, alias="from")
+    to: Any = None
+    for_: Duration | None = Field(None, alias="for")
+
+
+class NumericStateTrigger(_DeviceSelector, _Range):
+    """A DP code's number entered the range; re-arms when it leaves it."""
+
+    trigger: Literal["numeric_state"]
+    code: DpCode
+    for_: Duration | None = Field(None, alias="for")
+
+
+class DeviceEventTrigger(_DeviceSelector):
+    """A device event of the one vocabulary (legacy and IoT-Core alike); with ``for``, the opposite one cancels."""
+
+    trigger: Literal["device_event"]
+    event: Annotated[str, _one_of(DEVICE_EVENTS, "device event")]
+    for_: Duration | None = Field(None, alias="for")
+
+
+class DeviceSilentTrigger(_DeviceSelector):
+    """No message about the device for ``for``; fires once per silence."""
+
+    trigger: Literal["device_silent"]
+    for_: Duration = Field(alias="for")
+
+
+class UserEventTrigger(_Schema):
+    """A user lifecycle event (registered, updated, deleted), of one ``uid`` or any user."""
+
+    trigger: Literal["user_event"]
+    event: Annotated[str, _one_of(USER_EVENTS, "user event")]
+    uid: str | None = None
+
+
+Trigger = Annotated[
+    StateTrigger | NumericStateTrigger | DeviceEventTrigger | DeviceSilentTrigger | UserEventTrigger,
+    Field(discriminator="trigger"),
+]
+
+
+class StateCondition(_Schema):
+    """The latest value of ``code`` on ``device`` (default: the triggering device) equals ``state``."""
+
+    condition: Literal["state"]
+    device: DeviceRef | None = None
+    code: DpCode
+    state: Any
+
+
+class NumericStateCondition(_Range):
+    """The latest value of ``code`` on ``device`` (default: the triggering device) is within the range."""
+
+    condition: Literal["numeric_state"]
+    device: DeviceRef | None = None
+    code: DpCode
+
+
+class TimeCondition(_Schema):
+    """The fire time (UTC) is ``after`` ≤ t < ``before`` (wrapping past midnight) on one of the ``weekday``s."""
+
+    condition: Literal["time"]
+    after: ClockTime | None = None
+    before: ClockTime | None = None
+    weekday: Annotated[tuple[str, ...] | None, BeforeValidator(_weekdays)] = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> TimeCondition:
+        if self.after is None and self.before is None and self.weekday is None:
+            raise ValueError("needs 'after', 'before' or 'weekday'")
+        return self
+
+
+class AndCondition(_Schema):
+    condition: Literal["and"]
+    conditions: list[Condition] = Field(min_length=1)
+
+
+class OrCondition(_Schema):
+    condition: Literal["or"]
+    conditions: list[Condition] = Field(min_length=1)
+
+
+class NotCondition(_Schema):
+    """None of ``conditions`` holds."""
+
+    condition: Literal["not"]
+    conditions: list[Condition] = Field(min_length=1)
+
+
+Condition = Annotated[
+    StateCondition | NumericStateCondition | TimeCondition | AndCondition | OrCondition | NotCondition,
+    Field(discriminator="condition"),
+]
+
+
+class CommandItem(_Schema):
+    """One DP to set; ``value`` may be a template such as ``"{{ not trigger.value }}"``."""
+
+    code: DpCode
+    value: Any
+
+
+class SendCommandAction(_Schema):
+    """Send DP commands through the signed OpenAPI to ``device`` (default: the triggering device)."""
+
+    action: Literal["tuya.send_command"]
+    device: DeviceRef | None = None
+    commands: list[CommandItem] = Field(min_length=1)
+
+
+class WebhookAction(_Schema):
+    """HTTP POST of the ``json`` body (templates rendered) to ``url``."""
+
+    action: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://\S+$")
+    body: Any = Field(None, alias="json")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration = timedelta(seconds=10)
+
+
+class LogAction(_Schema):
+    """A line in the worker's log (``message`` is a template)."""
+
+    action: Literal["log"]
+    message: str
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+for _group in (AndCondition, OrCondition, NotCondition):
+    _group.model_rebuild()
+
+
+Action = Annotated[SendCommandAction | WebhookAction | LogAction, Field(discriminator="action")]
+
+
+class Cooldown(_Schema):
+    """After a fire, further fires within ``duration`` are dropped: of the whole rule, or of the same device."""
+
+    duration: Duration
+    per: Literal["rule", "device"] = "rule"
+
+
+class Rule(_Schema):
+    """One automation: when any trigger fires and all conditions hold, run the actions in order."""
+
+    # No ':' in ids: the idempotency key of a command is "rule_id:message_id:action_index".
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    alias: str | None = None
+    description: str | None = None
+    enabled: bool = True
+    dry_run: bool = False
+    triggers: list[Trigger] = Field(min_length=1)
+    conditions: list[Condition] = Field(default_factory=list)
+    actions: list[Action] = Field(min_length=1)
+    cooldown: Annotated[Cooldown | None, BeforeValidator(_cooldown_shorthand)] = None
+
+
+DeviceAliases = dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], DeviceId]
+"""The ``devices:`` map: alias → Tuya device id."""
+
+
+@dataclass(frozen=True, eq=False)
+class RuleSet:
+    """The validated rules of one file, device aliases resolved; ``dry_run`` is the global RULES_DRY_RUN."""
+
+    rules: tuple[Rule, ...] = ()
+    devices: Mapping[str, str] = field(default_factory=dict)
+    source: str = "<rules>"
+    dry_run: bool = False
+
+    def alias_of(self, device_id: str) -> str | None:
+        """The first alias naming ``device_id``, for messages meant for people."""
+        return next((alias for alias, known in self.devices.items() if known == device_id), None)

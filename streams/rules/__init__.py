@@ -1,0 +1,46 @@
+"""Rules: the YAML rule language's loader and the pure, edge-triggered engine.
+
+What the rest of the worker may import: load the file once (``load_rules``), then call ``evaluate`` per stored batch
+and ``tick`` every few seconds, persisting ``Evaluation.state_changes`` and the fired actions in the batch's
+transaction. Nothing here does I/O beyond reading the rules file.
+"""
+
+from models.rules import RuleSet
+from streams.rules.effects import FiredAction, PostWebhook, SendCommands, TemplateFailed, WriteLog
+from streams.rules.engine import Evaluation, evaluate, tick
+from streams.rules.loader import load_rules, parse_rules
+from streams.rules.problems import RuleProblem, RulesFileError
+from streams.rules.state import (
+    DeviceSeen,
+    LatestValues,
+    RuleState,
+    RuleStateKey,
+    RuleStates,
+    TriggerContext,
+    TriggerState,
+    merge_states,
+)
+
+__all__ = [
+    "DeviceSeen",
+    "Evaluation",
+    "FiredAction",
+    "LatestValues",
+    "PostWebhook",
+    "RuleProblem",
+    "RuleSet",
+    "RuleState",
+    "RuleStateKey",
+    "RuleStates",
+    "RulesFileError",
+    "SendCommands",
+    "TemplateFailed",
+    "TriggerContext",
+    "TriggerState",
+    "WriteLog",
+    "evaluate",
+    "load_rules",
+    "merge_states",
+    "parse_rules",
+    "tick",
+]

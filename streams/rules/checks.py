@@ -1,0 +1,90 @@
+"""Checks a rule's schema cannot make alone: targets the triggers cannot supply, templates that cannot render.
+
+Owns cross-field and cross-section constraints of one rule, reported as (loc within the rule, message). Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from models.rules import (
+    AndCondition,
+    Condition,
+    NotCondition,
+    NumericStateCondition,
+    OrCondition,
+    Rule,
+    SendCommandAction,
+    StateCondition,
+    UserEventTrigger,
+)
+from streams.rules.problems import Loc
+from streams.rules.templates import check_template, is_template
+
+__all__ = ["missing_targets", "template_problems"]
+
+# The keys of an action whose string values are templates.
+_TEMPLATED_KEYS = ("commands", "json", "message")
+
+
+def missing_targets(rule: Rule) -> Iterator[tuple[Loc, str]]:
+    """Actions and conditions that leave out ``device`` when a trigger cannot say which device it means.
+
+    A send_command without ``device`` goes to the triggering device, so every trigger must select its devices
+    (``device`` or ``product``): "any device" could be any device of the account. A condition without ``device``
+    reads the triggering device, which a user_event does not have.
+    """
+    unselected = [
+        (index, trigger)
+        for index, trigger in enumerate(rule.triggers)
+        if isinstance(trigger, UserEventTrigger) or (trigger.device is None and trigger.product is None)
+    ]
+    if unselected:
+        index, trigger = unselected[0]
+        for position, action in enumerate(rule.actions):
+            if isinstance(action, SendCommandAction) and action.device is None:
+                yield (
+                    ("actions", position, "device"),
+                    f"required: triggers[{index}] ({trigger.trigger}) names no device or product to send to",
+                )
+    users = [index for index, trigger in enumerate(rule.triggers) if isinstance(trigger, UserEventTrigger)]
+    if users:
+        for loc, condition in _device_conditions(rule.conditions, ("conditions",)):
+            if condition.device is None:
+                yield (*loc, "device"), f"required: triggers[{users[0]}] (user_event) has no device to look at"
+
+
+def _device_conditions(
+    conditions: Sequence[Condition], loc: Loc
+) -> Iterator[tuple[Loc, StateCondition | NumericStateCondition]]:
+    for position, condition in enumerate(conditions):
+        if isinstance(condition, StateCondition | NumericStateCondition):
+            yield (*loc, position), condition
+        elif isinstance(condition, AndCondition | OrCondition | NotCondition):
+            yield from _device_conditions(condition.conditions, (*loc, position, "conditions"))
+
+
+def template_problems(raw_rule: Any) -> Iterator[tuple[Loc, str]]:
+    """Templates in a rule's actions (as written, validated or not) that would fail to render."""
+    actions = raw_rule.get("actions") if isinstance(raw_rule, dict) else None
+    if not isinstance(actions, list):
+        return
+    for position, action in enumerate(actions):
+        if isinstance(action, dict):
+            for key in _TEMPLATED_KEYS:
+                if key in action:
+                    yield from _templates(action[key], ("actions", position, key))
+
+
+def _templates(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    if isinstance(value, str) and is_template(value):
+        problem = check_template(value)
+        if problem is not None:
+            yield loc, problem
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            yield from _templates(item, (*loc, position))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _templates(item, (*loc, str(key)))

@@ -1,0 +1,142 @@
+"""One-line descriptions of triggers, conditions and actions, for ``rules check`` and logs meant for people.
+
+Owns the wording only. Devices are shown by alias where the file gives one. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import time
+from typing import Any
+
+from models.rules import (
+    Action,
+    AndCondition,
+    Condition,
+    DeviceEventTrigger,
+    DeviceSilentTrigger,
+    LogAction,
+    NotCondition,
+    NumericStateCondition,
+    NumericStateTrigger,
+    OrCondition,
+    Rule,
+    RuleSet,
+    SendCommandAction,
+    StateCondition,
+    StateTrigger,
+    TimeCondition,
+    Trigger,
+    UserEventTrigger,
+    WebhookAction,
+    format_duration,
+)
+
+__all__ = ["describe_action", "describe_condition", "describe_rule", "describe_trigger"]
+
+Names = Callable[[str], str]
+
+
+def describe_rule(rule: Rule, rule_set: RuleSet) -> list[str]:
+    """The rule as a heading line and one indented line per trigger, condition, action and cooldown."""
+
+    def name(device_id: str) -> str:
+        return rule_set.alias_of(device_id) or device_id
+
+    flags = [flag for flag, on in (("disabled", not rule.enabled), ("dry run", rule.dry_run)) if on]
+    heading = rule.id + (f" — {rule.alias}" if rule.alias else "") + "".join(f" [{flag}]" for flag in flags)
+    lines = [heading]
+    lines += [f"  when  {describe_trigger(trigger, name)}" for trigger in rule.triggers]
+    lines += [f"  if    {describe_condition(condition, name)}" for condition in rule.conditions]
+    lines += [f"  then  {describe_action(action, name)}" for action in rule.actions]
+    if rule.cooldown is not None:
+        lines.append(f"  cooldown {format_duration(rule.cooldown.duration)} per {rule.cooldown.per}")
+    return lines
+
+
+def describe_trigger(trigger: Trigger, name: Names) -> str:
+    match trigger:
+        case StateTrigger():
+            change = _given("from", trigger.from_) + _given("to", trigger.to)
+            text = f"state {trigger.code} changes{change}"
+        case NumericStateTrigger():
+            text = f"numeric_state {trigger.code} {_range(trigger.above, trigger.below)}"
+        case DeviceEventTrigger():
+            text = f"device_event {trigger.event}"
+        case DeviceSilentTrigger():
+            return (
+                f"device_silent {_selected(trigger.device, trigger.product, name)} for {format_duration(trigger.for_)}"
+            )
+        case UserEventTrigger():
+            return f"user_event {trigger.event}" + (f" of user {trigger.uid}" if trigger.uid else "")
+    held = f" for {format_duration(trigger.for_)}" if trigger.for_ is not None else ""
+    return f"{text}{held} {_selected(trigger.device, trigger.product, name)}"
+
+
+def describe_condition(condition: Condition, name: Names) -> str:
+    match condition:
+        case StateCondition():
+            return f"{condition.code} = {_shown(condition.state)} {_on(condition.device, name)}"
+        case NumericStateCondition():
+            return f"{condition.code} {_range(condition.above, condition.below)} {_on(condition.device, name)}"
+        case TimeCondition():
+            return _time(condition)
+        case AndCondition() | OrCondition():
+            joined = f" {condition.condition} ".join(describe_condition(inner, name) for inner in condition.conditions)
+            return f"({joined})"
+        case NotCondition():
+            return "not (" + " or ".join(describe_condition(inner, name) for inner in condition.conditions) + ")"
+    raise TypeError(f"unknown condition {condition!r}")
+
+
+def describe_action(action: Action, name: Names) -> str:
+    match action:
+        case SendCommandAction():
+            commands = ", ".join(f"{item.code}={_shown(item.value)}" for item in action.commands)
+            target = name(action.device) if action.device else "the triggering device"
+            return f"tuya.send_command to {target}: {commands}"
+        case WebhookAction():
+            return f"webhook POST {action.url} (timeout {format_duration(action.timeout)})"
+        case LogAction():
+            return f"log {action.level}: {action.message}"
+    raise TypeError(f"unknown action {action!r}")
+
+
+def _selected(device: str | None, product: str | None, name: Names) -> str:
+    if device is not None:
+        return f"on {name(device)}"
+    return f"on product {product}" if product is not None else "on any device"
+
+
+def _on(device: str | None, name: Names) -> str:
+    return f"on {name(device)}" if device is not None else "on the triggering device"
+
+
+def _range(above: float | None, below: float | None) -> str:
+    if above is not None and below is not None:
+        return f"between {above:g} and {below:g}"
+    return f"above {above:g}" if above is not None else f"below {below:g}"
+
+
+def _given(word: str, value: Any) -> str:
+    return f" {word} {_shown(value)}" if value is not None else ""
+
+
+def _time(condition: TimeCondition) -> str:
+    parts = []
+    if condition.after is not None:
+        parts.append(f"after {_clock(condition.after)}")
+    if condition.before is not None:
+        parts.append(f"before {_clock(condition.before)}")
+    if condition.weekday is not None:
+        parts.append("on " + ",".join(condition.weekday))
+    return "time " + " ".join(parts) + " UTC"
+
+
+def _clock(moment: time) -> str:
+    return moment.isoformat(timespec="seconds" if moment.second else "minutes")
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)

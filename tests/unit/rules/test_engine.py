@@ -1,0 +1,334 @@
+"""Trigger semantics of streams/rules/engine.py and triggers.py, on an injected clock (no sleeping).
+
+Partners: test_conditions.py (conditions, cooldowns), test_effects.py (actions, keys, dry run).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.rules import evaluate
+from tests.unit.rules.builders import (
+    FAN,
+    OTHER_PLUG,
+    PLUG,
+    PLUG_PRODUCT,
+    SENSOR,
+    EngineLoop,
+    at,
+    device_event,
+    make_rules,
+    rule_ids,
+    status,
+    user_event,
+)
+
+HOT = """
+- id: hot
+  triggers:
+    - {trigger: numeric_state, device: sensor, code: temp_current, above: 300}
+  actions:
+    - {action: log, message: hot}
+"""
+
+HOT_FOR_5M = """
+- id: hot
+  triggers:
+    - {trigger: numeric_state, device: sensor, code: temp_current, above: 300, for: 5m}
+  actions:
+    - {action: log, message: hot}
+"""
+
+
+@pytest.fixture
+def hot() -> EngineLoop:
+    return EngineLoop(make_rules(HOT))
+
+
+@pytest.fixture
+def hot_for_5m() -> EngineLoop:
+    return EngineLoop(make_rules(HOT_FOR_5M))
+
+
+def test_numeric_state_fires_on_crossing_into_range(hot):
+    assert hot.feed(status(SENSOR, "temp_current", 290, at(0))) == []
+    assert rule_ids(hot.feed(status(SENSOR, "temp_current", 310, at(1)))) == ["hot"]
+
+
+def test_numeric_state_first_value_in_range_fires(hot):
+    assert rule_ids(hot.feed(status(SENSOR, "temp_current", 310, at(0)))) == ["hot"]
+
+
+def test_numeric_state_does_not_fire_again_while_in_range(hot):
+    hot.feed(status(SENSOR, "temp_current", 310, at(0)))
+    assert hot.feed(status(SENSOR, "temp_current", 320, at(1)), status(SENSOR, "temp_current", 330, at(2))) == []
+
+
+def test_numeric_state_rearms_after_leaving_the_range(hot):
+    hot.feed(status(SENSOR, "temp_current", 310, at(0)))
+    hot.feed(status(SENSOR, "temp_current", 290, at(1)))
+    assert rule_ids(hot.feed(status(SENSOR, "temp_current", 305, at(2)))) == ["hot"]
+
+
+def test_numeric_state_bounds_are_strict(hot):
+    assert hot.feed(status(SENSOR, "temp_current", 300, at(0))) == []
+
+
+def test_numeric_state_between_above_and_below():
+    loop = EngineLoop(
+        make_rules("""
+        - id: mild
+          triggers: [{trigger: numeric_state, device: sensor, code: temp_current, above: 200, below: 250}]
+          actions: [{action: log, message: mild}]
+        """)
+    )
+    assert loop.feed(status(SENSOR, "temp_current", 260, at(0))) == []
+    assert rule_ids(loop.feed(status(SENSOR, "temp_current", 220, at(1)))) == ["mild"]
+
+
+def test_numeric_state_ignores_values_that_are_not_numbers(hot):
+    assert hot.feed(status(SENSOR, "temp_current", True, at(0)), status(SENSOR, "temp_current", "hot", at(1))) == []
+
+
+def test_numeric_state_only_listens_to_its_device_and_code(hot):
+    assert hot.feed(status(FAN, "temp_current", 310, at(0)), status(SENSOR, "humidity", 310, at(0))) == []
+
+
+def test_numeric_state_for_fires_on_tick_once_held_long_enough(hot_for_5m):
+    assert hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(0))) == []
+    assert hot_for_5m.tick(at(4, 59)) == []
+    fired = hot_for_5m.tick(at(5))
+    assert rule_ids(fired) == ["hot"]
+    assert fired[0].fired_at == at(5)
+
+
+def test_numeric_state_for_is_cancelled_when_the_value_leaves_the_range(hot_for_5m):
+    hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(0)))
+    hot_for_5m.feed(status(SENSOR, "temp_current", 290, at(3)))
+    assert hot_for_5m.tick(at(10)) == []
+
+
+def test_numeric_state_for_restarts_at_the_next_crossing(hot_for_5m):
+    hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(0)))
+    hot_for_5m.feed(status(SENSOR, "temp_current", 290, at(3)))
+    hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(4)))
+    assert hot_for_5m.tick(at(8)) == []
+    assert rule_ids(hot_for_5m.tick(at(9))) == ["hot"]
+
+
+def test_numeric_state_for_fires_on_a_record_after_the_deadline_without_a_tick(hot_for_5m):
+    hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(0)))
+    fired = hot_for_5m.feed(status(SENSOR, "temp_current", 320, at(6)))
+    assert rule_ids(fired) == ["hot"]
+    assert fired[0].fired_at == at(5)
+
+
+def test_numeric_state_for_fires_once(hot_for_5m):
+    hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(0)))
+    hot_for_5m.tick(at(5))
+    assert hot_for_5m.tick(at(6)) == []
+    assert hot_for_5m.feed(status(SENSOR, "temp_current", 320, at(7))) == []
+
+
+def test_for_timer_fire_carries_the_message_that_started_it(hot_for_5m):
+    hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(0), message_id="1:2:3:-1"))
+    hot_for_5m.feed(status(SENSOR, "temp_current", 315, at(1), message_id="1:9:3:-1"))
+    (fired,) = hot_for_5m.tick(at(5))
+    assert fired.message_id == "1:2:3:-1"
+    assert fired.idempotency_key == "hot:1:2:3:-1:0"
+
+
+def test_pending_timer_survives_a_restart(hot_for_5m):
+    hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(0)))
+    restarted = EngineLoop(hot_for_5m.rule_set)
+    restarted.state, restarted.latest = dict(hot_for_5m.state), dict(hot_for_5m.latest)
+    assert rule_ids(restarted.tick(at(5))) == ["hot"]
+
+
+STATE_TO_TRUE = """
+- id: switched_on
+  triggers: [{trigger: state, device: plug, code: switch_1, to: true}]
+  actions: [{action: log, message: "on"}]
+"""
+
+
+def test_state_fires_when_the_value_changes():
+    loop = EngineLoop(
+        make_rules(
+            "[{id: any_change, triggers: [{trigger: state, device: plug, code: mode}], "
+            "actions: [{action: log, message: x}]}]"
+        )
+    )
+    loop.feed(status(PLUG, "mode", "white", at(0)))
+    assert rule_ids(loop.feed(status(PLUG, "mode", "colour", at(1)))) == ["any_change"]
+
+
+def test_state_does_not_fire_on_a_repeated_value():
+    loop = EngineLoop(make_rules(STATE_TO_TRUE))
+    loop.feed(status(PLUG, "switch_1", True, at(0)))
+    assert loop.feed(status(PLUG, "switch_1", True, at(1))) == []
+
+
+def test_state_to_ignores_changes_to_other_values():
+    loop = EngineLoop(make_rules(STATE_TO_TRUE))
+    loop.feed(status(PLUG, "switch_1", True, at(0)))
+    assert loop.feed(status(PLUG, "switch_1", False, at(1))) == []
+    assert rule_ids(loop.feed(status(PLUG, "switch_1", True, at(2)))) == ["switched_on"]
+
+
+def test_state_first_report_counts_as_a_change():
+    loop = EngineLoop(make_rules(STATE_TO_TRUE))
+    assert rule_ids(loop.feed(status(PLUG, "switch_1", True, at(0)))) == ["switched_on"]
+
+
+def test_state_from_needs_a_known_previous_value():
+    loop = EngineLoop(
+        make_rules("""
+    - id: off_to_on
+      triggers: [{trigger: state, device: plug, code: switch_1, from: false, to: true}]
+      actions: [{action: log, message: x}]
+    """)
+    )
+    assert loop.feed(status(PLUG, "switch_1", True, at(0))) == []
+    loop.feed(status(PLUG, "switch_1", False, at(1)))
+    assert rule_ids(loop.feed(status(PLUG, "switch_1", True, at(2)))) == ["off_to_on"]
+
+
+def test_state_true_is_not_one():
+    loop = EngineLoop(make_rules(STATE_TO_TRUE))
+    assert loop.feed(status(PLUG, "switch_1", 1, at(0))) == []
+
+
+def test_state_for_is_cancelled_by_another_change():
+    loop = EngineLoop(make_rules(STATE_TO_TRUE.replace("to: true}", "to: true, for: 1m}")))
+    loop.feed(status(PLUG, "switch_1", True, at(0)))
+    loop.feed(status(PLUG, "switch_1", False, at(0, 30)))
+    assert loop.tick(at(2)) == []
+
+
+def test_state_for_fires_when_held():
+    loop = EngineLoop(make_rules(STATE_TO_TRUE.replace("to: true}", "to: true, for: 1m}")))
+    loop.feed(status(PLUG, "switch_1", True, at(0)))
+    loop.feed(status(PLUG, "switch_1", True, at(0, 30)))
+    assert rule_ids(loop.tick(at(1))) == ["switched_on"]
+
+
+OFFLINE_FOR_2M = """
+- id: offline
+  triggers: [{trigger: device_event, event: offline, for: 2m}]
+  actions: [{action: log, message: "{{ trigger.device_id }} offline"}]
+"""
+
+
+@pytest.mark.parametrize("protocol", [20, 1001], ids=["legacy", "iot_core"])
+def test_device_event_fires_for_legacy_and_iot_core_messages(protocol):
+    loop = EngineLoop(
+        make_rules(
+            "[{id: went_offline, triggers: [{trigger: device_event, event: offline}], actions: [{action: log, message: x}]}]"
+        )
+    )
+    assert rule_ids(loop.feed(device_event(PLUG, "offline", at(0), protocol=protocol))) == ["went_offline"]
+
+
+def test_device_event_for_is_cancelled_by_the_opposite_event():
+    loop = EngineLoop(make_rules(OFFLINE_FOR_2M))
+    loop.feed(device_event(PLUG, "offline", at(0)))
+    loop.feed(device_event(PLUG, "online", at(1)))
+    assert loop.tick(at(5)) == []
+
+
+def test_device_event_for_fires_when_the_time_is_up():
+    loop = EngineLoop(make_rules(OFFLINE_FOR_2M))
+    loop.feed(device_event(PLUG, "offline", at(0)))
+    assert loop.tick(at(1, 59)) == []
+    (fired,) = loop.tick(at(2))
+    assert fired.device_id == PLUG and fired.effect.message == f"{PLUG} offline"
+
+
+def test_device_event_for_keeps_counting_from_the_first_event():
+    loop = EngineLoop(make_rules(OFFLINE_FOR_2M))
+    loop.feed(device_event(PLUG, "offline", at(0)))
+    loop.feed(device_event(PLUG, "offline", at(1)))
+    assert rule_ids(loop.tick(at(2))) == ["offline"]
+
+
+def test_device_event_for_fires_before_an_opposite_event_that_comes_too_late():
+    loop = EngineLoop(make_rules(OFFLINE_FOR_2M))
+    loop.feed(device_event(PLUG, "offline", at(0)))
+    assert rule_ids(loop.feed(device_event(PLUG, "online", at(3)))) == ["offline"]
+
+
+def test_device_event_timers_are_per_device():
+    loop = EngineLoop(make_rules(OFFLINE_FOR_2M))
+    loop.feed(device_event(PLUG, "offline", at(0)), device_event(OTHER_PLUG, "offline", at(0)))
+    loop.feed(device_event(PLUG, "online", at(1)))
+    assert [fired.device_id for fired in loop.tick(at(2))] == [OTHER_PLUG]
+
+
+SILENT = f"""
+- id: silent
+  triggers: [{{trigger: device_silent, product: {PLUG_PRODUCT}, for: 30m}}]
+  actions: [{{action: log, message: "{{{{ trigger.device_id }}}} silent"}}]
+"""
+
+
+def test_device_silent_fires_once_after_the_duration():
+    loop = EngineLoop(make_rules(SILENT))
+    loop.feed(status(PLUG, "switch_1", True, at(0), product_key=PLUG_PRODUCT))
+    assert loop.tick(at(29)) == []
+    (fired,) = loop.tick(at(31))
+    assert fired.fired_at == at(30) and fired.message_id is None
+    assert loop.tick(at(60)) == []
+
+
+def test_device_silent_rearms_on_the_next_message():
+    loop = EngineLoop(make_rules(SILENT))
+    loop.feed(status(PLUG, "switch_1", True, at(0), product_key=PLUG_PRODUCT))
+    loop.tick(at(30))
+    loop.feed(status(PLUG, "switch_1", False, at(40), product_key=PLUG_PRODUCT))
+    assert loop.tick(at(69)) == []
+    assert rule_ids(loop.tick(at(70))) == ["silent"]
+
+
+def test_device_silent_only_watches_selected_devices():
+    loop = EngineLoop(make_rules(SILENT))
+    loop.feed(status(SENSOR, "temp_current", 200, at(0), product_key="otherproduct01"))
+    assert loop.tick(at(60)) == []
+
+
+def test_user_event_fires_for_its_event_and_uid():
+    loop = EngineLoop(
+        make_rules("""
+    - id: new_user
+      triggers: [{trigger: user_event, event: registered, uid: eu1700000000000AbCdE}]
+      actions: [{action: log, message: "{{ trigger.uid }}"}]
+    """)
+    )
+    assert loop.feed(user_event("eu1700000000000AbCdE", "deleted", at(0))) == []
+    assert loop.feed(user_event("someoneelse", "registered", at(0))) == []
+    (fired,) = loop.feed(user_event("eu1700000000000AbCdE", "registered", at(1)))
+    assert fired.effect.message == "eu1700000000000AbCdE"
+
+
+def test_record_times_after_now_count_as_now(hot_for_5m):
+    rule_set = hot_for_5m.rule_set
+    result = evaluate(rule_set, [status(SENSOR, "temp_current", 310, at(60))], {}, {}, at(0))
+    (state,) = result.state_changes.values()
+    (trigger_state,) = state.triggers.values()
+    assert trigger_state.pending is not None and trigger_state.pending.time == at(0)
+
+
+def test_disabled_rules_do_not_fire():
+    loop = EngineLoop(make_rules(HOT.replace("- id: hot", "- id: hot\n  enabled: false")))
+    assert loop.feed(status(SENSOR, "temp_current", 310, at(0))) == []
+
+
+def test_records_no_trigger_selects_change_no_state(hot):
+    result = evaluate(hot.rule_set, [status(FAN, "switch_1", True, at(0))], {}, {}, at(0))
+    assert result.state_changes == {} and result.fired == []
+
+
+def test_evaluate_does_not_mutate_its_inputs(hot_for_5m):
+    state, latest = {}, {(SENSOR, "temp_current"): 290}
+    evaluate(hot_for_5m.rule_set, [status(SENSOR, "temp_current", 310, at(0))], state, latest, at(1))
+    assert state == {} and latest == {(SENSOR, "temp_current"): 290}
