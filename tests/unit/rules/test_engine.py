@@ -223,9 +223,11 @@ OFFLINE_FOR_2M = """
 @pytest.mark.parametrize("protocol", [20, 1001], ids=["legacy", "iot_core"])
 def test_device_event_fires_for_legacy_and_iot_core_messages(protocol):
     loop = EngineLoop(
-        make_rules(
-            "[{id: went_offline, triggers: [{trigger: device_event, event: offline}], actions: [{action: log, message: x}]}]"
-        )
+        make_rules("""
+        - id: went_offline
+          triggers: [{trigger: device_event, event: offline}]
+          actions: [{action: log, message: x}]
+        """)
     )
     assert rule_ids(loop.feed(device_event(PLUG, "offline", at(0), protocol=protocol))) == ["went_offline"]
 
