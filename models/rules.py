@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -53,18 +53,17 @@ __all__ = [
     "Trigger",
     "UserEventTrigger",
     "WebhookAction",
-    "format_duration",
     "looks_like_device_id",
     "parse_duration",
 ]
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
 
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _COMPOUND = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
 _COMPOUND_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _CLOCK = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
-_MAPPING_KEYS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
 _DURATION_HINT = "write e.g. 30s, 5m, 1h30m, 1d, HH:MM:SS or {minutes: 5}"
 
 # Tuya device ids are 20-22 letters and digits ("bf1e8a0cd2e4a1b2c3x9kq"); asking for a digit keeps a mistyped
@@ -106,23 +105,10 @@ def _parse_duration_text(text: str) -> timedelta:
 
 
 def _parse_duration_mapping(mapping: dict[Any, Any]) -> timedelta:
-    seconds = 0.0
-    for key, amount in mapping.items():
-        if key not in _MAPPING_KEYS or isinstance(amount, bool) or not isinstance(amount, int | float):
-            raise ValueError(f"not a duration: {mapping!r} (keys: days, hours, minutes, seconds; numbers)")
-        seconds += amount * _MAPPING_KEYS[key]
-    return timedelta(seconds=seconds)
-
-
-def format_duration(duration: timedelta) -> str:
-    """The shortest text ``parse_duration`` reads back: ``1h30m``, ``45s``, ``2d``."""
-    remaining = int(duration.total_seconds())
-    parts = []
-    for unit, size in _UNIT_SECONDS.items():
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or f"{duration.total_seconds():g}s"
+    try:
+        return timedelta(**mapping)
+    except TypeError:
+        raise ValueError(f"not a duration: {mapping!r} (keys: days, hours, minutes, seconds)") from None
 
 
 def looks_like_device_id(text: str) -> bool:
@@ -167,13 +153,7 @@ def _clock_time(value: Any) -> Any:
 
 
 def _weekdays(value: Any) -> Any:
-    days = [value] if isinstance(value, str) else value
-    if isinstance(days, list):
-        for day in days:
-            if day not in WEEKDAYS:
-                raise ValueError(f"unknown weekday {day!r} (one of: {', '.join(WEEKDAYS)})")
-        return tuple(days)
-    return value
+    return [value] if isinstance(value, str) else value
 
 
 def _cooldown_shorthand(value: Any) -> Any:
@@ -297,7 +277,7 @@ class TimeCondition(_Schema):
     condition: Literal["time"]
     after: ClockTime | None = None
     before: ClockTime | None = None
-    weekday: Annotated[tuple[str, ...] | None, BeforeValidator(_weekdays)] = None
+    weekday: Annotated[tuple[Weekday, ...] | None, BeforeValidator(_weekdays)] = None
 
     @model_validator(mode="after")
     def _has_bound(self) -> TimeCondition:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import time
+from datetime import time, timedelta
 from typing import Any
 
 from models.rules import (
@@ -30,10 +30,11 @@ from models.rules import (
     Trigger,
     UserEventTrigger,
     WebhookAction,
-    format_duration,
 )
 
-__all__ = ["describe_action", "describe_condition", "describe_rule", "describe_trigger"]
+__all__ = ["describe_action", "describe_condition", "describe_rule", "describe_trigger", "format_duration"]
+
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 Names = Callable[[str], str]
 
@@ -101,6 +102,17 @@ def describe_action(action: Action, name: Names) -> str:
         case LogAction():
             return f"log {action.level}: {action.message}"
     raise TypeError(f"unknown action {action!r}")
+
+
+def format_duration(duration: timedelta) -> str:
+    """The shortest text the rules file reads back: ``1h30m``, ``45s``, ``2d``."""
+    remaining = int(duration.total_seconds())
+    parts = []
+    for unit, size in _UNIT_SECONDS.items():
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or f"{duration.total_seconds():g}s"
 
 
 def _selected(device: str | None, product: str | None, name: Names) -> str:

@@ -48,7 +48,13 @@ class Evaluation(msgspec.Struct, frozen=True):
 
 
 def evaluate(
-    rules: RuleSet, records: Iterable[Record], state: RuleStates, latest: LatestValues, now: datetime
+    rules: RuleSet,
+    records: Iterable[Record],
+    state: RuleStates,
+    latest: LatestValues,
+    now: datetime,
+    *,
+    latest_at: Mapping[tuple[str, str], datetime] | None = None,
 ) -> Evaluation:
     """Run a stored batch's records, in order, through the enabled rules.
 
@@ -56,8 +62,11 @@ def evaluate(
         state: the persisted rule states; not mutated.
         latest: (device_id, code) → value before the batch (``device_state``); not mutated.
         now: the wall clock; record times after it count as ``now``.
+        latest_at: (device_id, code) → ``reported_at`` of the latest value. When given, a status record older
+            than what is known is history, not news: state triggers ignore it. This makes a redelivered batch
+            (whose values ``latest`` already holds) and out-of-order reports harmless to state and numeric_state.
     """
-    run = _Run(rules, state, latest)
+    run = _Run(rules, state, latest, latest_at)
     for record in records:
         run.record(record, now)
     return run.result()
@@ -80,12 +89,20 @@ def tick(
 class _Run:
     """One evaluation: the inputs, and the changes made so far (read through by every lookup)."""
 
-    def __init__(self, rules: RuleSet, state: RuleStates, latest: LatestValues) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        state: RuleStates,
+        latest: LatestValues,
+        latest_at: Mapping[tuple[str, str], datetime] | None = None,
+    ) -> None:
         self._rules = rules
         self._index = index_of(rules)
         self._state = state
         self._latest = latest
+        self._latest_at = latest_at
         self._values: dict[tuple[str, str], object] = {}
+        self._times: dict[tuple[str, str], datetime] = {}
         self._changes: dict[RuleStateKey, RuleState] = {}
         self._fired: list[FiredAction] = []
         self._fired_messages: set[tuple[str, str]] = set()
@@ -109,8 +126,11 @@ class _Run:
                 self._user_event(record, min(record.occurred_at, now))
 
     def _status(self, record: StatusReported, at: datetime) -> None:
-        previous = self.value(record.device_id, record.code)
-        self._values[(record.device_id, record.code)] = record.value
+        key = (record.device_id, record.code)
+        if self._latest_at is not None and self._is_stale(key, record.reported_at):
+            return
+        previous = self.value(*key)
+        self._values[key] = record.value
         for entry in self._index.by_code.get(record.code, ()):
             if selects(entry.trigger, record.device_id, record.product_key):
                 seen = TriggerContext(
@@ -125,6 +145,13 @@ class _Run:
                     message_id=record.message_id,
                 )
                 self._advance(entry, record.device_id, seen, previous)
+
+    def _is_stale(self, key: tuple[str, str], reported_at: datetime) -> bool:
+        known = self._times.get(key) or (self._latest_at or {}).get(key)
+        if known is not None and reported_at < known:
+            return True
+        self._times[key] = reported_at
+        return False
 
     def _device_event(self, record: DeviceEvent, at: datetime) -> None:
         for entry in self._index.by_event.get(record.event, ()):

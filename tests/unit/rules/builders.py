@@ -93,11 +93,12 @@ class EngineLoop:
         self.rule_set = rule_set
         self.state: dict[tuple[str, str], RuleState] = {}
         self.latest: dict[tuple[str, str], Any] = {}
+        self.latest_at: dict[tuple[str, str], datetime] = {}
         self.last_seen: dict[str, DeviceSeen] = {}
 
     def feed(self, *records: Record, now: datetime | None = None) -> list[FiredAction]:
         now = now or max((_time_of(record) for record in records), default=T0)
-        result = evaluate(self.rule_set, records, self.state, self.latest, now)
+        result = evaluate(self.rule_set, records, self.state, self.latest, now, latest_at=self.latest_at)
         self._persist(result.state_changes)
         self._remember(records)
         return result.fired
@@ -112,9 +113,12 @@ class EngineLoop:
         self.state = {key: RuleState.from_row(_through_json(value.to_row())) for key, value in merged.items()}
 
     def _remember(self, records: Iterable[Record]) -> None:
+        """Latest values as the store keeps them: a value replaces one reported no later than itself."""
         for record in records:
             if isinstance(record, StatusReported):
-                self.latest[(record.device_id, record.code)] = record.value
+                key = (record.device_id, record.code)
+                if key not in self.latest_at or record.reported_at >= self.latest_at[key]:
+                    self.latest[key], self.latest_at[key] = record.value, record.reported_at
             if isinstance(record, StatusReported | DeviceEvent):
                 self.last_seen[record.device_id] = DeviceSeen(_time_of(record), record.product_key)
 

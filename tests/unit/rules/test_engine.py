@@ -334,3 +334,14 @@ def test_evaluate_does_not_mutate_its_inputs(hot_for_5m):
     state, latest = {}, {(SENSOR, "temp_current"): 290}
     evaluate(hot_for_5m.rule_set, [status(SENSOR, "temp_current", 310, at(0))], state, latest, at(1))
     assert state == {} and latest == {(SENSOR, "temp_current"): 290}
+
+
+def test_a_status_older_than_the_latest_known_is_ignored(hot):
+    hot.feed(status(SENSOR, "temp_current", 290, at(5)))
+    assert hot.feed(status(SENSOR, "temp_current", 310, at(4))) == []
+    assert hot.latest[(SENSOR, "temp_current")] == 290
+
+
+def test_without_latest_times_every_status_counts(hot):
+    result = evaluate(hot.rule_set, [status(SENSOR, "temp_current", 310, at(4))], {}, {}, at(5))
+    assert len(result.fired) == 1
