@@ -3,7 +3,8 @@
 Owns the order of evaluation. Records are processed in order; each record's time (clamped to ``now``, so a clock
 ahead of ours cannot end timers early) is the engine's clock while it is processed: it starts ``for:`` timers, ends
 due ones, and is the time conditions and cooldowns see. Latest values are updated record by record, so a condition
-sees what the batch reported before it. Nothing is mutated: the caller persists ``state_changes`` (and the fired
+sees what the batch reported before it; given ``latest_at``, a report older than the known one is ignored, so a
+redelivered batch cannot look like news. Nothing is mutated: the caller persists ``state_changes`` (and the fired
 actions) in the same transaction as the batch, so a restart neither loses a pending timer nor fires twice.
 
 Edge-triggered: a trigger fires on the transition into its match (see triggers.py). A rule fires at most once per
@@ -127,7 +128,7 @@ class _Run:
 
     def _status(self, record: StatusReported, at: datetime) -> None:
         key = (record.device_id, record.code)
-        if self._latest_at is not None and self._is_stale(key, record.reported_at):
+        if self._is_stale(key, record.reported_at):
             return
         previous = self.value(*key)
         self._values[key] = record.value
@@ -147,7 +148,9 @@ class _Run:
                 self._advance(entry, record.device_id, seen, previous)
 
     def _is_stale(self, key: tuple[str, str], reported_at: datetime) -> bool:
-        known = self._times.get(key) or (self._latest_at or {}).get(key)
+        if self._latest_at is None:
+            return False
+        known = self._times.get(key) or self._latest_at.get(key)
         if known is not None and reported_at < known:
             return True
         self._times[key] = reported_at
