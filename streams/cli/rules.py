@@ -15,7 +15,7 @@ from streams.rules import RulesFileError, load_rules
 from streams.rules.describe import describe_rule
 from streams.settings import Settings
 
-__all__ = ["check", "register"]
+__all__ = ["check", "print_summary", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
