@@ -1,0 +1,12 @@
+"""The archive in SQL: engines and migrations, the batch store the pipeline writes through, and the history queries.
+
+What the rest of the project may import:
+
+- ``streams.store.engine``: ``make_engine``, ``ensure_at_head``, ``unavailable_on_failure``
+- ``streams.store.migrate``: ``upgrade``, ``downgrade``, ``current_revision``, ``head_revision``, ``check``
+- ``streams.store.sql``: ``ArchiveStore``, ``BatchCounts``
+- ``streams.store.query``: ``list_devices``, ``find_device``, ``status_history_rows``
+- ``streams.store.retention``: ``POLICIES``, ``count_older``, ``purge_older``
+
+The other modules (rows, facts, batch, statements, drivers) are the batch store's insides.
+"""

@@ -1,0 +1,115 @@
+"""Engines on DATABASE_URL, the schema-revision gate, and the translation of "cannot reach the database" errors.
+
+Owns connection set-up per dialect: SQLite in WAL mode with ``synchronous=NORMAL`` and a busy timeout, transactions
+begun by SQLAlchemy (``BEGIN``, or ``BEGIN IMMEDIATE`` for writers); PostgreSQL through psycopg 3 with the session
+time zone set to UTC. Imports no models and no Alembic environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from streams.errors import ConfigError, DatabaseUnavailable
+from streams.store.migrate import current_revision, head_revision
+
+__all__ = ["WRITE_LOCK", "ensure_at_head", "make_engine", "normalize_url", "unavailable_on_failure"]
+
+BUSY_TIMEOUT_MS = 10_000
+CONNECT_TIMEOUT_S = 10
+
+#: Execution option: a connection that will write takes SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``), so a
+#: transaction that reads first and writes later cannot fail with SQLITE_BUSY half-way (sqlite.org/lang_transaction).
+WRITE_LOCK = "tuya_write_lock"
+
+# The driver-level errors that mean "the database cannot be used right now", raised by raw DBAPI cursors (COPY,
+# executemany) as well as, wrapped, by SQLAlchemy.
+_DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
+def normalize_url(url: str) -> URL:
+    """The SQLAlchemy URL for DATABASE_URL; ``postgres://`` and ``postgresql://`` mean psycopg 3.
+
+    Raises:
+        ConfigError: the text is not a database URL.
+    """
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError:
+        raise ConfigError(f"DATABASE_URL: not a database URL: {url!r}") from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"DATABASE_URL: {parsed.drivername} is not supported (use sqlite:/// or postgresql://)")
+    return parsed
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the archive; no connection is made until first use."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, **kwargs)
+        _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        return engine
+    connect_args = {"options": "-c timezone=UTC", "connect_timeout": CONNECT_TIMEOUT_S}
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # SQLAlchemy, not the sqlite3 module, emits BEGIN (see the begin hook): the module's legacy mode skips BEGIN
+        # before SELECT and DDL, which breaks transactional DDL and read-then-write transactions.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(WRITE_LOCK, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def unavailable_on_failure(doing: str) -> Iterator[None]:
+    """Turn "the database cannot be reached or refused the commit" into DatabaseUnavailable; the rest propagates."""
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"database unavailable while {doing}: {exc.orig or exc}") from exc
+    except sa_exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise DatabaseUnavailable(f"database connection lost while {doing}: {exc.orig or exc}") from exc
+    except _DRIVER_UNAVAILABLE as exc:
+        raise DatabaseUnavailable(f"database unavailable while {doing}: {exc}") from exc
+
+
+def ensure_at_head(engine: Engine) -> None:
+    """Check that the database's schema is at the newest migration.
+
+    Raises:
+        ConfigError: the database is at another revision (or empty); the message says to run ``db upgrade``.
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    with unavailable_on_failure("checking the schema revision"), engine.connect() as connection:
+        current = current_revision(connection)
+    head = head_revision()
+    if current != head:
+        shown = current or "none (empty database)"
+        raise ConfigError(f"database is at revision {shown}, not at head {head}: run `tuya-archiver db upgrade`")
