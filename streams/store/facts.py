@@ -1,0 +1,178 @@
+"""A batch's latest facts per device and per user: the rows of the ``devices`` and ``users`` upserts.
+
+Owns which record sets which fact: any record → seen (first/last seen, product key); online/offline → online;
+name_updated → name; bound → owner uid; deleted → deleted_at (cleared by a later bind); a status report → one
+more report. Each fact keeps the
+time it was true at, so the upsert (streams.store.statements) can refuse an older fact that arrives late. Pure: no
+I/O, no SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from models.records import DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent
+from streams.store.rows import TimeFormat, json_text
+
+__all__ = ["DEVICE_COLUMNS", "USER_COLUMNS", "DeviceFacts", "user_rows"]
+
+
+def _newer(at: datetime, than: datetime | None) -> bool:
+    return than is None or at > than
+
+
+def _time(moment: datetime | None, time: TimeFormat) -> Any:
+    return None if moment is None else time(moment)
+
+
+class _Device:
+    __slots__ = (
+        "deleted_at",
+        "first_seen_at",
+        "last_seen_at",
+        "name",
+        "name_updated_at",
+        "online",
+        "online_changed_at",
+        "owner_uid",
+        "owner_updated_at",
+        "product_key",
+        "report_count",
+    )
+
+    def __init__(self, at: datetime) -> None:
+        self.product_key: str | None = None
+        self.name: str | None = None
+        self.name_updated_at: datetime | None = None
+        self.online: bool | None = None
+        self.online_changed_at: datetime | None = None
+        self.owner_uid: str | None = None
+        self.owner_updated_at: datetime | None = None
+        self.first_seen_at = at
+        self.last_seen_at = at
+        self.deleted_at: datetime | None = None
+        self.report_count = 0
+
+    def seen(self, product_key: str | None, at: datetime) -> None:
+        if product_key:
+            self.product_key = product_key
+        if at < self.first_seen_at:
+            self.first_seen_at = at
+        elif at > self.last_seen_at:
+            self.last_seen_at = at
+
+    @property
+    def is_deleted(self) -> bool:
+        """Deleted, and not bound again after the deletion (a re-paired device)."""
+        if self.deleted_at is None:
+            return False
+        return self.owner_updated_at is None or self.deleted_at > self.owner_updated_at
+
+    def event(self, record: DeviceEvent) -> None:
+        at, event, data = record.occurred_at, record.event, record.data
+        if event in ("online", "offline"):
+            if _newer(at, self.online_changed_at):
+                self.online, self.online_changed_at = event == "online", at
+        elif event == "name_updated":
+            name = data.get("name")
+            if isinstance(name, str) and _newer(at, self.name_updated_at):
+                self.name, self.name_updated_at = name, at
+        elif event == "bound":
+            uid = data.get("uid")
+            if isinstance(uid, str) and uid and _newer(at, self.owner_updated_at):
+                self.owner_uid, self.owner_updated_at = uid, at
+        elif event == "deleted" and _newer(at, self.deleted_at):
+            self.deleted_at = at
+
+
+DEVICE_COLUMNS = (
+    "device_id",
+    "product_key",
+    "name",
+    "name_updated_at",
+    "online",
+    "online_changed_at",
+    "owner_uid",
+    "owner_updated_at",
+    "first_seen_at",
+    "last_seen_at",
+    "deleted_at",
+    "report_count",
+)
+
+
+class DeviceFacts:
+    """Collects, message by message, the newest facts of each device in a batch."""
+
+    def __init__(self) -> None:
+        self._devices: dict[str, _Device] = {}
+
+    def _seen(self, device_id: str, product_key: str | None, at: datetime) -> _Device:
+        device = self._devices.get(device_id)
+        if device is None:
+            device = self._devices[device_id] = _Device(at)
+        device.seen(product_key, at)
+        return device
+
+    def add_message(self, records: Sequence[Record]) -> None:
+        """The records of one message; a message with status values counts as one report."""
+        reporter, reporter_id = None, ""
+        for record in records:
+            if isinstance(record, StatusReported):
+                # The values of one report share their device: look it up once.
+                if reporter is not None and record.device_id == reporter_id:
+                    reporter.seen(record.product_key, record.reported_at)
+                else:
+                    reporter_id = record.device_id
+                    reporter = self._seen(reporter_id, record.product_key, record.reported_at)
+            elif isinstance(record, DeviceEvent):
+                self._seen(record.device_id, record.product_key, record.occurred_at).event(record)
+            elif isinstance(record, UnknownMessage) and record.device_id:
+                self._seen(record.device_id, None, record.occurred_at)
+        if reporter is not None:
+            reporter.report_count += 1
+
+    def rows(self, time: TimeFormat) -> list[tuple[Any, ...]]:
+        """One row per device, in DEVICE_COLUMNS order."""
+        return [
+            (
+                device_id,
+                d.product_key,
+                d.name,
+                _time(d.name_updated_at, time),
+                d.online,
+                _time(d.online_changed_at, time),
+                d.owner_uid,
+                _time(d.owner_updated_at, time),
+                time(d.first_seen_at),
+                time(d.last_seen_at),
+                _time(d.deleted_at if d.is_deleted else None, time),
+                d.report_count,
+            )
+            for device_id, d in self._devices.items()
+        ]
+
+
+USER_COLUMNS = ("uid", "registered_at", "deleted_at", "updated_at", "data")
+
+
+def user_rows(events: Iterable[UserEvent], time: TimeFormat) -> list[tuple[Any, ...]]:
+    """One row per uid in USER_COLUMNS order: newest registration, deletion, and the newest event's data."""
+    registered: dict[str, datetime] = {}
+    deleted: dict[str, datetime] = {}
+    newest: dict[str, UserEvent] = {}
+    for event in events:
+        uid, at = event.uid, event.occurred_at
+        if event.event == "registered" and _newer(at, registered.get(uid)):
+            registered[uid] = at
+        elif event.event == "deleted" and _newer(at, deleted.get(uid)):
+            deleted[uid] = at
+        current = newest.get(uid)
+        if current is None or at > current.occurred_at:
+            newest[uid] = event
+    return [
+        (uid, _time(registered.get(uid), time), _time(deleted.get(uid), time), time(e.occurred_at), json_text(e.data))
+        for uid, e in newest.items()
+    ]

@@ -1,0 +1,147 @@
+"""The batch store: one call writes a batch of decoded messages and dead letters in one transaction, idempotently.
+
+Owns the order of a batch's writes and the idempotency rule (DESIGN.md §7): a message whose id is already in
+``messages`` contributes nothing, so storing a batch twice, or batches that overlap, leaves the rows of storing each
+message once. Latest-state tables are "newer wins" upserts (streams.store.statements), so a late, older report
+updates history but not ``device_state`` or ``devices``. The caller's ``extra`` hook (rule state, command outbox)
+runs in the same transaction before the commit.
+
+Errors: the database being unreachable, locked past the busy timeout, or refusing the commit raises
+:class:`~streams.errors.DatabaseUnavailable` (retry the batch later; nothing was written); anything else propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from models.records import DeadLetter
+from streams.store.batch import record_rows
+from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver
+from streams.store.engine import WRITE_LOCK, unavailable_on_failure
+from streams.store.rows import dead_letter_row, message_row, unique
+from streams.store.statements import (
+    DEAD_LETTERS,
+    DEVICE_EVENTS,
+    DEVICE_STATE,
+    DEVICES,
+    STATUS,
+    USER_EVENTS,
+    USERS,
+)
+from streams.tuya.decoder import Decoded
+
+__all__ = ["ArchiveStore", "BatchCounts"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    """What one batch added. ``duplicates``: decoded messages already stored (or repeated within the batch)."""
+
+    messages: int = 0
+    duplicates: int = 0
+    status_rows: int = 0
+    device_events: int = 0
+    user_events: int = 0
+    dead_letters: int = 0
+    dead_letter_duplicates: int = 0
+
+
+def _message_id(item: Decoded) -> str:
+    return item.message.message_id
+
+
+def _letter_id(letter: DeadLetter) -> str:
+    return letter.message_id
+
+
+class ArchiveStore:
+    """Writes batches into the archive on ``engine`` (SQLite or PostgreSQL, schema at head)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    def write_batch(
+        self,
+        decoded: Sequence[Decoded],
+        dead_letters: Sequence[DeadLetter],
+        *,
+        received_at: datetime,
+        extra: Callable[[Connection], None] | None = None,
+    ) -> BatchCounts:
+        """Store the batch and run ``extra`` in one transaction; returns once committed.
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached or refused the commit; nothing was stored.
+        """
+        if not decoded and not dead_letters and extra is None:
+            return BatchCounts()
+        with unavailable_on_failure("storing a batch"):
+            if not self._postgres:
+                return self._transaction(SqliteDriver(), decoded, dead_letters, received_at, extra)
+            try:
+                return self._transaction(PostgresDriver(tolerant=False), decoded, dead_letters, received_at, extra)
+            except KeyConflict as exc:
+                log.info("batch overlaps rows stored meanwhile (%s): storing it again with ON CONFLICT", exc)
+                return self._transaction(PostgresDriver(tolerant=True), decoded, dead_letters, received_at, extra)
+
+    def _transaction(
+        self,
+        driver: Driver,
+        decoded: Sequence[Decoded],
+        dead_letters: Sequence[DeadLetter],
+        received_at: datetime,
+        extra: Callable[[Connection], None] | None,
+    ) -> BatchCounts:
+        with self._engine.connect() as connection:
+            connection.execution_options(**{WRITE_LOCK: True})
+            with connection.begin():
+                cursor = connection.connection.driver_connection.cursor()
+                try:
+                    counts = _write(driver, cursor, decoded, dead_letters, received_at)
+                finally:
+                    cursor.close()
+                if extra is not None:
+                    extra(connection)
+        return counts
+
+
+def _write(
+    driver: Driver, cursor: Any, decoded: Sequence[Decoded], dead_letters: Sequence[DeadLetter], received_at: datetime
+) -> BatchCounts:
+    time = driver.time
+    received = time(received_at)
+    candidates = unique(decoded, _message_id)
+    stored = driver.existing(cursor, "messages", [_message_id(item) for item in candidates])
+    new = [item for item in candidates if _message_id(item) not in stored]
+    inserted = driver.insert_messages(cursor, [message_row(item.message, received, time) for item in new])
+    if inserted is not None:
+        new = [item for item in new if _message_id(item) in inserted]
+    rows = record_rows(new, time)
+    driver.insert(cursor, STATUS, rows.status)
+    driver.insert(cursor, DEVICE_EVENTS, rows.device_events)
+    driver.insert(cursor, USER_EVENTS, rows.user_events)
+    driver.upsert(cursor, DEVICE_STATE, rows.device_state)
+    driver.upsert(cursor, DEVICES, rows.devices)
+    driver.upsert(cursor, USERS, rows.users)
+    letters = unique(dead_letters, _letter_id)
+    stored_letters = driver.existing(cursor, "dead_letters", [_letter_id(letter) for letter in letters])
+    new_letters = [letter for letter in letters if letter.message_id not in stored_letters]
+    driver.insert(cursor, DEAD_LETTERS, [dead_letter_row(letter, received, time) for letter in new_letters])
+    return BatchCounts(
+        messages=len(new),
+        duplicates=len(decoded) - len(new),
+        status_rows=len(rows.status),
+        device_events=len(rows.device_events),
+        user_events=len(rows.user_events),
+        dead_letters=len(new_letters),
+        dead_letter_duplicates=len(dead_letters) - len(new_letters),
+    )

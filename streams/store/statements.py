@@ -1,0 +1,169 @@
+"""The SQL text of the batch store: idempotent inserts and "newer wins" upserts, for SQLite and PostgreSQL.
+
+Owns every ON CONFLICT clause. The clauses are the same on both databases (SQLite ≥ 3.24 and PostgreSQL both have
+``INSERT … ON CONFLICT … DO UPDATE … WHERE`` with ``excluded``); only the row source differs: ``VALUES`` for SQLite's
+executemany; for PostgreSQL, binary ``COPY`` into the table itself, or into a temporary stage table that one
+``INSERT … SELECT … ON CONFLICT`` then moves over. Builds text only: runs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy import Boolean, Integer, LargeBinary
+
+from models.tables import Base, UtcDateTime
+from streams.store.facts import DEVICE_COLUMNS, USER_COLUMNS
+from streams.store.rows import (
+    DEAD_LETTER_COLUMNS,
+    DEVICE_EVENT_COLUMNS,
+    DEVICE_STATE_COLUMNS,
+    MESSAGE_COLUMNS,
+    STATUS_COLUMNS,
+    USER_EVENT_COLUMNS,
+)
+
+__all__ = [
+    "DEAD_LETTERS",
+    "DEVICES",
+    "DEVICE_EVENTS",
+    "DEVICE_STATE",
+    "MESSAGES",
+    "STATUS",
+    "USERS",
+    "USER_EVENTS",
+    "Target",
+    "postgres_copy",
+    "postgres_copy_types",
+    "postgres_from_stage",
+    "postgres_stage",
+    "sqlite_insert",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A table, the columns a row tuple fills (in order) and what a row whose key exists does."""
+
+    table: str
+    columns: tuple[str, ...]
+    on_conflict: str
+
+
+def _newer(table: str, stamp: str) -> str:
+    return f"excluded.{stamp} IS NOT NULL AND ({table}.{stamp} IS NULL OR excluded.{stamp} > {table}.{stamp})"
+
+
+def _newest(table: str, stamp: str) -> str:
+    return f"CASE WHEN {_newer(table, stamp)} THEN excluded.{stamp} ELSE {table}.{stamp} END"
+
+
+def _if_newer(table: str, stamp: str, *columns: str) -> list[str]:
+    """Take ``columns`` (and ``stamp``) from the new row only when its ``stamp`` is set and later than the stored."""
+    return [f"{c} = CASE WHEN {_newer(table, stamp)} THEN excluded.{c} ELSE {table}.{c} END" for c in (*columns, stamp)]
+
+
+# A device deleted and later bound again (re-paired) is not deleted: deleted_at is the newest delete unless a newer
+# bind follows it (streams.store.facts applies the same rule within a batch).
+_DELETED_AT = (
+    f"deleted_at = CASE WHEN {_newest('devices', 'owner_updated_at')} > {_newest('devices', 'deleted_at')} "
+    f"THEN NULL ELSE {_newest('devices', 'deleted_at')} END"
+)
+
+
+def _set(assignments: list[str]) -> str:
+    return "DO UPDATE SET " + ", ".join(assignments)
+
+
+# A late report (older than the stored one) leaves the latest state alone; it is still stored in device_status.
+# Equal times: the greater message id wins, so the result does not depend on arrival order.
+_DEVICE_STATE_UPSERT = (
+    "ON CONFLICT (device_id, code) DO UPDATE SET value = excluded.value, dp_id = excluded.dp_id, "
+    "reported_at = excluded.reported_at, message_id = excluded.message_id "
+    "WHERE excluded.reported_at > device_state.reported_at OR "
+    "(excluded.reported_at = device_state.reported_at AND excluded.message_id > device_state.message_id)"
+)
+
+_DEVICES_UPSERT = "ON CONFLICT (device_id) " + _set(
+    [
+        "product_key = COALESCE(excluded.product_key, devices.product_key)",
+        *_if_newer("devices", "name_updated_at", "name"),
+        *_if_newer("devices", "online_changed_at", "online"),
+        *_if_newer("devices", "owner_updated_at", "owner_uid"),
+        _DELETED_AT,
+        "first_seen_at = CASE WHEN excluded.first_seen_at < devices.first_seen_at "
+        "THEN excluded.first_seen_at ELSE devices.first_seen_at END",
+        "last_seen_at = CASE WHEN excluded.last_seen_at > devices.last_seen_at "
+        "THEN excluded.last_seen_at ELSE devices.last_seen_at END",
+        # Idempotent because only messages not stored before are counted (streams.store.sql).
+        "report_count = devices.report_count + excluded.report_count",
+    ]
+)
+
+_USERS_UPSERT = "ON CONFLICT (uid) " + _set(
+    [
+        *_if_newer("users", "registered_at"),
+        *_if_newer("users", "deleted_at"),
+        *_if_newer("users", "updated_at", "data"),
+    ]
+)
+
+MESSAGES = Target("messages", MESSAGE_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
+STATUS = Target("device_status", STATUS_COLUMNS, "ON CONFLICT (message_id, item_index) DO NOTHING")
+DEVICE_EVENTS = Target("device_events", DEVICE_EVENT_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
+USER_EVENTS = Target("user_events", USER_EVENT_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
+DEAD_LETTERS = Target("dead_letters", DEAD_LETTER_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
+DEVICE_STATE = Target("device_state", DEVICE_STATE_COLUMNS, _DEVICE_STATE_UPSERT)
+DEVICES = Target("devices", DEVICE_COLUMNS, _DEVICES_UPSERT)
+USERS = Target("users", USER_COLUMNS, _USERS_UPSERT)
+
+
+@cache
+def sqlite_insert(target: Target) -> str:
+    """For ``executemany`` with one tuple per row."""
+    marks = ", ".join("?" * len(target.columns))
+    return f"INSERT INTO {target.table} ({', '.join(target.columns)}) VALUES ({marks}) {target.on_conflict}"
+
+
+def _copy_type(table: str, column: str) -> str:
+    """The type psycopg sends a column as in binary COPY: JSON and strings go as text, which the server's json and
+    varchar receive functions read as is (so JSON text encoded once by msgspec is not encoded again)."""
+    type_ = Base.metadata.tables[table].c[column].type
+    if isinstance(type_, Boolean):
+        return "bool"
+    if isinstance(type_, Integer):
+        return "int4"
+    if isinstance(type_, UtcDateTime):
+        return "timestamptz"
+    if isinstance(type_, LargeBinary):
+        return "bytea"
+    return "text"
+
+
+@cache
+def postgres_copy_types(target: Target) -> list[str]:
+    return [_copy_type(target.table, column) for column in target.columns]
+
+
+@cache
+def postgres_copy(target: Target, *, staged: bool = False) -> str:
+    """Binary COPY straight into the table (rows known to be new) or into its stage table."""
+    table = f"stage_{target.table}" if staged else target.table
+    return f"COPY {table} ({', '.join(target.columns)}) FROM STDIN (FORMAT BINARY)"
+
+
+@cache
+def postgres_stage(target: Target) -> str:
+    """A session's stage table for ``target``: emptied at each commit, gone with a rollback that created it."""
+    return f"CREATE TEMP TABLE IF NOT EXISTS stage_{target.table} (LIKE {target.table}) ON COMMIT DELETE ROWS"
+
+
+@cache
+def postgres_from_stage(target: Target, returning: str | None = None) -> str:
+    """Move the staged rows into the table through its ON CONFLICT clause."""
+    columns = ", ".join(target.columns)
+    statement = (
+        f"INSERT INTO {target.table} ({columns}) SELECT {columns} FROM stage_{target.table} {target.on_conflict}"
+    )
+    return f"{statement} RETURNING {returning}" if returning else statement

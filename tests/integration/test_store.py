@@ -1,0 +1,277 @@
+"""The batch store on SQLite and PostgreSQL (streams/store/sql.py, drivers.py, statements.py, engine.py); row building
+is unit-tested in tests/unit/store/test_rows.py."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
+
+from models.records import DeadLetter
+from models.tables import Base, Device, DeviceState, DeviceStatus, RuleState, latest_status
+from streams.errors import DatabaseUnavailable
+from streams.store import migrate
+from streams.store.engine import make_engine
+from streams.store.sql import ArchiveStore, BatchCounts
+from streams.tuya.decoder import Decoded
+from tests.unit.store import factories as f
+from tests.unit.store.databases import DIALECTS, scratch_database, truncate_all
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    with scratch_database(request, tmp_path_factory.mktemp("store")) as url:
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(engine)
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> Iterator[ArchiveStore]:
+    yield ArchiveStore(engine)
+    truncate_all(engine)
+
+
+def write(store: ArchiveStore, decoded: Sequence[Decoded], dead: Sequence[DeadLetter] = ()) -> BatchCounts:
+    return store.write_batch(decoded, dead, received_at=f.at(1000))
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in key order, as SQLAlchemy reads them back."""
+    with engine.connect() as connection:
+        return {
+            name: [tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns))]
+            for name, table in Base.metadata.tables.items()
+        }
+
+
+def mixed_batch(first: int, last: int) -> list[Decoded]:
+    """Messages ``first``..``last``: status reports, with events, a user event and an unknown message among them."""
+    kinds = [
+        lambda n: f.status_report(n, {"switch_1": n % 2 == 0, "cur_power": n * 10}),
+        lambda n: f.device_event(n, "online" if n % 4 else "offline"),
+        lambda n: f.status_report(n, {"cur_power": n}, device="bf-second-device"),
+        lambda n: f.user_event(n, "updated"),
+        lambda n: f.unknown_message(n),
+    ]
+    return [kinds[n % len(kinds)](n) for n in range(first, last + 1)]
+
+
+def test_a_batch_fills_every_table(store: ArchiveStore, engine: Engine) -> None:
+    counts = write(store, mixed_batch(1, 10), [f.dead_letter(11)])
+    assert counts == BatchCounts(
+        messages=10, duplicates=0, status_rows=6, device_events=2, user_events=2, dead_letters=1
+    )
+    rows = snapshot(engine)
+    assert {name: len(table) for name, table in rows.items()} == {
+        "messages": 10,
+        "device_status": 6,
+        "device_events": 2,
+        "devices": 2,
+        "device_state": 3,
+        "users": 1,
+        "user_events": 2,
+        "commands": 0,
+        "rule_state": 0,
+        "dead_letters": 1,
+    }
+
+
+def test_storing_the_same_batch_twice_changes_nothing(store: ArchiveStore, engine: Engine) -> None:
+    write(store, mixed_batch(1, 20), [f.dead_letter(21)])
+    once = snapshot(engine)
+    counts = write(store, mixed_batch(1, 20), [f.dead_letter(21)])
+    assert (counts.messages, counts.duplicates, counts.dead_letters, counts.dead_letter_duplicates) == (0, 20, 0, 1)
+    assert snapshot(engine) == once
+
+
+def test_overlapping_batches_leave_the_rows_of_storing_each_message_once(store: ArchiveStore, engine: Engine) -> None:
+    write(store, mixed_batch(1, 30))
+    once = snapshot(engine)
+    truncate_all(engine)
+    for first, last in ((1, 12), (8, 20), (1, 5), (15, 30), (29, 30)):
+        write(store, mixed_batch(first, last))
+    assert snapshot(engine) == once
+
+
+def test_a_message_twice_in_one_batch_is_stored_once(store: ArchiveStore, engine: Engine) -> None:
+    report = f.status_report(1, {"cur_power": 5})
+    counts = write(store, [report, report, f.status_report(2, {"cur_power": 6})], [f.dead_letter(3)] * 2)
+    assert (counts.messages, counts.duplicates, counts.status_rows, counts.dead_letters) == (2, 1, 2, 1)
+    assert [row.report_count for row in map_rows(engine, Device)] == [2]
+
+
+def map_rows(engine: Engine, model: Any) -> list[Any]:
+    table = model.__table__
+    with engine.connect() as connection:
+        return list(connection.execute(select(table).order_by(*table.primary_key.columns)))
+
+
+def test_a_late_older_report_is_history_but_not_latest_state(store: ArchiveStore, engine: Engine) -> None:
+    write(store, [f.status_report(2, {"cur_power": 200}, when=f.at(200))])
+    write(store, [f.status_report(1, {"cur_power": 100, "switch_1": True}, when=f.at(100))])
+    state = {row.code: (row.value, row.reported_at) for row in map_rows(engine, DeviceState)}
+    assert state == {"cur_power": (200, f.at(200)), "switch_1": (True, f.at(100))}
+    history = sorted((row.reported_at, row.value) for row in map_rows(engine, DeviceStatus) if row.code == "cur_power")
+    assert history == [(f.at(100), 100), (f.at(200), 200)]
+    [device] = map_rows(engine, Device)
+    assert (device.first_seen_at, device.last_seen_at, device.report_count) == (f.at(100), f.at(200), 2)
+
+
+def test_a_late_older_event_does_not_change_the_device(store: ArchiveStore, engine: Engine) -> None:
+    write(store, [f.device_event(3, "online", when=f.at(30)), f.device_event(4, "name_updated", {"name": "new"})])
+    write(store, [f.device_event(1, "offline", when=f.at(10)), f.device_event(2, "name_updated", {"name": "old"})])
+    [device] = map_rows(engine, Device)
+    assert (device.online, device.online_changed_at, device.name) == (True, f.at(30), "new")
+
+
+def test_a_device_bound_again_after_deletion_is_not_deleted(store: ArchiveStore, engine: Engine) -> None:
+    write(store, [f.device_event(1, "deleted", {"uid": "eu17"}, when=f.at(10))])
+    assert map_rows(engine, Device)[0].deleted_at == f.at(10)
+    write(store, [f.device_event(2, "bound", {"uid": "eu18"}, when=f.at(20))])
+    write(store, [f.device_event(3, "deleted", {"uid": "eu17"}, when=f.at(5))])  # late, older
+    [device] = map_rows(engine, Device)
+    assert (device.deleted_at, device.owner_uid) == (None, "eu18")
+
+
+def test_unicode_names_and_values_round_trip(store: ArchiveStore, engine: Engine) -> None:
+    name = "Küche Steckdose 厨房 🔌 Ωμέγα"
+    write(store, [f.device_event(1, "name_updated", {"name": name}), f.status_report(2, {"mode": "夜间 🌙"})])
+    with engine.connect() as connection:
+        row = connection.execute(select(latest_status)).one()
+    assert (row.device_name, row.code, row.value) == (name, "mode", "夜间 🌙")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x" * (1 << 20),
+        2**64 + 1,
+        -(2**70),
+        12345678901234567890.5,
+        {"deep": [[[[{"k": "v" * 1000}]]]] * 50},
+        None,
+    ],
+    ids=["1MiB-string", "int-above-64-bits", "negative-int", "float", "nested", "null"],
+)
+def test_very_large_values_round_trip(store: ArchiveStore, engine: Engine, value: Any) -> None:
+    write(store, [f.status_report(1, {"raw": value})])
+    [status] = map_rows(engine, DeviceStatus)
+    [state] = map_rows(engine, DeviceState)
+    assert status.value == value
+    assert state.value == value
+
+
+def test_a_large_dead_letter_payload_is_kept_byte_for_byte(store: ArchiveStore, engine: Engine) -> None:
+    payload = bytes(range(256)) * 4096
+    write(store, [], [f.dead_letter(1, payload=payload, error="Ungültig: 解密失败")])
+    [letter] = snapshot(engine)["dead_letters"]
+    assert (letter[2], letter[5]) == (payload, "Ungültig: 解密失败")
+
+
+def test_times_read_back_as_aware_utc(store: ArchiveStore, engine: Engine) -> None:
+    write(store, [f.status_report(1, {"a": 1})])
+    [status] = map_rows(engine, DeviceStatus)
+    assert status.reported_at == f.at(1)
+    assert status.reported_at.tzinfo is UTC
+
+
+def test_extra_runs_in_the_same_transaction(store: ArchiveStore, engine: Engine) -> None:
+    seen: list[int] = []
+
+    def extra(connection: Connection) -> None:
+        seen.append(len(connection.execute(select(DeviceState.__table__)).all()))
+        connection.execute(RuleState.__table__.insert(), [{"rule_id": "r", "device_id": f.DEVICE, "data": {}}])
+
+    write_with(store, [f.status_report(1, {"a": 1, "b": 2})], extra)
+    assert seen == [2]
+    assert [row.rule_id for row in map_rows(engine, RuleState)] == ["r"]
+
+
+def write_with(store: ArchiveStore, decoded: Sequence[Decoded], extra: Any) -> BatchCounts:
+    return store.write_batch(decoded, [], received_at=f.at(1000), extra=extra)
+
+
+def test_a_failing_extra_stores_nothing(store: ArchiveStore, engine: Engine) -> None:
+    def extra(connection: Connection) -> None:
+        raise RuntimeError("rules failed")
+
+    with pytest.raises(RuntimeError, match="rules failed"):
+        write_with(store, mixed_batch(1, 5), extra)
+    assert all(rows == [] for rows in snapshot(engine).values())
+
+
+def test_history_kept_past_its_message_is_not_duplicated(store: ArchiveStore, engine: Engine) -> None:
+    write(store, mixed_batch(1, 10))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM messages")  # as `purge --table messages` would
+    before = snapshot(engine)
+    write(store, mixed_batch(1, 10))
+    after = snapshot(engine)
+    for table in ("device_status", "device_events", "user_events", "device_state"):
+        assert after[table] == before[table]
+    assert len(after["messages"]) == 10
+
+
+def test_concurrent_writers_of_one_batch_store_it_once(store: ArchiveStore, engine: Engine) -> None:
+    batch = mixed_batch(1, 200)
+    results: list[BatchCounts] = []
+    writers = [threading.Thread(target=lambda: results.append(write(ArchiveStore(engine), batch))) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert sorted(counts.messages for counts in results) == [0, 200]
+    once = snapshot(engine)
+    truncate_all(engine)
+    write(store, batch)
+    assert snapshot(engine) == once
+
+
+def test_an_empty_batch_touches_nothing(store: ArchiveStore) -> None:
+    assert write(store, []) == BatchCounts()
+
+
+def test_unreachable_database_raises_database_unavailable(tmp_path: Path) -> None:
+    engines = [make_engine(f"sqlite:///{tmp_path}/missing/folder/a.db"), make_engine(unused_postgres_url())]
+    try:
+        for engine in engines:
+            with pytest.raises(DatabaseUnavailable, match="storing a batch"):
+                ArchiveStore(engine).write_batch([f.status_report(1, {"a": 1})], [], received_at=f.T0)
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def unused_postgres_url() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"postgresql://postgres@127.0.0.1:{port}/app"
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        with engine.connect() as connection:
+            pragmas = [
+                connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "synchronous")
+            ]
+            busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    finally:
+        engine.dispose()
+    assert pragmas == ["wal", 1]  # synchronous=NORMAL
+    assert busy is not None and busy >= 5000

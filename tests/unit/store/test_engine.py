@@ -1,0 +1,44 @@
+"""DATABASE_URL handling and SQL text that needs no database (streams/store/engine.py, statements.py); engines on
+real databases are in tests/integration/test_store.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.errors import ConfigError
+from streams.store.engine import normalize_url
+from streams.store.statements import DEVICE_STATE, MESSAGES, postgres_copy_types, sqlite_insert
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgres://u:p@db/app", "postgresql://u:p@db/app", "postgresql+psycopg://u:p@db/app"],
+)
+def test_postgres_urls_mean_psycopg_3(url: str) -> None:
+    assert normalize_url(url).drivername == "postgresql+psycopg"
+
+
+def test_sqlite_url_is_kept() -> None:
+    assert normalize_url("sqlite:///tuya-archive.db").database == "tuya-archive.db"
+
+
+@pytest.mark.parametrize(("url", "reason"), [("not a url", "not a database URL"), ("mysql://db/app", "not supported")])
+def test_bad_database_url_names_the_variable(url: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=f"DATABASE_URL: .*{reason}"):
+        normalize_url(url)
+
+
+def test_sqlite_insert_has_one_placeholder_per_column_and_the_conflict_clause() -> None:
+    statement = sqlite_insert(DEVICE_STATE)
+    assert statement.count("?") == len(DEVICE_STATE.columns)
+    assert "WHERE excluded.reported_at > device_state.reported_at" in statement
+
+
+def test_postgres_copy_sends_json_and_strings_as_text_and_times_as_timestamptz() -> None:
+    types = dict(zip(MESSAGES.columns, postgres_copy_types(MESSAGES), strict=True))
+    assert (types["payload"], types["topic"], types["pushed_at"], types["sign_ok"]) == (
+        "text",
+        "text",
+        "timestamptz",
+        "bool",
+    )

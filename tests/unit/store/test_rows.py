@@ -1,0 +1,155 @@
+"""Row building for the batch store (streams/store/rows.py, facts.py, batch.py); the SQL side is in
+tests/integration/test_store.py."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from streams.store.batch import record_rows
+from streams.store.facts import DEVICE_COLUMNS, USER_COLUMNS, DeviceFacts, user_rows
+from streams.store.rows import (
+    DEAD_LETTER_COLUMNS,
+    DEVICE_EVENT_COLUMNS,
+    MESSAGE_COLUMNS,
+    STATUS_COLUMNS,
+    USER_EVENT_COLUMNS,
+    dead_letter_row,
+    json_text,
+    latest_state,
+    message_row,
+    sqlite_time,
+    status_row,
+    unique,
+)
+from tests.unit.store import factories as f
+
+
+def same(moment: datetime) -> datetime:
+    return moment
+
+
+def test_sqlite_time_is_the_text_sqlalchemy_reads_back_for_sqlite() -> None:
+    moment = datetime(2026, 11, 1, 12, 0, 1, 5, tzinfo=UTC)
+    table = sa.Table("t", sa.MetaData(), sa.Column("at", sa.DateTime(timezone=True)))
+    engine = sa.create_engine("sqlite://")
+    try:
+        with engine.begin() as connection:
+            table.create(connection)
+            connection.exec_driver_sql("INSERT INTO t (at) VALUES (?)", (sqlite_time(moment),))
+            read = connection.scalar(sa.select(table.c.at))
+    finally:
+        engine.dispose()
+    assert sqlite_time(moment) == "2026-11-01 12:00:01.000005"
+    assert read == moment.replace(tzinfo=None)
+
+
+def test_sqlite_time_converts_other_offsets_to_utc() -> None:
+    berlin = datetime(2026, 11, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert sqlite_time(berlin) == "2026-11-01 12:00:00.000000"
+
+
+def test_json_text_keeps_big_numbers_and_unicode_exactly() -> None:
+    value = {"n": 2**64 + 1, "neg": -(2**70), "f": 1.5, "name": "Küche 厨房 🔌"}
+    text = json_text(value)
+    assert isinstance(text, str)
+    assert json.loads(text) == value
+
+
+def test_unique_keeps_the_first_of_each_key() -> None:
+    assert unique(["a1", "b1", "a2", "c1", "b2"], key=lambda s: s[0]) == ["a1", "b1", "c1"]
+
+
+def test_every_row_fills_its_columns() -> None:
+    report = f.status_report(1, {"switch_1": True})
+    assert len(message_row(report.message, f.T0, same)) == len(MESSAGE_COLUMNS)
+    assert len(status_row(report.records[0], same)) == len(STATUS_COLUMNS)
+    assert len(dead_letter_row(f.dead_letter(2), f.T0, same)) == len(DEAD_LETTER_COLUMNS)
+    rows = record_rows([f.device_event(3, "online"), f.user_event(4, "registered"), report], same)
+    assert [len(rows.device_events[0]), len(rows.user_events[0])] == [
+        len(DEVICE_EVENT_COLUMNS),
+        len(USER_EVENT_COLUMNS),
+    ]
+    assert len(rows.devices[0]) == len(DEVICE_COLUMNS)
+    assert len(rows.users[0]) == len(USER_COLUMNS)
+
+
+def test_latest_state_keeps_the_newest_value_of_each_code_in_any_order() -> None:
+    reports = [
+        f.status_report(1, {"cur_power": 10, "switch_1": True}, when=f.at(100)),
+        f.status_report(2, {"cur_power": 20}, when=f.at(50)),
+        f.status_report(3, {"cur_power": 30}, when=f.at(100)),  # same time as message 1: greater id wins
+    ]
+    rows = [status_row(record, same) for report in reports for record in report.records]
+    for order in itertools.permutations(rows):
+        latest = {(row[0], row[1]): (row[2], row[5]) for row in latest_state(order)}
+        assert latest == {
+            (f.DEVICE, "cur_power"): ("30", f.message_id(3)),
+            (f.DEVICE, "switch_1"): ("true", f.message_id(1)),
+        }
+
+
+def test_record_rows_of_unknown_messages_are_only_seen_facts() -> None:
+    rows = record_rows([f.unknown_message(1)], same)
+    assert (rows.status, rows.device_events, rows.user_events, rows.device_state) == ([], [], [], [])
+    assert [row[0] for row in rows.devices] == [f.DEVICE]
+
+
+def device_row(*messages: object) -> dict[str, object]:
+    facts = DeviceFacts()
+    for message in messages:
+        facts.add_message(message.records)  # type: ignore[attr-defined]
+    [row] = facts.rows(same)
+    return dict(zip(DEVICE_COLUMNS, row, strict=True))
+
+
+def test_device_facts_take_the_newest_online_state_not_the_last_arrived() -> None:
+    row = device_row(f.device_event(2, "online", when=f.at(20)), f.device_event(1, "offline", when=f.at(10)))
+    assert (row["online"], row["online_changed_at"]) == (True, f.at(20))
+
+
+def test_device_facts_name_owner_and_deletion_come_from_their_events() -> None:
+    row = device_row(
+        f.device_event(1, "name_updated", {"name": "Küche 厨房"}),
+        f.device_event(2, "bound", {"uid": "eu17", "ownerId": "4567"}),
+        f.device_event(3, "deleted", {"uid": "eu17"}),
+    )
+    assert (row["name"], row["owner_uid"], row["deleted_at"]) == ("Küche 厨房", "eu17", f.at(3))
+
+
+def test_device_facts_span_first_and_last_seen_and_count_reports() -> None:
+    row = device_row(
+        f.status_report(1, {"a": 1, "b": 2}, when=f.at(30)),
+        f.status_report(2, {"a": 3}, when=f.at(10)),
+        f.device_event(3, "online", when=f.at(20)),
+    )
+    assert (row["first_seen_at"], row["last_seen_at"], row["report_count"]) == (f.at(10), f.at(30), 2)
+
+
+def test_device_facts_a_device_bound_again_after_deletion_is_not_deleted() -> None:
+    deleted = f.device_event(1, "deleted", {"uid": "eu17"}, when=f.at(10))
+    bound = f.device_event(2, "bound", {"uid": "eu18"}, when=f.at(20))
+    assert device_row(deleted, bound)["deleted_at"] is None
+    assert device_row(bound, f.device_event(3, "deleted", when=f.at(30)))["deleted_at"] == f.at(30)
+
+
+@pytest.mark.parametrize("data", [{}, {"name": None}, {"name": 42}])
+def test_device_facts_ignore_a_rename_without_a_name(data: dict[str, object]) -> None:
+    row = device_row(f.device_event(1, "name_updated", data))
+    assert (row["name"], row["name_updated_at"]) == (None, None)
+
+
+def test_user_rows_keep_registration_deletion_and_the_newest_data() -> None:
+    events = [f.user_event(n, event).records[0] for n, event in ((1, "registered"), (3, "deleted"), (2, "updated"))]
+    [row] = user_rows(events, same)  # type: ignore[arg-type]
+    assert dict(zip(USER_COLUMNS, row, strict=True)) == {
+        "uid": "eu1700000000000AbCdE",
+        "registered_at": f.at(1),
+        "deleted_at": f.at(3),
+        "updated_at": f.at(3),
+        "data": '{"uid":"eu1700000000000AbCdE","schema":"app"}',
+    }
