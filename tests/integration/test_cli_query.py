@@ -1,0 +1,271 @@
+"""``tuya-archiver db``, ``devices``, ``history`` and ``purge`` on a seeded SQLite and PostgreSQL archive
+(streams/cli/db.py, streams/cli/query.py, streams/store/query.py, streams/store/retention.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from models.tables import Command, DeviceState, DeviceStatus, Message
+from streams.cli import main
+from streams.store import migrate
+from streams.store.engine import make_engine
+from streams.store.sql import ArchiveStore
+from tests.unit.store import factories as f
+from tests.unit.store.databases import DIALECTS, scratch_database
+
+pytestmark = pytest.mark.integration
+
+A = f.DEVICE
+B = "bf-second-device"
+
+
+def seed(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        batch = [
+            f.status_report(1, {"switch_1": True, "cur_power": 120}),
+            f.device_event(2, "name_updated", {"name": "Küche 厨房"}),
+            f.device_event(3, "online"),
+            f.status_report(4, {"cur_power": 95}),
+            f.status_report(5, {"cur_power": 7}, device=B),
+            f.device_event(6, "offline", device=B),
+        ]
+        ArchiveStore(engine).write_batch(batch, [], received_at=f.at(10))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def seeded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with scratch_database(request, tmp_path_factory.mktemp("cli")) as url:
+        seed(url)
+        yield url
+
+
+@pytest.fixture(params=DIALECTS)
+def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with scratch_database(request, tmp_path) as url:
+        yield url
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, *argv: str) -> tuple[int, str]:
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables: no wrapping in the captured output
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+def test_devices_prints_csv_when_piped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "devices")
+    assert status == 0
+    assert out.splitlines() == [
+        "device_id,name,product_key,online,last_seen_at,report_count",
+        f"{A},Küche 厨房,{f.PRODUCT},true,2026-11-01T12:00:04+00:00,2",
+        f"{B},,{f.PRODUCT},false,2026-11-01T12:00:06+00:00,1",
+    ]
+
+
+def test_devices_as_json_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "devices", "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert status == 0
+    assert rows[0] == {
+        "device_id": A,
+        "name": "Küche 厨房",
+        "product_key": f.PRODUCT,
+        "online": True,
+        "last_seen_at": "2026-11-01T12:00:04+00:00",
+        "report_count": 2,
+    }
+    assert [row["online"] for row in rows] == [True, False]
+
+
+def test_devices_as_a_table(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "devices", "--format", "table")
+    assert status == 0
+    assert "2 devices" in out
+    assert "Küche 厨房" in out
+    assert "2026-11-01 12:00:04.000+00:00" in out
+
+
+def test_history_by_name_in_time_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "history", "Küche 厨房")
+    assert status == 0
+    assert out.splitlines() == [
+        "reported_at,device_id,device_name,code,value,dp_id,message_id",
+        f"2026-11-01T12:00:01+00:00,{A},Küche 厨房,switch_1,true,1,{f.message_id(1)}",
+        f"2026-11-01T12:00:01+00:00,{A},Küche 厨房,cur_power,120,2,{f.message_id(1)}",
+        f"2026-11-01T12:00:04+00:00,{A},Küche 厨房,cur_power,95,1,{f.message_id(4)}",
+    ]
+
+
+def test_history_filters_by_code_and_time(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    argv = ("history", A, "--code", "cur_power", "--since", "2026-11-01T12:00:00Z", "--until", "2026-11-01T12:00:03")
+    status, out = run(monkeypatch, capsys, seeded, *argv, "--format", "json")
+    assert status == 0
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {
+            "reported_at": "2026-11-01T12:00:01+00:00",
+            "device_id": A,
+            "device_name": "Küche 厨房",
+            "code": "cur_power",
+            "value": 120,
+            "dp_id": 2,
+            "message_id": f.message_id(1),
+        }
+    ]
+
+
+def test_history_limit_keeps_the_newest(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "history", A, "--limit", "2")
+    assert status == 0
+    assert [line.split(",")[3:5] for line in out.splitlines()[1:]] == [["cur_power", "120"], ["cur_power", "95"]]
+
+
+def test_history_as_a_table(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "history", A, "--format", "table")
+    assert status == 0
+    assert f"Küche 厨房 ({A}): 3 values" in out
+    assert "2026-11-01 12:00:04.000+00:00" in out
+    assert "cur_power" in out
+    assert "yes" in out  # switch_1 = true
+
+
+def test_history_of_an_unknown_device_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "history", "Wohnzimmer")
+    assert status == 1
+    assert "no device has the id or name 'Wohnzimmer' (2 devices known" in out
+
+
+def test_history_rejects_a_bad_since(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "history", A, "--since", "yesterday")
+    assert status == 2
+    assert "'yesterday' is neither a duration" in out
+
+
+def test_query_commands_on_an_empty_database_say_to_upgrade(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    status, out = run(monkeypatch, capsys, empty, "devices")
+    assert status == 2
+    assert "run `tuya-archiver db upgrade`" in out
+
+
+def test_db_upgrade_then_current(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    head = migrate.head_revision()
+    assert run(monkeypatch, capsys, empty, "db", "current", "--check")[0] == 1
+    status, out = run(monkeypatch, capsys, empty, "db", "upgrade")
+    assert (status, out.strip().endswith(f"at revision {head} (head)")) == (0, True)
+    status, out = run(monkeypatch, capsys, empty, "db", "current", "--check")
+    assert (status, out.strip().endswith(f"{head} (head)")) == (0, True)
+    status, out = run(monkeypatch, capsys, empty, "db", "downgrade", "base")
+    assert (status, "base (empty schema)" in out) == (0, True)
+
+
+def seed_for_purge(url: str, now: datetime) -> None:
+    """Messages, history and commands 100 days old and 1 day old."""
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        store = ArchiveStore(engine)
+        for base, age in ((0, timedelta(days=100)), (100, timedelta(days=1))):
+            when = now - age
+            batch = [f.status_report(base + n, {"a": n, "b": n}, when=when) for n in range(5)]
+            batch.append(f.device_event(base + 5, "online", when=when))
+            store.write_batch(batch, [f.dead_letter(base + 6)], received_at=when)
+        with engine.begin() as connection:
+            connection.execute(
+                Command.__table__.insert(),
+                [
+                    command(key, status, now - timedelta(days=days))
+                    for key, status, days in (("a", "sent", 100), ("b", "pending", 100), ("c", "sent", 1))
+                ],
+            )
+    finally:
+        engine.dispose()
+
+
+def command(key: str, status: str, created_at: datetime) -> dict[str, object]:
+    return {
+        "idempotency_key": key,
+        "rule_id": "r",
+        "device_id": A,
+        "commands": [{"code": "switch_1", "value": False}],
+        "status": status,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+
+
+def test_purge_deletes_old_rows_in_chunks_and_reports_counts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    seed_for_purge(empty, datetime.now(UTC))
+    status, out = run(monkeypatch, capsys, empty, "purge", "--older-than", "30d", "--dry-run")
+    assert status == 0
+    expected = [
+        "messages: {} 6 rows",
+        "device_status: {} 10 rows",
+        "device_events: {} 1 rows",
+        "user_events: {} 0 rows",
+        "dead_letters: {} 1 rows",
+        "commands: {} 1 rows",
+    ]
+    assert out.splitlines()[:6] == [line.format("would delete") for line in expected]
+    status, out = run(monkeypatch, capsys, empty, "purge", "--older-than", "30d", "--chunk-rows", "3")
+    assert status == 0
+    assert out.splitlines()[:6] == [line.format("deleted") for line in expected]
+    assert out.splitlines()[6].startswith("deleted 19 rows older than ")
+    assert counts(empty) == {"messages": 6, "device_status": 10, "device_state": 2, "commands": 2}
+
+
+def test_purge_of_one_table_leaves_the_others(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    seed_for_purge(empty, datetime.now(UTC))
+    status, out = run(monkeypatch, capsys, empty, "purge", "--older-than", "2d", "--table", "device_status")
+    assert (status, out.splitlines()[0]) == (0, "device_status: deleted 10 rows")
+    assert counts(empty) == {"messages": 12, "device_status": 10, "device_state": 2, "commands": 3}
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {
+                model.__tablename__: connection.scalar(select(func.count()).select_from(model)) or 0
+                for model in (Message, DeviceStatus, DeviceState, Command)
+            }
+    finally:
+        engine.dispose()
+
+
+def test_purge_needs_a_duration(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["purge", "--older-than", "ninety days"])
+    assert exit_.value.code == 2
+    assert "--older-than: 'ninety days' is not a duration" in capsys.readouterr().err
