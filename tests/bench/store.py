@@ -1,0 +1,188 @@
+"""Benchmark: the batch store's throughput on SQLite and PostgreSQL, next to the floor measured in the same run.
+
+The floor is the bare driver writing the same ``messages`` and ``device_status`` rows (prepared tuples, built
+outside the timing) into tables with the same indexes: plain ``sqlite3`` executemany, psycopg binary ``COPY``. The store
+does more than the floor (dedup look-up, ``device_state`` and ``devices`` upserts, building rows from records);
+the ratio says what that costs. Status reports of 5 items from a 10,000-device fleet, message ids monotonic like
+Pulsar's, batches of 1,000 (the worker's default). PostgreSQL comes from TEST_DATABASE_URL (a scratch database is
+created and dropped); skipped when it is not set.
+
+Run alone with ``python -m tests.bench.store``; ``make bench`` runs it with the other benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from models.records import DecodedMessage, StatusReported
+from models.tables import Base
+from streams.store import migrate
+from streams.store.engine import make_engine
+from streams.store.rows import message_row, sqlite_time, status_row
+from streams.store.sql import ArchiveStore
+from streams.store.statements import MESSAGES, STATUS, postgres_copy_types
+from streams.tuya.decoder import Decoded
+from tests.unit.store.databases import scratch_postgres
+
+COUNT = 100_000
+BATCH = 1_000
+DEVICES = 10_000
+CODES = ("switch_1", "cur_power", "cur_current", "cur_voltage", "add_ele")
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+TOPIC = "persistent://bench/out/event"
+
+
+def make_batches(count: int = COUNT, batch: int = BATCH) -> list[list[Decoded]]:
+    """``count`` status reports as the decoder returns them, in batches."""
+    messages = []
+    for n in range(count):
+        message_id = f"{n // 1000 + 1}:{n % 1000}:0:-1"
+        device = f"bf{n % DEVICES:020d}"
+        when = T0 + timedelta(milliseconds=10 * n)
+        ms = int(when.timestamp() * 1000)
+        values = (n % 2 == 0, n % 997, n % 503, 2200 + n % 40, n // 10)
+        items = [
+            {"code": c, "value": v, "t": ms, str(i + 1): v} for i, (c, v) in enumerate(zip(CODES, values, strict=True))
+        ]
+        payload = {"dataId": f"data{n:016d}", "devId": device, "productKey": "keyjup78v54myhan", "status": items}
+        message = DecodedMessage(
+            message_id=message_id, topic=TOPIC, protocol=4, biz_code=None, device_id=device,
+            encrypt_model="aes_gcm", sign_ok=True, pushed_at=when, published_at=when, payload=payload,
+            properties={"em": "aes_gcm"},
+        )  # fmt: skip
+        records = [
+            StatusReported(message_id, i, device, "keyjup78v54myhan", c, v, i + 1, when, f"data{n:016d}")
+            for i, (c, v) in enumerate(zip(CODES, values, strict=True))
+        ]
+        messages.append(Decoded(message, records))
+    return [messages[i : i + batch] for i in range(0, count, batch)]
+
+
+def _tuples(batches: list[list[Decoded]], time_format: Callable[[datetime], Any]) -> list[tuple[list, list]]:
+    received = time_format(T0)
+    return [
+        (
+            [message_row(item.message, received, time_format) for item in batch],
+            [status_row(record, time_format) for item in batch for record in item.records],  # type: ignore[arg-type]
+        )
+        for batch in batches
+    ]
+
+
+def run_store(engine: Engine, batches: list[list[Decoded]]) -> float:
+    store = ArchiveStore(engine)
+    start = time.perf_counter()
+    for batch in batches:
+        store.write_batch(batch, [], received_at=T0)
+    return time.perf_counter() - start
+
+
+def _insert_sql(table: str, width: int) -> str:
+    return f"INSERT INTO {table} VALUES ({', '.join('?' * width)})"
+
+
+def sqlite_floor(path: Path, rows: list[tuple[list, list]]) -> float:
+    engine = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    message_sql, status_sql = _insert_sql("messages", 12), _insert_sql("device_status", 8)
+    start = time.perf_counter()
+    for message_rows, status_rows in rows:
+        connection.execute("BEGIN")
+        connection.executemany(message_sql, message_rows)
+        connection.executemany(status_sql, status_rows)
+        connection.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    connection.close()
+    return elapsed
+
+
+def postgres_floor(url: str, rows: list[tuple[list, list]]) -> float:
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    copies = [(f"COPY {t.table} FROM STDIN (FORMAT BINARY)", postgres_copy_types(t)) for t in (MESSAGES, STATUS)]
+    try:
+        raw = engine.raw_connection()
+        driver = raw.driver_connection
+        start = time.perf_counter()
+        for batch in rows:
+            with driver.cursor() as cursor:  # type: ignore[union-attr]
+                for (sql, types), table_rows in zip(copies, batch, strict=True):
+                    with cursor.copy(sql) as copy:
+                        copy.set_types(types)
+                        for row in table_rows:
+                            copy.write_row(row)
+            driver.commit()  # type: ignore[union-attr]
+        elapsed = time.perf_counter() - start
+        raw.close()
+    finally:
+        engine.dispose()
+    return elapsed
+
+
+def report(name: str, store_s: float, floor_s: float, count: int, note: str = "") -> None:
+    status_rows = count * len(CODES)
+    print(
+        f"{name:<10} store {count / store_s:>9,.0f} msg/s {status_rows / store_s:>10,.0f} status rows/s   "
+        f"floor {count / floor_s:>9,.0f} msg/s {status_rows / floor_s:>10,.0f} rows/s   "
+        f"ratio {store_s / floor_s:4.2f}x {note}"
+    )
+
+
+def bench_sqlite(batches: list[list[Decoded]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{folder}/store.db")
+        migrate.upgrade(engine)
+        store_s = run_store(engine, batches)
+        again_s = run_store(engine, batches)
+        engine.dispose()
+        floor_s = sqlite_floor(Path(folder) / "floor.db", _tuples(batches, sqlite_time))
+    count = sum(map(len, batches))
+    report("SQLite", store_s, floor_s, count, "(WAL, synchronous=NORMAL)")
+    print(f"{'':<10} re-store of the same batches (all duplicates): {count / again_s:,.0f} msg/s")
+
+
+def bench_postgres(server_url: str, batches: list[list[Decoded]]) -> None:
+    with scratch_postgres(server_url) as store_url, scratch_postgres(server_url) as floor_url:
+        engine = make_engine(store_url)
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            settings = {
+                name: connection.exec_driver_sql(f"SHOW {name}").scalar()
+                for name in ("fsync", "synchronous_commit", "server_version")
+            }
+        store_s = run_store(engine, batches)
+        again_s = run_store(engine, batches)
+        engine.dispose()
+        floor_s = postgres_floor(floor_url, _tuples(batches, lambda moment: moment))
+    count = sum(map(len, batches))
+    shown = ", ".join(f"{key}={value}" for key, value in settings.items())
+    report("PostgreSQL", store_s, floor_s, count, f"({shown}; floor: COPY)")
+    print(f"{'':<10} re-store of the same batches (all duplicates): {count / again_s:,.0f} msg/s")
+
+
+def main() -> None:
+    batches = make_batches()
+    print(f"store: {COUNT:,} status reports × {len(CODES)} items, {DEVICES:,} devices, batches of {BATCH:,}")
+    bench_sqlite(batches)
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if server_url:
+        bench_postgres(server_url, batches)
+    else:
+        print("PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
+
+
+if __name__ == "__main__":
+    main()
