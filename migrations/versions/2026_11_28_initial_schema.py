@@ -77,6 +77,19 @@ def upgrade() -> None:
 
 
 def create_tables() -> None:
+    create_messages()
+    create_device_status()
+    create_device_events()
+    create_devices()
+    create_device_state()
+    create_users()
+    create_user_events()
+    create_commands()
+    create_rule_state()
+    create_dead_letters()
+
+
+def create_messages() -> None:
     op.create_table(
         "messages",
         sa.Column("message_id", sa.String(), nullable=False),
@@ -93,6 +106,9 @@ def create_tables() -> None:
         sa.Column("properties", JSON, nullable=False),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_messages")),
     )
+
+
+def create_device_status() -> None:
     op.create_table(
         "device_status",
         sa.Column("message_id", sa.String(), nullable=False),
@@ -106,6 +122,9 @@ def create_tables() -> None:
         sa.PrimaryKeyConstraint("message_id", "item_index", name=op.f("pk_device_status")),
         sqlite_with_rowid=False,
     )
+
+
+def create_device_events() -> None:
     op.create_table(
         "device_events",
         sa.Column("message_id", sa.String(), nullable=False),
@@ -117,6 +136,9 @@ def create_tables() -> None:
         sa.Column("data", JSON, nullable=False),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_device_events")),
     )
+
+
+def create_devices() -> None:
     op.create_table(
         "devices",
         sa.Column("device_id", sa.String(), nullable=False),
@@ -134,6 +156,9 @@ def create_tables() -> None:
         sa.PrimaryKeyConstraint("device_id", name=op.f("pk_devices")),
         **UPDATED_OFTEN,
     )
+
+
+def create_device_state() -> None:
     op.create_table(
         "device_state",
         sa.Column("device_id", sa.String(), nullable=False),
@@ -145,6 +170,9 @@ def create_tables() -> None:
         sa.PrimaryKeyConstraint("device_id", "code", name=op.f("pk_device_state")),
         **UPDATED_OFTEN,
     )
+
+
+def create_users() -> None:
     op.create_table(
         "users",
         sa.Column("uid", sa.String(), nullable=False),
@@ -154,6 +182,9 @@ def create_tables() -> None:
         sa.Column("data", JSON, nullable=False),
         sa.PrimaryKeyConstraint("uid", name=op.f("pk_users")),
     )
+
+
+def create_user_events() -> None:
     op.create_table(
         "user_events",
         sa.Column("message_id", sa.String(), nullable=False),
@@ -164,6 +195,9 @@ def create_tables() -> None:
         sa.Column("data", JSON, nullable=False),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_user_events")),
     )
+
+
+def create_commands() -> None:
     op.create_table(
         "commands",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -186,6 +220,9 @@ def create_tables() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_commands")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_commands_idempotency_key")),
     )
+
+
+def create_rule_state() -> None:
     op.create_table(
         "rule_state",
         sa.Column("rule_id", sa.String(), nullable=False),
@@ -198,6 +235,9 @@ def create_tables() -> None:
         sa.Column("updated_at", TIME, server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("rule_id", "device_id", name=op.f("pk_rule_state")),
     )
+
+
+def create_dead_letters() -> None:
     op.create_table(
         "dead_letters",
         sa.Column("message_id", sa.String(), nullable=False),

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
@@ -103,6 +105,21 @@ def test_overlapping_batches_leave_the_rows_of_storing_each_message_once(store: 
     for first, last in ((1, 12), (8, 20), (1, 5), (15, 30), (29, 30)):
         write(store, mixed_batch(first, last))
     assert snapshot(engine) == once
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 40)), max_size=5))
+def test_any_batches_in_any_order_then_all_equal_storing_all_once(engine: Engine, spans: list[tuple[int, int]]) -> None:
+    store = ArchiveStore(engine)
+    truncate_all(engine)
+    write(store, mixed_batch(1, 40))
+    once = snapshot(engine)
+    truncate_all(engine)
+    for first, last in spans:
+        write(store, mixed_batch(min(first, last), max(first, last)))
+    write(store, mixed_batch(1, 40))
+    assert snapshot(engine) == once
+    truncate_all(engine)
 
 
 def test_a_message_twice_in_one_batch_is_stored_once(store: ArchiveStore, engine: Engine) -> None:
