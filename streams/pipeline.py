@@ -35,6 +35,8 @@ class Reactor(Protocol):
 
     def in_transaction(self, decoded: Sequence[Decoded], now: datetime) -> Callable[[Any], None] | None: ...
 
+    def on_tick(self, now: datetime) -> Callable[[Any], None] | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
@@ -80,6 +82,15 @@ class Pipeline:
             kinds[letter.error_kind] = kinds.get(letter.error_kind, 0) + 1
         pushed = [int(d.message.pushed_at.timestamp() * 1000) for d in decoded]
         return BatchResult(len(messages), len(decoded), kinds, min(pushed) if pushed else None, counts)
+
+    def tick(self) -> None:
+        """Let the reactor fire what the clock alone made due (``for:`` timers, silent devices), in a transaction."""
+        if self._reactor is None:
+            return
+        now = self._clock()
+        hook = self._reactor.on_tick(now)
+        if hook is not None:
+            self._store.write_batch([], [], received_at=now, extra=hook)
 
     @property
     def sign_mismatches(self) -> int:

@@ -65,6 +65,7 @@ class Runner:
         metrics: WorkerMetrics,
         *,
         idle_reconnect_s: float = 600.0,
+        tick_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -72,6 +73,8 @@ class Runner:
         self._pipeline = pipeline
         self._metrics = metrics
         self._idle_reconnect = idle_reconnect_s
+        self._tick_interval = tick_interval_s
+        self._next_tick = 0.0
         self._clock = clock
         self._sleep = sleep
         self._stopping = False
@@ -91,6 +94,7 @@ class Runner:
         try:
             while not self._stopping:
                 self._metrics.heartbeat()
+                self._tick()
                 if max_messages is not None and self._received >= max_messages:
                     break
                 batch = self._receive()
@@ -119,6 +123,16 @@ class Runner:
             summary.received, summary.stored, summary.dead_letters, summary.batches, summary.seconds,
         )  # fmt: skip
         return summary
+
+    def _tick(self) -> None:
+        """Every ``tick_interval_s``: timers that expire between messages (a failure waits for the next tick)."""
+        if self._clock() < self._next_tick:
+            return
+        self._next_tick = self._clock() + self._tick_interval
+        try:
+            self._pipeline.tick()
+        except TransientError as exc:
+            log.warning("clock tick skipped: %s", exc)
 
     def _connect(self, *, reason: str) -> None:
         backoff = Backoff()

@@ -1,0 +1,133 @@
+"""The rules reactor: inside a batch's transaction, evaluate the rules and write rule state and outbox rows.
+
+Owns what the rules engine sees: only messages that are new to the archive (a redelivered message can never fire a
+rule again), the latest values before the batch (``device_state`` of the batch's devices and of every device a rule
+names), and the persisted rule state. Everything it writes (``rule_state``, ``commands``) commits with the batch, so a
+crash either keeps the batch, its timers and its commands, or none of them. Sending is the sender's job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection
+
+from models.records import UserEvent
+from models.rules import DeviceSilentTrigger, RuleSet
+from streams.outbox import sql
+from streams.rules import Evaluation, FiredAction, PostWebhook, SendCommands, TemplateFailed, WriteLog, evaluate, tick
+from streams.tuya.decoder import Decoded
+
+__all__ = ["RulesReactor", "outbox_row", "referenced_devices"]
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[Connection], None]
+
+
+def referenced_devices(rules: RuleSet) -> set[str]:
+    """Every device id a rule names anywhere (triggers, conditions, actions): their latest values are needed."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, BaseModel):
+            device = getattr(node, "device", None)
+            if isinstance(device, str):
+                found.add(device)
+            for name in type(node).model_fields:
+                walk(getattr(node, name))
+        elif isinstance(node, list | tuple):
+            for item in node:
+                walk(item)
+
+    walk(list(rules.rules))
+    return found
+
+
+def outbox_row(fired: FiredAction, now: datetime) -> dict[str, Any]:
+    """The ``commands`` row of a fired action: pending, dry_run, or failed when its templates did not render."""
+    effect = fired.effect
+    status, error, payload = "pending", None, None
+    if isinstance(effect, SendCommands):
+        payload = effect.commands
+    elif isinstance(effect, PostWebhook):
+        payload = {"url": effect.url, "body": effect.body, "headers": effect.headers, "timeout_s": effect.timeout_s}
+    elif isinstance(effect, WriteLog):
+        payload = {"level": effect.level, "message": effect.message}
+    elif isinstance(effect, TemplateFailed):
+        status, error = "failed", f"template failed: {effect.error}"
+    if fired.dry_run and status == "pending":
+        status = "dry_run"
+    return {
+        "idempotency_key": fired.idempotency_key,
+        "rule_id": fired.rule_id,
+        "action": fired.kind,
+        "device_id": fired.device_id or "",
+        "message_id": fired.message_id,
+        "commands": payload,
+        "status": status,
+        "error": error,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+class RulesReactor:
+    """Evaluates a RuleSet against stored batches and clock ticks (see the module docstring)."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self._named = referenced_devices(rules)
+        self._watches_silence = any(
+            isinstance(trigger, DeviceSilentTrigger) for rule in rules.rules for trigger in rule.triggers
+        )
+        self.fired = 0
+
+    @property
+    def active(self) -> bool:
+        return any(rule.enabled for rule in self._rules.rules)
+
+    def in_transaction(self, decoded: Sequence[Decoded], now: datetime) -> Hook | None:
+        """The hook the store runs inside the batch's transaction, before the batch's own writes."""
+        if not self.active or not decoded:
+            return None
+        return lambda connection: self._react(connection, decoded, now)
+
+    def on_tick(self, now: datetime) -> Hook | None:
+        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages."""
+        if not self.active:
+            return None
+        return lambda connection: self._tick(connection, now)
+
+    def _react(self, connection: Connection, decoded: Sequence[Decoded], now: datetime) -> None:
+        fresh = sql.new_message_ids(connection, [item.message.message_id for item in decoded])
+        records = [record for item in decoded if item.message.message_id in fresh for record in item.records]
+        if not records:
+            return
+        devices = {r.device_id for r in records if not isinstance(r, UserEvent)} | self._named
+        subjects = devices | {r.uid for r in records if isinstance(r, UserEvent)} | {""}
+        latest, latest_at = sql.latest_values(connection, devices)
+        state = sql.rule_states(connection, subjects)
+        self._save(connection, evaluate(self._rules, records, state, latest, now, latest_at=latest_at), now)
+
+    def _tick(self, connection: Connection, now: datetime) -> None:
+        state = sql.rule_states(connection)
+        if not state and not self._watches_silence:
+            return
+        latest, _ = sql.latest_values(connection, self._named | {device for _, device in state if device})
+        seen = sql.last_seen(connection) if self._watches_silence else {}
+        self._save(connection, tick(self._rules, state, latest, seen, now), now)
+
+    def _save(self, connection: Connection, evaluation: Evaluation, now: datetime) -> None:
+        sql.save_rule_states(connection, evaluation.state_changes, now)
+        sql.insert_commands(connection, [outbox_row(fired, now) for fired in evaluation.fired])
+        self.fired += len(evaluation.fired)
+        for fired in evaluation.fired:
+            log.info(
+                "rule fired rule=%s action=%s device=%s message=%s dry_run=%s",
+                fired.rule_id, fired.kind, fired.device_id, fired.message_id, fired.dry_run,
+            )  # fmt: skip

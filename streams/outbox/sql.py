@@ -1,0 +1,146 @@
+"""SQL of the rules and the outbox: read latest values and rule state, write rule state and commands.
+
+Owns every statement the reactor and the sender run (SQLAlchemy Core on the tables of ``models.tables``); small
+volumes per batch, so clarity wins over the driver-level fast path of ``streams.store``. Upserts use each dialect's
+``ON CONFLICT``, which SQLite and PostgreSQL share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from models.tables import Command, Device, DeviceState, Message
+from models.tables import RuleState as RuleStateRow
+from streams.rules import DeviceSeen, RuleState, RuleStateKey
+
+__all__ = [
+    "claim",
+    "finish",
+    "in_flight",
+    "insert_commands",
+    "last_seen",
+    "latest_values",
+    "new_message_ids",
+    "pending_ids",
+    "rule_states",
+    "save_rule_states",
+]
+
+_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def new_message_ids(connection: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are not archived yet (read before the batch's own writes)."""
+    known: set[str] = set()
+    column = Message.__table__.c.message_id
+    for chunk in _chunks(list(ids)):
+        known.update(connection.scalars(select(column).where(column.in_(chunk))))
+    return set(ids) - known
+
+
+def latest_values(
+    connection: Connection, device_ids: Iterable[str]
+) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], datetime]]:
+    """``device_state`` of the given devices: (values, reported_at) by (device_id, code)."""
+    table = DeviceState.__table__
+    values: dict[tuple[str, str], Any] = {}
+    times: dict[tuple[str, str], datetime] = {}
+    query = select(table.c.device_id, table.c.code, table.c.value, table.c.reported_at)
+    for chunk in _chunks(sorted(device_ids)):
+        for device_id, code, value, reported_at in connection.execute(query.where(table.c.device_id.in_(chunk))):
+            values[device_id, code] = value
+            times[device_id, code] = reported_at
+    return values, times
+
+
+def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -> dict[RuleStateKey, RuleState]:
+    """Rule states of the given subjects (device ids, uids, '' for per-rule), or all of them."""
+    table = RuleStateRow.__table__
+    query = select(table.c.rule_id, table.c.device_id, table.c.last_fired_at, table.c.data)
+    if subjects is None:
+        rows = list(connection.execute(query))
+    else:
+        rows = []
+        for chunk in _chunks(sorted(subjects)):
+            rows.extend(connection.execute(query.where(table.c.device_id.in_(chunk))))
+    states = (RuleState.from_row(row._mapping) for row in rows)
+    return {(state.rule_id, state.device_id): state for state in states}
+
+
+def save_rule_states(connection: Connection, changes: Mapping[RuleStateKey, RuleState], now: datetime) -> None:
+    """Write an evaluation's state changes: empty states delete their row, others upsert it."""
+    table = RuleStateRow.__table__
+    gone = [key for key, state in changes.items() if state.is_empty]
+    for chunk in _chunks(gone):
+        connection.execute(delete(table).where(tuple_(table.c.rule_id, table.c.device_id).in_(chunk)))
+    rows = [{**state.to_row(), "updated_at": now} for state in changes.values() if not state.is_empty]
+    if not rows:
+        return
+    statement = _insert(connection, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.rule_id, table.c.device_id],
+        set_={name: statement.excluded[name] for name in rows[0] if name not in ("rule_id", "device_id")},
+    )
+    connection.execute(statement, rows)
+
+
+def insert_commands(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add outbox rows; a row whose idempotency key exists (a redelivered trigger) is ignored."""
+    if rows:
+        statement = _insert(connection, Command.__table__).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        connection.execute(statement, list(rows))
+
+
+def last_seen(connection: Connection) -> dict[str, DeviceSeen]:
+    table = Device.__table__
+    query = select(table.c.device_id, table.c.last_seen_at, table.c.product_key).where(table.c.deleted_at.is_(None))
+    return {
+        device_id: DeviceSeen(seen, product)
+        for device_id, seen, product in connection.execute(query)
+        if seen is not None
+    }
+
+
+def pending_ids(connection: Connection, status: str, limit: int = 100) -> list[int]:
+    table = Command.__table__
+    query = select(table.c.id).where(table.c.status == status).order_by(table.c.created_at, table.c.id).limit(limit)
+    return list(connection.scalars(query))
+
+
+def claim(connection: Connection, command_id: int, now: datetime) -> Mapping[str, Any] | None:
+    """Mark a pending command in flight (attempts + 1) and return it; None if another sender took it."""
+    table = Command.__table__
+    claimed = connection.execute(
+        update(table)
+        .where(and_(table.c.id == command_id, table.c.status == "pending"))
+        .values(status="in_flight", attempts=table.c.attempts + 1, updated_at=now)
+    )
+    if claimed.rowcount != 1:
+        return None
+    return connection.execute(select(table).where(table.c.id == command_id)).one()._mapping
+
+
+def in_flight(connection: Connection) -> list[Mapping[str, Any]]:
+    table = Command.__table__
+    return [row._mapping for row in connection.execute(select(table).where(table.c.status == "in_flight"))]
+
+
+def finish(connection: Connection, command_id: int, now: datetime, **values: Any) -> None:
+    """Record the outcome of a command: status and, as known, tuya_tid, error_code, error, sent_at."""
+    table = Command.__table__
+    connection.execute(update(table).where(table.c.id == command_id).values(updated_at=now, **values))
