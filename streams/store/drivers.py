@@ -26,13 +26,17 @@ from streams.store.statements import (
     sqlite_insert,
 )
 
-__all__ = ["Driver", "KeyConflict", "PostgresDriver", "SqliteDriver"]
+__all__ = ["Driver", "KeyConflict", "PostgresDriver", "SqliteDriver", "TextRejected"]
 
 Rows = Sequence[tuple[Any, ...]]
 
 
 class KeyConflict(Exception):
     """A COPY met a row whose key exists (another writer, or history kept past a purge): retry tolerantly."""
+
+
+class TextRejected(Exception):
+    """PostgreSQL refused a text value (a NUL character from a device's payload): retry with clean_text."""
 
 
 class Driver(Protocol):
@@ -84,13 +88,15 @@ class PostgresDriver:
     """psycopg 3, binary COPY. ``tolerant=False``: history rows are copied straight into their tables, and a key
     that exists raises KeyConflict. ``tolerant=True``: every table goes through its stage table and ON CONFLICT DO
     NOTHING, and the message ids actually inserted are returned (so concurrent writers cannot double-count).
-    Latest-state upserts always go through the stage table.
+    Latest-state upserts always go through the stage table. ``clean_text=False``: a NUL character in a text
+    column raises TextRejected; ``clean_text=True``: NULs become U+FFFD (the raw payload keeps the original).
     """
 
     time = staticmethod(_same)
 
-    def __init__(self, *, tolerant: bool) -> None:
+    def __init__(self, *, tolerant: bool = False, clean_text: bool = False) -> None:
         self.tolerant = tolerant
+        self.clean_text = clean_text
 
     def existing(self, cursor: psycopg.Cursor[Any], table: str, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -104,7 +110,7 @@ class PostgresDriver:
             return None
         if not rows:
             return set()
-        _stage(cursor, MESSAGES, rows)
+        self._stage(cursor, MESSAGES, rows)
         cursor.execute(postgres_from_stage(MESSAGES, returning="message_id"))
         return {row[0] for row in cursor.fetchall()}
 
@@ -115,7 +121,7 @@ class PostgresDriver:
             self.upsert(cursor, target, rows)
             return
         try:
-            _copy(cursor, target, rows, staged=False)
+            self._copy(cursor, target, rows, staged=False)
         except psycopg.errors.UniqueViolation as exc:
             raise KeyConflict(f"{target.table}: {exc.diag.message_detail or exc}") from exc
 
@@ -123,17 +129,25 @@ class PostgresDriver:
         if rows:
             # Rows in key order: concurrent writers (scale-out workers during a rebalance) lock the same rows in
             # the same order, so they wait for each other instead of deadlocking.
-            _stage(cursor, target, sorted(rows))
+            self._stage(cursor, target, sorted(rows))
             cursor.execute(postgres_from_stage(target))
 
+    def _stage(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows) -> None:
+        cursor.execute(postgres_stage(target))
+        self._copy(cursor, target, rows, staged=True)
 
-def _copy(cursor: psycopg.Cursor[Any], target: Target, rows: Rows, *, staged: bool) -> None:
-    with cursor.copy(postgres_copy(target, staged=staged)) as copy:
-        copy.set_types(postgres_copy_types(target))
-        for row in rows:
-            copy.write_row(row)
+    def _copy(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows, *, staged: bool) -> None:
+        if self.clean_text:
+            rows = [_without_nul(row) for row in rows]
+        try:
+            with cursor.copy(postgres_copy(target, staged=staged)) as copy:
+                copy.set_types(postgres_copy_types(target))
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.errors.CharacterNotInRepertoire as exc:
+            raise TextRejected(f"{target.table}: {exc}") from exc
 
 
-def _stage(cursor: psycopg.Cursor[Any], target: Target, rows: Rows) -> None:
-    cursor.execute(postgres_stage(target))
-    _copy(cursor, target, rows, staged=True)
+def _without_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    # PostgreSQL text cannot hold U+0000 (JSON text is safe: msgspec writes it as the escape \u0000).
+    return tuple(value.replace("\x00", "\ufffd") if isinstance(value, str) else value for value in row)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
 from streams.store.batch import record_rows
-from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver
+from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver, TextRejected
 from streams.store.engine import WRITE_LOCK, unavailable_on_failure
 from streams.store.rows import dead_letter_row, message_row, unique
 from streams.store.statements import (
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 class BatchCounts:
     """What one batch added. ``duplicates``: decoded messages already stored (or repeated within the batch)."""
 
-    messages: int = 0
+    messages_inserted: int = 0
     duplicates: int = 0
     status_rows: int = 0
     device_events: int = 0
@@ -87,11 +87,16 @@ class ArchiveStore:
         with unavailable_on_failure("storing a batch"):
             if not self._postgres:
                 return self._transaction(SqliteDriver(), decoded, dead_letters, received_at, extra)
-            try:
-                return self._transaction(PostgresDriver(tolerant=False), decoded, dead_letters, received_at, extra)
-            except KeyConflict as exc:
-                log.info("batch overlaps rows stored meanwhile (%s): storing it again with ON CONFLICT", exc)
-                return self._transaction(PostgresDriver(tolerant=True), decoded, dead_letters, received_at, extra)
+            driver = PostgresDriver()
+            while True:  # at most three attempts: each retry switches one more fallback on
+                try:
+                    return self._transaction(driver, decoded, dead_letters, received_at, extra)
+                except KeyConflict as exc:
+                    log.info("batch overlaps rows stored meanwhile (%s): storing it again with ON CONFLICT", exc)
+                    driver = PostgresDriver(tolerant=True, clean_text=driver.clean_text)
+                except TextRejected as exc:
+                    log.warning("text refused (%s): storing the batch again with NUL characters replaced", exc)
+                    driver = PostgresDriver(tolerant=driver.tolerant, clean_text=True)
 
     def _transaction(
         self,
@@ -137,7 +142,7 @@ def _write(
     new_letters = [letter for letter in letters if letter.message_id not in stored_letters]
     driver.insert(cursor, DEAD_LETTERS, [dead_letter_row(letter, received, time) for letter in new_letters])
     return BatchCounts(
-        messages=len(new),
+        messages_inserted=len(new),
         duplicates=len(decoded) - len(new),
         status_rows=len(rows.status),
         device_events=len(rows.device_events),

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
-from models.tables import Base, Device, DeviceState, DeviceStatus, RuleState, latest_status
+from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, latest_status
 from streams.errors import DatabaseUnavailable
 from streams.store import migrate
 from streams.store.engine import make_engine
@@ -73,7 +73,7 @@ def mixed_batch(first: int, last: int) -> list[Decoded]:
 def test_a_batch_fills_every_table(store: ArchiveStore, engine: Engine) -> None:
     counts = write(store, mixed_batch(1, 10), [f.dead_letter(11)])
     assert counts == BatchCounts(
-        messages=10, duplicates=0, status_rows=6, device_events=2, user_events=2, dead_letters=1
+        messages_inserted=10, duplicates=0, status_rows=6, device_events=2, user_events=2, dead_letters=1
     )
     rows = snapshot(engine)
     assert {name: len(table) for name, table in rows.items()} == {
@@ -94,7 +94,12 @@ def test_storing_the_same_batch_twice_changes_nothing(store: ArchiveStore, engin
     write(store, mixed_batch(1, 20), [f.dead_letter(21)])
     once = snapshot(engine)
     counts = write(store, mixed_batch(1, 20), [f.dead_letter(21)])
-    assert (counts.messages, counts.duplicates, counts.dead_letters, counts.dead_letter_duplicates) == (0, 20, 0, 1)
+    assert (counts.messages_inserted, counts.duplicates, counts.dead_letters, counts.dead_letter_duplicates) == (
+        0,
+        20,
+        0,
+        1,
+    )
     assert snapshot(engine) == once
 
 
@@ -125,7 +130,7 @@ def test_any_batches_in_any_order_then_all_equal_storing_all_once(engine: Engine
 def test_a_message_twice_in_one_batch_is_stored_once(store: ArchiveStore, engine: Engine) -> None:
     report = f.status_report(1, {"cur_power": 5})
     counts = write(store, [report, report, f.status_report(2, {"cur_power": 6})], [f.dead_letter(3)] * 2)
-    assert (counts.messages, counts.duplicates, counts.status_rows, counts.dead_letters) == (2, 1, 2, 1)
+    assert (counts.messages_inserted, counts.duplicates, counts.status_rows, counts.dead_letters) == (2, 1, 2, 1)
     assert [row.report_count for row in map_rows(engine, Device)] == [2]
 
 
@@ -168,6 +173,16 @@ def test_unicode_names_and_values_round_trip(store: ArchiveStore, engine: Engine
     with engine.connect() as connection:
         row = connection.execute(select(latest_status)).one()
     assert (row.device_name, row.code, row.value) == (name, "mode", "夜间 🌙")
+
+
+def test_a_nul_character_in_a_name_does_not_block_the_batch(store: ArchiveStore, engine: Engine) -> None:
+    counts = write(store, [f.device_event(1, "name_updated", {"name": "Kü\x00che"}), f.status_report(2, {"a": 1})])
+    assert counts.messages_inserted == 2
+    [device] = map_rows(engine, Device)
+    # PostgreSQL text cannot hold NUL: it becomes U+FFFD there; the messages row keeps the payload as sent.
+    assert device.name == ("Kü\ufffdche" if engine.dialect.name == "postgresql" else "Kü\x00che")
+    payloads = [row.payload for row in map_rows(engine, Message)]
+    assert {"name": "Kü\x00che"} in [payload.get("bizData") for payload in payloads]
 
 
 @pytest.mark.parametrize(
@@ -249,7 +264,7 @@ def test_concurrent_writers_of_one_batch_store_it_once(store: ArchiveStore, engi
         writer.start()
     for writer in writers:
         writer.join()
-    assert sorted(counts.messages for counts in results) == [0, 200]
+    assert sorted(counts.messages_inserted for counts in results) == [0, 200]
     once = snapshot(engine)
     truncate_all(engine)
     write(store, batch)
