@@ -182,6 +182,8 @@ def test_db_upgrade_then_current(
     assert (status, out.strip().endswith(f"at revision {head} (head)")) == (0, True)
     status, out = run(monkeypatch, capsys, empty, "db", "current", "--check")
     assert (status, out.strip().endswith(f"{head} (head)")) == (0, True)
+    status, out = run(monkeypatch, capsys, empty, "db", "check")
+    assert (status, "the schema matches models/tables.py" in out) == (0, True)
     status, out = run(monkeypatch, capsys, empty, "db", "downgrade", "base")
     assert (status, "base (empty schema)" in out) == (0, True)
 
