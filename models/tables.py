@@ -251,7 +251,7 @@ class UserEvent(Base):
 
 
 class Command(Base):
-    """The outbox: one row per command a rule decided to send; ``idempotency_key`` is the rule + triggering message."""
+    """The outbox: one row per action a rule fired; ``idempotency_key`` is the rule + triggering message."""
 
     __tablename__ = "commands"
     __table_args__ = (
@@ -265,6 +265,8 @@ class Command(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String, unique=True)
     rule_id: Mapped[str] = mapped_column(String)
+    # What the rule does: tuya.send_command (``commands`` holds the device commands), webhook, log.
+    action: Mapped[str] = mapped_column(String)
     device_id: Mapped[str] = mapped_column(String)
     message_id: Mapped[str | None] = mapped_column(String)
     commands: Mapped[Any]

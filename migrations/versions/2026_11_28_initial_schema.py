@@ -203,6 +203,7 @@ def create_commands() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("idempotency_key", sa.String(), nullable=False),
         sa.Column("rule_id", sa.String(), nullable=False),
+        sa.Column("action", sa.String(), nullable=False),
         sa.Column("device_id", sa.String(), nullable=False),
         sa.Column("message_id", sa.String(), nullable=True),
         sa.Column("commands", JSON, nullable=False),

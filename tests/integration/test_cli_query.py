@@ -215,6 +215,7 @@ def command(key: str, status: str, created_at: datetime) -> dict[str, object]:
     return {
         "idempotency_key": key,
         "rule_id": "r",
+        "action": "tuya.send_command",
         "device_id": A,
         "commands": [{"code": "switch_1", "value": False}],
         "status": status,
