@@ -110,14 +110,22 @@ def message_row(message: DecodedMessage, received_at: Any, time: TimeFormat) -> 
 STATUS_COLUMNS = ("message_id", "item_index", "device_id", "code", "value", "dp_id", "reported_at", "data_id")
 
 
+_INT32 = 2**31
+
+
 def status_row(record: StatusReported, time: TimeFormat) -> tuple[Any, ...]:
+    dp_id = record.dp_id
+    if dp_id is not None and not -_INT32 <= dp_id < _INT32:
+        # Tuya's DP ids are 1-255 (SPEC.md §3.2): a larger one is garbage, and PostgreSQL's binary COPY of an
+        # ``integer`` would silently keep only its low 32 bits. The messages row keeps the payload as sent.
+        dp_id = None
     return (
         record.message_id,
         record.item_index,
         record.device_id,
         record.code,
         json_text(record.value),
-        record.dp_id,
+        dp_id,
         time(record.reported_at),
         record.data_id,
     )

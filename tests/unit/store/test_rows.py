@@ -7,6 +7,7 @@ import itertools
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 
@@ -58,6 +59,14 @@ def test_json_text_keeps_big_numbers_and_unicode_exactly() -> None:
     text = json_text(value)
     assert isinstance(text, str)
     assert json.loads(text) == value
+
+
+@pytest.mark.parametrize(
+    ("dp_id", "stored"), [(1, 1), (255, 255), (2**31 - 1, 2**31 - 1), (2**31, None), (2**40, None)]
+)
+def test_status_row_drops_dp_ids_no_integer_column_can_hold(dp_id: int, stored: int | None) -> None:
+    record = msgspec.structs.replace(f.status_report(1, {"a": 1}).records[0], dp_id=dp_id)
+    assert status_row(record, same)[5] == stored
 
 
 def test_unique_keeps_the_first_of_each_key() -> None:
