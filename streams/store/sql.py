@@ -4,7 +4,8 @@ Owns the order of a batch's writes and the idempotency rule (DESIGN.md §7): a m
 ``messages`` contributes nothing, so storing a batch twice, or batches that overlap, leaves the rows of storing each
 message once. Latest-state tables are "newer wins" upserts (streams.store.statements), so a late, older report
 updates history but not ``device_state`` or ``devices``. The caller's ``extra`` hook (rule state, command outbox)
-runs in the same transaction before the commit.
+runs in the same transaction, before the batch's own writes: it sees which messages are new and the latest values
+as they were before the batch, and what it writes commits (or rolls back) with the batch.
 
 Errors: the database being unreachable, locked past the busy timeout, or refusing the commit raises
 :class:`~streams.errors.DatabaseUnavailable` (retry the batch later; nothing was written); anything else propagates.
@@ -77,7 +78,10 @@ class ArchiveStore:
         received_at: datetime,
         extra: Callable[[Connection], None] | None = None,
     ) -> BatchCounts:
-        """Store the batch and run ``extra`` in one transaction; returns once committed.
+        """Run ``extra``, then store the batch, in one transaction; returns once committed.
+
+        ``extra`` may run more than once (each time in a new transaction, the earlier one rolled back) when a
+        PostgreSQL batch has to be retried with a fallback (rows stored meanwhile by another writer, NUL text).
 
         Raises:
             DatabaseUnavailable: the database cannot be reached or refused the commit; nothing was stored.
@@ -109,13 +113,13 @@ class ArchiveStore:
         with self._engine.connect() as connection:
             connection.execution_options(**{WRITE_LOCK: True})
             with connection.begin():
+                if extra is not None:
+                    extra(connection)  # first: it sees the archive as it was before this batch
                 cursor = connection.connection.driver_connection.cursor()
                 try:
                     counts = _write(driver, cursor, decoded, dead_letters, received_at)
                 finally:
                     cursor.close()
-                if extra is not None:
-                    extra(connection)
         return counts
 
 

@@ -219,16 +219,20 @@ def test_times_read_back_as_aware_utc(store: ArchiveStore, engine: Engine) -> No
     assert status.reported_at.tzinfo is UTC
 
 
-def test_extra_runs_in_the_same_transaction(store: ArchiveStore, engine: Engine) -> None:
-    seen: list[int] = []
+def test_extra_runs_first_in_the_same_transaction(store: ArchiveStore, engine: Engine) -> None:
+    write(store, [f.status_report(1, {"a": 1})])
+    seen: list[tuple[int, int]] = []
 
     def extra(connection: Connection) -> None:
-        seen.append(len(connection.execute(select(DeviceState.__table__)).all()))
+        messages = connection.execute(select(Message.__table__)).all()
+        state = connection.execute(select(DeviceState.__table__)).all()
+        seen.append((len(messages), len(state)))
         connection.execute(RuleState.__table__.insert(), [{"rule_id": "r", "device_id": f.DEVICE, "data": {}}])
 
-    write_with(store, [f.status_report(1, {"a": 1, "b": 2})], extra)
-    assert seen == [2]
+    write_with(store, [f.status_report(2, {"a": 2, "b": 3})], extra)
+    assert seen == [(1, 1)]  # the archive before this batch
     assert [row.rule_id for row in map_rows(engine, RuleState)] == ["r"]
+    assert len(map_rows(engine, DeviceState)) == 2
 
 
 def write_with(store: ArchiveStore, decoded: Sequence[Decoded], extra: Any) -> BatchCounts:
@@ -254,6 +258,21 @@ def test_history_kept_past_its_message_is_not_duplicated(store: ArchiveStore, en
     for table in ("device_status", "device_events", "user_events", "device_state"):
         assert after[table] == before[table]
     assert len(after["messages"]) == 10
+
+
+def test_extra_of_a_retried_batch_commits_once(store: ArchiveStore, engine: Engine) -> None:
+    write(store, mixed_batch(1, 10))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM messages")  # PostgreSQL's COPY now meets stored history: a retry
+    calls: list[int] = []
+
+    def extra(connection: Connection) -> None:
+        calls.append(1)
+        connection.execute(RuleState.__table__.insert(), [{"rule_id": "r", "device_id": "", "data": {}}])
+
+    write_with(store, mixed_batch(1, 10), extra)
+    assert len(calls) == (2 if engine.dialect.name == "postgresql" else 1)
+    assert len(map_rows(engine, RuleState)) == 1
 
 
 def test_concurrent_writers_of_one_batch_store_it_once(store: ArchiveStore, engine: Engine) -> None:
