@@ -1,0 +1,144 @@
+"""What the demo reads back from the archive: the counts it waits for, the summary's figures, the example queries.
+
+Owns read-only SQL on the public tables and views of ``models.tables`` (SQLAlchemy Core, same results on SQLite and
+PostgreSQL) and the three example queries printed with their output, written as a user would type them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
+
+from models.tables import Command, DeadLetter, Device, DeviceEvent, DeviceStatus, Message, User
+
+__all__ = [
+    "EXAMPLE_QUERIES",
+    "ArchiveFigures",
+    "CommandRow",
+    "ExampleQuery",
+    "archived_messages",
+    "command_rows",
+    "figures",
+    "open_commands",
+    "run_example",
+]
+
+
+def _count(connection: Connection, table: Any) -> int:
+    return int(connection.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def archived_messages(connection: Connection) -> int:
+    """Distinct messages the archive holds: stored ones plus dead letters."""
+    return _count(connection, Message) + _count(connection, DeadLetter)
+
+
+def open_commands(connection: Connection) -> int:
+    """Outbox rows not settled yet (pending or in flight)."""
+    query = select(func.count()).select_from(Command).where(Command.status.in_(("pending", "in_flight")))
+    return int(connection.scalar(query) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRow:
+    rule_id: str
+    action: str
+    device_id: str
+    device_name: str | None
+    commands: Any
+    status: str
+    tuya_tid: str | None
+    error: str | None
+
+
+def command_rows(connection: Connection) -> list[CommandRow]:
+    """Every outbox row, oldest first, with the device's archived name."""
+    query = (
+        select(
+            Command.rule_id,
+            Command.action,
+            Command.device_id,
+            Device.name,
+            Command.commands,
+            Command.status,
+            Command.tuya_tid,
+            Command.error,
+        )
+        .outerjoin(Device, Device.device_id == Command.device_id)
+        .order_by(Command.created_at, Command.id)
+    )
+    return [CommandRow(*row) for row in connection.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveFigures:
+    """The summary's counts: rows per table, and breakdowns as (label, count) pairs, largest first."""
+
+    messages: int
+    dead_letters: int
+    devices: int
+    users: int
+    status_values: int
+    device_events: int
+    by_kind: list[tuple[int, str, int]]
+    by_cipher: list[tuple[str, int]]
+    by_product: list[tuple[str, int]]
+    dead_by_kind: list[tuple[str, int]]
+
+
+def figures(connection: Connection) -> ArchiveFigures:
+    kind = func.coalesce(Message.biz_code, "status report")
+    by_kind = select(Message.protocol, kind, func.count()).group_by(Message.protocol, kind)
+    return ArchiveFigures(
+        messages=_count(connection, Message),
+        dead_letters=_count(connection, DeadLetter),
+        devices=_count(connection, Device),
+        users=_count(connection, User),
+        status_values=_count(connection, DeviceStatus),
+        device_events=_count(connection, DeviceEvent),
+        by_kind=sorted(((p, k, n) for p, k, n in connection.execute(by_kind)), key=lambda row: -row[2]),
+        by_cipher=_grouped(connection, Message.encrypt_model),
+        by_product=_grouped(connection, func.coalesce(Device.product_key, "?")),
+        dead_by_kind=_grouped(connection, DeadLetter.error_kind),
+    )
+
+
+def _grouped(connection: Connection, column: Any) -> list[tuple[str, int]]:
+    rows = connection.execute(select(column, func.count()).group_by(column))
+    return sorted(((str(label), int(n)) for label, n in rows), key=lambda row: -row[1])
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleQuery:
+    title: str
+    sql: str
+
+
+#: Printed with their real output; plain SQL on the public views, for SQLite and PostgreSQL alike.
+EXAMPLE_QUERIES = (
+    ExampleQuery(
+        "What the kitchen plug reports now (it confirmed the rule's switch-off)",
+        "SELECT code, value, reported_at FROM latest_status WHERE device_name = 'Kitchen plug' ORDER BY code;",
+    ),
+    ExampleQuery(
+        "The greenhouse sensor's last five temperatures (raw values: 30.0 °C is 300)",
+        "SELECT reported_at, value FROM status_history\n"
+        "WHERE device_name = 'Greenhouse sensor' AND code = 'temp_current'\n"
+        "ORDER BY reported_at DESC LIMIT 5;",
+    ),
+    ExampleQuery(
+        "When the front door was online and offline (no end: still offline)",
+        "SELECT state, started_at, ended_at, duration_s FROM device_online_periods\n"
+        "WHERE device_name = 'Front door' ORDER BY started_at;",
+    ),
+)
+
+
+def run_example(connection: Connection, query: ExampleQuery) -> tuple[Sequence[str], list[tuple[Any, ...]]]:
+    """The column names and rows of an example query."""
+    result = connection.execute(text(query.sql))
+    return list(result.keys()), [tuple(row) for row in result]

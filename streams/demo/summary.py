@@ -1,0 +1,173 @@
+"""The demo's closing report: what the archive holds, what the rules did, how fast it went, how to look further.
+
+Owns the layout (rich tables on the given console) and the wording. The figures are read from the archive through
+:mod:`streams.demo.archive` and from the :class:`~streams.demo.run.DemoResult`; nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from streams.demo import archive
+from streams.demo.database import display_url, sqlite_path
+from streams.demo.run import DemoResult
+from streams.demo.scenario import DOOR, LIGHT
+from streams.demo.services import DEMO_RULES, display_path
+from streams.sim import PRODUCTS
+from streams.store.engine import make_engine
+
+__all__ = ["print_summary"]
+
+_PRODUCT_KINDS = {product.product_key: product.kind for product in (*PRODUCTS, LIGHT, DOOR)}
+_MAX_ACTION_ROWS = 12
+
+
+def print_summary(console: Console, result: DemoResult) -> None:
+    """Everything after the live display (see the module docstring)."""
+    console.print()
+    engine = make_engine(result.options.database_url)
+    try:
+        with engine.connect() as connection:
+            figures = archive.figures(connection)
+            commands = archive.command_rows(connection)
+        _archive_section(console, result, figures)
+        _rules_section(console, result, commands)
+        _throughput_section(console, result)
+        _examples_section(console, engine)
+    finally:
+        engine.dispose()
+    _next_steps(console, result)
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _counts(pairs: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{label} {count:,}" for label, count in pairs) or "none"
+
+
+def _archive_section(console: Console, result: DemoResult, figures: archive.ArchiveFigures) -> None:
+    console.rule("[bold]What the archive holds")
+    if result.interrupted:
+        console.print("[yellow]Interrupted with Ctrl-C: this is what was committed until then.")
+    elif not result.settled:
+        console.print("[yellow]The worker had not caught up with everything within the settle timeout.")
+    products = [(_PRODUCT_KINDS.get(key, key), n) for key, n in figures.by_product]
+    where = display_url(result.options.database_url)
+    console.print(
+        f"{figures.messages:,} messages and {figures.dead_letters:,} dead letters in {where}: "
+        f"{figures.devices:,} devices ({_counts(products)}), {figures.users:,} users, "
+        f"{figures.status_values:,} status values, {figures.device_events:,} device events."
+    )
+    console.print(f"Ciphers: {_counts(figures.by_cipher)}.")
+    kinds = _table("Messages by kind", "protocol", "kind", "messages")
+    for protocol, kind, count in figures.by_kind:
+        kinds.add_row(str(protocol), kind, f"{count:,}")
+    console.print(kinds)
+    corrupt = sorted(
+        (kind.removeprefix("corrupt:"), n) for kind, n in result.kinds.items() if kind.startswith("corrupt:")
+    )
+    dead = _table("Dead letters by reason", "error_kind", "messages")
+    for kind, count in figures.dead_by_kind:
+        dead.add_row(kind, f"{count:,}")
+    console.print(dead)
+    console.print(f"Broken on purpose by the simulator: {_counts(corrupt)}.")
+
+
+def _describe(payload: Any) -> str:
+    if isinstance(payload, list):
+        return ", ".join(f"{item.get('code')}={json.dumps(item.get('value'))}" for item in payload)
+    if isinstance(payload, dict) and "url" in payload:
+        path = urlsplit(str(payload["url"])).path
+        return f"POST {path} {json.dumps(payload.get('body'), ensure_ascii=False)}"
+    if isinstance(payload, dict) and "message" in payload:
+        return str(payload["message"])
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def _rules_section(console: Console, result: DemoResult, commands: Sequence[archive.CommandRow]) -> None:
+    console.rule("[bold]What the rules did")
+    console.print(f"Rules: {display_path(DEMO_RULES)} (the example rules, with for: durations of seconds).")
+    accepted = {recorded.tid for recorded in result.accepted}
+    sent = _table("Tuya commands (table commands)", "rule", "device", "commands", "status", "OpenAPI tid")
+    tuya = [row for row in commands if row.action == "tuya.send_command"]
+    for row in tuya[:_MAX_ACTION_ROWS]:
+        check = f"{row.tuya_tid[:12]}… ✓" if row.tuya_tid in accepted else ""
+        sent.add_row(row.rule_id, _device(result, row), _describe(row.commands), row.status, check)
+    console.print(sent)
+    if len(tuya) > _MAX_ACTION_ROWS:
+        console.print(f"… and {len(tuya) - _MAX_ACTION_ROWS} more.")
+    console.print(
+        f"The OpenAPI emulator accepted {len(result.accepted)} commands, each signed correctly (a bad signature is "
+        f"answered with code 1004: {result.signature_refusals} such answers); ✓: its tid is the one stored."
+    )
+    _webhooks_and_logs(console, result, commands)
+
+
+def _device(result: DemoResult, row: archive.CommandRow) -> str:
+    return result.rules.alias_of(row.device_id) or row.device_name or row.device_id
+
+
+def _webhooks_and_logs(console: Console, result: DemoResult, commands: Sequence[archive.CommandRow]) -> None:
+    hooks = [row for row in commands if row.action == "webhook"]
+    named = sorted({_device(result, row) for row in hooks if result.rules.alias_of(row.device_id)})
+    others = sum(1 for row in hooks if not result.rules.alias_of(row.device_id))
+    by_status = Counter(f"{row.rule_id} {row.status}" for row in hooks)
+    console.print(
+        f"Webhooks: {_counts(sorted(by_status.items()))}; for {', '.join([*named, f'{others} fleet devices'])}. "
+        f"The receiver got {len(result.webhooks)}."
+    )
+    logs = Counter(row.rule_id for row in commands if row.action == "log")
+    console.print(f"Log actions: {_counts(sorted(logs.items()))}.")
+
+
+def _throughput_section(console: Console, result: DemoResult) -> None:
+    console.rule("[bold]Throughput")
+    report = result.report
+    if report is not None:
+        lost = f", {report.failed:,} failed" if report.failed else ", every one acknowledged by the broker"
+        console.print(f"Published {report.count:,} messages in {report.seconds:.1f} s ({report.rate:,.0f}/s){lost}.")
+    if result.commits:
+        mean_ms = 1000 * result.commit_seconds / result.commits
+        console.print(
+            f"The worker stored them in {result.commits:,} transactions ({mean_ms:.1f} ms each on average); "
+            f"push → commit lag at most {result.max_lag_s:.1f} s. Whole demo: {result.seconds:.1f} s."
+        )
+
+
+def _examples_section(console: Console, engine: Engine) -> None:
+    console.rule("[bold]Ask the archive")
+    with engine.connect() as connection:
+        for query in archive.EXAMPLE_QUERIES:
+            columns, rows = archive.run_example(connection, query)
+            console.print(f"[bold]{query.title}")
+            console.print(Syntax(query.sql, "sql", theme="ansi_dark", background_color="default", word_wrap=True))
+            table = Table(*columns, show_edge=False, pad_edge=False)
+            for row in rows:
+                table.add_row(*("" if value is None else str(value) for value in row))
+            console.print(table)
+            console.print()
+
+
+def _next_steps(console: Console, result: DemoResult) -> None:
+    console.rule("[bold]Try next")
+    url = shlex.quote(display_url(result.options.database_url))
+    console.print(f'DATABASE_URL={url} tuya-archiver history "Greenhouse sensor" --code temp_current', highlight=False)
+    console.print(f"DATABASE_URL={url} tuya-archiver devices", highlight=False)
+    path = sqlite_path(result.options.database_url)
+    if path is not None:
+        console.print(f"sqlite3 {shlex.quote(str(path))} '.tables'", highlight=False)

@@ -1,0 +1,177 @@
+"""Partner: streams/demo/ (the demo is its own integration test: broker, emulator, worker and archive all real).
+
+One short demo (20 devices, 12 s) runs once for the module, into a temporary SQLite file; each test checks one
+thing the issue promises about its archive, its rules or its clean end.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from rich.console import Console
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import Engine
+
+from models.tables import Command, DeadLetter, Message
+from streams.demo import DemoOptions, DemoResult, print_summary, run_demo
+from tests.fixtures.broker import require_broker_binary
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+_DEMO_THREADS = ("demo-worker", "demo-traffic", "demo-webhooks", "tuya-emulator", "outbox")
+
+
+@dataclass(frozen=True)
+class Demo:
+    result: DemoResult
+    engine: Engine
+    children_before: set[int]
+
+
+def _children(parent: int | None = None) -> set[int]:
+    """Pids of the child processes of ``parent`` (this process), from /proc (psutil is not a dependency)."""
+    me = str(parent or os.getpid())
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        if stat.rsplit(")", 1)[1].split()[1] == me:
+            children.add(int(entry.name))
+    return children
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    require_broker_binary()
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    before = _children()
+    options = DemoOptions(devices=20, duration_s=12, rate=200, database_url=url, corrupt=0.01, seed=3)
+    result = run_demo(options, Console(file=io.StringIO(), width=120))
+    engine = create_engine(url)
+    yield Demo(result, engine, before)
+    engine.dispose()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _scalar(engine: Engine, query) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
+
+
+def test_demo_settles_before_its_timeout(demo: Demo) -> None:
+    assert demo.result.settled and not demo.result.interrupted
+
+
+def test_every_valid_message_is_stored_once(demo: Demo) -> None:
+    kinds = demo.result.kinds
+    valid = sum(n for kind, n in kinds.items() if not kind.startswith("corrupt:"))
+    assert demo.result.report is not None and demo.result.report.failed == 0
+    assert _scalar(demo.engine, select(func.count()).select_from(Message)) == valid
+    assert _scalar(demo.engine, select(func.count(func.distinct(Message.message_id)))) == valid
+
+
+def test_every_corrupt_message_is_a_dead_letter(demo: Demo) -> None:
+    corrupt = sum(n for kind, n in demo.result.kinds.items() if kind.startswith("corrupt:"))
+    assert corrupt >= 5  # the scenario sends one of each corruption
+    assert _scalar(demo.engine, select(func.count()).select_from(DeadLetter)) == corrupt
+
+
+def test_scenario_commands_are_sent_and_recorded_by_the_emulator(demo: Demo) -> None:
+    scenario = demo.result.scenario
+    query = select(Command.rule_id, Command.device_id, Command.commands, Command.status, Command.tuya_tid).where(
+        Command.action == "tuya.send_command"
+    )
+    with demo.engine.connect() as connection:
+        rows = {(row.rule_id, row.device_id): row for row in connection.execute(query)}
+    accepted = {recorded.tid: recorded for recorded in demo.result.accepted}
+    fan, plug = scenario.device_id("greenhouse_fan"), scenario.device_id("kitchen_plug")
+    expected = [("greenhouse_fan_on_when_hot", fan), ("plug_overload_off", plug), ("greenhouse_fan_off_when_cool", fan)]
+    for key in expected:
+        row = rows[key]
+        assert row.status == "sent"
+        recorded = accepted[row.tuya_tid]
+        assert (recorded.device_id, list(recorded.commands)) == (row.device_id, row.commands)
+
+
+def test_offline_device_webhook_is_delivered(demo: Demo) -> None:
+    door = demo.result.scenario.device_id("front_door")
+    query = select(Command.status).where(Command.rule_id == "notify_offline", Command.device_id == door)
+    with demo.engine.connect() as connection:
+        assert list(connection.scalars(query)) == ["sent"]
+    assert {"text": f"device {door} offline"} in [hook.body for hook in demo.result.webhooks]
+
+
+def test_summary_names_the_rules_and_the_history_command(demo: Demo) -> None:
+    out = io.StringIO()
+    print_summary(Console(file=out, width=160), demo.result)
+    text = out.getvalue()
+    assert "greenhouse_fan_on_when_hot" in text
+    assert 'tuya-archiver history "Greenhouse sensor"' in text
+
+
+def test_no_process_thread_or_port_is_left_behind(demo: Demo) -> None:
+    assert _children() <= demo.children_before
+    assert not [thread.name for thread in threading.enumerate() if thread.name in _DEMO_THREADS]
+    endpoints = demo.result.endpoints
+    for url in (endpoints.broker, endpoints.openapi, endpoints.webhooks):
+        address = urlsplit(url)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address.hostname, address.port), timeout=1).close()
+
+
+# The CLI module alone, so that the test does not depend on the subcommand list of streams.cli.
+_DEMO_COMMAND = """
+import argparse, sys
+from streams.cli import demo
+parser = argparse.ArgumentParser()
+demo.register(parser.add_subparsers())
+args = parser.parse_args(sys.argv[1:])
+sys.exit(args.handler(args, None))
+"""
+
+
+def test_ctrl_c_stops_everything_and_exits_130(tmp_path: Path) -> None:
+    require_broker_binary()
+    output = tmp_path / "output.txt"
+    command = [sys.executable, "-c", _DEMO_COMMAND, "demo", "--devices", "10", "--db", f"sqlite:///{tmp_path}/d.db"]
+    with output.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "  log " not in output.read_text(errors="replace"):  # the banner's last line: everything runs
+            assert process.poll() is None and time.monotonic() < deadline, output.read_text(errors="replace")
+            time.sleep(0.1)
+        started = _children(process.pid)
+        assert started  # the broker
+        time.sleep(2)
+        os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole process group
+        assert process.wait(timeout=30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not [pid for pid in started if _alive(pid)]
+    assert "Interrupted with Ctrl-C" in output.read_text(errors="replace")
