@@ -1,0 +1,227 @@
+"""The scale-out processor: a faust-streaming app whose one agent feeds the bridge's Kafka topic to the pipeline.
+
+Owns the Kafka runtime only (STYLE.md P2): batches of events in, :meth:`~streams.pipeline.Pipeline.handle` (the
+same object the single-process worker calls) in a thread, offsets acknowledged only after it returned, that is
+after the batch committed. Kafka's consumer group gives each processor whole partitions; the bridge keys by device
+id, so every message of a device, and the rule state that depends on their order, stays with one processor.
+
+Acknowledgement: the agent iterates ``stream.noack_take(n, within=s)``, which never acknowledges by itself (plain
+``take()`` acknowledges a batch in a ``finally``, so a cancelled or failed batch would be committed unprocessed). A
+batch whose commit raises TransientError is retried in place with backoff and nothing is acknowledged meanwhile;
+any other error crashes the worker (CrashingSupervisor) without acknowledging, as the single-process runner does,
+and Kafka redelivers the batch to whoever owns the partitions next. Duplicates are harmless: storage is idempotent.
+
+A timer calls :meth:`~streams.pipeline.Pipeline.tick` as the runner does (rule timers that expire between messages);
+a lock keeps it and the batches from using the pipeline at the same time. Every processor ticks: the commands a
+tick fires are keyed like any other, so concurrent ticks still write each command once.
+
+No work at import: :func:`build_app` makes the app from :class:`ProcessorOptions`. Imports faust; never SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from mode import CrashingSupervisor
+
+from models.records import PulsarMessage
+from streams.errors import TransientError
+from streams.metrics import WorkerMetrics
+from streams.pipeline import BatchResult, Pipeline
+from streams.runner import Backoff
+from streams.sources.kafka import DEFAULT_PARTITIONS, DEFAULT_TOPIC, bootstrap_servers, message_from_record
+
+__all__ = ["BatchCommitter", "ProcessorOptions", "RunBounds", "build_app", "message_from_event", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorOptions:
+    """How a processor reaches Kafka and batches its work. ``group`` is faust's app id and the consumer group."""
+
+    kafka_url: str
+    data_dir: Path
+    topic: str = DEFAULT_TOPIC
+    partitions: int = DEFAULT_PARTITIONS
+    group: str = "tuya-archiver"
+    batch_size: int = 1000
+    batch_timeout_s: float = 0.2
+    web_port: int = 6066
+    session_timeout_s: float = 10.0
+    tick_interval_s: float = 5.0
+
+
+class RunBounds:
+    """When a bounded run ends: ``max_messages`` handled, or nothing arrived for ``idle_timeout`` seconds."""
+
+    def __init__(
+        self,
+        max_messages: int | None = None,
+        idle_timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max = max_messages
+        self._idle = idle_timeout
+        self._clock = clock
+        self._handled = 0
+        self._last_arrival = clock()
+
+    def count(self, handled: int) -> None:
+        self._handled += handled
+        self._last_arrival = self._clock()
+
+    def reached(self) -> str | None:
+        """Why the run should end now, or None."""
+        if self._max is not None and self._handled >= self._max:
+            return f"handled {self._handled} messages"
+        idle = self._clock() - self._last_arrival
+        if self._idle is not None and idle >= self._idle:
+            return f"nothing arrived for {idle:.1f} s"
+        return None
+
+
+class BatchCommitter:
+    """Runs the pipeline on a batch in a worker thread until it committed; retries TransientError with backoff."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        metrics: WorkerMetrics,
+        *,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._sleep = sleep
+        self._lock = asyncio.Lock()  # the pipeline is not thread-safe: one batch or tick at a time
+
+    def heartbeat(self) -> None:
+        """The event loop is alive (``/healthz``); called by a timer, since an idle stream yields nothing."""
+        self._metrics.heartbeat()
+
+    async def commit(self, messages: Sequence[PulsarMessage]) -> BatchResult:
+        """Return once ``messages`` are committed; meanwhile retry TransientError (nothing is acknowledged)."""
+        backoff = Backoff()
+        while True:
+            started = time.perf_counter()
+            try:
+                async with self._lock:
+                    result = await asyncio.to_thread(self._pipeline.handle, messages)
+            except TransientError as exc:
+                delay = max(backoff.next_delay(), exc.retry_after)
+                log.warning("%s: nothing acknowledged, retrying the batch of %d in %.0f s", exc, len(messages), delay)
+                await self._sleep(delay)
+                continue
+            self._metrics.commit_seconds.observe(time.perf_counter() - started)
+            self._count(result)
+            return result
+
+    async def tick(self) -> None:
+        """Let the rules fire what came due between messages; a failure waits for the next tick."""
+        try:
+            async with self._lock:
+                await asyncio.to_thread(self._pipeline.tick)
+        except TransientError as exc:
+            log.warning("clock tick skipped: %s", exc)
+
+    def _count(self, result: BatchResult) -> None:
+        m = self._metrics
+        stored = getattr(result.counts, "messages", result.decoded)
+        dead = sum(result.dead_letters.values())
+        m.received.inc(result.received)
+        m.stored.inc(stored)
+        m.duplicates.inc(max(0, result.decoded - stored))
+        for kind, n in result.dead_letters.items():
+            m.dead_letters.labels(error_kind=kind).inc(n)
+        m.sign_mismatches.set(self._pipeline.sign_mismatches)
+        m.batches.inc()
+        log.info(
+            "batch received=%d stored=%d duplicates=%d dead_letters=%d",
+            result.received, stored, result.decoded - stored, dead,
+        )  # fmt: skip
+
+
+def message_from_event(event: Any) -> PulsarMessage:
+    """The PulsarMessage a faust event carries (see streams.sources.kafka for the record format)."""
+    message = event.message
+    return message_from_record(
+        event.value,
+        message.headers or (),
+        fallback_id=f"kafka:{message.topic}:{message.partition}:{message.offset}",
+        fallback_topic=message.topic,
+    )
+
+
+def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunBounds) -> faust.App:
+    """The faust app: one agent on the bridge's topic, a timer for the rules' clock and one that ends bounded runs."""
+    app = _app(options)
+    topic = app.topic(
+        options.topic,
+        partitions=options.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=True,  # faust creates it (with ``partitions``) before subscribing, else the broker's default count
+    )
+
+    @app.agent(topic, name="tuya-archiver.process", supervisor_strategy=CrashingSupervisor)
+    async def process(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(options.batch_size, within=options.batch_timeout_s):
+            await committer.commit([message_from_event(event) for event in events])
+            for event in events:
+                await stream.ack(event)
+            bounds.count(len(events))
+
+    @app.timer(interval=options.tick_interval_s, name="tuya-archiver.tick")
+    async def tick() -> None:
+        await committer.tick()
+
+    @app.timer(interval=0.5, name="tuya-archiver.bounds")
+    async def end_bounded_run() -> None:
+        committer.heartbeat()
+        reason = bounds.reached()
+        if reason is not None:
+            log.info("%s: ending the bounded run", reason)
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop, as an operator's SIGTERM
+
+    return app
+
+
+def _app(options: ProcessorOptions) -> faust.App:
+    return faust.App(
+        options.group,
+        broker=[f"kafka://{server}" for server in bootstrap_servers(options.kafka_url).split(",")],
+        store="memory://",  # no Tables: rule state is in SQL, written in the batch's transaction
+        autodiscover=False,
+        datadir=str(options.data_dir),
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=options.web_port,
+        topic_partitions=options.partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_max_batch_size=64,  # ../shared/INFRA.md: Tansu's high-watermark bug (harmless here: nothing produced)
+        broker_session_timeout=options.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, options.session_timeout_s / 10),
+    )
+
+
+def run_worker(app: faust.App, *, loglevel: str = "info") -> int:
+    """Run the faust worker in this process until SIGTERM/SIGINT or a crash; returns the exit status."""
+    worker = faust.Worker(app, loglevel=loglevel, override_logging=False, redirect_stdouts=False, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0

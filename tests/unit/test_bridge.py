@@ -1,0 +1,196 @@
+"""The scale-out parts without a broker: the Kafka record format, device keying, the bridge's batch handler and the
+processor's commit policy. End to end with real brokers: tests/integration/test_scale_out.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from types import SimpleNamespace
+
+import pytest
+
+from models.records import DeadLetter, PulsarMessage
+from streams.bridge import DeviceKeyer, KafkaForwarder
+from streams.errors import ConfigError, DatabaseUnavailable, TransientError
+from streams.faust_app import BatchCommitter, RunBounds, message_from_event
+from streams.metrics import WorkerMetrics
+from streams.pipeline import BatchResult
+from streams.sim import Fleet
+from streams.sources.kafka import KafkaRecord, bootstrap_servers, message_from_record, record_from_message
+from streams.tuya.decoder import MessageDecoder
+
+ACCESS_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def make_message(**overrides) -> PulsarMessage:
+    fields = {
+        "payload": b'{"data":"x"}',
+        "properties": {"em": "aes_gcm", "tid": "7f3e"},
+        "message_id": "17:42:3:-1",
+        "topic": "persistent://abc/out/event-partition-3",
+        "publish_time_ms": 1_700_000_000_123,
+        "redelivery_count": 2,
+    }
+    return PulsarMessage(**{**fields, **overrides})
+
+
+def fleet_messages(count: int, corrupt: float = 0.0) -> list[PulsarMessage]:
+    clock = itertools.count(1_700_000_000_000, 10)
+    fleet = Fleet(ACCESS_KEY, 30, clock=lambda: next(clock), seed=5)
+    return [
+        PulsarMessage(payload=sim.payload, properties=sim.properties, message_id=f"1:{index}:0:-1", topic="t")
+        for index, sim in enumerate(fleet.messages(count, corrupt=corrupt))
+    ]
+
+
+def test_record_round_trip_rebuilds_the_identical_message():
+    message = make_message()
+    record = record_from_message(message, "bf1e8a0cd2e4a1b2c3x9kq")
+    rebuilt = message_from_record(record.value, record.headers, fallback_id="unused", fallback_topic="unused")
+    assert rebuilt == message
+    assert record.key == b"bf1e8a0cd2e4a1b2c3x9kq"
+
+
+def test_record_without_device_id_is_keyed_by_message_id():
+    assert record_from_message(make_message(), None).key == b"17:42:3:-1"
+
+
+def test_property_names_cannot_collide_with_the_bridge_headers():
+    message = make_message(properties={"pulsar.message_id": "forged"})
+    record = record_from_message(message, None)
+    assert message_from_record(record.value, dict(record.headers), fallback_id="-", fallback_topic="-") == message
+
+
+def test_record_from_elsewhere_gets_its_kafka_coordinates_as_id():
+    rebuilt = message_from_record(b"raw", [], fallback_id="kafka:t:1:9", fallback_topic="t")
+    assert (rebuilt.message_id, rebuilt.topic, rebuilt.payload, rebuilt.properties) == ("kafka:t:1:9", "t", b"raw", {})
+
+
+def test_message_from_event_reads_value_headers_and_coordinates():
+    record = record_from_message(make_message(), "dev")
+    event = SimpleNamespace(
+        value=record.value, message=SimpleNamespace(headers=record.headers, topic="k", partition=4, offset=8)
+    )
+    assert message_from_event(event) == make_message()
+
+
+@pytest.mark.parametrize(
+    ("url", "servers"),
+    [
+        ("kafka://127.0.0.1:9092", "127.0.0.1:9092"),
+        ("kafka://a:1,kafka://b:2", "a:1,b:2"),
+        ("a:1;b:2/", "a:1,b:2"),
+    ],
+)
+def test_bootstrap_servers_from_kafka_url(url, servers):
+    assert bootstrap_servers(url) == servers
+
+
+@pytest.mark.parametrize("url", ["", "kafka://nohost", "http://a:1", "kafka://a:port"])
+def test_bootstrap_servers_rejects_bad_url_naming_the_variable(url):
+    with pytest.raises(ConfigError, match="KAFKA_URL"):
+        bootstrap_servers(url)
+
+
+def test_keyer_finds_the_device_id_the_decoder_finds_for_every_message():
+    keyer, decoder = DeviceKeyer(ACCESS_KEY), MessageDecoder(ACCESS_KEY)
+    messages = fleet_messages(1500, corrupt=0.05)
+    for message in messages:
+        decoded = decoder.decode(message)
+        want = None if isinstance(decoded, DeadLetter) else decoded.message.device_id
+        assert keyer.device_id(message) == want, message.message_id
+    assert sum(keyer.device_id(m) is not None for m in messages) > 1000
+
+
+@pytest.mark.parametrize("payload", [b"", b"[]", b'{"data": 5}', b'{"data": "not base64!"}', b'{"data": "AAAA"}'])
+def test_keyer_returns_none_for_input_it_cannot_open(payload):
+    assert DeviceKeyer(ACCESS_KEY).device_id(make_message(payload=payload, properties={})) is None
+
+
+class RecordingWriter:
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[KafkaRecord] = []
+        self._failures = failures
+
+    def send_all(self, records: list[KafkaRecord]) -> None:
+        if self._failures:
+            self._failures -= 1
+            raise TransientError("kafka down")
+        self.sent.extend(records)
+
+
+def test_forwarder_sends_every_message_keyed_by_device_before_returning():
+    writer = RecordingWriter()
+    messages = fleet_messages(50)
+    result = KafkaForwarder(writer, DeviceKeyer(ACCESS_KEY)).handle(messages)
+    assert (result.received, result.decoded) == (50, 50)
+    assert [r.value for r in writer.sent] == [m.payload for m in messages]
+    decoder = MessageDecoder(ACCESS_KEY)
+    assert [r.key.decode() for r in writer.sent] == [
+        decoder.decode(m).message.device_id or m.message_id for m in messages
+    ]
+
+
+def test_forwarder_raises_transient_error_while_kafka_does_not_acknowledge():
+    with pytest.raises(TransientError):
+        KafkaForwarder(RecordingWriter(failures=1), DeviceKeyer(ACCESS_KEY)).handle(fleet_messages(3))
+
+
+class FlakyPipeline:
+    sign_mismatches = 0
+
+    def __init__(self, failures: int) -> None:
+        self.calls = 0
+        self._failures = failures
+
+    def handle(self, messages):
+        self.calls += 1
+        if self.calls <= self._failures:
+            raise DatabaseUnavailable("database down", retry_after=3.0)
+        counts = SimpleNamespace(messages=len(messages) - 1)
+        return BatchResult(len(messages), len(messages), {"bad_base64": 0}, None, counts)
+
+
+def test_committer_retries_a_transient_error_until_the_batch_commits():
+    pipeline, slept = FlakyPipeline(failures=2), []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    metrics = WorkerMetrics()
+    committer = BatchCommitter(pipeline, metrics, sleep=sleep)  # type: ignore[arg-type]
+    result = asyncio.run(committer.commit(fleet_messages(4)))
+    assert (pipeline.calls, result.received) == (3, 4)
+    assert slept == [3.0, 3.0]  # the larger of the backoff (1 s, 2 s) and the error's retry_after
+    assert metrics.registry.get_sample_value("tuya_messages_stored_total") == 3
+    assert metrics.registry.get_sample_value("tuya_messages_duplicate_total") == 1
+
+
+def test_committer_lets_other_errors_through_unacknowledged():
+    class BrokenPipeline(FlakyPipeline):
+        def handle(self, messages):
+            raise RuntimeError("bug")
+
+    committer = BatchCommitter(BrokenPipeline(0), WorkerMetrics())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="bug"):
+        asyncio.run(committer.commit(fleet_messages(1)))
+
+
+def test_bounds_end_a_run_after_max_messages():
+    bounds = RunBounds(max_messages=10, clock=lambda: 0.0)
+    bounds.count(9)
+    assert bounds.reached() is None
+    bounds.count(1)
+    assert bounds.reached() == "handled 10 messages"
+
+
+def test_bounds_end_a_run_when_idle():
+    now = [0.0]
+    bounds = RunBounds(idle_timeout=5.0, clock=lambda: now[0])
+    now[0] = 4.0
+    bounds.count(1)
+    now[0] = 8.9
+    assert bounds.reached() is None
+    now[0] = 9.0
+    assert bounds.reached() == "nothing arrived for 5.0 s"
