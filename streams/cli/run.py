@@ -1,5 +1,51 @@
-"""Placeholder until this subcommand lands; registers nothing."""
+"""``tuya-archiver run``: the long-running worker (Procfile ``worker``), optionally bounded for tests and scripts."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+
+from streams import wiring
+from streams.metrics import MetricsServer, WorkerMetrics
+from streams.settings import Settings
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
 
 
-def register(subparsers) -> None:  # noqa: ANN001
-    return None
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="consume Tuya's message service into the archive (the worker)",
+        description="Consume Tuya's Pulsar topic, store every message once, acknowledge after commit, run the rules.",
+    )
+    parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages")
+    parser.add_argument("--idle-timeout", type=float, metavar="S", help="stop when nothing arrived for S seconds")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    log.info("starting worker with settings %s", settings.redacted())
+    rule_set = wiring.rules(settings)
+    engine = wiring.archive_engine(settings)
+    metrics = WorkerMetrics()
+    try:
+        runner = wiring.worker(settings, engine, metrics, rule_set)
+        sender = wiring.outbox_sender(settings, engine, rule_set)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, runner.stop)
+        server = MetricsServer(metrics, settings.metrics_port) if settings.metrics_port else None
+        with contextlib.ExitStack() as stack:
+            if server:
+                stack.enter_context(server)
+                log.info("metrics on http://127.0.0.1:%d/metrics and /healthz", server.port)
+            if sender:
+                stack.callback(sender.stop)
+                sender.start()
+            runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
+    finally:
+        engine.dispose()
+    return 0

@@ -1,0 +1,87 @@
+"""The composition root: the only place that builds adapters (engine, store, decoder, source, reactor, sender, runner)
+from settings.
+
+Owns no logic of its own; every command that needs more than one adapter asks this module for them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.engine import Engine
+
+from streams.metrics import WorkerMetrics
+from streams.outbox.reactor import RulesReactor
+from streams.outbox.sender import OutboxSender
+from streams.pipeline import Pipeline
+from streams.rules import RuleSet, load_rules
+from streams.runner import Runner
+from streams.settings import Settings
+from streams.sources.pulsar import PulsarSource, subscription_name, topic_name
+from streams.store.engine import ensure_at_head, make_engine
+from streams.store.sql import ArchiveStore
+from streams.tuya.decoder import MessageDecoder
+from streams.tuya.openapi import OpenApiClient
+
+__all__ = ["archive_engine", "outbox_sender", "pipeline", "pulsar_source", "rules", "worker"]
+
+log = logging.getLogger(__name__)
+
+
+def archive_engine(settings: Settings) -> Engine:
+    """An engine on DATABASE_URL that is at the schema's head revision (else ConfigError: run db upgrade)."""
+    engine = make_engine(settings.database_url)
+    try:
+        ensure_at_head(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
+def rules(settings: Settings) -> RuleSet:
+    """The validated rules of RULES_FILE (none when it is unset or empty); RulesFileError stops the start."""
+    if settings.rules_file is None:
+        return RuleSet(dry_run=settings.rules_dry_run)
+    return load_rules(settings.rules_file, dry_run=settings.rules_dry_run)
+
+
+def pulsar_source(settings: Settings) -> PulsarSource:
+    settings.require("tuya_access_id", "tuya_access_key")
+    assert settings.tuya_access_id is not None
+    return PulsarSource(
+        settings.pulsar_url,
+        access_id=settings.tuya_access_id,
+        access_key=settings.access_key,
+        topic=topic_name(settings.tuya_access_id, settings.tuya_mq_env),
+        subscription=subscription_name(settings.tuya_access_id),
+        tls_verify=settings.tuya_pulsar_tls_verify,
+        batch_size=settings.batch_size,
+        batch_timeout_ms=settings.batch_timeout_ms,
+    )
+
+
+def pipeline(settings: Settings, engine: Engine, rule_set: RuleSet) -> Pipeline:
+    """The one pipeline of every runtime: decode, store, and the rules reactor writing the outbox."""
+    reactor = RulesReactor(rule_set) if rule_set.rules else None
+    return Pipeline(MessageDecoder(settings.access_key), ArchiveStore(engine), reactor)
+
+
+def outbox_sender(settings: Settings, engine: Engine, rule_set: RuleSet) -> OutboxSender | None:
+    """The sender of the rules' commands, or None when no rule has an action to deliver."""
+    if not rule_set.rules:
+        return None
+    client = OpenApiClient.from_settings(settings) if settings.tuya_openapi_url or settings.tuya_region else None
+    if client is None:
+        log.warning("no TUYA_REGION or TUYA_OPENAPI_URL: rules' Tuya commands will fail (webhooks and logs work)")
+    return OutboxSender(engine, client)
+
+
+def worker(settings: Settings, engine: Engine, metrics: WorkerMetrics, rule_set: RuleSet) -> Runner:
+    """The single-process worker of ``tuya-archiver run`` (and of the demo)."""
+    return Runner(
+        pulsar_source(settings),
+        pipeline(settings, engine, rule_set),
+        metrics,
+        idle_reconnect_s=settings.tuya_idle_reconnect,
+    )
