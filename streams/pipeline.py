@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from models.records import DeadLetter, PulsarMessage
 from streams.tuya.decoder import Decoded, MessageDecoder
+
+if TYPE_CHECKING:
+    from streams.store.sql import BatchCounts
 
 __all__ = ["BatchResult", "BatchStore", "Pipeline", "Reactor"]
 
@@ -27,7 +30,7 @@ class BatchStore(Protocol):
         *,
         received_at: datetime,
         extra: Callable[[Any], None] | None = None,
-    ) -> Any: ...
+    ) -> BatchCounts: ...
 
 
 class Reactor(Protocol):
@@ -44,7 +47,7 @@ class BatchResult:
     decoded: int
     dead_letters: dict[str, int]
     oldest_push_ms: int | None
-    counts: Any
+    counts: BatchCounts
 
 
 def _utcnow() -> datetime:

@@ -192,7 +192,7 @@ class Runner:
 
     def _count(self, result: BatchResult) -> None:
         m = self._metrics
-        stored = getattr(result.counts, "messages_inserted", result.decoded)
+        stored = result.counts.messages_inserted
         dead = sum(result.dead_letters.values())
         m.received.inc(result.received)
         m.stored.inc(stored)

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS_PATH = ROOT.parent / "shared" / "tuya" / "vectors.json"
 
-pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.kafka", "tests.fixtures.postgres"]
 
 
 def load_vectors() -> dict[str, Any]:

@@ -27,6 +27,8 @@ _SUBCOMMAND_MODULES = (
     "streams.cli.rules",
     "streams.cli.api",
     "streams.cli.sim",
+    "streams.cli.demo",
+    "streams.cli.scale",
 )
 
 

@@ -162,8 +162,11 @@ class OutboxSender:
             self._stop.wait(self._poll)
 
     def stop(self) -> None:
-        """Finish the row in hand, then stop; pending rows wait for the next start."""
+        """Finish the row in hand, then stop and close the HTTP clients; pending rows wait for the next start."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         self._http.close()
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            close()

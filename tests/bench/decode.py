@@ -32,7 +32,9 @@ def make_messages(count: int) -> list[PulsarMessage]:
             "dataId": f"data{n:016d}",
             "devId": f"bf{n % 5000:020d}",
             "productKey": "keyjup78v54myhan",
-            "status": [{"code": c, "value": n % 997 + i, "t": t, str(i + 1): str(n % 997 + i)} for i, c in enumerate(CODES)],
+            "status": [
+                {"code": c, "value": n % 997 + i, "t": t, str(i + 1): str(n % 997 + i)} for i, c in enumerate(CODES)
+            ],
         }
         plaintext = json.dumps(inner, separators=(",", ":")).encode()
         gcm = n % 2 == 0
@@ -72,7 +74,7 @@ def ours(messages: list[PulsarMessage]) -> float:
     return time.perf_counter() - start
 
 
-def best_of(fn, messages, repeats: int = 5) -> float:  # noqa: ANN001
+def best_of(fn, messages, repeats: int = 5) -> float:
     return min(fn(messages) for _ in range(repeats))
 
 
@@ -83,7 +85,9 @@ def main() -> None:
     print(f"decode: {COUNT:,} status reports (5 items, half GCM / half ECB), one core, best of 5")
     print(f"  floor (envelope JSON + base64 + AES + payload JSON): {COUNT / bare:>10,.0f} msg/s")
     print(f"  decode + normalise (records, sign check)           : {COUNT / full:>10,.0f} msg/s")
-    print(f"  ratio ours/floor time                              : {full / bare:>10.2f}x  (target <= 2x, >= 80,000 msg/s)")
+    print(
+        f"  ratio ours/floor time                              : {full / bare:>10.2f}x  (target <= 2x, >= 80,000 msg/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from streams.metrics import WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.runner import Backoff, Runner
 from streams.sources.pulsar import Received
+from streams.store.sql import BatchCounts
 from streams.tuya.decoder import MessageDecoder
 from tests.factories import message_from_vector
 
@@ -56,6 +57,7 @@ class ScriptedStore:
             raise DatabaseUnavailable("database is down", retry_after=0.5)
         ids = [d.message.message_id for d in decoded] + [d.message_id for d in dead_letters]
         self.log.append(("commit", ids))
+        return BatchCounts(messages_inserted=len(decoded), dead_letters=len(dead_letters))
 
 
 class FakeClock:
