@@ -135,19 +135,10 @@ class BatchCommitter:
             log.warning("clock tick skipped: %s", exc)
 
     def _count(self, result: BatchResult) -> None:
-        m = self._metrics
-        stored = getattr(result.counts, "messages", result.decoded)
-        dead = sum(result.dead_letters.values())
-        m.received.inc(result.received)
-        m.stored.inc(stored)
-        m.duplicates.inc(max(0, result.decoded - stored))
-        for kind, n in result.dead_letters.items():
-            m.dead_letters.labels(error_kind=kind).inc(n)
-        m.sign_mismatches.set(self._pipeline.sign_mismatches)
-        m.batches.inc()
+        self._metrics.record_batch(result, self._pipeline.sign_mismatches)
         log.info(
             "batch received=%d stored=%d duplicates=%d dead_letters=%d",
-            result.received, stored, result.decoded - stored, dead,
+            result.received, result.stored, result.duplicates, result.dead,
         )  # fmt: skip
 
 

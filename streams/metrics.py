@@ -10,8 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from streams.pipeline import BatchResult
 
 __all__ = ["MetricsServer", "WorkerMetrics"]
 
@@ -43,6 +47,16 @@ class WorkerMetrics:
         self._clock = clock
         self._stale_after = stale_after_s
         self._beat = clock()
+
+    def record_batch(self, result: BatchResult, sign_mismatches: int) -> None:
+        """Count a committed batch."""
+        self.received.inc(result.received)
+        self.stored.inc(result.stored)
+        self.duplicates.inc(result.duplicates)
+        for kind, n in result.dead_letters.items():
+            self.dead_letters.labels(error_kind=kind).inc(n)
+        self.sign_mismatches.set(sign_mismatches)
+        self.batches.inc()
 
     def heartbeat(self) -> None:
         self._beat = self._clock()

@@ -47,7 +47,20 @@ class BatchResult:
     decoded: int
     dead_letters: dict[str, int]
     oldest_push_ms: int | None
-    counts: BatchCounts
+    counts: BatchCounts | None  # None from a handler that forwards instead of storing (the bridge)
+
+    @property
+    def stored(self) -> int:
+        """Messages new to the archive; for a handler that forwards instead (the bridge), every decoded one."""
+        return self.counts.messages_inserted if self.counts is not None else self.decoded
+
+    @property
+    def duplicates(self) -> int:
+        return max(0, self.decoded - self.stored)
+
+    @property
+    def dead(self) -> int:
+        return sum(self.dead_letters.values())
 
 
 def _utcnow() -> datetime:

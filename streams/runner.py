@@ -191,23 +191,14 @@ class Runner:
             return result
 
     def _count(self, result: BatchResult) -> None:
-        m = self._metrics
-        stored = result.counts.messages_inserted
-        dead = sum(result.dead_letters.values())
-        m.received.inc(result.received)
-        m.stored.inc(stored)
-        m.duplicates.inc(max(0, result.decoded - stored))
-        for kind, n in result.dead_letters.items():
-            m.dead_letters.labels(error_kind=kind).inc(n)
-        m.sign_mismatches.set(self._pipeline.sign_mismatches)
-        m.batches.inc()
+        self._metrics.record_batch(result, self._pipeline.sign_mismatches)
         lag = time.time() - result.oldest_push_ms / 1000 if result.oldest_push_ms else 0.0
-        m.push_lag.set(lag)
+        self._metrics.push_lag.set(lag)
         self._received += result.received
-        self._stored += stored
-        self._dead += dead
+        self._stored += result.stored
+        self._dead += result.dead
         self._batches += 1
         log.info(
             "batch received=%d stored=%d duplicates=%d dead_letters=%d lag_s=%.1f",
-            result.received, stored, result.decoded - stored, dead, lag,
+            result.received, result.stored, result.duplicates, result.dead, lag,
         )  # fmt: skip

@@ -30,7 +30,7 @@ from streams.sim import EmbeddedBroker, Fleet, PublishReport, free_port, publish
 from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.tuya.decoder import MessageDecoder
-from tests.fixtures.kafka import KafkaNames, kafka_broker, kafka_names  # noqa: F401  (until conftest lists the plugin)
+from tests.fixtures.kafka import KafkaNames
 from tests.unit.store.databases import scratch_postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -122,7 +122,7 @@ def database(pg_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def deployment(pulsar_broker, kafka_broker, kafka_names, database, tmp_path) -> Iterator[Deployment]:  # noqa: F811
+def deployment(pulsar_broker, kafka_broker, kafka_names, database, tmp_path) -> Iterator[Deployment]:
     access_id = f"s{uuid.uuid4().hex[:15]}"  # topic and subscription derive from it (pulsar-lite deletes no topic)
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES, encoding="utf-8")

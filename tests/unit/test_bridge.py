@@ -18,6 +18,7 @@ from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult
 from streams.sim import Fleet
 from streams.sources.kafka import KafkaRecord, bootstrap_servers, message_from_record, record_from_message
+from streams.store.sql import BatchCounts
 from streams.tuya.decoder import MessageDecoder
 
 ACCESS_KEY = "0123456789abcdef0123456789abcdef"
@@ -148,7 +149,7 @@ class FlakyPipeline:
         self.calls += 1
         if self.calls <= self._failures:
             raise DatabaseUnavailable("database down", retry_after=3.0)
-        counts = SimpleNamespace(messages=len(messages) - 1)
+        counts = BatchCounts(messages_inserted=len(messages) - 1, duplicates=1)
         return BatchResult(len(messages), len(messages), {"bad_base64": 0}, None, counts)
 
 
