@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Rules.
     rules_file: Path | None = Path("config/rules.yaml")
     rules_dry_run: bool = False
+    # Seconds after which a command still in flight is taken as lost by a crashed sender and checked, not resent;
+    # longer than any OpenAPI call with its retries can take.
+    rules_in_flight_lease: float = Field(300.0, gt=0)
 
     # Scale-out.
     kafka_url: str | None = None

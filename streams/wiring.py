@@ -74,7 +74,7 @@ def outbox_sender(settings: Settings, engine: Engine, rule_set: RuleSet) -> Outb
     client = OpenApiClient.from_settings(settings) if settings.tuya_openapi_url or settings.tuya_region else None
     if client is None:
         log.warning("no TUYA_REGION or TUYA_OPENAPI_URL: rules' Tuya commands will fail (webhooks and logs work)")
-    return OutboxSender(engine, client)
+    return OutboxSender(engine, client, lease_s=settings.rules_in_flight_lease)
 
 
 def worker(settings: Settings, engine: Engine, metrics: WorkerMetrics, rule_set: RuleSet) -> Runner:

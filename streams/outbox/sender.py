@@ -2,13 +2,17 @@
 
 Owns the delivery protocol. A row is claimed (``in_flight``, attempts + 1) in its own committed transaction *before*
 the call, and finished (``sent`` with Tuya's ``tid``, or ``failed`` with code and message) after it. So a crash can
-leave a row ``in_flight``, never send it twice: on start, an in-flight Tuya command is checked against the device's
-reported status instead of being resent. If every commanded value is already reported, it is marked ``sent``
-(confirmed); otherwise ``failed`` with an explanation, because resending could repeat a command that did arrive.
-An in-flight webhook or log line is marked ``failed`` for the same reason.
+leave a row ``in_flight``, never send it twice. A row in flight for longer than the lease (longer than any call with
+its retries can take) was lost by a sender that died; it is settled by checking the device's reported status
+instead of resending: if every commanded value is already reported, it is marked ``sent`` (confirmed), otherwise
+``failed`` with an explanation, because resending could repeat a command that did arrive. An in-flight webhook or
+log line is marked ``failed`` for the same reason. The lease, not "whatever is in flight at start", is what makes
+this safe beside other senders (a standby worker, scale-out processors) that may be inside a call right now.
 
-Transient failures (rate limits, 5xx, network) that outlast the client's own retries put the row back to ``pending``
-for a later pass, up to ``max_attempts``.
+Transient failures that outlast the client's own retries (Tuya's rate limits, 5xx answers that say the command was
+not applied, network errors; for webhooks, a connection that could not be made) put the row back to ``pending``
+for a later pass, up to ``max_attempts``. :meth:`stop` drains once more, so a bounded run or a SIGTERM does not
+leave the commands of its last batch waiting for the next start.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -53,13 +57,16 @@ class OutboxSender:
         http: httpx.Client | None = None,
         max_attempts: int = 5,
         poll_s: float = 1.0,
+        lease_s: float = 300.0,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._engine = engine
         self._client = client
+        self._owns_http = http is None
         self._http = http or httpx.Client()
         self._max_attempts = max_attempts
         self._poll = poll_s
+        self._lease = timedelta(seconds=lease_s)
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -67,14 +74,18 @@ class OutboxSender:
         self.failed = 0
 
     def recover(self) -> None:
-        """Settle rows a crash left in flight, without sending anything twice (see the module docstring)."""
+        """Settle rows in flight for longer than the lease, without sending anything again (module docstring)."""
+        now = self._clock()
         with self._engine.begin() as connection:
-            rows = sql.in_flight(connection)
+            rows = sql.in_flight(connection, claimed_before=now - self._lease)
         for row in rows:
             outcome = self._confirm(row)
             with self._engine.begin() as connection:
-                sql.finish(connection, row["id"], self._clock(), **outcome)
-            log.warning("outbox: command %s was in flight at a crash: %s", row["idempotency_key"], outcome["status"])
+                settled = sql.settle(connection, row, self._clock(), **outcome)
+            if settled:
+                log.warning(
+                    "outbox: command %s was in flight at a crash: %s", row["idempotency_key"], outcome["status"]
+                )
 
     def _confirm(self, row: Mapping[str, Any]) -> dict[str, Any]:
         if row["action"] == "tuya.send_command" and self._client is not None:
@@ -111,7 +122,7 @@ class OutboxSender:
                     "error": f"{exc} (may have been applied; not resent)",
                 }
             return self._retry_or_fail(row, exc)
-        except TransientError as exc:
+        except (TransientError, httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the last two: nothing was sent
             return self._retry_or_fail(row, exc)
         except (*TUYA_ERRORS, httpx.HTTPError, ValueError) as exc:
             self.failed += 1
@@ -147,26 +158,30 @@ class OutboxSender:
         raise ValueError(f"unknown action {action!r}")
 
     def start(self) -> OutboxSender:
-        """Recover, then drain in a background thread every ``poll_s`` until ``stop()``."""
-        self.recover()
+        """Drain in a background thread every ``poll_s`` (settling lost in-flight rows first) until ``stop()``."""
         self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
         self._thread.start()
         return self
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while True:
+            stopping = self._stop.is_set()
             try:
+                self.recover()
                 self.drain()
-            except Exception:  # the database may be down; the rows stay pending and the next pass retries
+            except Exception:  # the database may be down; the rows stay as they are and the next pass retries
                 log.exception("outbox: drain failed; retrying")
+            if stopping:
+                return
             self._stop.wait(self._poll)
 
     def stop(self) -> None:
-        """Finish the row in hand, then stop and close the HTTP clients; pending rows wait for the next start."""
+        """Drain once more, then stop and close the HTTP clients; rows still pending wait for the next start."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
         close = getattr(self._client, "close", None)
         if close is not None:
             close()

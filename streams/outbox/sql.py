@@ -30,6 +30,7 @@ __all__ = [
     "pending_ids",
     "rule_states",
     "save_rule_states",
+    "settle",
 ]
 
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
@@ -135,9 +136,22 @@ def claim(connection: Connection, command_id: int, now: datetime) -> Mapping[str
     return connection.execute(select(table).where(table.c.id == command_id)).one()._mapping
 
 
-def in_flight(connection: Connection) -> list[Mapping[str, Any]]:
+def in_flight(connection: Connection, claimed_before: datetime) -> list[Mapping[str, Any]]:
+    """Commands claimed before ``claimed_before`` and still in flight: their sender died or lost the call."""
     table = Command.__table__
-    return [row._mapping for row in connection.execute(select(table).where(table.c.status == "in_flight"))]
+    query = select(table).where(and_(table.c.status == "in_flight", table.c.updated_at < claimed_before))
+    return [row._mapping for row in connection.execute(query)]
+
+
+def settle(connection: Connection, row: Mapping[str, Any], now: datetime, **values: Any) -> bool:
+    """Finish an in-flight ``row`` unless it changed since it was read (its sender finished after all)."""
+    table = Command.__table__
+    settled = connection.execute(
+        update(table)
+        .where(and_(table.c.id == row["id"], table.c.status == "in_flight", table.c.updated_at == row["updated_at"]))
+        .values(updated_at=now, **values)
+    )
+    return settled.rowcount == 1
 
 
 def finish(connection: Connection, command_id: int, now: datetime, **values: Any) -> None:

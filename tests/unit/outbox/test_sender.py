@@ -1,0 +1,501 @@
+"""streams/outbox/sender.py against a real, migrated SQLite archive and a fake command client (partner: the real
+worker, the real broker and the OpenAPI emulator in tests/integration/test_rules_worker.py)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from models.tables import Command
+from streams.outbox import sql
+from streams.outbox.sender import OutboxSender
+from streams.store.engine import make_engine
+from streams.store.migrate import upgrade
+from streams.tuya.api_errors import TuyaApiError, TuyaRateLimited, TuyaServerError
+from streams.tuya.results import CommandResult, DeviceStatus
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+LOST = T0 - timedelta(minutes=10)  # claimed longer ago than the default lease (5 min): its sender is gone
+PLUG = "bf1e8a0cd2e4a1b2c3x9kq"
+SWITCH_OFF = [{"code": "switch_1", "value": False}]
+
+
+class FakeCommandClient:
+    """The CommandClient protocol in memory: records every call, raises the queued failures first, reports ``status``.
+
+    ``on_send`` runs inside ``send_commands`` (after recording the call), so a test can act while a row is in flight;
+    ``on_status`` likewise inside ``device_status``.
+    """
+
+    def __init__(self, *failures: Exception, status: dict[str, Any] | None = None) -> None:
+        self.failures = list(failures)
+        self.status = dict(status or {})
+        self.status_error: Exception | None = None
+        self.calls: list[tuple[str, list[dict[str, Any]]]] = []
+        self.status_calls: list[str] = []
+        self.on_send: Any = None
+        self.on_status: Any = None
+        self.closed = False
+        self._lock = threading.Lock()
+
+    def send_commands(self, device_id: str, commands: Sequence[dict[str, Any]]) -> CommandResult:
+        with self._lock:
+            self.calls.append((device_id, list(commands)))
+            number = len(self.calls)
+            failure = self.failures.pop(0) if self.failures else None
+        if self.on_send is not None:
+            self.on_send()
+        if failure is not None:
+            raise failure
+        return CommandResult(device_id=device_id, accepted=True, t=1_790_000_000_000, tid=f"tid{number:04d}")
+
+    def device_status(self, device_id: str) -> DeviceStatus:
+        self.status_calls.append(device_id)
+        if self.on_status is not None:
+            self.on_status()
+        if self.status_error is not None:
+            raise self.status_error
+        return DeviceStatus(device_id=device_id, values=dict(self.status), t=1_790_000_000_000, tid="status-tid")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Engine]:
+    """A SQLite archive file migrated to head."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def command_row(n: int, **overrides: Any) -> dict[str, Any]:
+    """A ``commands`` row as the reactor writes it: a pending switch-off of the plug, fired by message ``m{n}``."""
+    row: dict[str, Any] = {
+        "idempotency_key": f"plug_off:m{n}:0",
+        "rule_id": "plug_off",
+        "action": "tuya.send_command",
+        "device_id": PLUG,
+        "message_id": f"m{n}",
+        "commands": SWITCH_OFF,
+        "status": "pending",
+        "attempts": 0,
+        "error": None,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    row.update(overrides)
+    return row
+
+
+def insert(engine: Engine, *rows: dict[str, Any]) -> None:
+    with engine.begin() as connection:
+        sql.insert_commands(connection, list(rows))
+
+
+def rows(engine: Engine) -> list[Any]:
+    table = Command.__table__
+    with engine.connect() as connection:
+        return [row._mapping for row in connection.execute(select(table).order_by(table.c.id))]
+
+
+def only_row(engine: Engine) -> Any:
+    (row,) = rows(engine)
+    return row
+
+
+def sender_for(engine: Engine, client: FakeCommandClient | None, **options: Any) -> OutboxSender:
+    """A sender on the fixed clock T0 whose webhooks get 204 from an in-memory receiver, unless told otherwise."""
+    options.setdefault("http", httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204))))
+    options.setdefault("clock", lambda: T0)
+    return OutboxSender(engine, client, **options)
+
+
+@pytest.fixture
+def closing() -> Iterator[list[tuple[OutboxSender, httpx.Client]]]:
+    """Senders to stop, and the HTTP clients given to them to close, at the end of the test."""
+    senders: list[tuple[OutboxSender, httpx.Client]] = []
+    yield senders
+    for sender, http in senders:
+        sender.stop()
+        http.close()
+
+
+def make_sender(closing: list, engine: Engine, client: FakeCommandClient | None, **options: Any) -> OutboxSender:
+    http = options.setdefault("http", httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204))))
+    sender = sender_for(engine, client, **options)
+    closing.append((sender, http))
+    return sender
+
+
+# --- delivery ------------------------------------------------------------------------------------------------------
+
+
+def test_pending_command_sent_with_tuya_tid(archive, closing):
+    insert(archive, command_row(1))
+    client = FakeCommandClient()
+    make_sender(closing, archive, client).drain()
+    row = only_row(archive)
+    assert client.calls == [(PLUG, SWITCH_OFF)]
+    assert (row["status"], row["tuya_tid"], row["attempts"], row["error"]) == ("sent", "tid0001", 1, None)
+    assert row["sent_at"] is not None
+
+
+def test_sent_command_not_sent_again_by_a_later_drain(archive, closing):
+    insert(archive, command_row(1))
+    client = FakeCommandClient()
+    sender = make_sender(closing, archive, client)
+    sender.drain()
+    sender.drain()
+    assert len(client.calls) == 1
+
+
+def test_commands_sent_oldest_first(archive, closing):
+    later = datetime(2026, 11, 1, 12, 5, tzinfo=UTC)
+    insert(archive, command_row(2, device_id="second", created_at=later), command_row(1, device_id="first"))
+    client = FakeCommandClient()
+    make_sender(closing, archive, client).drain()
+    assert [device for device, _ in client.calls] == ["first", "second"]
+
+
+def test_dry_run_and_failed_rows_never_sent(archive, closing):
+    insert(archive, command_row(1, status="dry_run"), command_row(2, status="failed", error="template failed: x"))
+    client = FakeCommandClient()
+    make_sender(closing, archive, client).drain()
+    assert client.calls == []
+    assert [row["status"] for row in rows(archive)] == ["dry_run", "failed"]
+
+
+def test_maybe_applied_server_error_marks_failed_and_never_resends(archive, closing):
+    insert(archive, command_row(1))
+    lost = TuyaServerError(0, "no answer (ReadTimeout): Tuya may have applied it", maybe_applied=True)
+    client = FakeCommandClient(lost)
+    sender = make_sender(closing, archive, client, max_attempts=5)
+    sender.drain()
+    sender.drain()
+    row = only_row(archive)
+    assert len(client.calls) == 1
+    assert (row["status"], row["error_code"], row["attempts"]) == ("failed", 0, 1)
+    assert "not resent" in row["error"]
+
+
+def test_permanent_tuya_error_marks_failed_with_tuya_code(archive, closing):
+    insert(archive, command_row(1))
+    client = FakeCommandClient(TuyaApiError(2001, "device is offline", "tid-offline"))
+    sender = make_sender(closing, archive, client)
+    sender.drain()
+    sender.drain()
+    row = only_row(archive)
+    assert len(client.calls) == 1
+    assert (row["status"], row["error_code"]) == ("failed", 2001)
+    assert "device is offline" in row["error"]
+
+
+def test_transient_error_retried_on_the_next_pass_then_sent(archive, closing):
+    insert(archive, command_row(1))
+    client = FakeCommandClient(TuyaRateLimited(1199, "your requests are too frequent"))
+    sender = make_sender(closing, archive, client, max_attempts=3)
+    sender.drain()
+    assert (only_row(archive)["status"], only_row(archive)["attempts"]) == ("pending", 1)
+    sender.drain()
+    row = only_row(archive)
+    assert len(client.calls) == 2
+    assert (row["status"], row["attempts"], row["tuya_tid"], row["error"]) == ("sent", 2, "tid0002", None)
+
+
+def test_transient_error_retried_up_to_max_attempts_then_failed(archive, closing):
+    insert(archive, command_row(1))
+    busy = [TuyaServerError(1111, "system is busy") for _ in range(10)]
+    client = FakeCommandClient(*busy)
+    sender = make_sender(closing, archive, client, max_attempts=3)
+    for _ in range(5):
+        sender.drain()
+    row = only_row(archive)
+    assert len(client.calls) == 3
+    assert (row["status"], row["attempts"], row["error_code"]) == ("failed", 3, 1111)
+
+
+def test_tuya_command_without_client_marks_failed(archive, closing):
+    insert(archive, command_row(1))
+    make_sender(closing, archive, None).drain()
+    row = only_row(archive)
+    assert row["status"] == "failed"
+    assert "TUYA_ACCESS_ID" in row["error"]
+
+
+# --- webhooks and log lines ----------------------------------------------------------------------------------------
+
+
+def webhook_row(n: int, url: str = "http://hooks.example/alerts") -> dict[str, Any]:
+    payload = {"url": url, "body": {"text": "plug offline"}, "headers": {"X-Token": "abc"}, "timeout_s": 5.0}
+    return command_row(n, rule_id="notify", idempotency_key=f"notify:m{n}:0", action="webhook", commands=payload)
+
+
+def test_webhook_posts_body_and_headers_then_marks_sent(archive, closing):
+    insert(archive, webhook_row(1))
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    make_sender(closing, archive, FakeCommandClient(), http=http).drain()
+    (request,) = seen
+    assert (request.method, str(request.url)) == ("POST", "http://hooks.example/alerts")
+    assert request.headers["X-Token"] == "abc"
+    assert request.read() == b'{"text":"plug offline"}'
+    row = only_row(archive)
+    assert (row["status"], row["tuya_tid"]) == ("sent", None)
+
+
+def test_webhook_refused_by_receiver_marks_failed(archive, closing):
+    insert(archive, webhook_row(1))
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(404)))
+    make_sender(closing, archive, FakeCommandClient(), http=http).drain()
+    row = only_row(archive)
+    assert row["status"] == "failed"
+    assert "404" in row["error"]
+
+
+def test_webhook_that_could_not_connect_is_retried_on_the_next_pass(archive, closing):
+    insert(archive, webhook_row(1))
+    answers = iter([httpx.ConnectError("connection refused"), httpx.Response(200)])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        outcome = next(answers)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    sender = make_sender(
+        closing, archive, FakeCommandClient(), http=httpx.Client(transport=httpx.MockTransport(answer))
+    )
+    sender.drain()
+    assert (only_row(archive)["status"], only_row(archive)["attempts"]) == ("pending", 1)
+    sender.drain()
+    assert (only_row(archive)["status"], only_row(archive)["attempts"]) == ("sent", 2)
+
+
+def test_log_action_writes_the_message_at_its_level(archive, closing, caplog):
+    payload = {"level": "warning", "message": "plug drew 31000 (raw), switched off"}
+    insert(archive, command_row(1, rule_id="plug_log", idempotency_key="plug_log:m1:1", action="log", commands=payload))
+    client = FakeCommandClient()
+    with caplog.at_level(logging.INFO, logger="streams.outbox.sender"):
+        make_sender(closing, archive, client).drain()
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "rule plug_log: plug drew 31000 (raw), switched off")
+    ]
+    assert only_row(archive)["status"] == "sent"
+    assert client.calls == []
+
+
+def test_unknown_action_marks_failed(archive, closing):
+    insert(archive, command_row(1, action="sms", commands={"to": "+1"}))
+    make_sender(closing, archive, FakeCommandClient()).drain()
+    row = only_row(archive)
+    assert row["status"] == "failed"
+    assert "unknown action" in row["error"]
+
+
+# --- rows a crash left in flight ---------------------------------------------------------------------------------
+
+
+def test_in_flight_command_confirmed_sent_when_device_reports_commanded_values(archive, closing):
+    insert(archive, command_row(1, status="in_flight", attempts=1, updated_at=LOST))
+    client = FakeCommandClient(status={"switch_1": False, "cur_power": 0})
+    sender = make_sender(closing, archive, client)
+    sender.recover()
+    sender.drain()
+    row = only_row(archive)
+    assert client.calls == []
+    assert client.status_calls == [PLUG]
+    assert row["status"] == "sent"
+    assert "confirmed after restart" in row["error"]
+
+
+def test_in_flight_command_failed_and_not_resent_when_device_reports_otherwise(archive, closing):
+    insert(archive, command_row(1, status="in_flight", attempts=1, updated_at=LOST))
+    client = FakeCommandClient(status={"switch_1": True})
+    sender = make_sender(closing, archive, client)
+    sender.recover()
+    sender.drain()
+    row = only_row(archive)
+    assert client.calls == []
+    assert row["status"] == "failed"
+    assert "not resent" in row["error"]
+
+
+def test_in_flight_command_failed_when_status_check_fails(archive, closing):
+    insert(archive, command_row(1, status="in_flight", attempts=1, updated_at=LOST))
+    client = FakeCommandClient()
+    client.status_error = TuyaApiError(2001, "device is offline")
+    sender = make_sender(closing, archive, client)
+    sender.recover()
+    sender.drain()
+    row = only_row(archive)
+    assert client.calls == []
+    assert row["status"] == "failed"
+    assert "status check failed" in row["error"]
+
+
+def test_in_flight_webhook_failed_and_not_resent(archive, closing):
+    insert(archive, {**webhook_row(1), "status": "in_flight", "attempts": 1, "updated_at": LOST})
+    posted: list[httpx.Request] = []
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: posted.append(request) or httpx.Response(200)))
+    sender = make_sender(closing, archive, FakeCommandClient(), http=http)
+    sender.recover()
+    sender.drain()
+    assert posted == []
+    assert only_row(archive)["status"] == "failed"
+
+
+def test_recover_leaves_pending_rows_for_drain(archive, closing):
+    insert(archive, command_row(1))
+    client = FakeCommandClient()
+    make_sender(closing, archive, client).recover()
+    assert only_row(archive)["status"] == "pending"
+    assert client.status_calls == []
+
+
+def test_crash_after_claim_leaves_row_in_flight_not_pending(archive, closing):
+    """The claim commits before the call: a sender that dies in the call leaves in_flight, which recover() settles."""
+    insert(archive, command_row(1))
+    client = FakeCommandClient()
+
+    def die() -> None:  # the process ends inside the call, as under kill -9: nothing after the claim runs
+        raise SystemExit("killed in the call")
+
+    client.on_send = die
+    with pytest.raises(SystemExit):
+        make_sender(closing, archive, client).drain()
+    assert (only_row(archive)["status"], only_row(archive)["attempts"]) == ("in_flight", 1)
+    restarted = FakeCommandClient(status={"switch_1": True})
+    make_sender(closing, archive, restarted, clock=lambda: T0 + timedelta(minutes=6)).recover()
+    assert restarted.calls == []
+    assert only_row(archive)["status"] == "failed"
+
+
+def test_recover_leaves_a_row_claimed_within_the_lease_to_the_sender_in_the_call(archive, closing):
+    """Another sender (a standby worker, a processor) may be inside the call: its result must stand."""
+    insert(archive, command_row(1))
+    client, other = FakeCommandClient(), FakeCommandClient(status={"switch_1": True})
+    recovering = make_sender(closing, archive, other, clock=lambda: T0 + timedelta(minutes=4))
+    client.on_send = recovering.recover  # the other sender recovers while this one is in the call
+    make_sender(closing, archive, client).drain()
+    assert other.status_calls == []
+    row = only_row(archive)
+    assert (row["status"], row["error"], row["attempts"]) == ("sent", None, 1)
+
+
+def test_recovery_does_not_overwrite_a_row_finished_after_it_was_read(archive, closing):
+    insert(archive, command_row(1, status="in_flight", attempts=1, updated_at=LOST))
+    late = FakeCommandClient(status={"switch_1": True})
+    sender = make_sender(closing, archive, late)
+
+    def finished_meanwhile() -> None:  # the original sender's answer arrives during the status check
+        with archive.begin() as connection:
+            sql.finish(connection, 1, T0, status="sent", tuya_tid="tid-late", error=None)
+
+    late.on_status = finished_meanwhile
+    sender.recover()
+    row = only_row(archive)
+    assert (row["status"], row["tuya_tid"], row["error"]) == ("sent", "tid-late", None)
+
+
+# --- two senders on one archive ----------------------------------------------------------------------------------
+
+
+def test_row_claimed_once_when_another_sender_drains_during_a_send(archive, closing):
+    insert(archive, command_row(1), command_row(2), command_row(3))
+    first_client, second_client = FakeCommandClient(), FakeCommandClient()
+    first = make_sender(closing, archive, first_client)
+    second = make_sender(closing, archive, second_client)
+    # While the first sender is in its first call (having listed all three ids), the second drains everything.
+    first_client.on_send = lambda: (setattr(first_client, "on_send", None), second.drain())
+    first.drain()
+    assert len(first_client.calls) == 1
+    assert len(second_client.calls) == 2
+    assert [(row["status"], row["attempts"]) for row in rows(archive)] == [("sent", 1)] * 3
+
+
+def test_concurrent_senders_send_every_row_exactly_once(archive, closing, tmp_path):
+    insert(archive, *(command_row(n, device_id=f"dev{n:02d}") for n in range(40)))
+    clients = [FakeCommandClient(), FakeCommandClient()]
+    engines = [make_engine(f"sqlite:///{tmp_path / 'archive.db'}") for _ in clients]
+    try:
+        senders = [make_sender(closing, engine, client) for engine, client in zip(engines, clients, strict=True)]
+        start = threading.Barrier(len(senders))
+        errors: list[BaseException] = []
+
+        def drain(sender: OutboxSender) -> None:
+            try:
+                start.wait()
+                sender.drain()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=drain, args=(sender,)) for sender in senders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for engine in engines:
+            engine.dispose()
+    assert errors == []
+    devices = sorted(device for client in clients for device, _ in client.calls)
+    assert devices == [f"dev{n:02d}" for n in range(40)]
+    assert {(row["status"], row["attempts"]) for row in rows(archive)} == {("sent", 1)}
+
+
+# --- lifecycle -----------------------------------------------------------------------------------------------------
+
+
+def test_start_recovers_then_drains_in_the_background_and_stop_closes_clients(archive):
+    insert(archive, command_row(1, status="in_flight", attempts=1, updated_at=LOST), command_row(2))
+    client = FakeCommandClient(status={"switch_1": False})
+    drained = threading.Event()
+    client.on_send = drained.set
+    sender = OutboxSender(archive, client, poll_s=0.01, lease_s=60, clock=lambda: T0)  # its own HTTP client
+    sender.start()
+    try:
+        assert drained.wait(10)
+    finally:
+        sender.stop()
+    assert client.closed
+    assert [row["status"] for row in rows(archive)] == ["sent", "sent"]
+    assert len(client.calls) == 1
+
+
+def test_stop_drains_what_the_last_batch_wrote(archive):
+    """A bounded run or a SIGTERM commits a batch and stops the sender: the batch's commands still go out."""
+    passes = threading.Event()
+
+    def clock() -> datetime:
+        passes.set()
+        return T0
+
+    client = FakeCommandClient()
+    sender = OutboxSender(archive, client, poll_s=3600, clock=clock).start()
+    try:
+        assert passes.wait(10)  # the first pass ran; the next would be an hour away
+        time.sleep(0.1)
+        insert(archive, command_row(1))
+    finally:
+        sender.stop()
+    assert [device for device, _ in client.calls] == [PLUG]
+    assert only_row(archive)["status"] == "sent"
