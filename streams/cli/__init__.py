@@ -52,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # one line per HTTP request is noise in a command's output; -v shows it
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_settings()
         return int(args.handler(args, settings) or 0)
