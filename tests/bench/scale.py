@@ -13,7 +13,6 @@ Run alone with ``python -m tests.bench.scale``; ``make bench`` runs it with the 
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import subprocess
@@ -29,7 +28,7 @@ from sqlalchemy import text
 
 from models.records import PulsarMessage
 from streams.bridge import DeviceKeyer
-from streams.sim import EmbeddedBroker, Fleet, SimMessage, free_port, publish
+from streams.sim import EmbeddedBroker, free_port
 from streams.sim.kafka_broker import EmbeddedKafka
 from streams.store import migrate
 from streams.store.engine import make_engine
@@ -38,10 +37,10 @@ from streams.tuya.crypto import Cipherbox
 from streams.tuya.decoder import Decoded, MessageDecoder
 from streams.tuya.envelope import decode_payload, open_envelope
 from streams.tuya.normalize import device_id_of
+from tests.bench.traffic import ACCESS_KEY, cpu_seconds, fleet_messages, new_access_id, publish_backlog, pulsar_broker
 from tests.unit.store.databases import scratch_postgres
 
 COUNT = int(os.environ.get("BENCH_SCALE_MESSAGES", "200000"))
-ACCESS_KEY = "0123456789abcdef0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(ROOT / ".venv" / "bin" / "tuya-archiver")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -60,11 +59,6 @@ class Run:
     @property
     def rate(self) -> float:
         return COUNT / self.seconds
-
-
-def fleet_messages(count: int) -> list[SimMessage]:
-    clock = itertools.count(1_700_000_000_000, 3)
-    return list(Fleet(ACCESS_KEY, 2000, clock=lambda: next(clock), seed=42).messages(count, items=5))
 
 
 def per_message_us(function: Callable[[], object], count: int, repeat: int = 5) -> float:
@@ -113,14 +107,6 @@ def store_cost(server_url: str, messages: Sequence[PulsarMessage]) -> float:
     return seconds / len(decoded) * 1e6
 
 
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def machine_cpu_seconds() -> float:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # all but idle and iowait
@@ -162,10 +148,8 @@ class Processes:
 @contextmanager
 def run_environment(pulsar: EmbeddedBroker, kafka: EmbeddedKafka, server_url: str) -> Iterator[Processes]:
     """A fresh topic with COUNT messages on it, a fresh database, and the environment of the CLI."""
-    access_id = f"b{uuid.uuid4().hex[:15]}"
-    # Unbatched: pulsar-lite gives messages of large producer batches colliding ids (ledger, entry, batch index).
-    report = publish(pulsar.url, f"persistent://{access_id}/out/event", fleet_messages(COUNT), batching=False)
-    assert report.failed == 0 and report.count == COUNT, report
+    access_id = new_access_id()
+    publish_backlog(pulsar.url, f"persistent://{access_id}/out/event", fleet_messages(COUNT))
     with scratch_postgres(server_url) as url, tempfile.TemporaryDirectory(prefix="bench-scale-") as logs:
         engine = make_engine(url)
         migrate.upgrade(engine)
@@ -243,11 +227,7 @@ def end_to_end(server_url: str) -> list[Run]:
         (f"bridge + {n} processor{'s' * (n > 1)}", scale_out(n, f"bench-{n}-{uuid.uuid4().hex[:8]}")) for n in (1, 2)
     ]
     runs = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-pulsar-") as data,
-        EmbeddedKafka() as kafka,
-        EmbeddedBroker(Path(data), log_path=Path(os.devnull)) as pulsar,
-    ):
+    with EmbeddedKafka() as kafka, pulsar_broker() as pulsar:
         brokers = {"pulsar-lite": pulsar.pid or 0, "tansu": kafka.pid or 0}
         for name, start in paths:
             with run_environment(pulsar, kafka, server_url) as processes:

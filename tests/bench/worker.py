@@ -1,0 +1,379 @@
+"""Benchmark: the worker end to end (broker → decode → store → commit → ack) into SQLite and PostgreSQL, next to
+three consumers measured in the same run on the same backlog.
+
+- floor: a bare ``pulsar-client`` consumer with the worker's consumer settings (Failover, batch receive, individual
+  acks) that does nothing with the messages; best of 3 rounds.
+- the worker's ``PulsarSource`` alone: the floor plus copying each message into a ``PulsarMessage``.
+- SDK-style: what Tuya's official Python SDK does per message (SPEC.md §2): ``receive()`` one message, stdlib JSON
+  and base64, a new pycryptodome cipher (``AES.new`` for the ``em`` property's mode), decrypt, ``json.loads`` the
+  plaintext, ``acknowledge``. It stores nothing. (The SDK's ECB path leaves the padding on, SPEC.md §2.4, so JSON
+  parsing fails; this one strips it by the last byte, as the Go SDK does.)
+- the worker as ``tuya-archiver run`` builds it (``streams.wiring.worker``, the settings' batch size and timeout),
+  into a fresh SQLite file (WAL, ``synchronous=NORMAL``) and a fresh PostgreSQL database on TEST_DATABASE_URL's
+  server (``make bench`` starts it with fsync=off and synchronous_commit=off; the line says what the server runs
+  with), each migrated to head first. Skipped for PostgreSQL when TEST_DATABASE_URL is not set.
+
+Traffic: BENCH_WORKER_MESSAGES (default 200,000) status reports of 5 items from a 10,000-device fleet, half AES-GCM,
+half AES-ECB, published unbatched to an embedded pulsar-lite before any timing (see traffic.publish_backlog). The
+floor, source and SDK-style consumers read one topic, each from the earliest message on a subscription of its own;
+each worker has a topic of its own (its subscription name is fixed by the access id). Every consumer is timed from
+connect to close, which includes subscribing and closing (a few ms). CPU is per message: this process (all threads,
+pulsar-client's included) and the broker's. Afterwards the rows in ``messages`` and ``device_status`` are counted.
+
+Run alone with ``python -m tests.bench.worker``; ``make bench`` runs it with the other benchmarks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from importlib.metadata import version
+from typing import Any
+
+import pulsar
+from Crypto.Cipher import AES
+from sqlalchemy import text
+
+from streams import wiring
+from streams.metrics import WorkerMetrics
+from streams.runner import Runner, RunSummary
+from streams.settings import Settings, load_settings
+from streams.sim import EmbeddedBroker, SimMessage
+from streams.sources.pulsar import PulsarSource, topic_name
+from streams.store import migrate
+from streams.store.engine import make_engine
+from tests.bench.store import postgres_settings
+from tests.bench.traffic import ACCESS_KEY, cpu_seconds, fleet_messages, new_access_id, publish_backlog, pulsar_broker
+from tests.unit.store.databases import scratch_postgres
+
+COUNT = int(os.environ.get("BENCH_WORKER_MESSAGES", "200000"))
+DEVICES = 10_000
+ITEMS = 5
+FLOOR_ROUNDS = 3
+IDLE_S = 30.0  # a consumer gives up after this long without a message (only if messages went missing)
+SWEEP_S = 2.0  # the untimed run after a worker's timed one ends after this long without a message
+BACKLOG = 10_000 * 6 * 60 * 2  # 10,000 devices reporting every 10 s for 2 hours: 7.2 M messages
+SQLITE_TARGET = 20_000  # msg/s end to end
+SDK_TARGET = 3.0  # × the SDK-style consumer's rate
+_PULSAR_LOG = logging.getLogger("pulsar.client")  # pulsar-client's INFO lines stay out of the figures
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """One consumer draining the backlog: wall seconds from connect to close, and the CPU seconds used meanwhile."""
+
+    name: str
+    seconds: float
+    handled: int  # messages received and acknowledged
+    cpu: float  # this process, every thread
+    broker_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.handled / self.seconds
+
+    def cpu_us(self, seconds: float) -> float:
+        return seconds / max(self.handled, 1) * 1e6
+
+
+def measure(name: str, broker: EmbeddedBroker, drain: Callable[[], int]) -> Drain:
+    """Time ``drain`` (which returns the number of messages it handled) with this process's and the broker's CPU."""
+    pid = broker.pid or 0
+    wall, cpu, broker_cpu = time.perf_counter(), time.process_time(), cpu_seconds(pid)
+    handled = drain()
+    seconds = time.perf_counter() - wall
+    return Drain(name, seconds, handled, time.process_time() - cpu, cpu_seconds(pid) - broker_cpu)
+
+
+def worker_settings(access_id: str, pulsar_url: str, database_url: str) -> Settings:
+    """The worker's settings for the loopback broker; no ``.env`` is read and no rules are loaded."""
+    return load_settings(
+        _env_file=None, tuya_access_id=access_id, tuya_access_key=ACCESS_KEY, tuya_pulsar_url=pulsar_url,
+        database_url=database_url, rules_file="", metrics_port=0,
+    )  # fmt: skip
+
+
+# --- the consumers next to the worker ---------------------------------------------------------------------------
+
+
+def _drain_batches(receive: Callable[[], Sequence[Any]], ack: Callable[[Sequence[Any]], None]) -> int:
+    received, last_arrival = 0, time.monotonic()
+    while received < COUNT:
+        batch = receive()
+        if batch:
+            ack(batch)
+            received += len(batch)
+            last_arrival = time.monotonic()
+        elif time.monotonic() - last_arrival > IDLE_S:
+            break
+    return received
+
+
+def bare_consumer(url: str, topic: str, subscription: str, settings: Settings) -> int:
+    """The floor: batch receive and individual acks, as the worker's source subscribes, and nothing else."""
+    client = pulsar.Client(url, logger=_PULSAR_LOG)
+    try:
+        consumer = client.subscribe(
+            topic, subscription, consumer_type=pulsar.ConsumerType.Failover,
+            initial_position=pulsar.InitialPosition.Earliest,
+            receiver_queue_size=max(1000, settings.batch_size * 2),  # as PulsarSource sizes it
+            batch_receive_policy=pulsar.ConsumerBatchReceivePolicy(settings.batch_size, -1, settings.batch_timeout_ms),
+        )  # fmt: skip
+
+        def ack(batch: Sequence[pulsar.Message]) -> None:
+            for message in batch:
+                consumer.acknowledge(message)
+
+        return _drain_batches(consumer.batch_receive, ack)
+    finally:
+        client.close()
+
+
+def source_only(url: str, topic: str, subscription: str, settings: Settings) -> int:
+    """The worker's PulsarSource with nothing behind it: receive into PulsarMessage values, ack."""
+    source = PulsarSource(
+        url, access_id=settings.tuya_access_id or "", access_key=ACCESS_KEY, topic=topic, subscription=subscription,
+        batch_size=settings.batch_size, batch_timeout_ms=settings.batch_timeout_ms,
+    )  # fmt: skip
+    source.connect()
+    try:
+        return _drain_batches(source.receive_batch, source.ack)
+    finally:
+        source.close()
+
+
+def sdk_decode(data: bytes, properties: dict[str, str], access_key: str) -> Any:
+    """One message as Tuya's Python SDK decodes it: the key cut from the secret and a new cipher for each message."""
+    envelope = json.loads(data.decode("utf-8"))
+    raw = base64.b64decode(envelope["data"])
+    key = access_key[8:24].encode("utf-8")
+    if properties.get("em") == "aes_gcm":
+        plaintext = AES.new(key, AES.MODE_GCM, nonce=raw[:12]).decrypt_and_verify(raw[12:-16], raw[-16:])
+    else:
+        padded = AES.new(key, AES.MODE_ECB).decrypt(raw)
+        plaintext = padded[: -padded[-1]]
+    return json.loads(plaintext.decode("utf-8"))
+
+
+def sdk_style(url: str, topic: str, subscription: str) -> int:
+    """The SDK's loop: ``receive()`` one message at a time with the client's default queue, decode it, ack it."""
+    client = pulsar.Client(url, logger=_PULSAR_LOG)
+    try:
+        consumer = client.subscribe(
+            topic, subscription, consumer_type=pulsar.ConsumerType.Failover,
+            initial_position=pulsar.InitialPosition.Earliest,
+        )  # fmt: skip
+        received = 0
+        while received < COUNT:
+            try:
+                message = consumer.receive(timeout_millis=int(IDLE_S * 1000))
+            except pulsar.Timeout:
+                break
+            sdk_decode(message.data(), message.properties(), ACCESS_KEY)
+            consumer.acknowledge(message)
+            received += 1
+        return received
+    finally:
+        client.close()
+
+
+# --- the worker --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the timed run's summary says, what a second, untimed run found left over, and the rows afterwards."""
+
+    run: RunSummary  # received counts deliveries, redeliveries included
+    leftover: RunSummary
+    messages: int
+    status_rows: int
+
+
+def run_worker(name: str, broker: EmbeddedBroker, database_url: str, access_id: str) -> tuple[Drain, Stored]:
+    """Migrate the database, build the worker as ``tuya-archiver run`` does, time ``run(max_messages=COUNT)``.
+
+    The run stops at COUNT deliveries; a redelivered message would leave another one unread, so a second worker
+    then reads whatever is left (until nothing comes for SWEEP_S seconds), untimed.
+    """
+    settings = worker_settings(access_id, broker.url, database_url)
+    setup = make_engine(database_url)
+    try:
+        migrate.upgrade(setup)
+    finally:
+        setup.dispose()
+    engine = wiring.archive_engine(settings)
+    rule_set = wiring.rules(settings)
+    runs: list[RunSummary] = []
+
+    def drain(runner: Runner) -> int:
+        runs.append(runner.run(max_messages=COUNT, idle_timeout=IDLE_S))
+        return runs[0].received
+
+    try:
+        timed = measure(name, broker, partial(drain, wiring.worker(settings, engine, WorkerMetrics(), rule_set)))
+        runs.append(wiring.worker(settings, engine, WorkerMetrics(), rule_set).run(idle_timeout=SWEEP_S))
+        with engine.connect() as connection:
+            messages = connection.scalar(text("SELECT count(*) FROM messages")) or 0
+            status_rows = connection.scalar(text("SELECT count(*) FROM device_status")) or 0
+    finally:
+        engine.dispose()
+    return timed, Stored(runs[0], runs[1], messages, status_rows)
+
+
+# --- the run ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    floors: list[Drain]
+    others: list[Drain]
+    stored: dict[str, Stored]
+    postgres_note: str | None = None
+
+    @property
+    def floor(self) -> Drain:
+        return min(self.floors, key=lambda drain: drain.seconds)
+
+    def by_name(self, name: str) -> Drain | None:
+        return next((drain for drain in self.others if drain.name == name), None)
+
+
+def publish_topics(broker: EmbeddedBroker, messages: list[SimMessage], postgres: bool) -> dict[str, str]:
+    """Access ids by use (reference, sqlite, postgresql), each topic holding every message."""
+    mq_env = worker_settings("x", broker.url, "sqlite://").tuya_mq_env
+    access_ids = {use: new_access_id() for use in ("reference", "sqlite", "postgresql")[: 3 if postgres else 2]}
+    for access_id in access_ids.values():
+        publish_backlog(broker.url, topic_name(access_id, mq_env), messages)
+    return access_ids
+
+
+def run_all(messages: list[SimMessage], server_url: str | None) -> Results:
+    """Every measurement on one broker; the floor's rounds spread over the run (the machines are noisy)."""
+    results = Results([], [], {})
+    with pulsar_broker() as broker, tempfile.TemporaryDirectory(prefix="bench-worker-") as folder:
+        access_ids = publish_topics(broker, messages, postgres=server_url is not None)
+        reference = worker_settings(access_ids["reference"], broker.url, "sqlite://")
+        topic = topic_name(access_ids["reference"], reference.tuya_mq_env)
+
+        def floor_round(n: int) -> None:
+            results.floors.append(
+                measure("floor", broker, partial(bare_consumer, broker.url, topic, f"f{n}", reference))
+            )
+
+        floor_round(1)
+        results.others.append(measure("source", broker, partial(source_only, broker.url, topic, "source", reference)))
+        results.others.append(measure("sdk", broker, partial(sdk_style, broker.url, topic, "sdk")))
+        floor_round(2)
+        sqlite_url = f"sqlite:///{folder}/archive.db"
+        drain, results.stored["sqlite"] = run_worker("sqlite", broker, sqlite_url, access_ids["sqlite"])
+        results.others.append(drain)
+        if server_url is not None:
+            results.postgres_note = postgres_settings(server_url)
+            with scratch_postgres(server_url) as url:
+                drain, results.stored["postgresql"] = run_worker("postgresql", broker, url, access_ids["postgresql"])
+            results.others.append(drain)
+        for n in range(3, FLOOR_ROUNDS + 1):
+            floor_round(n)
+    return results
+
+
+LABELS = {
+    "floor": f"floor: bare pulsar-client, batch receive + ack (best of {FLOOR_ROUNDS})",
+    "source": "worker's PulsarSource alone (receive, PulsarMessage, ack)",
+    "sdk": "SDK-style: receive, AES.new per message, json.loads, ack",
+    "sqlite": "worker → SQLite (WAL, synchronous=NORMAL)",
+    "postgresql": "worker → PostgreSQL (settings below)",
+}
+NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def print_table(results: Results) -> None:
+    floor = results.floor
+    print(f"  {'consumer':<60}{'msg/s':>9}{'time/floor':>12}   CPU µs/msg: here  broker")
+    for drain in [floor, *results.others]:
+        print(
+            f"  {LABELS[drain.name]:<60}{drain.rate:>9,.0f}{drain.seconds / floor.seconds:>11.2f}x"
+            f"{drain.cpu_us(drain.cpu):>18.1f}{drain.cpu_us(drain.broker_cpu):>8.1f}"
+        )
+    print(f"  floor rounds: {' / '.join(f'{drain.rate:,.0f}' for drain in results.floors)} msg/s")
+    source = results.by_name("source")
+    workers = [drain for drain in results.others if drain.name in NAMES]
+    if source is not None and workers:
+        beyond = (f"{NAMES[w.name]} {w.cpu_us(w.cpu) - source.cpu_us(source.cpu):,.0f}" for w in workers)
+        print(f"  worker CPU µs/msg here beyond the source alone (decode, store, commit): {', '.join(beyond)}")
+    if results.postgres_note is None:
+        print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set; make bench starts it)")
+    else:
+        print(f"  PostgreSQL server: {results.postgres_note}")
+
+
+def print_checks(results: Results) -> None:
+    """Stored rows against the messages published (every id distinct: unbatched), and any consumer that fell short."""
+    for drain in [*results.floors, *results.others]:
+        if drain.handled != COUNT:
+            print(f"  WARNING: {LABELS[drain.name]} handled {drain.handled:,} of {COUNT:,} messages")
+    for name, stored in results.stored.items():
+        line = f"{stored.messages:,} messages, {stored.status_rows:,} status rows"
+        if (stored.messages, stored.status_rows) == (COUNT, COUNT * ITEMS):
+            print(f"  stored by the {NAMES[name]} worker: {line} (all {COUNT:,} published, {ITEMS} items each)")
+        else:
+            print(f"  WARNING: the {NAMES[name]} worker stored {line}; published {COUNT:,} × {ITEMS} items")
+        run, leftover = stored.run, stored.leftover
+        if run.stored != run.received or run.dead_letters or leftover.received:
+            print(
+                f"  WARNING: the timed {NAMES[name]} run had {run.received:,} deliveries: {run.stored:,} new, "
+                f"{run.dead_letters:,} dead letters, {run.received - run.stored - run.dead_letters:,} already stored; "
+                f"{leftover.received:,} more came after it ({leftover.stored:,} new)"
+            )
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def print_targets(results: Results) -> None:
+    sdk, sqlite = results.by_name("sdk"), results.by_name("sqlite")
+    for name in ("sqlite", "postgresql"):
+        drain = results.by_name(name)
+        if drain is not None and sdk is not None:
+            speedup = drain.rate / sdk.rate
+            print(f"  {NAMES[name]:<10} end to end {drain.rate:>9,.0f} msg/s = {speedup:4.2f}x the SDK-style consumer")
+    if sqlite is not None and sdk is not None:
+        print(
+            f"  targets: SQLite >= {SQLITE_TARGET:,} msg/s: {_verdict(sqlite.rate >= SQLITE_TARGET)}; "
+            f"SQLite >= {SDK_TARGET:.0f}x SDK-style: {_verdict(sqlite.rate >= SDK_TARGET * sdk.rate)}"
+        )
+    if sqlite is not None:
+        print(
+            f"  a backlog of {BACKLOG / 1e6:.1f} M messages (10,000 devices every 10 s for 2 h) drains in "
+            f"{BACKLOG / sqlite.rate / 60:.1f} min at the SQLite rate ({BACKLOG / SQLITE_TARGET / 60:.0f} min at "
+            f"{SQLITE_TARGET:,} msg/s)"
+        )
+
+
+def main() -> None:
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    settings = worker_settings("x", "pulsar://127.0.0.1:1", "sqlite://")
+    print(
+        f"worker end to end: {COUNT:,} status reports × {ITEMS} items, {DEVICES:,} devices, half GCM / half ECB, "
+        f"published unbatched\n  to pulsar-lite {version('pulsar-lite')} on loopback before timing; each consumer "
+        f"drains a subscription of its own, timed from connect\n  to close; worker batches of {settings.batch_size:,} "
+        f"messages or {settings.batch_timeout_ms} ms, one process"
+    )
+    messages = fleet_messages(COUNT, devices=DEVICES, items=ITEMS, mix={"status": 1.0})
+    results = run_all(messages, server_url)
+    print_table(results)
+    print_checks(results)
+    print_targets(results)
+
+
+if __name__ == "__main__":
+    main()
