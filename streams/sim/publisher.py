@@ -9,7 +9,6 @@ Imports pulsar-client; no worker code.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import Counter
@@ -83,7 +82,7 @@ def publish(
     """
     if rate is not None and rate <= 0:
         raise ValueError("rate must be positive (or None for as fast as possible)")
-    client = pulsar.Client(url, logger=logging.getLogger("pulsar.client"), operation_timeout_seconds=30)
+    client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn), operation_timeout_seconds=30)
     try:
         producer = client.create_producer(
             topic,

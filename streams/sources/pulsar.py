@@ -63,7 +63,14 @@ def client_options(url: str, *, tls_verify: bool, operation_timeout_s: int = 30)
     TLS: every official Tuya SDK turns certificate checks off (SPEC.md §1.1); we keep them on unless the operator turns
     them off with ``TUYA_PULSAR_TLS_VERIFY=false`` for a data centre whose certificate does not verify.
     """
-    options: dict[str, Any] = {"operation_timeout_seconds": operation_timeout_s, "connection_timeout_ms": 10_000}
+    options: dict[str, Any] = {
+        "operation_timeout_seconds": operation_timeout_s,
+        "connection_timeout_ms": 10_000,
+        # The client's own logger (warnings and errors, on stdout), not a Python logger: with a Python logger the
+        # process sometimes aborts at exit ("terminate called without an active exception", exit -6) after
+        # everything was committed and closed (apache/pulsar-client-python#256, seen here in a worker test).
+        "logger": pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+    }
     if url.startswith("pulsar+ssl://"):
         import certifi
 
@@ -122,7 +129,6 @@ class PulsarSource:
         self._client = pulsar.Client(
             self._url,
             authentication=_authentication(*self._auth),
-            logger=logging.getLogger("pulsar.client"),
             **client_options(self._url, tls_verify=self._tls_verify, operation_timeout_s=self._operation_timeout),
         )
         try:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import tempfile
 import time
@@ -62,7 +61,6 @@ SWEEP_S = 2.0  # the untimed run after a worker's timed one ends after this long
 BACKLOG = 10_000 * 6 * 60 * 2  # 10,000 devices reporting every 10 s for 2 hours: 7.2 M messages
 SQLITE_TARGET = 20_000  # msg/s end to end
 SDK_TARGET = 3.0  # × the SDK-style consumer's rate
-_PULSAR_LOG = logging.getLogger("pulsar.client")  # pulsar-client's INFO lines stay out of the figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +116,7 @@ def _drain_batches(receive: Callable[[], Sequence[Any]], ack: Callable[[Sequence
 
 def bare_consumer(url: str, topic: str, subscription: str, settings: Settings) -> int:
     """The floor: batch receive and individual acks, as the worker's source subscribes, and nothing else."""
-    client = pulsar.Client(url, logger=_PULSAR_LOG)
+    client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
     try:
         consumer = client.subscribe(
             topic, subscription, consumer_type=pulsar.ConsumerType.Failover,
@@ -164,7 +162,7 @@ def sdk_decode(data: bytes, properties: dict[str, str], access_key: str) -> Any:
 
 def sdk_style(url: str, topic: str, subscription: str) -> int:
     """The SDK's loop: ``receive()`` one message at a time with the client's default queue, decode it, ack it."""
-    client = pulsar.Client(url, logger=_PULSAR_LOG)
+    client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
     try:
         consumer = client.subscribe(
             topic, subscription, consumer_type=pulsar.ConsumerType.Failover,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import logging
 import os
 import socket
 import subprocess
@@ -43,7 +42,7 @@ def _fleet(size: int = 20, seed: int = 11) -> Fleet:
 
 @contextmanager
 def _client(url: str) -> Iterator[pulsar.Client]:
-    client = pulsar.Client(url, logger=logging.getLogger("pulsar.client"), operation_timeout_seconds=10)
+    client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn), operation_timeout_seconds=10)
     try:
         yield client
     finally:
