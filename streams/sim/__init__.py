@@ -4,7 +4,8 @@
 - :mod:`~streams.sim.products`, :mod:`~streams.sim.payloads`, :mod:`~streams.sim.seal`: what the fleet is made of
   (product data points, payload shapes per protocol, envelope and corruptions).
 - :mod:`~streams.sim.publisher`: send messages with pulsar-client, every result checked.
-- :mod:`~streams.sim.broker`: start, stop, kill and restart pulsar-lite on loopback.
+- :mod:`~streams.sim.broker`, :mod:`~streams.sim.kafka_broker`: pulsar-lite and Tansu on loopback, on the lifecycle of
+  :mod:`~streams.sim.process` (start, stop, kill, restart, never outliving their owner).
 
 The worker itself never imports this package.
 """
