@@ -72,8 +72,11 @@ def _is_digits(text: str) -> bool:
 
 
 def _item_dp_id(item: dict[str, Any]) -> int | None:
-    """The DP id of a protocol-4 status item: the key made of digits (``"1": "true"``, SPEC.md §3.2)."""
-    for key in item:
+    """The DP id of a protocol-4 status item: the key made of digits (``"1": "true"``, SPEC.md §3.2).
+
+    Tuya writes it after code, value and t, so looking from the end finds it first.
+    """
+    for key in reversed(item):
         if key not in _ITEM_KEYS and key.isascii() and key.isdigit():
             return int(key)
     return None
