@@ -6,7 +6,7 @@ import importlib
 import platform
 import sys
 
-SECTIONS = ("tests.bench.decode", "tests.bench.store", "tests.bench.worker")
+SECTIONS = ("tests.bench.decode", "tests.bench.store", "tests.bench.worker", "tests.bench.scale")
 
 
 def main() -> int:
