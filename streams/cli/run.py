@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="consume Tuya's message service into the archive (the worker)",
         description="Consume Tuya's Pulsar topic, store every message once, acknowledge after commit, run the rules.",
     )
-    parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages")
+    parser.add_argument(
+        "--max-messages", type=int, metavar="N", help="stop after receiving N messages (a redelivery counts too)"
+    )
     parser.add_argument("--idle-timeout", type=float, metavar="S", help="stop when nothing arrived for S seconds")
     parser.set_defaults(handler=run)
 

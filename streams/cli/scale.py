@@ -64,7 +64,12 @@ def _topic_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _bound_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-messages", type=int, default=None, help="stop after this many messages")
+    parser.add_argument(
+        "--max-messages",
+        type=int,
+        default=None,
+        help="stop after receiving this many messages (a redelivery counts too)",
+    )
     parser.add_argument("--idle-timeout", type=float, default=None, help="stop when nothing arrived for S seconds")
 
 
