@@ -216,7 +216,8 @@ def scale_out(n: int, topic: str) -> Callable[[Processes], None]:
         while len({processes.generation(name) for name in names} - {None}) != 1 or any(
             processes.generation(name) is None for name in names
         ):
-            assert time.monotonic() < deadline, "processors did not join one group generation"
+            if time.monotonic() > deadline:
+                raise TimeoutError("processors did not join one group generation within 120 s")
             time.sleep(0.1)
         processes.start("bridge", "bridge", "--topic", topic, "--idle-timeout", str(IDLE_S))
 

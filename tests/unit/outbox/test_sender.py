@@ -314,13 +314,18 @@ def test_unknown_action_marks_failed(archive, closing):
 # --- rows a crash left in flight ---------------------------------------------------------------------------------
 
 
-def test_in_flight_command_confirmed_sent_when_device_reports_commanded_values(archive, closing):
+def settle_lost_command(archive: Engine, closing: list, client: FakeCommandClient) -> Any:
+    """A command a crashed sender left in flight past the lease, after a restarted sender recovered and drained."""
     insert(archive, command_row(1, status="in_flight", attempts=1, updated_at=LOST))
-    client = FakeCommandClient(status={"switch_1": False, "cur_power": 0})
     sender = make_sender(closing, archive, client)
     sender.recover()
     sender.drain()
-    row = only_row(archive)
+    return only_row(archive)
+
+
+def test_in_flight_command_confirmed_sent_when_device_reports_commanded_values(archive, closing):
+    client = FakeCommandClient(status={"switch_1": False, "cur_power": 0})
+    row = settle_lost_command(archive, closing, client)
     assert client.calls == []
     assert client.status_calls == [PLUG]
     assert row["status"] == "sent"
@@ -328,25 +333,17 @@ def test_in_flight_command_confirmed_sent_when_device_reports_commanded_values(a
 
 
 def test_in_flight_command_failed_and_not_resent_when_device_reports_otherwise(archive, closing):
-    insert(archive, command_row(1, status="in_flight", attempts=1, updated_at=LOST))
     client = FakeCommandClient(status={"switch_1": True})
-    sender = make_sender(closing, archive, client)
-    sender.recover()
-    sender.drain()
-    row = only_row(archive)
+    row = settle_lost_command(archive, closing, client)
     assert client.calls == []
     assert row["status"] == "failed"
     assert "not resent" in row["error"]
 
 
 def test_in_flight_command_failed_when_status_check_fails(archive, closing):
-    insert(archive, command_row(1, status="in_flight", attempts=1, updated_at=LOST))
     client = FakeCommandClient()
     client.status_error = TuyaApiError(2001, "device is offline")
-    sender = make_sender(closing, archive, client)
-    sender.recover()
-    sender.drain()
-    row = only_row(archive)
+    row = settle_lost_command(archive, closing, client)
     assert client.calls == []
     assert row["status"] == "failed"
     assert "status check failed" in row["error"]
