@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from models.records import DecodedMessage, StatusReported
 from models.tables import Base
 from streams.store import migrate
-from streams.store.engine import make_engine
+from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from streams.store.rows import message_row, sqlite_time, status_row
 from streams.store.sql import ArchiveStore
 from streams.store.statements import MESSAGES, STATUS, postgres_copy_types
@@ -98,6 +98,7 @@ def sqlite_floor(path: Path, rows: list[tuple[list, list]]) -> float:
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     message_sql, status_sql = _insert_sql("messages", 12), _insert_sql("device_status", 8)
     start = time.perf_counter()
     for message_rows, status_rows in rows:

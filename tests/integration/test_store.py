@@ -19,7 +19,7 @@ from models.records import DeadLetter
 from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, latest_status
 from streams.errors import DatabaseUnavailable
 from streams.store import migrate
-from streams.store.engine import make_engine
+from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.tuya.decoder import Decoded
 from tests.unit.store import factories as f
@@ -314,7 +314,7 @@ def unused_postgres_url() -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/app"
 
 
-def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout_and_rare_checkpoints(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
     try:
         with engine.connect() as connection:
@@ -322,7 +322,9 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
                 connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "synchronous")
             ]
             busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            checkpoint = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
     finally:
         engine.dispose()
     assert pragmas == ["wal", 1]  # synchronous=NORMAL
     assert busy is not None and busy >= 5000
+    assert checkpoint == WAL_AUTOCHECKPOINT_PAGES > 1000  # SQLite's default, which made every commit a checkpoint
