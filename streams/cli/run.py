@@ -8,6 +8,7 @@ import logging
 import signal
 
 from streams import wiring
+from streams.heap import settle_heap
 from streams.metrics import MetricsServer, WorkerMetrics
 from streams.settings import Settings
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if sender:
                 stack.callback(sender.stop)
                 sender.start()
+            settle_heap()
             runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
     finally:
         engine.dispose()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from streams import wiring
+from streams.heap import settle_heap
 from streams.metrics import MetricsServer, WorkerMetrics
 from streams.settings import Settings
 from streams.sources.kafka import DEFAULT_PARTITIONS, DEFAULT_TOPIC, bootstrap_servers
@@ -91,6 +92,7 @@ def run_bridge(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(signum, runner.stop)
         with contextlib.ExitStack() as stack:
             _serve_metrics(stack, metrics, settings)
+            settle_heap()
             runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
     finally:
         writer.close()
@@ -120,6 +122,7 @@ def run_process(args: argparse.Namespace, settings: Settings) -> int:
             app = build_app(
                 _options(args, settings, Path(data_dir)), committer, RunBounds(args.max_messages, args.idle_timeout)
             )
+            settle_heap()
             return run_worker(app, loglevel="debug" if args.verbose else "info")
     finally:
         engine.dispose()
