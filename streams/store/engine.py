@@ -1,9 +1,8 @@
 """Engines on DATABASE_URL, the schema-revision gate, and the translation of "cannot reach the database" errors.
 
-Owns connection set-up per dialect: SQLite in WAL mode with ``synchronous=NORMAL``, a busy timeout and a large
-automatic-checkpoint threshold, transactions
-begun by SQLAlchemy (``BEGIN``, or ``BEGIN IMMEDIATE`` for writers); PostgreSQL through psycopg 3 with the session
-time zone set to UTC. Imports no models and no Alembic environment.
+Owns connection set-up per dialect: SQLite in WAL mode with ``synchronous=NORMAL``, a busy timeout, rare automatic
+checkpoints, and transactions begun by SQLAlchemy (``BEGIN``, or ``BEGIN IMMEDIATE`` for writers); PostgreSQL through
+psycopg 3 with the session time zone set to UTC. Imports no models and no Alembic environment.
 """
 
 from __future__ import annotations
