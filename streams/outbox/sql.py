@@ -56,17 +56,18 @@ def new_message_ids(connection: Connection, ids: Sequence[str]) -> set[str]:
 
 def latest_values(
     connection: Connection, device_ids: Iterable[str]
-) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], datetime]]:
-    """``device_state`` of the given devices: (values, reported_at) by (device_id, code)."""
+) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], tuple[datetime, str]]]:
+    """``device_state`` of the given devices by (device_id, code): their values, and (reported_at, message_id)."""
     table = DeviceState.__table__
     values: dict[tuple[str, str], Any] = {}
-    times: dict[tuple[str, str], datetime] = {}
-    query = select(table.c.device_id, table.c.code, table.c.value, table.c.reported_at)
+    stamps: dict[tuple[str, str], tuple[datetime, str]] = {}
+    query = select(table.c.device_id, table.c.code, table.c.value, table.c.reported_at, table.c.message_id)
     for chunk in _chunks(sorted(device_ids)):
-        for device_id, code, value, reported_at in connection.execute(query.where(table.c.device_id.in_(chunk))):
+        rows = connection.execute(query.where(table.c.device_id.in_(chunk)))
+        for device_id, code, value, reported_at, message_id in rows:
             values[device_id, code] = value
-            times[device_id, code] = reported_at
-    return values, times
+            stamps[device_id, code] = (reported_at, message_id)
+    return values, stamps
 
 
 def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -> dict[RuleStateKey, RuleState]:

@@ -93,7 +93,7 @@ class EngineLoop:
         self.rule_set = rule_set
         self.state: dict[tuple[str, str], RuleState] = {}
         self.latest: dict[tuple[str, str], Any] = {}
-        self.latest_at: dict[tuple[str, str], datetime] = {}
+        self.latest_at: dict[tuple[str, str], tuple[datetime, str]] = {}
         self.last_seen: dict[str, DeviceSeen] = {}
 
     def feed(self, *records: Record, now: datetime | None = None) -> list[FiredAction]:
@@ -113,12 +113,12 @@ class EngineLoop:
         self.state = {key: RuleState.from_row(_through_json(value.to_row())) for key, value in merged.items()}
 
     def _remember(self, records: Iterable[Record]) -> None:
-        """Latest values as the store keeps them: a value replaces one reported no later than itself."""
+        """Latest values as the store keeps them: a value replaces one that is older, by time, then message id."""
         for record in records:
             if isinstance(record, StatusReported):
-                key = (record.device_id, record.code)
-                if key not in self.latest_at or record.reported_at >= self.latest_at[key]:
-                    self.latest[key], self.latest_at[key] = record.value, record.reported_at
+                key, stamp = (record.device_id, record.code), (record.reported_at, record.message_id)
+                if key not in self.latest_at or stamp >= self.latest_at[key]:
+                    self.latest[key], self.latest_at[key] = record.value, stamp
             if isinstance(record, StatusReported | DeviceEvent):
                 self.last_seen[record.device_id] = DeviceSeen(_time_of(record), record.product_key)
 

@@ -342,6 +342,14 @@ def test_a_status_older_than_the_latest_known_is_ignored(hot):
     assert hot.latest[(SENSOR, "temp_current")] == 290
 
 
+def test_a_status_of_the_same_time_but_an_older_message_id_is_ignored(hot):
+    # device_state keeps, of two values of the same time, the one of the greater message id: the engine must agree,
+    # or a redelivered batch with two reports in one second would look like a new edge (found by hypothesis).
+    hot.feed(status(SENSOR, "temp_current", 290, at(5), message_id="m2"))
+    assert hot.feed(status(SENSOR, "temp_current", 310, at(5), message_id="m1")) == []
+    assert hot.feed(status(SENSOR, "temp_current", 310, at(5), message_id="m3")) != []
+
+
 def test_without_latest_times_every_status_counts(hot):
     result = evaluate(hot.rule_set, [status(SENSOR, "temp_current", 310, at(4))], {}, {}, at(5))
     assert len(result.fired) == 1
