@@ -110,9 +110,9 @@ class RulesReactor:
             return
         devices = {r.device_id for r in records if not isinstance(r, UserEvent)} | self._named
         subjects = devices | {r.uid for r in records if isinstance(r, UserEvent)} | {""}
-        latest, latest_at = sql.latest_values(connection, devices)
+        latest, stamps = sql.latest_values(connection, devices)
         state = sql.rule_states(connection, subjects)
-        self._save(connection, evaluate(self._rules, records, state, latest, now, latest_at=latest_at), now)
+        self._save(connection, evaluate(self._rules, records, state, latest, now, latest_stamps=stamps), now)
 
     def _tick(self, connection: Connection, now: datetime) -> None:
         state = sql.rule_states(connection)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from models.tables import Command, Device, DeviceState, Message
 from models.tables import RuleState as RuleStateRow
-from streams.rules import DeviceSeen, RuleState, RuleStateKey
+from streams.rules import DeviceSeen, LatestStamps, RuleState, RuleStateKey
 
 __all__ = [
     "claim",
@@ -54,9 +54,7 @@ def new_message_ids(connection: Connection, ids: Sequence[str]) -> set[str]:
     return set(ids) - known
 
 
-def latest_values(
-    connection: Connection, device_ids: Iterable[str]
-) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], tuple[datetime, str]]]:
+def latest_values(connection: Connection, device_ids: Iterable[str]) -> tuple[dict[tuple[str, str], Any], LatestStamps]:
     """``device_state`` of the given devices by (device_id, code): their values, and (reported_at, message_id)."""
     table = DeviceState.__table__
     values: dict[tuple[str, str], Any] = {}

@@ -12,6 +12,7 @@ from streams.rules.loader import load_rules, parse_rules
 from streams.rules.problems import RuleProblem, RulesFileError
 from streams.rules.state import (
     DeviceSeen,
+    LatestStamps,
     LatestValues,
     RuleState,
     RuleStateKey,
@@ -25,6 +26,7 @@ __all__ = [
     "DeviceSeen",
     "Evaluation",
     "FiredAction",
+    "LatestStamps",
     "LatestValues",
     "PostWebhook",
     "RuleProblem",

@@ -3,10 +3,10 @@
 Owns the order of evaluation. Records are processed in order; each record's time (clamped to ``now``, so a clock
 ahead of ours cannot end timers early) is the engine's clock while it is processed: it starts ``for:`` timers, ends
 due ones, and is the time conditions and cooldowns see. Latest values are updated record by record, so a condition
-sees what the batch reported before it; given ``latest_at``, a report older than the known one (by time, then message
-id: the order ``device_state`` keeps) is ignored, so a redelivered batch cannot look like news. Nothing is mutated:
-the caller persists ``state_changes`` (and the fired actions) in the same transaction as the batch, so a restart
-neither loses a pending timer nor fires twice.
+sees what the batch reported before it; given ``latest_stamps``, a report older than the known one (by time, then
+message id: the order ``device_state`` keeps) is ignored, so a redelivered batch cannot look like news. Nothing is
+mutated: the caller persists ``state_changes`` (and the fired actions) in the same transaction as the batch, so a
+restart neither loses a pending timer nor fires twice.
 
 Edge-triggered: a trigger fires on the transition into its match (see triggers.py). A rule fires at most once per
 message. A fire is dropped, and the edge consumed, when the rule is cooling down or a condition fails.
@@ -27,6 +27,7 @@ from streams.rules.effects import FiredAction, fire_actions
 from streams.rules.operators import UNKNOWN
 from streams.rules.state import (
     DeviceSeen,
+    LatestStamps,
     LatestValues,
     RuleState,
     RuleStateKey,
@@ -39,9 +40,6 @@ from streams.rules.triggers import TriggerEntry, deadline, index_of, selects, st
 __all__ = ["Evaluation", "evaluate", "tick"]
 
 _IDLE = TriggerState()
-
-#: (reported_at, message_id): the order of a code's values, as the ``device_state`` upsert keeps the newest.
-Stamp = tuple[datetime, str]
 
 
 class Evaluation(msgspec.Struct, frozen=True):
@@ -59,7 +57,7 @@ def evaluate(
     latest: LatestValues,
     now: datetime,
     *,
-    latest_at: Mapping[tuple[str, str], Stamp] | None = None,
+    latest_stamps: LatestStamps | None = None,
 ) -> Evaluation:
     """Run a stored batch's records, in order, through the enabled rules.
 
@@ -67,12 +65,12 @@ def evaluate(
         state: the persisted rule states; not mutated.
         latest: (device_id, code) → value before the batch (``device_state``); not mutated.
         now: the wall clock; record times after it count as ``now``.
-        latest_at: (device_id, code) → (``reported_at``, ``message_id``) of the latest value. When given, a status
+        latest_stamps: (device_id, code) → (``reported_at``, ``message_id``) of the latest value. When given, a status
             record older than what is known, by time and then message id as ``device_state`` orders them, is
             history, not news: state triggers ignore it. This makes a redelivered batch (whose values ``latest``
             already holds) and out-of-order reports, even of the same second, harmless to state and numeric_state.
     """
-    run = _Run(rules, state, latest, latest_at)
+    run = _Run(rules, state, latest, latest_stamps)
     for record in records:
         run.record(record, now)
     return run.result()
@@ -100,15 +98,15 @@ class _Run:
         rules: RuleSet,
         state: RuleStates,
         latest: LatestValues,
-        latest_at: Mapping[tuple[str, str], Stamp] | None = None,
+        latest_stamps: LatestStamps | None = None,
     ) -> None:
         self._rules = rules
         self._index = index_of(rules)
         self._state = state
         self._latest = latest
-        self._latest_at = latest_at
+        self._latest_stamps = latest_stamps
         self._values: dict[tuple[str, str], object] = {}
-        self._stamps: dict[tuple[str, str], Stamp] = {}
+        self._stamps: dict[tuple[str, str], tuple[datetime, str]] = {}
         self._changes: dict[RuleStateKey, RuleState] = {}
         self._fired: list[FiredAction] = []
         self._fired_messages: set[tuple[str, str]] = set()
@@ -152,10 +150,10 @@ class _Run:
                 )
                 self._advance(entry, record.device_id, seen, previous)
 
-    def _is_stale(self, key: tuple[str, str], stamp: Stamp) -> bool:
-        if self._latest_at is None:
+    def _is_stale(self, key: tuple[str, str], stamp: tuple[datetime, str]) -> bool:
+        if self._latest_stamps is None:
             return False
-        known = self._stamps.get(key) or self._latest_at.get(key)
+        known = self._stamps.get(key) or self._latest_stamps.get(key)
         if known is not None and stamp < known:
             return True
         self._stamps[key] = stamp

@@ -16,6 +16,7 @@ import msgspec
 
 __all__ = [
     "DeviceSeen",
+    "LatestStamps",
     "LatestValues",
     "RuleState",
     "RuleStateKey",
@@ -30,6 +31,10 @@ RuleStateKey = tuple[str, str]
 
 LatestValues = Mapping[tuple[str, str], Any]
 """(device_id, code) → latest reported value: the ``device_state`` table."""
+
+LatestStamps = Mapping[tuple[str, str], tuple[datetime, str]]
+"""(device_id, code) → (reported_at, message_id) of the latest value: the order in which the ``device_state`` upsert
+keeps the newest (later time, then the greater message id)."""
 
 
 class TriggerContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

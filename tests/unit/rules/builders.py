@@ -93,12 +93,12 @@ class EngineLoop:
         self.rule_set = rule_set
         self.state: dict[tuple[str, str], RuleState] = {}
         self.latest: dict[tuple[str, str], Any] = {}
-        self.latest_at: dict[tuple[str, str], tuple[datetime, str]] = {}
+        self.latest_stamps: dict[tuple[str, str], tuple[datetime, str]] = {}
         self.last_seen: dict[str, DeviceSeen] = {}
 
     def feed(self, *records: Record, now: datetime | None = None) -> list[FiredAction]:
         now = now or max((_time_of(record) for record in records), default=T0)
-        result = evaluate(self.rule_set, records, self.state, self.latest, now, latest_at=self.latest_at)
+        result = evaluate(self.rule_set, records, self.state, self.latest, now, latest_stamps=self.latest_stamps)
         self._persist(result.state_changes)
         self._remember(records)
         return result.fired
@@ -117,8 +117,8 @@ class EngineLoop:
         for record in records:
             if isinstance(record, StatusReported):
                 key, stamp = (record.device_id, record.code), (record.reported_at, record.message_id)
-                if key not in self.latest_at or stamp >= self.latest_at[key]:
-                    self.latest[key], self.latest_at[key] = record.value, stamp
+                if key not in self.latest_stamps or stamp >= self.latest_stamps[key]:
+                    self.latest[key], self.latest_stamps[key] = record.value, stamp
             if isinstance(record, StatusReported | DeviceEvent):
                 self.last_seen[record.device_id] = DeviceSeen(_time_of(record), record.product_key)
 
