@@ -29,6 +29,9 @@ _encode = msgspec.json.Encoder()
 GCM = "aes_gcm"
 ECB = "aes_ecb"
 
+# The fields of the standard envelope (SPEC.md §2.1); envelope_sign has a fast path for exactly these.
+_STANDARD_FIELDS = frozenset({"data", "protocol", "pv", "t", "sign"})
+
 
 class Envelope(msgspec.Struct, frozen=True):
     """The decrypted view of the envelope fields the rest of the worker needs."""
@@ -47,6 +50,13 @@ def envelope_sign(fields: dict[str, Any], access_key: str) -> str:
     ``md5("data=<b64>||protocol=<n>||pv=2.0||t=<t>||<accessKey>")`` for the standard envelope. The rule is
     [UNCERTAIN] against live traffic, so a mismatch is recorded and counted, never a reason to drop a message.
     """
+    if fields.keys() == _STANDARD_FIELDS:
+        # Every message but a rare variant: its text built directly, in sorted order, without sorting (this halves
+        # the cost of the sign, the largest part of decoding after JSON and AES).
+        data, protocol, pv, t = fields["data"], fields["protocol"], fields["pv"], fields["t"]
+        if type(data) is str and type(protocol) is int and type(pv) is str and type(t) is int and data and pv:
+            text = f"data={data}||protocol={protocol}||pv={pv}||t={t}||{access_key}"
+            return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
     parts = [
         f"{key}={value if type(value) is str or type(value) is int else _sign_text(value)}"
         for key, value in sorted(fields.items())

@@ -53,7 +53,6 @@ _PROPERTY_BIZ_CODES = frozenset({"devicePropertyMessage", "deviceQueryPropertyMe
 # Top-level keys of a protocol 20 payload that are not event data (SPEC.md §3.3).
 _EVENT_FRAME_KEYS = frozenset({"bizCode", "bizData", "devId", "productKey", "ts"})
 
-_ITEM_KEYS = frozenset({"code", "value", "t"})
 _SECONDS_BELOW = 10**11  # SPEC.md §3.5: below 10^11 a timestamp is in seconds, at or above it in ms
 
 
@@ -71,13 +70,20 @@ def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+# SPEC.md §3.2: DP ids are 1-255; their keys are looked up rather than parsed.
+_DP_IDS = {str(dp_id): dp_id for dp_id in range(1, 256)}
+
+
 def _item_dp_id(item: dict[str, Any]) -> int | None:
     """The DP id of a protocol-4 status item: the key made of digits (``"1": "true"``, SPEC.md §3.2).
 
     Tuya writes it after code, value and t, so looking from the end finds it first.
     """
     for key in reversed(item):
-        if key not in _ITEM_KEYS and key.isascii() and key.isdigit():
+        dp_id = _DP_IDS.get(key)
+        if dp_id is not None:
+            return dp_id
+        if _is_digits(key):
             return int(key)
     return None
 
@@ -148,16 +154,19 @@ def _status_report(message_id: str, payload: dict[str, Any], pushed_ms: int) -> 
     product_key = payload.get("productKey")
     data_id = payload.get("dataId")
     records: list[Record] = []
+    last_ms, at = None, None  # the items of a report usually share their time: one look-up for them all
     for index, item in enumerate(items):
         code = item.get("code") if type(item) is dict else None
         if type(code) is not str:
             raise PayloadError(f"status item {index} has no 'code'", kind="bad_status_report")
         t = item.get("t")
         ms = t if type(t) is int and t >= _SECONDS_BELOW else timestamp_ms(t, pushed_ms)
+        if ms != last_ms:
+            last_ms, at = ms, utc(ms)
         # Positional, in field order: message_id, item_index, device_id, product_key, code, value, dp_id, reported_at.
         records.append(
             StatusReported(
-                message_id, index, device_id, product_key, code, item.get("value"), _item_dp_id(item), utc(ms), data_id
+                message_id, index, device_id, product_key, code, item.get("value"), _item_dp_id(item), at, data_id
             )
         )
     return records

@@ -177,6 +177,22 @@ def test_sign_mismatch_is_recorded_and_counted_not_dropped():
     assert decoder.sign_mismatches == 1
 
 
+@pytest.mark.parametrize("extra", [{"note": ""}, {"note": None}])
+def test_sign_leaves_out_empty_fields_of_a_nonstandard_envelope(extra):
+    # An extra field takes envelope_sign off its fast path for the standard envelope; an empty one must not count.
+    envelope = _by_name("p4_status_report_gcm")
+    fields = dict(envelope["envelope"], **extra)
+    result = _decode(message_from_vector(envelope, payload=json.dumps(fields).encode()))
+    assert result.message.sign_ok is True
+
+
+def test_sign_counts_an_extra_field_that_has_a_value():
+    envelope = _by_name("p4_status_report_gcm")
+    fields = dict(envelope["envelope"], note="x")
+    result = _decode(message_from_vector(envelope, payload=json.dumps(fields).encode()))
+    assert result.message.sign_ok is False
+
+
 def test_unknown_protocol_is_kept_as_unknown_record():
     inner = {"bizCode": "roomNameUpdate", "bizData": {"name": "Küche"}, "ts": 1700000000000}
     blob = Cipherbox(ACCESS_KEY).encrypt_gcm(json.dumps(inner).encode(), b"\x00" * 12)

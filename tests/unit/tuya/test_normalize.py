@@ -75,6 +75,23 @@ def test_status_item_without_time_uses_envelope_t_and_no_dp_id():
     assert record.dp_id is None and record.value == "v"
 
 
+@pytest.mark.parametrize(("key", "dp_id"), [("1", 1), ("255", 255), ("300", 300), ("07", 7)])
+def test_status_item_dp_id_is_its_key_of_digits(key, dp_id):
+    item = {"code": "c", "value": True, "t": PUSHED, key: "true"}
+    (record,) = normalize("m1", 4, {"devId": "d1", "status": [item]}, PUSHED)
+    assert record.dp_id == dp_id
+
+
+def test_status_items_of_one_report_keep_their_own_times():
+    items = [{"code": "a", "value": 1, "t": PUSHED}, {"code": "b", "value": 2, "t": PUSHED - 1000}, {"code": "c"}]
+    records = normalize("m1", 4, {"devId": "d1", "status": items}, PUSHED + 5)
+    assert [r.reported_at for r in records] == [
+        datetime.fromtimestamp(PUSHED / 1000, tz=UTC),
+        datetime.fromtimestamp((PUSHED - 1000) / 1000, tz=UTC),
+        datetime.fromtimestamp((PUSHED + 5) / 1000, tz=UTC),
+    ]
+
+
 @pytest.mark.parametrize(
     ("protocol", "payload", "kind"),
     [
