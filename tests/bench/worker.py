@@ -12,6 +12,8 @@ three consumers measured in the same run on the same backlog.
   into a fresh SQLite file (WAL, ``synchronous=NORMAL``) and a fresh PostgreSQL database on TEST_DATABASE_URL's
   server (``make bench`` starts it with fsync=off and synchronous_commit=off; the line says what the server runs
   with), each migrated to head first. Skipped for PostgreSQL when TEST_DATABASE_URL is not set.
+- SQLite alone: the SQL the SQLite worker runs for the same seeded fleet, on rows built batch by batch outside the
+  timing (tests.bench.store.sqlite_alone): the ceiling of any worker that stores into SQLite, on this machine.
 
 Traffic: BENCH_WORKER_MESSAGES (default 200,000) status reports of 5 items from a 10,000-device fleet, half AES-GCM,
 half AES-ECB, published unbatched to an embedded pulsar-lite before any timing (see traffic.publish_backlog). The
@@ -30,16 +32,18 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pulsar
 from Crypto.Cipher import AES
 from sqlalchemy import text
 
+from models.records import PulsarMessage
 from streams import wiring
 from streams.heap import settle_heap
 from streams.metrics import WorkerMetrics
@@ -49,7 +53,8 @@ from streams.sim import EmbeddedBroker
 from streams.sources.pulsar import PulsarSource, topic_name
 from streams.store import migrate
 from streams.store.engine import make_engine
-from tests.bench.store import postgres_settings
+from streams.tuya.decoder import Decoded, MessageDecoder
+from tests.bench.store import PreparedBatch, postgres_settings, sqlite_alone, sqlite_statements
 from tests.bench.traffic import ACCESS_KEY, cpu_seconds, fleet_messages, new_access_id, publish_backlog, pulsar_broker
 from tests.unit.store.databases import scratch_postgres
 
@@ -232,12 +237,32 @@ def run_worker(name: str, broker: EmbeddedBroker, database_url: str, access_id: 
 # --- the run ------------------------------------------------------------------------------------------------------
 
 
+def sqlite_ceiling(folder: str, batch_size: int) -> float:
+    """Seconds SQLite alone takes to run the worker's SQL for the backlog: the same seeded fleet, decoded and turned
+    into rows batch by batch outside the timing (tests.bench.store.sqlite_alone). No SQLite worker can be faster."""
+    messages = fleet_messages(COUNT, devices=DEVICES, items=ITEMS, mix={"status": 1.0})
+    decoder = MessageDecoder(ACCESS_KEY)
+
+    def batches() -> Iterator[PreparedBatch]:
+        for start in range(0, COUNT, batch_size):
+            pulled = enumerate(messages[start : start + batch_size], start)
+            decoded = [
+                decoder.decode(PulsarMessage(payload=m.payload, properties=m.properties, message_id=f"1:{n}:-1:-1",
+                                             topic="bench"))
+                for n, m in pulled
+            ]  # fmt: skip
+            yield from sqlite_statements([[item for item in decoded if isinstance(item, Decoded)]])
+
+    return sqlite_alone(Path(folder) / "alone.db", batches())
+
+
 @dataclass
 class Results:
     floors: list[Drain]
     others: list[Drain]
     stored: dict[str, Stored]
     postgres_note: str | None = None
+    sqlite_alone_s: float | None = None
 
     @property
     def floor(self) -> Drain:
@@ -289,6 +314,7 @@ def run_all(server_url: str | None) -> Results:
             results.others.append(drain)
         for n in range(3, FLOOR_ROUNDS + 1):
             floor_round(n)
+        results.sqlite_alone_s = sqlite_ceiling(folder, reference.batch_size)
     return results
 
 
@@ -357,6 +383,13 @@ def print_targets(results: Results) -> None:
         print(
             f"  targets: SQLite >= {SQLITE_TARGET:,} msg/s: {_verdict(sqlite.rate >= SQLITE_TARGET)}; "
             f"SQLite >= {SDK_TARGET:.0f}x SDK-style: {_verdict(sqlite.rate >= SDK_TARGET * sdk.rate)}"
+        )
+    if results.sqlite_alone_s is not None:
+        alone = COUNT / results.sqlite_alone_s
+        share = "" if sqlite is None else f"; the worker does {sqlite.rate / alone:.0%} of it"
+        print(
+            f"  SQLite alone, the worker's SQL for the same fleet on rows prepared in advance: {alone:,.0f} msg/s "
+            f"(the most any SQLite worker can do here{share})"
         )
     if sqlite is not None:
         print(
