@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
-from streams.store.batch import record_rows
+from streams.store.batch import RecordRows, record_rows
 from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver, TextRejected
 from streams.store.engine import WRITE_LOCK, unavailable_on_failure
 from streams.store.rows import dead_letter_row, message_row, unique
@@ -34,10 +34,11 @@ from streams.store.statements import (
     STATUS,
     USER_EVENTS,
     USERS,
+    Target,
 )
 from streams.tuya.decoder import Decoded
 
-__all__ = ["ArchiveStore", "BatchCounts"]
+__all__ = ["ArchiveStore", "BatchCounts", "Writes", "record_writes"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,17 @@ class ArchiveStore:
         return counts
 
 
+Writes = list[tuple[Target, list[tuple[Any, ...]]]]  # statements, each with the rows it runs on
+
+
+def record_writes(rows: RecordRows) -> tuple[Writes, Writes]:
+    """The history inserts and the latest-state upserts of a batch's record rows, in the order the store runs them
+    (after the ``messages`` rows)."""
+    inserts = [(STATUS, rows.status), (DEVICE_EVENTS, rows.device_events), (USER_EVENTS, rows.user_events)]
+    upserts = [(DEVICE_STATE, rows.device_state), (DEVICES, rows.devices), (USERS, rows.users)]
+    return inserts, upserts
+
+
 def _write(
     driver: Driver, cursor: Any, decoded: Sequence[Decoded], dead_letters: Sequence[DeadLetter], received_at: datetime
 ) -> BatchCounts:
@@ -135,12 +147,11 @@ def _write(
     if inserted is not None:
         new = [item for item in new if _message_id(item) in inserted]
     rows = record_rows(new, time)
-    driver.insert(cursor, STATUS, rows.status)
-    driver.insert(cursor, DEVICE_EVENTS, rows.device_events)
-    driver.insert(cursor, USER_EVENTS, rows.user_events)
-    driver.upsert(cursor, DEVICE_STATE, rows.device_state)
-    driver.upsert(cursor, DEVICES, rows.devices)
-    driver.upsert(cursor, USERS, rows.users)
+    inserts, upserts = record_writes(rows)
+    for target, table_rows in inserts:
+        driver.insert(cursor, target, table_rows)
+    for target, table_rows in upserts:
+        driver.upsert(cursor, target, table_rows)
     letters = unique(dead_letters, _letter_id)
     stored_letters = driver.existing(cursor, "dead_letters", [_letter_id(letter) for letter in letters])
     new_letters = [letter for letter in letters if letter.message_id not in stored_letters]

@@ -28,12 +28,11 @@ from models.records import DecodedMessage, StatusReported
 from models.tables import Base
 from streams.heap import settle_heap
 from streams.store import migrate
-from streams.store import statements as sql
 from streams.store.batch import record_rows
 from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from streams.store.rows import message_row, sqlite_time, status_row
-from streams.store.sql import ArchiveStore
-from streams.store.statements import MESSAGES, STATUS, Target, postgres_copy_types, sqlite_insert
+from streams.store.sql import ArchiveStore, Writes, record_writes
+from streams.store.statements import MESSAGES, STATUS, postgres_copy_types, sqlite_insert
 from streams.tuya.decoder import Decoded
 from tests.unit.store.databases import scratch_postgres
 
@@ -138,25 +137,19 @@ def postgres_floor(url: str, rows: list[tuple[list, list]]) -> float:
     return elapsed
 
 
-PreparedBatch = list[tuple[Target, list[tuple[Any, ...]]]]  # a batch's statements, each with its rows
-
-
-def sqlite_statements(batches: list[list[Decoded]]) -> list[PreparedBatch]:
+def sqlite_statements(batches: list[list[Decoded]]) -> list[Writes]:
     """Per batch, every statement the store runs on SQLite with its rows (all messages new), built in advance."""
     received = sqlite_time(T0)
     prepared = []
     for batch in batches:
-        rows = record_rows(batch, sqlite_time)
-        tables = [
-            (MESSAGES, [message_row(item.message, received, sqlite_time) for item in batch]),
-            (STATUS, rows.status), (sql.DEVICE_EVENTS, rows.device_events), (sql.USER_EVENTS, rows.user_events),
-            (sql.DEVICE_STATE, rows.device_state), (sql.DEVICES, rows.devices), (sql.USERS, rows.users),
-        ]  # fmt: skip
+        inserts, upserts = record_writes(record_rows(batch, sqlite_time))
+        messages = [message_row(item.message, received, sqlite_time) for item in batch]
+        tables = [(MESSAGES, messages), *inserts, *upserts]
         prepared.append([(target, table_rows) for target, table_rows in tables if table_rows])
     return prepared
 
 
-def sqlite_alone(path: Path, prepared: Iterable[PreparedBatch]) -> float:
+def sqlite_alone(path: Path, prepared: Iterable[Writes]) -> float:
     """The database's share of storing: the store's own SQL and transactions on prepared rows, no Python between.
 
     A migrated file on the engine's connection set-up (WAL, pragmas), ``executemany`` of each statement and a commit
@@ -200,7 +193,7 @@ def report(name: str, rounds: list[tuple[float, ...]], count: int, note: str) ->
 
 
 def sqlite_round(
-    batches: list[list[Decoded]], rows: list[tuple[list, list]], prepared: list[PreparedBatch]
+    batches: list[list[Decoded]], rows: list[tuple[list, list]], prepared: list[Writes]
 ) -> tuple[float, float, float, float]:
     """(store, floor, re-store, the store's SQL alone) seconds on fresh files."""
     with tempfile.TemporaryDirectory() as folder:

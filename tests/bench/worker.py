@@ -53,8 +53,9 @@ from streams.sim import EmbeddedBroker
 from streams.sources.pulsar import PulsarSource, topic_name
 from streams.store import migrate
 from streams.store.engine import make_engine
+from streams.store.sql import Writes
 from streams.tuya.decoder import Decoded, MessageDecoder
-from tests.bench.store import PreparedBatch, postgres_settings, sqlite_alone, sqlite_statements
+from tests.bench.store import postgres_settings, sqlite_alone, sqlite_statements
 from tests.bench.traffic import ACCESS_KEY, cpu_seconds, fleet_messages, new_access_id, publish_backlog, pulsar_broker
 from tests.unit.store.databases import scratch_postgres
 
@@ -243,7 +244,7 @@ def sqlite_ceiling(folder: str, batch_size: int) -> float:
     messages = fleet_messages(COUNT, devices=DEVICES, items=ITEMS, mix={"status": 1.0})
     decoder = MessageDecoder(ACCESS_KEY)
 
-    def batches() -> Iterator[PreparedBatch]:
+    def batches() -> Iterator[Writes]:
         for start in range(0, COUNT, batch_size):
             pulled = enumerate(messages[start : start + batch_size], start)
             decoded = [
