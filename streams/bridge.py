@@ -94,7 +94,7 @@ class KafkaWriter:
 
     Batching stays on (aiokafka's 16 KiB batches): Tansu's wrong high watermark with batched produce only affects
     ``end_offsets`` (ListOffsets), which faust reads to recover Tables; the processors have none, and fetching is
-    exact (../shared/INFRA.md; measured in tests/bench/scale.py: 64-byte batches cap the bridge near 2k msg/s).
+    exact (Tansu's known bug; measured in tests/bench/scale.py: 64-byte batches cap the bridge near 2k msg/s).
     """
 
     def __init__(self, bootstrap: str, topic: str, *, partitions: int) -> None:

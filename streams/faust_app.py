@@ -202,7 +202,7 @@ def _app(options: ProcessorOptions) -> faust.App:
         topic_partitions=options.partitions,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        producer_max_batch_size=64,  # ../shared/INFRA.md: Tansu's high-watermark bug (harmless here: nothing produced)
+        producer_max_batch_size=64,  # Tansu's high-watermark bug (harmless here: nothing produced)
         broker_session_timeout=options.session_timeout_s,
         broker_heartbeat_interval=max(1.0, options.session_timeout_s / 10),
     )

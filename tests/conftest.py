@@ -1,4 +1,4 @@
-"""Shared fixtures: the known-answer vectors (read from ../shared/tuya, never copied) and service URLs.
+"""Shared fixtures: the known-answer vectors (tests/fixtures/vectors.json) and service URLs.
 
 Integration tests need services on loopback started by ``make test`` (tests/services.sh): they skip with a reason
 when a service is missing, and fail instead when ``REQUIRE_INTEGRATION=1`` (as ``make test`` and CI set it).
@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-VECTORS_PATH = ROOT.parent / "shared" / "tuya" / "vectors.json"
+# Known-answer vectors, kept as data in the project. The OpenAPI signatures include Tuya's two published signing
+# examples (developer.tuya.com, "Sign requests for cloud authorization"); the envelopes, ciphertexts, Pulsar password
+# and other signatures were produced by an implementation written independently of this project's code from Tuya's
+# documentation and SDKs, and cross-checked against Tuya's official Python connector and Pulsar SDK. The file's own
+# "meta" entry says which parts are unverified against live traffic. Never regenerate it with this project's code.
+VECTORS_PATH = ROOT / "tests" / "fixtures" / "vectors.json"
 
 pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.kafka", "tests.fixtures.postgres"]
 

@@ -1,4 +1,4 @@
-"""Plain builders of valid inputs from the shared vectors; keyword overrides, deterministic data."""
+"""Plain builders of valid inputs from the known-answer vectors; keyword overrides, deterministic data."""
 
 from __future__ import annotations
 

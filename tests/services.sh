@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start or stop the services the integration tests need, on loopback only (../shared/INFRA.md):
+# Start or stop the services the integration tests need, on loopback only:
 # a throwaway PostgreSQL 15 cluster. The Pulsar broker (pulsar-lite) is started by the tests themselves
 # (tests/fixtures/broker.py), because some tests restart it. `start` writes .services/env for the test command.
 set -euo pipefail

@@ -5,7 +5,7 @@ Owns pulsar-lite's command line and config file (metrics bound to 127.0.0.1, nev
 outliving its owner) is :class:`~streams.sim.process.LoopbackProcess`'s. Imports no worker code; the only client
 code is :func:`burn_consumer_ids`.
 
-pulsar-lite's behaviour that callers must plan for (0.2; the first is in ../shared/INFRA.md, the others measured here):
+pulsar-lite's behaviour that callers must plan for (0.2; measured on our machines):
 
 - Two clients (two processes, or two ``pulsar.Client`` objects in one) cannot share a subscription name: each client
   numbers its consumers from 0 and the broker rejects a second "Consumer 0" on the subscription, so the subscribe

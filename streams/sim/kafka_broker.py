@@ -6,7 +6,7 @@ binary into the home folder) and its command line, with one loopback port for bo
 address; the process's lifecycle is :class:`~streams.sim.process.LoopbackProcess`'s. Imports no worker code and no
 Kafka client.
 
-Tansu here stores everything in memory (../shared/INFRA.md): a restart loses every topic, so tests kill processors
+Tansu here stores everything in memory: a restart loses every topic, so tests kill processors
 and the bridge, never this broker. It has no transactions: delivery through it is at-least-once.
 """
 

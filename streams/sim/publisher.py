@@ -1,6 +1,6 @@
 """Publish simulated messages to a Pulsar-protocol broker, checking every send's result.
 
-Owns the producer settings that keep a fast publisher lossless (../shared/INFRA.md: with pulsar-client's defaults,
+Owns the producer settings that keep a fast publisher lossless (measured: with pulsar-client's defaults,
 ``send_async`` drops every message past 1,000 pending with a ``ProducerQueueIsFull`` result that is easy to ignore;
 so the queue blocks instead, is larger, and every callback's result is counted), the partition key (the device id,
 so a device stays on one partition, as SPEC.md §7.1 assumes for per-device order), rate limiting and the report.

@@ -291,7 +291,7 @@ def test_a_killed_bridge_restarts_without_losing_a_message(deployment, tmp_path)
         wait_until(lambda: deployment.batches("bridge") >= 2, 60, "the bridge forwarding")
         deployment.kill("bridge")
         # pulsar-lite, unlike Pulsar, keeps the consumer of a connection that the SIGKILL reset, with the messages it
-        # had in flight, and refuses the next "consumer 0" (../shared/INFRA.md): a restart makes it forget them.
+        # had in flight, and refuses the next "consumer 0" (a known pulsar-lite bug): a restart makes it forget them.
         broker.restart()
         deployment.bridge("bridge-restarted")
         assert_exactly_once(deployment, expected(deployment, 20000))

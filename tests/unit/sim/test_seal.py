@@ -1,4 +1,4 @@
-"""streams/sim/seal.py against the shared vectors (byte-exact envelopes); the fleet's use of it is in test_fleet.py."""
+"""streams/sim/seal.py against the vectors (byte-exact envelopes); the fleet's use of it is in test_fleet.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known-answer tests of streams/tuya/crypto.py against ../shared/tuya/vectors.json (never self-checks)."""
+"""Known-answer tests of streams/tuya/crypto.py against tests/fixtures/vectors.json (never self-checks)."""
 
 from __future__ import annotations
 

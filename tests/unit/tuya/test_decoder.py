@@ -1,4 +1,4 @@
-"""streams/tuya/decoder.py end to end on the shared vectors: both ciphers, both input forms, every negative case."""
+"""streams/tuya/decoder.py end to end on the vectors: both ciphers, both input forms, every negative case."""
 
 from __future__ import annotations
 
