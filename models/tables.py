@@ -11,15 +11,17 @@ ignored, which is what makes storing idempotent (DESIGN.md §7).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -35,9 +37,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "API_PATH_STATUSES",
     "COMMAND_STATUSES",
+    "STATE_SOURCES",
+    "ApiPath",
+    "ApiUsage",
     "Base",
     "Command",
+    "DataPoint",
     "DeadLetter",
     "Device",
     "DeviceEvent",
@@ -45,6 +52,7 @@ __all__ = [
     "DeviceStatus",
     "JSONDocument",
     "Message",
+    "ScaledValue",
     "RuleState",
     "User",
     "UserEvent",
@@ -57,6 +65,12 @@ __all__ = [
 
 #: Outbox states of a command (DESIGN.md §4), in the order a command moves through them.
 COMMAND_STATUSES = ("pending", "in_flight", "sent", "failed", "dry_run")
+
+#: Where a latest value came from: the message stream, the OpenAPI's status endpoint (sync), Tuya's device log.
+STATE_SOURCES = ("stream", "api", "log")
+
+#: What Tuya answered the last time a path of the OpenAPI was tried: it worked, or it refused the project.
+API_PATH_STATUSES = ("ok", "refused")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -79,6 +93,27 @@ class JSONDocument(JSON):
 @compiles(JSONDocument, "sqlite")
 def _json_as_text_on_sqlite(type_: JSONDocument, compiler: Any, **kw: Any) -> str:
     return "TEXT"
+
+
+class ScaledValue(TypeDecorator[Any]):
+    """The views' ``value_scaled``: a number where the data point is numeric, else the value's JSON.
+
+    SQLite hands a number back as a number and anything else as its JSON text; PostgreSQL's view gives JSON, which
+    psycopg has already parsed. Either way the caller gets the Python value.
+    """
+
+    impl = JSONDocument
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        parse = super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> Any:
+            if isinstance(value, int | float) or value is None:
+                return value
+            return parse(value) if parse is not None else value
+
+        return process
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -151,7 +186,9 @@ class DeviceStatus(Base):
     message_id: Mapped[str] = mapped_column(String, primary_key=True)
     item_index: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[str] = mapped_column(String)
-    code: Mapped[str] = mapped_column(String)
+    # NULL for an item that carried only a DP id whose code is not known yet; `sync` fills it in once the
+    # product's specification names the DP id.
+    code: Mapped[str | None] = mapped_column(String)
     value: Mapped[Any]
     dp_id: Mapped[int | None]
     reported_at: Mapped[datetime]
@@ -179,10 +216,16 @@ class DeviceEvent(Base):
 
 
 class Device(Base):
-    """The latest facts about every device ever seen; each fact changes only for a newer one (``*_at`` columns)."""
+    """The latest facts about every device ever seen; each fact changes only for a newer one (``*_at`` columns).
+
+    The stream sets what its messages say; ``sync`` sets what Tuya's device list says (category, product name,
+    time zone and Tuya's own times, which the stream never carries) and ``synced_at``.
+    """
 
     __tablename__ = "devices"
     __table_args__ = (
+        # the views filtered by device name (latest_status, status_history, device_online_periods); history NAME
+        Index(None, "name"),
         # Updated by every batch: SQLite keeps the rows in the key's B-tree; PostgreSQL leaves room on each page
         # for HOT updates (no index entry per update).
         {"sqlite_with_rowid": False, "postgresql_with": {"fillfactor": 70}},
@@ -200,6 +243,15 @@ class Device(Base):
     last_seen_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
     report_count: Mapped[int] = mapped_column(server_default="0")
+    category: Mapped[str | None] = mapped_column(String)
+    product_name: Mapped[str | None] = mapped_column(String)
+    time_zone: Mapped[str | None] = mapped_column(String)
+    # Tuya's times of the device (the device list's create_time, active_time, update_time).
+    created_at: Mapped[datetime | None]
+    activated_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
+    # When `sync` last found the device in the project's device list.
+    synced_at: Mapped[datetime | None]
 
 
 class DeviceState(Base):
@@ -216,7 +268,9 @@ class DeviceState(Base):
     value: Mapped[Any]
     dp_id: Mapped[int | None]
     reported_at: Mapped[datetime]
+    # The message that reported it; for a value from the OpenAPI "api:<tid>", from a device log "log:…".
     message_id: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String, server_default="stream")
 
 
 class User(Base):
@@ -229,6 +283,68 @@ class User(Base):
     deleted_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     data: Mapped[dict[str, Any]]
+    username: Mapped[str | None] = mapped_column(String)
+    # When `sync` last found the user in the app's user list.
+    synced_at: Mapped[datetime | None]
+
+
+class DataPoint(Base):
+    """Tuya's specification of one data point of one product (``sync`` fetches it once per product).
+
+    ``type`` is Tuya's (Boolean, Integer, Enum, String, Json, Raw, Bitmap). An Integer's physical value is the
+    reported number ÷ 10^``scale``, in ``unit``; ``range`` lists an Enum's values. ``reported``: the device reports
+    it (Tuya's ``status``); ``commandable``: it accepts commands (Tuya's ``functions``). ``spec`` keeps Tuya's
+    ``values`` object whole.
+    """
+
+    __tablename__ = "data_points"
+    __table_args__ = (
+        # status items that carry only a DP id: their code, by (product, dp id)
+        Index(None, "product_id", "dp_id"),
+    )
+
+    product_id: Mapped[str] = mapped_column(String, primary_key=True)
+    code: Mapped[str] = mapped_column(String, primary_key=True)
+    dp_id: Mapped[int | None]
+    name: Mapped[str | None] = mapped_column(String)
+    type: Mapped[str] = mapped_column(String)
+    unit: Mapped[str | None] = mapped_column(String)
+    scale: Mapped[int] = mapped_column(server_default="0")
+    min: Mapped[float | None] = mapped_column(Float)
+    max: Mapped[float | None] = mapped_column(Float)
+    step: Mapped[float | None] = mapped_column(Float)
+    range: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    reported: Mapped[bool]
+    commandable: Mapped[bool]
+    spec: Mapped[dict[str, Any]]
+    synced_at: Mapped[datetime]
+
+
+class ApiPath(Base):
+    """What Tuya answered the last time an OpenAPI path family was tried for one purpose (``device_list``, …).
+
+    Tuya refuses a family the project is not entitled to (``1106``, ``28841105``): ``sync`` and ``backfill``
+    remember which family worked and try it first next time, and say which ones were refused and why.
+    """
+
+    __tablename__ = "api_paths"
+    __table_args__ = (CheckConstraint(f"status IN ({', '.join(repr(s) for s in API_PATH_STATUSES)})", name="status"),)
+
+    purpose: Mapped[str] = mapped_column(String, primary_key=True)
+    path: Mapped[str] = mapped_column(String, primary_key=True)
+    status: Mapped[str] = mapped_column(String)
+    error_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String)
+    checked_at: Mapped[datetime]
+
+
+class ApiUsage(Base):
+    """OpenAPI calls made per UTC day by this archive's commands (sync, backfill, the worker), against the quota."""
+
+    __tablename__ = "api_usage"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    calls: Mapped[int] = mapped_column(server_default="0")
 
 
 class UserEvent(Base):
@@ -314,9 +430,9 @@ class DeadLetter(Base):
     received_at: Mapped[datetime]
 
 
-#: The views of the initial migration, declared with their column types so that code reads them like tables (aware
-#: UTC times, parsed JSON). A separate MetaData: Alembic's autogenerate compares tables only, and views are written
-#: by hand in the migration that creates them.
+#: The views, declared with their column types so that code reads them like tables (aware UTC times, parsed JSON).
+#: A separate MetaData: Alembic's autogenerate compares tables only, and views are written by hand in the migrations
+#: that create them. ``value_scaled`` and ``unit`` come from the device's product's ``data_points`` row.
 views = MetaData()
 
 latest_status = Table(
@@ -327,9 +443,12 @@ latest_status = Table(
     Column("product_key", String),
     Column("code", String),
     Column("value", JSONDocument),
+    Column("value_scaled", ScaledValue),
+    Column("unit", String),
     Column("dp_id", Integer),
     Column("reported_at", UtcDateTime),
     Column("message_id", String),
+    Column("source", String),
 )
 
 status_history = Table(
@@ -341,6 +460,8 @@ status_history = Table(
     Column("product_key", String),
     Column("code", String),
     Column("value", JSONDocument),
+    Column("value_scaled", ScaledValue),
+    Column("unit", String),
     Column("dp_id", Integer),
     Column("message_id", String),
     Column("item_index", Integer),

@@ -186,7 +186,7 @@ def dead_letter_row(letter: DeadLetter, received_at: Any, time: TimeFormat) -> t
     )
 
 
-DEVICE_STATE_COLUMNS = ("device_id", "code", "value", "dp_id", "reported_at", "message_id")
+DEVICE_STATE_COLUMNS = ("device_id", "code", "value", "dp_id", "reported_at", "message_id", "source")
 
 
 def latest_state(status_rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -198,8 +198,10 @@ def latest_state(status_rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]
     """
     newest: dict[tuple[str, str], tuple[Any, ...]] = {}
     for row in status_rows:
+        if row[3] is None:
+            continue  # a DP id whose code is unknown has no latest state until `sync` names it
         key = (row[2], row[3])
         current = newest.get(key)
         if current is None or (row[6], row[0], row[1]) > (current[6], current[0], current[1]):
             newest[key] = row
-    return [(r[2], r[3], r[4], r[5], r[6], r[0]) for r in newest.values()]
+    return [(r[2], r[3], r[4], r[5], r[6], r[0], "stream") for r in newest.values()]

@@ -80,7 +80,7 @@ def _set(assignments: list[str]) -> str:
 # Equal times: the greater message id wins, so the result does not depend on arrival order.
 _DEVICE_STATE_UPSERT = (
     "ON CONFLICT (device_id, code) DO UPDATE SET value = excluded.value, dp_id = excluded.dp_id, "
-    "reported_at = excluded.reported_at, message_id = excluded.message_id "
+    "reported_at = excluded.reported_at, message_id = excluded.message_id, source = excluded.source "
     "WHERE excluded.reported_at > device_state.reported_at OR "
     "(excluded.reported_at = device_state.reported_at AND excluded.message_id > device_state.message_id)"
 )

@@ -66,10 +66,10 @@ def test_autogenerate_notices_a_missing_index(engine: Engine) -> None:
 
 def test_downgrade_one_step_then_upgrade_returns_to_the_same_schema(engine: Engine) -> None:
     migrate.upgrade(engine)
-    before = {table: inspect(engine).get_columns(table) for table in tables(engine)}
+    before = {table: inspect(engine).get_columns(table) for table in sorted(tables(engine))}
     migrate.downgrade(engine, "-1")
     migrate.upgrade(engine)
-    after = {table: inspect(engine).get_columns(table) for table in tables(engine)}
+    after = {table: inspect(engine).get_columns(table) for table in sorted(tables(engine))}
     assert repr(after) == repr(before)
     migrate.check(engine)
 
@@ -105,8 +105,8 @@ def test_sqlite_json_columns_keep_text_affinity(tmp_path: Path) -> None:
         migrate.upgrade(engine)
         with engine.begin() as connection:
             connection.exec_driver_sql(
-                "INSERT INTO device_state VALUES ('d', 'c', '12345678901234567890123', NULL, "
-                "'2026-11-01 00:00:00.000000', 'm')"
+                "INSERT INTO device_state (device_id, code, value, dp_id, reported_at, message_id) "
+                "VALUES ('d', 'c', '12345678901234567890123', NULL, '2026-11-01 00:00:00.000000', 'm')"
             )
             stored = connection.exec_driver_sql("SELECT typeof(value), value FROM device_state").one()
     finally:

@@ -87,6 +87,9 @@ def test_a_batch_fills_every_table(store: ArchiveStore, engine: Engine) -> None:
         "commands": 0,
         "rule_state": 0,
         "dead_letters": 1,
+        "data_points": 0,
+        "api_paths": 0,
+        "api_usage": 0,
     }
 
 
