@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from models.records import DeadLetter, PulsarMessage
+import msgspec
+
+from models.records import DeadLetter, PulsarMessage, Record, StatusReported
+from streams.fleet.catalog import Catalog
 from streams.tuya.decoder import Decoded, MessageDecoder
 
 if TYPE_CHECKING:
     from streams.store.sql import BatchCounts
 
-__all__ = ["BatchResult", "BatchStore", "Pipeline", "Reactor"]
+__all__ = ["BatchResult", "BatchStore", "Pipeline", "Reactor", "resolve_codes"]
 
 
 class BatchStore(Protocol):
@@ -67,6 +70,24 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _no_catalog() -> Catalog:
+    return Catalog()
+
+
+def resolve_codes(item: Decoded, catalog: Catalog) -> Decoded:
+    """``item`` with the code of each status record that carried only a DP id, where the catalog names it."""
+    records: list[Record] = []
+    changed = False
+    for record in item.records:
+        if type(record) is StatusReported and record.code is None and record.dp_id is not None:
+            code = catalog.code_of(record.device_id, record.dp_id, record.product_key)
+            if code is not None:
+                record = msgspec.structs.replace(record, code=code)
+                changed = True
+        records.append(record)
+    return Decoded(item.message, records) if changed else item
+
+
 class Pipeline:
     def __init__(
         self,
@@ -74,22 +95,25 @@ class Pipeline:
         store: BatchStore,
         reactor: Reactor | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        catalog: Callable[[], Catalog] = _no_catalog,
     ) -> None:
         self._decoder = decoder
         self._store = store
         self._reactor = reactor
         self._clock = clock
+        self._catalog = catalog
 
     def handle(self, messages: Sequence[PulsarMessage]) -> BatchResult:
         """Decode every message and store the batch in one transaction; returns once committed."""
         decoded: list[Decoded] = []
         dead: list[DeadLetter] = []
+        catalog = self._catalog()
         for message in messages:
             result = self._decoder.decode(message)
             if isinstance(result, DeadLetter):
                 dead.append(result)
             else:
-                decoded.append(result)
+                decoded.append(resolve_codes(result, catalog) if result.unresolved else result)
         now = self._clock()
         extra = self._reactor.in_transaction(decoded, now) if self._reactor else None
         counts = self._store.write_batch(decoded, dead, received_at=now, extra=extra)

@@ -10,6 +10,7 @@ import logging
 
 from sqlalchemy.engine import Engine
 
+from streams.fleet.catalog import CatalogRef
 from streams.metrics import WorkerMetrics
 from streams.outbox.reactor import RulesReactor
 from streams.outbox.sender import OutboxSender
@@ -18,12 +19,13 @@ from streams.rules import RuleSet, load_rules
 from streams.runner import Runner
 from streams.settings import Settings
 from streams.sources.pulsar import PulsarSource, subscription_name, topic_name
-from streams.store.engine import ensure_at_head, make_engine
+from streams.store.engine import ensure_at_head, make_engine, unavailable_on_failure
+from streams.store.fleet import load_catalog
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
 from streams.tuya.openapi import OpenApiClient
 
-__all__ = ["archive_engine", "outbox_sender", "pipeline", "pulsar_source", "rules", "worker"]
+__all__ = ["archive_engine", "catalog", "outbox_sender", "pipeline", "pulsar_source", "rules", "worker"]
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,17 @@ def pulsar_source(settings: Settings) -> PulsarSource:
     )
 
 
-def pipeline(settings: Settings, engine: Engine, rule_set: RuleSet) -> Pipeline:
-    """The one pipeline of every runtime: decode, store, and the rules reactor writing the outbox."""
-    reactor = RulesReactor(rule_set) if rule_set.rules else None
-    return Pipeline(MessageDecoder(settings.access_key), ArchiveStore(engine), reactor)
+def catalog(engine: Engine) -> CatalogRef:
+    """The archive's data-point catalog as it is now; ``sync`` replaces it in the reference as it learns more."""
+    with unavailable_on_failure("reading the data-point catalog"), engine.connect() as connection:
+        return CatalogRef(load_catalog(connection))
+
+
+def pipeline(settings: Settings, engine: Engine, rule_set: RuleSet, fleet: CatalogRef | None = None) -> Pipeline:
+    """The one pipeline of every runtime: decode, name DP ids, store, and the rules reactor writing the outbox."""
+    fleet = fleet or catalog(engine)
+    reactor = RulesReactor(rule_set, fleet.get) if rule_set.rules else None
+    return Pipeline(MessageDecoder(settings.access_key), ArchiveStore(engine), reactor, catalog=fleet.get)
 
 
 def outbox_sender(settings: Settings, engine: Engine, rule_set: RuleSet) -> OutboxSender | None:
@@ -77,11 +86,13 @@ def outbox_sender(settings: Settings, engine: Engine, rule_set: RuleSet) -> Outb
     return OutboxSender(engine, client, lease_s=settings.rules_in_flight_lease)
 
 
-def worker(settings: Settings, engine: Engine, metrics: WorkerMetrics, rule_set: RuleSet) -> Runner:
+def worker(
+    settings: Settings, engine: Engine, metrics: WorkerMetrics, rule_set: RuleSet, fleet: CatalogRef | None = None
+) -> Runner:
     """The single-process worker of ``tuya-archiver run`` (and of the demo)."""
     return Runner(
         pulsar_source(settings),
-        pipeline(settings, engine, rule_set),
+        pipeline(settings, engine, rule_set, fleet),
         metrics,
         idle_reconnect_s=settings.tuya_idle_reconnect,
     )

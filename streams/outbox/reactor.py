@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from models.records import UserEvent
 from models.rules import DeviceSilentTrigger, RuleSet
+from streams.fleet.catalog import Catalog
 from streams.outbox import sql
 from streams.rules import Evaluation, FiredAction, PostWebhook, SendCommands, TemplateFailed, WriteLog, evaluate, tick
 from streams.tuya.decoder import Decoded
@@ -79,8 +80,9 @@ def outbox_row(fired: FiredAction, now: datetime) -> dict[str, Any]:
 class RulesReactor:
     """Evaluates a RuleSet against stored batches and clock ticks (see the module docstring)."""
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, catalog: Callable[[], Catalog] | None = None) -> None:
         self._rules = rules
+        self._catalog = catalog or Catalog
         self._named = referenced_devices(rules)
         self._watches_silence = any(
             isinstance(trigger, DeviceSilentTrigger) for rule in rules.rules for trigger in rule.triggers

@@ -10,7 +10,7 @@ import logging
 
 import msgspec
 
-from models.records import DeadLetter, DecodedMessage, PulsarMessage, Record
+from models.records import DeadLetter, DecodedMessage, PulsarMessage, Record, StatusReported
 from streams.errors import DecodeError
 from streams.tuya.crypto import Cipherbox
 from streams.tuya.envelope import decode_payload, decoded_message, open_envelope
@@ -26,6 +26,11 @@ class Decoded(msgspec.Struct, frozen=True):
 
     message: DecodedMessage
     records: list[Record]
+
+    @property
+    def unresolved(self) -> bool:
+        """Whether a status record carried only a DP id (no code): the catalog may name it."""
+        return any(type(record) is StatusReported and record.code is None for record in self.records)
 
 
 class MessageDecoder:
