@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     func,
+    text,
     true,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -52,8 +53,8 @@ __all__ = [
     "DeviceStatus",
     "JSONDocument",
     "Message",
-    "ScaledValue",
     "RuleState",
+    "ScaledValue",
     "User",
     "UserEvent",
     "UtcDateTime",
@@ -179,6 +180,14 @@ class DeviceStatus(Base):
         # purge --table device_status, device by device (a second index on reported_at alone would cost every
         # insert ~15 % for the benefit of purge only)
         Index(None, "device_id", "reported_at"),
+        # `sync` naming the items that carried only a DP id (a partial index: empty unless such items arrived)
+        Index(
+            "ix_device_status_unnamed",
+            "device_id",
+            "dp_id",
+            sqlite_where=text("code IS NULL"),
+            postgresql_where=text("code IS NULL"),
+        ),
         # SQLite: rows live in the primary key's B-tree (small rows; one B-tree fewer to write per row)
         {"sqlite_with_rowid": False},
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from models.records import DeadLetter, PulsarMessage, Record, StatusReported
-from streams.fleet.catalog import Catalog
+from streams.fleet.catalog import Catalog, devices_to_sync
 from streams.tuya.decoder import Decoded, MessageDecoder
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class BatchResult:
     dead_letters: dict[str, int]
     oldest_push_ms: int | None
     counts: BatchCounts | None  # None from a handler that forwards instead of storing (the bridge)
+    sync_wanted: frozenset[str] = frozenset()  # devices ``sync`` should look up (unknown, or a lifecycle event)
 
     @property
     def stored(self) -> int:
@@ -121,7 +122,10 @@ class Pipeline:
         for letter in dead:
             kinds[letter.error_kind] = kinds.get(letter.error_kind, 0) + 1
         pushed = [int(d.message.pushed_at.timestamp() * 1000) for d in decoded]
-        return BatchResult(len(messages), len(decoded), kinds, min(pushed) if pushed else None, counts)
+        wanted = devices_to_sync((record for item in decoded for record in item.records), catalog)
+        return BatchResult(
+            len(messages), len(decoded), kinds, min(pushed) if pushed else None, counts, frozenset(wanted)
+        )
 
     def tick(self) -> None:
         """Let the reactor fire what the clock alone made due (``for:`` timers, silent devices), in a transaction."""

@@ -68,8 +68,10 @@ class Runner:
         tick_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_committed: Callable[[BatchResult], None] | None = None,
     ) -> None:
         self._source = source
+        self._on_committed = on_committed
         self._pipeline = pipeline
         self._metrics = metrics
         self._idle_reconnect = idle_reconnect_s
@@ -169,6 +171,8 @@ class Runner:
             self._connect(reason="ack_error")
         self._metrics.oldest_unacked_age.set(0)
         self._count(result)
+        if self._on_committed is not None:
+            self._on_committed(result)
 
     def _commit(self, batch: list[Received], oldest_publish_ms: int) -> BatchResult | None:
         backoff = Backoff()

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.durations import parse_duration
 from streams.errors import ConfigError
 
 __all__ = ["OPENAPI_URLS", "PULSAR_URLS", "Settings", "load_settings"]
@@ -83,6 +84,11 @@ class Settings(BaseSettings):
     # longer than any OpenAPI call with its retries can take.
     rules_in_flight_lease: float = Field(300.0, gt=0)
 
+    # Fleet sync (devices, data points, users from the OpenAPI).
+    tuya_app_schema: str | None = None
+    # Seconds between the worker's syncs (a duration such as 6h is read too); 0 turns the worker's sync off.
+    sync_interval: float = Field(21_600.0, ge=0)
+
     # Scale-out.
     kafka_url: str | None = None
 
@@ -93,6 +99,18 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) != 32:
             raise ValueError("must be the 32-character Access Secret of the cloud project")
         return value
+
+    @field_validator("sync_interval", mode="before")
+    @classmethod
+    def _seconds_or_duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() and not value.strip().replace(".", "", 1).isdigit():
+            return parse_duration(value).total_seconds()
+        return value
+
+    @field_validator("tuya_app_schema", mode="before")
+    @classmethod
+    def _empty_means_no_schema(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("rules_file", mode="before")
     @classmethod

@@ -10,7 +10,9 @@ import logging
 
 from sqlalchemy.engine import Engine
 
+from streams.fleet.background import BackgroundSync
 from streams.fleet.catalog import CatalogRef
+from streams.fleet.sync import FleetSync
 from streams.metrics import WorkerMetrics
 from streams.outbox.reactor import RulesReactor
 from streams.outbox.sender import OutboxSender
@@ -25,7 +27,7 @@ from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
 from streams.tuya.openapi import OpenApiClient
 
-__all__ = ["archive_engine", "catalog", "outbox_sender", "pipeline", "pulsar_source", "rules", "worker"]
+__all__ = ["archive_engine", "catalog", "fleet_sync", "outbox_sender", "pipeline", "pulsar_source", "rules", "worker"]
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +88,38 @@ def outbox_sender(settings: Settings, engine: Engine, rule_set: RuleSet) -> Outb
     return OutboxSender(engine, client, lease_s=settings.rules_in_flight_lease)
 
 
+def fleet_sync(settings: Settings, engine: Engine, fleet: CatalogRef) -> BackgroundSync | None:
+    """The worker's background sync, or None when SYNC_INTERVAL is 0 or no OpenAPI endpoint is configured."""
+    if settings.sync_interval <= 0:
+        log.info("SYNC_INTERVAL is 0: the worker does not sync the fleet (run `tuya-archiver sync` yourself)")
+        return None
+    if not (settings.tuya_openapi_url or settings.tuya_region):
+        log.info("no TUYA_REGION or TUYA_OPENAPI_URL: the worker does not sync the fleet from the OpenAPI")
+        return None
+    client = OpenApiClient.from_settings(settings)
+    return BackgroundSync(
+        lambda: FleetSync(engine, client, schema=settings.tuya_app_schema),
+        engine,
+        fleet,
+        interval_s=settings.sync_interval,
+        on_stop=client.close,
+    )
+
+
 def worker(
-    settings: Settings, engine: Engine, metrics: WorkerMetrics, rule_set: RuleSet, fleet: CatalogRef | None = None
+    settings: Settings,
+    engine: Engine,
+    metrics: WorkerMetrics,
+    rule_set: RuleSet,
+    fleet: CatalogRef | None = None,
+    syncer: BackgroundSync | None = None,
 ) -> Runner:
     """The single-process worker of ``tuya-archiver run`` (and of the demo)."""
+    source = pulsar_source(settings)
     return Runner(
-        pulsar_source(settings),
+        source,
         pipeline(settings, engine, rule_set, fleet),
         metrics,
         idle_reconnect_s=settings.tuya_idle_reconnect,
+        on_committed=syncer.on_committed if syncer else None,
     )

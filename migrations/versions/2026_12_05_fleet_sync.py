@@ -132,6 +132,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("synced_at", TIME, nullable=True))
     with op.batch_alter_table("device_status") as batch:
         batch.alter_column("code", existing_type=sa.String(), nullable=True)
+    op.create_index(
+        "ix_device_status_unnamed",
+        "device_status",
+        ["device_id", "dp_id"],
+        sqlite_where=sa.text("code IS NULL"),
+        postgresql_where=sa.text("code IS NULL"),
+    )
     create_views(LATEST_STATUS, STATUS_HISTORY)
 
 
@@ -196,6 +203,7 @@ def create_api_usage() -> None:
 def downgrade() -> None:
     drop_views()
     # The older schema has no room for an item without a code: it keeps its DP id under the name dp_<id>.
+    op.drop_index("ix_device_status_unnamed", table_name="device_status")
     op.execute("UPDATE device_status SET code = 'dp_' || COALESCE(CAST(dp_id AS VARCHAR), 'unknown') WHERE code IS NULL")
     with op.batch_alter_table("device_status") as batch:
         batch.alter_column("code", existing_type=sa.String(), nullable=False)

@@ -24,6 +24,7 @@ _SUBCOMMAND_MODULES = (
     "streams.cli.decode",
     "streams.cli.db",
     "streams.cli.query",
+    "streams.cli.sync",
     "streams.cli.rules",
     "streams.cli.api",
     "streams.cli.sim",

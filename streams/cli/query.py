@@ -12,6 +12,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,9 +27,11 @@ from streams.store.engine import ensure_at_head, make_engine, unavailable_on_fai
 from streams.store.query import (
     DEVICE_COLUMNS,
     HISTORY_COLUMNS,
+    LATEST_COLUMNS,
     DeviceNotFound,
     HistoryQuery,
     find_device,
+    latest_values,
     list_devices,
     status_history_rows,
 )
@@ -44,7 +47,10 @@ class UsageError(Exception):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    devices = subparsers.add_parser("devices", help="list the devices in the archive")
+    devices = subparsers.add_parser(
+        "devices", help="list the devices in the archive, or one device's facts and latest values"
+    )
+    devices.add_argument("device", nargs="?", metavar="DEVICE", help="one device (id or name): its latest values")
     _add_format(devices)
     devices.set_defaults(handler=run_devices)
 
@@ -111,10 +117,31 @@ def _on_archive(handler: Callable[[argparse.Namespace, Engine], int]) -> Callabl
 
 @_on_archive
 def run_devices(args: argparse.Namespace, engine: Engine) -> int:
+    if args.device:
+        return _one_device(args, engine)
     with engine.connect() as connection:
         rows = list_devices(connection)
-    headers = ("device", "name", "product", "online", "last seen", "reports")
-    _emit(args.format, DEVICE_COLUMNS, headers, rows, title=f"{len(rows)} devices")
+    table = [
+        Cell("device", 0),
+        Cell("name", 1),
+        Cell("category", 2),
+        Cell("product", 4, fallback=3),
+        Cell("online", 5),
+        Cell("last seen", 6),
+        Cell("reports", 7),
+    ]
+    _emit(args.format, DEVICE_COLUMNS, rows, title=f"{len(rows)} devices", table=table)
+    return 0
+
+
+def _one_device(args: argparse.Namespace, engine: Engine) -> int:
+    with engine.connect() as connection:
+        device_id = find_device(connection, args.device)
+        rows = latest_values(connection, device_id)
+    name = rows[0].device_name if rows else None
+    table = [Cell("code", 2), Cell("value", 4, unit=5), Cell("time", 6), Cell("from", 7)]
+    title = f"{name or device_id} ({device_id}): latest value of {len(rows)} codes"
+    _emit(args.format, LATEST_COLUMNS, rows, title=title, table=table)
     return 0
 
 
@@ -136,8 +163,8 @@ def run_history(args: argparse.Namespace, engine: Engine) -> int:
         rows = status_history_rows(connection, _history_query(args, device_id, datetime.now(UTC)))
     name = rows[0].device_name if rows else None
     title = f"{name or device_id} ({device_id}): {len(rows)} values"
-    headers = ("time", "device", "name", "code", "value", "dp", "message")
-    _emit(args.format, HISTORY_COLUMNS, headers, rows, title=title, table_columns=(0, 3, 4))
+    table = [Cell("time", 0), Cell("code", 3), Cell("value", 5, unit=6)]
+    _emit(args.format, HISTORY_COLUMNS, rows, title=title, table=table)
     return 0
 
 
@@ -158,16 +185,28 @@ def run_purge(args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """A column of the terminal table: row[index] (else row[fallback] when empty), with row[unit] appended."""
+
+    header: str
+    index: int
+    unit: int | None = None
+    fallback: int | None = None
+
+    def text(self, row: Sequence[Any]) -> str:
+        value = row[self.index]
+        if value in (None, "") and self.fallback is not None:
+            value = row[self.fallback]
+        shown = _text(value, human=True)
+        unit = row[self.unit] if self.unit is not None else None
+        return f"{shown} {unit}" if unit and shown else shown
+
+
 def _emit(
-    fmt: str | None,
-    columns: Sequence[str],
-    headers: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    title: str,
-    table_columns: Sequence[int] | None = None,
+    fmt: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str, table: Sequence[Cell]
 ) -> None:
-    """Print ``rows``: ``table`` shows ``table_columns`` (default all) under ``headers``; csv/json use ``columns``."""
+    """Print ``rows``: a terminal table of ``table``'s cells; csv/json carry every one of ``columns``."""
     fmt = fmt or ("table" if sys.stdout.isatty() else "csv")
     if fmt == "json":
         for row in rows:
@@ -177,15 +216,15 @@ def _emit(
         writer.writerow(columns)
         writer.writerows([_text(value) for value in row] for row in rows)
     else:
-        Console().print(_rich_table(headers, rows, title, table_columns or range(len(headers))))
+        Console().print(_rich_table(rows, title, table))
 
 
-def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str, picked: Sequence[int]) -> Table:
+def _rich_table(rows: Sequence[Sequence[Any]], title: str, cells: Sequence[Cell]) -> Table:
     table = Table(title=title, title_justify="left")
-    for index in picked:
-        table.add_column(headers[index], overflow="fold")
+    for cell in cells:
+        table.add_column(cell.header, overflow="fold")
     for row in rows:
-        table.add_row(*(_text(row[index], human=True) for index in picked))
+        table.add_row(*(cell.text(row) for cell in cells))
     return table
 
 

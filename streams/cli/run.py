@@ -31,12 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    log.info("starting worker with settings %s", settings.redacted())
+    # What the worker cannot run without, in the order a new user sets it up: credentials, endpoints, archive.
+    settings.require("tuya_access_id", "tuya_access_key")
+    log.info("starting worker with settings %s; message service %s", settings.redacted(), settings.pulsar_url)
     rule_set = wiring.rules(settings)
     engine = wiring.archive_engine(settings)
     metrics = WorkerMetrics()
     try:
-        runner = wiring.worker(settings, engine, metrics, rule_set)
+        fleet = wiring.catalog(engine)
+        syncer = wiring.fleet_sync(settings, engine, fleet)
+        runner = wiring.worker(settings, engine, metrics, rule_set, fleet, syncer)
         sender = wiring.outbox_sender(settings, engine, rule_set)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, runner.stop)
@@ -48,6 +52,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if sender:
                 stack.callback(sender.stop)
                 sender.start()
+            if syncer:
+                stack.callback(syncer.stop)
+                syncer.start()
             settle_heap()
             runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
     finally:

@@ -11,43 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import msgspec
+from models.points import PointSpec, normalize_unit
+from models.records import DeviceEvent, Record, UserEvent
 
-__all__ = ["Catalog", "CatalogRef", "PointSpec", "normalize_unit", "scaled"]
-
-# Tuya writes the degree signs as one character (SPEC.md §10.2); people and Home Assistant write two.
-_UNIT_SPELLINGS = {"℃": "°C", "℉": "°F", "°c": "°C", "°f": "°F"}
-
-
-def normalize_unit(unit: Any) -> str | None:
-    """The unit as people write it (``℃`` → ``°C``); None for no unit (absent or blank)."""
-    if not isinstance(unit, str) or not unit.strip():
-        return None
-    text = unit.strip()
-    return _UNIT_SPELLINGS.get(text, text)
-
-
-class PointSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """One data point of one product, as the ``data_points`` table keeps it."""
-
-    product_id: str
-    code: str
-    type: str
-    dp_id: int | None = None
-    name: str | None = None
-    unit: str | None = None
-    scale: int = 0
-    min: float | None = None
-    max: float | None = None
-    step: float | None = None
-    range: tuple[str, ...] | None = None
-    reported: bool = True
-    commandable: bool = False
-
-    @property
-    def numeric(self) -> bool:
-        """Whether the point reports numbers that have a physical value (Tuya's Integer, the thing model's value)."""
-        return self.type == "Integer"
+__all__ = ["SYNC_EVENTS", "Catalog", "CatalogRef", "PointSpec", "devices_to_sync", "normalize_unit", "scaled"]
 
 
 def scaled(value: Any, point: PointSpec | None) -> Any:
@@ -62,9 +29,14 @@ def scaled(value: Any, point: PointSpec | None) -> Any:
 class Catalog:
     """An immutable snapshot: points by (product, code), codes by (product, DP id), products by device."""
 
-    __slots__ = ("_by_code", "_by_dp", "_products", "device_ids")
+    __slots__ = ("_by_code", "_by_dp", "_products", "device_ids", "synced")
 
-    def __init__(self, points: Iterable[PointSpec] = (), device_products: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        points: Iterable[PointSpec] = (),
+        device_products: Mapping[str, str] | None = None,
+        synced: Iterable[str] = (),
+    ) -> None:
         by_code: dict[tuple[str, str], PointSpec] = {}
         by_dp: dict[tuple[str, int], str] = {}
         for point in points:
@@ -76,6 +48,8 @@ class Catalog:
         self._products = dict(device_products or {})
         #: The devices whose product the archive knows (``devices.product_key`` is set).
         self.device_ids = frozenset(self._products)
+        #: The devices ``sync`` has seen in the OpenAPI (``devices.synced_at`` is set).
+        self.synced = frozenset(synced)
 
     def __len__(self) -> int:
         return len(self._by_code)
@@ -97,6 +71,25 @@ class Catalog:
     def products(self) -> set[str]:
         """The products that have a specification."""
         return {product for product, _code in self._by_code}
+
+
+#: Device events after which the OpenAPI knows more than the message said (owner, name, whether it still exists).
+SYNC_EVENTS = frozenset({"bound", "unbound", "name_updated", "deleted", "transferred"})
+
+
+def devices_to_sync(records: Iterable[Record], catalog: Catalog) -> set[str]:
+    """Devices a batch shows that ``sync`` has never seen, and devices a lifecycle event changed."""
+    wanted: set[str] = set()
+    synced = catalog.synced
+    for record in records:
+        if isinstance(record, UserEvent):
+            continue
+        device_id = record.device_id
+        if device_id is None:
+            continue
+        if device_id not in synced or (isinstance(record, DeviceEvent) and record.event in SYNC_EVENTS):
+            wanted.add(device_id)
+    return wanted
 
 
 class CatalogRef:

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from models.tables import Command, Device, DeviceState, Message
 from models.tables import RuleState as RuleStateRow
 from streams.rules import DeviceSeen, LatestStamps, RuleState, RuleStateKey
+from streams.store.dialect import chunks as _chunks
+from streams.store.dialect import insert as _insert
 
 __all__ = [
     "claim",
@@ -32,17 +33,6 @@ __all__ = [
     "save_rule_states",
     "settle",
 ]
-
-_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _insert(connection: Connection, table: Any) -> Any:
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def new_message_ids(connection: Connection, ids: Sequence[str]) -> set[str]:

@@ -1,4 +1,4 @@
-"""The history questions the CLI answers: which devices exist, and what one device reported when.
+"""The history questions the CLI answers: which devices exist, what one reports now, and what it reported when.
 
 Owns the queries behind ``tuya-archiver devices`` and ``history``. Reads through the typed tables and views of
 models/tables.py, so times come back as aware UTC datetimes and JSON values parsed, on SQLite and PostgreSQL alike.
@@ -14,20 +14,55 @@ from typing import Any
 from sqlalchemy import Row, func, or_, select
 from sqlalchemy.engine import Connection
 
-from models.tables import Device, status_history
+from models.tables import Device, latest_status, status_history
 
 __all__ = [
     "DEVICE_COLUMNS",
     "HISTORY_COLUMNS",
+    "LATEST_COLUMNS",
     "DeviceNotFound",
     "HistoryQuery",
     "find_device",
+    "latest_values",
     "list_devices",
     "status_history_rows",
 ]
 
-DEVICE_COLUMNS = ("device_id", "name", "product_key", "online", "last_seen_at", "report_count")
-HISTORY_COLUMNS = ("reported_at", "device_id", "device_name", "code", "value", "dp_id", "message_id")
+DEVICE_COLUMNS = (
+    "device_id",
+    "name",
+    "category",
+    "product_key",
+    "product_name",
+    "online",
+    "last_seen_at",
+    "report_count",
+    "synced_at",
+    "deleted_at",
+)
+HISTORY_COLUMNS = (
+    "reported_at",
+    "device_id",
+    "device_name",
+    "code",
+    "value",
+    "value_scaled",
+    "unit",
+    "dp_id",
+    "message_id",
+)
+LATEST_COLUMNS = (
+    "device_id",
+    "device_name",
+    "code",
+    "value",
+    "value_scaled",
+    "unit",
+    "reported_at",
+    "source",
+    "dp_id",
+    "message_id",
+)
 
 
 class DeviceNotFound(LookupError):
@@ -39,6 +74,13 @@ def list_devices(connection: Connection) -> list[Row[Any]]:
     columns = [getattr(Device, name) for name in DEVICE_COLUMNS]
     unnamed_last = Device.name.is_(None)
     return list(connection.execute(select(*columns).order_by(unnamed_last, Device.name, Device.device_id)))
+
+
+def latest_values(connection: Connection, device_id: str) -> list[Row[Any]]:
+    """A device's latest value of every code, with the value in physical units; columns LATEST_COLUMNS."""
+    view = latest_status.c
+    query = select(*(view[name] for name in LATEST_COLUMNS)).where(view.device_id == device_id)
+    return list(connection.execute(query.order_by(view.code)))
 
 
 def find_device(connection: Connection, text: str) -> str:

@@ -261,6 +261,8 @@ class OpenApiClient:
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         self._rng = rng or Random()
+        #: HTTP requests this client sent (token calls and retries included): what Tuya counts against the quota.
+        self.calls_made = 0
         _redact_httpx_log()
         self._http = httpx.Client(
             base_url=base_url,
@@ -366,7 +368,13 @@ class OpenApiClient:
             raise _no_answer(request, exc) from exc
         return parse_answer(response)
 
+    @property
+    def daily_quota(self) -> int | None:
+        """The project's daily call quota (TUYA_API_DAILY_QUOTA), when the client counts against one."""
+        return self._quota.quota if self._quota else None
+
     def _pace(self, request: httpx.Request) -> None:
+        self.calls_made += 1
         wait = self._limiter.reserve()
         if wait > 0:
             self._sleep(wait)

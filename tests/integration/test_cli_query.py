@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
-from models.tables import Command, DeviceState, DeviceStatus, Message
+from models.tables import Command, DataPoint, DeviceState, DeviceStatus, Message
 from streams.cli import main
 from streams.store import migrate
 from streams.store.engine import make_engine
@@ -38,8 +38,21 @@ def seed(url: str) -> None:
             f.device_event(6, "offline", device=B),
         ]
         ArchiveStore(engine).write_batch(batch, [], received_at=f.at(10))
+        with engine.begin() as connection:
+            connection.execute(insert(DataPoint), [POWER, SWITCH])
     finally:
         engine.dispose()
+
+
+def _point(code: str, type_: str, **facts: object) -> dict[str, object]:
+    base = {"product_id": f.PRODUCT, "code": code, "type": type_, "reported": True, "commandable": False}
+    blank = dict.fromkeys(("dp_id", "unit", "min", "max", "step"), None) | {"scale": 0}
+    return {**base, **blank, "spec": {}, "synced_at": f.at(9), **facts}
+
+
+# The product's specification as `sync` stores it: cur_power in W×10.
+POWER = _point("cur_power", "Integer", dp_id=19, unit="W", scale=1, min=0, max=50000, step=1)
+SWITCH = _point("switch_1", "Boolean", dp_id=1, commandable=True)
 
 
 @pytest.fixture(scope="module", params=DIALECTS)
@@ -69,9 +82,9 @@ def test_devices_prints_csv_when_piped(
     status, out = run(monkeypatch, capsys, seeded, "devices")
     assert status == 0
     assert out.splitlines() == [
-        "device_id,name,product_key,online,last_seen_at,report_count",
-        f"{A},Küche 厨房,{f.PRODUCT},true,2026-11-01T12:00:04+00:00,2",
-        f"{B},,{f.PRODUCT},false,2026-11-01T12:00:06+00:00,1",
+        "device_id,name,category,product_key,product_name,online,last_seen_at,report_count,synced_at,deleted_at",
+        f"{A},Küche 厨房,,{f.PRODUCT},,true,2026-11-01T12:00:04+00:00,2,,",
+        f"{B},,,{f.PRODUCT},,false,2026-11-01T12:00:06+00:00,1,,",
     ]
 
 
@@ -84,10 +97,14 @@ def test_devices_as_json_lines(
     assert rows[0] == {
         "device_id": A,
         "name": "Küche 厨房",
+        "category": None,
         "product_key": f.PRODUCT,
+        "product_name": None,
         "online": True,
         "last_seen_at": "2026-11-01T12:00:04+00:00",
         "report_count": 2,
+        "synced_at": None,
+        "deleted_at": None,
     }
     assert [row["online"] for row in rows] == [True, False]
 
@@ -106,10 +123,10 @@ def test_history_by_name_in_time_order(
     status, out = run(monkeypatch, capsys, seeded, "history", "Küche 厨房")
     assert status == 0
     assert out.splitlines() == [
-        "reported_at,device_id,device_name,code,value,dp_id,message_id",
-        f"2026-11-01T12:00:01+00:00,{A},Küche 厨房,switch_1,true,1,{f.message_id(1)}",
-        f"2026-11-01T12:00:01+00:00,{A},Küche 厨房,cur_power,120,2,{f.message_id(1)}",
-        f"2026-11-01T12:00:04+00:00,{A},Küche 厨房,cur_power,95,1,{f.message_id(4)}",
+        "reported_at,device_id,device_name,code,value,value_scaled,unit,dp_id,message_id",
+        f"2026-11-01T12:00:01+00:00,{A},Küche 厨房,switch_1,true,true,,1,{f.message_id(1)}",
+        f"2026-11-01T12:00:01+00:00,{A},Küche 厨房,cur_power,120,12.0,W,2,{f.message_id(1)}",
+        f"2026-11-01T12:00:04+00:00,{A},Küche 厨房,cur_power,95,9.5,W,1,{f.message_id(4)}",
     ]
 
 
@@ -126,6 +143,8 @@ def test_history_filters_by_code_and_time(
             "device_name": "Küche 厨房",
             "code": "cur_power",
             "value": 120,
+            "value_scaled": 12.0,
+            "unit": "W",
             "dp_id": 2,
             "message_id": f.message_id(1),
         }
@@ -146,7 +165,34 @@ def test_history_as_a_table(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     assert f"Küche 厨房 ({A}): 3 values" in out
     assert "2026-11-01 12:00:04.000+00:00" in out
     assert "cur_power" in out
+    assert "9.5 W" in out  # 95 reported, in W×10
     assert "yes" in out  # switch_1 = true
+
+
+def test_history_as_json_carries_the_raw_and_the_scaled_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "history", B, "--format", "json")
+    row = json.loads(out.splitlines()[0])
+    assert (status, row["value"], row["value_scaled"], row["unit"]) == (0, 7, 0.7, "W")
+
+
+def test_one_device_shows_its_latest_values_in_units(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "devices", "Küche 厨房", "--format", "table")
+    assert status == 0
+    assert f"Küche 厨房 ({A}): latest value of 2 codes" in out
+    assert "9.5 W" in out
+    status, out = run(monkeypatch, capsys, seeded, "devices", A, "--format", "json")
+    latest = {row["code"]: row for row in map(json.loads, out.splitlines())}
+    assert (latest["cur_power"]["value"], latest["cur_power"]["value_scaled"]) == (95, 9.5)
+    assert (latest["cur_power"]["unit"], latest["cur_power"]["source"]) == ("W", "stream")
+    assert (latest["switch_1"]["value"], latest["switch_1"]["value_scaled"], latest["switch_1"]["unit"]) == (
+        True,
+        True,
+        None,
+    )
 
 
 def test_history_of_an_unknown_device_says_so(

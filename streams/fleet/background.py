@@ -1,0 +1,119 @@
+"""The worker's sync: a thread that syncs the fleet at start and every ``SYNC_INTERVAL``, and single devices when
+the stream shows one the archive does not know (or a bind, rename or delete).
+
+Owns the schedule, the queue of devices asked for, and the refresh of the worker's Catalog after every sync. A
+failed sync is logged and tried again after ``retry_s``; nothing here can stop archiving, and consumption never
+waits for it. A device asked for is not asked again within the interval, so a device the OpenAPI does not know
+costs one call per interval, not one per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from sqlalchemy.engine import Engine
+
+from streams.fleet.catalog import CatalogRef
+from streams.fleet.report import SyncReport
+from streams.fleet.sync import FleetSync
+from streams.pipeline import BatchResult
+from streams.store.engine import unavailable_on_failure
+from streams.store.fleet import load_catalog
+
+__all__ = ["BackgroundSync"]
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundSync:
+    """``start()``, feed it committed batches with :meth:`on_committed`, ``stop()``."""
+
+    def __init__(
+        self,
+        make_sync: Callable[[], FleetSync],
+        engine: Engine,
+        catalog: CatalogRef,
+        *,
+        interval_s: float,
+        retry_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_stop: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._make_sync = make_sync
+        self._on_stop = on_stop
+        self._engine = engine
+        self._catalog = catalog
+        self._interval = interval_s
+        self._retry = min(retry_s, interval_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._wanted: set[str] = set()
+        self._asked: dict[str, float] = {}
+        self._next_full = 0.0
+        self._thread = threading.Thread(target=self._loop, name="fleet-sync", daemon=True)
+        #: Syncs finished (full and of single devices), and the last one's report (for the demo and tests).
+        self.syncs = 0
+        self.last_report: SyncReport | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._on_stop()
+
+    def on_committed(self, result: BatchResult) -> None:
+        """Ask for the devices a committed batch wants synced (cheap; called on the worker's thread)."""
+        if result.sync_wanted:
+            self.request(result.sync_wanted)
+
+    def request(self, device_ids: Iterable[str]) -> None:
+        now = self._clock()
+        with self._lock:
+            fresh = {d for d in device_ids if now - self._asked.get(d, -self._interval) >= self._interval}
+            if not fresh:
+                return
+            self._asked.update(dict.fromkeys(fresh, now))
+            self._wanted |= fresh
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            if self._clock() >= self._next_full:
+                done = self._sync("fleet", lambda sync: sync.run())
+                self._next_full = self._clock() + (self._interval if done else self._retry)
+                continue
+            devices = self._take()
+            if devices:
+                what = f"{len(devices)} device(s) the stream showed"
+                self._sync(what, lambda sync, ids=devices: sync.sync_devices(ids))
+                continue
+            self._wake.wait(max(0.0, self._next_full - self._clock()))
+            self._wake.clear()
+
+    def _take(self) -> list[str]:
+        with self._lock:
+            wanted, self._wanted = sorted(self._wanted), set()
+        return wanted
+
+    def _sync(self, what: str, step: Callable[[FleetSync], SyncReport]) -> bool:
+        """One sync, then a fresh Catalog; False when it failed (logged, tried again later)."""
+        try:
+            report = step(self._make_sync())
+            with unavailable_on_failure("reloading the data-point catalog"), self._engine.connect() as connection:
+                self._catalog.set(load_catalog(connection))
+        except Exception as exc:  # a failed sync must never stop archiving
+            log.warning("sync of %s failed (%s): trying again in %.0f s", what, exc, self._retry)
+            return False
+        self.syncs += 1
+        self.last_report = report
+        log.info("synced %s: %s", what, "; ".join(report.summary_lines()))
+        return True

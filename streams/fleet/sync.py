@@ -1,0 +1,347 @@
+"""``sync``: the project's devices, its products' data points and its app's users, from the OpenAPI into the archive.
+
+Owns the order of a sync and its limits. A full sync lists every device through the first path family the project
+is entitled to (the one that worked last time first; refusals are remembered with what the project would need),
+fetches each product's specification once (one call per product, asked of one of its devices), names status items
+that carried only a DP id, walks the app's users back in 30-day windows, and fills the latest values of devices that
+never reported through the stream. Every page is its own short transaction, with the calls it cost added to
+``api_usage``, so an interrupted sync keeps what it stored and a rerun changes nothing twice. It stops before the
+day's quota is spent (``TUYA_API_DAILY_QUOTA`` less what the archive recorded today). Imports the store and the
+client's families; knows nothing of the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+from models.tables import User
+from streams.fleet.report import Refusal, SyncReport
+from streams.store import api_usage, fleet
+from streams.store.engine import WRITE_LOCK
+from streams.tuya.api_errors import TuyaApiError
+from streams.tuya.families import (
+    DETAIL_FAMILIES,
+    DEVICE_FAMILIES,
+    SPEC_FAMILIES,
+    USERS_PATH,
+    CursorRepeated,
+    DeviceFamily,
+    DevicePage,
+    FamilyContext,
+    SpecFamily,
+    Specification,
+    fetch_device,
+    fetch_specification,
+    is_refusal,
+    user_pages,
+)
+from streams.tuya.openapi import OpenApiClient
+from streams.tuya.results import ApiAnswer
+
+__all__ = ["FleetSync", "QuotaReached"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_LISTING, _SPECS, _DETAILS, _USERS = "device_list", "specification", "device_detail", "users"
+_USERS_OVERLAP = timedelta(days=1)  # users created just before the last walk may have been listed late
+
+
+class QuotaReached(Exception):
+    """The day's quota would be exceeded by the next call: the sync stops, keeping what it stored."""
+
+
+class _Metered:
+    """The client's ``request`` for the families, refusing to start a call once ``allowed`` calls are spent."""
+
+    def __init__(self, client: OpenApiClient, allowed: int | None) -> None:
+        self.client = client
+        self.allowed = allowed
+        self._start = client.calls_made
+
+    @property
+    def used(self) -> int:
+        return self.client.calls_made - self._start
+
+    def check(self) -> None:
+        if self.allowed is not None and self.used >= self.allowed:
+            raise QuotaReached(f"today's OpenAPI quota is spent ({self.allowed:,} calls were left at the start)")
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None) -> ApiAnswer:
+        self.check()
+        return self.client.request(method, path, params=params)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _at(t_ms: int, fallback: datetime) -> datetime:
+    return datetime.fromtimestamp(t_ms / 1000, tz=UTC) if t_ms > 0 else fallback
+
+
+def _ordered(paths: Sequence[_T], path_of: Callable[[_T], str], memory: api_usage.PathMemory) -> list[_T]:
+    """``paths`` with the ones that worked last time first, the others in their given order."""
+    return sorted(paths, key=lambda item: memory.get(path_of(item), ("",))[0] != "ok")
+
+
+class FleetSync:
+    """One project's sync into one archive (see the module docstring). Not thread-safe: one sync at a time."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: OpenApiClient,
+        *,
+        schema: str | None = None,
+        on_progress: Callable[[SyncReport], None] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._engine = engine
+        self._client = client
+        self._schema = schema
+        self._on_progress = on_progress or (lambda _report: None)
+        self._clock = clock
+        self._recorded = 0
+        self._metered = _Metered(client, None)
+        self._report = SyncReport()
+
+    def run(self) -> SyncReport:
+        """A full sync: devices, specifications, item names, users, latest values of silent devices."""
+        return self._session(self._full)
+
+    def sync_devices(self, device_ids: Iterable[str]) -> SyncReport:
+        """Just these devices' details, and the specification of any product of theirs the archive lacks."""
+        ids = list(dict.fromkeys(device_ids))
+        return self._session(lambda: self._details(ids))
+
+    def _session(self, steps: Callable[[], None]) -> SyncReport:
+        self._report = SyncReport()
+        self._start_metering()
+        try:
+            steps()
+        except QuotaReached as exc:
+            self._report.stopped = str(exc)
+            log.warning("sync stopped: %s", exc)
+        finally:
+            self._write(lambda _connection: None)  # records the calls of a step that stored nothing
+            self._report.calls = self._metered.used
+            allowed = self._metered.allowed
+            self._report.calls_left = None if allowed is None else max(0, allowed - self._metered.used)
+            self._on_progress(self._report)
+        return self._report
+
+    def _start_metering(self) -> None:
+        quota = self._client.daily_quota
+        allowed = None
+        if quota is not None:
+            with self._engine.connect() as connection:
+                allowed = max(0, quota - api_usage.calls_on(connection, self._clock().date()))
+        self._metered = _Metered(self._client, allowed)
+        self._recorded = 0
+
+    def _write(self, step: Callable[[Connection], _T]) -> _T:
+        """Run ``step`` in a short write transaction that also records the calls made since the last one."""
+        with self._engine.connect() as connection:
+            connection.execution_options(**{WRITE_LOCK: True})
+            with connection.begin():
+                result = step(connection)
+                unrecorded = self._metered.used - self._recorded
+                api_usage.add_calls(connection, self._clock().date(), unrecorded)
+        self._recorded += unrecorded
+        return result
+
+    def _read(self, query: Callable[[Connection], _T]) -> _T:
+        with self._engine.connect() as connection:
+            return query(connection)
+
+    def _full(self) -> None:
+        inline = self._list_devices()
+        self._fetch_specifications(self._read(fleet.product_devices))
+        self._report.items_named = self._write(fleet.name_unnamed_items)
+        self._list_users()
+        self._fill_states(inline)
+
+    # --- devices ------------------------------------------------------------------------------------------------
+
+    def _list_devices(self) -> dict[str, tuple[tuple[str, Any], ...] | None]:
+        """List every device through the first family that answers; returns each listed device's inline status."""
+        memory = self._read(lambda c: api_usage.path_memory(c, _LISTING))
+        context = FamilyContext(uids=self._uids())
+        for family in _ordered(DEVICE_FAMILIES, lambda f: f.path, memory):
+            try:
+                return self._list_with(family, context)
+            except TuyaApiError as exc:
+                if not is_refusal(exc):
+                    raise
+                self._refused(_LISTING, family.path, exc, family.service)
+        self._report.problems.append("every device-list path was refused: see the refusals above")
+        return {}
+
+    def _uids(self) -> list[str]:
+        token = self._client.auth.token
+        return [*([token.uid] if token and token.uid else []), *self._read(fleet.known_uids)]
+
+    def _list_with(self, family: DeviceFamily, context: FamilyContext) -> dict[str, Any]:
+        inline: dict[str, tuple[tuple[str, Any], ...] | None] = {}
+        pages: Iterator[DevicePage] = family.pages(self._metered, context)
+        first: datetime | None = None
+        try:
+            for page in pages:
+                at = _at(page.t, self._clock())
+                if first is None:
+                    first = at
+                    self._write(lambda c, at=at: api_usage.remember_path(c, _LISTING, family.path, at))
+                    self._report.family = family.path
+                self._save_page(page, at)
+                inline.update((device.device_id, device.status) for device in page.devices)
+        except CursorRepeated as exc:
+            self._report.problems.append(str(exc))
+            return inline
+        self._report.complete = True
+        if first is not None:
+            self._report.devices_gone = self._write(lambda c: fleet.mark_gone(c, first, first))
+            self._on_progress(self._report)
+        return inline
+
+    def _save_page(self, page: DevicePage, at: datetime) -> None:
+        new, changed = self._write(lambda c: fleet.save_devices(c, page.devices, at))
+        self._report.devices_listed += len(page.devices)
+        self._report.devices_new += new
+        self._report.devices_changed += changed
+        self._on_progress(self._report)
+
+    def _refused(self, purpose: str, path: str, exc: TuyaApiError, needs: str) -> None:
+        at = self._clock()
+        self._write(
+            lambda c: api_usage.remember_path(c, purpose, path, at, error_code=exc.code, error=f"{exc.msg} ({needs})")
+        )
+        self._report.refused.append(Refusal(purpose, path, exc.code, exc.msg, needs))
+        log.warning("Tuya refused %s (%d %s): this project needs %s for it", path, exc.code, exc.msg, needs)
+
+    def _details(self, device_ids: Sequence[str]) -> None:
+        memory = self._read(lambda c: api_usage.path_memory(c, _DETAILS))
+        ordered = _ordered(DETAIL_FAMILIES, str, memory)
+        families = [path for path in ordered if memory.get(path, ("",))[0] != "refused"] or ordered
+        for device_id in device_ids:
+            for template in list(families):
+                try:
+                    page = fetch_device(self._metered, template, device_id)
+                except TuyaApiError as exc:
+                    if not is_refusal(exc):
+                        self._report.problems.append(f"device {device_id}: {exc}")
+                        break
+                    self._refused(_DETAILS, template, exc, "IoT Core")
+                    families.remove(template)
+                    continue
+                at = _at(page.t, self._clock())
+                self._write(lambda c, template=template, at=at: api_usage.remember_path(c, _DETAILS, template, at))
+                self._save_page(page, at)
+                break
+        known = self._read(fleet.load_catalog).products()
+        wanted = {
+            product: device
+            for product, device in self._read(fleet.product_devices).items()
+            if product not in known and device in device_ids
+        }
+        self._fetch_specifications(wanted)
+
+    # --- specifications -----------------------------------------------------------------------------------------
+
+    def _fetch_specifications(self, products: dict[str, str]) -> None:
+        """One specification call per product (more only while refused families are skipped)."""
+        memory = self._read(lambda c: api_usage.path_memory(c, _SPECS))
+        families = _ordered(SPEC_FAMILIES, lambda f: f.path, memory)
+        self._report.products = len(products)
+        for product, device_id in sorted(products.items()):
+            families = self._fetch_one(families, product, device_id)
+            if not families:
+                self._report.problems.append("every specification path was refused: units and DP names unknown")
+                return
+        self._on_progress(self._report)
+
+    def _fetch_one(self, families: list[SpecFamily], product: str, device_id: str) -> list[SpecFamily]:
+        """Fetch one product's specification; returns the families still worth trying."""
+        for family in list(families):
+            try:
+                spec = fetch_specification(self._metered, family, device_id, product)
+            except TuyaApiError as exc:
+                if is_refusal(exc):
+                    self._refused(_SPECS, family.path, exc, "IoT Core")
+                    families.remove(family)
+                    continue
+                self._report.problems.append(f"specification of product {product} (device {device_id}): {exc}")
+                return families
+            self._store_specification(family, spec)
+            return families
+        return families
+
+    def _store_specification(self, family: SpecFamily, spec: Specification) -> None:
+        at = _at(spec.t, self._clock())
+
+        def store(connection: Connection) -> None:
+            fleet.save_points(connection, spec.points, spec.specs, at)
+            api_usage.remember_path(connection, _SPECS, family.path, at)
+
+        self._write(store)
+        self._report.specifications += 1
+        self._report.points += len(spec.points)
+        self._report.spec_family = family.path
+        self._on_progress(self._report)
+
+    # --- users and latest values --------------------------------------------------------------------------------
+
+    def _list_users(self) -> None:
+        if not self._schema:
+            return
+        path = USERS_PATH.format(schema=self._schema)
+        since = self._read(_users_synced_since)
+        now = self._clock()
+        try:
+            for page in user_pages(self._metered, self._schema, until=now, since=since):
+                new, changed = self._write(lambda c, page=page: fleet.save_users(c, page.users, _at(page.t, now)))
+                self._report.users_new += new
+                self._report.users_changed += changed
+                self._on_progress(self._report)
+        except TuyaApiError as exc:
+            if not is_refusal(exc):
+                raise
+            self._refused(_USERS, path, exc, f"TUYA_APP_SCHEMA {self._schema!r} to be an app of this project")
+            return
+        self._write(lambda c: api_usage.remember_path(c, _USERS, path, now))
+
+    def _fill_states(self, inline: dict[str, tuple[tuple[str, Any], ...] | None]) -> None:
+        """Latest values of listed devices that never reported, marked as from the API (newer stream values win)."""
+        for device_id in self._read(lambda c: fleet.devices_without_state(c, inline)):
+            values = inline.get(device_id)
+            at, tid = self._clock(), "list"
+            if values is None:
+                self._metered.check()
+                try:
+                    status = self._client.device_status(device_id)
+                except TuyaApiError as exc:
+                    self._report.problems.append(f"status of {device_id}: {exc}")
+                    if is_refusal(exc):
+                        return
+                    continue
+                values, at, tid = tuple(status.values.items()), _at(status.t, at), status.tid
+            if values:
+                self._write(lambda c, d=device_id, v=values, a=at, t=tid: fleet.save_api_state(c, d, v, a, t))
+                self._report.states_filled += 1
+                self._on_progress(self._report)
+
+
+def _users_synced_since(connection: Connection) -> datetime | None:
+    """Where the walk back through the users may stop: a day before the newest user listed so far (None: never)."""
+    table = User.__table__
+    newest = connection.scalar(select(func.max(table.c.registered_at)).where(table.c.synced_at.is_not(None)))
+    if newest is None:
+        return None
+    newest = newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest
+    return newest - _USERS_OVERLAP
