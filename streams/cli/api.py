@@ -13,12 +13,14 @@ import contextlib
 import json
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from streams.settings import Settings
 from streams.tuya.api_errors import TUYA_ERRORS
-from streams.tuya.emulator import Emulator, sample_devices
+from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
+from streams.tuya.emulator import EmulatedDevice, Emulator, sample_devices
 from streams.tuya.openapi import OpenApiClient
 
 __all__ = ["parse_assignment", "register"]
@@ -64,10 +66,20 @@ def _add_emulate(subparsers: argparse._SubParsersAction) -> None:
     emulate = subparsers.add_parser(
         "emulate-api",
         help="serve a local Tuya OpenAPI emulator that checks every signature",
-        description="Serve the OpenAPI emulator on 127.0.0.1 with three sample devices until Ctrl-C. Point the "
-        "worker at it with TUYA_OPENAPI_URL.",
+        description="Serve the OpenAPI emulator on 127.0.0.1 until Ctrl-C: three sample devices, or a generated "
+        "fleet of N devices with its app users (--devices N). Point the worker at it with TUYA_OPENAPI_URL.",
     )
     emulate.add_argument("--port", type=int, default=0, help="TCP port (default: any free port, printed)")
+    emulate.add_argument(
+        "--devices",
+        type=_device_count,
+        default=0,
+        metavar="N",
+        help="serve a generated fleet of N devices, products and app users (default: the three samples)",
+    )
+    emulate.add_argument(
+        "--schema", default="emulated", metavar="NAME", help="the app schema whose users it serves (emulated)"
+    )
     emulate.add_argument("--access-id", help="the project's Access ID (default: TUYA_ACCESS_ID)")
     emulate.add_argument("--access-key", help="the project's Access Secret (default: TUYA_ACCESS_KEY)")
     emulate.add_argument("--token-lifetime", type=int, default=7200, metavar="S", help="token lifetime (7200)")
@@ -88,6 +100,16 @@ def parse_assignment(text: str) -> dict[str, Any]:
     except ValueError:
         value = raw
     return {"code": code.strip(), "value": value}
+
+
+def _device_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of devices (0 or more), got {text!r}")
+    return count
 
 
 def _api_path(text: str) -> str:
@@ -129,12 +151,15 @@ def run_emulate(args: argparse.Namespace, settings: Settings, *, until: Callable
         settings.require("tuya_access_id")
     access_id = args.access_id or settings.tuya_access_id
     access_key = args.access_key or settings.access_key
-    devices = sample_devices()
+    fleet = emulated_fleet(args.devices, seed=1) if args.devices else None
+    devices = list(fleet.devices) if fleet else sample_devices()
     legacy = args.legacy_sign or settings.tuya_sign_legacy
     with Emulator(
         access_id,
         access_key,
         devices=devices,
+        users=fleet.users if fleet else (),
+        schema=args.schema,
         port=args.port,
         token_lifetime_s=args.token_lifetime,
         max_skew_s=args.max_skew,
@@ -142,14 +167,35 @@ def run_emulate(args: argparse.Namespace, settings: Settings, *, until: Callable
     ) as emulator:
         print(f"Tuya OpenAPI emulator for project {access_id} on {emulator.url} (Ctrl-C stops it)")
         print(f"  export TUYA_OPENAPI_URL={emulator.url}")
-        for device in devices:
-            codes = ", ".join(point.code for point in device.functions) or "no commands"
-            state = "online" if device.online else "offline"
-            print(f"  device {device.device_id}  {device.category:<6} {state:<8} {codes}")
+        _print_served(fleet, devices, args.schema)
         sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop it, not an error
             (until or threading.Event().wait)()
     return 0
+
+
+def _print_served(fleet: EmulatedFleet | None, devices: list[EmulatedDevice], schema: str) -> None:
+    """The devices (one line each for the samples, one line per product for a fleet) and the app's users."""
+    if fleet is None:
+        for device in devices:
+            codes = ", ".join(point.code for point in device.functions) or "no commands"
+            state = "online" if device.online else "offline"
+            print(f"  device {device.device_id}  {device.category:<6} {state:<8} {codes}")
+    else:
+        counts = Counter(device.product_id for device in fleet.devices)
+        online = sum(device.online for device in fleet.devices)
+        print(f"  {len(fleet.devices)} devices ({online} online) of {len(fleet.products)} products:")
+        for product in fleet.products:
+            codes = ", ".join(point.code for point in (*product.functions, *product.reported))
+            print(
+                f"  product {product.product_id}  {product.category:<6} {counts[product.product_id]:>6} × "
+                f"{product.product_name}: {codes}"
+            )
+        if fleet.devices:
+            first = fleet.devices[0]
+            print(f"  e.g. device {first.device_id} ({first.name}), owned by uid {first.uid}")
+    users = len(fleet.users) if fleet else 0
+    print(f"  app schema {schema!r}: {users} users; device logs kept 7 days; every device-list family served")
 
 
 def _print(answer: dict[str, Any]) -> None:

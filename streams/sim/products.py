@@ -1,20 +1,41 @@
 """The product types of the simulated fleet: their data points, and how a device's readings drift between reports.
 
 Owns what a smart plug, a temperature/humidity sensor and a wall switch report (standard Tuya codes, DP ids, raw
-integer units before the spec's ``scale``, SPEC.md §3.2) and the random walk of their values. Pure: randomness only
-from the ``random.Random`` passed in; no I/O, no clock. Imports nothing of the worker.
+integer units before the spec's ``scale``, SPEC.md §3.2), how Tuya's specification describes each of them (type,
+unit, scale, range: SPEC.md §10.2) and the random walk of their values. Pure: randomness only from the
+``random.Random`` passed in; no I/O, no clock. Imports nothing of the worker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
-__all__ = ["PLUG", "PRODUCTS", "SENSOR", "SWITCH", "Device", "Product"]
+__all__ = ["PLUG", "PRODUCTS", "SENSOR", "SWITCH", "Device", "Product", "ProductPoint"]
 
 Readings = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductPoint:
+    """How Tuya's specification describes one data point (SPEC.md §10.2).
+
+    ``type`` is Tuya's (``Boolean``, ``Integer``, ``Enum``); an Integer's ``min``/``max``/``step`` bound the raw
+    value the simulator reports, whose physical value is raw ÷ 10**``scale`` in ``unit``. ``reported``: the device
+    reports it (the specification's ``status``); ``commandable``: it accepts it as a command (``functions``).
+    """
+
+    type: str
+    unit: str = ""
+    min: int = 0
+    max: int = 0
+    scale: int = 0
+    step: int = 1
+    range: tuple[str, ...] = ()
+    reported: bool = True
+    commandable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +48,7 @@ class Product:
     dp_ids: dict[str, int] = field(repr=False)
     initial: Callable[[Random], Readings] = field(repr=False)
     step: Callable[[Readings, Random], Readings] = field(repr=False)
+    points: Mapping[str, ProductPoint] = field(default_factory=dict, repr=False)
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -142,6 +164,10 @@ def _switch_step(readings: Readings, rng: Random) -> Readings:
     }
 
 
+_ON_OFF = ProductPoint(type="Boolean", commandable=True)
+_PERCENT = ProductPoint(type="Integer", unit="%", min=0, max=100)
+_COUNTDOWN = ProductPoint(type="Integer", unit="s", min=0, max=86400, commandable=True)
+
 PLUG = Product(
     kind="plug",
     product_key="keyjup78v54myhan",
@@ -149,6 +175,13 @@ PLUG = Product(
     dp_ids={"switch_1": 1, "cur_power": 19, "cur_current": 18, "cur_voltage": 20, "add_ele": 17},
     initial=_plug_initial,
     step=_plug_step,
+    points={
+        "switch_1": _ON_OFF,
+        "cur_power": ProductPoint(type="Integer", unit="W", min=0, max=99999, scale=1),  # W×10
+        "cur_current": ProductPoint(type="Integer", unit="mA", min=0, max=30000),
+        "cur_voltage": ProductPoint(type="Integer", unit="V", min=0, max=5000, scale=1),  # V×10
+        "add_ele": ProductPoint(type="Integer", unit="kWh", min=0, max=99_999_999, scale=3),  # 0.001 kWh
+    },
 )
 SENSOR = Product(
     kind="sensor",
@@ -163,6 +196,13 @@ SENSOR = Product(
     },
     initial=_sensor_initial,
     step=_sensor_step,
+    points={
+        "temp_current": ProductPoint(type="Integer", unit="℃", min=-200, max=600, scale=1),  # °C×10
+        "humidity_value": _PERCENT,
+        "battery_state": ProductPoint(type="Enum", range=("low", "middle", "high")),
+        "battery_percentage": _PERCENT,
+        "temp_unit_convert": ProductPoint(type="Enum", range=("c", "f"), commandable=True),
+    },
 )
 SWITCH = Product(
     kind="switch",
@@ -171,5 +211,12 @@ SWITCH = Product(
     dp_ids={"switch_1": 1, "switch_2": 2, "countdown_1": 7, "countdown_2": 8, "relay_status": 14},
     initial=_switch_initial,
     step=_switch_step,
+    points={
+        "switch_1": _ON_OFF,
+        "switch_2": _ON_OFF,
+        "countdown_1": _COUNTDOWN,
+        "countdown_2": _COUNTDOWN,
+        "relay_status": ProductPoint(type="Enum", range=("power_off", "power_on", "last"), commandable=True),
+    },
 )
 PRODUCTS: tuple[Product, ...] = (PLUG, SENSOR, SWITCH)

@@ -63,6 +63,7 @@ CODE_MESSAGES: dict[int, str] = {
     2001: "device is offline",
     2008: "command or value not support",
     2010: "device not exist",
+    28841105: "No permissions. This API is not subscribed.",
 }
 
 _TOKEN_IN_PATH = re.compile(r"(/v1\.0/token/)[^?/\s\"']+")

@@ -1,7 +1,9 @@
 """A local stand-in for Tuya's OpenAPI (SPEC.md §7.2), for tests, the demo and ``tuya-archiver emulate-api``.
 
 Owns the emulated project's front door: its credentials, the tokens it issued, the calls it answered, the commands
-it accepted and the faults it was told to inject; the devices behind it are :mod:`streams.tuya.emulated_devices`.
+it accepted, the faults it was told to inject and the path families it refuses (a project without the entitlement
+answers ``1106`` or ``28841105`` there, after the signature checks). What stands behind the door, the devices and
+app users and every read endpoint, is :mod:`streams.tuya.emulated_project`.
 It is a real HTTP server (stdlib ``ThreadingHTTPServer``) on loopback that checks every signature exactly as
 :mod:`streams.tuya.signing` computes it and answers in Tuya's envelope: HTTP 200 with ``success:false`` and
 Tuya's code for a refusal, ``t`` and ``tid`` in every answer.
@@ -20,29 +22,38 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
 from streams.tuya.api_errors import redact_path
-from streams.tuya.emulated_devices import DataPoint, DeviceRegistry, EmulatedDevice, Refusal, sample_devices
+from streams.tuya.emulated_devices import DataPoint, EmulatedDevice, Refusal, sample_devices
+from streams.tuya.emulated_project import ApiCall, EmulatedProject
+from streams.tuya.emulated_users import AppUser
 from streams.tuya.signing import is_token_path, sign
 
-__all__ = ["DataPoint", "EmulatedDevice", "Emulator", "RecordedCall", "RecordedCommand", "Reply", "sample_devices"]
+__all__ = [
+    "AppUser",
+    "DataPoint",
+    "EmulatedDevice",
+    "Emulator",
+    "RecordedCall",
+    "RecordedCommand",
+    "Reply",
+    "sample_devices",
+]
 
 log = logging.getLogger(__name__)
 
-_DEVICE = r"(?P<device>[^/?]+)"
+_WEEK_S = 7 * 24 * 3600
+_NOTHING_REFUSED: Mapping[str, int] = MappingProxyType({})
+# The front door's own endpoints (tokens, commands); every read endpoint is the project's (emulated_project).
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
     (method, re.compile(pattern), name)
     for method, pattern, name in (
         ("GET", r"/v1\.0/token", "_on_grant"),
         ("GET", r"/v1\.0/token/(?P<refresh>[^/?]+)", "_on_refresh"),
-        ("POST", rf"/v1\.0/(?:iot-03/)?devices/{_DEVICE}/commands", "_on_commands"),
-        ("GET", rf"/v1\.0/(?:iot-03/)?devices/{_DEVICE}/status", "_on_status"),
-        ("GET", rf"/v1\.0/iot-03/devices/{_DEVICE}/specification", "_on_specification"),
-        ("GET", rf"/v1\.0/devices/{_DEVICE}/specifications", "_on_specification"),
-        ("GET", rf"/v1\.0/devices/{_DEVICE}/logs", "_on_logs"),
-        ("GET", rf"/v1\.0/(?:iot-03/)?devices/{_DEVICE}", "_on_info"),
+        ("POST", r"/v1\.0/(?:iot-03/)?devices/(?P<device>[^/?]+)/commands", "_on_commands"),
     )
 )
 
@@ -88,17 +99,6 @@ class _Fault:
 
 
 @dataclass(frozen=True, slots=True)
-class _Call:
-    """A request that passed authentication, as the route handlers see it."""
-
-    match: re.Match[str]
-    params: dict[str, str]
-    body: bytes
-    now_ms: int
-    tid: str
-
-
-@dataclass(frozen=True, slots=True)
 class _Issued:
     refresh_token: str
     expires_at_ms: int
@@ -109,6 +109,12 @@ class Emulator:
     """Tuya's OpenAPI for one project on ``127.0.0.1``; ``with Emulator(id, key) as emu: emu.url``.
 
     Args:
+        devices: the project's devices; times left 0 become the clock's time.
+        users: the users of the app ``schema``, listed by ``/v2.0/apps/{schema}/users``.
+        camel_case: the v2.0 device list and details name fields in camelCase (``isOnline``) instead of snake_case.
+        refused: path prefix → Tuya code (1106 "permission deny", 28841105 not subscribed) for the families this
+            project may not call; a prefix matches whole path segments.
+        log_retention_s: device log rows older than this on the emulator's clock are never answered (Tuya: ~7 days).
         token_lifetime_s: ``expire_time`` of issued tokens (Tuya: 7200); small values let tests see expiry.
         max_skew_s: how far the ``t`` header may be from the emulator's clock before ``1013`` (Tuya's is unknown).
         legacy_sign: the project expects the pre-2021 algorithm (SPEC.md §4.5) instead of the current one.
@@ -121,6 +127,11 @@ class Emulator:
         access_key: str,
         *,
         devices: Iterable[EmulatedDevice] = (),
+        users: Iterable[AppUser] = (),
+        schema: str = "emulated",
+        camel_case: bool = False,
+        refused: Mapping[str, int] = _NOTHING_REFUSED,
+        log_retention_s: float = _WEEK_S,
         host: str = "127.0.0.1",
         port: int = 0,
         token_lifetime_s: int = 7200,
@@ -130,7 +141,12 @@ class Emulator:
     ) -> None:
         self.access_id = access_id
         self._key = access_key
-        self.devices = DeviceRegistry(devices)
+        retention_ms = int(log_retention_s * 1000)
+        self.project = EmulatedProject(
+            devices, users=users, schema=schema, camel_case=camel_case, retention_ms=retention_ms, now_s=int(clock())
+        )
+        self.devices = self.project.devices
+        self._refused = {prefix.rstrip("/"): code for prefix, code in refused.items()}
         self._lifetime_ms = int(token_lifetime_s * 1000)
         self._max_skew_ms = max_skew_s * 1000
         self._legacy = legacy_sign
@@ -182,7 +198,7 @@ class Emulator:
             return list(self._calls)
 
     def add_device(self, device: EmulatedDevice) -> None:
-        self.devices.add(device)
+        self.devices.add(device, int(self._clock()))
 
     def device(self, device_id: str) -> EmulatedDevice:
         """The live device (KeyError if unknown): set ``online`` or ``status`` to stage a test."""
@@ -191,6 +207,17 @@ class Emulator:
     def report(self, device_id: str, code: str, value: Any, *, at_ms: int | None = None) -> None:
         """The device reports ``code=value``: its status changes and its log gets a data point report (type 7)."""
         self.devices.report(device_id, code, value, int(self._clock() * 1000) if at_ms is None else at_ms)
+
+    def record_reports(self, device_id: str, reports: Iterable[tuple[str, Any, int]]) -> None:
+        """What the device published, ``(code, value, at_ms)`` each: its status and log, as :meth:`report` does.
+
+        Cheap enough for every simulated status message (one lock, no clock read). KeyError for an unknown device.
+        """
+        self.devices.record_reports(device_id, reports)
+
+    def set_online(self, device_id: str, online: bool, *, at_ms: int | None = None) -> None:
+        """The device went online or offline: its state, and a log row of type 1 (online) or 2 (offline)."""
+        self.devices.set_online(device_id, online, int(self._clock() * 1000) if at_ms is None else at_ms)
 
     def fail_next(
         self, count: int = 1, *, code: int = 1199, msg: str = "", http_status: int = 200, path_prefix: str = "/"
@@ -248,13 +275,27 @@ class Emulator:
     def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes, now_ms: int, tid: str) -> Any:
         path, _, query = target.partition("?")
         self._authenticate(method, target, headers, body, now_ms)
+        refused = self._refused_code(path)
+        if refused:
+            raise Refusal(refused)
+        params = dict(parse_qsl(query, keep_blank_values=True))
         for route_method, pattern, name in _ROUTES:
             match = pattern.fullmatch(path)
             if match and route_method == method:
-                call = _Call(match, dict(parse_qsl(query, keep_blank_values=True)), body, now_ms, tid)
                 with self._lock:
-                    return getattr(self, name)(call)
-        raise Refusal(1108)
+                    return getattr(self, name)(ApiCall(match, params, body, now_ms, tid))
+        found = self.project.route(method, path)
+        if found is None:
+            raise Refusal(1108)
+        handler, match = found
+        return handler(self.project, ApiCall(match, params, body, now_ms, tid))
+
+    def _refused_code(self, path: str) -> int:
+        """The code of the refused family ``path`` belongs to (whole segments: ``/a/b`` is not ``/a/bc``), or 0."""
+        for prefix, code in self._refused.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return code
+        return 0
 
     def _authenticate(self, method: str, target: str, headers: Mapping[str, str], body: bytes, now_ms: int) -> None:
         """Check client id, sign, ``t`` and (for business calls) the token, in that order."""
@@ -296,12 +337,12 @@ class Emulator:
         expire_time = self._lifetime_ms // 1000
         return {"access_token": access, "refresh_token": refresh, "expire_time": expire_time, "uid": uid}
 
-    def _on_grant(self, call: _Call) -> dict[str, Any]:
+    def _on_grant(self, call: ApiCall) -> dict[str, Any]:
         if call.params.get("grant_type") != "1":
             raise Refusal(1003)
         return self._issue(call.now_ms)
 
-    def _on_refresh(self, call: _Call) -> dict[str, Any]:
+    def _on_refresh(self, call: ApiCall) -> dict[str, Any]:
         # SPEC.md §4.2: a refresh token works once, and refreshing revokes the old access token too.
         old_access = self._refresh_tokens.pop(call.match["refresh"], None)
         if old_access is None:
@@ -309,24 +350,12 @@ class Emulator:
         self._access.pop(old_access, None)
         return self._issue(call.now_ms)
 
-    def _on_commands(self, call: _Call) -> bool:
+    def _on_commands(self, call: ApiCall) -> bool:
         device_id = call.match["device"]
         commands = self.devices.apply_commands(device_id, call.body, call.now_ms)
         self._commands.append(RecordedCommand(device_id, tuple(commands), call.match[0], call.now_ms, call.tid))
         log.info("emulator: %s accepted %s", device_id, ", ".join(command["code"] for command in commands))
         return True
-
-    def _on_status(self, call: _Call) -> list[dict[str, Any]]:
-        return self.devices.status(call.match["device"])
-
-    def _on_specification(self, call: _Call) -> dict[str, Any]:
-        return self.devices.specification(call.match["device"])
-
-    def _on_info(self, call: _Call) -> dict[str, Any]:
-        return self.devices.info(call.match["device"], call.now_ms)
-
-    def _on_logs(self, call: _Call) -> dict[str, Any]:
-        return self.devices.logs(call.match["device"], call.params)
 
 
 class _Handler(BaseHTTPRequestHandler):

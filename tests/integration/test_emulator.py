@@ -1,5 +1,6 @@
 """streams/tuya/emulator.py over real loopback HTTP, driven by hand-signed requests (partner: the client's tests in
-tests/integration/test_openapi_client.py; signing's vectors in tests/unit/tuya/test_signing.py)."""
+tests/integration/test_openapi_client.py; signing's vectors in tests/unit/tuya/test_signing.py; the read endpoints
+in tests/integration/test_emulator_*.py, which sign through :class:`SignedSession` below)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import argparse
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -87,6 +90,39 @@ class Signer:
 @pytest.fixture
 def signer(project, clock) -> Signer:
     return Signer(project, clock)
+
+
+class SignedSession:
+    """A token granted once, then GETs signed as a client signs them (query sorted into the signature)."""
+
+    __test__ = False
+
+    def __init__(self, emulator: Emulator | _Located, project: tuple[str, str], clock: FakeClock) -> None:
+        self.emulator = emulator
+        self.http = httpx.Client(base_url=emulator.url)
+        self.signer = Signer(project, clock)
+        self.token = _grant(self.http, self.signer)["access_token"]
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        """The whole answer (``success``, ``result`` or ``code``/``msg``) of ``GET path?params``."""
+        target = f"{path}?{urlencode(params)}" if params else path
+        return self.http.get(target, headers=self.signer.headers("GET", target, token=self.token)).json()
+
+    def result(self, path: str, **params: Any) -> Any:
+        """The ``result`` of a call that must succeed."""
+        answer = self.get(path, **params)
+        assert answer["success"] is True, answer
+        return answer["result"]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class _Located:
+    """Stands in for an Emulator where only its URL is known (one started by the CLI)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
 
 
 def _grant(http: httpx.Client, signer: Signer) -> dict[str, Any]:
@@ -281,16 +317,28 @@ def test_device_logs_filtered_and_paged(http, signer, emulator, clock):
     query = f"type=7&start_time={base}&end_time={base + 100}&codes=countdown_1&size=3"
     target = f"/v1.0/devices/{PLUG}/logs?{query}"
     page = http.get(target, headers=signer.headers("GET", target, token=token)).json()["result"]
-    assert [row["value"] for row in page["logs"]] == [0, 1, 2] and page["has_next"] is True
+    assert [row["value"] for row in page["logs"]] == ["0", "1", "2"] and page["has_next"] is True
     target += f"&start_row_key={page['next_row_key']}"
     page = http.get(target, headers=signer.headers("GET", target, token=token)).json()["result"]
-    assert [row["value"] for row in page["logs"]] == [3, 4] and page["has_next"] is False
+    assert [row["value"] for row in page["logs"]] == ["3", "4"] and page["has_next"] is False
+
+
+def _emulate_args(**overrides: Any) -> argparse.Namespace:
+    defaults: dict[str, Any] = {
+        "port": 0,
+        "access_id": None,
+        "access_key": None,
+        "token_lifetime": 7200,
+        "max_skew": 900.0,
+        "legacy_sign": False,
+        "devices": 0,
+        "schema": "emulated",
+    }
+    return argparse.Namespace(**{**defaults, **overrides})
 
 
 def test_emulate_api_command_serves_until_stopped(project, capsys):
-    args = argparse.Namespace(
-        port=0, access_id=None, access_key=None, token_lifetime=7200, max_skew=900.0, legacy_sign=False
-    )
+    args = _emulate_args()
     settings = load_settings(tuya_access_id=project[0], tuya_access_key=project[1])
     answers = []
 
@@ -305,8 +353,26 @@ def test_emulate_api_command_serves_until_stopped(project, capsys):
 def test_emulate_api_needs_credentials(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TUYA_ACCESS_ID", raising=False)
-    args = argparse.Namespace(
-        port=0, access_id=None, access_key=None, token_lifetime=7200, max_skew=900.0, legacy_sign=False
-    )
     with pytest.raises(ConfigError, match="TUYA_ACCESS_ID"):
-        run_emulate(args, load_settings(), until=lambda: None)
+        run_emulate(_emulate_args(), load_settings(), until=lambda: None)
+
+
+def test_emulate_api_serves_a_generated_fleet_and_its_users(project, capsys):
+    args = _emulate_args(devices=250, schema="smartlife")
+    settings = load_settings(tuya_access_id=project[0], tuya_access_key=project[1])
+    seen: dict[str, Any] = {}
+
+    def probe() -> None:
+        seen["printed"] = capsys.readouterr().out
+        url = next(w for w in seen["printed"].split() if w.startswith("http://127.0.0.1:"))
+        session = SignedSession(_Located(url), project, FakeClock(time.time()))  # the CLI's emulator: real clock
+        try:
+            seen["devices"] = session.result("/v1.3/iot-03/devices", page_size=200)["total"]
+            seen["users"] = session.get("/v2.0/apps/smartlife/users")["success"]
+            seen["other schema"] = session.get("/v2.0/apps/other/users")["code"]
+        finally:
+            session.close()
+
+    assert run_emulate(args, settings, until=probe) == 0
+    assert (seen["devices"], seen["users"], seen["other schema"]) == (250, True, 1106)
+    assert "250 devices" in seen["printed"] and "app schema 'smartlife': 50 users" in seen["printed"]
