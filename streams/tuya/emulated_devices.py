@@ -164,6 +164,12 @@ class DeviceRegistry:
         self._devices[device.device_id] = device
         _stamp(device, now_s)
 
+    def remove(self, device_id: str) -> None:
+        """The device leaves the project (deleted in the app): no endpoint knows it any more."""
+        with self._lock:
+            del self._devices[device_id]
+            self._ids.remove(device_id)
+
     def get(self, device_id: str) -> EmulatedDevice:
         """The live device (KeyError if unknown): tests may change ``online`` or ``status``."""
         return self._devices[device_id]

@@ -200,6 +200,9 @@ class Emulator:
     def add_device(self, device: EmulatedDevice) -> None:
         self.devices.add(device, int(self._clock()))
 
+    def remove_device(self, device_id: str) -> None:
+        self.devices.remove(device_id)
+
     def device(self, device_id: str) -> EmulatedDevice:
         """The live device (KeyError if unknown): set ``online`` or ``status`` to stage a test."""
         return self.devices.get(device_id)

@@ -108,7 +108,8 @@ def listed_device(raw: Any) -> ListedDevice | None:
         product_id=_text(raw, "product_id", "productId"),
         product_name=_text(raw, "product_name", "productName"),
         online=_flag(raw, "online", "is_online", "isOnline"),
-        owner_uid=_text(raw, "uid", "owner_id", "ownerId"),
+        # ``owner_id`` is the home (asset) that holds the device, not a user: only ``uid`` names the owner.
+        owner_uid=_text(raw, "uid"),
         time_zone=_text(raw, "time_zone", "timeZone"),
         created_at=_seconds(raw, "create_time", "createTime"),
         activated_at=_seconds(raw, "active_time", "activeTime"),

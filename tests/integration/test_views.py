@@ -1,0 +1,118 @@
+"""The views of migrations/versions/2026_12_05_fleet_sync.py on SQLite and PostgreSQL: physical units through the
+device's product, and query plans that reach ``device_status`` through its index when filtered by name or id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Table, insert, select
+from sqlalchemy.engine import Connection, Engine
+
+from models.tables import DataPoint, latest_status, status_history
+from streams.store import migrate
+from streams.store.engine import make_engine
+from streams.store.sql import ArchiveStore
+from tests.unit.store import factories as f
+from tests.unit.store.databases import DIALECTS, scratch_database
+
+pytestmark = pytest.mark.integration
+
+STATUS_INDEX = "ix_device_status_device_id_reported_at"
+
+
+def _point(code: str, type_: str, scale: int = 0, unit: str | None = None) -> dict[str, object]:
+    return {
+        "product_id": f.PRODUCT,
+        "code": code,
+        "type": type_,
+        "dp_id": None,
+        "unit": unit,
+        "scale": scale,
+        "min": None,
+        "max": None,
+        "step": None,
+        "range": None,
+        "reported": True,
+        "commandable": False,
+        "spec": {},
+        "synced_at": f.at(0),
+    }
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    with scratch_database(request, tmp_path_factory.mktemp("views")) as url:
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(engine)
+            values = {"temp": 261, "neg": -175, "milli": 12345, "flag": True, "mode": "eco", "raw": 7, "bare": 5}
+            batch = [f.device_event(1, "name_updated", {"name": "Greenhouse"}), f.status_report(2, values)]
+            ArchiveStore(engine).write_batch(batch, [], received_at=f.at(3))
+            points = [
+                _point("temp", "Integer", 1, "°C"),
+                _point("neg", "Integer", 1, "°C"),
+                _point("milli", "Integer", 3, "kWh"),
+                _point("flag", "Boolean"),
+                _point("mode", "Enum"),
+                _point("raw", "Integer", 0, "%"),
+            ]
+            with engine.begin() as connection:
+                connection.execute(insert(DataPoint), points)
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.parametrize("view", [status_history, latest_status], ids=["status_history", "latest_status"])
+def test_values_are_scaled_by_the_products_data_points(engine: Engine, view: Table) -> None:
+    query = select(view.c.code, view.c.value, view.c.value_scaled, view.c.unit)
+    with engine.connect() as connection:
+        scaled = {row.code: (row.value, row.value_scaled, row.unit) for row in connection.execute(query)}
+    assert scaled == {
+        "bare": (5, 5, None),  # no data point: the value itself
+        "flag": (True, True, None),
+        "milli": (12345, 12.345, "kWh"),
+        "mode": ("eco", "eco", None),
+        "neg": (-175, -17.5, "°C"),
+        "raw": (7, 7, "%"),
+        "temp": (261, 26.1, "°C"),
+    }
+
+
+def test_sqlite_keeps_scaled_numbers_as_numbers(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's value_scaled holds numbers as numbers (PostgreSQL's is json)")
+    query = "SELECT typeof(value_scaled) FROM status_history WHERE code IN ('temp', 'raw', 'mode') ORDER BY code"
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql(query).scalars().all() == ["text", "integer", "real"]
+
+
+def _plan(connection: Connection, query: str) -> str:
+    if connection.dialect.name == "sqlite":
+        return "\n".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}"))
+    connection.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: ask whether the index *can* be used
+    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {query}"))
+
+
+QUERIES = {
+    "by name and code": (
+        "SELECT reported_at, value FROM status_history WHERE device_name = 'Greenhouse' AND code = 'temp'"
+    ),
+    "by name and time": (
+        "SELECT reported_at, value FROM status_history WHERE device_name = 'Greenhouse' "
+        "AND reported_at >= '2026-11-01' ORDER BY reported_at DESC LIMIT 5"
+    ),
+    "by id and time": (
+        f"SELECT reported_at, value FROM status_history WHERE device_id = '{f.DEVICE}' "
+        "AND reported_at >= '2026-11-01' AND reported_at < '2026-11-02'"
+    ),
+}
+
+
+@pytest.mark.parametrize("query", list(QUERIES), ids=list(QUERIES))
+def test_a_filter_by_device_reaches_device_status_through_its_index(engine: Engine, query: str) -> None:
+    with engine.connect() as connection:
+        plan = _plan(connection, QUERIES[query])
+    assert STATUS_INDEX in plan, plan
+    assert "SCAN s " not in plan + " " and "Seq Scan on device_status" not in plan, plan
