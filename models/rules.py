@@ -1,7 +1,8 @@
 """The rules file's schema: what an operator may write in ``config/rules.yaml``, and the RuleSet it loads into.
 
-Owns the pydantic models of a rule (unknown keys rejected, so typos fail), the duration syntax and the device
-reference rule (an alias of the file's ``devices:`` map, else something that looks like a Tuya device id).
+Owns the pydantic models of a rule (unknown keys rejected, so typos fail) and the device reference rule (an alias of
+the file's ``devices:`` map, else something that looks like a Tuya device id); the syntaxes of durations, times of
+day and thresholds are in ``models.rule_values``.
 The conventions follow Home Assistant automations (``triggers:`` / ``conditions:`` / ``actions:``, each item
 tagged by ``trigger:`` / ``condition:`` / ``action:``). Data only: never imports ``streams``; the loader adds
 line numbers, the engine gives the rules their meaning.
@@ -22,12 +23,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 
 from models.records import DEVICE_EVENTS, USER_EVENTS
+from models.rule_values import Threshold, parse_clock_time, parse_duration, parse_threshold, threshold_data
 
 __all__ = [
     "WEEKDAYS",
@@ -49,66 +51,22 @@ __all__ = [
     "SendCommandAction",
     "StateCondition",
     "StateTrigger",
+    "Threshold",
     "TimeCondition",
     "Trigger",
     "UserEventTrigger",
     "WebhookAction",
     "looks_like_device_id",
     "parse_duration",
+    "parse_threshold",
 ]
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
 
-_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_COMPOUND = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
-_COMPOUND_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
-_CLOCK = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
-_DURATION_HINT = "write e.g. 30s, 5m, 1h30m, 1d, HH:MM:SS or {minutes: 5}"
-
 # Tuya device ids are 20-22 letters and digits ("bf1e8a0cd2e4a1b2c3x9kq"); asking for a digit keeps a mistyped
 # alias such as "greenhousefan" from passing for one.
 _DEVICE_ID = re.compile(r"(?=.*\d)[A-Za-z0-9]{10,}")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """A positive duration from ``"30s"``, ``"1h30m"``, ``"2d"``, ``"00:05:00"``, ``{minutes: 5}`` or seconds."""
-    if isinstance(value, timedelta):
-        duration = value
-    elif isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r} ({_DURATION_HINT})")
-    elif isinstance(value, int | float):
-        duration = timedelta(seconds=value)
-    elif isinstance(value, str):
-        duration = _parse_duration_text(value)
-    elif isinstance(value, dict):
-        duration = _parse_duration_mapping(value)
-    else:
-        raise ValueError(f"not a duration: {value!r} ({_DURATION_HINT})")
-    if duration <= timedelta(0):
-        raise ValueError(f"must be longer than 0s, not {value!r}")
-    return duration
-
-
-def _parse_duration_text(text: str) -> timedelta:
-    compact = text.replace(" ", "").lower()
-    if compact.isdigit():
-        return timedelta(seconds=int(compact))
-    if _COMPOUND.fullmatch(compact):
-        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _COMPOUND_PART.findall(compact))
-        return timedelta(seconds=seconds)
-    clock = _CLOCK.fullmatch(compact)
-    if clock:
-        hours, minutes, seconds = (int(part or 0) for part in clock.groups())
-        return timedelta(hours=hours, minutes=minutes, seconds=seconds)
-    raise ValueError(f"not a duration: {text!r} ({_DURATION_HINT})")
-
-
-def _parse_duration_mapping(mapping: dict[Any, Any]) -> timedelta:
-    try:
-        return timedelta(**mapping)
-    except TypeError:
-        raise ValueError(f"not a duration: {mapping!r} (keys: days, hours, minutes, seconds)") from None
 
 
 def looks_like_device_id(text: str) -> bool:
@@ -142,16 +100,6 @@ def _one_of(names: frozenset[str], what: str) -> Any:
     return AfterValidator(check)
 
 
-def _clock_time(value: Any) -> Any:
-    if isinstance(value, str):
-        match = _CLOCK.fullmatch(value.strip())
-        if match is None or int(match.group(1)) > 23:
-            raise ValueError(f"not a time of day: {value!r} (write HH:MM or HH:MM:SS, quoted)")
-        hours, minutes, seconds = (int(part or 0) for part in match.groups())
-        return time(hours, minutes, seconds)
-    return value
-
-
 def _weekdays(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -165,7 +113,8 @@ DeviceId = Annotated[str, AfterValidator(_device_id)]
 DeviceRef = Annotated[str, AfterValidator(_resolve_device)]
 DpCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
 ProductKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9]+$")]
-ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
+Bound = Annotated[Threshold, BeforeValidator(parse_threshold), PlainSerializer(threshold_data)]
 
 
 class _Schema(BaseModel):
@@ -186,19 +135,20 @@ class _DeviceSelector(_Schema):
 
 
 class _Range(_Schema):
-    """``above`` < value < ``below`` (both strict, as in Home Assistant); at least one bound."""
+    """``above`` < value < ``below`` (both strict, as in Home Assistant); at least one bound.
 
-    # ``below`` is declared first so that the check of ``above`` sees it, and the error lands on ``above``.
-    below: float | None = None
-    above: float | None = None
+    That ``above`` is below ``below``, in the same unit, is checked by the loader (streams.rules.checks), which
+    knows which spellings of a unit are the same.
+    """
 
-    @field_validator("above")
-    @classmethod
-    def _above_below(cls, above: float | None, info: ValidationInfo) -> float | None:
-        below = info.data.get("below")
-        if above is not None and below is not None and above >= below:
-            raise ValueError(f"must be below 'below' ({above:g} >= {below:g})")
-        return above
+    # ``below`` comes first, as it did when a validator of ``above`` read it: the order is part of the fingerprint.
+    below: Bound | None = None
+    above: Bound | None = None
+
+    @property
+    def has_unit(self) -> bool:
+        """Whether a bound has a unit: the range compares physical values then, and needs the data point's scale."""
+        return any(bound is not None and bound.unit is not None for bound in (self.above, self.below))
 
     @model_validator(mode="after")
     def _has_bound(self) -> _Range:

@@ -1,6 +1,9 @@
 """``tuya-archiver rules check [FILE]``: validate a rules file; print every problem (exit 1) or what the rules do.
 
-Owns the subcommand's arguments and output only; loading and wording live in ``streams.rules``.
+Owns the subcommand's arguments and output only; loading and wording live in ``streams.rules``. When the archive on
+DATABASE_URL can be read, its data-point catalog checks the units of thresholds and shows their raw or physical
+side in the summary; when it cannot, one line on stderr says that units were not checked, and why. A SQLite archive
+that does not exist is not created.
 """
 
 from __future__ import annotations
@@ -11,11 +14,16 @@ from pathlib import Path
 from typing import TextIO
 
 from models.rules import RuleSet
-from streams.rules import RulesFileError, load_rules
+from streams.errors import ConfigError, DatabaseUnavailable
+from streams.fleet.catalog import Catalog
+from streams.rules import PointLookup, RulesFileError, load_rules, no_points
+from streams.rules.checks import numeric_ranges
 from streams.rules.describe import describe_rule
 from streams.settings import Settings
+from streams.store.engine import ensure_at_head, make_engine, normalize_url, unavailable_on_failure
+from streams.store.fleet import load_catalog
 
-__all__ = ["check", "print_summary", "register"]
+__all__ = ["archive_catalog", "check", "print_summary", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,20 +43,53 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
     if path is None:
         print("RULES_FILE is set but empty: no rules to check")
         return 0
+    catalog = archive_catalog(settings.database_url)
+    unchecked = f"{path}: units not checked: {catalog}" if isinstance(catalog, str) else None
     try:
-        rule_set = load_rules(path, dry_run=settings.rules_dry_run)
+        rule_set = load_rules(path, dry_run=settings.rules_dry_run, catalog=None if unchecked else catalog)
     except RulesFileError as exc:
         for problem in exc.problems:
             print(problem)
+        if unchecked:
+            print(unchecked, file=sys.stderr)
         count = len(exc.problems)
         print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
-    print_summary(rule_set, sys.stdout)
+    if unchecked and _uses_units(rule_set):
+        print(unchecked, file=sys.stderr)
+    print_summary(rule_set, sys.stdout, points=catalog.point if isinstance(catalog, Catalog) else no_points)
     return 0
 
 
-def print_summary(rule_set: RuleSet, out: TextIO) -> None:
-    """A heading with the counts, then each rule's triggers, conditions, actions and cooldown."""
+def archive_catalog(database_url: str) -> Catalog | str:
+    """The data-point catalog of the archive at ``database_url``, or why it cannot be read (one line)."""
+    try:
+        url = normalize_url(database_url)
+    except ConfigError as exc:
+        return str(exc)
+    local = url.database if url.get_backend_name() == "sqlite" and not url.query.get("uri") else None
+    if local not in (None, "", ":memory:") and not Path(str(local)).exists():
+        return f"no archive at {local} (DATABASE_URL)"
+    engine = make_engine(database_url)
+    try:
+        ensure_at_head(engine)
+        with unavailable_on_failure("reading the data-point catalog"), engine.connect() as connection:
+            return load_catalog(connection)
+    except (ConfigError, DatabaseUnavailable) as exc:
+        return str(exc)
+    finally:
+        engine.dispose()
+
+
+def _uses_units(rule_set: RuleSet) -> bool:
+    return any(bounds.has_unit for rule in rule_set.rules for _loc, bounds in numeric_ranges(rule))
+
+
+def print_summary(rule_set: RuleSet, out: TextIO, points: PointLookup = no_points) -> None:
+    """A heading with the counts, then each rule's triggers, conditions, actions and cooldown.
+
+    ``points`` (the archive's data points) adds the other side of numeric thresholds: physical or raw.
+    """
     enabled = sum(rule.enabled for rule in rule_set.rules)
     plural = "s" if len(rule_set.rules) != 1 else ""
     out.write(
@@ -56,4 +97,4 @@ def print_summary(rule_set: RuleSet, out: TextIO) -> None:
         f"{len(rule_set.devices)} device aliases, dry run {'on' if rule_set.dry_run else 'off'}\n"
     )
     for rule in rule_set.rules:
-        out.write("\n" + "\n".join(describe_rule(rule, rule_set)) + "\n")
+        out.write("\n" + "\n".join(describe_rule(rule, rule_set, points)) + "\n")

@@ -2,8 +2,12 @@
 
 Owns what the rules engine sees: only messages that are new to the archive (a redelivered message can never fire a
 rule again), the latest values before the batch (``device_state`` of the batch's devices and of every device a rule
-names), and the persisted rule state. Everything it writes (``rule_state``, ``commands``) commits with the batch, so a
+names), the persisted rule state, and the data-point catalog of the moment (read once per batch or tick: ``sync``
+may swap in a new one at any time). Everything it writes (``rule_state``, ``commands``) commits with the batch, so a
 crash either keeps the batch, its timers and its commands, or none of them. Sending is the sender's job.
+
+Also owns the warning about thresholds with a unit that met a value they could not compare (no specification yet,
+not a number, another unit): one per (rule, device, code) while the worker runs, not one per message.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from models.records import UserEvent
 from models.rules import DeviceSilentTrigger, RuleSet
 from streams.fleet.catalog import Catalog
 from streams.outbox import sql
-from streams.rules import Evaluation, FiredAction, PostWebhook, SendCommands, TemplateFailed, WriteLog, evaluate, tick
+from streams.rules import (
+    Evaluation,
+    FiredAction,
+    PostWebhook,
+    SendCommands,
+    TemplateFailed,
+    Unmeasured,
+    WriteLog,
+    evaluate,
+    tick,
+)
 from streams.tuya.decoder import Decoded
 
 __all__ = ["RulesReactor", "outbox_row", "referenced_devices"]
@@ -87,6 +101,7 @@ class RulesReactor:
         self._watches_silence = any(
             isinstance(trigger, DeviceSilentTrigger) for rule in rules.rules for trigger in rule.triggers
         )
+        self._warned: set[tuple[str, str, str]] = set()
         self.fired = 0
 
     @property
@@ -114,7 +129,9 @@ class RulesReactor:
         subjects = devices | {r.uid for r in records if isinstance(r, UserEvent)} | {""}
         latest, stamps = sql.latest_values(connection, devices)
         state = sql.rule_states(connection, subjects)
-        self._save(connection, evaluate(self._rules, records, state, latest, now, latest_stamps=stamps), now)
+        points = self._catalog().point
+        evaluation = evaluate(self._rules, records, state, latest, now, latest_stamps=stamps, points=points)
+        self._save(connection, evaluation, now)
 
     def _tick(self, connection: Connection, now: datetime) -> None:
         state = sql.rule_states(connection)
@@ -122,7 +139,7 @@ class RulesReactor:
             return
         latest, _ = sql.latest_values(connection, self._named | {device for _, device in state if device})
         seen = sql.last_seen(connection) if self._watches_silence else {}
-        self._save(connection, tick(self._rules, state, latest, seen, now), now)
+        self._save(connection, tick(self._rules, state, latest, seen, now, points=self._catalog().point), now)
 
     def _save(self, connection: Connection, evaluation: Evaluation, now: datetime) -> None:
         sql.save_rule_states(connection, evaluation.state_changes, now)
@@ -133,3 +150,15 @@ class RulesReactor:
                 "rule fired rule=%s action=%s device=%s message=%s dry_run=%s",
                 fired.rule_id, fired.kind, fired.device_id, fired.message_id, fired.dry_run,
             )  # fmt: skip
+        self._warn(evaluation.unmeasured)
+
+    def _warn(self, unmeasured: Sequence[Unmeasured]) -> None:
+        for item in unmeasured:
+            key = (item.rule_id, item.device_id, item.code)
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning(
+                    "rule %s: %s of device %s not compared with its threshold's unit (%s); "
+                    "until that changes the rule treats it as no number, and this is not logged again",
+                    item.rule_id, item.code, item.device_id, item.why,
+                )  # fmt: skip

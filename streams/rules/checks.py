@@ -1,6 +1,8 @@
-"""Checks a rule's schema cannot make alone: targets the triggers cannot supply, templates that cannot render.
+"""Checks a rule's schema cannot make alone: ranges whose bounds do not make one, targets the triggers cannot supply,
+templates that cannot render.
 
-Owns cross-field and cross-section constraints of one rule, reported as (loc within the rule, message). Pure.
+Owns cross-field and cross-section constraints of one rule, reported as (loc within the rule, message), and the
+walk to its numeric ranges. Pure.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from models.rules import (
     Condition,
     NotCondition,
     NumericStateCondition,
+    NumericStateTrigger,
     OrCondition,
     Rule,
     SendCommandAction,
     StateCondition,
     UserEventTrigger,
 )
+from streams.fleet.catalog import normalize_unit
 from streams.rules.problems import Loc
 from streams.rules.templates import check_template, is_template
 
-__all__ = ["missing_targets", "template_problems"]
+__all__ = ["missing_targets", "numeric_ranges", "range_problems", "template_problems"]
 
 # The keys of an action whose string values are templates.
 _TEMPLATED_KEYS = ("commands", "json", "message")
@@ -53,6 +57,34 @@ def missing_targets(rule: Rule) -> Iterator[tuple[Loc, str]]:
         for loc, condition in _device_conditions(rule.conditions, ("conditions",)):
             if condition.device is None:
                 yield (*loc, "device"), f"required: triggers[{users[0]}] (user_event) has no device to look at"
+
+
+def numeric_ranges(rule: Rule) -> Iterator[tuple[Loc, NumericStateTrigger | NumericStateCondition]]:
+    """Every numeric_state trigger and condition of ``rule`` (nested ones too), with its loc within the rule."""
+    for index, trigger in enumerate(rule.triggers):
+        if isinstance(trigger, NumericStateTrigger):
+            yield ("triggers", index), trigger
+    for loc, condition in _device_conditions(rule.conditions, ("conditions",)):
+        if isinstance(condition, NumericStateCondition):
+            yield loc, condition
+
+
+def range_problems(rule: Rule) -> Iterator[tuple[Loc, str]]:
+    """Ranges whose ``above`` is not below ``below``, or whose bounds are in different units (or one raw).
+
+    Units compare as ``normalize_unit`` spells them: ``above: 20 ℃`` and ``below: 30 °C`` make a range.
+    """
+    for loc, bounds in numeric_ranges(rule):
+        above, below = bounds.above, bounds.below
+        if above is None or below is None:
+            continue
+        if normalize_unit(above.unit) != normalize_unit(below.unit):
+            yield (
+                (*loc, "above"),
+                f"is not in the unit of 'below' ({above} and {below}): write both in one unit, or both as raw values",
+            )
+        elif above.value >= below.value:
+            yield (*loc, "above"), f"must be below 'below' ({above} >= {below})"
 
 
 def _device_conditions(

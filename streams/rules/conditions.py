@@ -1,14 +1,16 @@
 """Conditions: checked when a trigger fires, against the latest values and the fire time.
 
 Owns the meaning of each condition kind. A condition without ``device`` looks at the triggering device. Time
-conditions read the fire time in UTC (rules files have no time zone). Pure: imports no I/O library.
+conditions read the fire time in UTC (rules files have no time zone). A numeric_state condition with a unit reads
+the data point's specification, and says through ``Readings.on_unmeasured`` when it has none that fits (the
+condition then fails). Pure: imports no I/O library.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 
 from models.rules import (
     WEEKDAYS,
@@ -20,42 +22,69 @@ from models.rules import (
     StateCondition,
     TimeCondition,
 )
-from streams.rules.operators import UNKNOWN, in_range, same_value
+from streams.rules.operators import UNKNOWN, PointLookup, in_range, no_points, same_value, unit_problem
 from streams.rules.state import TriggerContext
 
-__all__ = ["LatestLookup", "all_hold", "holds"]
+__all__ = ["LatestLookup", "OnUnmeasured", "Readings", "all_hold", "holds"]
 
 LatestLookup = Callable[[str, str], Any]
 """(device_id, code) → the latest value, or UNKNOWN."""
 
+OnUnmeasured = Callable[[str, str, str, str], None]
+"""(rule_id, device_id, code, why): a threshold with a unit could not be compared with the device's value."""
 
-def all_hold(conditions: Sequence[Condition], trigger: TriggerContext, latest: LatestLookup, at: datetime) -> bool:
-    return all(holds(condition, trigger, latest, at) for condition in conditions)
+
+def _ignore(rule_id: str, device_id: str, code: str, why: str) -> None:
+    return None
 
 
-def holds(condition: Condition, trigger: TriggerContext, latest: LatestLookup, at: datetime) -> bool:
+class Readings(NamedTuple):
+    """What conditions read: the latest values, and the data points that give numbers their units."""
+
+    latest: LatestLookup
+    points: PointLookup = no_points
+    on_unmeasured: OnUnmeasured = _ignore
+
+
+def all_hold(conditions: Sequence[Condition], trigger: TriggerContext, readings: Readings, at: datetime) -> bool:
+    return all(holds(condition, trigger, readings, at) for condition in conditions)
+
+
+def holds(condition: Condition, trigger: TriggerContext, readings: Readings, at: datetime) -> bool:
     """Whether ``condition`` is true for a fire of ``trigger`` at ``at``."""
     match condition:
         case StateCondition():
-            value = _latest(condition.device, condition.code, trigger, latest)
+            device_id = condition.device or trigger.device_id
+            value = UNKNOWN if device_id is None else readings.latest(device_id, condition.code)
             return value is not UNKNOWN and same_value(value, condition.state)
         case NumericStateCondition():
-            value = _latest(condition.device, condition.code, trigger, latest)
-            return in_range(value, condition.above, condition.below)
+            return _numeric_holds(condition, trigger, readings)
         case TimeCondition():
             return _time_holds(condition, at)
         case AndCondition():
-            return all_hold(condition.conditions, trigger, latest, at)
+            return all_hold(condition.conditions, trigger, readings, at)
         case OrCondition():
-            return any(holds(inner, trigger, latest, at) for inner in condition.conditions)
+            return any(holds(inner, trigger, readings, at) for inner in condition.conditions)
         case NotCondition():
-            return not any(holds(inner, trigger, latest, at) for inner in condition.conditions)
+            return not any(holds(inner, trigger, readings, at) for inner in condition.conditions)
     raise TypeError(f"unknown condition {condition!r}")
 
 
-def _latest(device: str | None, code: str, trigger: TriggerContext, latest: LatestLookup) -> Any:
-    device_id = device or trigger.device_id
-    return UNKNOWN if device_id is None else latest(device_id, code)
+def _numeric_holds(condition: NumericStateCondition, trigger: TriggerContext, readings: Readings) -> bool:
+    device_id = condition.device or trigger.device_id
+    if device_id is None:
+        return False
+    value = readings.latest(device_id, condition.code)
+    if not condition.has_unit:
+        return in_range(value, condition.above, condition.below)
+    # The message named the triggering device's product; for another device the catalog knows it.
+    product_key = trigger.product_key if device_id == trigger.device_id else None
+    point = readings.points(device_id, condition.code, product_key)
+    why = unit_problem(condition.above, condition.below, point)
+    if why is not None:
+        readings.on_unmeasured(trigger.rule_id, device_id, condition.code, why)
+        return False
+    return in_range(value, condition.above, condition.below, point)
 
 
 def _time_holds(condition: TimeCondition, at: datetime) -> bool:

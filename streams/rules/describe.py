@@ -1,6 +1,8 @@
 """One-line descriptions of triggers, conditions and actions, for ``rules check`` and logs meant for people.
 
-Owns the wording only. Devices are shown by alias where the file gives one. Pure.
+Owns the wording only. Devices are shown by alias where the file gives one. Given the data points (``points``), a
+numeric threshold also shows its other side: a raw number its physical value (``300 (30.0 °C)``), a number with a
+unit its raw value (``30 °C (300 raw)``). Pure.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from models.rules import (
     SendCommandAction,
     StateCondition,
     StateTrigger,
+    Threshold,
     TimeCondition,
     Trigger,
     UserEventTrigger,
     WebhookAction,
 )
+from streams.fleet.catalog import PointSpec, normalize_unit
+from streams.rules.operators import PointLookup, no_points, unit_mismatch
 
 __all__ = ["describe_action", "describe_condition", "describe_rule", "describe_trigger", "format_duration"]
 
@@ -39,7 +44,7 @@ _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 Names = Callable[[str], str]
 
 
-def describe_rule(rule: Rule, rule_set: RuleSet) -> list[str]:
+def describe_rule(rule: Rule, rule_set: RuleSet, points: PointLookup = no_points) -> list[str]:
     """The rule as a heading line and one indented line per trigger, condition, action and cooldown."""
 
     def name(device_id: str) -> str:
@@ -48,21 +53,22 @@ def describe_rule(rule: Rule, rule_set: RuleSet) -> list[str]:
     flags = [flag for flag, on in (("disabled", not rule.enabled), ("dry run", rule.dry_run)) if on]
     heading = rule.id + (f" — {rule.alias}" if rule.alias else "") + "".join(f" [{flag}]" for flag in flags)
     lines = [heading]
-    lines += [f"  when  {describe_trigger(trigger, name)}" for trigger in rule.triggers]
-    lines += [f"  if    {describe_condition(condition, name)}" for condition in rule.conditions]
+    lines += [f"  when  {describe_trigger(trigger, name, points)}" for trigger in rule.triggers]
+    lines += [f"  if    {describe_condition(condition, name, points)}" for condition in rule.conditions]
     lines += [f"  then  {describe_action(action, name)}" for action in rule.actions]
     if rule.cooldown is not None:
         lines.append(f"  cooldown {format_duration(rule.cooldown.duration)} per {rule.cooldown.per}")
     return lines
 
 
-def describe_trigger(trigger: Trigger, name: Names) -> str:
+def describe_trigger(trigger: Trigger, name: Names, points: PointLookup = no_points) -> str:
     match trigger:
         case StateTrigger():
             change = _given("from", trigger.from_) + _given("to", trigger.to)
             text = f"state {trigger.code} changes{change}"
         case NumericStateTrigger():
-            text = f"numeric_state {trigger.code} {_range(trigger.above, trigger.below)}"
+            point = _point(points, trigger.device, trigger.product, trigger.code)
+            text = f"numeric_state {trigger.code} {_range(trigger.above, trigger.below, point)}"
         case DeviceEventTrigger():
             text = f"device_event {trigger.event}"
         case DeviceSilentTrigger():
@@ -75,19 +81,23 @@ def describe_trigger(trigger: Trigger, name: Names) -> str:
     return f"{text}{held} {_selected(trigger.device, trigger.product, name)}"
 
 
-def describe_condition(condition: Condition, name: Names) -> str:
+def describe_condition(condition: Condition, name: Names, points: PointLookup = no_points) -> str:
     match condition:
         case StateCondition():
             return f"{condition.code} = {_shown(condition.state)} {_on(condition.device, name)}"
         case NumericStateCondition():
-            return f"{condition.code} {_range(condition.above, condition.below)} {_on(condition.device, name)}"
+            point = _point(points, condition.device, None, condition.code)
+            bounds = _range(condition.above, condition.below, point)
+            return f"{condition.code} {bounds} {_on(condition.device, name)}"
         case TimeCondition():
             return _time(condition)
         case AndCondition() | OrCondition():
-            joined = f" {condition.condition} ".join(describe_condition(inner, name) for inner in condition.conditions)
-            return f"({joined})"
+            inner = [describe_condition(inner, name, points) for inner in condition.conditions]
+            return "(" + f" {condition.condition} ".join(inner) + ")"
         case NotCondition():
-            return "not (" + " or ".join(describe_condition(inner, name) for inner in condition.conditions) + ")"
+            return (
+                "not (" + " or ".join(describe_condition(inner, name, points) for inner in condition.conditions) + ")"
+            )
     raise TypeError(f"unknown condition {condition!r}")
 
 
@@ -125,10 +135,38 @@ def _on(device: str | None, name: Names) -> str:
     return f"on {name(device)}" if device is not None else "on the triggering device"
 
 
-def _range(above: float | None, below: float | None) -> str:
+def _point(points: PointLookup, device: str | None, product: str | None, code: str) -> PointSpec | None:
+    """The data point a range reads, where one device or product says which (the triggering device does not)."""
+    if device is not None:
+        return points(device, code, None)
+    return points("", code, product) if product is not None else None
+
+
+def _range(above: Threshold | None, below: Threshold | None, point: PointSpec | None) -> str:
     if above is not None and below is not None:
-        return f"between {above:g} and {below:g}"
-    return f"above {above:g}" if above is not None else f"below {below:g}"
+        return f"between {_bound(above, point)} and {_bound(below, point)}"
+    return f"above {_bound(above, point)}" if above is not None else f"below {_bound(below, point)}"
+
+
+def _bound(threshold: Threshold | None, point: PointSpec | None) -> str:
+    """The threshold as written, and with a known numeric data point its other side (raw or physical)."""
+    if threshold is None or point is None or not point.numeric:
+        return str(threshold)
+    scale, unit = max(point.scale, 0), normalize_unit(point.unit)
+    factor = 10**scale
+    if threshold.unit is None:
+        if not scale and not unit:
+            return str(threshold)  # raw and physical are the same number
+        physical = f"{threshold.value / factor:.{scale}f}" + (f" {unit}" if unit else "")
+        return f"{threshold} ({physical})"
+    if unit_mismatch(threshold.unit, point) is not None:
+        return str(threshold)
+    return f"{threshold} ({_number(threshold.value * factor)} raw)"
+
+
+def _number(value: float) -> str:
+    """A number without float noise: 261.00000000000003 is 261."""
+    return f"{round(value, 9):.15g}"
 
 
 def _given(word: str, value: Any) -> str:

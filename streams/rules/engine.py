@@ -10,7 +10,11 @@ restart neither loses a pending timer nor fires twice.
 
 Edge-triggered: a trigger fires on the transition into its match (see triggers.py). A rule fires at most once per
 message. A fire is dropped, and the edge consumed, when the rule is cooling down or a condition fails.
-Pure: imports no I/O library.
+
+Thresholds with a unit compare physical values, so they need each device's data-point specification: ``points``
+looks it up (the worker passes ``Catalog.point``). A value that no specification of that unit describes is no
+number to such a threshold, and ``Evaluation.unmeasured`` says so, once per rule, device and code, for the caller
+to warn about. Pure: imports no I/O library.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from datetime import UTC, datetime
 import msgspec
 
 from models.records import DeviceEvent, Record, StatusReported, UserEvent
-from models.rules import DeviceSilentTrigger, Rule, RuleSet
-from streams.rules.conditions import all_hold
+from models.rules import DeviceSilentTrigger, NumericStateTrigger, Rule, RuleSet
+from streams.fleet.catalog import PointSpec, normalize_unit, scaled
+from streams.rules.conditions import Readings, all_hold
 from streams.rules.effects import FiredAction, fire_actions
-from streams.rules.operators import UNKNOWN
+from streams.rules.operators import UNKNOWN, PointLookup, no_points, unit_problem
 from streams.rules.state import (
     DeviceSeen,
     LatestStamps,
@@ -37,17 +42,28 @@ from streams.rules.state import (
 )
 from streams.rules.triggers import TriggerEntry, deadline, index_of, selects, step
 
-__all__ = ["Evaluation", "evaluate", "tick"]
+__all__ = ["Evaluation", "Unmeasured", "evaluate", "tick"]
 
 _IDLE = TriggerState()
 
 
+class Unmeasured(msgspec.Struct, frozen=True, kw_only=True):
+    """A threshold with a unit of ``rule_id`` met a value of (``device_id``, ``code``) it could not compare, and why
+    (no specification, not a number, another unit): the value counted as no number."""
+
+    rule_id: str
+    device_id: str
+    code: str
+    why: str
+
+
 class Evaluation(msgspec.Struct, frozen=True):
     """What one evaluation produced. ``state_changes`` holds only the keys it changed; an ``is_empty`` state means
-    the row may be deleted."""
+    the row may be deleted. ``unmeasured`` lists each (rule, device, code) once."""
 
     fired: list[FiredAction]
     state_changes: dict[RuleStateKey, RuleState]
+    unmeasured: list[Unmeasured] = []
 
 
 def evaluate(
@@ -58,6 +74,7 @@ def evaluate(
     now: datetime,
     *,
     latest_stamps: LatestStamps | None = None,
+    points: PointLookup = no_points,
 ) -> Evaluation:
     """Run a stored batch's records, in order, through the enabled rules.
 
@@ -69,22 +86,31 @@ def evaluate(
             record older than what is known, by time and then message id as ``device_state`` orders them, is
             history, not news: state triggers ignore it. This makes a redelivered batch (whose values ``latest``
             already holds) and out-of-order reports, even of the same second, harmless to state and numeric_state.
+        points: (device_id, code, product_key) → the data point's specification, for thresholds with a unit and
+            the templates' ``trigger.value_scaled`` and ``trigger.unit``.
     """
-    run = _Run(rules, state, latest, latest_stamps)
+    run = _Run(rules, state, latest, latest_stamps, points)
     for record in records:
         run.record(record, now)
     return run.result()
 
 
 def tick(
-    rules: RuleSet, state: RuleStates, latest: LatestValues, last_seen: Mapping[str, DeviceSeen], now: datetime
+    rules: RuleSet,
+    state: RuleStates,
+    latest: LatestValues,
+    last_seen: Mapping[str, DeviceSeen],
+    now: datetime,
+    *,
+    points: PointLookup = no_points,
 ) -> Evaluation:
     """Fire what the clock alone makes due: ``for:`` timers that expired between messages, and silent devices.
 
     ``last_seen`` is device_id → DeviceSeen (the ``devices`` table). A timer fires as of its due time, so a tick
     that comes late (or after a restart) gives the same fire time, conditions and cooldown as a punctual one.
+    ``points`` is as for ``evaluate`` (conditions with a unit read it).
     """
-    run = _Run(rules, state, latest)
+    run = _Run(rules, state, latest, points=points)
     run.expire_timers(now)
     run.check_silence(last_seen, now)
     return run.result()
@@ -99,12 +125,16 @@ class _Run:
         state: RuleStates,
         latest: LatestValues,
         latest_stamps: LatestStamps | None = None,
+        points: PointLookup = no_points,
     ) -> None:
         self._rules = rules
         self._index = index_of(rules)
         self._state = state
         self._latest = latest
         self._latest_stamps = latest_stamps
+        self._points = points
+        self._readings = Readings(self.value, points, self._unmeasured)
+        self._unmeasured_by_key: dict[tuple[str, str, str], Unmeasured] = {}
         self._values: dict[tuple[str, str], object] = {}
         self._stamps: dict[tuple[str, str], tuple[datetime, str]] = {}
         self._changes: dict[RuleStateKey, RuleState] = {}
@@ -112,7 +142,7 @@ class _Run:
         self._fired_messages: set[tuple[str, str]] = set()
 
     def result(self) -> Evaluation:
-        return Evaluation(fired=self._fired, state_changes=self._changes)
+        return Evaluation(self._fired, self._changes, list(self._unmeasured_by_key.values()))
 
     def value(self, device_id: str, code: str) -> object:
         key = (device_id, code)
@@ -135,20 +165,41 @@ class _Run:
             return
         previous = self.value(*key)
         self._values[key] = record.value
-        for entry in self._index.by_code.get(record.code, ()):
-            if selects(entry.trigger, record.device_id, record.product_key):
-                seen = TriggerContext(
-                    kind=entry.trigger.trigger,
-                    rule_id=entry.rule.id,
-                    time=at,
-                    device_id=record.device_id,
-                    product_key=record.product_key,
-                    code=record.code,
-                    value=record.value,
-                    from_value=None if previous is UNKNOWN else previous,
-                    message_id=record.message_id,
-                )
-                self._advance(entry, record.device_id, seen, previous)
+        candidates = self._index.by_code.get(record.code, ())
+        entries = [entry for entry in candidates if selects(entry.trigger, record.device_id, record.product_key)]
+        if not entries:
+            return
+        point = self._points(record.device_id, record.code, record.product_key)
+        value_scaled = scaled(record.value, point)
+        unit = None if point is None else normalize_unit(point.unit)
+        for entry in entries:
+            seen = TriggerContext(
+                kind=entry.trigger.trigger,
+                rule_id=entry.rule.id,
+                time=at,
+                device_id=record.device_id,
+                product_key=record.product_key,
+                code=record.code,
+                value=record.value,
+                from_value=None if previous is UNKNOWN else previous,
+                value_scaled=value_scaled,
+                unit=unit,
+                message_id=record.message_id,
+            )
+            self._check_units(entry, seen, point)
+            self._advance(entry, record.device_id, seen, previous, point)
+
+    def _check_units(self, entry: TriggerEntry, seen: TriggerContext, point: PointSpec | None) -> None:
+        trigger = entry.trigger
+        if isinstance(trigger, NumericStateTrigger) and trigger.has_unit:
+            why = unit_problem(trigger.above, trigger.below, point)
+            if why is not None and seen.device_id is not None and seen.code is not None:
+                self._unmeasured(entry.rule.id, seen.device_id, seen.code, why)
+
+    def _unmeasured(self, rule_id: str, device_id: str, code: str, why: str) -> None:
+        key = (rule_id, device_id, code)
+        if key not in self._unmeasured_by_key:
+            self._unmeasured_by_key[key] = Unmeasured(rule_id=rule_id, device_id=device_id, code=code, why=why)
 
     def _is_stale(self, key: tuple[str, str], stamp: tuple[datetime, str]) -> bool:
         if self._latest_stamps is None:
@@ -186,9 +237,16 @@ class _Run:
                 )
                 self._fire(entry.rule, seen, record.uid, at)
 
-    def _advance(self, entry: TriggerEntry, subject: str, seen: TriggerContext, previous: object = UNKNOWN) -> None:
+    def _advance(
+        self,
+        entry: TriggerEntry,
+        subject: str,
+        seen: TriggerContext,
+        previous: object = UNKNOWN,
+        point: PointSpec | None = None,
+    ) -> None:
         current = self._expire(entry, subject, seen.time)
-        moved = step(entry.trigger, current, seen, previous)
+        moved = step(entry.trigger, current, seen, previous, point)
         self._put(entry, subject, moved.state)
         if moved.fire is not None:
             self._fire(entry.rule, moved.fire, subject, seen.time)
@@ -245,7 +303,7 @@ class _Run:
             last = self._rule_state(cooldown_key).last_fired_at
             if last is not None and at - last < rule.cooldown.duration:
                 return
-        if not all_hold(rule.conditions, trigger, self.value, at):
+        if not all_hold(rule.conditions, trigger, self._readings, at):
             return
         self._fired_messages.add(once)
         if rule.cooldown is not None:

@@ -8,7 +8,9 @@ Owns the file format:
       - id: ...
 
 or a bare list of rules (then without aliases). An empty file, or one of comments only, has no rules.
-Every problem names the file, the line, the rule id and the key path (problems.py). Reads the one file it is given;
+Every problem names the file, the line, the rule id and the key path (problems.py). Given the archive's data-point
+catalog (``rules check`` does that), it also checks that thresholds with a unit fit their data points
+(fleet_checks.py); the worker loads without one, as specifications may come later. Reads the one file it is given;
 imports no network or database library.
 """
 
@@ -24,7 +26,9 @@ from pydantic import TypeAdapter, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from models.rules import DeviceAliases, Rule, RuleSet, looks_like_device_id
-from streams.rules.checks import missing_targets, template_problems
+from streams.fleet.catalog import Catalog
+from streams.rules.checks import missing_targets, range_problems, template_problems
+from streams.rules.fleet_checks import unit_problems
 from streams.rules.problems import Loc, RuleProblem, RulesFileError, did_you_mean, explain, format_path
 
 __all__ = ["RuleProblem", "RulesFileError", "load_rules", "parse_rules"]
@@ -57,8 +61,9 @@ _Loader.add_implicit_resolver(
 )
 
 
-def load_rules(path: str | Path, *, dry_run: bool = False) -> RuleSet:
-    """The rules of the file at ``path``; ``dry_run`` is the global RULES_DRY_RUN.
+def load_rules(path: str | Path, *, dry_run: bool = False, catalog: Catalog | None = None) -> RuleSet:
+    """The rules of the file at ``path``; ``dry_run`` is the global RULES_DRY_RUN; with a ``catalog``, the units of
+    thresholds are checked against its data points too.
 
     Raises:
         RulesFileError: the file cannot be read or is invalid; ``problems`` lists every problem.
@@ -69,11 +74,13 @@ def load_rules(path: str | Path, *, dry_run: bool = False) -> RuleSet:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise RulesFileError([RuleProblem(source, None, None, "", f"cannot read the rules file: {reason}")]) from None
-    return parse_rules(text, source=source, dry_run=dry_run)
+    return parse_rules(text, source=source, dry_run=dry_run, catalog=catalog)
 
 
-def parse_rules(text: str, *, source: str = "<rules>", dry_run: bool = False) -> RuleSet:
-    """The rules in YAML ``text``; ``source`` names it in problems.
+def parse_rules(
+    text: str, *, source: str = "<rules>", dry_run: bool = False, catalog: Catalog | None = None
+) -> RuleSet:
+    """The rules in YAML ``text``; ``source`` names it in problems; ``catalog`` as for ``load_rules``.
 
     Raises:
         RulesFileError: the text is invalid; ``problems`` lists every problem.
@@ -87,7 +94,9 @@ def parse_rules(text: str, *, source: str = "<rules>", dry_run: bool = False) ->
     for loc, message in duplicates:
         report.add(loc, message)
     aliases = _aliases(devices, report)
-    rules = [rule for index, raw in enumerate(raw_rules) if (rule := _rule(index, raw, aliases, report)) is not None]
+    rules = [
+        rule for index, raw in enumerate(raw_rules) if (rule := _rule(index, raw, aliases, report, catalog)) is not None
+    ]
     _duplicate_ids(raw_rules, report)
     if report.problems:
         raise RulesFileError(report.problems)
@@ -206,7 +215,7 @@ def _aliases(devices: Any, report: _Report) -> dict[str, str]:
     }
 
 
-def _rule(index: int, raw: Any, aliases: Mapping[str, str], report: _Report) -> Rule | None:
+def _rule(index: int, raw: Any, aliases: Mapping[str, str], report: _Report, catalog: Catalog | None) -> Rule | None:
     for loc, message in template_problems(raw):
         report.add(("rules", index, *loc), message)
     try:
@@ -215,7 +224,10 @@ def _rule(index: int, raw: Any, aliases: Mapping[str, str], report: _Report) -> 
         for loc, message in explain(exc):
             report.add(("rules", index, *loc), message)
         return None
-    for loc, message in missing_targets(rule):
+    problems = [*range_problems(rule), *missing_targets(rule)]
+    if catalog is not None:
+        problems += unit_problems(rule, catalog)
+    for loc, message in problems:
         report.add(("rules", index, *loc), message)
     return rule
 

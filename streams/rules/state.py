@@ -40,7 +40,10 @@ keeps the newest (later time, then the greater message id)."""
 class TriggerContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What a trigger saw when it matched: ``trigger`` in templates, and the start of a pending ``for:`` timer.
 
-    ``time`` is when the match happened (the record's time; for device_silent, the last message's time).
+    ``time`` is when the match happened (the record's time; for device_silent, the last message's time). ``value``
+    is the raw value as reported; for status triggers ``value_scaled`` is it in physical units (raw ÷ 10^scale) where
+    the archive knows the data point's specification, else the value as reported (as the archive's views show it),
+    and ``unit`` the specification's unit (``°C`` for Tuya's ``℃``), if any.
     """
 
     kind: str
@@ -51,6 +54,8 @@ class TriggerContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     code: str | None = None
     value: Any = None
     from_value: Any = None
+    value_scaled: Any = None
+    unit: str | None = None
     event: str | None = None
     uid: str | None = None
     message_id: str | None = None

@@ -5,7 +5,8 @@ state, fire or not):
 
     state          value changed (to/from match)      → fire; with for: start the timer (a further change ends it)
     numeric_state  value entered the range while armed → fire, disarm; with for: start the timer, disarm
-                   value outside the range (or no number) → re-arm, cancel the timer
+                   value outside the range (or no number) → re-arm, cancel the timer; a threshold with a unit
+                   compares the physical value, and a value without a data point of that unit is no number
     device_event   the event                          → fire; with for: start the timer (unless already running)
                    the opposite event (online/offline…) → cancel the timer
     user_event     the event                          → fire
@@ -34,6 +35,7 @@ from models.rules import (
     Trigger,
     UserEventTrigger,
 )
+from streams.fleet.catalog import PointSpec
 from streams.rules.operators import UNKNOWN, in_range, same_value
 from streams.rules.state import TriggerContext, TriggerState
 
@@ -130,16 +132,19 @@ def deadline(trigger: Trigger, state: TriggerState) -> datetime | None:
     return state.pending.time + duration
 
 
-def step(trigger: Trigger, state: TriggerState, seen: TriggerContext, previous: Any = UNKNOWN) -> Step:
+def step(
+    trigger: Trigger, state: TriggerState, seen: TriggerContext, previous: Any = UNKNOWN, point: PointSpec | None = None
+) -> Step:
     """The trigger's next state after ``seen`` (a record it selects), and the context to fire with, if any.
 
-    ``previous`` is the value the code had before this record (status triggers only).
+    ``previous`` is the value the code had before this record, ``point`` the specification of the reporting device's
+    data point (status triggers only; numeric_state thresholds with a unit need its scale).
     """
     match trigger:
         case StateTrigger():
             return _state_step(trigger, state, seen, previous)
         case NumericStateTrigger():
-            return _numeric_step(trigger, state, seen)
+            return _numeric_step(trigger, state, seen, point)
         case DeviceEventTrigger():
             return _event_step(trigger, state, seen)
         case UserEventTrigger():
@@ -158,8 +163,10 @@ def _state_step(trigger: StateTrigger, state: TriggerState, seen: TriggerContext
     return Step(msgspec.structs.replace(state, pending=seen if matches else None))
 
 
-def _numeric_step(trigger: NumericStateTrigger, state: TriggerState, seen: TriggerContext) -> Step:
-    if not in_range(seen.value, trigger.above, trigger.below):
+def _numeric_step(
+    trigger: NumericStateTrigger, state: TriggerState, seen: TriggerContext, point: PointSpec | None
+) -> Step:
+    if not in_range(seen.value, trigger.above, trigger.below, point):
         return Step(msgspec.structs.replace(state, armed=True, pending=None))
     if not state.armed:
         return Step(state)

@@ -8,6 +8,7 @@ which rule fires how many times. The emulator checks every signature and records
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
@@ -82,13 +83,18 @@ class Project:
         self.rules_file.write_text("rules:\n" + textwrap.indent("".join(rules), "  "), encoding="utf-8")
 
     def env(self, **extra: str) -> dict[str, str]:
+        """The worker's environment; its background fleet sync is off (SYNC_INTERVAL=0), so the emulator sees the
+        rules' traffic only, and the archive's data points are the ones a test stored."""
         return worker_env(
             self.access_id,
             self.broker_url,
             self.database_url,
-            RULES_FILE=str(self.rules_file),
-            TUYA_OPENAPI_URL=self.emulator.url,
-            **extra,
+            **{
+                "RULES_FILE": str(self.rules_file),
+                "TUYA_OPENAPI_URL": self.emulator.url,
+                "SYNC_INTERVAL": "0",
+                **extra,
+            },
         )
 
     def power(self, *watts_x10: int) -> list[SimMessage]:
@@ -102,6 +108,14 @@ class Project:
 
 @pytest.fixture
 def project(pulsar_broker, tmp_path) -> Iterator[Project]:
+    with open_project(pulsar_broker.url, tmp_path) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def open_project(broker_url: str, tmp_path: Path) -> Iterator[Project]:
+    """A Project in ``tmp_path``: a migrated SQLite archive, and an emulator that knows the plug (also used by
+    test_rules_units.py)."""
     database_url = f"sqlite:///{tmp_path / 'archive.db'}"
     engine = make_engine(database_url)
     try:
@@ -118,7 +132,7 @@ def project(pulsar_broker, tmp_path) -> Iterator[Project]:
         category="cz",
     )
     with Emulator(access_id, ACCESS_KEY, devices=[plug]) as emulator:
-        yield Project(access_id, database_url, pulsar_broker.url, emulator, fleet, tmp_path / "rules.yaml")
+        yield Project(access_id, database_url, broker_url, emulator, fleet, tmp_path / "rules.yaml")
 
 
 def command_rows(database_url: str) -> list[dict[str, Any]]:

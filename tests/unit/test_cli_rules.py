@@ -1,24 +1,39 @@
-"""``tuya-archiver rules check`` through the real entry point: exit status and output.
+"""``tuya-archiver rules check`` through the real entry point: exit status and output, without an archive and with a
+SQLite one whose data points check the units of thresholds.
 
-Partner: tests/unit/rules/test_loader.py (the problems themselves).
+Partners: tests/unit/rules/test_loader.py (the problems themselves), tests/unit/rules/test_fleet_checks.py (units).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
+from models.tables import DataPoint, Device
 from streams.cli import main
+from streams.store.engine import make_engine
+from streams.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "rules"
+SENSOR, SENSOR_PRODUCT, PLUG_PRODUCT = "demo0000greenhouse01", "sensorproduct0001", "keyjup78v54myhan"
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def run_check(monkeypatch, capsys):
+def no_archive(tmp_path) -> Path:
+    return tmp_path / "absent.db"
+
+
+@pytest.fixture
+def run_check(monkeypatch, capsys, no_archive):
     monkeypatch.delenv("RULES_FILE", raising=False)
     monkeypatch.delenv("RULES_DRY_RUN", raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{no_archive}")
     monkeypatch.chdir(ROOT)
 
     def run(*args: str) -> tuple[int, str, str]:
@@ -45,7 +60,8 @@ def test_without_file_checks_the_configured_rules_file(run_check):
     status, out, _ = run_check()
     assert status == 0
     assert out.startswith("config/rules.yaml: OK, 8 rules (8 enabled), 5 device aliases")
-    assert "  when  numeric_state temp_current above 300 for 5m on greenhouse_sensor" in out
+    assert "  when  numeric_state temp_current above 30 °C for 5m on greenhouse_sensor" in out
+    assert "  when  numeric_state cur_power above 30000 on product keyjup78v54myhan" in out
     assert "  cooldown 30m per device" in out
 
 
@@ -68,9 +84,96 @@ def test_invalid_file_exits_one_printing_every_problem(run_check):
     lines = out.splitlines()
     assert len(lines) == 8 and all(line.startswith(f"{path}:") for line in lines)
     assert f"{path}:7: rule 'first': triggers[0].trigger: unknown trigger kind 'numeric_sate'" in out
-    assert err.strip() == f"{path}: 8 problems"
+    assert err.splitlines()[-1] == f"{path}: 8 problems"
 
 
 def test_missing_file_exits_one(run_check, tmp_path):
     status, out, _ = run_check(str(tmp_path / "nope.yaml"))
     assert status == 1 and "cannot read the rules file" in out
+
+
+# --- units, checked against an archive ------------------------------------------------------------------------------
+
+
+def _point(product_id: str, code: str, unit: str, scale: int) -> dict[str, object]:
+    return {
+        "product_id": product_id,
+        "code": code,
+        "type": "Integer",
+        "unit": unit,
+        "scale": scale,
+        "reported": True,
+        "commandable": False,
+        "spec": {"unit": unit, "scale": scale},
+        "synced_at": T0,
+    }
+
+
+@pytest.fixture
+def archive(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A migrated SQLite archive that knows the sensor's product and the specifications of it and of the plugs."""
+    path = tmp_path / "archive.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+        with engine.begin() as connection:
+            connection.execute(
+                insert(DataPoint),
+                [
+                    _point(SENSOR_PRODUCT, "temp_current", "℃", 1),
+                    _point(SENSOR_PRODUCT, "humidity_value", "%", 0),
+                    _point(PLUG_PRODUCT, "cur_power", "W", 1),
+                ],
+            )
+            row = {"device_id": SENSOR, "product_key": SENSOR_PRODUCT, "first_seen_at": T0, "last_seen_at": T0}
+            connection.execute(insert(Device), [row])
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+    yield path
+
+
+def test_summary_shows_raw_and_physical_sides_of_thresholds_with_an_archive(run_check, archive):
+    status, out, err = run_check(str(DATA / "units.yaml"))
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert "  when  numeric_state temp_current above 30 °C (300 raw) for 5m on greenhouse_sensor" in lines
+    assert "  if    humidity_value below 85 (85 %) on greenhouse_sensor" in lines
+    assert "  when  numeric_state temp_current above 300 (30.0 °C) for 5m on greenhouse_sensor" in lines
+    assert "  when  numeric_state cur_power above 3000 W (30000 raw) on product keyjup78v54myhan" in lines
+
+
+def test_units_the_archive_cannot_compare_are_problems_with_file_line_rule_and_key(run_check, archive):
+    path = DATA / "units_mismatch.yaml"
+    status, out, err = run_check(str(path))
+    assert status == 1
+    assert out.splitlines() == [
+        f"{path}:11: rule 'greenhouse_hot_in_fahrenheit': triggers[0].above: temp_current of product "
+        f"{SENSOR_PRODUCT}: unit °F is not the data point's unit (°C)",
+        f"{path}:21: rule 'kitchen_plug_overload': triggers[0].above: cannot check the unit: the archive does not "
+        "know device bf1e8a0cd2e4a1b2c3x9kq's product yet (run `tuya-archiver sync`)",
+    ]
+    assert err == f"{path}: 2 problems\n"
+
+
+def test_without_an_archive_units_are_not_checked_and_the_rest_is(run_check, no_archive):
+    status, out, err = run_check(str(DATA / "units_mismatch.yaml"))
+    assert status == 0
+    assert err == f"{DATA / 'units_mismatch.yaml'}: units not checked: no archive at {no_archive} (DATABASE_URL)\n"
+    assert "  when  numeric_state temp_current above 86 °F on greenhouse_sensor" in out.splitlines()
+    assert not no_archive.exists()  # checking did not create an empty archive
+
+
+def test_an_archive_not_at_head_is_one_line_saying_why(run_check, monkeypatch, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a SQLite database no migration ran on
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{empty}")
+    status, _, err = run_check(str(DATA / "units.yaml"))
+    assert status == 0
+    assert err.startswith(f"{DATA / 'units.yaml'}: units not checked: database is at revision none (empty database)")
+    assert len(err.splitlines()) == 1 and "run `tuya-archiver db upgrade`" in err
+
+
+def test_a_file_without_units_says_nothing_of_them(run_check):
+    status, _, err = run_check(str(DATA / "bare_list.yaml"))
+    assert (status, err) == (0, "")

@@ -1,4 +1,5 @@
-"""Builders for rules-engine tests: rule sets from YAML text, records, and a loop that persists state like the worker.
+"""Builders for rules-engine tests: rule sets from YAML text, records, data-point catalogs, and a loop that persists
+state like the worker.
 
 Partner of tests/unit/rules/test_*.py; deterministic data only.
 """
@@ -13,7 +14,19 @@ from typing import Any
 
 from models.records import DeviceEvent, Record, StatusReported, UserEvent
 from models.rules import RuleSet
-from streams.rules import DeviceSeen, FiredAction, RuleState, evaluate, merge_states, parse_rules, tick
+from streams.fleet.catalog import Catalog, PointSpec
+from streams.rules import (
+    DeviceSeen,
+    FiredAction,
+    PointLookup,
+    RuleState,
+    Unmeasured,
+    evaluate,
+    merge_states,
+    no_points,
+    parse_rules,
+    tick,
+)
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday
 SENSOR = "demo0000greenhouse01"
@@ -21,6 +34,7 @@ FAN = "demo000000000fan0001"
 PLUG = "bf1e8a0cd2e4a1b2c3x9kq"
 OTHER_PLUG = "demo00000000plug0002"
 PLUG_PRODUCT = "keyjup78v54myhan"
+SENSOR_PRODUCT = "sensorproduct0001"
 
 DEVICES_YAML = f"""\
 devices:
@@ -83,29 +97,49 @@ def user_event(uid: str, event: str, when: datetime) -> UserEvent:
     )
 
 
+def point(
+    code: str, *, unit: str | None = None, scale: int = 0, type: str = "Integer", product: str = SENSOR_PRODUCT
+) -> PointSpec:
+    """One data point of ``product``, as ``sync`` stores it."""
+    return PointSpec(product_id=product, code=code, type=type, unit=unit, scale=scale)
+
+
+def catalog(*points: PointSpec, devices: dict[str, str] | None = None) -> Catalog:
+    """A Catalog of ``points``; ``devices`` maps device ids to products (default: the sensor's and the fan's)."""
+    return Catalog(points, {SENSOR: SENSOR_PRODUCT, FAN: SENSOR_PRODUCT} if devices is None else devices)
+
+
 class EngineLoop:
     """What the worker does around the engine: keep state, latest values and last-seen times between calls.
 
     State goes through ``to_row``/``from_row`` after every call, as it would through the rule_state table.
+    ``points`` is the data-point lookup both calls get (``Catalog.point`` in the worker); ``unmeasured`` collects
+    what the evaluations reported.
     """
 
-    def __init__(self, rule_set: RuleSet) -> None:
+    def __init__(self, rule_set: RuleSet, points: PointLookup = no_points) -> None:
         self.rule_set = rule_set
+        self.points = points
         self.state: dict[tuple[str, str], RuleState] = {}
         self.latest: dict[tuple[str, str], Any] = {}
         self.latest_stamps: dict[tuple[str, str], tuple[datetime, str]] = {}
         self.last_seen: dict[str, DeviceSeen] = {}
+        self.unmeasured: list[Unmeasured] = []
 
     def feed(self, *records: Record, now: datetime | None = None) -> list[FiredAction]:
         now = now or max((_time_of(record) for record in records), default=T0)
-        result = evaluate(self.rule_set, records, self.state, self.latest, now, latest_stamps=self.latest_stamps)
+        result = evaluate(
+            self.rule_set, records, self.state, self.latest, now, latest_stamps=self.latest_stamps, points=self.points
+        )
         self._persist(result.state_changes)
         self._remember(records)
+        self.unmeasured += result.unmeasured
         return result.fired
 
     def tick(self, now: datetime) -> list[FiredAction]:
-        result = tick(self.rule_set, self.state, self.latest, self.last_seen, now)
+        result = tick(self.rule_set, self.state, self.latest, self.last_seen, now, points=self.points)
         self._persist(result.state_changes)
+        self.unmeasured += result.unmeasured
         return result.fired
 
     def _persist(self, changes: dict[tuple[str, str], RuleState]) -> None:

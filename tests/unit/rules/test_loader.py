@@ -69,7 +69,8 @@ def test_every_problem_is_reported_at_once_in_line_order():
         "7: rule 'first': triggers[0].trigger: unknown trigger kind 'numeric_sate' "
         "(one of: state, numeric_state, device_event, device_silent, user_event)",
         "11: rule 'first': actions[0].message: bad template: trigger has no 'valeu' "
-        "(it has: code, device_id, event, from_value, kind, message_id, product_key, rule_id, time, uid, value)",
+        "(it has: code, device_id, event, from_value, kind, message_id, product_key, rule_id, time, uid, unit, value, "
+        "value_scaled)",
         "17: rule 'second': actions: needs at least 1 item",
         "18: rule 'second': cooldown.duration: must be longer than 0s, not '0s'",
         "18: rule 'second': cooldown.per: Input should be 'rule' or 'device' (got 'everything')",

@@ -1,0 +1,93 @@
+"""Checks of a rule against what the archive knows of the fleet: can its thresholds with a unit ever be compared?
+
+Owns the problems ``rules check`` reports when it reaches the archive: a unit that is not the data point's (or a
+data point that is no number, or none of that code), and a device or product whose specification the archive does
+not have yet (``sync`` fetches it). The worker does not run them: specifications may arrive after it starts, and
+the reactor warns at run time instead. Reported as (loc within the rule, message), like checks.py. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from models.rules import NumericStateCondition, NumericStateTrigger, Rule, UserEventTrigger
+from streams.fleet.catalog import Catalog
+from streams.rules.checks import numeric_ranges
+from streams.rules.operators import unit_mismatch
+from streams.rules.problems import Loc
+
+__all__ = ["unit_problems"]
+
+_SYNC = "run `tuya-archiver sync`"
+
+Subject = tuple[str | None, str | None]
+"""(device, product) a range reads: one device, every device of a product, or (None, None) for any device."""
+
+
+def unit_problems(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:
+    """Thresholds with a unit of ``rule`` that the data points in ``catalog`` cannot be compared with.
+
+    A trigger is checked on the devices it selects; a condition on its ``device``, or without one on the devices
+    its rule's triggers select (the triggering device). "Any device" means every product with a data point of
+    the code.
+    """
+    for loc, bounds in numeric_ranges(rule):
+        if not bounds.has_unit:
+            continue
+        problems: dict[tuple[Loc, str], None] = {}  # ordered, without the repeats of several triggers' subjects
+        for subject in _subjects(rule, bounds):
+            for key, message in _subject_problems(bounds, subject, catalog):
+                problems[((*loc, key), message)] = None
+        yield from problems
+
+
+def _subjects(rule: Rule, bounds: NumericStateTrigger | NumericStateCondition) -> list[Subject]:
+    if isinstance(bounds, NumericStateTrigger):
+        return [(bounds.device, bounds.product)]
+    if bounds.device is not None:
+        return [(bounds.device, None)]
+    return [(t.device, t.product) for t in rule.triggers if not isinstance(t, UserEventTrigger)]
+
+
+def _subject_problems(
+    bounds: NumericStateTrigger | NumericStateCondition, subject: Subject, catalog: Catalog
+) -> Iterator[tuple[str, str]]:
+    """(the key of the threshold, message) for each problem of ``bounds`` on the devices of ``subject``."""
+    units = [
+        (key, threshold.unit)
+        for key in ("above", "below")
+        if (threshold := getattr(bounds, key)) is not None and threshold.unit is not None
+    ]
+    products, unknown = _products(subject, bounds.code, catalog)
+    if unknown is not None:
+        yield units[0][0], f"cannot check the unit: {unknown} ({_SYNC})"
+    specified = catalog.products()
+    for product in products:
+        if product not in specified:
+            yield (
+                units[0][0],
+                f"cannot check the unit: the archive has no specification of product {product} yet ({_SYNC})",
+            )
+            continue
+        point = catalog.point("", bounds.code, product)  # given the product, the Catalog needs no device
+        if point is None:
+            yield units[0][0], f"product {product} has no data point {bounds.code!r}"
+            continue
+        for key, unit in units:
+            why = unit_mismatch(unit, point)
+            if why is not None:
+                yield key, f"{bounds.code} of product {product}: {why}"
+
+
+def _products(subject: Subject, code: str, catalog: Catalog) -> tuple[list[str], str | None]:
+    """The products whose data point ``code`` the subject's devices report, or why the archive cannot say yet."""
+    device, product = subject
+    if device is not None:
+        product = catalog.product_of(device)
+        if product is None:
+            return [], f"the archive does not know device {device}'s product yet"
+    if product is not None:
+        return [product], None
+    # Any device: every product whose specification has the data point.
+    products = sorted(known for known in catalog.products() if catalog.point("", code, known) is not None)
+    return products, None if products else f"no product in the archive has a data point {code!r} yet"

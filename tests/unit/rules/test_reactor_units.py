@@ -1,0 +1,96 @@
+"""streams/outbox/reactor.py with thresholds with a unit, on a migrated SQLite archive: the catalog is read per batch,
+and a value the rule cannot compare is warned about once per (rule, device, code), not once per message.
+
+Partners: test_engine_units.py (the engine alone), tests/integration/test_rules_units.py (the real worker).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from models.records import DecodedMessage
+from models.tables import Command
+from streams.fleet.catalog import Catalog
+from streams.outbox.reactor import RulesReactor
+from streams.store.engine import make_engine
+from streams.store.migrate import upgrade
+from streams.tuya.decoder import Decoded
+from tests.unit.rules.builders import SENSOR, SENSOR_PRODUCT, T0, catalog, make_rules, point, status
+
+RULES = make_rules("""
+- id: hot
+  triggers: [{trigger: numeric_state, device: sensor, code: temp_current, above: 30 °C}]
+  actions: [{action: log, message: hot}]
+""")
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _report(number: int, raw: int) -> Decoded:
+    """Message ``m<number>``: the sensor reports ``raw``, ``number`` seconds after T0."""
+    when = T0 + timedelta(seconds=number)
+    message = DecodedMessage(
+        message_id=f"m{number}",
+        topic="t",
+        protocol=4,
+        biz_code=None,
+        device_id=SENSOR,
+        encrypt_model="aes_gcm",
+        sign_ok=True,
+        pushed_at=when,
+        published_at=None,
+        payload={},
+        properties={},
+    )
+    return Decoded(message, [status(SENSOR, "temp_current", raw, when, message_id=f"m{number}")])
+
+
+def _react(archive: Engine, reactor: RulesReactor, *batch: Decoded) -> None:
+    hook = reactor.in_transaction(list(batch), T0 + timedelta(minutes=1))
+    assert hook is not None
+    with archive.begin() as connection:
+        hook(connection)
+
+
+def _commands(archive: Engine) -> list[str]:
+    with archive.connect() as connection:
+        return list(connection.scalars(select(Command.__table__.c.idempotency_key)))
+
+
+def test_a_missing_spec_is_warned_about_once_across_batches(archive, caplog):
+    reactor = RulesReactor(RULES, Catalog)
+    with caplog.at_level(logging.WARNING, logger="streams.outbox.reactor"):
+        _react(archive, reactor, _report(1, 310), _report(2, 320))
+        _react(archive, reactor, _report(3, 330))
+    assert [record.getMessage() for record in caplog.records] == [
+        f"rule hot: temp_current of device {SENSOR} not compared with its threshold's unit (the archive has no "
+        "specification of this data point yet: run `tuya-archiver sync`); until that changes the rule treats it "
+        "as no number, and this is not logged again"
+    ]
+    assert _commands(archive) == []
+
+
+def test_the_catalog_is_read_per_batch_so_a_sync_takes_effect_at_the_next(archive):
+    current = {"catalog": Catalog()}
+    reactor = RulesReactor(RULES, lambda: current["catalog"])
+    _react(archive, reactor, _report(1, 310))
+    current["catalog"] = catalog(point("temp_current", unit="℃", scale=1, product=SENSOR_PRODUCT))
+    _react(archive, reactor, _report(2, 300))
+    assert _commands(archive) == []  # 30.0 °C is not above 30 °C
+    _react(archive, reactor, _report(3, 301))
+    assert _commands(archive) == ["hot:m3:0"]
