@@ -98,7 +98,7 @@ class CatalogRef:
     __slots__ = ("_catalog",)
 
     def __init__(self, catalog: Catalog | None = None) -> None:
-        self._catalog = catalog or Catalog()
+        self._catalog = catalog if catalog is not None else Catalog()  # an empty Catalog is falsy
 
     def get(self) -> Catalog:
         return self._catalog

@@ -267,7 +267,7 @@ def user_pages(
     """
     path = USERS_PATH.format(schema=quote(schema, safe=""))
     end, empty = until, 0
-    while (since is None or end > since) and empty < empty_windows:
+    while end > since if since is not None else empty < empty_windows:
         start = end - _WINDOW if since is None else max(end - _WINDOW, since)
         found = 0
         for page in _window_pages(client, path, start, end):

@@ -232,7 +232,7 @@ def model_points(product_id: str, result: Any) -> tuple[list[PointSpec], dict[st
     points, specs = [], {}
     for prop in _properties(model.get("services")):
         spec = _json_object(prop.get("typeSpec"))
-        access = str(prop.get("accessMode") or "rw")
+        access = str(prop.get("accessMode") or "rw")  # ro: reported only; wr: commands only; rw: both
         points.append(
             _point(
                 product_id,
@@ -241,8 +241,8 @@ def model_points(product_id: str, result: Any) -> tuple[list[PointSpec], dict[st
                 spec,
                 dp_id=_dp_id(prop.get("abilityId")),
                 name=_text(prop, "name"),
-                reported="r" in access,
-                commandable="w" in access,
+                reported=access in ("ro", "rw"),
+                commandable=access in ("wr", "rw"),
             )
         )
         specs[prop["code"]] = spec

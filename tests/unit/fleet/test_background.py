@@ -1,0 +1,368 @@
+"""streams/fleet/background.py with a fake FleetSync and an injected clock: the worker's sync schedule, its device
+queue, its failures and its Catalog refresh (partner: tests/integration/test_sync.py, the FleetSync it runs).
+
+The Catalog is reloaded from the archive after every sync, so each test has a small SQLite file migrated to head.
+The thread is followed through the calls it makes on the fake, never by sleeping. The clock is moved only while the
+thread is held inside a call of the fake (``hold``/``release``): a device request made before the thread starts is
+served after the full sync has scheduled the next one, so once the thread is held in that device sync, the next full
+sync's time is fixed, and the thread reads the moved clock first thing after it is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from models.points import PointSpec
+from streams.fleet.background import BackgroundSync
+from streams.fleet.catalog import Catalog, CatalogRef
+from streams.fleet.report import SyncReport
+from streams.pipeline import BatchResult
+from streams.store import fleet
+from streams.store.engine import make_engine
+from streams.store.migrate import upgrade
+from streams.tuya.api_errors import TuyaApiError
+from streams.tuya.listings import ListedDevice
+
+WAIT_S = 10.0  # bound of every wait for the sync thread; reaching it fails the test
+INTERVAL_S = 3600.0
+RETRY_S = 300.0
+START = 1000.0
+DEVICE = "bf1e8a0cd2e4a1b2c3x9kq"
+PRODUCT = "keyjup78v54myhan"
+
+
+class FakeClock:
+    """The monotonic clock, moved by the test; counts how often it was read."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+
+class FakeFleetSync:
+    """Stands in for FleetSync and its factory.
+
+    Records every call with the Catalog the worker held at that moment and the thread that made it, waits there if
+    the test holds that call (by its number, from 1), then raises the next scripted failure of that kind of call, or
+    returns a new SyncReport (after ``on_run`` for a full sync).
+    """
+
+    def __init__(self, catalog: CatalogRef) -> None:
+        self._catalog = catalog
+        self._changed = threading.Condition()
+        self.calls: list[tuple[str, list[str]]] = []
+        self.catalogs: list[Catalog] = []
+        self.threads: list[threading.Thread] = []
+        self.reports: list[SyncReport] = []
+        self.failures: dict[str, list[Exception]] = {"make": [], "run": [], "sync_devices": []}
+        self.on_run: Callable[[], None] = lambda: None
+        self._holds: dict[int, threading.Event] = {}
+
+    def make(self) -> FakeFleetSync:
+        """The ``make_sync`` factory BackgroundSync calls before every sync."""
+        with self._changed:
+            error = self.failures["make"].pop(0) if self.failures["make"] else None
+        if error is not None:
+            raise error
+        return self
+
+    def run(self) -> SyncReport:
+        return self._answer("run", [])
+
+    def sync_devices(self, device_ids: list[str]) -> SyncReport:
+        return self._answer("sync_devices", list(device_ids))
+
+    def _answer(self, kind: str, device_ids: list[str]) -> SyncReport:
+        with self._changed:
+            self.calls.append((kind, device_ids))
+            self.catalogs.append(self._catalog.get())
+            self.threads.append(threading.current_thread())
+            error = self.failures[kind].pop(0) if self.failures[kind] else None
+            number = len(self.calls)
+            hold = self._holds.get(number)
+            self._changed.notify_all()
+        if hold is not None and not hold.wait(WAIT_S):
+            raise AssertionError(f"call {number} was held and never released")
+        if error is not None:
+            raise error
+        if kind == "run":
+            self.on_run()
+        report = SyncReport(family="/v1.3/iot-03/devices", complete=True, devices_listed=len(device_ids), calls=1)
+        self.reports.append(report)
+        return report
+
+    def hold(self, call: int) -> None:
+        """Make the thread wait inside call number ``call`` until :meth:`release`."""
+        self._holds[call] = threading.Event()
+
+    def release(self, call: int) -> None:
+        self._holds[call].set()
+
+    def wait_for_calls(self, count: int) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.calls) >= count, timeout=WAIT_S):
+                pytest.fail(f"the sync thread made {self.calls} in {WAIT_S:.0f} s; expected {count} calls")
+
+
+def batch(*device_ids: str) -> BatchResult:
+    """A committed batch whose records want ``device_ids`` synced."""
+    return BatchResult(
+        received=len(device_ids),
+        decoded=len(device_ids),
+        dead_letters={},
+        oldest_push_ms=None,
+        counts=None,
+        sync_wanted=frozenset(device_ids),
+    )
+
+
+def voltage(**overrides: Any) -> PointSpec:
+    fields: dict[str, Any] = {"product_id": PRODUCT, "code": "cur_voltage", "type": "Integer", "dp_id": 20, "scale": 1}
+    fields.update(overrides)
+    return PointSpec(**fields)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def background_factory(archive: Engine) -> Iterator[Callable[..., tuple[BackgroundSync, FakeFleetSync]]]:
+    """Builds a BackgroundSync on the archive with a fake FleetSync; every one built is stopped afterwards."""
+    built: list[BackgroundSync] = []
+
+    def build(
+        clock: FakeClock, catalog: CatalogRef | None = None, on_stop: Callable[[], None] = lambda: None
+    ) -> tuple[BackgroundSync, FakeFleetSync]:
+        catalog = catalog or CatalogRef()
+        fake = FakeFleetSync(catalog)
+        background = BackgroundSync(
+            fake.make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock, on_stop=on_stop
+        )
+        built.append(background)
+        return background, fake
+
+    yield build
+    for background in built:
+        background.stop()
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "streams.fleet.background" and r.levelno == logging.WARNING
+    ]
+
+
+def test_full_sync_runs_at_start(background_factory):
+    background, fake = background_factory(FakeClock())
+    background.start()
+    fake.wait_for_calls(1)
+    background.stop()
+    assert fake.calls == [("run", [])]
+    assert (background.syncs, background.last_report) == (1, fake.reports[0])
+
+
+def test_full_sync_runs_again_once_interval_has_passed(background_factory):
+    clock = FakeClock()
+    background, fake = background_factory(clock)
+    fake.hold(2)
+    fake.hold(3)
+    background.on_committed(batch("d0"))
+    background.start()
+    fake.wait_for_calls(2)
+    clock.now = START + INTERVAL_S - 1
+    background.on_committed(batch("d1"))
+    fake.release(2)
+    fake.wait_for_calls(3)
+    clock.now = START + INTERVAL_S
+    background.on_committed(batch("d2"))
+    fake.release(3)
+    fake.wait_for_calls(5)
+    background.stop()
+    assert fake.calls == [
+        ("run", []),
+        ("sync_devices", ["d0"]),
+        ("sync_devices", ["d1"]),
+        ("run", []),
+        ("sync_devices", ["d2"]),
+    ]
+    assert background.syncs == 5
+
+
+def test_failed_full_sync_is_logged_and_retried_after_retry_s(background_factory, caplog):
+    caplog.set_level(logging.WARNING, logger="streams.fleet.background")
+    clock = FakeClock()
+    background, fake = background_factory(clock)
+    fake.failures["run"] = [RuntimeError("tuya down")]
+    fake.hold(2)
+    fake.hold(3)
+    background.on_committed(batch("d0"))
+    background.start()
+    fake.wait_for_calls(2)
+    clock.now = START + RETRY_S - 1
+    background.on_committed(batch("d1"))
+    fake.release(2)
+    fake.wait_for_calls(3)
+    clock.now = START + RETRY_S
+    background.on_committed(batch("d2"))
+    fake.release(3)
+    fake.wait_for_calls(5)
+    background.stop()
+    assert fake.calls == [
+        ("run", []),
+        ("sync_devices", ["d0"]),
+        ("sync_devices", ["d1"]),
+        ("run", []),
+        ("sync_devices", ["d2"]),
+    ]
+    assert warnings_of(caplog) == ["sync of fleet failed (tuya down): trying again in 300 s"]
+    assert (background.syncs, background.last_report) == (4, fake.reports[-1])
+
+
+def test_failed_syncs_never_reach_archiving_and_keep_catalog(background_factory, caplog):
+    caplog.set_level(logging.WARNING, logger="streams.fleet.background")
+    initial = Catalog([voltage()], {DEVICE: PRODUCT}, synced=[DEVICE])
+    catalog = CatalogRef(initial)
+    background, fake = background_factory(FakeClock(), catalog)
+    fake.failures["run"] = [RuntimeError("tuya down")]
+    fake.failures["sync_devices"] = [TuyaApiError(2010, "device not exist"), RuntimeError("still down")]
+    background.start()
+    fake.wait_for_calls(1)
+    assert background.on_committed(batch("d1")) is None
+    fake.wait_for_calls(2)
+    assert background.on_committed(batch("d2")) is None
+    fake.wait_for_calls(3)
+    background.stop()
+    assert fake.calls == [("run", []), ("sync_devices", ["d1"]), ("sync_devices", ["d2"])]
+    assert (background.syncs, background.last_report, catalog.get()) == (0, None, initial)
+    assert warnings_of(caplog) == [
+        "sync of fleet failed (tuya down): trying again in 300 s",
+        "sync of 1 device(s) the stream showed failed"
+        " (Tuya OpenAPI error 2010 'device not exist' (tid none)): trying again in 300 s",
+        "sync of 1 device(s) the stream showed failed (still down): trying again in 300 s",
+    ]
+
+
+def test_failing_sync_factory_is_logged_like_a_failed_sync(background_factory, caplog):
+    caplog.set_level(logging.WARNING, logger="streams.fleet.background")
+    background, fake = background_factory(FakeClock())
+    fake.failures["make"] = [ValueError("TUYA_ACCESS_ID is not set")]
+    background.on_committed(batch("d1"))
+    background.start()
+    fake.wait_for_calls(1)
+    background.stop()
+    assert fake.calls == [("sync_devices", ["d1"])]
+    assert warnings_of(caplog) == ["sync of fleet failed (TUYA_ACCESS_ID is not set): trying again in 300 s"]
+
+
+def test_device_requests_are_deduplicated_and_not_repeated_within_interval(background_factory):
+    clock = FakeClock()
+    background, fake = background_factory(clock)
+    fake.hold(2)
+    fake.hold(3)
+    background.on_committed(batch("a", "b"))
+    background.on_committed(batch("b", "c"))
+    background.start()
+    fake.wait_for_calls(2)
+    clock.now = START + INTERVAL_S - 1
+    background.on_committed(batch("a", "d"))
+    fake.release(2)
+    fake.wait_for_calls(3)
+    clock.now = START + INTERVAL_S
+    background.on_committed(batch("a", "d"))
+    fake.release(3)
+    fake.wait_for_calls(5)
+    background.stop()
+    assert fake.calls == [
+        ("run", []),
+        ("sync_devices", ["a", "b", "c"]),
+        ("sync_devices", ["d"]),
+        ("run", []),
+        ("sync_devices", ["a"]),
+    ]
+
+
+def test_device_request_within_interval_asks_nothing(background_factory):
+    clock = FakeClock()
+    background, fake = background_factory(clock)
+    background.on_committed(batch("a"))
+    background.start()
+    fake.wait_for_calls(2)
+    clock.now = START + 1
+    background.on_committed(batch("a"))
+    background.on_committed(batch("b"))
+    fake.wait_for_calls(3)
+    background.stop()
+    assert fake.calls == [("run", []), ("sync_devices", ["a"]), ("sync_devices", ["b"])]
+
+
+def test_on_committed_without_sync_wanted_does_nothing(background_factory):
+    clock = FakeClock()
+    background, fake = background_factory(clock)
+    background.on_committed(batch())
+    assert clock.reads == 0
+    background.on_committed(batch("z"))
+    background.start()
+    fake.wait_for_calls(2)
+    background.stop()
+    assert fake.calls == [("run", []), ("sync_devices", ["z"])]
+
+
+def test_stop_joins_thread_then_calls_on_stop(background_factory):
+    running_at_stop: list[list[threading.Thread]] = []
+    background, fake = background_factory(FakeClock(), on_stop=lambda: running_at_stop.append(threading.enumerate()))
+    background.start()
+    fake.wait_for_calls(1)
+    background.stop()
+    sync_thread = fake.threads[0]
+    assert sync_thread is not threading.current_thread()
+    assert len(running_at_stop) == 1
+    assert sync_thread not in running_at_stop[0]
+
+
+def test_stop_before_start_calls_on_stop(background_factory):
+    stops: list[str] = []
+    background, fake = background_factory(FakeClock(), on_stop=lambda: stops.append("stopped"))
+    background.stop()
+    assert (stops, fake.calls) == (["stopped"], [])
+
+
+def test_catalog_is_replaced_after_each_sync(archive, background_factory):
+    initial = Catalog([voltage(product_id="otherproduct0000")], {"bf000": "otherproduct0000"}, synced=["bf000"])
+    catalog = CatalogRef(initial)
+    background, fake = background_factory(FakeClock(), catalog)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def learn_device() -> None:
+        with archive.begin() as connection:
+            fleet.save_devices(connection, [ListedDevice(device_id=DEVICE, product_id=PRODUCT)], at)
+            fleet.save_points(connection, [voltage()], {"cur_voltage": {"unit": "V", "scale": 1}}, at)
+
+    fake.on_run = learn_device
+    background.on_committed(batch(DEVICE))
+    background.start()
+    fake.wait_for_calls(2)
+    background.stop()
+    during_run, after_run = fake.catalogs
+    assert during_run is initial
+    assert after_run is not initial
+    assert after_run.point(DEVICE, "cur_voltage") == voltage()
+    assert (after_run.synced, after_run.products()) == (frozenset({DEVICE}), {PRODUCT})
+    assert catalog.get() is not after_run
+    assert catalog.get().code_of(DEVICE, 20) == "cur_voltage"
