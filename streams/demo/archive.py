@@ -13,13 +13,14 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
-from models.tables import Command, DeadLetter, Device, DeviceEvent, DeviceStatus, Message, User
+from models.tables import ApiUsage, Command, DataPoint, DeadLetter, Device, DeviceEvent, DeviceStatus, Message, User
 
 __all__ = [
     "EXAMPLE_QUERIES",
     "ArchiveFigures",
     "CommandRow",
     "ExampleQuery",
+    "FleetFigures",
     "archived_messages",
     "command_rows",
     "figures",
@@ -88,6 +89,34 @@ class ArchiveFigures:
     by_cipher: list[tuple[str, int]]
     by_product: list[tuple[str, int]]
     dead_by_kind: list[tuple[str, int]]
+    fleet: FleetFigures
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFigures:
+    """What the archive learnt from the OpenAPI (``sync``): devices, categories, data points, users, calls."""
+
+    devices: int
+    by_category: list[tuple[str, int]]
+    products: int
+    data_points: int
+    users: int
+    calls: int
+
+
+def fleet_figures(connection: Connection) -> FleetFigures:
+    synced = Device.synced_at.is_not(None)
+    categories = connection.execute(
+        select(func.coalesce(Device.category, "?"), func.count()).where(synced).group_by(Device.category)
+    )
+    return FleetFigures(
+        devices=int(connection.scalar(select(func.count()).select_from(Device).where(synced)) or 0),
+        by_category=sorted(((str(c), int(n)) for c, n in categories), key=lambda row: -row[1]),
+        products=int(connection.scalar(select(func.count(func.distinct(DataPoint.product_id)))) or 0),
+        data_points=_count(connection, DataPoint),
+        users=int(connection.scalar(select(func.count()).select_from(User).where(User.synced_at.is_not(None))) or 0),
+        calls=int(connection.scalar(select(func.sum(ApiUsage.calls))) or 0),
+    )
 
 
 def figures(connection: Connection) -> ArchiveFigures:
@@ -104,6 +133,7 @@ def figures(connection: Connection) -> ArchiveFigures:
         by_cipher=_grouped(connection, Message.encrypt_model),
         by_product=_grouped(connection, func.coalesce(Device.product_key, "?")),
         dead_by_kind=_grouped(connection, DeadLetter.error_kind),
+        fleet=fleet_figures(connection),
     )
 
 
@@ -121,12 +151,13 @@ class ExampleQuery:
 #: Printed with their real output; plain SQL on the public views, for SQLite and PostgreSQL alike.
 EXAMPLE_QUERIES = (
     ExampleQuery(
-        "What the kitchen plug reports now (it confirmed the rule's switch-off)",
-        "SELECT code, value, reported_at FROM latest_status WHERE device_name = 'Kitchen plug' ORDER BY code;",
+        "What the kitchen plug reports now (it confirmed the rule's switch-off), in physical units",
+        "SELECT code, value, value_scaled, unit, reported_at FROM latest_status\n"
+        "WHERE device_name = 'Kitchen plug' ORDER BY code;",
     ),
     ExampleQuery(
-        "The greenhouse sensor's last five temperatures (raw values: 30.0 °C is 300)",
-        "SELECT reported_at, value FROM status_history\n"
+        "The greenhouse sensor's last five temperatures (Tuya sends 261 for 26.1 °C: the scale is 1)",
+        "SELECT reported_at, value, value_scaled, unit FROM status_history\n"
         "WHERE device_name = 'Greenhouse sensor' AND code = 'temp_current'\n"
         "ORDER BY reported_at DESC LIMIT 5;",
     ),

@@ -10,6 +10,7 @@ archive. The key is fixed and fake, and never printed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import time
 from collections import Counter
@@ -32,13 +33,19 @@ from streams.rules import RuleSet, load_rules
 from streams.settings import Settings, load_settings
 from streams.sim import BrokerError, Fleet, PublishReport
 from streams.sources.pulsar import topic_name
+from streams.tuya.emulated_sim import sim_emulated_devices, sim_users
 from streams.tuya.emulator import Emulator, RecordedCommand
 
-__all__ = ["DEMO_ACCESS_ID", "DemoError", "DemoOptions", "DemoResult", "Endpoints", "run_demo"]
+__all__ = ["DEMO_ACCESS_ID", "DEMO_APP_SCHEMA", "DemoError", "DemoOptions", "DemoResult", "Endpoints", "run_demo"]
 
 DEMO_ACCESS_ID = "demoaccessid0000"
+DEMO_APP_SCHEMA = "demoapp"
 _DEMO_ACCESS_KEY = "d3m0d3m0k3yk3yn0ts3cr3td3m0d3m0k"  # fake, but treated as a secret all the same
+_DEMO_API_RATE = 100.0  # calls per second to the emulator on loopback (Tuya's projects: TUYA_API_RATE, default 5)
+_SYNC_TIMEOUT_S = 60.0
 _REFRESH_S = 0.25
+
+log = logging.getLogger(__name__)
 
 
 class DemoError(RuntimeError):
@@ -98,6 +105,8 @@ def demo_settings(options: DemoOptions, broker_url: str, openapi_url: str, rules
         rules_file=rules,
         rules_dry_run=False,
         metrics_port=0,
+        tuya_app_schema=DEMO_APP_SCHEMA,
+        tuya_api_rate=_DEMO_API_RATE,
     )
 
 
@@ -142,23 +151,40 @@ class _Parts:
 
 
 def _start(stack: contextlib.ExitStack, scratch: Path, options: DemoOptions) -> _Parts:
-    """Start everything; each part is stopped by ``stack``, the last started first."""
+    """Start everything; each part is stopped by ``stack``, the last started first.
+
+    The traffic starts once the worker's first sync has read the emulated project (its devices, their products'
+    data points, the app's users), so the archive knows every device's name and units before its first message.
+    """
     broker = start_broker(scratch / "broker")
     stack.callback(broker.stop)
     hooks = stack.enter_context(WebhookReceiver())
     rules = render_rules(DEMO_RULES, scratch, hooks.url)
     scenario = Scenario(load_rules(rules).devices, uid="eu1700000000000demo0")
-    emulator = stack.enter_context(Emulator(DEMO_ACCESS_ID, _DEMO_ACCESS_KEY, devices=scenario.emulated_devices()))
+    fleet = _fleet(options)
+    emulator = stack.enter_context(_emulator(scenario, fleet))
     settings = demo_settings(options, broker.url, emulator.url, rules)
     worker = DemoWorker(settings)
     stack.callback(worker.stop)
     worker.start()
+    if not worker.wait_for_sync(_SYNC_TIMEOUT_S):
+        log.warning("the first sync from the emulated OpenAPI did not finish within %.0f s", _SYNC_TIMEOUT_S)
     topic = topic_name(DEMO_ACCESS_ID, settings.tuya_mq_env)
     endpoints = Endpoints(broker.url, topic, emulator.url, hooks.url)
-    traffic = _traffic(options, scenario)
+    traffic = Traffic(
+        fleet, scenario.steps(), duration_s=options.duration_s, corrupt=options.corrupt, endless=options.keep_running
+    )
     stack.callback(traffic.stop)
     traffic.start(endpoints.broker, endpoints.topic, rate=options.rate)
     return _Parts(endpoints, scenario, emulator, hooks, worker, traffic)
+
+
+def _emulator(scenario: Scenario, fleet: Fleet) -> Emulator:
+    """The emulated project: the scenario's devices and the fleet's, with their products' data points and users."""
+    now_s = int(time.time())
+    devices = [*scenario.emulated_devices(now_s=now_s), *sim_emulated_devices(fleet.devices, now_s=now_s)]
+    users = sim_users(fleet.users, now_s=now_s)
+    return Emulator(DEMO_ACCESS_ID, _DEMO_ACCESS_KEY, devices=devices, users=users, schema=DEMO_APP_SCHEMA)
 
 
 def _result(options: DemoOptions, parts: _Parts, watch: _Watch, interrupted: bool, seconds: float) -> DemoResult:
@@ -188,11 +214,8 @@ def _result(options: DemoOptions, parts: _Parts, watch: _Watch, interrupted: boo
     )
 
 
-def _traffic(options: DemoOptions, scenario: Scenario) -> Traffic:
-    fleet = Fleet(_DEMO_ACCESS_KEY, options.devices, clock=lambda: time.time_ns() // 1_000_000, seed=options.seed)
-    return Traffic(
-        fleet, scenario.steps(), duration_s=options.duration_s, corrupt=options.corrupt, endless=options.keep_running
-    )
+def _fleet(options: DemoOptions) -> Fleet:
+    return Fleet(_DEMO_ACCESS_KEY, options.devices, clock=lambda: time.time_ns() // 1_000_000, seed=options.seed)
 
 
 class _Watch:

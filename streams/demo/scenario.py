@@ -28,8 +28,9 @@ from random import Random
 from typing import Any
 
 from streams.sim import CORRUPTIONS, Device, Fleet, Product, SimMessage
-from streams.sim.products import PLUG, SENSOR, SWITCH
-from streams.tuya.emulated_devices import DataPoint, EmulatedDevice
+from streams.sim.products import PLUG, SENSOR, SWITCH, ProductPoint
+from streams.tuya.emulated_devices import EmulatedDevice
+from streams.tuya.emulated_sim import sim_emulated_devices
 
 __all__ = ["ALIASES", "BASE_SECONDS", "DOOR", "LIGHT", "Expected", "Scenario", "Step"]
 
@@ -59,6 +60,10 @@ LIGHT = Product(
     dp_ids={"switch_led": 20, "bright_value": 22},
     initial=_light_initial,
     step=_unchanged,
+    points={
+        "switch_led": ProductPoint(type="Boolean", commandable=True),
+        "bright_value": ProductPoint(type="Integer", min=10, max=1000, commandable=True),
+    },
 )
 DOOR = Product(
     kind="door",
@@ -67,61 +72,29 @@ DOOR = Product(
     dp_ids={"doorcontact_state": 1, "battery_percentage": 2},
     initial=_door_initial,
     step=_unchanged,
+    points={
+        "doorcontact_state": ProductPoint(type="Boolean"),
+        "battery_percentage": ProductPoint(type="Integer", unit="%", min=0, max=100),
+    },
 )
-
-_SWITCH = DataPoint("switch_1", "Boolean")
-_PERCENT = {"unit": "%", "min": 0, "max": 100, "scale": 0, "step": 1}
 
 
 @dataclass(frozen=True, slots=True)
 class _Spec:
+    """A scripted device: its data points are its product's (as the emulated OpenAPI describes them)."""
+
     alias: str
     name: str
     product: Product
-    category: str
-    functions: tuple[DataPoint, ...] = ()
-    reported: tuple[DataPoint, ...] = ()
     status: Mapping[str, Any] = field(default_factory=dict)
 
 
 _SPECS = (
-    _Spec(
-        "greenhouse_sensor",
-        "Greenhouse sensor",
-        SENSOR,
-        "wsdcg",
-        reported=(
-            DataPoint("temp_current", "Integer", {"unit": "℃", "min": -200, "max": 600, "scale": 1, "step": 1}),
-            DataPoint("humidity_value", "Integer", _PERCENT),
-        ),
-        status={"temp_current": 285, "humidity_value": 58},
-    ),
-    _Spec("greenhouse_fan", "Greenhouse fan", SWITCH, "kg", functions=(_SWITCH,), status={"switch_1": False}),
-    _Spec(
-        "kitchen_plug",
-        "Kitchen plug",
-        PLUG,
-        "cz",
-        functions=(_SWITCH, DataPoint("countdown_1", "Integer", {"unit": "s", "min": 0, "max": 86400, "step": 1})),
-        reported=(DataPoint("cur_power", "Integer", {"unit": "W", "min": 0, "max": 50000, "scale": 1, "step": 1}),),
-        status={"switch_1": True, "cur_power": 12000},
-    ),
-    _Spec(
-        "hallway_light",
-        "Hallway light",
-        LIGHT,
-        "dj",
-        functions=(DataPoint("switch_led", "Boolean"), DataPoint("bright_value", "Integer", {"min": 10, "max": 1000})),
-        status={"switch_led": False, "bright_value": 500},
-    ),
-    _Spec(
-        "front_door",
-        "Front door",
-        DOOR,
-        "mcs",
-        reported=(DataPoint("doorcontact_state", "Boolean"), DataPoint("battery_percentage", "Integer", _PERCENT)),
-        status={"doorcontact_state": False, "battery_percentage": 90},
-    ),
+    _Spec("greenhouse_sensor", "Greenhouse sensor", SENSOR, {"temp_current": 285, "humidity_value": 58}),
+    _Spec("greenhouse_fan", "Greenhouse fan", SWITCH, {"switch_1": False}),
+    _Spec("kitchen_plug", "Kitchen plug", PLUG, {"switch_1": True, "cur_power": 12000}),
+    _Spec("hallway_light", "Hallway light", LIGHT, {"switch_led": False, "bright_value": 500}),
+    _Spec("front_door", "Front door", DOOR, {"doorcontact_state": False, "battery_percentage": 90}),
 )
 
 #: The aliases the rules file must map to device ids.
@@ -181,20 +154,9 @@ class Scenario:
     def device_id(self, alias: str) -> str:
         return self.devices[alias].device_id
 
-    def emulated_devices(self) -> list[EmulatedDevice]:
+    def emulated_devices(self, *, now_s: int) -> list[EmulatedDevice]:
         """The scripted devices as the OpenAPI emulator knows them, online, accepting commands for their functions."""
-        return [
-            EmulatedDevice(
-                device_id=self.device_id(spec.alias),
-                functions=spec.functions,
-                reported=spec.reported,
-                status=dict(spec.status),
-                name=spec.name,
-                category=spec.category,
-                product_id=spec.product.product_key,
-            )
-            for spec in _SPECS
-        ]
+        return sim_emulated_devices(self.devices.values(), now_s=now_s)
 
     def expected(self) -> tuple[Expected, ...]:
         """The firings the timeline causes whatever the day and time (the dry-run and silence rules may add more)."""

@@ -73,6 +73,12 @@ def _archive_section(console: Console, result: DemoResult, figures: archive.Arch
         f"{figures.devices:,} devices ({_counts(products)}), {figures.users:,} users, "
         f"{figures.status_values:,} status values, {figures.device_events:,} device events."
     )
+    fleet = figures.fleet
+    console.print(
+        f"From the OpenAPI (the emulator), before the first message: {fleet.devices:,} devices with names and "
+        f"categories ({_counts(fleet.by_category)}), {fleet.data_points:,} data points of {fleet.products:,} products "
+        f"(types, units, scales), {fleet.users:,} users; {fleet.calls:,} calls."
+    )
     console.print(f"Ciphers: {_counts(figures.by_cipher)}.")
     kinds = _table("Messages by kind", "protocol", "kind", "messages")
     for protocol, kind, count in figures.by_kind:

@@ -2,8 +2,8 @@
 
 Owns only what differs from ``streams.cli.run``: the runner loops in a thread (so the demo's main thread keeps the
 display and Ctrl-C), it is stopped with :meth:`Runner.stop` instead of a signal, and its metrics are read in-process
-instead of over HTTP. Everything else (engine at head, rules, pipeline, reactor, outbox sender, runner) comes from
-:mod:`streams.wiring`, as for ``run``.
+instead of over HTTP. Everything else (engine at head, rules, catalog, pipeline, reactor, outbox sender, background
+sync, runner) comes from :mod:`streams.wiring`, as for ``run``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import threading
 
 from streams import wiring
+from streams.fleet.background import BackgroundSync
 from streams.metrics import WorkerMetrics
 from streams.outbox.sender import OutboxSender
 from streams.runner import RunSummary
@@ -30,7 +31,9 @@ class DemoWorker:
         self.rules = wiring.rules(settings)
         self.engine = wiring.archive_engine(settings)
         try:
-            self.runner = wiring.worker(settings, self.engine, self.metrics, self.rules)
+            fleet = wiring.catalog(self.engine)
+            self.syncer: BackgroundSync | None = wiring.fleet_sync(settings, self.engine, fleet)
+            self.runner = wiring.worker(settings, self.engine, self.metrics, self.rules, fleet, self.syncer)
             self.sender: OutboxSender | None = wiring.outbox_sender(settings, self.engine, self.rules)
         except BaseException:
             self.engine.dispose()
@@ -42,8 +45,14 @@ class DemoWorker:
     def start(self) -> DemoWorker:
         if self.sender is not None:
             self.sender.start()
+        if self.syncer is not None:
+            self.syncer.start()
         self._thread.start()
         return self
+
+    def wait_for_sync(self, timeout: float) -> bool:
+        """Whether the background sync finished its first full sync within ``timeout`` seconds."""
+        return self.syncer is not None and self.syncer.wait_for_sync(timeout)
 
     @property
     def running(self) -> bool:
@@ -65,4 +74,6 @@ class DemoWorker:
         finally:
             if self.sender is not None:
                 self.sender.stop()
+            if self.syncer is not None:
+                self.syncer.stop()
             self.engine.dispose()

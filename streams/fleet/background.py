@@ -55,6 +55,7 @@ class BackgroundSync:
         self._wanted: set[str] = set()
         self._asked: dict[str, float] = {}
         self._next_full = 0.0
+        self._synced = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fleet-sync", daemon=True)
         #: Syncs finished (full and of single devices), and the last one's report (for the demo and tests).
         self.syncs = 0
@@ -69,6 +70,10 @@ class BackgroundSync:
         if self._thread.is_alive():
             self._thread.join()
         self._on_stop()
+
+    def wait_for_sync(self, timeout: float) -> bool:
+        """Wait until a sync has finished (the first full one, when it succeeds); False after ``timeout`` seconds."""
+        return self._synced.wait(timeout)
 
     def on_committed(self, result: BatchResult) -> None:
         """Ask for the devices a committed batch wants synced (cheap; called on the worker's thread)."""
@@ -115,5 +120,6 @@ class BackgroundSync:
             return False
         self.syncs += 1
         self.last_report = report
+        self._synced.set()
         log.info("synced %s: %s", what, "; ".join(report.summary_lines()))
         return True

@@ -2,10 +2,11 @@
 
 Owns the translation of :mod:`streams.sim` devices (``streams.sim.Fleet.devices``) into
 :class:`~streams.tuya.emulated_devices.EmulatedDevice`: category by product kind (plug ``cz``, sensor ``wsdcg``,
-switch ``kg``), ``product_id`` the product key, ``product_name`` its label, the owner's uid and home, the current
-readings as status, and the data points from each product's :class:`~streams.sim.products.ProductPoint` (commandable
-points become functions, the rest reported points; devices of one product share them). Also the fleet's user uids
-as :class:`~streams.tuya.emulated_users.AppUser`. Pure; must not import the client or httpx.
+switch ``kg``, light ``dj``, door ``mcs``), ``product_id`` the product key, ``product_name`` its label, the owner's
+uid and home, the current readings as status, and the data points from each product's
+:class:`~streams.sim.products.ProductPoint` (commandable points become functions, the rest reported points; devices
+of one product share them). Also the fleet's user uids as :class:`~streams.tuya.emulated_users.AppUser`. Pure; must
+not import the client or httpx.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from streams.tuya.emulated_users import AppUser
 __all__ = ["CATEGORIES", "sim_data_points", "sim_emulated_devices", "sim_users"]
 
 #: Tuya's category code of each simulated product kind.
-CATEGORIES = {"plug": "cz", "sensor": "wsdcg", "switch": "kg"}
+CATEGORIES = {"plug": "cz", "sensor": "wsdcg", "switch": "kg", "light": "dj", "door": "mcs"}
 _DAY_S = 24 * 3600
 
 

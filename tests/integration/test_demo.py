@@ -24,7 +24,7 @@ from rich.console import Console
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
-from models.tables import Command, DeadLetter, Message
+from models.tables import Command, DataPoint, DeadLetter, Device, Message
 from streams.demo import DemoOptions, DemoResult, print_summary, run_demo
 from tests.fixtures.broker import require_broker_binary
 
@@ -130,6 +130,30 @@ def test_summary_names_the_rules_and_the_history_command(demo: Demo) -> None:
     text = out.getvalue()
     assert "greenhouse_fan_on_when_hot" in text
     assert 'tuya-archiver history "Greenhouse sensor"' in text
+
+
+def test_every_device_is_known_from_the_api_before_its_first_message(demo: Demo) -> None:
+    first_message = (
+        select(Message.device_id, func.min(Message.pushed_at).label("first")).group_by(Message.device_id).subquery()
+    )
+    # first_seen_at: when the archive first knew the device (the sync's answer, or else its first message).
+    query = select(Device.device_id, Device.name, Device.category, Device.first_seen_at, first_message.c.first).join(
+        first_message, first_message.c.device_id == Device.device_id
+    )
+    with demo.engine.connect() as connection:
+        devices = connection.execute(query).all()
+        points = connection.execute(select(DataPoint.code, DataPoint.unit, DataPoint.scale)).all()
+    assert len(devices) == 25  # the 20 devices of the fleet and the scenario's 5
+    assert all(row.name and row.category and row.first_seen_at < row.first for row in devices), devices
+    assert ("temp_current", "°C", 1) in points
+
+
+def test_summary_and_example_queries_show_physical_units(demo: Demo) -> None:
+    out = io.StringIO()
+    print_summary(Console(file=out, width=160), demo.result)
+    text = out.getvalue()
+    assert "From the OpenAPI (the emulator), before the first message: 25 devices" in text
+    assert "value_scaled" in text and "°C" in text
 
 
 def test_no_process_thread_or_port_is_left_behind(demo: Demo) -> None:
