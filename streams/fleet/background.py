@@ -93,8 +93,11 @@ class BackgroundSync:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             if self._clock() >= self._next_full:
+                started = self._clock()
                 done = self._sync("fleet", lambda sync: sync.run())
                 self._next_full = self._clock() + (self._interval if done else self._retry)
+                if done:
+                    self._forget_asked_before(started)
                 continue
             devices = self._take()
             if devices:
@@ -103,6 +106,11 @@ class BackgroundSync:
                 continue
             self._wake.wait(max(0.0, self._next_full - self._clock()))
             self._wake.clear()
+
+    def _forget_asked_before(self, moment: float) -> None:
+        """Devices asked for before a full sync started: that sync has just looked every device up."""
+        with self._lock:
+            self._wanted = {device for device in self._wanted if self._asked.get(device, moment) >= moment}
 
     def _take(self) -> list[str]:
         with self._lock:

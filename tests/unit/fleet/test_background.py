@@ -312,6 +312,21 @@ def test_device_request_within_interval_asks_nothing(background_factory):
     assert fake.calls == [("run", []), ("sync_devices", ["a"]), ("sync_devices", ["b"])]
 
 
+def test_devices_asked_for_before_a_full_sync_are_not_looked_up_again_after_it(background_factory):
+    clock = FakeClock()
+    background, fake = background_factory(clock)
+    background.on_committed(batch("asked_before"))
+    clock.now = START + 1  # the full sync starts after the request: it looks every device up anyway
+    fake.hold(1)
+    background.start()
+    fake.wait_for_calls(1)
+    background.on_committed(batch("asked_during"))
+    fake.release(1)
+    fake.wait_for_calls(2)
+    background.stop()
+    assert fake.calls == [("run", []), ("sync_devices", ["asked_during"])]
+
+
 def test_on_committed_without_sync_wanted_does_nothing(background_factory):
     clock = FakeClock()
     background, fake = background_factory(clock)
