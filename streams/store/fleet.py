@@ -201,14 +201,15 @@ def save_points(
 
 
 def save_users(connection: Connection, users: Sequence[ListedUser], at: datetime) -> tuple[int, int]:
-    """Upsert listed users; the newest of ``updated_at`` wins ``data``, as for users seen in the stream."""
+    """Upsert listed users; the newest of ``updated_at`` wins ``data``, as for users seen in the stream.
+
+    Returns (new, changed) counts.
+    """
     unique = list({user.uid: user for user in users}.values())
     if not unique:
         return 0, 0
     ids = [user.uid for user in unique]
-    known = set()
-    for chunk in chunks(ids):
-        known.update(connection.scalars(select(_USERS.c.uid).where(_USERS.c.uid.in_(chunk))))
+    before = _user_facts(connection, ids)
     statement = insert(connection, _USERS)
     stored, incoming = _USERS.c, statement.excluded
     newer = _newer(stored.updated_at, incoming.updated_at)
@@ -235,7 +236,17 @@ def save_users(connection: Connection, users: Sequence[ListedUser], at: datetime
         for user in unique
     ]
     connection.execute(statement, rows)
-    return len(unique) - len(known), len(known)
+    after = _user_facts(connection, list(before))
+    return len(unique) - len(before), sum(1 for uid, facts in before.items() if after.get(uid) != facts)
+
+
+def _user_facts(connection: Connection, uids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    facts: dict[str, tuple[Any, ...]] = {}
+    columns = (_USERS.c.registered_at, _USERS.c.updated_at, _USERS.c.username, _USERS.c.data)
+    for chunk in chunks(uids):
+        query = select(_USERS.c.uid, *columns).where(_USERS.c.uid.in_(chunk))
+        facts.update((row[0], tuple(row[1:])) for row in connection.execute(query))
+    return facts
 
 
 def known_uids(connection: Connection) -> list[str]:

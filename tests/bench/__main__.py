@@ -6,7 +6,7 @@ import importlib
 import platform
 import sys
 
-SECTIONS = ("tests.bench.decode", "tests.bench.store", "tests.bench.worker", "tests.bench.scale")
+SECTIONS = ("tests.bench.decode", "tests.bench.store", "tests.bench.worker", "tests.bench.scale", "tests.bench.views")
 
 
 def main() -> int:
