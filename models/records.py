@@ -86,7 +86,10 @@ class DecodedMessage(msgspec.Struct, frozen=True, kw_only=True):
 class StatusReported(msgspec.Struct, frozen=True):
     """One status item of a protocol-4 report or an IoT-Core property message: one ``device_status`` row.
 
-    ``value`` keeps Tuya's JSON type (bool, int, str, …); integers are raw DP values, before the spec's ``scale``.
+    ``value`` keeps Tuya's JSON type and form as sent (bool, int, str, …); integers are raw DP values, before the
+    spec's ``scale``. ``code`` is ``None`` when the item carried only a DP id (SPEC.md §3.6): ``dp_id`` is then set,
+    and the pipeline names the code from the product's specification where it knows it. ``item_index`` is the item's
+    position in the payload, so items skipped as unusable leave gaps and a redelivery gives the same keys.
     Unlike the other records it may be built positionally: it is the hot path (five per report), and positional
     construction costs a third of keyword construction.
     """
@@ -95,7 +98,7 @@ class StatusReported(msgspec.Struct, frozen=True):
     item_index: int
     device_id: str
     product_key: str | None
-    code: str
+    code: str | None
     value: Any
     dp_id: int | None
     reported_at: datetime

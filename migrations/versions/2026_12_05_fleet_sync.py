@@ -204,7 +204,9 @@ def downgrade() -> None:
     drop_views()
     # The older schema has no room for an item without a code: it keeps its DP id under the name dp_<id>.
     op.drop_index("ix_device_status_unnamed", table_name="device_status")
-    op.execute("UPDATE device_status SET code = 'dp_' || COALESCE(CAST(dp_id AS VARCHAR), 'unknown') WHERE code IS NULL")
+    op.execute(
+        "UPDATE device_status SET code = 'dp_' || COALESCE(CAST(dp_id AS VARCHAR), 'unknown') WHERE code IS NULL"
+    )
     with op.batch_alter_table("device_status") as batch:
         batch.alter_column("code", existing_type=sa.String(), nullable=False)
     with op.batch_alter_table("users") as batch:

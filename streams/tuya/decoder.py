@@ -14,7 +14,7 @@ from models.records import DeadLetter, DecodedMessage, PulsarMessage, Record, St
 from streams.errors import DecodeError
 from streams.tuya.crypto import Cipherbox
 from streams.tuya.envelope import decode_payload, decoded_message, open_envelope
-from streams.tuya.normalize import device_id_of, normalize, utc
+from streams.tuya.normalize import device_id_of, normalize, timestamp_ms, utc
 
 __all__ = ["Decoded", "MessageDecoder"]
 
@@ -45,7 +45,10 @@ class MessageDecoder:
         try:
             env = open_envelope(msg.payload, msg.properties.get("em"), self._box, self._access_key)
             payload = decode_payload(env.plaintext)
-            records = normalize(msg.message_id, env.protocol, payload, env.t or msg.publish_time_ms)
+            # The envelope's t: ms on Pulsar, seconds on OpenMQ (SPEC.md §3.6); else Pulsar's publish time.
+            pushed_ms = timestamp_ms(env.t, msg.publish_time_ms)
+            records = normalize(msg.message_id, env.protocol, payload, pushed_ms)
+            message = decoded_message(msg, env, payload, device_id_of(payload), pushed_ms)
         except DecodeError as exc:
             return self._dead_letter(msg, exc.kind, str(exc))
         except Exception as exc:  # a bug must not stop the stream: keep the message and say what happened
@@ -54,7 +57,7 @@ class MessageDecoder:
         if not env.sign_ok:
             self.sign_mismatches += 1
             log.debug("envelope sign mismatch on message %s (recorded, not dropped)", msg.message_id)
-        return Decoded(decoded_message(msg, env, payload, device_id_of(payload)), records)
+        return Decoded(message, records)
 
     @staticmethod
     def _dead_letter(msg: PulsarMessage, kind: str, reason: str) -> DeadLetter:

@@ -123,8 +123,9 @@ def decode_payload(plaintext: bytes) -> dict[str, Any]:
 
 
 def decoded_message(
-    msg: PulsarMessage, env: Envelope, payload: dict[str, Any], device_id: str | None
+    msg: PulsarMessage, env: Envelope, payload: dict[str, Any], device_id: str | None, pushed_ms: int
 ) -> DecodedMessage:
+    """The ``messages`` row; ``pushed_ms`` is Tuya's push time (the envelope ``t`` read as ms, else Pulsar's)."""
     biz_code = payload.get("bizCode")
     return DecodedMessage(
         message_id=msg.message_id,
@@ -134,7 +135,7 @@ def decoded_message(
         device_id=device_id,
         encrypt_model=env.encrypt_model,  # type: ignore[arg-type]
         sign_ok=env.sign_ok,
-        pushed_at=utc(env.t or msg.publish_time_ms),
+        pushed_at=utc(pushed_ms),
         published_at=utc(msg.publish_time_ms) if msg.publish_time_ms else None,
         payload=payload,
         properties=msg.properties,

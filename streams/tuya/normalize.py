@@ -4,6 +4,10 @@ Owns the routing table of protocols and bizCodes and the timestamp rule. Pure: a
 :class:`~streams.errors.PayloadError` for payloads of a known kind that lack what the kind needs. Anything we do not
 model becomes an :class:`~models.records.UnknownMessage` that keeps the whole payload. Never imports httpx, pulsar
 or SQLAlchemy.
+
+A status report (or property message) skips the items it cannot use rather than failing for one of them; it is a
+dead letter only when its item list is missing or when it has items and none is usable (an empty list is no
+records, not an error).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ DEVICE_EVENT_NAMES: dict[tuple[int, str], str] = {
     (20, "share"): "shared",
     (20, "deviceSignal"): "signal",
     (20, "deviceDpCommand"): "dp_command",
+    # SPEC.md §3.6: seen in published payloads though absent from the docs' list; "Process" is Tuya's spelling.
+    (20, "upgradeProcess"): "upgrade_progress",
     (1001, "deviceOnline"): "online",
     (1001, "deviceOffline"): "offline",
     (1001, "deviceNameUpdate"): "name_updated",
@@ -39,6 +45,10 @@ DEVICE_EVENT_NAMES: dict[tuple[int, str], str] = {
     (1001, "deviceFreeze"): "frozen",
     (1001, "deviceUnFreeze"): "unfrozen",
     (1002, "deviceOtaProgress"): "upgrade_progress",
+    # Not mapped: ``event_notify`` (SPEC.md §3.6), seen by name only, with neither its protocol nor its bizData known.
+    # It reads as a device-raised event (a doorbell, an alarm), which none of DEVICE_EVENTS names: those are
+    # lifecycle facts about the device. It stays an UnknownMessage, which keeps the whole payload, until a capture
+    # shows its shape and a name can be chosen for it.
 }
 
 #: Protocol 21 bizCode → user event (SPEC.md §3.4).
@@ -54,44 +64,50 @@ _PROPERTY_BIZ_CODES = frozenset({"devicePropertyMessage", "deviceQueryPropertyMe
 _EVENT_FRAME_KEYS = frozenset({"bizCode", "bizData", "devId", "productKey", "ts"})
 
 _SECONDS_BELOW = 10**11  # SPEC.md §3.5: below 10^11 a timestamp is in seconds, at or above it in ms
+_MS_BELOW = 253_402_300_800_000  # 10000-01-01: a later time is garbage, and no datetime can hold it
 
 
 def timestamp_ms(value: Any, fallback_ms: int) -> int:
     """A Tuya timestamp (s or ms, int or digit string) in ms; ``fallback_ms`` when it is 0, absent or garbage."""
     if isinstance(value, str) and _is_digits(value):
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < _MS_BELOW:
         return fallback_ms
     return value * 1000 if value < _SECONDS_BELOW else value
 
 
 def _is_digits(text: str) -> bool:
-    # str.isdigit() accepts digits int() refuses (e.g. "²"); Tuya ids and times are ASCII.
-    return text.isascii() and text.isdigit()
+    # str.isdigit() accepts digits int() refuses (e.g. "²"); Tuya ids and times are ASCII. No id or time we accept
+    # has more than 15 digits, and int() refuses over 4,300 (a ValueError that would cost the whole message).
+    return len(text) <= 18 and text.isascii() and text.isdigit()
 
 
-# SPEC.md §3.2: DP ids are 1-255; their keys are looked up rather than parsed.
+# SPEC.md §3.2: DP ids are 1-255; their keys are looked up rather than parsed. Ids beyond 255 occur (§3.6) and are
+# kept; 0, negatives and ids beyond int32 (the column's type) are not ids.
 _DP_IDS = {str(dp_id): dp_id for dp_id in range(1, 256)}
+_DP_ID_BELOW = 2**31
 
 
 def _item_dp_id(item: dict[str, Any]) -> int | None:
-    """The DP id of a protocol-4 status item: the key made of digits (``"1": "true"``, SPEC.md §3.2).
+    """The DP id of a status item: its key made of digits (``"1": "true"``, SPEC.md §3.2), else its ``dpId``.
 
-    Tuya writes it after code, value and t, so looking from the end finds it first.
+    Tuya writes the digit key after code, value and t, so looking from the end finds it first; its place varies
+    (§3.6), hence the scan. Its value is never read: it may differ from ``value`` (§3.6).
     """
     for key in reversed(item):
         dp_id = _DP_IDS.get(key)
         if dp_id is not None:
             return dp_id
-        if _is_digits(key):
-            return int(key)
-    return None
+        if _is_digits(key) and 0 < (dp_id := int(key)) < _DP_ID_BELOW:
+            return dp_id
+    return _dp_id(item.get("dpId"))
 
 
 def _dp_id(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return int(value) if isinstance(value, str) and _is_digits(value) else None
+    """A ``dpId`` field, an int or a digit string (SPEC.md §3.6: both are seen)."""
+    if type(value) is str and _is_digits(value):
+        value = int(value)
+    return value if type(value) is int and 0 < value < _DP_ID_BELOW else None
 
 
 @lru_cache(maxsize=8192)
@@ -132,7 +148,7 @@ def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms
             protocol=protocol,
             biz_code=biz_code if isinstance(biz_code, str) else None,
             device_id=device_id_of(payload),
-            occurred_at=utc(timestamp_ms(payload.get("ts"), pushed_ms)),
+            occurred_at=utc(_fallback_ms(payload, pushed_ms)),
             payload=payload,
         )
     ]
@@ -146,34 +162,22 @@ def _required_device_id(payload: dict[str, Any]) -> str:
 
 
 def _status_report(message_id: str, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
-    """Protocol 4 (SPEC.md §3.2): one record per item; the item key made of digits is the DP id."""
+    """Protocol 4 (SPEC.md §3.2): one record per usable item of ``status``, its time in ``t``."""
     device_id = _required_device_id(payload)
     items = payload.get("status")
     if not isinstance(items, list):
         raise PayloadError("status report has no 'status' list", kind="bad_status_report")
-    product_key = payload.get("productKey")
-    data_id = payload.get("dataId")
-    records: list[Record] = []
-    last_ms, at = None, None  # the items of a report usually share their time: one look-up for them all
-    for index, item in enumerate(items):
-        code = item.get("code") if type(item) is dict else None
-        if type(code) is not str:
-            raise PayloadError(f"status item {index} has no 'code'", kind="bad_status_report")
-        t = item.get("t")
-        ms = t if type(t) is int and t >= _SECONDS_BELOW else timestamp_ms(t, pushed_ms)
-        if ms != last_ms:
-            last_ms, at = ms, utc(ms)
-        # Positional, in field order: message_id, item_index, device_id, product_key, code, value, dp_id, reported_at.
-        records.append(
-            StatusReported(
-                message_id, index, device_id, product_key, code, item.get("value"), _item_dp_id(item), at, data_id
-            )
-        )
+    records = _status_records(
+        message_id, items, "t", device_id, payload.get("productKey"), payload.get("dataId"), payload, pushed_ms
+    )
+    if items and not records:
+        raise PayloadError("status report has no item with a code or a DP id", kind="bad_status_report")
     return records
 
 
 def _property_message(message_id: str, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
-    """IoT-Core 1000 property message (SPEC.md §3.4): ``bizData.properties`` as status records."""
+    """IoT-Core 1000 property message (SPEC.md §3.4, §3.6): ``bizData.properties`` as status records, times in
+    ``time``; ids sit in ``bizData`` (``productId``, not ``productKey``)."""
     device_id = _required_device_id(payload)
     biz_data = payload.get("bizData")
     properties = biz_data.get("properties") if isinstance(biz_data, dict) else None
@@ -181,23 +185,50 @@ def _property_message(message_id: str, payload: dict[str, Any], pushed_ms: int) 
         raise PayloadError("property message has no 'bizData.properties' list", kind="bad_property_message")
     assert isinstance(biz_data, dict)
     product_key = biz_data.get("productId") or biz_data.get("productKey") or payload.get("productKey")
-    fallback = timestamp_ms(payload.get("ts"), pushed_ms)
+    data_id = biz_data.get("dataId") or payload.get("dataId")
+    records = _status_records(message_id, properties, "time", device_id, product_key, data_id, payload, pushed_ms)
+    if properties and not records:
+        raise PayloadError("property message has no property with a code or a DP id", kind="bad_property_message")
+    return records
+
+
+def _status_records(
+    message_id: str,
+    items: list[Any],
+    time_key: str,
+    device_id: str,
+    product_key: str | None,
+    data_id: str | None,
+    payload: dict[str, Any],
+    pushed_ms: int,
+) -> list[Record]:
+    """A report's items as records. An item with a DP id but no code gets ``code=None`` (the pipeline names it later);
+    one with neither, or not an object, is skipped: one odd item must not cost the others (SPEC.md §3.6), and the
+    messages row keeps the payload whole. ``item_index`` is the position in the payload, skipped items counted, so a
+    redelivery gives the same keys. An item's time falls back to ``ts``, then to the envelope ``t`` (SPEC.md §3.5).
+    """
     records: list[Record] = []
-    for index, item in enumerate(properties):
-        if not isinstance(item, dict) or not isinstance(item.get("code"), str):
-            raise PayloadError(f"property {index} has no 'code'", kind="bad_property_message")
+    last_ms, at = None, None  # a report's items usually share their time: one look-up for them all
+    for index, item in enumerate(items):
+        if type(item) is not dict:
+            continue
+        code = item.get("code")
+        # Fast path for Tuya's usual order, the digit key last (SPEC.md §3.2); _item_dp_id handles the rest.
+        dp_id = _DP_IDS.get(next(reversed(item), None))
+        if dp_id is None:
+            dp_id = _item_dp_id(item)
+        if type(code) is not str or not code:
+            if dp_id is None:
+                continue
+            code = None
+        t = item.get(time_key)
+        ms = t if type(t) is int and t >= _SECONDS_BELOW else timestamp_ms(t, 0)  # 0: no time of its own
+        if ms != last_ms:  # checked here, once per distinct time, rather than on every item
+            last_ms = ms
+            at = utc(ms if 0 < ms < _MS_BELOW else _fallback_ms(payload, pushed_ms))
+        # Positional, in field order: message_id, item_index, device_id, product_key, code, value, dp_id, reported_at.
         records.append(
-            StatusReported(
-                message_id=message_id,
-                item_index=index,
-                device_id=device_id,
-                product_key=product_key,
-                code=item["code"],
-                value=item.get("value"),
-                dp_id=_dp_id(item.get("dpId")),
-                reported_at=utc(timestamp_ms(item.get("time"), fallback)),
-                data_id=biz_data.get("dataId"),
-            )
+            StatusReported(message_id, index, device_id, product_key, code, item.get("value"), dp_id, at, data_id)
         )
     return records
 
@@ -209,11 +240,19 @@ def _event_data(payload: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _fallback_ms(payload: dict[str, Any], pushed_ms: int) -> int:
+    """The time of a payload whose parts carry none: ``ts`` (ms or 0), else the envelope ``t`` (SPEC.md §3.5).
+
+    The envelope ``t`` is ms on Pulsar but seconds on OpenMQ (SPEC.md §3.6), so it too is read by magnitude.
+    """
+    return timestamp_ms(payload.get("ts"), timestamp_ms(pushed_ms, pushed_ms))
+
+
 def _occurred_ms(payload: dict[str, Any], pushed_ms: int) -> int:
     # SPEC.md §3.3/§3.5: bizData.time (often seconds) is the event's own time; ts (ms or 0) next; then envelope t.
     biz_data = payload.get("bizData")
     own = biz_data.get("time") if isinstance(biz_data, dict) else None
-    return timestamp_ms(own, timestamp_ms(payload.get("ts"), pushed_ms))
+    return timestamp_ms(own, _fallback_ms(payload, pushed_ms))
 
 
 def _device_event(

@@ -25,6 +25,8 @@ PUSHED = 1_700_000_009_999
         ("soon", PUSHED),
         ("²", PUSHED),
         (-5, PUSHED),
+        (10**18, PUSHED),
+        ("9" * 5000, PUSHED),
     ],
 )
 def test_timestamp_unit_chosen_by_magnitude_with_fallback(value, expected):
@@ -47,6 +49,7 @@ def test_device_id_found_in_biz_data_when_absent_at_top_level():
         (1002, "deviceOtaProgress", "upgrade_progress"),
         (20, "deviceSignal", "signal"),
         (20, "share", "shared"),
+        (20, "upgradeProcess", "upgrade_progress"),
     ],
 )
 def test_iot_core_and_other_device_events_share_the_vocabulary(protocol, biz_code, event):
@@ -75,11 +78,64 @@ def test_status_item_without_time_uses_envelope_t_and_no_dp_id():
     assert record.dp_id is None and record.value == "v"
 
 
-@pytest.mark.parametrize(("key", "dp_id"), [("1", 1), ("255", 255), ("300", 300), ("07", 7)])
+@pytest.mark.parametrize(
+    ("key", "dp_id"), [("1", 1), ("255", 255), ("300", 300), ("07", 7), ("0", None), ("4294967296", None)]
+)
 def test_status_item_dp_id_is_its_key_of_digits(key, dp_id):
     item = {"code": "c", "value": True, "t": PUSHED, key: "true"}
     (record,) = normalize("m1", 4, {"devId": "d1", "status": [item]}, PUSHED)
     assert record.dp_id == dp_id
+
+
+@pytest.mark.parametrize(("dp_id_field", "dp_id"), [(101, 101), ("101", 101), (0, None), (True, None), (2**31, None)])
+def test_status_item_dp_id_field_read_when_no_key_of_digits(dp_id_field, dp_id):
+    item = {"code": "c", "value": 1, "t": PUSHED, "dpId": dp_id_field}
+    (record,) = normalize("m1", 4, {"devId": "d1", "status": [item]}, PUSHED)
+    assert record.dp_id == dp_id
+
+
+def test_key_of_digits_wins_over_dp_id_field():
+    item = {"code": "c", "value": 1, "dpId": 7, "3": "1"}
+    (record,) = normalize("m1", 4, {"devId": "d1", "status": [item]}, PUSHED)
+    assert record.dp_id == 3
+
+
+def test_odd_status_items_are_skipped_and_the_others_keep_their_positions():
+    items = [
+        {"code": "a", "value": 1, "t": PUSHED},
+        "not an object",
+        {"value": 2, "t": PUSHED},  # neither code nor DP id
+        {"code": "", "value": 3},  # an empty code is no code, and no DP id either
+        None,
+        {"dpId": 101, "value": 4},
+        {"code": 5, "value": 5, "6": "5"},  # a code that is not a string: the DP id is kept
+    ]
+    records = normalize("m1", 4, {"devId": "d1", "status": items}, PUSHED)
+    assert [(r.item_index, r.code, r.dp_id, r.value) for r in records] == [
+        (0, "a", None, 1),
+        (5, None, 101, 4),
+        (6, None, 6, 5),
+    ]
+
+
+def test_odd_property_is_skipped_and_the_others_keep_their_positions():
+    properties = [[], {"value": 1}, {"code": "b", "value": 2, "time": 1_700_000_000}]
+    payload = {"bizCode": "devicePropertyMessage", "bizData": {"devId": "d1", "properties": properties}}
+    (record,) = normalize("m1", 1000, payload, PUSHED)
+    assert (record.item_index, record.code, record.reported_at) == (2, "b", datetime.fromtimestamp(1_700_000_000, UTC))
+
+
+def test_empty_status_list_is_no_records_not_a_dead_letter():
+    assert normalize("m1", 4, {"devId": "d1", "status": []}, PUSHED) == []
+
+
+def test_status_item_with_absurd_time_falls_back_rather_than_failing_the_report():
+    items = [{"code": "a", "value": 1, "t": 10**18}, {"code": "b", "value": 2, "t": PUSHED - 1}]
+    records = normalize("m1", 4, {"devId": "d1", "status": items, "ts": PUSHED - 2}, PUSHED)
+    assert [r.reported_at for r in records] == [
+        datetime.fromtimestamp((PUSHED - 2) / 1000, tz=UTC),
+        datetime.fromtimestamp((PUSHED - 1) / 1000, tz=UTC),
+    ]
 
 
 def test_status_items_of_one_report_keep_their_own_times():
@@ -97,8 +153,14 @@ def test_status_items_of_one_report_keep_their_own_times():
     [
         (4, {"status": []}, "missing_device_id"),
         (4, {"devId": "d1"}, "bad_status_report"),
-        (4, {"devId": "d1", "status": [{"value": 1}]}, "bad_status_report"),
+        (4, {"devId": "d1", "status": {"code": "a", "value": 1}}, "bad_status_report"),
+        (4, {"devId": "d1", "status": [{"value": 1}, "x", {"code": ""}]}, "bad_status_report"),
         (1000, {"bizCode": "devicePropertyMessage", "bizData": {"devId": "d1"}}, "bad_property_message"),
+        (
+            1000,
+            {"bizCode": "devicePropertyMessage", "bizData": {"devId": "d1", "properties": [{"value": 1}]}},
+            "bad_property_message",
+        ),
         (20, {"bizCode": "online", "bizData": {}}, "missing_device_id"),
         (21, {"bizCode": "userRegister", "bizData": {}}, "missing_uid"),
     ],
