@@ -29,6 +29,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    false,
     func,
     text,
     true,
@@ -40,17 +41,21 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "API_PATH_STATUSES",
     "COMMAND_STATUSES",
+    "GAP_STATUSES",
     "STATE_SOURCES",
     "ApiPath",
     "ApiUsage",
+    "BackfillProgress",
     "Base",
     "Command",
+    "Consumer",
     "DataPoint",
     "DeadLetter",
     "Device",
     "DeviceEvent",
     "DeviceState",
     "DeviceStatus",
+    "Gap",
     "JSONDocument",
     "Message",
     "RuleState",
@@ -69,6 +74,9 @@ COMMAND_STATUSES = ("pending", "in_flight", "sent", "failed", "dry_run")
 
 #: Where a latest value came from: the message stream, the OpenAPI's status endpoint (sync), Tuya's device log.
 STATE_SOURCES = ("stream", "api", "log")
+
+#: A gap's backfill: found, running (or interrupted), done, done in part (why: ``gaps.reason``).
+GAP_STATUSES = ("open", "backfilling", "filled", "partly_filled")
 
 #: What Tuya answered the last time a path of the OpenAPI was tried: it worked, or it refused the project.
 API_PATH_STATUSES = ("ok", "refused")
@@ -202,6 +210,8 @@ class DeviceStatus(Base):
     dp_id: Mapped[int | None]
     reported_at: Mapped[datetime]
     data_id: Mapped[str | None] = mapped_column(String)
+    # stream: a message of the stream; log: Tuya's device log, by `backfill` (message_id "log:…").
+    source: Mapped[str] = mapped_column(String, server_default="stream")
 
 
 class DeviceEvent(Base):
@@ -222,6 +232,7 @@ class DeviceEvent(Base):
     protocol: Mapped[int]
     occurred_at: Mapped[datetime]
     data: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String, server_default="stream")
 
 
 class Device(Base):
@@ -437,6 +448,64 @@ class DeadLetter(Base):
     error: Mapped[str] = mapped_column(String)
     published_at: Mapped[datetime | None]
     received_at: Mapped[datetime]
+    # Set by `replay --dead-letters` once the message decodes: when, and what became of it.
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(String)
+
+
+class Gap(Base):
+    """A stretch of time the stream did not cover for longer than Tuya keeps messages, and its backfill.
+
+    ``status``: open (found), backfilling (a backfill runs or was interrupted), filled, partly_filled (``reason``
+    says why: the daily quota, Tuya's log retention, refused paths). ``origin``: detected by the worker, or
+    requested with ``backfill --since/--from``.
+    """
+
+    __tablename__ = "gaps"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in GAP_STATUSES)})", name="status"),
+        # the worker's look for gaps to backfill
+        Index(None, "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    detected_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String, server_default="open")
+    origin: Mapped[str] = mapped_column(String, server_default="detected")
+    reason: Mapped[str | None] = mapped_column(String)
+    rows_added: Mapped[int] = mapped_column(server_default="0")
+    calls: Mapped[int] = mapped_column(server_default="0")
+    updated_at: Mapped[datetime]
+
+
+class BackfillProgress(Base):
+    """A backfill's checkpoint for one device of one gap, written with the rows it covers: a rerun continues here."""
+
+    __tablename__ = "backfill_progress"
+
+    gap_id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String, primary_key=True)
+    done: Mapped[bool] = mapped_column(server_default=false())
+    # Tuya's paging cursor of the next page (None: start of the window).
+    cursor: Mapped[str | None] = mapped_column(String)
+    rows_added: Mapped[int] = mapped_column(server_default="0")
+    calls: Mapped[int] = mapped_column(server_default="0")
+    updated_at: Mapped[datetime]
+
+
+class Consumer(Base):
+    """When the worker last consumed its subscription (a commit, or an empty receive while the stream was quiet).
+
+    A worker that starts again compares it with the oldest message it receives: a gap, if it was away longer than
+    Tuya keeps messages. A quiet stream is not a gap, because an idle worker keeps this time current.
+    """
+
+    __tablename__ = "consumers"
+
+    subscription: Mapped[str] = mapped_column(String, primary_key=True)
+    consumed_at: Mapped[datetime]
 
 
 #: The views, declared with their column types so that code reads them like tables (aware UTC times, parsed JSON).
@@ -474,6 +543,7 @@ status_history = Table(
     Column("dp_id", Integer),
     Column("message_id", String),
     Column("item_index", Integer),
+    Column("source", String),
 )
 
 device_online_periods = Table(

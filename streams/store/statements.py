@@ -156,7 +156,9 @@ def postgres_copy(target: Target, *, staged: bool = False) -> str:
 @cache
 def postgres_stage(target: Target) -> str:
     """A session's stage table for ``target``: emptied at each commit, gone with a rollback that created it."""
-    return f"CREATE TEMP TABLE IF NOT EXISTS stage_{target.table} (LIKE {target.table}) ON COMMIT DELETE ROWS"
+    # INCLUDING DEFAULTS: columns a row leaves out (device_status.source) take the table's default, as in the table.
+    like = f"LIKE {target.table} INCLUDING DEFAULTS"
+    return f"CREATE TEMP TABLE IF NOT EXISTS stage_{target.table} ({like}) ON COMMIT DELETE ROWS"
 
 
 @cache

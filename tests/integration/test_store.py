@@ -90,6 +90,9 @@ def test_a_batch_fills_every_table(store: ArchiveStore, engine: Engine) -> None:
         "data_points": 0,
         "api_paths": 0,
         "api_usage": 0,
+        "gaps": 0,
+        "backfill_progress": 0,
+        "consumers": 0,
     }
 
 
