@@ -44,6 +44,12 @@ class WorkerMetrics:
             registry=r,
         )
         self.reconnects = Counter("tuya_reconnects", "Reconnections to the broker", ["reason"], registry=r)
+        self.gaps_detected = Counter(
+            "tuya_gaps_detected",
+            "Pauses of consumption longer than Tuya keeps messages (a gap in the history)",
+            registry=r,
+        )
+        self.gaps_open = Gauge("tuya_gaps_open", "Gaps not (yet) filled from Tuya's device logs", registry=r)
         self._clock = clock
         self._stale_after = stale_after_s
         self._beat = clock()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,7 +19,7 @@ from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult, Pipeline
 from streams.sources.pulsar import Received
 
-__all__ = ["Backoff", "RunSummary", "Runner", "Source"]
+__all__ = ["Backoff", "Observer", "RunSummary", "Runner", "Source"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,14 @@ class Source(Protocol):
     def receive_batch(self) -> list[Received]: ...
     def ack(self, batch: list[Received]) -> None: ...
     def close(self) -> None: ...
+
+
+class Observer(Protocol):
+    """What follows consumption beside the pipeline (the background sync, the gap watch): told of every committed
+    batch and of every empty receive (the stream is quiet, the worker is consuming). It must not raise."""
+
+    def on_committed(self, result: BatchResult) -> None: ...
+    def on_idle(self) -> None: ...
 
 
 @dataclass
@@ -68,10 +76,10 @@ class Runner:
         tick_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        on_committed: Callable[[BatchResult], None] | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self._source = source
-        self._on_committed = on_committed
+        self._observers = tuple(observers)
         self._pipeline = pipeline
         self._metrics = metrics
         self._idle_reconnect = idle_reconnect_s
@@ -103,6 +111,7 @@ class Runner:
                 if batch is None:
                     continue
                 if not batch:
+                    self._tell_observers(lambda observer: observer.on_idle())
                     idle = self._clock() - last_arrival
                     if idle_timeout is not None and idle >= idle_timeout:
                         log.info("nothing arrived for %.1f s: ending the bounded run", idle)
@@ -171,8 +180,14 @@ class Runner:
             self._connect(reason="ack_error")
         self._metrics.oldest_unacked_age.set(0)
         self._count(result)
-        if self._on_committed is not None:
-            self._on_committed(result)
+        self._tell_observers(lambda observer: observer.on_committed(result))
+
+    def _tell_observers(self, tell: Callable[[Observer], None]) -> None:
+        for observer in self._observers:
+            try:
+                tell(observer)
+            except Exception:  # an observer's bug must not stop archiving
+                log.exception("%s failed: archiving goes on", type(observer).__name__)
 
     def _commit(self, batch: list[Received], oldest_publish_ms: int) -> BatchResult | None:
         backoff = Backoff()

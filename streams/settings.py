@@ -84,10 +84,16 @@ class Settings(BaseSettings):
     # longer than any OpenAPI call with its retries can take.
     rules_in_flight_lease: float = Field(300.0, gt=0)
 
-    # Fleet sync (devices, data points, users from the OpenAPI).
+    # Fleet sync (devices, data points, users from the OpenAPI). Durations: seconds, or text such as 6h, 30m, 7d.
     tuya_app_schema: str | None = None
-    # Seconds between the worker's syncs (a duration such as 6h is read too); 0 turns the worker's sync off.
+    # Seconds between the worker's syncs; 0 turns the worker's sync (and its background backfill) off.
     sync_interval: float = Field(21_600.0, ge=0)
+
+    # Gaps and backfill: how long Tuya keeps unacknowledged messages (SPEC.md §1.6: 2 hours) and device logs
+    # (§10.3: about 7 days on the free tier); a lost stretch shorter than the margin is not recorded as a gap.
+    tuya_message_retention: float = Field(7_200.0, gt=0)
+    tuya_log_retention: float = Field(7 * 86_400.0, gt=0)
+    gap_margin: float = Field(300.0, ge=0)
 
     # Scale-out.
     kafka_url: str | None = None
@@ -100,7 +106,7 @@ class Settings(BaseSettings):
             raise ValueError("must be the 32-character Access Secret of the cloud project")
         return value
 
-    @field_validator("sync_interval", mode="before")
+    @field_validator("sync_interval", "tuya_message_retention", "tuya_log_retention", "gap_margin", mode="before")
     @classmethod
     def _seconds_or_duration(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip() and not value.strip().replace(".", "", 1).isdigit():

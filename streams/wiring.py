@@ -7,9 +7,14 @@ Owns no logic of its own; every command that needs more than one adapter asks th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from streams.backfill.job import Backfill
+from streams.backfill.report import BackfillReport
+from streams.backfill.watch import GapWatcher
 from streams.fleet.background import BackgroundSync
 from streams.fleet.catalog import CatalogRef
 from streams.fleet.sync import FleetSync
@@ -18,7 +23,7 @@ from streams.outbox.reactor import RulesReactor
 from streams.outbox.sender import OutboxSender
 from streams.pipeline import Pipeline
 from streams.rules import RuleSet, load_rules
-from streams.runner import Runner
+from streams.runner import Observer, Runner
 from streams.settings import Settings
 from streams.sources.pulsar import PulsarSource, subscription_name, topic_name
 from streams.store.engine import ensure_at_head, make_engine, unavailable_on_failure
@@ -27,7 +32,18 @@ from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
 from streams.tuya.openapi import OpenApiClient
 
-__all__ = ["archive_engine", "catalog", "fleet_sync", "outbox_sender", "pipeline", "pulsar_source", "rules", "worker"]
+__all__ = [
+    "archive_engine",
+    "backfill_job",
+    "catalog",
+    "fleet_sync",
+    "gap_watch",
+    "outbox_sender",
+    "pipeline",
+    "pulsar_source",
+    "rules",
+    "worker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +119,31 @@ def fleet_sync(settings: Settings, engine: Engine, fleet: CatalogRef) -> Backgro
         fleet,
         interval_s=settings.sync_interval,
         on_stop=client.close,
+        make_backfill=lambda: backfill_job(settings, engine, client),
+    )
+
+
+def backfill_job(
+    settings: Settings,
+    engine: Engine,
+    client: OpenApiClient,
+    on_progress: Callable[[BackfillReport], None] | None = None,
+) -> Backfill:
+    return Backfill(
+        engine, client, log_retention=timedelta(seconds=settings.tuya_log_retention), on_progress=on_progress
+    )
+
+
+def gap_watch(settings: Settings, engine: Engine, metrics: WorkerMetrics, syncer: BackgroundSync | None) -> GapWatcher:
+    """The worker's watch for gaps; the background sync (when there is one) fills what it finds."""
+    assert settings.tuya_access_id is not None
+    return GapWatcher(
+        engine,
+        subscription_name(settings.tuya_access_id),
+        metrics,
+        retention=timedelta(seconds=settings.tuya_message_retention),
+        margin=timedelta(seconds=settings.gap_margin),
+        on_gap=syncer.backfill_gap if syncer else lambda _gap_id: None,
     )
 
 
@@ -112,14 +153,15 @@ def worker(
     metrics: WorkerMetrics,
     rule_set: RuleSet,
     fleet: CatalogRef | None = None,
-    syncer: BackgroundSync | None = None,
+    observers: Sequence[Observer] = (),
 ) -> Runner:
-    """The single-process worker of ``tuya-archiver run`` (and of the demo)."""
+    """The single-process worker of ``tuya-archiver run`` (and of the demo); ``observers``: the background sync and
+    the gap watch."""
     source = pulsar_source(settings)
     return Runner(
         source,
         pipeline(settings, engine, rule_set, fleet),
         metrics,
         idle_reconnect_s=settings.tuya_idle_reconnect,
-        on_committed=syncer.on_committed if syncer else None,
+        observers=observers,
     )

@@ -37,7 +37,7 @@ from streams.store.query import (
 )
 from streams.store.retention import CHUNK_ROWS, POLICIES, count_older, purge_older
 
-__all__ = ["register"]
+__all__ = ["Cell", "emit", "on_archive", "register"]
 
 FORMATS = ("table", "csv", "json")
 
@@ -90,7 +90,7 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _on_archive(handler: Callable[[argparse.Namespace, Engine], int]) -> Callable[[argparse.Namespace, Settings], int]:
+def on_archive(handler: Callable[[argparse.Namespace, Engine], int]) -> Callable[[argparse.Namespace, Settings], int]:
     """Run ``handler`` on the archive at DATABASE_URL, which must be at the schema's head revision."""
 
     @functools.wraps(handler)
@@ -115,7 +115,7 @@ def _on_archive(handler: Callable[[argparse.Namespace, Engine], int]) -> Callabl
     return run
 
 
-@_on_archive
+@on_archive
 def run_devices(args: argparse.Namespace, engine: Engine) -> int:
     if args.device:
         return _one_device(args, engine)
@@ -130,7 +130,7 @@ def run_devices(args: argparse.Namespace, engine: Engine) -> int:
         Cell("last seen", 6),
         Cell("reports", 7),
     ]
-    _emit(args.format, DEVICE_COLUMNS, rows, title=f"{len(rows)} devices", table=table)
+    emit(args.format, DEVICE_COLUMNS, rows, title=f"{len(rows)} devices", table=table)
     return 0
 
 
@@ -141,7 +141,7 @@ def _one_device(args: argparse.Namespace, engine: Engine) -> int:
     name = rows[0].device_name if rows else None
     table = [Cell("code", 2), Cell("value", 4, unit=5), Cell("time", 6), Cell("from", 7)]
     title = f"{name or device_id} ({device_id}): latest value of {len(rows)} codes"
-    _emit(args.format, LATEST_COLUMNS, rows, title=title, table=table)
+    emit(args.format, LATEST_COLUMNS, rows, title=title, table=table)
     return 0
 
 
@@ -156,7 +156,7 @@ def _history_query(args: argparse.Namespace, device_id: str, now: datetime) -> H
     return HistoryQuery(device_id, tuple(args.code), since, until, args.limit)
 
 
-@_on_archive
+@on_archive
 def run_history(args: argparse.Namespace, engine: Engine) -> int:
     with engine.connect() as connection:
         device_id = find_device(connection, args.device)
@@ -164,11 +164,11 @@ def run_history(args: argparse.Namespace, engine: Engine) -> int:
     name = rows[0].device_name if rows else None
     title = f"{name or device_id} ({device_id}): {len(rows)} values"
     table = [Cell("time", 0), Cell("code", 3), Cell("value", 5, unit=6)]
-    _emit(args.format, HISTORY_COLUMNS, rows, title=title, table=table)
+    emit(args.format, HISTORY_COLUMNS, rows, title=title, table=table)
     return 0
 
 
-@_on_archive
+@on_archive
 def run_purge(args: argparse.Namespace, engine: Engine) -> int:
     cutoff = datetime.now(UTC) - args.older_than
     verb = "would delete" if args.dry_run else "deleted"
@@ -203,7 +203,7 @@ class Cell:
         return f"{shown} {unit}" if unit and shown else shown
 
 
-def _emit(
+def emit(
     fmt: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str, table: Sequence[Cell]
 ) -> None:
     """Print ``rows``: a terminal table of ``table``'s cells; csv/json carry every one of ``columns``."""

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         fleet = wiring.catalog(engine)
         syncer = wiring.fleet_sync(settings, engine, fleet)
-        runner = wiring.worker(settings, engine, metrics, rule_set, fleet, syncer)
+        watcher = wiring.gap_watch(settings, engine, metrics, syncer)
+        observers = [watcher, *([syncer] if syncer else [])]
+        runner = wiring.worker(settings, engine, metrics, rule_set, fleet, observers)
         sender = wiring.outbox_sender(settings, engine, rule_set)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, runner.stop)
@@ -55,6 +57,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if syncer:
                 stack.callback(syncer.stop)
                 syncer.start()
+            watcher.start()
+            stack.callback(watcher.close)
             settle_heap()
             runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
     finally:

@@ -33,7 +33,9 @@ class DemoWorker:
         try:
             fleet = wiring.catalog(self.engine)
             self.syncer: BackgroundSync | None = wiring.fleet_sync(settings, self.engine, fleet)
-            self.runner = wiring.worker(settings, self.engine, self.metrics, self.rules, fleet, self.syncer)
+            self.watcher = wiring.gap_watch(settings, self.engine, self.metrics, self.syncer)
+            observers = [self.watcher, *([self.syncer] if self.syncer else [])]
+            self.runner = wiring.worker(settings, self.engine, self.metrics, self.rules, fleet, observers)
             self.sender: OutboxSender | None = wiring.outbox_sender(settings, self.engine, self.rules)
         except BaseException:
             self.engine.dispose()
@@ -47,6 +49,7 @@ class DemoWorker:
             self.sender.start()
         if self.syncer is not None:
             self.syncer.start()
+        self.watcher.start()
         self._thread.start()
         return self
 
@@ -76,4 +79,5 @@ class DemoWorker:
                 self.sender.stop()
             if self.syncer is not None:
                 self.syncer.stop()
+            self.watcher.close()
             self.engine.dispose()

@@ -1,10 +1,11 @@
-"""The worker's sync: a thread that syncs the fleet at start and every ``SYNC_INTERVAL``, and single devices when
-the stream shows one the archive does not know (or a bind, rename or delete).
+"""The worker's OpenAPI work in one thread (the client is used by one thread at a time): it syncs the fleet at
+start and every ``SYNC_INTERVAL``, single devices when the stream shows one the archive does not know (or a bind,
+rename or delete), and fills the gaps the worker finds (or an interrupted backfill left) from the device logs.
 
 Owns the schedule, the queue of devices asked for, and the refresh of the worker's Catalog after every sync. A
-failed sync is logged and tried again after ``retry_s``; nothing here can stop archiving, and consumption never
-waits for it. A device asked for is not asked again within the interval, so a device the OpenAPI does not know
-costs one call per interval, not one per message.
+failed sync or backfill is logged and tried again after ``retry_s``; nothing here can stop archiving, and
+consumption never waits for it. A device asked for is not asked again within the interval, so a device the OpenAPI
+does not know costs one call per interval, not one per message.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy.engine import Engine
 
+from streams.backfill.job import Backfill
 from streams.fleet.catalog import CatalogRef
 from streams.fleet.report import SyncReport
 from streams.fleet.sync import FleetSync
 from streams.pipeline import BatchResult
+from streams.store import backfill
 from streams.store.engine import unavailable_on_failure
 from streams.store.fleet import load_catalog
 
@@ -41,8 +44,11 @@ class BackgroundSync:
         retry_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         on_stop: Callable[[], None] = lambda: None,
+        make_backfill: Callable[[], Backfill] | None = None,
     ) -> None:
         self._make_sync = make_sync
+        self._make_backfill = make_backfill
+        self._backfill_due = False
         self._on_stop = on_stop
         self._engine = engine
         self._catalog = catalog
@@ -59,6 +65,7 @@ class BackgroundSync:
         self._thread = threading.Thread(target=self._loop, name="fleet-sync", daemon=True)
         #: Syncs finished (full and of single devices), and the last one's report (for the demo and tests).
         self.syncs = 0
+        self.backfills = 0
         self.last_report: SyncReport | None = None
 
     def start(self) -> None:
@@ -80,6 +87,15 @@ class BackgroundSync:
         if result.sync_wanted:
             self.request(result.sync_wanted)
 
+    def on_idle(self) -> None:
+        """A quiet stream is nothing to sync (the runner's Observer protocol)."""
+
+    def backfill_gap(self, _gap_id: int) -> None:
+        """A gap was found: fill it (and any other open one) soon, after what is already queued."""
+        with self._lock:
+            self._backfill_due = True
+        self._wake.set()
+
     def request(self, device_ids: Iterable[str]) -> None:
         now = self._clock()
         with self._lock:
@@ -98,14 +114,40 @@ class BackgroundSync:
                 self._next_full = self._clock() + (self._interval if done else self._retry)
                 if done:
                     self._forget_asked_before(started)
+                    self._backfill_due = self._make_backfill is not None  # also what an earlier run left open
                 continue
             devices = self._take()
             if devices:
                 what = f"{len(devices)} device(s) the stream showed"
                 self._sync(what, lambda sync, ids=devices: sync.sync_devices(ids))
                 continue
+            if self._take_backfill():
+                self._backfill()
+                continue
             self._wake.wait(max(0.0, self._next_full - self._clock()))
             self._wake.clear()
+
+    def _take_backfill(self) -> bool:
+        with self._lock:
+            due, self._backfill_due = self._backfill_due, False
+        return due and self._make_backfill is not None
+
+    def _backfill(self) -> None:
+        """Fill every open gap, oldest first; a failure is tried again at ``retry_s``."""
+        assert self._make_backfill is not None
+        try:
+            with self._engine.connect() as connection:
+                gaps = backfill.open_gaps(connection)
+            job = self._make_backfill()
+            for gap_id in gaps:
+                if self._stopping.is_set():
+                    return
+                report = job.fill(gap_id)
+                self.backfills += 1
+                log.info("backfill: %s", "; ".join(report.summary_lines()))
+        except Exception as exc:  # a failed backfill must never stop archiving
+            log.warning("backfill failed (%s): trying again in %.0f s", exc, self._retry)
+            self._next_full = min(self._next_full, self._clock() + self._retry)
 
     def _forget_asked_before(self, moment: float) -> None:
         """Devices asked for before a full sync started: that sync has just looked every device up."""

@@ -68,6 +68,10 @@ class Catalog:
         product = self.product_of(device_id, product_key)
         return None if product is None else self._by_dp.get((product, dp_id))
 
+    def points_of(self, product_id: str) -> list[PointSpec]:
+        """Every data point of ``product_id`` (none when its specification is unknown)."""
+        return [point for (product, _code), point in self._by_code.items() if product == product_id]
+
     def products(self) -> set[str]:
         """The products that have a specification."""
         return {product for product, _code in self._by_code}

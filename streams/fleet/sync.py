@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from models.tables import User
+from streams.fleet.metering import MeteredArchive, QuotaReached, utcnow
 from streams.fleet.report import Refusal, SyncReport
 from streams.store import api_usage, fleet
-from streams.store.engine import WRITE_LOCK
 from streams.tuya.api_errors import TuyaApiError
 from streams.tuya.families import (
     DETAIL_FAMILIES,
@@ -42,7 +42,6 @@ from streams.tuya.families import (
     user_pages,
 )
 from streams.tuya.openapi import OpenApiClient
-from streams.tuya.results import ApiAnswer
 
 __all__ = ["FleetSync", "QuotaReached"]
 
@@ -51,35 +50,6 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _LISTING, _SPECS, _DETAILS, _USERS = "device_list", "specification", "device_detail", "users"
 _USERS_OVERLAP = timedelta(days=1)  # users created just before the last walk may have been listed late
-
-
-class QuotaReached(Exception):
-    """The day's quota would be exceeded by the next call: the sync stops, keeping what it stored."""
-
-
-class _Metered:
-    """The client's ``request`` for the families, refusing to start a call once ``allowed`` calls are spent."""
-
-    def __init__(self, client: OpenApiClient, allowed: int | None) -> None:
-        self.client = client
-        self.allowed = allowed
-        self._start = client.calls_made
-
-    @property
-    def used(self) -> int:
-        return self.client.calls_made - self._start
-
-    def check(self) -> None:
-        if self.allowed is not None and self.used >= self.allowed:
-            raise QuotaReached(f"today's OpenAPI quota is spent ({self.allowed:,} calls were left at the start)")
-
-    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None) -> ApiAnswer:
-        self.check()
-        return self.client.request(method, path, params=params)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _at(t_ms: int, fallback: datetime) -> datetime:
@@ -101,15 +71,13 @@ class FleetSync:
         *,
         schema: str | None = None,
         on_progress: Callable[[SyncReport], None] | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._client = client
         self._schema = schema
         self._on_progress = on_progress or (lambda _report: None)
         self._clock = clock
-        self._recorded = 0
-        self._metered = _Metered(client, None)
         self._report = SyncReport()
 
     def run(self) -> SyncReport:
@@ -123,7 +91,7 @@ class FleetSync:
 
     def _session(self, steps: Callable[[], None]) -> SyncReport:
         self._report = SyncReport()
-        self._start_metering()
+        self._archive = MeteredArchive(self._engine, self._client, self._clock)
         try:
             steps()
         except QuotaReached as exc:
@@ -131,35 +99,16 @@ class FleetSync:
             log.warning("sync stopped: %s", exc)
         finally:
             self._write(lambda _connection: None)  # records the calls of a step that stored nothing
-            self._report.calls = self._metered.used
-            allowed = self._metered.allowed
-            self._report.calls_left = None if allowed is None else max(0, allowed - self._metered.used)
+            self._report.calls = self._archive.used
+            self._report.calls_left = self._archive.left
             self._on_progress(self._report)
         return self._report
 
-    def _start_metering(self) -> None:
-        quota = self._client.daily_quota
-        allowed = None
-        if quota is not None:
-            with self._engine.connect() as connection:
-                allowed = max(0, quota - api_usage.calls_on(connection, self._clock().date()))
-        self._metered = _Metered(self._client, allowed)
-        self._recorded = 0
-
     def _write(self, step: Callable[[Connection], _T]) -> _T:
-        """Run ``step`` in a short write transaction that also records the calls made since the last one."""
-        with self._engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK: True})
-            with connection.begin():
-                result = step(connection)
-                unrecorded = self._metered.used - self._recorded
-                api_usage.add_calls(connection, self._clock().date(), unrecorded)
-        self._recorded += unrecorded
-        return result
+        return self._archive.write(step)
 
     def _read(self, query: Callable[[Connection], _T]) -> _T:
-        with self._engine.connect() as connection:
-            return query(connection)
+        return self._archive.read(query)
 
     def _full(self) -> None:
         inline = self._list_devices()
@@ -190,7 +139,7 @@ class FleetSync:
 
     def _list_with(self, family: DeviceFamily, context: FamilyContext) -> dict[str, Any]:
         inline: dict[str, tuple[tuple[str, Any], ...] | None] = {}
-        pages: Iterator[DevicePage] = family.pages(self._metered, context)
+        pages: Iterator[DevicePage] = family.pages(self._archive, context)
         first: datetime | None = None
         try:
             for page in pages:
@@ -232,7 +181,7 @@ class FleetSync:
         for device_id in device_ids:
             for template in list(families):
                 try:
-                    page = fetch_device(self._metered, template, device_id)
+                    page = fetch_device(self._archive, template, device_id)
                 except TuyaApiError as exc:
                     if not is_refusal(exc):
                         self._report.problems.append(f"device {device_id}: {exc}")
@@ -270,7 +219,7 @@ class FleetSync:
         """Fetch one product's specification; returns the families still worth trying."""
         for family in list(families):
             try:
-                spec = fetch_specification(self._metered, family, device_id, product)
+                spec = fetch_specification(self._archive, family, device_id, product)
             except TuyaApiError as exc:
                 if is_refusal(exc):
                     self._refused(_SPECS, family.path, exc, "IoT Core")
@@ -304,7 +253,7 @@ class FleetSync:
         since = self._read(_users_synced_since)
         now = self._clock()
         try:
-            for page in user_pages(self._metered, self._schema, until=now, since=since):
+            for page in user_pages(self._archive, self._schema, until=now, since=since):
                 new, changed = self._write(lambda c, page=page: fleet.save_users(c, page.users, _at(page.t, now)))
                 self._report.users_new += new
                 self._report.users_changed += changed
@@ -322,7 +271,7 @@ class FleetSync:
             values = inline.get(device_id)
             at, tid = self._clock(), "list"
             if values is None:
-                self._metered.check()
+                self._archive.check()
                 try:
                     status = self._client.device_status(device_id)
                 except TuyaApiError as exc:

@@ -32,6 +32,7 @@ __all__ = [
     "save_devices",
     "save_points",
     "save_users",
+    "state_upsert",
 ]
 
 _DEVICES = Device.__table__
@@ -265,7 +266,7 @@ def devices_without_state(connection: Connection, device_ids: Iterable[str]) -> 
     return [device_id for device_id in ids if device_id not in with_state]
 
 
-def _state_upsert(connection: Connection) -> Any:
+def state_upsert(connection: Connection) -> Any:
     """``device_state`` rows that replace a stored one only when newer: the store's ordering rule."""
     statement = insert(connection, _STATE)
     stored, incoming = _STATE.c, statement.excluded
@@ -296,7 +297,7 @@ def save_api_state(
         for code, value in dict(values).items()
     ]
     if rows:
-        connection.execute(_state_upsert(connection), rows)
+        connection.execute(state_upsert(connection), rows)
     return len(rows)
 
 
@@ -322,7 +323,7 @@ def name_unnamed_items(connection: Connection) -> int:
             newest[(row.device_id, row.code)] = row
     if newest:
         connection.execute(
-            _state_upsert(connection),
+            state_upsert(connection),
             [
                 {
                     "device_id": row.device_id,

@@ -1,0 +1,225 @@
+"""``backfill``: fill a gap from Tuya's device logs, device by device, page by page, resumable and within the quota.
+
+Owns the order of a backfill. For each device of the gap (the devices ``sync`` listed, else every device the
+archive knows), it reads the device's log for the gap's window through the first log family the project is
+entitled to, converts Tuya's string values with the product's data points, and stores each page with its
+checkpoint in one transaction (streams.store.backfill): a crash or Ctrl-C, then a rerun, continues at the page it
+stopped at, and the idempotent keys absorb a repeated page. Nothing here reaches the rules: a log value is history,
+not news. What it cannot do is said in the gap's ``reason`` (``partly_filled``): the part of the window older than
+Tuya keeps logs, the day's quota spent, refused paths, devices whose log could not be read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+
+from streams.backfill.report import BackfillReport
+from streams.backfill.values import log_value
+from streams.fleet.catalog import Catalog
+from streams.fleet.metering import MeteredArchive, QuotaReached, utcnow
+from streams.fleet.report import Refusal
+from streams.store import api_usage, backfill, fleet
+from streams.store.backfill import LogEvent, LogValue
+from streams.tuya.api_errors import TuyaApiError
+from streams.tuya.families import is_refusal
+from streams.tuya.log_families import LOG_FAMILIES, LOG_OFFLINE, LOG_ONLINE, LogFamily, LogPage
+from streams.tuya.normalize import utc
+from streams.tuya.openapi import OpenApiClient
+
+__all__ = ["TUYA_LOG_RETENTION", "Backfill"]
+
+log = logging.getLogger(__name__)
+
+#: How long Tuya keeps device logs on the free tier (SPEC.md §10.3: about 7 days).
+TUYA_LOG_RETENTION = timedelta(days=7)
+_PURPOSE = "device_logs"
+_NEEDS = "the device log service of IoT Core"
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class Backfill:
+    """Fills gaps of one archive from one project's device logs (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: OpenApiClient,
+        *,
+        log_retention: timedelta = TUYA_LOG_RETENTION,
+        on_progress: Callable[[BackfillReport], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._client = client
+        self._log_retention = log_retention
+        self._on_progress = on_progress or (lambda _report: None)
+        self._clock = clock
+
+    def request(self, started: datetime, ended: datetime) -> int:
+        """The gap of a window a person asked for (``--since``, ``--from/--until``): the same unfilled one again."""
+        now = self._clock()
+        with self._engine.begin() as connection:
+            return backfill.record_gap(connection, started, ended, now, origin="requested")
+
+    def fill(self, gap_id: int, devices: Sequence[str] = ()) -> BackfillReport:
+        """Fill gap ``gap_id`` (only ``devices``, when given). Raises LookupError for an unknown gap."""
+        archive = MeteredArchive(self._engine, self._client, self._clock)
+        row = archive.read(lambda c: backfill.gap(c, gap_id))
+        if row is None:
+            raise LookupError(f"no gap {gap_id} (see `tuya-archiver gaps`)")
+        report = BackfillReport(gap_id=gap_id, started_at=row.started_at, ended_at=row.ended_at)
+        run = _Run(archive, report, self._on_progress, self._clock)
+        start = self._within_retention(report)
+        if start is not None:
+            try:
+                run.devices(start, report.ended_at, devices)
+            except QuotaReached as exc:
+                report.reasons.append(f"{exc}: run `tuya-archiver backfill --gap {gap_id}` again tomorrow")
+        run.finish()
+        return report
+
+    def _within_retention(self, report: BackfillReport) -> datetime | None:
+        """The start of the window Tuya still has logs for (None: none of it); the cut is a reason of its own."""
+        cutoff = self._clock() - self._log_retention
+        if report.ended_at <= cutoff:
+            report.reasons.append(
+                f"the whole window is older than Tuya keeps device logs ({self._log_retention.days} days)"
+            )
+            return None
+        if report.started_at < cutoff:
+            report.reasons.append(
+                f"before {cutoff.isoformat(timespec='seconds')} is older than Tuya keeps device logs "
+                f"({self._log_retention.days} days): not fetched"
+            )
+            return cutoff
+        return report.started_at
+
+
+class _Run:
+    """One ``fill``: the archive, the report, the families still worth trying and the catalog for values."""
+
+    def __init__(
+        self,
+        archive: MeteredArchive,
+        report: BackfillReport,
+        on_progress: Callable[[BackfillReport], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.archive = archive
+        self.report = report
+        self.on_progress = on_progress
+        self.clock = clock
+        self.catalog: Catalog = archive.read(fleet.load_catalog)
+        memory = archive.read(lambda c: api_usage.path_memory(c, _PURPOSE))
+        self.families = sorted(LOG_FAMILIES, key=lambda family: memory.get(family.path, ("",))[0] != "ok")
+        self.worked: set[str] = set()
+        archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
+
+    def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
+        done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
+        devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
+        remaining = [device for device in devices if not (done.get(device) and done[device].done)]
+        self.report.devices = len(devices)
+        self.report.devices_done = len(devices) - len(remaining)
+        self.report.estimate = len(remaining)  # at least one call a device; busy devices need a page per 100 rows
+        left = self.archive.left
+        if left is not None and left < self.report.estimate:
+            log.warning(
+                "backfill needs at least %d calls and %d are left today: it will stop early", len(remaining), left
+            )
+        self.on_progress(self.report)
+        for device_id in remaining:
+            cursor = done[device_id].cursor if device_id in done else None
+            if not self._device(device_id, start, end, cursor):
+                return
+
+    def _device(self, device_id: str, start: datetime, end: datetime, cursor: str | None) -> bool:
+        """Read one device's log; False when no family is left to try."""
+        for family in list(self.families):
+            codes = self._codes(device_id) if family.needs_codes else []
+            if family.needs_codes and not codes:
+                continue
+            try:
+                self._pages(family, device_id, start, end, codes, cursor)
+            except TuyaApiError as exc:
+                if not is_refusal(exc):
+                    self.report.reasons.append(f"device {device_id}: {exc}")
+                    return True
+                self._refused(family, exc)
+                continue
+            self.report.devices_done += 1
+            self.on_progress(self.report)
+            return True
+        if not self.families:
+            self.report.reasons.append("every device-log path was refused")
+            return False
+        self.report.reasons.append(f"device {device_id}: no log family can read it (no data points known: run sync)")
+        return True
+
+    def _codes(self, device_id: str) -> list[str]:
+        product = self.catalog.product_of(device_id)
+        # Every code of the product: a commandable point changes and is logged too (a switch, a countdown).
+        return sorted(point.code for point in self.catalog.points_of(product)) if product else []
+
+    def _pages(
+        self, family: LogFamily, device_id: str, start: datetime, end: datetime, codes: list[str], cursor: str | None
+    ) -> None:
+        for page in family.pages(self.archive, device_id, _ms(start), _ms(end), codes, cursor):
+            if family.path not in self.worked:
+                self.worked.add(family.path)
+                self.archive.write(lambda c: api_usage.remember_path(c, _PURPOSE, family.path, self.clock()))
+                self.report.family = family.path
+            self._store(device_id, page)
+
+    def _store(self, device_id: str, page: LogPage) -> None:
+        values, events = self._rows(device_id, page)
+        gap_id = self.report.gap_id
+        added = self.archive.write(
+            lambda c: backfill.save_log_page(
+                c, gap_id, device_id, values, events, cursor=page.next_cursor, done=page.next_cursor is None,
+                at=self.clock(),
+            )
+        )  # fmt: skip
+        self.report.rows_added += added
+        self.report.calls = self.archive.used
+        self.on_progress(self.report)
+
+    def _rows(self, device_id: str, page: LogPage) -> tuple[list[LogValue], list[LogEvent]]:
+        values, events = [], []
+        for row in page.rows:
+            at = utc(row.event_time)
+            if row.event_id in (LOG_ONLINE, LOG_OFFLINE):
+                event = "online" if row.event_id == LOG_ONLINE else "offline"
+                events.append(LogEvent(event, at, {"event_from": row.event_from} if row.event_from else {}))
+            elif row.code:
+                point = self.catalog.point(device_id, row.code)
+                values.append(LogValue(row.code, log_value(row.value, point), point.dp_id if point else None, at))
+        return values, events
+
+    def _refused(self, family: LogFamily, exc: TuyaApiError) -> None:
+        self.families.remove(family)
+        self.archive.write(
+            lambda c: api_usage.remember_path(
+                c, _PURPOSE, family.path, self.clock(), error_code=exc.code, error=f"{exc.msg} ({_NEEDS})"
+            )
+        )
+        self.report.refused.append(Refusal(_PURPOSE, family.path, exc.code, exc.msg, _NEEDS))
+        log.warning("Tuya refused %s (%d %s): this project needs %s for it", family.path, exc.code, exc.msg, _NEEDS)
+
+    def finish(self) -> None:
+        report = self.report
+        report.calls = self.archive.used
+        complete = report.devices_done == report.devices and not report.reasons
+        report.status = "filled" if complete else "partly_filled"
+        reason = "; ".join(report.reasons) or None
+        self.archive.write(
+            lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status=report.status, reason=reason)
+        )
+        self.on_progress(report)

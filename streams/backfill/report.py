@@ -1,0 +1,43 @@
+"""What one backfill did, counted as it goes: read by the CLI's progress and summary, the worker's log and the tests.
+Data and wording only; pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from streams.fleet.report import Refusal
+
+__all__ = ["BackfillReport"]
+
+
+@dataclass(slots=True)
+class BackfillReport:
+    """A gap's backfill: its window, devices read, rows added, calls; ``status`` filled or partly_filled (why:
+    ``reasons``)."""
+
+    gap_id: int
+    started_at: datetime
+    ended_at: datetime
+    devices: int = 0
+    devices_done: int = 0
+    rows_added: int = 0
+    calls: int = 0
+    estimate: int = 0
+    family: str | None = None
+    status: str = "backfilling"
+    refused: list[Refusal] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        window = f"{self.started_at.isoformat(timespec='seconds')} → {self.ended_at.isoformat(timespec='seconds')}"
+        through = f" through {self.family}" if self.family else ""
+        lines = [
+            f"gap {self.gap_id} ({window}): {self.status.replace('_', ' ')}",
+            f"devices: {self.devices_done:,} of {self.devices:,} read{through}; rows added: {self.rows_added:,}",
+            f"OpenAPI calls: {self.calls:,} (estimated at least {self.estimate:,} before starting)",
+        ]
+        lines += [f"refused: {refusal}" for refusal in self.refused]
+        lines += [f"not filled: {reason}" for reason in self.reasons]
+        return lines

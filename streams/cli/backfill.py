@@ -1,0 +1,136 @@
+"""``tuya-archiver gaps`` and ``backfill``: the stretches the stream did not cover, and filling them from device logs.
+
+Owns the two subcommands' arguments, the backfill's live progress and the summaries; the work is
+:class:`~streams.backfill.job.Backfill`'s. ``backfill`` exits 0 when the gap is filled, 1 when it is only partly
+filled (the summary says why) or Tuya failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+from sqlalchemy import Row
+from sqlalchemy.engine import Engine
+
+from streams import wiring
+from streams.backfill.report import BackfillReport
+from streams.cli.query import Cell, emit, on_archive
+from streams.durations import format_duration, parse_moment
+from streams.errors import TransientError
+from streams.settings import Settings
+from streams.store import backfill
+from streams.tuya.api_errors import TuyaApiError
+from streams.tuya.openapi import OpenApiClient
+
+__all__ = ["register"]
+
+GAP_COLUMNS = (
+    "id",
+    "started_at",
+    "ended_at",
+    "detected_at",
+    "status",
+    "origin",
+    "rows_added",
+    "calls",
+    "reason",
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    gaps = subparsers.add_parser("gaps", help="stretches of time the stream did not cover, and their backfill")
+    gaps.add_argument("--format", choices=("table", "csv", "json"), help="default: table on a terminal, else csv")
+    gaps.set_defaults(handler=run_gaps)
+
+    parser = subparsers.add_parser(
+        "backfill",
+        help="fill a gap from Tuya's device logs (kept about 7 days)",
+        description="Read every device's log for a gap (or a window) and store what the stream missed; resumable.",
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--gap", type=int, metavar="ID", help="a gap of `tuya-archiver gaps`")
+    which.add_argument("--since", metavar="WHEN", help="the window from WHEN until now: 3h (ago), a date, ISO time")
+    which.add_argument("--from", dest="start", metavar="WHEN", help="the window from WHEN (with --until)")
+    parser.add_argument("--until", metavar="WHEN", help="the end of a --from window (default: now)")
+    parser.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
+    parser.set_defaults(handler=run_backfill)
+
+
+@on_archive
+def run_gaps(args: argparse.Namespace, engine: Engine) -> int:
+    with engine.connect() as connection:
+        rows = backfill.gaps(connection)
+    table = [
+        Cell("gap", 0),
+        Cell("from", 1),
+        Cell("to", 2),
+        Cell("status", 4),
+        Cell("rows added", 6),
+        Cell("calls", 7),
+        Cell("why not filled", 8),
+    ]
+    cells = [tuple(row._mapping[column] for column in GAP_COLUMNS) for row in rows]
+    emit(args.format, GAP_COLUMNS, cells, title=_title(rows), table=table)
+    return 0
+
+
+def _title(rows: Sequence[Row[Any]]) -> str:
+    open_ = sum(1 for row in rows if row.status in ("open", "backfilling"))
+    lost = sum((row.ended_at - row.started_at for row in rows), timedelta())
+    return f"{len(rows)} gaps ({open_} not filled yet), {format_duration(lost)} in all"
+
+
+def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
+    try:
+        if args.since:
+            return parse_moment(args.since, now), now
+        return parse_moment(args.start, now), parse_moment(args.until, now) if args.until else now
+    except ValueError as exc:
+        raise SystemExit(f"tuya-archiver backfill: {exc}") from None
+
+
+def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require("tuya_access_id", "tuya_access_key")
+    client = OpenApiClient.from_settings(settings)
+    engine = wiring.archive_engine(settings)
+    console = Console(stderr=True)
+    try:
+        with client, _live(console) as show:
+            job = wiring.backfill_job(settings, engine, client, on_progress=show)
+            gap_id = args.gap if args.gap is not None else job.request(*_window(args, datetime.now(UTC)))
+            report = job.fill(gap_id, args.device)
+    except LookupError as exc:
+        print(f"tuya-archiver backfill: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except (TuyaApiError, TransientError) as exc:
+        print(f"tuya-archiver backfill: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    for line in report.summary_lines():
+        print(line)
+    return 0 if report.status == "filled" else 1
+
+
+def progress_line(report: BackfillReport) -> Text:
+    return Text(
+        f"gap {report.gap_id}: devices {report.devices_done:,}/{report.devices:,} · rows added "
+        f"{report.rows_added:,} · calls {report.calls:,} (at least {report.estimate:,} needed)"
+    )
+
+
+@contextlib.contextmanager
+def _live(console: Console) -> Iterator[Callable[[BackfillReport], None]]:
+    if not console.is_terminal:
+        yield lambda _report: None
+        return
+    with Live(Text("starting…"), console=console, refresh_per_second=4, transient=True) as live:
+        yield lambda report: live.update(progress_line(report))

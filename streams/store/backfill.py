@@ -1,0 +1,248 @@
+"""SQL of gaps and backfill: the ``gaps`` rows, the checkpoints, the worker's consumption time, and log rows.
+
+Owns every statement on ``gaps``, ``backfill_progress`` and ``consumers``, and how a page of Tuya's device log is
+stored: status values into ``device_status`` and online/offline into ``device_events`` with ``source = 'log'``,
+keyed ``log:<device>:<ms>:<code>`` so that a rerun adds nothing; a value the stream already archived (same device,
+code and time to the millisecond) is skipped; ``device_state`` and ``devices.online`` move only for a newer value.
+The page's checkpoint is written in the same transaction as its rows, so a crash repeats at most one page, which
+these rules absorb. SQLAlchemy Core; volumes of a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection, Row
+
+from models.tables import BackfillProgress, Consumer, Device, DeviceEvent, DeviceStatus, Gap
+from streams.store.dialect import insert
+from streams.store.fleet import state_upsert
+
+__all__ = [
+    "LogEvent",
+    "LogValue",
+    "consumed_at",
+    "devices_to_backfill",
+    "find_gap",
+    "gap",
+    "gaps",
+    "open_gaps",
+    "progress",
+    "record_gap",
+    "save_consumed",
+    "save_log_page",
+    "update_gap",
+]
+
+_GAPS = Gap.__table__
+_PROGRESS = BackfillProgress.__table__
+_CONSUMERS = Consumer.__table__
+_STATUS = DeviceStatus.__table__
+_EVENTS = DeviceEvent.__table__
+_DEVICES = Device.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class LogValue:
+    """A data-point value from a device log, converted to its type."""
+
+    code: str
+    value: Any
+    dp_id: int | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """An online or offline row of a device log."""
+
+    event: str
+    at: datetime
+    data: dict[str, Any]
+
+
+# --- the worker's consumption time ----------------------------------------------------------------------------------
+
+
+def consumed_at(connection: Connection, subscription: str) -> datetime | None:
+    return connection.scalar(select(_CONSUMERS.c.consumed_at).where(_CONSUMERS.c.subscription == subscription))
+
+
+def save_consumed(connection: Connection, subscription: str, at: datetime) -> None:
+    statement = insert(connection, _CONSUMERS)
+    later = func.max if connection.dialect.name == "sqlite" else func.greatest
+    statement = statement.on_conflict_do_update(
+        index_elements=[_CONSUMERS.c.subscription],
+        set_={"consumed_at": later(_CONSUMERS.c.consumed_at, statement.excluded.consumed_at)},
+    )
+    connection.execute(statement, {"subscription": subscription, "consumed_at": at})
+
+
+# --- gaps ------------------------------------------------------------------------------------------------------------
+
+
+def record_gap(connection: Connection, started: datetime, ended: datetime, at: datetime, *, origin: str) -> int:
+    """A new gap (or the unfilled one of the same stretch), open; returns its id."""
+    known = find_gap(connection, started, ended)
+    if known is not None:
+        return known
+    values = {"started_at": started, "ended_at": ended, "detected_at": at, "status": "open", "origin": origin}
+    result = connection.execute(_GAPS.insert().values(updated_at=at, **values).returning(_GAPS.c.id))
+    return int(result.scalar_one())
+
+
+def find_gap(connection: Connection, started: datetime, ended: datetime) -> int | None:
+    """The gap of exactly this stretch that is not filled yet."""
+    query = select(_GAPS.c.id).where(
+        _GAPS.c.started_at == started, _GAPS.c.ended_at == ended, _GAPS.c.status != "filled"
+    )
+    return connection.scalar(query.order_by(_GAPS.c.id))
+
+
+def gap(connection: Connection, gap_id: int) -> Row[Any] | None:
+    return connection.execute(select(_GAPS).where(_GAPS.c.id == gap_id)).one_or_none()
+
+
+def gaps(connection: Connection) -> list[Row[Any]]:
+    """Every gap, newest first."""
+    return list(connection.execute(select(_GAPS).order_by(_GAPS.c.started_at.desc(), _GAPS.c.id.desc())))
+
+
+def open_gaps(connection: Connection) -> list[int]:
+    """Gaps a backfill should (still) fill: open, or backfilling (a run was interrupted); oldest first."""
+    query = select(_GAPS.c.id).where(_GAPS.c.status.in_(("open", "backfilling")))
+    return list(connection.scalars(query.order_by(_GAPS.c.started_at, _GAPS.c.id)))
+
+
+def update_gap(connection: Connection, gap_id: int, at: datetime, **values: Any) -> None:
+    connection.execute(update(_GAPS).where(_GAPS.c.id == gap_id).values(updated_at=at, **values))
+
+
+# --- what to backfill, and where it stands -------------------------------------------------------------------------
+
+
+def devices_to_backfill(connection: Connection, since: datetime, only: Sequence[str] = ()) -> list[str]:
+    """The devices whose log to read: those ``sync`` listed (or, before any sync, every device the archive
+    knows), without the ones deleted before ``since``; restricted to ``only`` when given."""
+    alive = or_(_DEVICES.c.deleted_at.is_(None), _DEVICES.c.deleted_at >= since)
+    query = select(_DEVICES.c.device_id).where(alive)
+    if only:
+        query = query.where(_DEVICES.c.device_id.in_(list(only)))
+    elif connection.scalar(select(func.count()).select_from(_DEVICES).where(_DEVICES.c.synced_at.is_not(None))):
+        query = query.where(_DEVICES.c.synced_at.is_not(None))
+    return list(connection.scalars(query.order_by(_DEVICES.c.device_id)))
+
+
+def progress(connection: Connection, gap_id: int) -> dict[str, Row[Any]]:
+    """The gap's checkpoints by device."""
+    rows = connection.execute(select(_PROGRESS).where(_PROGRESS.c.gap_id == gap_id))
+    return {row.device_id: row for row in rows}
+
+
+def _save_progress(
+    connection: Connection, gap_id: int, device_id: str, at: datetime, *, cursor: str | None, done: bool, added: int
+) -> None:
+    statement = insert(connection, _PROGRESS)
+    stored, incoming = _PROGRESS.c, statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=[stored.gap_id, stored.device_id],
+        set_={
+            "done": incoming.done,
+            "cursor": incoming.cursor,
+            "rows_added": stored.rows_added + incoming.rows_added,
+            "calls": stored.calls + incoming.calls,
+            "updated_at": incoming.updated_at,
+        },
+    )
+    row = {"gap_id": gap_id, "device_id": device_id, "done": done, "cursor": cursor}
+    connection.execute(statement, {**row, "rows_added": added, "calls": 1, "updated_at": at})
+
+
+# --- a page of a device log ----------------------------------------------------------------------------------------
+
+
+def save_log_page(
+    connection: Connection,
+    gap_id: int,
+    device_id: str,
+    values: Sequence[LogValue],
+    events: Sequence[LogEvent],
+    *,
+    cursor: str | None,
+    done: bool,
+    at: datetime,
+) -> int:
+    """Store one page's rows and its checkpoint; returns the rows added (values and events)."""
+    added = _save_values(connection, device_id, values) + _save_events(connection, device_id, events)
+    _save_progress(connection, gap_id, device_id, at, cursor=cursor, done=done, added=added)
+    connection.execute(
+        update(_GAPS)
+        .where(_GAPS.c.id == gap_id)
+        .values(rows_added=_GAPS.c.rows_added + added, calls=_GAPS.c.calls + 1, updated_at=at)
+    )
+    return added
+
+
+def _archived(connection: Connection, device_id: str, column: Any, times: Sequence[datetime]) -> set[tuple[Any, ...]]:
+    """(code or event, time) of the rows the archive already has for the device between these times."""
+    table = column.table
+    at = table.c.reported_at if table is _STATUS else table.c.occurred_at
+    query = select(column, at).where(table.c.device_id == device_id, at >= min(times), at <= max(times))
+    return {(name, moment) for name, moment in connection.execute(query)}
+
+
+def _key(device_id: str, at: datetime, name: str) -> str:
+    return f"log:{device_id}:{int(at.timestamp() * 1000)}:{name}"
+
+
+def _save_values(connection: Connection, device_id: str, values: Sequence[LogValue]) -> int:
+    if not values:
+        return 0
+    known = _archived(connection, device_id, _STATUS.c.code, [value.at for value in values])
+    fresh = {(v.code, v.at): v for v in values if (v.code, v.at) not in known}
+    if not fresh:
+        return 0
+    rows = [
+        {"message_id": _key(device_id, v.at, v.code), "item_index": 0, "device_id": device_id, "code": v.code}
+        | {"value": v.value, "dp_id": v.dp_id, "reported_at": v.at, "data_id": None, "source": "log"}
+        for v in fresh.values()
+    ]
+    connection.execute(insert(connection, _STATUS).on_conflict_do_nothing(), rows)
+    newest: dict[str, LogValue] = {}
+    for value in fresh.values():
+        if value.code not in newest or value.at > newest[value.code].at:
+            newest[value.code] = value
+    state = [
+        {"device_id": device_id, "code": v.code, "value": v.value, "dp_id": v.dp_id, "reported_at": v.at}
+        | {"message_id": _key(device_id, v.at, v.code), "source": "log"}
+        for v in newest.values()
+    ]
+    connection.execute(state_upsert(connection), state)
+    return len(rows)
+
+
+def _save_events(connection: Connection, device_id: str, events: Sequence[LogEvent]) -> int:
+    if not events:
+        return 0
+    known = _archived(connection, device_id, _EVENTS.c.event, [event.at for event in events])
+    fresh = {(e.event, e.at): e for e in events if (e.event, e.at) not in known}
+    if not fresh:
+        return 0
+    rows = [
+        {"message_id": _key(device_id, e.at, e.event), "device_id": device_id, "event": e.event, "biz_code": "log"}
+        | {"protocol": 0, "occurred_at": e.at, "data": e.data, "source": "log"}
+        for e in fresh.values()
+    ]
+    connection.execute(insert(connection, _EVENTS).on_conflict_do_nothing(), rows)
+    last = max(fresh.values(), key=lambda event: event.at)
+    newer = or_(_DEVICES.c.online_changed_at.is_(None), _DEVICES.c.online_changed_at < last.at)
+    connection.execute(
+        update(_DEVICES)
+        .where(and_(_DEVICES.c.device_id == device_id, newer))
+        .values(online=last.event == "online", online_changed_at=last.at)
+    )
+    return len(rows)

@@ -1,0 +1,298 @@
+"""streams/backfill/job.py against the OpenAPI emulator's device logs over real loopback HTTP, into SQLite and
+PostgreSQL archives (partners: tests/unit/backfill/ for the pure parts; test_outage.py for the worker end to end).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from models.tables import ApiPath, BackfillProgress, DeviceEvent, DeviceState, DeviceStatus, Gap
+from streams.backfill.job import Backfill
+from streams.fleet.sync import FleetSync
+from streams.store import backfill as store
+from streams.store import migrate
+from streams.store.engine import make_engine
+from streams.store.sql import ArchiveStore
+from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
+from streams.tuya.emulator import Emulator
+from streams.tuya.openapi import OpenApiClient
+from streams.tuya.ratelimit import DailyCallCounter, TokenBucket
+from tests.integration.worker_harness import ROOT, cli, wait_for
+from tests.unit.store import factories as f
+from tests.unit.store.databases import DIALECTS, scratch_database
+
+pytestmark = pytest.mark.integration
+
+ACCESS_ID, ACCESS_KEY = "backfillproject1", "0123456789abcdef0123456789abcdef"
+NOW = datetime.now(UTC).replace(microsecond=0)
+GAP_START, GAP_END = NOW - timedelta(hours=5), NOW - timedelta(hours=2)
+
+
+@dataclass
+class Project:
+    emulator: Emulator
+    engine: Engine
+    fleet: EmulatedFleet
+    url: str
+    clients: list[OpenApiClient] = field(default_factory=list)
+
+    def client(self, quota: int = 500_000) -> OpenApiClient:
+        client = OpenApiClient(
+            self.emulator.url, ACCESS_ID, ACCESS_KEY, limiter=TokenBucket(10_000.0, burst=1_000.0),
+            quota=DailyCallCounter(quota),
+        )  # fmt: skip
+        self.clients.append(client)
+        return client
+
+    def backfill(self, quota: int = 500_000, **options: object) -> Backfill:
+        return Backfill(self.engine, self.client(quota), **options)  # type: ignore[arg-type]
+
+    def gap(self, started: datetime = GAP_START, ended: datetime = GAP_END) -> int:
+        with self.engine.begin() as connection:
+            return store.record_gap(connection, started, ended, NOW, origin="detected")
+
+    def rows(self, *where: object) -> list[DeviceStatus]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(select(DeviceStatus).where(*where)))
+
+    def count(self, table: type, *where: object) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _reported(fleet: EmulatedFleet, device_index: int, minutes: range) -> list[tuple[str, object, int]]:
+    """What device ``device_index`` reported every minute of ``minutes`` after the gap's start: its first Integer
+    point counting up, and its Boolean point flipping."""
+    device = fleet.devices[device_index]
+    product = next(p for p in fleet.products if p.product_id == device.product_id)
+    points = {point.type: point.code for point in (*product.reported, *product.functions)}
+    reports = []
+    for minute in minutes:
+        at = _ms(GAP_START + timedelta(minutes=minute))
+        reports.append((points["Integer"], 100 + minute, at))
+        if "Boolean" in points:
+            reports.append((points["Boolean"], minute % 2 == 0, at))
+    return reports
+
+
+def _open(url: str, fleet: EmulatedFleet, **options: object) -> Iterator[Project]:
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with Emulator(ACCESS_ID, ACCESS_KEY, devices=fleet.devices, **options) as emulator:  # type: ignore[arg-type]
+            project = Project(emulator, engine, fleet, url)
+            FleetSync(engine, project.client()).run()  # the devices and their data points, as the worker has them
+            try:
+                yield project
+            finally:
+                for client in project.clients:
+                    client.close()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def fleet() -> EmulatedFleet:
+    """Each test its own (emulated devices keep their logs)."""
+    return emulated_fleet(6, products=3, users=2, seed=5, now_s=int(NOW.timestamp()))
+
+
+@pytest.fixture(params=DIALECTS)
+def project(request: pytest.FixtureRequest, tmp_path: Path, fleet: EmulatedFleet) -> Iterator[Project]:
+    with scratch_database(request, tmp_path) as url:
+        yield from _open(url, fleet)
+
+
+@pytest.fixture
+def sqlite_project(tmp_path: Path, fleet: EmulatedFleet) -> Iterator[Project]:
+    yield from _open(f"sqlite:///{tmp_path / 'archive.db'}", fleet)
+
+
+def _feed(project: Project, minutes: range = range(0, 180, 1)) -> int:
+    """Every device reports through the gap (every minute): what the emulator's logs hold. Returns the value count."""
+    total = 0
+    for index, device in enumerate(project.fleet.devices):
+        reports = _reported(project.fleet, index, minutes)
+        project.emulator.record_reports(device.device_id, reports)
+        total += len(reports)
+    return total
+
+
+def test_a_gap_is_filled_with_typed_values_marked_from_the_log(project: Project) -> None:
+    expected = _feed(project)
+    gap_id = project.gap()
+    report = project.backfill().fill(gap_id)
+    assert (report.status, report.rows_added, report.devices_done) == ("filled", expected, 6)
+    rows = project.rows()
+    assert len(rows) == expected and {row.source for row in rows} == {"log"}
+    sample = project.fleet.devices[0]
+    integer_code = _reported(project.fleet, 0, range(1))[0][0]
+    values = sorted(row.value for row in rows if row.device_id == sample.device_id and row.code == integer_code)
+    assert values == list(range(100, 280))  # "100"… in the log, integers in the archive
+    booleans = {type(row.value) for row in rows if row.code != integer_code and row.device_id == sample.device_id}
+    assert booleans <= {bool}
+    with project.engine.connect() as connection:
+        gap = connection.execute(select(Gap).where(Gap.id == gap_id)).one()
+    assert (gap.status, gap.rows_added, gap.reason) == ("filled", expected, None)
+
+
+def test_a_second_backfill_adds_nothing(project: Project) -> None:
+    _feed(project)
+    gap_id = project.gap()
+    first = project.backfill().fill(gap_id)
+    again = project.backfill().fill(gap_id)
+    assert (first.rows_added, again.rows_added) == (len(project.rows()), 0)
+
+
+def test_values_the_stream_archived_are_not_stored_again(project: Project) -> None:
+    _feed(project, range(0, 10))
+    device = project.fleet.devices[0]
+    code, value, at_ms = _reported(project.fleet, 0, range(3, 4))[0]
+    at = datetime.fromtimestamp(at_ms / 1000, UTC)
+    ArchiveStore(project.engine).write_batch(
+        [f.status_report(1, {code: value}, device=device.device_id, when=at)], [], received_at=at
+    )
+    project.backfill().fill(project.gap())
+    mine = project.rows(DeviceStatus.device_id == device.device_id, DeviceStatus.code == code)
+    assert Counter(row.reported_at for row in mine)[at] == 1
+    assert [row.source for row in mine if row.reported_at == at] == ["stream"]
+
+
+def test_online_and_offline_rows_become_device_events_from_the_log(project: Project) -> None:
+    device = project.fleet.devices[1].device_id
+    went_off, came_back = GAP_START + timedelta(minutes=30), GAP_START + timedelta(minutes=90)
+    project.emulator.set_online(device, False, at_ms=_ms(went_off))
+    project.emulator.set_online(device, True, at_ms=_ms(came_back))
+    project.backfill().fill(project.gap())
+    with project.engine.connect() as connection:
+        events = connection.execute(select(DeviceEvent.event, DeviceEvent.occurred_at, DeviceEvent.source)).all()
+    assert [tuple(event) for event in events] == [("offline", went_off, "log"), ("online", came_back, "log")]
+
+
+def test_latest_state_moves_only_for_a_newer_value(sqlite_project: Project) -> None:
+    project = sqlite_project
+    with project.engine.begin() as connection:  # no values from the sync's API calls: only the stream and the log
+        connection.execute(DeviceState.__table__.delete())
+    _feed(project, range(0, 5))
+    device = project.fleet.devices[0]
+    code = _reported(project.fleet, 0, range(1))[0][0]
+    later = NOW - timedelta(minutes=1)
+    ArchiveStore(project.engine).write_batch(
+        [f.status_report(1, {code: 999}, device=device.device_id, when=later)], [], received_at=later
+    )
+    project.backfill().fill(project.gap())
+    with project.engine.connect() as connection:
+        state = connection.execute(
+            select(DeviceState.value, DeviceState.source).where(
+                DeviceState.device_id == device.device_id, DeviceState.code == code
+            )
+        ).one()
+        other = project.fleet.devices[1]
+        other_code = _reported(project.fleet, 1, range(1))[0][0]
+        logged = connection.execute(
+            select(DeviceState.value, DeviceState.source).where(
+                DeviceState.device_id == other.device_id, DeviceState.code == other_code
+            )
+        ).one()
+    assert tuple(state) == (999, "stream")
+    assert tuple(logged) == (104, "log")  # the newest value of the log
+
+
+def test_a_window_older_than_tuya_keeps_logs_is_reported(sqlite_project: Project) -> None:
+    project = sqlite_project
+    old = project.gap(NOW - timedelta(days=10), NOW - timedelta(days=9))
+    report = project.backfill().fill(old)
+    assert (report.status, report.calls) == ("partly_filled", 0)
+    assert "older than Tuya keeps device logs (7 days)" in report.reasons[0]
+    straddling = project.gap(NOW - timedelta(days=8), NOW - timedelta(days=6))
+    report = project.backfill().fill(straddling)
+    assert report.status == "partly_filled" and "not fetched" in report.reasons[0]
+    assert report.devices_done == 6
+
+
+def test_the_quota_leaves_the_gap_partly_filled_and_a_rerun_finishes_it(sqlite_project: Project) -> None:
+    project = sqlite_project
+    expected = _feed(project)
+    gap_id = project.gap()
+    with project.engine.connect() as connection:
+        from streams.store.api_usage import calls_on
+
+        used = calls_on(connection, datetime.now(UTC).date())
+    stopped = project.backfill(quota=used + 5).fill(gap_id)  # the token and four pages
+    assert stopped.status == "partly_filled" and "quota" in stopped.reasons[0]
+    assert f"backfill --gap {gap_id}" in stopped.reasons[0]
+    with project.engine.connect() as connection:
+        gap = connection.execute(select(Gap).where(Gap.id == gap_id)).one()
+    assert (gap.status, "quota" in (gap.reason or "")) == ("partly_filled", True)
+    assert 0 < stopped.rows_added < expected
+    finished = project.backfill().fill(gap_id)
+    assert finished.status == "filled"
+    assert stopped.rows_added + finished.rows_added == expected == len(project.rows())
+
+
+def test_a_refused_log_family_falls_back_to_the_report_logs(tmp_path: Path, fleet: EmulatedFleet) -> None:
+    for project in _open(f"sqlite:///{tmp_path / 'a.db'}", fleet, refused={"/v1.0/devices": 1106}):
+        expected = _feed(project)
+        report = project.backfill().fill(project.gap())
+        assert (report.status, report.family, report.rows_added) == (
+            "filled",
+            "/v2.0/cloud/thing/{device_id}/report-logs",
+            expected,
+        )
+        assert [(r.path, r.code) for r in report.refused] == [("/v1.0/devices/{device_id}/logs", 1106)]
+        with project.engine.connect() as connection:
+            query = select(ApiPath.path, ApiPath.status).where(ApiPath.purpose == "device_logs")
+            memory = {path: status for path, status in connection.execute(query)}
+        assert memory == {
+            "/v1.0/devices/{device_id}/logs": "refused",
+            "/v2.0/cloud/thing/{device_id}/report-logs": "ok",
+        }
+
+
+def test_a_killed_backfill_rerun_finishes_it_exactly_once(sqlite_project: Project) -> None:
+    project = sqlite_project
+    expected = _feed(project, range(0, 180))
+    gap_id = project.gap()
+    project.emulator.delay_next(10_000, 0.2, path_prefix="/v1.0/devices/")  # slow pages: time to kill it mid-way
+    env = {
+        **os.environ,
+        "TUYA_ACCESS_ID": ACCESS_ID,
+        "TUYA_ACCESS_KEY": ACCESS_KEY,
+        "TUYA_OPENAPI_URL": project.emulator.url,
+        "DATABASE_URL": project.url,
+        "TUYA_API_RATE": "1000",
+    }
+    process = subprocess.Popen(cli("backfill", "--gap", str(gap_id)), env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: project.count(BackfillProgress, BackfillProgress.done.is_(True)) >= 2, timeout=60)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    interrupted = len(project.rows())
+    assert 0 < interrupted < expected
+    with project.engine.connect() as connection:
+        assert connection.scalar(select(Gap.status).where(Gap.id == gap_id)) == "backfilling"
+    result = subprocess.run(cli("backfill", "--gap", str(gap_id)), env=env, cwd=ROOT, capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    rows = project.rows()
+    assert len(rows) == expected
+    assert len({(row.device_id, row.code, row.reported_at) for row in rows}) == expected
+    assert b"filled" in result.stdout
