@@ -9,6 +9,7 @@ STAMP   := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || PY=python3; \
 	test -x /usr/lib/postgresql/15/bin/initdb || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,demo,scale]'

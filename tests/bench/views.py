@@ -1,0 +1,95 @@
+"""Benchmark: the README's query on the views, on an archive of 10 M status rows, SQLite and PostgreSQL.
+
+``SELECT reported_at, value FROM status_history WHERE device_name = '…' AND code = '…'`` took 8.8 s on SQLite with
+the first revision's schema, where nothing let the planner start from the device's name, so it scanned every status
+row. The reference line runs that same query on the first revision's view with ``devices.name`` unindexed again (in
+the same archive, restored afterwards), so both are timed in the same run. Each figure is the best of 3 runs; the
+plan the database chose for today's view is printed.
+
+Run alone with ``python -m tests.bench.views`` (PostgreSQL from TEST_DATABASE_URL, skipped when unset; ``make
+bench`` sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from streams.store.engine import make_engine
+from tests.bench.archive import ROWS, SENSOR_NAME, BenchArchive, postgres_archive, sqlite_archive
+from tests.unit.store.databases import scratch_postgres
+
+QUERY = "SELECT reported_at, value FROM {view} WHERE device_name = :name AND code = 'temp_current' ORDER BY reported_at"
+# The first revision's view (migrations/versions/2026_11_28_initial_schema.py): the reference.
+BEFORE = """
+CREATE VIEW status_history_before AS
+SELECT s.reported_at, s.device_id, d.name AS device_name, d.product_key, s.code, s.value, s.dp_id,
+       s.message_id, s.item_index
+FROM device_status s
+LEFT JOIN devices d ON d.device_id = s.device_id
+"""
+ROUNDS = 3
+DATA = Path(__file__).resolve().parents[2] / ".services" / "bench"
+
+
+def _best(engine: Engine, view: str) -> tuple[float, int]:
+    best, count = float("inf"), 0
+    for _ in range(ROUNDS):
+        with engine.connect() as connection:
+            started = time.perf_counter()
+            count = len(connection.execute(text(QUERY.format(view=view)), {"name": SENSOR_NAME}).all())
+            best = min(best, time.perf_counter() - started)
+    return best, count
+
+
+def measure(archive: BenchArchive, label: str) -> None:
+    engine = make_engine(archive.url)
+    try:
+        now, rows = _best(engine, "status_history")
+        plan = _plan(engine)
+        with engine.begin() as connection:  # the first revision's schema: its view, and no index on devices.name
+            connection.exec_driver_sql("DROP VIEW IF EXISTS status_history_before")
+            connection.exec_driver_sql(BEFORE)
+            connection.exec_driver_sql("DROP INDEX ix_devices_name")
+        try:
+            before, rows_before = _best(engine, "status_history_before")
+        finally:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("CREATE INDEX ix_devices_name ON devices (name)")
+                connection.exec_driver_sql("DROP VIEW status_history_before")
+    finally:
+        engine.dispose()
+    built = f", built in {archive.seconds_to_build:.0f} s" if archive.seconds_to_build else ""
+    print(f"  {label} ({archive.rows:,} status rows{built}):")
+    print(f"    status_history by device name and code: {now * 1000:,.0f} ms for {rows:,} rows")
+    print(f"    the first revision's schema, same query: {before * 1000:,.0f} ms for {rows_before:,} rows")
+    print(f"    {before / now:,.0f}× faster; plan: {plan}")
+
+
+def _plan(engine: Engine) -> str:
+    query = QUERY.format(view="status_history")
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            steps = connection.execute(text(f"EXPLAIN QUERY PLAN {query}"), {"name": SENSOR_NAME}).all()
+            return " → ".join(step[-1] for step in steps)
+        lines = connection.execute(text(f"EXPLAIN {query}"), {"name": SENSOR_NAME}).scalars().all()
+        return " → ".join(line.strip() for line in lines if "Scan" in line)
+
+
+def main() -> None:
+    print(f"Views: the README's status_history query on {ROWS:,} status rows (best of {ROUNDS})")
+    measure(sqlite_archive(DATA), "SQLite")
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
+        return
+    with scratch_postgres(url) as scratch:
+        measure(postgres_archive(scratch), "PostgreSQL")
+
+
+if __name__ == "__main__":
+    main()
