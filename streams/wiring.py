@@ -22,6 +22,7 @@ from streams.metrics import WorkerMetrics
 from streams.outbox.reactor import RulesReactor
 from streams.outbox.sender import OutboxSender
 from streams.pipeline import Pipeline
+from streams.replay.dead_letters import DeadLetterReplay
 from streams.rules import RuleSet, load_rules
 from streams.runner import Observer, Runner
 from streams.settings import Settings
@@ -36,6 +37,7 @@ __all__ = [
     "archive_engine",
     "backfill_job",
     "catalog",
+    "dead_letter_replay",
     "fleet_sync",
     "gap_watch",
     "outbox_sender",
@@ -78,6 +80,17 @@ def pulsar_source(settings: Settings) -> PulsarSource:
         tls_verify=settings.tuya_pulsar_tls_verify,
         batch_size=settings.batch_size,
         batch_timeout_ms=settings.batch_timeout_ms,
+    )
+
+
+def dead_letter_replay(
+    settings: Settings, engine: Engine, fleet: CatalogRef, rule_set: RuleSet | None, *, page_size: int
+) -> DeadLetterReplay:
+    """``replay --dead-letters``: today's key and decoder, the store, and the rules' reactor when asked for."""
+    reactor = RulesReactor(rule_set, fleet.get) if rule_set is not None else None
+    decoder = MessageDecoder(settings.access_key)
+    return DeadLetterReplay(
+        engine, decoder, ArchiveStore(engine), catalog=fleet.get, reactor=reactor, page_size=page_size
     )
 
 

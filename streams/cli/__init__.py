@@ -26,6 +26,7 @@ _SUBCOMMAND_MODULES = (
     "streams.cli.db",
     "streams.cli.query",
     "streams.cli.sync",
+    "streams.cli.replay",
     "streams.cli.backfill",
     "streams.cli.rules",
     "streams.cli.api",

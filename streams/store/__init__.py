@@ -7,6 +7,10 @@ What the rest of the project may import:
 - ``streams.store.sql``: ``ArchiveStore``, ``BatchCounts``
 - ``streams.store.query``: ``list_devices``, ``find_device``, ``status_history_rows``
 - ``streams.store.retention``: ``POLICIES``, ``count_older``, ``purge_older``
+- ``streams.store.fleet``: the data-point catalog and what ``sync`` writes; ``streams.store.api_usage``: API paths
+  tried and calls per day; ``streams.store.backfill``: gaps, checkpoints, the consumption time, device-log rows
+- ``streams.store.replay``, ``streams.store.rederive``: what ``replay`` reads and writes
+- ``streams.store.dialect``: ``insert`` (ON CONFLICT for the connection's dialect), ``chunks``
 
 The other modules (rows, facts, batch, statements, drivers) are the batch store's insides.
 """

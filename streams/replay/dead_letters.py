@@ -1,0 +1,153 @@
+"""``replay --dead-letters``: decode kept dead letters again with today's key and code, and store what now decodes
+exactly as the worker would have.
+
+Owns the replay of a page of unresolved dead letters: decode each again, name DP ids through the catalog (as the
+pipeline does), then one :class:`~streams.store.sql.ArchiveStore` batch, so ``devices``, ``device_state`` and the
+history follow the store's usual rules. Its ``extra`` hook runs the rules when asked (as the worker's reactor does:
+only messages new to the archive can fire) and marks each decoded dead letter resolved in the same transaction:
+``replayed: stored`` when its message was new to the archive, ``replayed: already stored`` when its id was in
+``messages`` already. A dead letter that still fails is left as it is, unresolved; a resolved one is never read
+again, so replaying twice stores nothing twice and changes nothing. A dry run decodes and looks message ids up,
+and writes nothing. Builds no adapter (the CLI hands them in) and never imports pulsar or httpx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Connection, Engine
+
+from models.records import DeadLetter, DeviceEvent, StatusReported, UserEvent
+from streams.fleet.catalog import Catalog
+from streams.outbox.reactor import RulesReactor
+from streams.outbox.sql import new_message_ids
+from streams.pipeline import resolve_codes
+from streams.replay.derive import pulsar_message
+from streams.replay.paging import pages, retrying
+from streams.replay.report import DeadLetterReport
+from streams.store.engine import unavailable_on_failure
+from streams.store.replay import Position, StoredDeadLetter, Window, dead_letter_page, mark_resolved
+from streams.store.sql import ArchiveStore, BatchCounts
+from streams.tuya.decoder import Decoded, MessageDecoder
+
+__all__ = ["ALREADY_STORED", "PAGE_SIZE", "STORED", "DeadLetterReplay"]
+
+STORED = "replayed: stored"
+ALREADY_STORED = "replayed: already stored"
+#: Dead letters per page: each page that decodes is one short transaction.
+PAGE_SIZE = 200
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _position(letter: StoredDeadLetter) -> tuple[datetime, str]:
+    return (letter.received_at, letter.message_id)
+
+
+@dataclass
+class _Attempt:
+    """What the last (committed) attempt of a page's transaction did inside its hook."""
+
+    fired: int = 0
+
+
+class DeadLetterReplay:
+    """Replays the unresolved dead letters of a window, page by page (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        decoder: MessageDecoder,
+        store: ArchiveStore,
+        *,
+        catalog: Callable[[], Catalog] = Catalog,
+        reactor: RulesReactor | None = None,
+        page_size: int = PAGE_SIZE,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._engine = engine
+        self._decoder = decoder
+        self._store = store
+        self._catalog = catalog
+        self._reactor = reactor
+        self._page_size = page_size
+        self._clock = clock
+
+    def run(
+        self, window: Window, report: DeadLetterReport, on_progress: Callable[[DeadLetterReport], None] | None = None
+    ) -> DeadLetterReport:
+        """Replay every unresolved dead letter of ``window``, counting into ``report`` (kept up to date even when a
+        database error stops the replay part-way: the pages before it are committed).
+
+        Raises:
+            DatabaseUnavailable: the archive could not be read, or a page not stored after a few tries.
+        """
+        for page in pages(lambda after: self._read(window, after), _position):
+            self._replay(page, report)
+            if on_progress is not None:
+                on_progress(report)
+        return report
+
+    def _read(self, window: Window, after: Position) -> list[StoredDeadLetter]:
+        with unavailable_on_failure("reading dead letters"), self._engine.connect() as connection:
+            return dead_letter_page(connection, window, after, self._page_size)
+
+    def _replay(self, page: Sequence[StoredDeadLetter], report: DeadLetterReport) -> None:
+        decoded = self._decode(page, report)
+        if not decoded:
+            return
+        if report.dry_run:
+            self._count_new(decoded, report)
+            return
+        attempt = _Attempt()
+        counts = retrying(lambda: self._store_page(decoded, attempt))
+        report.stored += counts.messages_inserted
+        report.already_stored += len(decoded) - counts.messages_inserted
+        report.status_rows += counts.status_rows
+        report.device_events += counts.device_events
+        report.user_events += counts.user_events
+        report.fired += attempt.fired
+
+    def _decode(self, page: Sequence[StoredDeadLetter], report: DeadLetterReport) -> list[Decoded]:
+        catalog = self._catalog()
+        decoded: list[Decoded] = []
+        for letter in page:
+            result = self._decoder.decode(pulsar_message(letter))
+            if isinstance(result, DeadLetter):
+                report.failing[result.error_kind] += 1
+            else:
+                decoded.append(resolve_codes(result, catalog) if result.unresolved else result)
+        report.read += len(page)
+        return decoded
+
+    def _store_page(self, decoded: Sequence[Decoded], attempt: _Attempt) -> BatchCounts:
+        now = self._clock()
+        ids = [item.message.message_id for item in decoded]
+        rules = self._reactor.in_transaction(decoded, now) if self._reactor is not None else None
+
+        def hook(connection: Connection) -> None:
+            # First in the batch's transaction: ``messages`` is as it was before this page.
+            fresh = new_message_ids(connection, ids)
+            if rules is not None:
+                assert self._reactor is not None
+                fired = self._reactor.fired
+                rules(connection)
+                attempt.fired = self._reactor.fired - fired
+            mark_resolved(connection, {i: STORED if i in fresh else ALREADY_STORED for i in ids}, now)
+
+        return self._store.write_batch(decoded, [], received_at=now, extra=hook)
+
+    def _count_new(self, decoded: Sequence[Decoded], report: DeadLetterReport) -> None:
+        with unavailable_on_failure("looking up stored messages"), self._engine.connect() as connection:
+            fresh = new_message_ids(connection, [item.message.message_id for item in decoded])
+        new = [item for item in decoded if item.message.message_id in fresh]
+        records = [record for item in new for record in item.records]
+        report.stored += len(new)
+        report.already_stored += len(decoded) - len(new)
+        report.status_rows += sum(1 for record in records if isinstance(record, StatusReported))
+        report.device_events += sum(1 for record in records if isinstance(record, DeviceEvent))
+        report.user_events += sum(1 for record in records if isinstance(record, UserEvent))

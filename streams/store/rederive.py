@@ -1,0 +1,222 @@
+"""SQL of ``replay --messages``: the history rows a stored message has, the latest-state rows they feed, and the
+writes that bring both to what the message derives today.
+
+Owns reading rows in the form the row builders of :mod:`streams.store.rows` and :mod:`streams.store.facts` produce
+with ``time`` left as datetimes (JSON as canonical text, times as aware UTC datetimes), so a stored row and a derived
+one are equal exactly when their content is; deleting history rows by key, of source ``stream`` only (rows that
+``backfill`` took from Tuya's device logs are never touched); a (device, code)'s newest history row; and writing
+through the batch store's drivers and statements (the same ON CONFLICT rules as the worker). Runs in the caller's
+transaction and never commits. Imports nothing of the worker's runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import JSON, ColumnElement, Table, Text, and_, bindparam, cast, delete, select, tuple_
+from sqlalchemy.engine import Connection
+
+from models.tables import Base
+from streams.store.dialect import chunks
+from streams.store.drivers import Driver, PostgresDriver, SqliteDriver
+from streams.store.rows import DEVICE_STATE_COLUMNS, json_text
+from streams.store.statements import DEVICE_EVENTS, DEVICE_STATE, DEVICES, STATUS, USER_EVENTS, USERS, Target
+
+__all__ = [
+    "HISTORIES",
+    "LATEST",
+    "History",
+    "Latest",
+    "RowWriter",
+    "delete_history",
+    "delete_latest",
+    "newest_status",
+    "stored_history",
+    "stored_latest",
+]
+
+Row = tuple[Any, ...]
+Key = tuple[Any, ...]
+
+_decode = msgspec.json.Decoder().decode
+_STREAM = "stream"
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A history table as replay re-derives it: its insert, its key (a prefix of the row) and whether it has a
+    ``source`` column (only ``stream`` rows are a message's to change)."""
+
+    target: Target
+    key: tuple[str, ...]
+    sourced: bool
+
+    def key_of(self, row: Row) -> Key:
+        return row[: len(self.key)]
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """A latest-state table: its upsert (the store's "newer wins" rule) and its key (a prefix of the row)."""
+
+    target: Target
+    key: tuple[str, ...]
+
+    def key_of(self, row: Row) -> Key:
+        return row[: len(self.key)]
+
+
+HISTORIES = {
+    "device_status": History(STATUS, ("message_id", "item_index"), sourced=True),
+    "device_events": History(DEVICE_EVENTS, ("message_id",), sourced=True),
+    "user_events": History(USER_EVENTS, ("message_id",), sourced=False),
+}
+
+LATEST = {
+    "device_state": Latest(DEVICE_STATE, ("device_id", "code")),
+    "devices": Latest(DEVICES, ("device_id",)),
+    "users": Latest(USERS, ("uid",)),
+}
+
+
+def _table(target: Target) -> Table:
+    return Base.metadata.tables[target.table]
+
+
+def _json_positions(table: Table, columns: Sequence[str]) -> list[int]:
+    return [index for index, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
+
+
+def _select_rows(table: Table, columns: Sequence[str]) -> Any:
+    """A SELECT of ``columns`` with JSON columns as their stored text (parsed JSON would make 1 equal true)."""
+    json_at = set(_json_positions(table, columns))
+    return select(*(cast(table.c[name], Text) if i in json_at else table.c[name] for i, name in enumerate(columns)))
+
+
+def _canonical(rows: Iterable[Any], json_at: Sequence[int]) -> list[Row]:
+    """Rows with each JSON text as :func:`~streams.store.rows.json_text` writes that value (stored text may have
+    been written by another encoder, e.g. SQLAlchemy's for values `sync` stored)."""
+    canonical = []
+    for row in rows:
+        values = list(row)
+        for index in json_at:
+            if values[index] is not None:
+                values[index] = json_text(_decode(values[index]))
+        canonical.append(tuple(values))
+    return canonical
+
+
+def stored_history(connection: Connection, history: History, message_ids: Sequence[str]) -> list[Row]:
+    """The ``stream`` rows of ``history`` that the messages ``message_ids`` have now, in its target's column order."""
+    table, columns = _table(history.target), history.target.columns
+    rows: list[Any] = []
+    for chunk in chunks(list(message_ids)):
+        query = _select_rows(table, columns).where(table.c.message_id.in_(chunk))
+        if history.sourced:
+            query = query.where(table.c.source == _STREAM)
+        rows.extend(connection.execute(query))
+    return _canonical(rows, _json_positions(table, columns))
+
+
+def _key_match(table: Table, key: Sequence[str]) -> ColumnElement[bool]:
+    return and_(*(table.c[name] == bindparam(f"key_{name}") for name in key))
+
+
+def delete_history(connection: Connection, history: History, keys: Sequence[Key]) -> None:
+    """Delete the ``stream`` rows of ``history`` with these keys."""
+    if not keys:
+        return
+    table = _table(history.target)
+    statement = delete(table).where(_key_match(table, history.key))
+    if history.sourced:
+        statement = statement.where(table.c.source == _STREAM)
+    connection.execute(statement, [dict(zip((f"key_{n}" for n in history.key), k, strict=True)) for k in keys])
+
+
+def _key_in(table: Table, key: Sequence[str], keys: Sequence[Key]) -> ColumnElement[bool]:
+    if len(key) == 1:
+        return table.c[key[0]].in_([k[0] for k in keys])
+    return tuple_(*(table.c[name] for name in key)).in_(list(keys))
+
+
+def stored_latest(connection: Connection, latest: Latest, keys: Iterable[Key], *, lock: bool = False) -> dict[Key, Row]:
+    """The rows of ``latest`` with these keys, in its target's column order. ``lock``: lock them (PostgreSQL), in
+    key order, as the store's upserts do, so that a worker storing beside the replay waits instead of deadlocking."""
+    table, columns = _table(latest.target), latest.target.columns
+    ordered = sorted(set(keys))
+    found: dict[Key, Row] = {}
+    for chunk in chunks(ordered):
+        query = _select_rows(table, columns).where(_key_in(table, latest.key, chunk))
+        query = query.order_by(*(table.c[name] for name in latest.key))
+        rows = connection.execute(query.with_for_update() if lock else query)
+        found.update((latest.key_of(row), row) for row in _canonical(rows, _json_positions(table, columns)))
+    return found
+
+
+def delete_latest(connection: Connection, latest: Latest, keys: Sequence[Key]) -> None:
+    if keys:
+        table = _table(latest.target)
+        params = [dict(zip((f"key_{n}" for n in latest.key), k, strict=True)) for k in keys]
+        connection.execute(delete(table).where(_key_match(table, latest.key)), params)
+
+
+def newest_status(connection: Connection, device_id: str, code: str) -> Row | None:
+    """The ``device_state`` row the newest history value of (device, code) makes, any source; None without one.
+
+    "Newest" is the store's order (streams.store.rows.latest_state): time, then message id, then item index.
+    """
+    table, columns = _table(STATUS), DEVICE_STATE_COLUMNS  # device_status has every column of device_state
+    query = (
+        _select_rows(table, columns)
+        .where(table.c.device_id == device_id, table.c.code == code)
+        .order_by(table.c.reported_at.desc(), table.c.message_id.desc(), table.c.item_index.desc())
+        .limit(1)
+    )
+    rows = _canonical(connection.execute(query), _json_positions(table, columns))
+    return rows[0] if rows else None
+
+
+class RowWriter:
+    """The batch store's driver on the caller's transaction: inserts that skip rows whose key exists, and the
+    "newer wins" upserts. On PostgreSQL rows always go through the stage tables (another writer may have stored
+    a row meanwhile) and NUL characters become U+FFFD, as the store's fallbacks do.
+
+    One write per table and transaction: a PostgreSQL stage table keeps its rows until the commit, so a second
+    write would move the first one's rows again.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._postgres = connection.dialect.name == "postgresql"
+        self._driver: Driver = PostgresDriver(tolerant=True, clean_text=True) if self._postgres else SqliteDriver()
+        self._written: set[str] = set()
+
+    def as_stored(self, row: Row) -> Row:
+        """``row`` as this database keeps it: PostgreSQL text cannot hold NUL (the driver writes U+FFFD)."""
+        if not self._postgres:
+            return row
+        return tuple(value.replace("\x00", "\ufffd") if isinstance(value, str) else value for value in row)
+
+    def insert(self, target: Target, rows: Sequence[Row]) -> None:
+        self._run(self._driver.insert, target, rows)
+
+    def upsert(self, target: Target, rows: Sequence[Row]) -> None:
+        self._run(self._driver.upsert, target, rows)
+
+    def _run(self, write: Any, target: Target, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        if target.table in self._written:
+            raise RuntimeError(f"{target.table} written twice in one transaction (see RowWriter)")
+        self._written.add(target.table)
+        time = self._driver.time
+        prepared = [tuple(time(v) if isinstance(v, datetime) else v for v in row) for row in rows]
+        cursor = self._connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            write(cursor, target, prepared)
+        finally:
+            cursor.close()
