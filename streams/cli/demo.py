@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from streams.demo import (
+    DEMO_RETENTION_S,
     DEMO_RULES,
+    MIN_OUTAGE_S,
     DemoError,
     DemoOptions,
     Endpoints,
@@ -32,6 +34,9 @@ from streams.settings import Settings
 __all__ = ["register"]
 
 
+_DEFAULT_OUTAGE_S = 20.0
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
     """An argparse ``type`` for a number above zero."""
 
@@ -42,6 +47,13 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
         return value
 
     return parse
+
+
+def _outage_seconds(text: str) -> float:
+    value = float(text)
+    if value < MIN_OUTAGE_S:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_OUTAGE_S:.0f} seconds, not {text}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,6 +84,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--keep-running", action="store_true", help="keep the fleet publishing and the worker archiving until Ctrl-C"
     )
+    parser.add_argument(
+        "--outage",
+        nargs="?",
+        type=_outage_seconds,
+        const=_DEFAULT_OUTAGE_S,
+        default=None,
+        metavar="SECONDS",
+        help=f"a third of the way in, stop the worker for SECONDS (default {_DEFAULT_OUTAGE_S:.0f}, at least "
+        f"{MIN_OUTAGE_S:.0f}) while the messages it misses are dropped as Tuya drops them after its retention "
+        f"(shortened to {DEMO_RETENTION_S:g} s); then the worker finds the gap and backfills it from the emulated "
+        "device logs",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -84,6 +108,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         rate=args.rate,
         database_url=args.db,
         keep_running=args.keep_running,
+        outage_s=args.outage,
     )
     log_path = _log_path(options.database_url)
     try:
@@ -134,4 +159,10 @@ def _banner(console: Console, options: DemoOptions, endpoints: Endpoints, log_pa
     console.print(f"  OpenAPI   {endpoints.openapi} (the emulator: checks every signature, records every command)")
     console.print(f"  webhooks  {endpoints.webhooks} (the demo's receiver)")
     console.print(f"  rules     {rules}: the example rules with for: durations of seconds, so they fire in the demo")
+    if options.outage_s is not None:
+        console.print(
+            f"  outage    at {options.duration_s / 3:.0f} s the worker stops for {options.outage_s:.0f} s; Tuya "
+            f"deletes unacknowledged messages after 2 hours, the demo after {DEMO_RETENTION_S:g} s, so the stretch "
+            "is a gap to backfill from the device logs"
+        )
     console.print(f"  log       {log_path}")

@@ -1,4 +1,5 @@
-"""What the demo reads back from the archive: the counts it waits for, the summary's figures, the example queries.
+"""What the demo reads back from the archive: the counts it waits for, the summary's figures, the gaps and their
+backfill, the example queries.
 
 Owns read-only SQL on the public tables and views of ``models.tables`` (SQLAlchemy Core, same results on SQLite and
 PostgreSQL) and the three example queries printed with their output, written as a user would type them.
@@ -8,12 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
-from models.tables import ApiUsage, Command, DataPoint, DeadLetter, Device, DeviceEvent, DeviceStatus, Message, User
+from models.tables import (
+    ApiUsage,
+    BackfillProgress,
+    Command,
+    DataPoint,
+    DeadLetter,
+    Device,
+    DeviceEvent,
+    DeviceStatus,
+    Gap,
+    Message,
+    User,
+)
 
 __all__ = [
     "EXAMPLE_QUERIES",
@@ -21,9 +35,12 @@ __all__ = [
     "CommandRow",
     "ExampleQuery",
     "FleetFigures",
+    "GapRow",
     "archived_messages",
+    "by_source",
     "command_rows",
     "figures",
+    "gap_rows",
     "open_commands",
     "run_example",
 ]
@@ -42,6 +59,42 @@ def open_commands(connection: Connection) -> int:
     """Outbox rows not settled yet (pending or in flight)."""
     query = select(func.count()).select_from(Command).where(Command.status.in_(("pending", "in_flight")))
     return int(connection.scalar(query) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class GapRow:
+    """A gap and how far its backfill got: ``devices_done`` devices' logs read to the end."""
+
+    id: int
+    started_at: datetime
+    ended_at: datetime
+    status: str
+    reason: str | None
+    rows_added: int
+    calls: int
+    devices_done: int
+
+    @property
+    def open(self) -> bool:
+        """Not (yet) filled as far as it can be: found, or a backfill is under way."""
+        return self.status in ("open", "backfilling")
+
+
+def gap_rows(connection: Connection) -> list[GapRow]:
+    """Every gap, oldest first."""
+    done = (
+        select(func.count()).where(BackfillProgress.gap_id == Gap.id, BackfillProgress.done.is_(True)).scalar_subquery()
+    )
+    columns = (Gap.id, Gap.started_at, Gap.ended_at, Gap.status, Gap.reason, Gap.rows_added, Gap.calls, done)
+    return [GapRow(*row) for row in connection.execute(select(*columns).order_by(Gap.started_at, Gap.id))]
+
+
+def by_source(connection: Connection, table: Any) -> dict[str, int]:
+    """Rows of ``device_status`` or ``device_events`` by ``source``: ``stream``, or ``log`` (a backfill)."""
+    return {
+        str(source): int(n)
+        for source, n in connection.execute(select(table.source, func.count()).group_by(table.source))
+    }
 
 
 @dataclass(frozen=True, slots=True)

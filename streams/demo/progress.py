@@ -2,7 +2,8 @@
 
 Owns the snapshot the display shows and how it looks (a rich renderable for ``rich.live.Live``). The figures come
 from the worker's own Prometheus registry (the counters ``/metrics`` would serve), the publisher's count, the outbox
-sender, the emulator and the webhook receiver; gathering them is the caller's job. No I/O.
+sender, the emulator, the webhook receiver, and with ``--outage`` the outage and the archive's gaps; gathering them
+is the caller's job. No I/O.
 """
 
 from __future__ import annotations
@@ -16,12 +17,28 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Progress", "metric_total", "render"]
+from streams.demo.archive import GapRow
+
+__all__ = ["OutageProgress", "Progress", "metric_total", "render"]
 
 
 def metric_total(registry: CollectorRegistry, name: str) -> float:
     """The sum of a metric's samples over all its labels (0 before the first increment)."""
     return sum(sample.value for metric in registry.collect() for sample in metric.samples if sample.name == name)
+
+
+@dataclass(frozen=True, slots=True)
+class OutageProgress:
+    """Where the outage is (``phase``: pending, stopping, stopped, restarting, over, skipped), how long the worker
+    has been stopped (None: not yet), and the newest gap."""
+
+    phase: str
+    at_s: float
+    length_s: float
+    dropped: int
+    stopped_s: float | None
+    skipped: str | None
+    gap: GapRow | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +58,13 @@ class Progress:
     accepted: int
     webhooks: int
     lag_s: float
+    outage: OutageProgress | None = None
 
     @property
     def backlog(self) -> int:
-        """Published but not archived yet (as a message or a dead letter)."""
-        return max(0, self.published - self.stored - self.dead_letters)
+        """Published but not archived yet (as a message or a dead letter), nor dropped in an outage."""
+        dropped = self.outage.dropped if self.outage is not None else 0
+        return max(0, self.published - self.stored - self.dead_letters - dropped)
 
 
 def render(progress: Progress) -> RenderableType:
@@ -84,4 +103,32 @@ def _figures(progress: Progress) -> RenderableType:
     if progress.commands_failed:
         detail += f", {progress.commands_failed} failed"
     table.add_row("rule actions", sent, detail)
+    if progress.outage is not None:
+        _outage_rows(table, progress.outage)
     return table
+
+
+def _outage_rows(table: Table, outage: OutageProgress) -> None:
+    table.add_row("outage", f"{outage.dropped:,}", _outage_detail(outage))
+    gap = outage.gap
+    if gap is not None:
+        length = (gap.ended_at - gap.started_at).total_seconds()
+        state = "backfilling" if gap.open else gap.status.replace("_", " ")
+        devices = f"{gap.devices_done:,} devices read"
+        detail = f"rows added to gap {gap.id} ({length:.1f} s) from the device logs: {state}, {devices}"
+        table.add_row("gap", f"{gap.rows_added:,}", detail)
+
+
+def _outage_detail(outage: OutageProgress) -> str:
+    if outage.phase == "skipped":
+        return f"not as planned: {outage.skipped}"
+    if outage.stopped_s is None:
+        if outage.phase == "stopping":
+            return "stopping the worker once it has caught up"
+        return f"at {outage.at_s:.0f} s the worker stops for {outage.length_s:.0f} s"
+    stopped = f"worker stopped {outage.stopped_s:.0f} s"
+    if outage.phase == "over":
+        return f"{stopped}, then consumed again; messages dropped as Tuya would"
+    if outage.phase == "restarting":
+        return f"{stopped}, starting again; messages dropped as Tuya would"
+    return f"{stopped}, messages dropped as Tuya would (once older than its retention)"

@@ -2,9 +2,10 @@
 
 Owns the order of things and their end. It starts pulsar-lite, the OpenAPI emulator and a webhook receiver on free
 loopback ports, a fresh archive, the real worker (:mod:`streams.demo.worker`) and the traffic
-(:mod:`streams.demo.traffic`); shows the live display until the traffic is archived and the scenario's rules have
-fired; then stops everything it started, in every case (Ctrl-C included), and reads what happened back from the
-archive. The key is fixed and fake, and never printed.
+(:mod:`streams.demo.traffic`), with ``outage_s`` the outage (:mod:`streams.demo.outage`); shows the live display
+until the traffic is archived, the scenario's rules have fired and an outage's gap is backfilled
+(:mod:`streams.demo.watch`); then stops everything it started, in every case (Ctrl-C included), and reads what
+happened back from the archive. The key is fixed and fake, and never printed.
 """
 
 from __future__ import annotations
@@ -18,32 +19,53 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console, RenderableType
-from rich.live import Live
-from sqlalchemy import select
+from rich.console import Console
 
-from models.tables import Command
-from streams.demo import archive, progress
+from streams.demo import progress
 from streams.demo.database import prepare_database
+from streams.demo.outage import Drain, Outage, OutageReport
 from streams.demo.scenario import Scenario
-from streams.demo.services import DEMO_RULES, ReceivedWebhook, WebhookReceiver, render_rules, start_broker
+from streams.demo.services import (
+    DEMO_RULES,
+    PARTITIONS,
+    Endpoints,
+    ReceivedWebhook,
+    WebhookReceiver,
+    render_rules,
+    start_broker,
+)
 from streams.demo.traffic import Traffic
+from streams.demo.watch import Parts, Watch
 from streams.demo.worker import DemoWorker
 from streams.rules import RuleSet, load_rules
 from streams.settings import Settings, load_settings
-from streams.sim import BrokerError, Fleet, PublishReport
-from streams.sources.pulsar import topic_name
+from streams.sim import DEFAULT_MIX, BrokerError, Fleet, PublishReport
+from streams.sources.pulsar import subscription_name, topic_name
 from streams.tuya.emulated_sim import sim_emulated_devices, sim_users
 from streams.tuya.emulator import Emulator, RecordedCommand
 
-__all__ = ["DEMO_ACCESS_ID", "DEMO_APP_SCHEMA", "DemoError", "DemoOptions", "DemoResult", "Endpoints", "run_demo"]
+__all__ = [
+    "DEMO_ACCESS_ID",
+    "DEMO_APP_SCHEMA",
+    "DEMO_RETENTION_S",
+    "MIN_OUTAGE_S",
+    "DemoError",
+    "DemoOptions",
+    "DemoResult",
+    "Endpoints",
+    "run_demo",
+]
 
 DEMO_ACCESS_ID = "demoaccessid0000"
 DEMO_APP_SCHEMA = "demoapp"
 _DEMO_ACCESS_KEY = "d3m0d3m0k3yk3yn0ts3cr3td3m0d3m0k"  # fake, but treated as a secret all the same
 _DEMO_API_RATE = 100.0  # calls per second to the emulator on loopback (Tuya's projects: TUYA_API_RATE, default 5)
 _SYNC_TIMEOUT_S = 60.0
-_REFRESH_S = 0.25
+#: Tuya keeps unacknowledged messages 2 hours (TUYA_MESSAGE_RETENTION); an outage demo cannot wait that long.
+DEMO_RETENTION_S = 2.0
+_DEMO_GAP_MARGIN_S = 0.5
+#: The shortest outage: a retention and the two quiet edges (streams.demo.outage), with time to drop messages left.
+MIN_OUTAGE_S = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +84,7 @@ class DemoOptions:
     corrupt: float = 0.001  # share of the fleet's messages broken on purpose, besides the scripted five
     seed: int = 1
     settle_timeout_s: float = 30.0  # after publishing: how long to wait for the archive and the rules to catch up
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    broker: str
-    topic: str
-    openapi: str
-    webhooks: str
+    outage_s: float | None = None  # stop the worker this long, a third of the way in (None: no outage)
 
 
 @dataclass(frozen=True)
@@ -91,10 +106,15 @@ class DemoResult:
     max_lag_s: float
     commits: int
     commit_seconds: float
+    outage: OutageReport | None = None
 
 
 def demo_settings(options: DemoOptions, broker_url: str, openapi_url: str, rules: Path) -> Settings:
-    """The worker's settings: the demo's project, broker, emulator, archive and rules (environment for the rest)."""
+    """The worker's settings: the demo's project, broker, emulator, archive and rules (environment for the rest);
+    with an outage, Tuya's retention shortened to :data:`DEMO_RETENTION_S`."""
+    outage = {}
+    if options.outage_s is not None:
+        outage = {"tuya_message_retention": DEMO_RETENTION_S, "gap_margin": _DEMO_GAP_MARGIN_S}
     return load_settings(
         tuya_access_id=DEMO_ACCESS_ID,
         tuya_access_key=_DEMO_ACCESS_KEY,
@@ -107,6 +127,7 @@ def demo_settings(options: DemoOptions, broker_url: str, openapi_url: str, rules
         metrics_port=0,
         tuya_app_schema=DEMO_APP_SCHEMA,
         tuya_api_rate=_DEMO_API_RATE,
+        **outage,
     )
 
 
@@ -122,6 +143,8 @@ def run_demo(
         DemoError: the database cannot take the demo, or a part of the demo failed.
         KeyboardInterrupt: Ctrl-C before the display started (everything started is stopped first).
     """
+    if options.outage_s is not None and options.outage_s < MIN_OUTAGE_S:
+        raise DemoError(f"an outage must last at least {MIN_OUTAGE_S:.0f} s, not {options.outage_s:g}")
     try:
         prepare_database(options.database_url)
     except ValueError as exc:
@@ -134,29 +157,26 @@ def run_demo(
             raise DemoError(f"the embedded broker did not start: {exc}") from None
         if on_start is not None:
             on_start(parts.endpoints)
-        watch = _Watch(options, parts, started)
+        watch = Watch(
+            parts,
+            started=started,
+            duration_s=None if options.keep_running else options.duration_s,
+            settle_timeout_s=options.settle_timeout_s,
+        )
         interrupted = watch.run(console)
         stack.close()
         return _result(options, parts, watch, interrupted, time.monotonic() - started)
 
 
-@dataclass(frozen=True, slots=True)
-class _Parts:
-    endpoints: Endpoints
-    scenario: Scenario
-    emulator: Emulator
-    hooks: WebhookReceiver
-    worker: DemoWorker
-    traffic: Traffic
-
-
-def _start(stack: contextlib.ExitStack, scratch: Path, options: DemoOptions) -> _Parts:
+def _start(stack: contextlib.ExitStack, scratch: Path, options: DemoOptions) -> Parts:
     """Start everything; each part is stopped by ``stack``, the last started first.
 
     The traffic starts once the worker's first sync has read the emulated project (its devices, their products'
     data points, the app's users), so the archive knows every device's name and units before its first message.
     """
-    broker = start_broker(scratch / "broker")
+    # pulsar-lite 0.2 forgets the acknowledgements of a Failover subscription on a partitioned topic once its
+    # consumer closes (streams.sim.broker): the outage's restarted worker would get every message again.
+    broker = start_broker(scratch / "broker", partitions=0 if options.outage_s is not None else PARTITIONS)
     stack.callback(broker.stop)
     hooks = stack.enter_context(WebhookReceiver())
     rules = render_rules(DEMO_RULES, scratch, hooks.url)
@@ -171,12 +191,46 @@ def _start(stack: contextlib.ExitStack, scratch: Path, options: DemoOptions) -> 
         log.warning("the first sync from the emulated OpenAPI did not finish within %.0f s", _SYNC_TIMEOUT_S)
     topic = topic_name(DEMO_ACCESS_ID, settings.tuya_mq_env)
     endpoints = Endpoints(broker.url, topic, emulator.url, hooks.url)
-    traffic = Traffic(
-        fleet, scenario.steps(), duration_s=options.duration_s, corrupt=options.corrupt, endless=options.keep_running
-    )
+    traffic = _traffic(options, fleet, scenario, emulator)
     stack.callback(traffic.stop)
     traffic.start(endpoints.broker, endpoints.topic, rate=options.rate)
-    return _Parts(endpoints, scenario, emulator, hooks, worker, traffic)
+    outage = None
+    if options.outage_s is not None:
+        outage = _outage(options, endpoints, worker, traffic)
+        stack.callback(outage.stop)
+        outage.start()
+    return Parts(endpoints, scenario, emulator, hooks, worker, traffic, outage)
+
+
+def _traffic(options: DemoOptions, fleet: Fleet, scenario: Scenario, emulator: Emulator) -> Traffic:
+    """The fleet's traffic and the scenario, logged in the emulator's device logs (not in an endless run without
+    outage: nothing would read them, and they would grow without end)."""
+    logs = emulator if options.outage_s is not None or not options.keep_running else None
+    # The scenario waits while the outage's messages are dropped, so it is stretched over the rest of the run.
+    scenario_s = options.duration_s - (options.outage_s or 0.0)
+    return Traffic(
+        fleet,
+        scenario.steps(),
+        duration_s=options.duration_s,
+        corrupt=options.corrupt,
+        endless=options.keep_running,
+        scenario_s=scenario_s,
+        logs=logs,
+    )
+
+
+def _outage(options: DemoOptions, endpoints: Endpoints, worker: DemoWorker, traffic: Traffic) -> Outage:
+    assert options.outage_s is not None
+    drain = Drain(endpoints.broker, endpoints.topic, subscription_name(DEMO_ACCESS_ID), retention_s=DEMO_RETENTION_S)
+    return Outage(
+        worker,
+        traffic,
+        drain,
+        at_s=options.duration_s / 3,
+        length_s=options.outage_s,
+        retention_s=DEMO_RETENTION_S,
+        timeout_s=options.settle_timeout_s,
+    )
 
 
 def _emulator(scenario: Scenario, fleet: Fleet) -> Emulator:
@@ -187,7 +241,7 @@ def _emulator(scenario: Scenario, fleet: Fleet) -> Emulator:
     return Emulator(DEMO_ACCESS_ID, _DEMO_ACCESS_KEY, devices=devices, users=users, schema=DEMO_APP_SCHEMA)
 
 
-def _result(options: DemoOptions, parts: _Parts, watch: _Watch, interrupted: bool, seconds: float) -> DemoResult:
+def _result(options: DemoOptions, parts: Parts, watch: Watch, interrupted: bool, seconds: float) -> DemoResult:
     """What happened, once everything is stopped. Raises DemoError when the worker or the publisher failed."""
     worker, traffic, emulator = parts.worker, parts.traffic, parts.emulator
     if worker.error is not None:
@@ -211,90 +265,13 @@ def _result(options: DemoOptions, parts: _Parts, watch: _Watch, interrupted: boo
         max_lag_s=watch.max_lag_s,
         commits=int(progress.metric_total(registry, "tuya_commit_seconds_count")),
         commit_seconds=progress.metric_total(registry, "tuya_commit_seconds_sum"),
+        outage=parts.outage.report() if parts.outage is not None else None,
     )
 
 
 def _fleet(options: DemoOptions) -> Fleet:
-    return Fleet(_DEMO_ACCESS_KEY, options.devices, clock=lambda: time.time_ns() // 1_000_000, seed=options.seed)
-
-
-class _Watch:
-    """The main thread's loop: refresh the display; end when everything is archived and the scenario has fired."""
-
-    def __init__(self, options: DemoOptions, parts: _Parts, started: float) -> None:
-        self._options = options
-        self._worker = parts.worker
-        self._traffic = parts.traffic
-        self._emulator = parts.emulator
-        self._hooks = parts.hooks
-        self._expected = parts.scenario.expected()
-        self._started = started
-        self._settle_deadline: float | None = None
-        self.settled = False
-        self.max_lag_s = 0.0
-
-    def run(self, console: Console) -> bool:
-        """Loop until done; True when Ctrl-C ended it."""
-        with Live(self._render("starting"), console=console, refresh_per_second=4, transient=False) as live:
-            try:
-                while not self._done():
-                    live.update(self._render(self._phase()))
-                    time.sleep(_REFRESH_S)
-            except KeyboardInterrupt:
-                live.update(self._render("interrupted"))
-                return True
-            live.update(self._render(self._outcome()))
-        return False
-
-    def _outcome(self) -> str:
-        if self.settled:
-            return "done"
-        return "timed out" if self._worker.running else "failed"
-
-    def _phase(self) -> str:
-        return "publishing" if self._traffic.running else "settling"
-
-    def _done(self) -> bool:
-        if not self._worker.running:
-            return True  # it failed: the error is raised once everything is stopped
-        if self._traffic.running:
-            return False
-        now = time.monotonic()
-        if self._settle_deadline is None:
-            self._settle_deadline = now + self._options.settle_timeout_s
-        self.settled = self._caught_up()
-        return self.settled or now >= self._settle_deadline
-
-    def _caught_up(self) -> bool:
-        report = self._traffic.report
-        if report is None:
-            return True  # publishing failed: nothing to wait for
-        with self._worker.engine.connect() as connection:
-            if archive.archived_messages(connection) < report.count or archive.open_commands(connection):
-                return False
-            fired = {tuple(row) for row in connection.execute(select(Command.rule_id, Command.device_id))}
-        return all((expected.rule_id, expected.device_id) in fired for expected in self._expected)
-
-    def _render(self, phase: str) -> RenderableType:
-        return progress.render(self._snapshot(phase))
-
-    def _snapshot(self, phase: str) -> progress.Progress:
-        registry = self._worker.metrics.registry
-        lag = progress.metric_total(registry, "tuya_push_to_commit_lag_seconds")
-        self.max_lag_s = max(self.max_lag_s, lag)
-        sender = self._worker.sender
-        return progress.Progress(
-            phase=phase,
-            elapsed_s=time.monotonic() - self._started,
-            duration_s=None if self._options.keep_running else self._options.duration_s,
-            published=self._traffic.published,
-            received=int(progress.metric_total(registry, "tuya_messages_received_total")),
-            stored=int(progress.metric_total(registry, "tuya_messages_stored_total")),
-            duplicates=int(progress.metric_total(registry, "tuya_messages_duplicate_total")),
-            dead_letters=int(progress.metric_total(registry, "tuya_dead_letters_total")),
-            commands_sent=sender.sent if sender else 0,
-            commands_failed=sender.failed if sender else 0,
-            accepted=len(self._emulator.commands),
-            webhooks=len(self._hooks.received),
-            lag_s=lag,
-        )
+    # With an outage the fleet deletes no device: one deleted before the gap and paired again inside it is deleted
+    # for the archive when the gap starts, and a backfill reads the logs of the devices alive then only.
+    mix = {kind: weight for kind, weight in DEFAULT_MIX.items() if kind != "delete"} if options.outage_s else None
+    clock = lambda: time.time_ns() // 1_000_000  # noqa: E731
+    return Fleet(_DEMO_ACCESS_KEY, options.devices, clock=clock, seed=options.seed, mix=mix)

@@ -24,6 +24,7 @@ __all__ = [
     "DEMO_RULES",
     "PARTITIONS",
     "RULES_WEBHOOK_URL",
+    "Endpoints",
     "ReceivedWebhook",
     "WebhookReceiver",
     "render_rules",
@@ -40,6 +41,16 @@ RULES_WEBHOOK_URL = "http://127.0.0.1:9000/alerts"
 PARTITIONS = 11
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the demo's services listen, for the banner: the broker and its topic, the emulator, the receiver."""
+
+    broker: str
+    topic: str
+    openapi: str
+    webhooks: str
+
+
 def display_path(path: Path) -> Path:
     """``path`` relative to the working directory when it is below it (``config/demo-rules.yaml``)."""
     try:
@@ -48,9 +59,10 @@ def display_path(path: Path) -> Path:
         return path
 
 
-def start_broker(data_dir: Path) -> EmbeddedBroker:
-    """A started pulsar-lite in ``data_dir`` that ignores SIGINT (it inherits SIG_IGN), stopped by the demo itself."""
-    broker = EmbeddedBroker(data_dir, partitions=PARTITIONS)
+def start_broker(data_dir: Path, *, partitions: int = PARTITIONS) -> EmbeddedBroker:
+    """A started pulsar-lite in ``data_dir`` that ignores SIGINT (it inherits SIG_IGN), stopped by the demo itself;
+    its topics have ``partitions`` partitions (0: plain topics)."""
+    broker = EmbeddedBroker(data_dir, partitions=partitions)
     with _sigint_ignored():
         return broker.start()
 

@@ -1,4 +1,5 @@
-"""The demo's closing report: what the archive holds, what the rules did, how fast it went, how to look further.
+"""The demo's closing report: what the archive holds, the outage and its backfill (``--outage``), what the rules
+did, how fast it went, how to look further.
 
 Owns the layout (rich tables on the given console) and the wording. The figures are read from the archive through
 :mod:`streams.demo.archive` and from the :class:`~streams.demo.run.DemoResult`; nothing here writes anything.
@@ -10,6 +11,7 @@ import json
 import shlex
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,8 +20,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from models.tables import DeviceEvent, DeviceStatus
 from streams.demo import archive
 from streams.demo.database import display_url, sqlite_path
+from streams.demo.outage import OutageReport
 from streams.demo.run import DemoResult
 from streams.demo.scenario import DOOR, LIGHT
 from streams.demo.services import DEMO_RULES, display_path
@@ -30,6 +34,8 @@ __all__ = ["print_summary"]
 
 _PRODUCT_KINDS = {product.product_key: product.kind for product in (*PRODUCTS, LIGHT, DOOR)}
 _MAX_ACTION_ROWS = 12
+#: What Tuya's device logs hold of the simulated kinds: data-point reports, online and offline (SPEC.md §10.3).
+_LOGGED_KINDS = ("status", "devicePropertyMessage", "online", "offline")
 
 
 def print_summary(console: Console, result: DemoResult) -> None:
@@ -40,7 +46,11 @@ def print_summary(console: Console, result: DemoResult) -> None:
         with engine.connect() as connection:
             figures = archive.figures(connection)
             commands = archive.command_rows(connection)
+            gaps = archive.gap_rows(connection)
+            sources = archive.by_source(connection, DeviceStatus), archive.by_source(connection, DeviceEvent)
         _archive_section(console, result, figures)
+        if result.outage is not None:
+            _outage_section(console, result.outage, gaps, sources)
         _rules_section(console, result, commands)
         _throughput_section(console, result)
         _examples_section(console, engine)
@@ -84,14 +94,80 @@ def _archive_section(console: Console, result: DemoResult, figures: archive.Arch
     for protocol, kind, count in figures.by_kind:
         kinds.add_row(str(protocol), kind, f"{count:,}")
     console.print(kinds)
-    corrupt = sorted(
-        (kind.removeprefix("corrupt:"), n) for kind, n in result.kinds.items() if kind.startswith("corrupt:")
-    )
+    dropped = result.outage.dropped_kinds if result.outage is not None else Counter()
+    reached = result.kinds - dropped
+    corrupt = sorted((kind.removeprefix("corrupt:"), n) for kind, n in reached.items() if kind.startswith("corrupt:"))
     dead = _table("Dead letters by reason", "error_kind", "messages")
     for kind, count in figures.dead_by_kind:
         dead.add_row(kind, f"{count:,}")
     console.print(dead)
-    console.print(f"Broken on purpose by the simulator: {_counts(corrupt)}.")
+    lost = sum(n for kind, n in dropped.items() if kind.startswith("corrupt:"))
+    besides = f" (and {lost:,} dropped in the outage)" if lost else ""
+    console.print(f"Broken on purpose by the simulator: {_counts(corrupt)}{besides}.")
+
+
+def _clock_time(moment: datetime) -> str:
+    """Hours to milliseconds, UTC (SQLite gives the archive's times back without their zone, which is UTC)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _outage_section(
+    console: Console,
+    outage: OutageReport,
+    gaps: Sequence[archive.GapRow],
+    sources: tuple[dict[str, int], dict[str, int]],
+) -> None:
+    console.rule("[bold]The outage and its backfill")
+    if outage.skipped is not None or outage.stopped_at is None:
+        console.print(f"[yellow]Outage: {outage.skipped or 'the demo ended before it was due'}.")
+        if outage.stopped_at is None:
+            return
+    dropped = (
+        f"{outage.dropped:,} messages published meanwhile were dropped, as Tuya deletes what nobody acknowledged "
+        f"within its retention (2 hours; the demo shortens it to {outage.retention_s:g} s)"
+    )
+    stopped = f"The worker stopped consuming at {_clock_time(outage.stopped_at)} UTC"
+    if outage.resumed_at is None:
+        console.print(f"{stopped}, and the demo ended before it consumed again; {dropped}.")
+        return
+    seconds = (outage.resumed_at - outage.stopped_at).total_seconds()
+    console.print(
+        f"{stopped} for {seconds:.1f} s; {dropped}. When it consumed again it found the gap (which ends a retention "
+        f"earlier: Tuya still had what came later), and its background sync backfilled it from the device logs."
+    )
+    _gaps(console, gaps)
+    _sources(console, outage, *sources)
+
+
+def _gaps(console: Console, gaps: Sequence[archive.GapRow]) -> None:
+    table = _table("Gaps (table gaps)", "gap", "from (UTC)", "to", "length", "status", "rows added", "OpenAPI calls")
+    for gap in gaps:
+        length = f"{(gap.ended_at - gap.started_at).total_seconds():.1f} s"
+        status, rows, calls = gap.status, f"{gap.rows_added:,}", f"{gap.calls:,}"
+        table.add_row(str(gap.id), _clock_time(gap.started_at), _clock_time(gap.ended_at), length, status, rows, calls)
+    console.print(table)
+    for gap in gaps:
+        if gap.reason:
+            console.print(f"[yellow]Gap {gap.id} is not filled completely: {gap.reason}.")
+    if not gaps:
+        console.print("[yellow]No gap was recorded: the worker did not find the stretch it missed.")
+
+
+def _sources(console: Console, outage: OutageReport, values: dict[str, int], events: dict[str, int]) -> None:
+    reported = len({value[:3] for value in outage.lost_values})
+    console.print(
+        f"Status values: {values.get('stream', 0):,} from the stream, {values.get('log', 0):,} from the device logs "
+        f"(the devices reported {reported:,} while the worker was stopped). Device events: "
+        f"{events.get('stream', 0):,} from the stream, {events.get('log', 0):,} online/offline from the device "
+        f"logs ({len(outage.lost_events):,} while it was stopped). The rules saw none of the logs' rows: a "
+        f"backfilled value is history, not news."
+    )
+    unlogged = sorted(
+        (kind, n) for kind, n in outage.dropped_kinds.items() if kind not in _LOGGED_KINDS and ":" not in kind
+    )
+    if unlogged:
+        console.print(f"Not in Tuya's device logs, so gone with the dropped messages: {_counts(unlogged)}.")
 
 
 def _describe(payload: Any) -> str:
@@ -146,7 +222,10 @@ def _throughput_section(console: Console, result: DemoResult) -> None:
     report = result.report
     if report is not None:
         lost = f", {report.failed:,} failed" if report.failed else ", every one acknowledged by the broker"
-        console.print(f"Published {report.count:,} messages in {report.seconds:.1f} s ({report.rate:,.0f}/s){lost}.")
+        held = f", {result.outage.held_s:.1f} s of it held still at the outage's edges" if result.outage else ""
+        console.print(
+            f"Published {report.count:,} messages in {report.seconds:.1f} s ({report.rate:,.0f}/s{held}){lost}."
+        )
     if result.commits:
         mean_ms = 1000 * result.commit_seconds / result.commits
         console.print(

@@ -18,6 +18,9 @@ pulsar-lite's behaviour that callers must plan for (0.2; measured on our machine
   message ids, as the worker's idempotent writes must.
 - Acks are persisted lazily: after a restart (graceful or a kill) some acknowledged messages may be delivered again.
   With batched publishing an entry is a whole batch, which comes again unless every message in it was acked.
+- On a partitioned topic (``partitions`` > 0) a Failover or Exclusive subscription keeps no acknowledgement once its
+  consumer closes (the broker logs "ignored stale ack"): the next consumer gets every message again, from the first.
+  Shared subscriptions and plain topics keep them. A test that stops a consumer and starts another uses plain topics.
 """
 
 from __future__ import annotations

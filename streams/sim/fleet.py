@@ -67,12 +67,19 @@ _encode = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class SimMessage:
-    """One message to publish: the Pulsar payload and properties, what it is, and its device (the partition key)."""
+    """One message to publish: the Pulsar payload and properties, what it is, and its device (the partition key).
+
+    ``t_ms`` is the message's time. ``reports`` are the data-point values a status report or property message
+    carries, ``(code, value, at_ms)`` each, as the device's log at Tuya records them (empty for other kinds), so
+    that a caller can keep such a log without decrypting the message again.
+    """
 
     payload: bytes
     properties: dict[str, str]
     kind: str
     device_id: str | None
+    t_ms: int = 0
+    reports: tuple[tuple[str, Any, int], ...] = ()
 
 
 class Fleet:
@@ -148,7 +155,8 @@ class Fleet:
         dev, t = self.device(device), self._now(t_ms)
         dev.readings.update(values)
         payload = payloads.property_message(dev, values, t, self._data_id(t))
-        return self._seal(payload, t, "devicePropertyMessage", dev.device_id, cipher)
+        reports = tuple((code, value, t) for code, value in values.items())
+        return self._seal(payload, t, "devicePropertyMessage", dev.device_id, cipher, reports)
 
     def event(
         self,
@@ -203,7 +211,7 @@ class Fleet:
             reason, _encode(report), payloads.PROTOCOL_STATUS, t, chosen, self._rng.randbytes(12)
         )
         properties["tid"] = self._hex(32)
-        return SimMessage(payload, properties, f"corrupt:{reason}", dev.device_id)
+        return SimMessage(payload, properties, f"corrupt:{reason}", dev.device_id, t)
 
     # --- generated traffic ---------------------------------------------------------------------------------------
 
@@ -262,17 +270,24 @@ class Fleet:
     ) -> SimMessage:
         device.readings.update(values)
         payload = payloads.status_report(device, values, item_t, self._data_id(t))
-        return self._seal(payload, t, "status", device.device_id, cipher)
+        reports = tuple((code, value, item_t) for code, value in values.items())
+        return self._seal(payload, t, "status", device.device_id, cipher, reports)
 
     def _seal(
-        self, payload: dict[str, Any], t: int, kind: str, device_id: str | None, cipher: Cipher | None
+        self,
+        payload: dict[str, Any],
+        t: int,
+        kind: str,
+        device_id: str | None,
+        cipher: Cipher | None,
+        reports: tuple[tuple[str, Any, int], ...] = (),
     ) -> SimMessage:
         protocol = KINDS[kind][0]
         body, properties = self._sealer.seal(
             _encode(payload), protocol, t, self._cipher(cipher), self._rng.randbytes(12)
         )
         properties["tid"] = self._hex(32)
-        return SimMessage(body, properties, kind, device_id)
+        return SimMessage(body, properties, kind, device_id, t, reports)
 
     def _cipher(self, cipher: Cipher | None) -> Cipher:
         if cipher is not None:

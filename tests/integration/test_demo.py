@@ -1,7 +1,9 @@
 """Partner: streams/demo/ (the demo is its own integration test: broker, emulator, worker and archive all real).
 
 One short demo (20 devices, 12 s) runs once for the module, into a temporary SQLite file; each test checks one
-thing the issue promises about its archive, its rules or its clean end.
+thing the issue promises about its archive, its rules or its clean end. A second one (20 devices, 15 s) has a 6 s
+outage (``--outage``): its tests check the gap it leaves and the values the backfill brings back from the emulated
+device logs (the mechanism alone, without the demo: test_outage.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,14 +27,14 @@ from rich.console import Console
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
-from models.tables import Command, DataPoint, DeadLetter, Device, Message
+from models.tables import Command, DataPoint, DeadLetter, Device, DeviceEvent, DeviceStatus, Gap, Message
 from streams.demo import DemoOptions, DemoResult, print_summary, run_demo
 from tests.fixtures.broker import require_broker_binary
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-_DEMO_THREADS = ("demo-worker", "demo-traffic", "demo-webhooks", "tuya-emulator", "outbox")
+_DEMO_THREADS = ("demo-worker", "demo-traffic", "demo-outage", "demo-drain", "demo-webhooks", "tuya-emulator", "outbox")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
     before = _children()
     options = DemoOptions(devices=20, duration_s=12, rate=200, database_url=url, corrupt=0.01, seed=3)
+    result = run_demo(options, Console(file=io.StringIO(), width=120))
+    engine = create_engine(url)
+    yield Demo(result, engine, before)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def outage_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    require_broker_binary()
+    url = f"sqlite:///{tmp_path_factory.mktemp('outage') / 'demo.db'}"
+    before = _children()
+    options = DemoOptions(devices=20, duration_s=15, rate=200, database_url=url, corrupt=0.01, seed=5, outage_s=6)
     result = run_demo(options, Console(file=io.StringIO(), width=120))
     engine = create_engine(url)
     yield Demo(result, engine, before)
@@ -177,10 +192,16 @@ sys.exit(args.handler(args, None))
 """
 
 
-def test_ctrl_c_stops_everything_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "after_s"),
+    [((), 2.0), (("--minutes", "0.1", "--outage", "6"), 4.0)],  # the outage: from 2 s, its messages being dropped
+    ids=["publishing", "outage"],
+)
+def test_ctrl_c_stops_everything_and_exits_130(tmp_path: Path, options: tuple[str, ...], after_s: float) -> None:
     require_broker_binary()
     output = tmp_path / "output.txt"
     command = [sys.executable, "-c", _DEMO_COMMAND, "demo", "--devices", "10", "--db", f"sqlite:///{tmp_path}/d.db"]
+    command += options
     with output.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -192,7 +213,7 @@ def test_ctrl_c_stops_everything_and_exits_130(tmp_path: Path) -> None:
             time.sleep(0.1)
         started = _children(process.pid)
         assert started  # the broker
-        time.sleep(2)
+        time.sleep(after_s)
         os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole process group
         assert process.wait(timeout=30) == 130
     finally:
@@ -201,3 +222,80 @@ def test_ctrl_c_stops_everything_and_exits_130(tmp_path: Path) -> None:
             process.wait()
     assert not [pid for pid in started if _alive(pid)]
     assert "Interrupted with Ctrl-C" in output.read_text(errors="replace")
+
+
+# --- the outage (--outage) ------------------------------------------------------------------------------------------
+
+
+def _ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of an archived time (SQLite gives it back without its zone, UTC)."""
+    return round(moment.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def test_outage_demo_settles_once_the_gap_is_backfilled(outage_demo: Demo) -> None:
+    result = outage_demo.result
+    assert result.outage is not None and result.outage.skipped is None
+    assert result.settled and not result.interrupted
+
+
+def test_outage_leaves_one_gap_filled_from_the_device_logs(outage_demo: Demo) -> None:
+    outage = outage_demo.result.outage
+    assert outage is not None
+    with outage_demo.engine.connect() as connection:
+        gaps = connection.execute(select(Gap)).all()
+    assert [(gap.status, gap.origin, gap.reason) for gap in gaps] == [("filled", "detected", None)]
+    reported = {value[:3] for value in outage.lost_values}
+    assert gaps[0].rows_added == len(reported) + len(outage.lost_events) > 0
+
+
+def test_outage_messages_are_dropped_and_the_others_stored_once(outage_demo: Demo) -> None:
+    result = outage_demo.result
+    assert result.outage is not None and result.report is not None and result.report.failed == 0
+    dropped = result.outage.dropped_kinds
+    assert result.outage.dropped == sum(dropped.values()) > 0
+    valid = sum(n for kind, n in (result.kinds - dropped).items() if not kind.startswith("corrupt:"))
+    assert _scalar(outage_demo.engine, select(func.count()).select_from(Message)) == valid
+    assert _scalar(outage_demo.engine, select(func.count(func.distinct(Message.message_id)))) == valid
+
+
+def test_every_value_reported_during_the_outage_is_archived_once_from_the_log(outage_demo: Demo) -> None:
+    outage = outage_demo.result.outage
+    assert outage is not None
+    columns = (DeviceStatus.device_id, DeviceStatus.code, DeviceStatus.reported_at, DeviceStatus.value)
+    with outage_demo.engine.connect() as connection:
+        logged = [
+            (d, c, _ms(at), v)
+            for d, c, at, v in connection.execute(select(*columns).where(DeviceStatus.source == "log"))
+        ]
+        streamed = {
+            (d, c, _ms(at))
+            for d, c, at, _v in connection.execute(select(*columns).where(DeviceStatus.source == "stream"))
+        }
+    reported = {value[:3] for value in outage.lost_values}  # a device may report a code twice in one millisecond
+    keys = [row[:3] for row in logged]
+    assert len(keys) == len(set(keys)) and set(keys) == reported
+    assert not reported & streamed
+    assert set(logged) <= outage.lost_values  # each with a value the device reported then
+
+
+def test_online_and_offline_during_the_outage_come_back_from_the_log(outage_demo: Demo) -> None:
+    outage = outage_demo.result.outage
+    assert outage is not None and outage.lost_events
+    query = select(DeviceEvent.device_id, DeviceEvent.event, DeviceEvent.occurred_at).where(DeviceEvent.source == "log")
+    with outage_demo.engine.connect() as connection:
+        logged = [(device, event, _ms(at)) for device, event, at in connection.execute(query)]
+    assert len(logged) == len(set(logged)) and set(logged) == outage.lost_events
+
+
+def test_outage_scenario_rules_still_fire(outage_demo: Demo) -> None:
+    with outage_demo.engine.connect() as connection:
+        fired = {tuple(row) for row in connection.execute(select(Command.rule_id, Command.device_id))}
+    assert all((e.rule_id, e.device_id) in fired for e in outage_demo.result.scenario.expected())
+
+
+def test_outage_summary_shows_the_gap_and_where_values_came_from(outage_demo: Demo) -> None:
+    out = io.StringIO()
+    print_summary(Console(file=out, width=160), outage_demo.result)
+    text = out.getvalue()
+    assert "The outage and its backfill" in text and "filled" in text
+    assert "from the stream" in text and "from the device logs" in text

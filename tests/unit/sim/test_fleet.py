@@ -193,3 +193,21 @@ def test_scripted_corruption_names_its_reason(reason):
 def test_unknown_mix_kind_is_rejected():
     with pytest.raises(ValueError, match="unknown message kinds"):
         _fleet(mix={"status": 1, "sceneExecute": 1})
+
+
+def test_reports_are_the_values_and_times_the_decoder_reads(traffic):
+    for message in traffic:
+        if message.kind not in ("status", "devicePropertyMessage"):
+            assert message.reports == ()
+            continue
+        records = [r for r in _decoded(message).records if isinstance(r, StatusReported)]
+        decoded = [(r.code, r.value, int(r.reported_at.timestamp() * 1000)) for r in records]
+        assert list(message.reports) == decoded
+
+
+def test_online_and_offline_happen_at_the_whole_second_of_the_message_time(traffic):
+    events = [m for m in traffic if m.kind in ("online", "offline")]
+    assert events
+    for message in events:
+        record = _decoded(message).records[0]
+        assert isinstance(record, DeviceEvent) and record.occurred_at == _at(message.t_ms // 1000 * 1000)
