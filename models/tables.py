@@ -506,6 +506,8 @@ class Consumer(Base):
 
     subscription: Mapped[str] = mapped_column(String, primary_key=True)
     consumed_at: Mapped[datetime]
+    # Tuya's push time of the newest message committed: a backfill of a gap waits until the stream is past its end.
+    pushed_at: Mapped[datetime | None]
 
 
 #: The views, declared with their column types so that code reads them like tables (aware UTC times, parsed JSON).

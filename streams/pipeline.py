@@ -52,6 +52,7 @@ class BatchResult:
     oldest_push_ms: int | None
     counts: BatchCounts | None  # None from a handler that forwards instead of storing (the bridge)
     sync_wanted: frozenset[str] = frozenset()  # devices ``sync`` should look up (unknown, or a lifecycle event)
+    newest_push_ms: int | None = None
 
     @property
     def stored(self) -> int:
@@ -124,7 +125,13 @@ class Pipeline:
         pushed = [int(d.message.pushed_at.timestamp() * 1000) for d in decoded]
         wanted = devices_to_sync((record for item in decoded for record in item.records), catalog)
         return BatchResult(
-            len(messages), len(decoded), kinds, min(pushed) if pushed else None, counts, frozenset(wanted)
+            len(messages),
+            len(decoded),
+            kinds,
+            min(pushed) if pushed else None,
+            counts,
+            frozenset(wanted),
+            max(pushed) if pushed else None,
         )
 
     def tick(self) -> None:

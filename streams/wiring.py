@@ -143,7 +143,11 @@ def backfill_job(
     on_progress: Callable[[BackfillReport], None] | None = None,
 ) -> Backfill:
     return Backfill(
-        engine, client, log_retention=timedelta(seconds=settings.tuya_log_retention), on_progress=on_progress
+        engine,
+        client,
+        log_retention=timedelta(seconds=settings.tuya_log_retention),
+        margin=timedelta(seconds=settings.gap_margin),
+        on_progress=on_progress,
     )
 
 

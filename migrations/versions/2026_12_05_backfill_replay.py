@@ -154,6 +154,7 @@ def create_consumers() -> None:
         "consumers",
         sa.Column("subscription", sa.String(), nullable=False),
         sa.Column("consumed_at", TIME, nullable=False),
+        sa.Column("pushed_at", TIME, nullable=True),
         sa.PrimaryKeyConstraint("subscription", name=op.f("pk_consumers")),
     )
 

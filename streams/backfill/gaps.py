@@ -3,7 +3,8 @@
 Owns the rule, as a pure function of times. The worker last consumed at ``consumed``; it consumes again at
 ``resumed``. Tuya deleted every message pushed before ``resumed - retention``, so messages pushed between
 ``consumed`` and then are gone, unless the oldest message received now is older still (Tuya kept more than its
-retention said). A stretch shorter than ``margin`` is not a gap: clocks and batches blur that much.
+retention said). A stretch shorter than ``margin`` is not a gap: clocks and batches blur that much; a gap starts a
+margin before the pause, for values timed just before it.
 """
 
 from __future__ import annotations
@@ -41,4 +42,6 @@ def lost_stretch(
     end = deleted_before if oldest_pushed is None else min(deleted_before, oldest_pushed)
     if end - consumed <= margin:
         return None
-    return Stretch(consumed, end)
+    # A margin earlier: a value is timed a little before the message that carries it, so values timed before the
+    # pause may have travelled in messages Tuya deleted (the backfill skips what the stream did archive).
+    return Stretch(consumed - margin, end)

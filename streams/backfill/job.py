@@ -53,12 +53,14 @@ class Backfill:
         client: OpenApiClient,
         *,
         log_retention: timedelta = TUYA_LOG_RETENTION,
+        margin: timedelta = timedelta(minutes=5),
         on_progress: Callable[[BackfillReport], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._client = client
         self._log_retention = log_retention
+        self._margin = margin
         self._on_progress = on_progress or (lambda _report: None)
         self._clock = clock
 
@@ -75,6 +77,9 @@ class Backfill:
         if row is None:
             raise LookupError(f"no gap {gap_id} (see `tuya-archiver gaps`)")
         report = BackfillReport(gap_id=gap_id, started_at=row.started_at, ended_at=row.ended_at)
+        if row.origin == "detected" and not self._stream_is_past(archive, row.ended_at):
+            report.waiting = True  # the worker's backlog still holds messages of the gap's end: fill it after them
+            return report
         run = _Run(archive, report, self._on_progress, self._clock)
         start = self._within_retention(report)
         if start is not None:
@@ -84,6 +89,12 @@ class Backfill:
                 report.reasons.append(f"{exc}: run `tuya-archiver backfill --gap {gap_id}` again tomorrow")
         run.finish()
         return report
+
+    def _stream_is_past(self, archive: MeteredArchive, ended_at: datetime) -> bool:
+        """Whether the stream has been consumed a margin past ``ended_at``: the values timed near a gap's end that
+        Tuya still had are archived by then, so the backfill skips them instead of storing them a second time."""
+        pushed = archive.read(backfill.stream_pushed)
+        return pushed is None or pushed >= ended_at + self._margin
 
     def _within_retention(self, report: BackfillReport) -> datetime | None:
         """The start of the window Tuya still has logs for (None: none of it); the cut is a reason of its own."""

@@ -27,11 +27,14 @@ class BackfillReport:
     estimate: int = 0
     family: str | None = None
     status: str = "backfilling"
+    waiting: bool = False  # not started: the stream has not been consumed past the gap's end yet
     refused: list[Refusal] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
         window = f"{self.started_at.isoformat(timespec='seconds')} → {self.ended_at.isoformat(timespec='seconds')}"
+        if self.waiting:
+            return [f"gap {self.gap_id} ({window}): waiting until the stream is consumed past its end"]
         through = f" through {self.family}" if self.family else ""
         lines = [
             f"gap {self.gap_id} ({window}): {self.status.replace('_', ' ')}",

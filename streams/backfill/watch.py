@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from streams.backfill.gaps import Stretch, lost_stretch
+from streams.durations import format_duration
 from streams.fleet.metering import utcnow
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult
@@ -52,6 +53,7 @@ class GapWatcher:
         self._heartbeat = timedelta(seconds=heartbeat_s)
         self._clock = clock
         self._consumed: datetime | None = None
+        self._pushed: datetime | None = None
         self._saved: datetime | None = None
 
     def start(self) -> None:
@@ -70,6 +72,9 @@ class GapWatcher:
 
     def on_committed(self, result: BatchResult) -> None:
         oldest = utc(result.oldest_push_ms) if result.oldest_push_ms else None
+        if result.newest_push_ms:
+            newest = utc(result.newest_push_ms)
+            self._pushed = newest if self._pushed is None else max(self._pushed, newest)
         self._consuming(oldest)
 
     def on_idle(self) -> None:
@@ -91,7 +96,7 @@ class GapWatcher:
         with self._engine.connect() as connection:
             connection.execution_options(**{WRITE_LOCK: True})
             with connection.begin():
-                backfill.save_consumed(connection, self._subscription, now)
+                backfill.save_consumed(connection, self._subscription, now, self._pushed)
         self._saved = now
 
     def _record(self, stretch: Stretch, now: datetime) -> None:
@@ -102,12 +107,11 @@ class GapWatcher:
                 opened = len(backfill.open_gaps(connection))
         self._metrics.gaps_detected.inc()
         self._metrics.gaps_open.set(opened)
-        hours = stretch.length.total_seconds() / 3600
         log.warning(
-            "gap %d in the stream: nothing was consumed from %s to %s (%.1f h), and Tuya deletes what nobody "
+            "gap %d in the stream: nothing was consumed from %s to %s (%s), and Tuya deletes what nobody "
             "acknowledged within %s: backfilling it from the device logs (tuya-archiver gaps, tuya-archiver "
             "backfill --gap %d)",
             gap_id, stretch.started_at.isoformat(timespec="seconds"), stretch.ended_at.isoformat(timespec="seconds"),
-            hours, self._retention, gap_id,
+            format_duration(stretch.length), format_duration(self._retention), gap_id,
         )  # fmt: skip
         self._on_gap(gap_id)

@@ -30,6 +30,8 @@ __all__ = ["BackgroundSync"]
 
 log = logging.getLogger(__name__)
 
+_STREAM_WAIT_S = 15.0  # how often a gap whose end the stream has not passed yet is looked at again
+
 
 class BackgroundSync:
     """``start()``, feed it committed batches with :meth:`on_committed`, ``stop()``."""
@@ -49,6 +51,7 @@ class BackgroundSync:
         self._make_sync = make_sync
         self._make_backfill = make_backfill
         self._backfill_due = False
+        self._backfill_again_at: float | None = None  # a gap waits for the stream to pass its end
         self._on_stop = on_stop
         self._engine = engine
         self._catalog = catalog
@@ -124,12 +127,16 @@ class BackgroundSync:
             if self._take_backfill():
                 self._backfill()
                 continue
-            self._wake.wait(max(0.0, self._next_full - self._clock()))
+            wake_at = min(self._next_full, self._backfill_again_at or self._next_full)
+            self._wake.wait(max(0.0, wake_at - self._clock()))
             self._wake.clear()
 
     def _take_backfill(self) -> bool:
         with self._lock:
-            due, self._backfill_due = self._backfill_due, False
+            again = self._backfill_again_at is not None and self._clock() >= self._backfill_again_at
+            due, self._backfill_due = self._backfill_due or again, False
+            if again:
+                self._backfill_again_at = None
         return due and self._make_backfill is not None
 
     def _backfill(self) -> None:
@@ -143,6 +150,9 @@ class BackgroundSync:
                 if self._stopping.is_set():
                     return
                 report = job.fill(gap_id)
+                if report.waiting:
+                    self._backfill_again_at = self._clock() + _STREAM_WAIT_S
+                    continue
                 self.backfills += 1
                 log.info("backfill: %s", "; ".join(report.summary_lines()))
         except Exception as exc:  # a failed backfill must never stop archiving

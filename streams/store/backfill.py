@@ -35,6 +35,7 @@ __all__ = [
     "record_gap",
     "save_consumed",
     "save_log_page",
+    "stream_pushed",
     "update_gap",
 ]
 
@@ -72,14 +73,24 @@ def consumed_at(connection: Connection, subscription: str) -> datetime | None:
     return connection.scalar(select(_CONSUMERS.c.consumed_at).where(_CONSUMERS.c.subscription == subscription))
 
 
-def save_consumed(connection: Connection, subscription: str, at: datetime) -> None:
+def save_consumed(connection: Connection, subscription: str, at: datetime, pushed: datetime | None) -> None:
+    """The worker consumed at ``at``, the newest message it committed was pushed at ``pushed``: both only grow."""
     statement = insert(connection, _CONSUMERS)
+    stored, incoming = _CONSUMERS.c, statement.excluded
     later = func.max if connection.dialect.name == "sqlite" else func.greatest
     statement = statement.on_conflict_do_update(
-        index_elements=[_CONSUMERS.c.subscription],
-        set_={"consumed_at": later(_CONSUMERS.c.consumed_at, statement.excluded.consumed_at)},
+        index_elements=[stored.subscription],
+        set_={
+            "consumed_at": later(stored.consumed_at, incoming.consumed_at),
+            "pushed_at": func.coalesce(later(stored.pushed_at, incoming.pushed_at), incoming.pushed_at),
+        },
     )
-    connection.execute(statement, {"subscription": subscription, "consumed_at": at})
+    connection.execute(statement, {"subscription": subscription, "consumed_at": at, "pushed_at": pushed})
+
+
+def stream_pushed(connection: Connection) -> datetime | None:
+    """How far the stream has been consumed (the newest push time a worker committed), or None (no worker yet)."""
+    return connection.scalar(select(func.max(_CONSUMERS.c.pushed_at)))
 
 
 # --- gaps ------------------------------------------------------------------------------------------------------------

@@ -296,3 +296,18 @@ def test_a_killed_backfill_rerun_finishes_it_exactly_once(sqlite_project: Projec
     assert len(rows) == expected
     assert len({(row.device_id, row.code, row.reported_at) for row in rows}) == expected
     assert b"filled" in result.stdout
+
+
+def test_a_detected_gap_waits_until_the_stream_is_consumed_past_its_end(sqlite_project: Project) -> None:
+    project = sqlite_project
+    expected = _feed(project)
+    gap_id = project.gap()
+    with project.engine.begin() as connection:  # the worker's backlog is still at the gap's end
+        store.save_consumed(connection, "worker-sub", NOW, GAP_END)
+    waiting = project.backfill(margin=timedelta(minutes=5)).fill(gap_id)
+    assert (waiting.waiting, waiting.rows_added, project.count(Gap, Gap.status == "open")) == (True, 0, 1)
+    assert "waiting until the stream is consumed past its end" in waiting.summary_lines()[0]
+    with project.engine.begin() as connection:
+        store.save_consumed(connection, "worker-sub", NOW, GAP_END + timedelta(minutes=6))
+    filled = project.backfill(margin=timedelta(minutes=5)).fill(gap_id)
+    assert (filled.waiting, filled.status, filled.rows_added) == (False, "filled", expected)
