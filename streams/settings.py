@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Scale-out.
     kafka_url: str | None = None
 
+    # The read-only web view (`serve`): the token every request must carry; needed to listen beyond loopback.
+    serve_token: SecretStr | None = None
+
     @field_validator("tuya_access_key")
     @classmethod
     def _key_is_32_chars(cls, value: SecretStr | None) -> SecretStr | None:
@@ -122,6 +125,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_means_no_rules(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("serve_token", mode="before")
+    @classmethod
+    def _token_is_strong(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is None or (isinstance(text, str) and text == ""):
+            return None  # SERVE_TOKEN= (empty) means no token, as unset does
+        if not isinstance(text, str) or text != text.strip() or len(text) < 16:
+            raise ValueError("must be at least 16 characters, without leading or trailing spaces")
+        if any(not 0x21 <= ord(char) <= 0x7E for char in text):
+            raise ValueError("must be printable ASCII without spaces (it travels in an HTTP header)")
+        return value
 
     @field_validator("tuya_access_id")
     @classmethod

@@ -29,6 +29,7 @@ _SUBCOMMAND_MODULES = (
     "streams.cli.replay",
     "streams.cli.backfill",
     "streams.cli.rules",
+    "streams.cli.serve",
     "streams.cli.api",
     "streams.cli.sim",
     "streams.cli.demo",

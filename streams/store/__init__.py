@@ -5,7 +5,9 @@ What the rest of the project may import:
 - ``streams.store.engine``: ``make_engine``, ``ensure_at_head``, ``unavailable_on_failure``
 - ``streams.store.migrate``: ``upgrade``, ``downgrade``, ``current_revision``, ``head_revision``, ``check``
 - ``streams.store.sql``: ``ArchiveStore``, ``BatchCounts``
-- ``streams.store.query``: ``list_devices``, ``find_device``, ``status_history_rows``
+- ``streams.store.query``: ``list_devices``, ``find_device``, ``status_history_rows``, ``latest_values``, and the
+  device's facts, events and commands; ``streams.store.series`` (a chart's points, raw or in time buckets) and
+  ``streams.store.operations`` (the operations page's counts): what the CLI and the web view read
 - ``streams.store.retention``: ``POLICIES``, ``count_older``, ``purge_older``
 - ``streams.store.fleet``: the data-point catalog and what ``sync`` writes; ``streams.store.api_usage``: API paths
   tried and calls per day; ``streams.store.backfill``: gaps, checkpoints, the consumption time, device-log rows

@@ -2,7 +2,9 @@
 
 Owns connection set-up per dialect: SQLite in WAL mode with ``synchronous=NORMAL``, a busy timeout, rare automatic
 checkpoints, and transactions begun by SQLAlchemy (``BEGIN``, or ``BEGIN IMMEDIATE`` for writers); PostgreSQL through
-psycopg 3 with the session time zone set to UTC. Imports no models and no Alembic environment.
+psycopg 3 with the session time zone set to UTC. Read-only engines (``serve``) open a SQLite file ``mode=ro`` and
+touch none of its settings, and make every PostgreSQL transaction read-only. Imports no models and no Alembic
+environment.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from sqlalchemy import create_engine, event
@@ -20,7 +24,14 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from streams.errors import ConfigError, DatabaseUnavailable
 from streams.store.migrate import current_revision, head_revision
 
-__all__ = ["WRITE_LOCK", "ensure_at_head", "make_engine", "normalize_url", "unavailable_on_failure"]
+__all__ = [
+    "WRITE_LOCK",
+    "ensure_at_head",
+    "make_engine",
+    "make_readonly_engine",
+    "normalize_url",
+    "unavailable_on_failure",
+]
 
 BUSY_TIMEOUT_MS = 10_000
 #: WAL pages (4 KiB each) before a commit copies them back into the database file; SQLite's default is 1,000. The
@@ -72,18 +83,46 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
-def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+def make_readonly_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine that cannot write to the archive: for readers that must not, such as ``serve``.
+
+    SQLite: the file is opened ``mode=ro`` (a ``file:`` URI; a missing file is an error, not a new empty archive),
+    with ``query_only`` as well, and none of the writer's settings (WAL, checkpoints) are touched; a worker may go on
+    writing the file meanwhile. PostgreSQL: every transaction of the session is read-only
+    (``default_transaction_read_only``).
+
+    Raises:
+        ConfigError: the URL is not a database URL, or names an in-memory SQLite database.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database in (None, "", ":memory:") or database.startswith("file:"):
+            raise ConfigError(f"DATABASE_URL: a read-only view needs a SQLite file path, not {database or 'memory'!r}")
+        uri = "file:" + quote(str(Path(database).absolute()))
+        engine = create_engine(parsed.set(database=uri, query={"mode": "ro", "uri": "true"}), **kwargs)
+        _configure_sqlite(engine, in_memory=False, read_only=True)
+        return engine
+    options = "-c timezone=UTC -c default_transaction_read_only=on"
+    connect_args = {"options": options, "connect_timeout": CONNECT_TIMEOUT_S}
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, *, in_memory: bool, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # SQLAlchemy, not the sqlite3 module, emits BEGIN (see the begin hook): the module's legacy mode skips BEGIN
         # before SELECT and DDL, which breaks transactional DDL and read-then-write transactions.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if not in_memory:
+        if read_only:  # the journal mode and checkpoints are the writer's to set; a reader leaves them alone
+            cursor.execute("PRAGMA query_only=ON")
+        elif not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        if not read_only:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

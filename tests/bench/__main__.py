@@ -6,7 +6,14 @@ import importlib
 import platform
 import sys
 
-SECTIONS = ("tests.bench.decode", "tests.bench.store", "tests.bench.worker", "tests.bench.scale", "tests.bench.views")
+SECTIONS = (
+    "tests.bench.decode",
+    "tests.bench.store",
+    "tests.bench.worker",
+    "tests.bench.scale",
+    "tests.bench.views",
+    "tests.bench.serve",
+)
 
 
 def main() -> int:
