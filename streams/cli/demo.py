@@ -158,6 +158,8 @@ def _banner(console: Console, options: DemoOptions, endpoints: Endpoints, log_pa
     console.print(f"  broker    {endpoints.broker} (pulsar-lite), topic {endpoints.topic}")
     console.print(f"  OpenAPI   {endpoints.openapi} (the emulator: checks every signature, records every command)")
     console.print(f"  webhooks  {endpoints.webhooks} (the demo's receiver)")
+    if endpoints.web is not None:
+        console.print(f"  web       {endpoints.web}/ (tuya-archiver serve on the demo's archive: open it in a browser)")
     console.print(f"  rules     {rules}: the example rules with for: durations of seconds, so they fire in the demo")
     if options.outage_s is not None:
         console.print(

@@ -43,6 +43,7 @@ from streams.sim import DEFAULT_MIX, BrokerError, Fleet, PublishReport
 from streams.sources.pulsar import subscription_name, topic_name
 from streams.tuya.emulated_sim import sim_emulated_devices, sim_users
 from streams.tuya.emulator import Emulator, RecordedCommand
+from streams.web.server import serve_in_thread
 
 __all__ = [
     "DEMO_ACCESS_ID",
@@ -190,7 +191,8 @@ def _start(stack: contextlib.ExitStack, scratch: Path, options: DemoOptions) -> 
     if not worker.wait_for_sync(_SYNC_TIMEOUT_S):
         log.warning("the first sync from the emulated OpenAPI did not finish within %.0f s", _SYNC_TIMEOUT_S)
     topic = topic_name(DEMO_ACCESS_ID, settings.tuya_mq_env)
-    endpoints = Endpoints(broker.url, topic, emulator.url, hooks.url)
+    web = stack.enter_context(serve_in_thread(options.database_url, rules_file=rules)) if options.keep_running else None
+    endpoints = Endpoints(broker.url, topic, emulator.url, hooks.url, web.url if web else None)
     traffic = _traffic(options, fleet, scenario, emulator)
     stack.callback(traffic.stop)
     traffic.start(endpoints.broker, endpoints.topic, rate=options.rate)

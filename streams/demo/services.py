@@ -49,6 +49,7 @@ class Endpoints:
     topic: str
     openapi: str
     webhooks: str
+    web: str | None = None  # the web view of the archive, served while the demo keeps running
 
 
 def display_path(path: Path) -> Path:

@@ -253,6 +253,7 @@ def _next_steps(console: Console, result: DemoResult) -> None:
     url = shlex.quote(display_url(result.options.database_url))
     console.print(f'DATABASE_URL={url} tuya-archiver history "Greenhouse sensor" --code temp_current', highlight=False)
     console.print(f"DATABASE_URL={url} tuya-archiver devices", highlight=False)
+    console.print(f"DATABASE_URL={url} tuya-archiver serve    # the archive in a browser", highlight=False)
     path = sqlite_path(result.options.database_url)
     if path is not None:
         console.print(f"sqlite3 {shlex.quote(str(path))} '.tables'", highlight=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from rich.console import Console
 from sqlalchemy import create_engine, func, select
@@ -222,6 +224,32 @@ def test_ctrl_c_stops_everything_and_exits_130(tmp_path: Path, options: tuple[st
             process.wait()
     assert not [pid for pid in started if _alive(pid)]
     assert "Interrupted with Ctrl-C" in output.read_text(errors="replace")
+
+
+def test_keep_running_serves_the_archive_on_the_url_it_prints(tmp_path: Path) -> None:
+    require_broker_binary()
+    output = tmp_path / "output.txt"
+    database = f"sqlite:///{tmp_path}/d.db"
+    command = [sys.executable, "-c", _DEMO_COMMAND, "demo", "--devices", "10", "--keep-running", "--db", database]
+    with output.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "  log " not in output.read_text(errors="replace"):
+            assert process.poll() is None, output.read_text(errors="replace")
+            if time.monotonic() > deadline:  # a hang guard, not a speed check
+                pytest.fail(f"the demo did not come up within 30 s: {output.read_text(errors='replace')}")
+            time.sleep(0.1)
+        web = re.search(r"web\s+(http://127\.0\.0\.1:\d+)/", output.read_text(errors="replace"))
+        assert web is not None, output.read_text(errors="replace")
+        devices = httpx.get(f"{web.group(1)}/devices.json", timeout=10).json()
+        assert devices["total"] == 15  # the fleet's 10 and the scenario's 5, known from the sync
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0  # with --keep-running, Ctrl-C is how it ends
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 # --- the outage (--outage) ------------------------------------------------------------------------------------------
