@@ -32,7 +32,7 @@ from streams.store.batch import record_rows
 from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from streams.store.rows import message_row, sqlite_time, status_row
 from streams.store.sql import ArchiveStore, Writes, record_writes
-from streams.store.statements import MESSAGES, STATUS, postgres_copy_types, sqlite_insert
+from streams.store.statements import MESSAGES, STATUS, Target, postgres_copy, postgres_copy_types, sqlite_insert
 from streams.tuya.decoder import Decoded
 from tests.unit.store.databases import scratch_postgres
 
@@ -90,8 +90,9 @@ def run_store(engine: Engine, batches: list[list[Decoded]]) -> float:
     return time.perf_counter() - start
 
 
-def _insert_sql(table: str, width: int) -> str:
-    return f"INSERT INTO {table} VALUES ({', '.join('?' * width)})"
+def _insert_sql(target: Target) -> str:
+    """A plain INSERT of the store's columns (the rest take their defaults), with no ON CONFLICT clause."""
+    return f"INSERT INTO {target.table} ({', '.join(target.columns)}) VALUES ({', '.join('?' * len(target.columns))})"
 
 
 def sqlite_floor(path: Path, rows: list[tuple[list, list]]) -> float:
@@ -102,7 +103,7 @@ def sqlite_floor(path: Path, rows: list[tuple[list, list]]) -> float:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-    message_sql, status_sql = _insert_sql("messages", 12), _insert_sql("device_status", 8)
+    message_sql, status_sql = _insert_sql(MESSAGES), _insert_sql(STATUS)
     start = time.perf_counter()
     for message_rows, status_rows in rows:
         connection.execute("BEGIN")
@@ -117,7 +118,7 @@ def sqlite_floor(path: Path, rows: list[tuple[list, list]]) -> float:
 def postgres_floor(url: str, rows: list[tuple[list, list]]) -> float:
     engine = make_engine(url)
     Base.metadata.create_all(engine)
-    copies = [(f"COPY {t.table} FROM STDIN (FORMAT BINARY)", postgres_copy_types(t)) for t in (MESSAGES, STATUS)]
+    copies = [(postgres_copy(t), postgres_copy_types(t)) for t in (MESSAGES, STATUS)]
     try:
         raw = engine.raw_connection()
         driver = raw.driver_connection
