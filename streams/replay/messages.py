@@ -40,8 +40,8 @@ from streams.replay.derive import (
 )
 from streams.replay.paging import pages, retrying
 from streams.replay.report import MessageReport
-from streams.store.batch import RecordRows, record_rows
 from streams.store.engine import WRITE_LOCK, unavailable_on_failure
+from streams.store.prepared import RecordRows, record_rows
 from streams.store.rederive import (
     HISTORIES,
     LATEST,

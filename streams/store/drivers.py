@@ -26,7 +26,7 @@ from streams.store.statements import (
     sqlite_insert,
 )
 
-__all__ = ["Driver", "KeyConflict", "PostgresDriver", "SqliteDriver", "TextRejected"]
+__all__ = ["Driver", "KeyConflict", "PostgresDriver", "SqliteDriver", "TextRejected", "time_format"]
 
 Rows = Sequence[tuple[Any, ...]]
 
@@ -146,6 +146,11 @@ class PostgresDriver:
                     copy.write_row(row)
         except psycopg.errors.CharacterNotInRepertoire as exc:
             raise TextRejected(f"{target.table}: {exc}") from exc
+
+
+def time_format(dialect: str) -> TimeFormat:
+    """How rows carry times into ``dialect``: SQLite's UTC text, or the datetime itself for PostgreSQL."""
+    return sqlite_time if dialect == "sqlite" else _same
 
 
 def _without_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:

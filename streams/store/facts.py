@@ -16,7 +16,7 @@ from typing import Any
 from models.records import DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent
 from streams.store.rows import TimeFormat, json_text
 
-__all__ = ["DEVICE_COLUMNS", "USER_COLUMNS", "DeviceFacts", "user_rows"]
+__all__ = ["DEVICE_COLUMNS", "USER_COLUMNS", "DeviceFacts", "merge_device_rows", "merge_user_rows", "user_rows"]
 
 
 def _newer(at: datetime, than: datetime | None) -> bool:
@@ -134,8 +134,9 @@ class DeviceFacts:
         if reporter is not None:
             reporter.report_count += 1
 
-    def rows(self, time: TimeFormat) -> list[tuple[Any, ...]]:
-        """One row per device, in DEVICE_COLUMNS order."""
+    def rows(self, time: TimeFormat, *, raw: bool = False) -> list[tuple[Any, ...]]:
+        """One row per device, in DEVICE_COLUMNS order; ``raw`` keeps a deletion a later bind undid (for
+        :func:`merge_device_rows`, which decides once it has seen every message)."""
         return [
             (
                 device_id,
@@ -148,11 +149,40 @@ class DeviceFacts:
                 _time(d.owner_updated_at, time),
                 time(d.first_seen_at),
                 time(d.last_seen_at),
-                _time(d.deleted_at if d.is_deleted else None, time),
+                _time(d.deleted_at if raw or d.is_deleted else None, time),
                 d.report_count,
             )
             for device_id, d in self._devices.items()
         ]
+
+
+# Columns of a device row that change together with the time in the next column (DEVICE_COLUMNS).
+_STAMPED = ((2, 3), (4, 5), (6, 7))
+
+
+def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Raw device rows of several messages (in message order) as one row per device, by DeviceFacts' rules: each
+    fact from the newer time (the earlier message on a tie), the product key last given, first seen the earliest,
+    last seen the latest, reports added, and a deletion kept unless a newer bind followed it."""
+    merged: dict[str, list[Any]] = {}
+    for row in rows:
+        current = merged.get(row[0])
+        if current is None:
+            merged[row[0]] = list(row)
+            continue
+        if row[1]:
+            current[1] = row[1]
+        for value, stamp in _STAMPED:
+            if row[stamp] is not None and (current[stamp] is None or row[stamp] > current[stamp]):
+                current[value], current[stamp] = row[value], row[stamp]
+        current[8], current[9] = min(current[8], row[8]), max(current[9], row[9])
+        if row[10] is not None and (current[10] is None or row[10] > current[10]):
+            current[10] = row[10]
+        current[11] += row[11]
+    for row in merged.values():
+        if row[10] is not None and row[7] is not None and row[10] <= row[7]:
+            row[10] = None  # bound again after the deletion: a re-paired device
+    return [tuple(row) for row in merged.values()]
 
 
 USER_COLUMNS = ("uid", "registered_at", "deleted_at", "updated_at", "data")
@@ -176,3 +206,19 @@ def user_rows(events: Iterable[UserEvent], time: TimeFormat) -> list[tuple[Any, 
         (uid, _time(registered.get(uid), time), _time(deleted.get(uid), time), time(e.occurred_at), json_text(e.data))
         for uid, e in newest.items()
     ]
+
+
+def merge_user_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """User rows of several messages as one per uid: the newest registration and deletion, the newest data."""
+    merged: dict[str, list[Any]] = {}
+    for row in rows:
+        current = merged.get(row[0])
+        if current is None:
+            merged[row[0]] = list(row)
+            continue
+        for column in (1, 2):
+            if row[column] is not None and (current[column] is None or row[column] > current[column]):
+                current[column] = row[column]
+        if row[3] > current[3]:
+            current[3], current[4] = row[3], row[4]
+    return [tuple(row) for row in merged.values()]

@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
-from streams.store.batch import RecordRows, record_rows
-from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver, TextRejected
+from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver, TextRejected, time_format
 from streams.store.engine import WRITE_LOCK, unavailable_on_failure
-from streams.store.rows import dead_letter_row, message_row, unique
+from streams.store.prepared import PreparedBatch, RecordRows, merge, prepare_batch
+from streams.store.rows import TimeFormat
 from streams.store.statements import (
     DEAD_LETTERS,
     DEVICE_EVENTS,
@@ -56,14 +56,6 @@ class BatchCounts:
     dead_letter_duplicates: int = 0
 
 
-def _message_id(item: Decoded) -> str:
-    return item.message.message_id
-
-
-def _letter_id(letter: DeadLetter) -> str:
-    return letter.message_id
-
-
 class ArchiveStore:
     """Writes batches into the archive on ``engine`` (SQLite or PostgreSQL, schema at head)."""
 
@@ -89,13 +81,22 @@ class ArchiveStore:
         """
         if not decoded and not dead_letters and extra is None:
             return BatchCounts()
+        return self.write_prepared(prepare_batch(decoded, dead_letters, received_at, self.time), extra=extra)
+
+    @property
+    def time(self) -> TimeFormat:
+        """How this database's rows carry times (what :func:`~streams.store.prepared.prepare_batch` needs)."""
+        return time_format(self._engine.dialect.name)
+
+    def write_prepared(self, batch: PreparedBatch, *, extra: Callable[[Connection], None] | None = None) -> BatchCounts:
+        """:meth:`write_batch` for rows prepared in advance (perhaps in another process), times in :attr:`time`."""
         with unavailable_on_failure("storing a batch"):
             if not self._postgres:
-                return self._transaction(SqliteDriver(), decoded, dead_letters, received_at, extra)
+                return self._transaction(SqliteDriver(), batch, extra)
             driver = PostgresDriver()
             while True:  # at most three attempts: each retry switches one more fallback on
                 try:
-                    return self._transaction(driver, decoded, dead_letters, received_at, extra)
+                    return self._transaction(driver, batch, extra)
                 except KeyConflict as exc:
                     log.info("batch overlaps rows stored meanwhile (%s): storing it again with ON CONFLICT", exc)
                     driver = PostgresDriver(tolerant=True, clean_text=driver.clean_text)
@@ -104,12 +105,7 @@ class ArchiveStore:
                     driver = PostgresDriver(tolerant=driver.tolerant, clean_text=True)
 
     def _transaction(
-        self,
-        driver: Driver,
-        decoded: Sequence[Decoded],
-        dead_letters: Sequence[DeadLetter],
-        received_at: datetime,
-        extra: Callable[[Connection], None] | None,
+        self, driver: Driver, batch: PreparedBatch, extra: Callable[[Connection], None] | None
     ) -> BatchCounts:
         with self._engine.connect() as connection:
             connection.execution_options(**{WRITE_LOCK: True})
@@ -118,7 +114,7 @@ class ArchiveStore:
                     extra(connection)  # first: it sees the archive as it was before this batch
                 cursor = connection.connection.driver_connection.cursor()
                 try:
-                    counts = _write(driver, cursor, decoded, dead_letters, received_at)
+                    counts = _write(driver, cursor, batch)
                 finally:
                     cursor.close()
         return counts
@@ -135,33 +131,27 @@ def record_writes(rows: RecordRows) -> tuple[Writes, Writes]:
     return inserts, upserts
 
 
-def _write(
-    driver: Driver, cursor: Any, decoded: Sequence[Decoded], dead_letters: Sequence[DeadLetter], received_at: datetime
-) -> BatchCounts:
-    time = driver.time
-    received = time(received_at)
-    candidates = unique(decoded, _message_id)
-    stored = driver.existing(cursor, "messages", [_message_id(item) for item in candidates])
-    new = [item for item in candidates if _message_id(item) not in stored]
-    inserted = driver.insert_messages(cursor, [message_row(item.message, received, time) for item in new])
+def _write(driver: Driver, cursor: Any, batch: PreparedBatch) -> BatchCounts:
+    stored = driver.existing(cursor, "messages", [rows.message_id for rows in batch.messages])
+    new = [rows for rows in batch.messages if rows.message_id not in stored]
+    inserted = driver.insert_messages(cursor, [rows.message for rows in new])
     if inserted is not None:
-        new = [item for item in new if _message_id(item) in inserted]
-    rows = record_rows(new, time)
-    inserts, upserts = record_writes(rows)
+        new = [rows for rows in new if rows.message_id in inserted]
+    merged = merge(new)
+    inserts, upserts = record_writes(merged)
     for target, table_rows in inserts:
         driver.insert(cursor, target, table_rows)
     for target, table_rows in upserts:
         driver.upsert(cursor, target, table_rows)
-    letters = unique(dead_letters, _letter_id)
-    stored_letters = driver.existing(cursor, "dead_letters", [_letter_id(letter) for letter in letters])
-    new_letters = [letter for letter in letters if letter.message_id not in stored_letters]
-    driver.insert(cursor, DEAD_LETTERS, [dead_letter_row(letter, received, time) for letter in new_letters])
+    stored_letters = driver.existing(cursor, "dead_letters", [row[0] for row in batch.dead_letters])
+    new_letters = [row for row in batch.dead_letters if row[0] not in stored_letters]
+    driver.insert(cursor, DEAD_LETTERS, new_letters)
     return BatchCounts(
         messages_inserted=len(new),
-        duplicates=len(decoded) - len(new),
-        status_rows=len(rows.status),
-        device_events=len(rows.device_events),
-        user_events=len(rows.user_events),
+        duplicates=batch.decoded - len(new),
+        status_rows=len(merged.status),
+        device_events=len(merged.device_events),
+        user_events=len(merged.user_events),
         dead_letters=len(new_letters),
-        dead_letter_duplicates=len(dead_letters) - len(new_letters),
+        dead_letter_duplicates=batch.dead - len(new_letters),
     )

@@ -28,8 +28,8 @@ from models.records import DecodedMessage, StatusReported
 from models.tables import Base
 from streams.heap import settle_heap
 from streams.store import migrate
-from streams.store.batch import record_rows
 from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
+from streams.store.prepared import record_rows
 from streams.store.rows import message_row, sqlite_time, status_row
 from streams.store.sql import ArchiveStore, Writes, record_writes
 from streams.store.statements import MESSAGES, STATUS, Target, postgres_copy, postgres_copy_types, sqlite_insert

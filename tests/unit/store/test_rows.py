@@ -11,8 +11,8 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 
-from streams.store.batch import record_rows
-from streams.store.facts import DEVICE_COLUMNS, USER_COLUMNS, DeviceFacts, user_rows
+from streams.store.facts import DEVICE_COLUMNS, USER_COLUMNS, DeviceFacts, merge_device_rows, merge_user_rows, user_rows
+from streams.store.prepared import record_rows
 from streams.store.rows import (
     DEAD_LETTER_COLUMNS,
     DEVICE_EVENT_COLUMNS,
@@ -162,3 +162,53 @@ def test_user_rows_keep_registration_deletion_and_the_newest_data() -> None:
         "updated_at": f.at(3),
         "data": '{"uid":"eu1700000000000AbCdE","schema":"app"}',
     }
+
+
+def _messages_of_one_device() -> list[object]:
+    return [
+        f.status_report(1, {"a": 1}, when=f.at(30)),
+        f.device_event(2, "name_updated", {"name": "Küche"}, when=f.at(20)),
+        f.device_event(3, "bound", {"uid": "eu17"}, when=f.at(40)),
+        f.device_event(4, "deleted", {"uid": "eu17"}, when=f.at(35)),
+        f.device_event(5, "offline", when=f.at(25)),
+        f.status_report(6, {"a": 2}, when=f.at(10)),
+        f.device_event(7, "name_updated", {"name": "Bad"}, when=f.at(20)),  # a tie: the earlier message wins
+    ]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(7), 7))[::97])
+def test_merged_rows_of_single_messages_equal_the_facts_of_the_whole_batch(order: tuple[int, ...]) -> None:
+    messages = [_messages_of_one_device()[index] for index in order]
+    whole = DeviceFacts()
+    for message in messages:
+        whole.add_message(message.records)  # type: ignore[attr-defined]
+    pieces = []
+    for message in messages:
+        one = DeviceFacts()
+        one.add_message(message.records)  # type: ignore[attr-defined]
+        pieces.extend(one.rows(same, raw=True))
+    assert merge_device_rows(pieces) == whole.rows(same)
+
+
+def test_a_deletion_a_later_bind_undid_is_dropped_only_once_every_message_is_merged() -> None:
+    deleted, bound = (
+        f.device_event(1, "deleted", when=f.at(10)),
+        f.device_event(2, "bound", {"uid": "u"}, when=f.at(20)),
+    )
+    rows = []
+    for message in (deleted, bound):
+        facts = DeviceFacts()
+        facts.add_message(message.records)
+        rows.extend(facts.rows(same, raw=True))
+    assert rows[0][10] == f.at(10)  # raw: the deletion is still there
+    assert merge_device_rows(rows)[0][10] is None
+
+
+def test_merged_user_rows_keep_the_newest_registration_deletion_and_data() -> None:
+    events = [
+        f.user_event(1, "registered", when=f.at(10)),
+        f.user_event(2, "updated", when=f.at(30)),
+        f.user_event(3, "deleted", when=f.at(20)),
+    ]
+    pieces = [row for event in events for row in user_rows(event.records, same)]  # type: ignore[arg-type]
+    assert merge_user_rows(pieces) == user_rows([e.records[0] for e in events], same)  # type: ignore[misc]
