@@ -170,3 +170,10 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Record = StatusReported | DeviceEvent | UserEvent | UnknownMessage
+
+
+class News(msgspec.Struct, frozen=True, array_like=True):
+    """What the rules see of a message: its id (they react only to messages new to the archive) and its records."""
+
+    message_id: str
+    records: list[Record]

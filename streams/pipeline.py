@@ -3,7 +3,9 @@
 Owns the order of the steps (STYLE.md P2). Knows neither Pulsar nor Kafka: runtimes hand it
 :class:`~models.records.PulsarMessage` values and acknowledge only after :meth:`Pipeline.handle` returned, because
 its return means the batch is committed. Transient failures (database down) propagate as
-:class:`~streams.errors.TransientError` for the runtime to retry the same batch.
+:class:`~streams.errors.TransientError` for the runtime to retry the same batch. Its two halves,
+:meth:`~Pipeline.prepare` (decode, build rows: no database) and :meth:`~Pipeline.commit`, may run in two processes
+(:mod:`streams.writer`).
 """
 
 from __future__ import annotations
@@ -15,31 +17,29 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from models.records import DeadLetter, PulsarMessage, Record, StatusReported
+from models.records import DeadLetter, News, PulsarMessage, Record, StatusReported
 from streams.fleet.catalog import Catalog, devices_to_sync
+from streams.store.prepared import PreparedBatch, distinct, prepare_batch
+from streams.store.rows import TimeFormat
 from streams.tuya.decoder import Decoded, MessageDecoder
 
 if TYPE_CHECKING:
     from streams.store.sql import BatchCounts
 
-__all__ = ["BatchResult", "BatchStore", "Pipeline", "Reactor", "resolve_codes"]
+__all__ = ["BatchResult", "BatchStore", "Pipeline", "Prepared", "Reactor", "committed_result", "resolve_codes"]
 
 
 class BatchStore(Protocol):
-    def write_batch(
-        self,
-        decoded: Sequence[Decoded],
-        dead_letters: Sequence[DeadLetter],
-        *,
-        received_at: datetime,
-        extra: Callable[[Any], None] | None = None,
-    ) -> BatchCounts: ...
+    @property
+    def time(self) -> TimeFormat: ...
+
+    def write_prepared(self, batch: PreparedBatch, *, extra: Callable[[Any], None] | None = None) -> BatchCounts: ...
 
 
 class Reactor(Protocol):
     """What reacts to a stored batch inside its transaction (the rules engine's outbox writer)."""
 
-    def in_transaction(self, decoded: Sequence[Decoded], now: datetime) -> Callable[[Any], None] | None: ...
+    def in_transaction(self, news: Sequence[News], now: datetime) -> Callable[[Any], None] | None: ...
 
     def on_tick(self, now: datetime) -> Callable[[Any], None] | None: ...
 
@@ -66,6 +66,42 @@ class BatchResult:
     @property
     def dead(self) -> int:
         return sum(self.dead_letters.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch decoded and turned into rows, not stored yet: what committing it needs, and what its result says."""
+
+    news: list[News]  # each message once, for the rules
+    rows: PreparedBatch
+    received: int
+    dead_letters: dict[str, int]
+    oldest_push_ms: int | None
+    newest_push_ms: int | None
+    sync_wanted: frozenset[str]
+    now: datetime
+
+    def result(self, counts: BatchCounts) -> BatchResult:
+        return committed_result([self], counts)
+
+
+def committed_result(batches: Sequence[Prepared], counts: BatchCounts) -> BatchResult:
+    """The result of ``batches`` committed in one transaction that counted ``counts``."""
+    kinds: dict[str, int] = {}
+    for batch in batches:
+        for kind, n in batch.dead_letters.items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    oldest = [batch.oldest_push_ms for batch in batches if batch.oldest_push_ms is not None]
+    newest = [batch.newest_push_ms for batch in batches if batch.newest_push_ms is not None]
+    return BatchResult(
+        sum(batch.received for batch in batches),
+        sum(batch.rows.decoded for batch in batches),
+        kinds,
+        min(oldest, default=None),
+        counts,
+        frozenset().union(*(batch.sync_wanted for batch in batches)),
+        max(newest, default=None),
+    )
 
 
 def _utcnow() -> datetime:
@@ -107,6 +143,10 @@ class Pipeline:
 
     def handle(self, messages: Sequence[PulsarMessage]) -> BatchResult:
         """Decode every message and store the batch in one transaction; returns once committed."""
+        return self.commit(self.prepare(messages))
+
+    def prepare(self, messages: Sequence[PulsarMessage]) -> Prepared:
+        """Decode every message, name DP ids from the catalog and build the batch's rows: no database needed."""
         decoded: list[Decoded] = []
         dead: list[DeadLetter] = []
         catalog = self._catalog()
@@ -117,31 +157,39 @@ class Pipeline:
             else:
                 decoded.append(resolve_codes(result, catalog) if result.unresolved else result)
         now = self._clock()
-        extra = self._reactor.in_transaction(decoded, now) if self._reactor else None
-        counts = self._store.write_batch(decoded, dead, received_at=now, extra=extra)
         kinds: dict[str, int] = {}
         for letter in dead:
             kinds[letter.error_kind] = kinds.get(letter.error_kind, 0) + 1
         pushed = [int(d.message.pushed_at.timestamp() * 1000) for d in decoded]
         wanted = devices_to_sync((record for item in decoded for record in item.records), catalog)
-        return BatchResult(
+        return Prepared(
+            [item.news for item in distinct(decoded)],
+            prepare_batch(decoded, dead, now, self._store.time),
             len(messages),
-            len(decoded),
             kinds,
             min(pushed) if pushed else None,
-            counts,
-            frozenset(wanted),
             max(pushed) if pushed else None,
+            frozenset(wanted),
+            now,
         )
+
+    def commit(self, prepared: Prepared) -> BatchResult:
+        """Store a prepared batch in one transaction, the rules reacting inside it; returns once committed."""
+        extra = self._reactor.in_transaction(prepared.news, prepared.now) if self._reactor else None
+        return prepared.result(self._store.write_prepared(prepared.rows, extra=extra))
+
+    def now(self) -> datetime:
+        """The pipeline's clock: the time of a batch it prepares, and of a clock tick."""
+        return self._clock()
 
     def tick(self) -> None:
         """Let the reactor fire what the clock alone made due (``for:`` timers, silent devices), in a transaction."""
         if self._reactor is None:
             return
-        now = self._clock()
+        now = self.now()
         hook = self._reactor.on_tick(now)
         if hook is not None:
-            self._store.write_batch([], [], received_at=now, extra=hook)
+            self._store.write_prepared(PreparedBatch([], [], 0, 0), extra=hook)
 
     @property
     def sign_mismatches(self) -> int:

@@ -89,6 +89,7 @@ class Runner:
         self._sleep = sleep
         self._stopping = False
         self._received = self._stored = self._dead = self._batches = 0
+        self._taken = 0  # messages handed on to be committed (the bound of ``max_messages``)
 
     def stop(self, *_: object) -> None:
         """Stop intake; the batch in hand is still committed and acknowledged. Safe to call from a signal handler."""
@@ -105,7 +106,7 @@ class Runner:
             while not self._stopping:
                 self._metrics.heartbeat()
                 self._tick()
-                if max_messages is not None and self._received >= max_messages:
+                if max_messages is not None and self._taken >= max_messages:
                     break
                 batch = self._receive()
                 if batch is None:
@@ -124,8 +125,10 @@ class Runner:
                 last_arrival = watched_since = self._clock()
                 if max_messages is not None:
                     # The rest stays unacknowledged and is redelivered to the next consumer.
-                    batch = batch[: max_messages - self._received]
+                    batch = batch[: max_messages - self._taken]
+                self._taken += len(batch)
                 self._handle(batch)
+            self._finish()
         finally:
             self._source.close()
         summary = RunSummary(self._received, self._stored, self._dead, self._batches, self._clock() - started)
@@ -140,10 +143,16 @@ class Runner:
         if self._clock() < self._next_tick:
             return
         self._next_tick = self._clock() + self._tick_interval
+        self._on_tick()
+
+    def _on_tick(self) -> None:
         try:
             self._pipeline.tick()
         except TransientError as exc:
             log.warning("clock tick skipped: %s", exc)
+
+    def _finish(self) -> None:
+        """After the loop, before the source closes: nothing to do when every batch was committed in turn."""
 
     def _connect(self, *, reason: str) -> None:
         backoff = Backoff()
@@ -173,11 +182,17 @@ class Runner:
         result = self._commit(batch, oldest_publish)
         if result is None:
             return  # stopping while the database is down: nothing acknowledged, all will be redelivered
+        self._acknowledge(batch)
+        self._committed(result)
+
+    def _acknowledge(self, batch: list[Received]) -> None:
         try:
             self._source.ack(batch)
         except Exception as exc:  # committed but not acked: redelivery is harmless, the store is idempotent
             log.warning("ack failed after commit (%s): the batch will be redelivered and ignored", exc)
             self._connect(reason="ack_error")
+
+    def _committed(self, result: BatchResult) -> None:
         self._metrics.oldest_unacked_age.set(0)
         self._count(result)
         self._tell_observers(lambda observer: observer.on_committed(result))

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     batch_size: int = Field(1000, ge=1, le=50_000)
     batch_timeout_ms: int = Field(200, ge=1, le=60_000)
     metrics_port: int = Field(9464, ge=0, le=65535)
+    # Commits in a second process (streams.writer): the worker decodes while the writer commits. With it, at most
+    # WRITER_IN_FLIGHT batches are unacknowledged, and batches waiting together are committed in one transaction of
+    # up to COMMIT_MAX_MESSAGES messages.
+    writer_process: bool = True
+    writer_in_flight: int = Field(4, ge=1, le=64)
+    commit_max_messages: int = Field(5000, ge=1, le=100_000)
 
     # OpenAPI client.
     tuya_sign_legacy: bool = False

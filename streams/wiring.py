@@ -32,6 +32,7 @@ from streams.store.fleet import load_catalog
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
 from streams.tuya.openapi import OpenApiClient
+from streams.writer import PipelinedRunner, WriterConfig, WriterProcess
 
 __all__ = [
     "archive_engine",
@@ -172,13 +173,30 @@ def worker(
     fleet: CatalogRef | None = None,
     observers: Sequence[Observer] = (),
 ) -> Runner:
-    """The single-process worker of ``tuya-archiver run`` (and of the demo); ``observers``: the background sync and
-    the gap watch."""
+    """The worker of ``tuya-archiver run`` (and of the demo), its commits in a writer process unless WRITER_PROCESS is
+    off; ``observers``: the background sync and the gap watch."""
     source = pulsar_source(settings)
-    return Runner(
+    fleet = fleet or catalog(engine)
+    if not settings.writer_process:
+        return Runner(
+            source,
+            pipeline(settings, engine, rule_set, fleet),
+            metrics,
+            idle_reconnect_s=settings.tuya_idle_reconnect,
+            observers=observers,
+        )
+    config = WriterConfig(
+        settings.database_url, rule_set, settings.commit_max_messages, logging.getLogger().getEffectiveLevel()
+    )
+    # This process only prepares batches (decode, name DP ids, build rows); the writer process commits them.
+    preparing = Pipeline(MessageDecoder(settings.access_key), ArchiveStore(engine), catalog=fleet.get)
+    return PipelinedRunner(
         source,
-        pipeline(settings, engine, rule_set, fleet),
+        preparing,
+        WriterProcess(config),
         metrics,
+        in_flight=settings.writer_in_flight,
+        catalog_generation=lambda: fleet.generation,
         idle_reconnect_s=settings.tuya_idle_reconnect,
         observers=observers,
     )

@@ -99,13 +99,15 @@ def devices_to_sync(records: Iterable[Record], catalog: Catalog) -> set[str]:
 class CatalogRef:
     """The worker's current Catalog: read on every batch, replaced whole after each sync (one reference swap)."""
 
-    __slots__ = ("_catalog",)
+    __slots__ = ("_catalog", "generation")
 
     def __init__(self, catalog: Catalog | None = None) -> None:
         self._catalog = catalog if catalog is not None else Catalog()  # an empty Catalog is falsy
+        self.generation = 0  # how many times it was replaced: a writer process reloads its copy when this moves
 
     def get(self) -> Catalog:
         return self._catalog
 
     def set(self, catalog: Catalog) -> None:
         self._catalog = catalog
+        self.generation += 1

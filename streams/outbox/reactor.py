@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from models.records import UserEvent
+from models.records import News, UserEvent
 from models.rules import DeviceSilentTrigger, RuleSet
 from streams.fleet.catalog import Catalog
 from streams.outbox import sql
@@ -35,7 +35,6 @@ from streams.rules import (
     evaluate,
     tick,
 )
-from streams.tuya.decoder import Decoded
 
 __all__ = ["RulesReactor", "outbox_row", "referenced_devices"]
 
@@ -108,11 +107,11 @@ class RulesReactor:
     def active(self) -> bool:
         return any(rule.enabled for rule in self._rules.rules)
 
-    def in_transaction(self, decoded: Sequence[Decoded], now: datetime) -> Hook | None:
+    def in_transaction(self, news: Sequence[News], now: datetime) -> Hook | None:
         """The hook the store runs inside the batch's transaction, before the batch's own writes."""
-        if not self.active or not decoded:
+        if not self.active or not news:
             return None
-        return lambda connection: self._react(connection, decoded, now)
+        return lambda connection: self._react(connection, news, now)
 
     def on_tick(self, now: datetime) -> Hook | None:
         """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages."""
@@ -120,9 +119,9 @@ class RulesReactor:
             return None
         return lambda connection: self._tick(connection, now)
 
-    def _react(self, connection: Connection, decoded: Sequence[Decoded], now: datetime) -> None:
-        fresh = sql.new_message_ids(connection, [item.message.message_id for item in decoded])
-        records = [record for item in decoded if item.message.message_id in fresh for record in item.records]
+    def _react(self, connection: Connection, news: Sequence[News], now: datetime) -> None:
+        fresh = sql.new_message_ids(connection, [item.message_id for item in news])
+        records = [record for item in news if item.message_id in fresh for record in item.records]
         if not records:
             return
         devices = {r.device_id for r in records if not isinstance(r, UserEvent)} | self._named

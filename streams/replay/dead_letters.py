@@ -127,7 +127,8 @@ class DeadLetterReplay:
     def _store_page(self, decoded: Sequence[Decoded], attempt: _Attempt) -> BatchCounts:
         now = self._clock()
         ids = [item.message.message_id for item in decoded]
-        rules = self._reactor.in_transaction(decoded, now) if self._reactor is not None else None
+        news = [item.news for item in decoded]
+        rules = self._reactor.in_transaction(news, now) if self._reactor is not None else None
 
         def hook(connection: Connection) -> None:
             # First in the batch's transaction: ``messages`` is as it was before this page.

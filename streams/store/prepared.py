@@ -30,7 +30,7 @@ from streams.store.rows import (
 )
 from streams.tuya.decoder import Decoded
 
-__all__ = ["MessageRows", "PreparedBatch", "RecordRows", "merge", "prepare_batch", "record_rows"]
+__all__ = ["MessageRows", "PreparedBatch", "RecordRows", "combine", "distinct", "merge", "prepare_batch", "record_rows"]
 
 Row = tuple[Any, ...]
 
@@ -97,9 +97,20 @@ def prepare_batch(
 ) -> PreparedBatch:
     """Every message's rows (a message delivered twice in the batch once), and the dead letters' rows."""
     received = time(received_at)
-    messages = [message_rows(item, received, time) for item in unique(decoded, _message_id)]
+    messages = [message_rows(item, received, time) for item in distinct(decoded)]
     letters = [dead_letter_row(letter, received, time) for letter in unique(dead_letters, _letter_id)]
     return PreparedBatch(messages, letters, len(decoded), len(dead_letters))
+
+
+def combine(batches: Sequence[PreparedBatch]) -> PreparedBatch:
+    """Several batches as one (one transaction for all): each message and dead letter once, counts added."""
+    if len(batches) == 1:
+        return batches[0]
+    messages = unique((rows for batch in batches for rows in batch.messages), _rows_id)
+    letters = unique((row for batch in batches for row in batch.dead_letters), _first)
+    return PreparedBatch(
+        messages, letters, sum(batch.decoded for batch in batches), sum(batch.dead for batch in batches)
+    )
 
 
 def merge(messages: Iterable[MessageRows]) -> RecordRows:
@@ -130,9 +141,22 @@ def record_rows(decoded: Sequence[Decoded], time: TimeFormat) -> RecordRows:
     return merge(message_rows(item, None, time) for item in decoded)
 
 
+def distinct(decoded: Sequence[Decoded]) -> list[Decoded]:
+    """Each message once, at its first delivery (a broker may deliver one twice in a batch)."""
+    return unique(decoded, _message_id)
+
+
 def _message_id(item: Decoded) -> str:
     return item.message.message_id
 
 
 def _letter_id(letter: DeadLetter) -> str:
     return letter.message_id
+
+
+def _rows_id(rows: MessageRows) -> str:
+    return rows.message_id
+
+
+def _first(row: Row) -> Any:
+    return row[0]

@@ -10,7 +10,7 @@ import logging
 
 import msgspec
 
-from models.records import DeadLetter, DecodedMessage, PulsarMessage, Record, StatusReported
+from models.records import DeadLetter, DecodedMessage, News, PulsarMessage, Record, StatusReported
 from streams.errors import DecodeError
 from streams.tuya.crypto import Cipherbox
 from streams.tuya.envelope import decode_payload, decoded_message, open_envelope
@@ -26,6 +26,11 @@ class Decoded(msgspec.Struct, frozen=True):
 
     message: DecodedMessage
     records: list[Record]
+
+    @property
+    def news(self) -> News:
+        """What the rules see of this message."""
+        return News(self.message.message_id, self.records)
 
     @property
     def unresolved(self) -> bool:

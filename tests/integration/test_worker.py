@@ -18,6 +18,7 @@ from streams.sim.broker import EmbeddedBroker
 from tests.integration.worker_harness import (
     ROOT,
     archived,
+    assert_exactly_once,
     fleet_messages,
     publish_all,
     run_worker,
@@ -31,27 +32,13 @@ from tests.integration.worker_harness import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def sqlite_url(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path / 'archive.db'}"
-    upgrade(url)
-    return url
-
-
-def _assert_exactly_once(database_url: str, published) -> None:
-    got = archived(database_url)
-    assert got.messages == published.valid
-    assert got.dead_letters == published.corrupt
-    assert got.status_rows == published.status_rows
-
-
 def test_every_message_stored_once_and_corrupt_ones_dead_lettered(pulsar_broker, sqlite_url):
     access_id = unique_access_id()
     published = publish_all(pulsar_broker.url, access_id, fleet_messages(3000, corrupt=0.02))
     assert published.corrupt > 0
     result = run_worker(worker_env(access_id, pulsar_broker.url, sqlite_url), "--idle-timeout", "3")
     assert result.returncode == 0, result.stderr.decode()[-2000:]
-    _assert_exactly_once(sqlite_url, published)
+    assert_exactly_once(sqlite_url, published)
     assert b"batch received=" in result.stderr
 
 
@@ -85,7 +72,7 @@ def test_kill_between_commit_and_ack_then_restart_stores_each_once(pulsar_broker
     assert 0 < archived(sqlite_url).messages < published.valid
     result = run_worker(env, "--idle-timeout", "3")
     assert result.returncode == 0, result.stderr.decode()[-2000:]
-    _assert_exactly_once(sqlite_url, published)
+    assert_exactly_once(sqlite_url, published)
 
 
 def test_kill_9_at_random_points_then_restart_stores_each_once(pulsar_broker, sqlite_url):
@@ -97,7 +84,7 @@ def test_kill_9_at_random_points_then_restart_stores_each_once(pulsar_broker, sq
             assert wait_for(lambda f=fraction: archived(sqlite_url).messages >= f * published.valid, timeout=90)
     result = run_worker(env, "--idle-timeout", "3")
     assert result.returncode == 0, result.stderr.decode()[-2000:]
-    _assert_exactly_once(sqlite_url, published)
+    assert_exactly_once(sqlite_url, published)
 
 
 def test_sigterm_commits_batch_in_hand_exits_zero_and_restart_resumes(pulsar_broker, sqlite_url):
@@ -113,7 +100,7 @@ def test_sigterm_commits_batch_in_hand_exits_zero_and_restart_resumes(pulsar_bro
     assert archived(sqlite_url).messages < published.valid
     result = run_worker(env, "--idle-timeout", "3")
     assert result.returncode == 0
-    _assert_exactly_once(sqlite_url, published)
+    assert_exactly_once(sqlite_url, published)
 
 
 def test_broker_restart_during_run_reconnects_and_completes(tmp_path, sqlite_url):
@@ -126,7 +113,7 @@ def test_broker_restart_during_run_reconnects_and_completes(tmp_path, sqlite_url
             broker.restart()
             _, stderr = worker.communicate(timeout=180)
         assert worker.returncode == 0, stderr.decode()[-2000:]
-    _assert_exactly_once(sqlite_url, published)
+    assert_exactly_once(sqlite_url, published)
 
 
 def test_postgres_down_acks_nothing_then_run_completes(pulsar_broker, private_postgres):
@@ -143,4 +130,4 @@ def test_postgres_down_acks_nothing_then_run_completes(pulsar_broker, private_po
         _, stderr = worker.communicate(timeout=180)
     assert worker.returncode == 0, stderr.decode()[-2000:]
     assert b"nothing acknowledged, retrying" in stderr
-    _assert_exactly_once(url, published)
+    assert_exactly_once(url, published)

@@ -135,6 +135,31 @@ def archived(database_url: str) -> Archived:
     return Archived(messages or 0, distinct or 0, dead or 0, rows or 0)
 
 
+def assert_exactly_once(database_url: str, published: Published) -> None:
+    """Every valid message published stored once, every corrupt one a dead letter once, every item a status row."""
+    got = archived(database_url)
+    assert got.messages == published.valid
+    assert got.dead_letters == published.corrupt
+    assert got.status_rows == published.status_rows
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started that still run (its writer process)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

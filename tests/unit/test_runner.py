@@ -15,6 +15,7 @@ from streams.metrics import WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.runner import Backoff, Runner
 from streams.sources.pulsar import Received
+from streams.store.rows import sqlite_time
 from streams.store.sql import BatchCounts
 from streams.tuya.decoder import MessageDecoder
 from tests.factories import message_from_vector
@@ -50,14 +51,16 @@ class ScriptedStore:
         self.log = log
         self.failures = failures
 
-    def write_batch(self, decoded, dead_letters, *, received_at, extra=None):
+    time = staticmethod(sqlite_time)
+
+    def write_prepared(self, batch, *, extra=None):
         if self.failures:
             self.failures -= 1
             self.log.append(("commit_failed",))
             raise DatabaseUnavailable("database is down", retry_after=0.5)
-        ids = [d.message.message_id for d in decoded] + [d.message_id for d in dead_letters]
+        ids = [m.message_id for m in batch.messages] + [letter[0] for letter in batch.dead_letters]
         self.log.append(("commit", ids))
-        return BatchCounts(messages_inserted=len(decoded), dead_letters=len(dead_letters))
+        return BatchCounts(messages_inserted=len(batch.messages), dead_letters=len(batch.dead_letters))
 
 
 class FakeClock:
@@ -139,9 +142,9 @@ def test_stop_while_database_down_leaves_batch_unacked(vectors):
     runner_box: list[Runner] = []
 
     class StopOnFailure(ScriptedStore):
-        def write_batch(self, *args, **kwargs):
+        def write_prepared(self, *args, **kwargs):
             runner_box[0].stop()
-            return super().write_batch(*args, **kwargs)
+            return super().write_prepared(*args, **kwargs)
 
     source = ScriptedSource([[_received(vectors, 0, "1:0:0:-1")]], log)
     runner = _runner(vectors, source, StopOnFailure(log, failures=5))

@@ -61,7 +61,7 @@ def _report(number: int, raw: int) -> Decoded:
 
 
 def _react(archive: Engine, reactor: RulesReactor, *batch: Decoded) -> None:
-    hook = reactor.in_transaction(list(batch), T0 + timedelta(minutes=1))
+    hook = reactor.in_transaction([item.news for item in batch], T0 + timedelta(minutes=1))
     assert hook is not None
     with archive.begin() as connection:
         hook(connection)

@@ -1,4 +1,4 @@
-"""Row building for the batch store (streams/store/rows.py, facts.py, batch.py); the SQL side is in
+"""Row building for the batch store (streams/store/rows.py, facts.py, prepared.py); the SQL side is in
 tests/integration/test_store.py."""
 
 from __future__ import annotations

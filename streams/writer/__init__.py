@@ -1,0 +1,27 @@
+"""The writer process: the worker's commits on the second core.
+
+One Python process keeps one core busy. ``tuya-archiver run`` therefore splits the pipeline in two (WRITER_PROCESS,
+on by default): the worker's own process receives from Pulsar, decodes, builds each batch's rows
+(:meth:`~streams.pipeline.Pipeline.prepare`) and acknowledges; a writer process it starts holds the database
+connection and runs each batch's transaction: the rows, and the rules with their state and outbox rows in the same
+transaction. Batches travel over a pipe as MessagePack frames, in order; while the writer commits one, the worker
+prepares the next (at most WRITER_IN_FLIGHT batches unacknowledged), and when several are waiting the writer commits
+them in one transaction (up to COMMIT_MAX_MESSAGES messages).
+
+The guarantees stay those of one process:
+- a batch is acknowledged only after the writer said it committed; a transaction holds a batch's rows, rule state
+  and commands, or none of them;
+- kill -9 of the worker: the writer reads the end of its pipe, finishes or rolls back its transaction and exits; what
+  was committed but not acknowledged is redelivered and ignored (the archive is idempotent, rules react only to
+  messages new to it);
+- kill -9 of the writer: the worker starts a new one and sends it every batch not yet reported committed, in order;
+- database down: the writer retries the same transaction with backoff while the worker waits, acknowledging nothing;
+- SIGTERM/SIGINT reach the worker (the writer ignores them): it stops receiving, lets the writer commit what it has
+  (or give up if the database is down), acknowledges what was committed, and exits.
+"""
+
+from streams.writer.child import WriterConfig
+from streams.writer.process import WriterProcess
+from streams.writer.runner import PipelinedRunner
+
+__all__ = ["PipelinedRunner", "WriterConfig", "WriterProcess"]

@@ -1,0 +1,148 @@
+"""The worker's end of its writer process: start it, send it batches in order, read what it committed.
+
+Owns the process's lifetime and the batches it has not reported committed yet: when the writer dies (kill -9, out
+of memory), a new one is started and those batches are sent to it again, in order; the archive ignores what the
+dead one had committed, so nothing is stored twice and the rules do not react twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime
+from multiprocessing.connection import Connection
+
+from models.records import News
+from streams.errors import WorkerError
+from streams.runner import Backoff
+from streams.store.prepared import PreparedBatch
+from streams.writer.child import WriterConfig
+from streams.writer.frames import Committed, Crashed, Stop, Tick, Write, decode_reply, encode
+
+__all__ = ["WriterFailed", "WriterProcess"]
+
+log = logging.getLogger(__name__)
+
+_STOP_GRACE_S = 10.0  # after its pipe closed, how long the writer may take to finish a transaction before it is killed
+
+
+class WriterFailed(WorkerError):
+    """The writer process met an error it cannot retry; the worker stops (nothing of the batches in flight acked)."""
+
+
+class WriterProcess:
+    def __init__(self, config: WriterConfig) -> None:
+        self._config = config
+        self._rules = bool(config.rules.rules)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pipe: Connection | None = None
+        self._unreported: deque[bytes] = deque()  # Write frames sent and not reported committed, oldest first
+        self._restarts = Backoff()  # a writer that dies again before it commits anything is restarted ever later
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """A new interpreter (never a fork of this process and its pulsar-client threads), its pipe a socket pair."""
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams.writer", str(theirs.fileno())], pass_fds=(theirs.fileno(),)
+            )
+            pipe = Connection(ours.detach())
+        pipe.send_bytes(pickle.dumps(self._config, pickle.HIGHEST_PROTOCOL))
+        self._process, self._pipe = process, pipe
+        log.info("writer process started pid=%s", process.pid)
+
+    def write(self, rows: PreparedBatch, news: Sequence[News], now: datetime, catalog: int) -> None:
+        """Send a batch to be committed after those sent before it."""
+        frame = encode(Write(rows, pickle.dumps(news, pickle.HIGHEST_PROTOCOL) if self._rules else None, now, catalog))
+        self._unreported.append(frame)
+        self._send(frame)
+
+    def tick(self, now: datetime, catalog: int) -> None:
+        self._send(encode(Tick(now, catalog)))
+
+    def committed(self, timeout: float) -> list[Committed]:
+        """What the writer committed since last asked, waiting up to ``timeout`` s for the first report."""
+        assert self._pipe is not None, "committed() before start()"
+        reports: list[Committed] = []
+        while self._pipe.poll(0 if reports else timeout):
+            try:
+                reply = decode_reply(self._pipe.recv_bytes())
+            except (EOFError, OSError):
+                self._restart()
+                break
+            reports.append(self._reported(reply))
+        return reports
+
+    def stop(self) -> list[Committed]:
+        """Let the writer commit what it was sent (it gives up if the database is down) and exit; its last reports."""
+        reports: list[Committed] = []
+        if self._pipe is None:
+            return reports
+        try:
+            self._pipe.send_bytes(encode(Stop()))
+            while True:
+                reports.append(self._reported(decode_reply(self._pipe.recv_bytes())))
+        except (EOFError, OSError):
+            pass  # the writer exited: whatever it did not report stays unacknowledged
+        finally:
+            self.close()
+        return reports
+
+    def close(self) -> None:
+        """End the writer: it sees its pipe close and exits once its transaction ended; killed if that takes long."""
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        if self._process is not None:
+            try:
+                self._process.wait(_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.warning("writer process pid=%s did not exit: killing it", self._process.pid)
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def _reported(self, reply: Committed | Crashed) -> Committed:
+        if isinstance(reply, Crashed):
+            raise WriterFailed(f"the writer process failed: {reply.error}")
+        for _ in range(reply.batches):
+            self._unreported.popleft()
+        self._restarts.reset()
+        return reply
+
+    def _send(self, frame: bytes) -> None:
+        assert self._pipe is not None, "write() before start()"
+        try:
+            self._pipe.send_bytes(frame)
+        except OSError:
+            self._restart()  # sends every unreported batch again, this one included if it is a Write
+
+    def _restart(self) -> None:
+        exitcode = None
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                exitcode = self._process.wait(_STOP_GRACE_S)
+        delay = self._restarts.next_delay()
+        log.warning(
+            "writer process ended (exit code %s) with %d batches not reported committed: "
+            "starting a new one in %.0f s and sending them again",
+            exitcode, len(self._unreported), delay,
+        )  # fmt: skip
+        if self._pipe is not None:
+            self._pipe.close()
+        time.sleep(delay)
+        self.start()
+        assert self._pipe is not None
+        for frame in self._unreported:
+            self._pipe.send_bytes(frame)

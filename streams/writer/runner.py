@@ -1,0 +1,96 @@
+"""The Runner with its commits in a writer process: batches in flight, acknowledged as the writer reports them.
+
+Owns the worker's side of the two-process pipeline: prepare a batch (decode, rows), send it to the writer, and go on
+receiving while it commits, with at most ``in_flight`` batches unacknowledged; acknowledge each batch once the writer
+reported it committed (several at once after a group commit), then count and tell the observers as the Runner does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from streams.metrics import WorkerMetrics
+from streams.pipeline import Pipeline, Prepared, committed_result
+from streams.runner import Runner, Source
+from streams.sources.pulsar import Received
+from streams.writer.frames import Committed
+from streams.writer.process import WriterProcess
+
+__all__ = ["PipelinedRunner"]
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 1.0  # while waiting for the writer: how often the heartbeat and the stop flag are looked at
+
+
+class PipelinedRunner(Runner):
+    def __init__(
+        self,
+        source: Source,
+        pipeline: Pipeline,
+        writer: WriterProcess,
+        metrics: WorkerMetrics,
+        *,
+        in_flight: int,
+        catalog_generation: Callable[[], int] = lambda: 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(source, pipeline, metrics, **kwargs)
+        self._prepare = pipeline.prepare
+        self._now = pipeline.now
+        self._writer = writer
+        self._limit = in_flight
+        self._generation = catalog_generation
+        self._in_flight: deque[tuple[list[Received], Prepared]] = deque()
+
+    def run(self, max_messages: int | None = None, idle_timeout: float | None = None) -> Any:
+        self._writer.start()
+        try:
+            return super().run(max_messages, idle_timeout)
+        finally:
+            self._writer.close()
+
+    def _handle(self, batch: list[Received]) -> None:
+        prepared = self._prepare([received.message for received in batch])
+        self._writer.write(prepared.rows, prepared.news, prepared.now, self._generation())
+        self._in_flight.append((batch, prepared))
+        self._settle(until=self._limit - 1)
+
+    def _tick(self) -> None:
+        super()._tick()
+        self._settle(until=len(self._in_flight))
+
+    def _on_tick(self) -> None:
+        self._writer.tick(self._now(), self._generation())
+
+    def _finish(self) -> None:
+        for report in self._writer.stop():
+            self._acknowledge_report(report)
+        if self._in_flight:
+            left = sum(len(batch) for batch, _ in self._in_flight)
+            log.warning("stopping while the database is down: leaving %d messages unacknowledged", left)
+
+    def _settle(self, *, until: int) -> None:
+        """Acknowledge what the writer committed; wait while more than ``until`` batches are in flight."""
+        for report in self._writer.committed(timeout=0):
+            self._acknowledge_report(report)
+        while len(self._in_flight) > until and not self._stopping:
+            self._metrics.heartbeat()
+            self._metrics.oldest_unacked_age.set(_age_s(self._in_flight[0][1]))
+            for report in self._writer.committed(timeout=_POLL_S):
+                self._acknowledge_report(report)
+
+    def _acknowledge_report(self, report: Committed) -> None:
+        done = [self._in_flight.popleft() for _ in range(report.batches)]
+        for batch, _ in done:
+            self._acknowledge(batch)
+        self._metrics.commit_seconds.observe(report.seconds)
+        self._committed(committed_result([prepared for _, prepared in done], report.counts))
+
+
+def _age_s(prepared: Prepared) -> float:
+    return max(0.0, time.time() - prepared.oldest_push_ms / 1000) if prepared.oldest_push_ms else 0.0

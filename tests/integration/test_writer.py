@@ -1,0 +1,287 @@
+"""The writer process (streams/writer): group commits, restarts, and every guarantee of one process kept with two.
+
+Two levels: the worker's end of the writer (``WriterProcess``) driven directly against a real SQLite archive, where
+the test chooses the exact moment of a crash; and ``tuya-archiver run`` on the real broker, where the writer and the
+worker are killed with real signals.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from models.records import PulsarMessage
+from models.tables import Command, Message
+from streams.pipeline import Pipeline
+from streams.rules import RuleSet, load_rules
+from streams.sim import Fleet
+from streams.store.engine import make_engine
+from streams.store.sql import ArchiveStore
+from streams.tuya.decoder import MessageDecoder
+from streams.writer import WriterConfig, WriterProcess
+from tests.integration.worker_harness import (
+    ACCESS_KEY,
+    ROOT,
+    alive,
+    archived,
+    assert_exactly_once,
+    child_pids,
+    cli,
+    fleet_messages,
+    publish_all,
+    run_worker,
+    running_worker,
+    unique_access_id,
+    upgrade,
+    wait_for,
+    worker_env,
+)
+
+pytestmark = pytest.mark.integration
+
+OVERLOAD_RULE = """\
+rules:
+  - id: plug_off_when_overloaded
+    triggers:
+      - trigger: numeric_state
+        device: {plug}
+        code: cur_power
+        above: 30000
+    actions:
+      - action: tuya.send_command
+        commands: [{{code: switch_1, value: false}}]
+"""
+
+
+class Batches:
+    """Prepared batches of one simulated plug's power reports, numbered like Pulsar message ids."""
+
+    def __init__(self, database_url: str) -> None:
+        self.fleet = Fleet(ACCESS_KEY, 1, clock=lambda: int(time.time() * 1000), seed=3)
+        self._engine = make_engine(database_url)
+        self._pipeline = Pipeline(MessageDecoder(ACCESS_KEY), ArchiveStore(self._engine))
+        self._next = 0
+
+    @property
+    def plug(self) -> str:
+        return self.fleet.devices[0].device_id
+
+    def power(self, *watts_x10: int):
+        """One prepared batch: a report of ``cur_power`` per value, one millisecond apart."""
+        start = int(time.time() * 1000)
+        messages = []
+        for offset, value in enumerate(watts_x10):
+            sim = self.fleet.status(0, {"cur_power": value}, start + offset)
+            message = PulsarMessage(payload=sim.payload, properties=sim.properties, message_id=self._id(), topic="t")
+            messages.append(message)
+        return self._pipeline.prepare(messages)
+
+    def _id(self) -> str:
+        self._next += 1
+        return f"1:{self._next}:0:-1"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+@pytest.fixture
+def batches(sqlite_url) -> Iterator[Batches]:
+    made = Batches(sqlite_url)
+    yield made
+    made.close()
+
+
+def _writer(database_url: str, rules_file: Path | None = None, commit_max: int = 5000) -> WriterProcess:
+    rules = load_rules(rules_file) if rules_file else RuleSet()
+    return WriterProcess(WriterConfig(database_url, rules, commit_max))
+
+
+def _count(database_url: str, table) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.scalar(select(func.count()).select_from(table)) or 0
+    finally:
+        engine.dispose()
+
+
+def _send(writer: WriterProcess, prepared) -> None:
+    writer.write(prepared.rows, prepared.news, prepared.now, 0)
+
+
+def _reports(writer: WriterProcess, batches: int) -> list:
+    reports: list = []
+    deadline = time.monotonic() + 60
+    while sum(report.batches for report in reports) < batches and time.monotonic() < deadline:
+        reports += writer.committed(timeout=1.0)
+    return reports
+
+
+def test_batches_waiting_together_are_committed_in_one_transaction_up_to_the_limit(sqlite_url, batches):
+    writer = _writer(sqlite_url, commit_max=4)
+    writer.start()
+    try:
+        for _ in range(3):  # sent before the new process can read: all three are waiting when it starts
+            _send(writer, batches.power(100, 200))
+        reports = _reports(writer, 3)
+    finally:
+        writer.close()
+    assert [report.batches for report in reports] == [2, 1]  # 4 messages at most per transaction
+    assert [report.counts.messages_inserted for report in reports] == [4, 2]
+    assert _count(sqlite_url, Message) == 6
+
+
+def test_a_killed_writer_is_replaced_and_gets_every_batch_it_had_not_reported(sqlite_url, batches, tmp_path):
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(OVERLOAD_RULE.format(plug=batches.plug), encoding="utf-8")
+    writer = _writer(sqlite_url, rules_file)
+    writer.start()
+    try:
+        first = writer.pid
+        os.kill(first, signal.SIGSTOP)  # it cannot commit: the two batches stay unreported
+        _send(writer, batches.power(100, 31000))
+        _send(writer, batches.power(100, 32000))
+        os.kill(first, signal.SIGKILL)
+        reports = _reports(writer, 2)
+        assert writer.pid != first
+    finally:
+        writer.close()
+    assert sum(r.batches for r in reports) == 2
+    assert sum(r.counts.messages_inserted for r in reports) == 4
+    assert _count(sqlite_url, Command) == 2  # one per edge
+
+
+def test_a_batch_committed_before_the_writer_died_is_ignored_when_sent_again(sqlite_url, batches, tmp_path):
+    """What the worker does after a writer died between its commit and its report: the same batch to a new writer."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(OVERLOAD_RULE.format(plug=batches.plug), encoding="utf-8")
+    batch = batches.power(100, 31000)
+    reports = []
+    for _ in range(2):
+        writer = _writer(sqlite_url, rules_file)
+        writer.start()
+        try:
+            _send(writer, batch)
+            reports += _reports(writer, 1)
+        finally:
+            writer.close()
+    assert [(r.counts.messages_inserted, r.counts.duplicates) for r in reports] == [(2, 0), (0, 2)]
+    assert _count(sqlite_url, Command) == 1
+
+
+def test_stop_lets_the_writer_commit_what_it_was_sent_then_it_exits(sqlite_url, batches):
+    writer = _writer(sqlite_url)
+    writer.start()
+    pid = writer.pid
+    for _ in range(3):
+        _send(writer, batches.power(100, 200, 300))
+    reports = writer.stop()
+    assert sum(report.batches for report in reports) == 3
+    assert _count(sqlite_url, Message) == 9
+    assert not alive(pid)
+
+
+# --- the real worker on the real broker ------------------------------------------------------------------------------
+
+
+def _writer_of(worker: subprocess.Popen[bytes]) -> int:
+    """The worker's writer process (not one it killed and has not reaped yet)."""
+
+    def running() -> list[int]:
+        return [pid for pid in child_pids(worker.pid) if alive(pid)]
+
+    assert wait_for(lambda: bool(running()), timeout=30)
+    return running()[0]
+
+
+def test_the_writer_killed_at_random_points_loses_nothing_and_stores_nothing_twice(pulsar_broker, sqlite_url):
+    access_id = unique_access_id()
+    published = publish_all(pulsar_broker.url, access_id, fleet_messages(20000, corrupt=0.005))
+    env = worker_env(access_id, pulsar_broker.url, sqlite_url, BATCH_SIZE="200")
+    killed: list[int] = []
+    with running_worker(env, "--idle-timeout", "5") as worker:
+        for _ in range(3):  # each time the writer of the moment, once it committed something more
+            stored = archived(sqlite_url).messages
+            assert wait_for(lambda n=stored: archived(sqlite_url).messages > n, timeout=90)
+            killed.append(_writer_of(worker))
+            os.kill(killed[-1], signal.SIGKILL)
+        _, stderr = worker.communicate(timeout=180)
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert stderr.count(b"writer process ended (exit code -9)") == 3, stderr.decode()[-3000:]
+    assert_exactly_once(sqlite_url, published)
+
+
+def test_kill_9_of_the_worker_ends_its_writer(pulsar_broker, sqlite_url):
+    access_id = unique_access_id()
+    publish_all(pulsar_broker.url, access_id, fleet_messages(20000))
+    env = worker_env(access_id, pulsar_broker.url, sqlite_url, BATCH_SIZE="200")
+    with running_worker(env, "--idle-timeout", "30") as worker:
+        assert wait_for(lambda: archived(sqlite_url).messages > 0, timeout=60)
+        writer = _writer_of(worker)
+        worker.kill()
+        worker.wait(timeout=10)
+    assert wait_for(lambda: not alive(writer), timeout=30)
+
+
+def test_ctrl_c_to_the_process_group_drains_the_writer_and_exits_zero(pulsar_broker, sqlite_url):
+    access_id = unique_access_id()
+    published = publish_all(pulsar_broker.url, access_id, fleet_messages(15000))
+    env = worker_env(access_id, pulsar_broker.url, sqlite_url, BATCH_SIZE="200")
+    worker = subprocess.Popen(
+        cli("run", "--idle-timeout", "30"), env=env, cwd=ROOT, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert wait_for(lambda: archived(sqlite_url).messages > 0, timeout=60)
+        writer = _writer_of(worker)
+        os.killpg(worker.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the worker and its writer get it
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert not alive(writer)
+    assert b"writer process ended" not in stderr
+    assert archived(sqlite_url).messages < published.valid
+    result = run_worker(env, "--idle-timeout", "3")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert_exactly_once(sqlite_url, published)
+
+
+def test_sigterm_while_postgres_is_down_exits_promptly_and_acknowledges_nothing_in_hand(
+    pulsar_broker, private_postgres
+):
+    access_id = unique_access_id()
+    url = private_postgres.url
+    upgrade(url)
+    published = publish_all(pulsar_broker.url, access_id, fleet_messages(12000))
+    env = worker_env(access_id, pulsar_broker.url, url, BATCH_SIZE="200")
+    with running_worker(env, "--idle-timeout", "30") as worker:
+        assert wait_for(lambda: archived(url).messages > 0, timeout=60)
+        private_postgres.stop()
+        time.sleep(3)  # the writer retries its transaction with backoff
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    private_postgres.start()
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert b"stopping while the database is down" in stderr
+    result = run_worker(env, "--idle-timeout", "3")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert_exactly_once(url, published)
+
+
+def test_without_the_writer_process_one_process_stores_each_once(pulsar_broker, sqlite_url):
+    access_id = unique_access_id()
+    published = publish_all(pulsar_broker.url, access_id, fleet_messages(3000, corrupt=0.01))
+    env = worker_env(access_id, pulsar_broker.url, sqlite_url, WRITER_PROCESS="false")
+    result = run_worker(env, "--idle-timeout", "3")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert b"writer process started" not in result.stderr
+    assert_exactly_once(sqlite_url, published)
