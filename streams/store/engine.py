@@ -40,6 +40,10 @@ BUSY_TIMEOUT_MS = 10_000
 #: (a WAL of up to about 160 MB) writes a page changed by many batches once; it made storing the simulated fleet
 #: about 27 % faster (8.5k against 6.7k msg/s).
 WAL_AUTOCHECKPOINT_PAGES = 40_000
+#: SQLite's page cache of a writing connection, in KiB (SQLite's default is 2 MB): the index pages a batch touches
+#: (device_status' and messages' B-trees grow with the archive) stay in memory between commits. 64 MB made storing the
+#: fleet benchmark about 9 % faster; SQLite takes it as it needs it, up to this.
+CACHE_KIB = 65_536
 CONNECT_TIMEOUT_S = 10
 
 #: Execution option: a connection that will write takes SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``), so a
@@ -123,6 +127,7 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool, read_only: bool = Fals
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not read_only:
             cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
