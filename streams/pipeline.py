@@ -81,12 +81,22 @@ class Prepared:
     sync_wanted: frozenset[str]
     now: datetime
 
-    def result(self, counts: BatchCounts) -> BatchResult:
-        return committed_result([self], counts)
+    def result(self, counts: BatchCounts | None) -> BatchResult:
+        """What the batch's commit returns (``counts`` None: not committed yet)."""
+        return BatchResult(
+            self.received,
+            self.rows.decoded,
+            self.dead_letters,
+            self.oldest_push_ms,
+            counts,
+            self.sync_wanted,
+            self.newest_push_ms,
+        )
 
 
-def committed_result(batches: Sequence[Prepared], counts: BatchCounts) -> BatchResult:
-    """The result of ``batches`` committed in one transaction that counted ``counts``."""
+def committed_result(batches: Sequence[BatchResult], counts: BatchCounts) -> BatchResult:
+    """One result for ``batches`` (not committed yet when made), committed in one transaction that counted
+    ``counts``."""
     kinds: dict[str, int] = {}
     for batch in batches:
         for kind, n in batch.dead_letters.items():
@@ -95,7 +105,7 @@ def committed_result(batches: Sequence[Prepared], counts: BatchCounts) -> BatchR
     newest = [batch.newest_push_ms for batch in batches if batch.newest_push_ms is not None]
     return BatchResult(
         sum(batch.received for batch in batches),
-        sum(batch.rows.decoded for batch in batches),
+        sum(batch.decoded for batch in batches),
         kinds,
         min(oldest, default=None),
         counts,

@@ -12,12 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from streams.errors import TransientError
-from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult, Pipeline
-from streams.sources.pulsar import Received
+
+if TYPE_CHECKING:  # the writer process imports Backoff from here, and needs neither pulsar-client nor Prometheus
+    from streams.metrics import WorkerMetrics
+    from streams.sources.pulsar import Received
 
 __all__ = ["Backoff", "Observer", "RunSummary", "Runner", "Source"]
 

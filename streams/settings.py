@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # WRITER_IN_FLIGHT batches are unacknowledged, and batches waiting together are committed in one transaction of
     # up to COMMIT_MAX_MESSAGES messages.
     writer_process: bool = True
-    writer_in_flight: int = Field(4, ge=1, le=64)
+    writer_in_flight: int = Field(3, ge=1, le=64)
     commit_max_messages: int = Field(5000, ge=1, le=100_000)
 
     # OpenAPI client.

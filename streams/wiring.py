@@ -32,7 +32,9 @@ from streams.store.fleet import load_catalog
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
 from streams.tuya.openapi import OpenApiClient
-from streams.writer import PipelinedRunner, WriterConfig, WriterProcess
+from streams.writer.child import WriterConfig
+from streams.writer.process import WriterProcess
+from streams.writer.runner import PipelinedRunner
 
 __all__ = [
     "archive_engine",

@@ -18,10 +18,8 @@ The guarantees stay those of one process:
 - database down: the writer retries the same transaction with backoff while the worker waits, acknowledging nothing;
 - SIGTERM/SIGINT reach the worker (the writer ignores them): it stops receiving, lets the writer commit what it has
   (or give up if the database is down), acknowledges what was committed, and exits.
+
+The modules: ``runner`` (PipelinedRunner, the worker's loop), ``process`` (WriterProcess, the worker's end of the
+pipe), ``frames`` (what crosses it), ``child`` (the writer process itself, ``python -m streams.writer``). This file
+imports none of them: the writer process needs neither pulsar-client nor Prometheus.
 """
-
-from streams.writer.child import WriterConfig
-from streams.writer.process import WriterProcess
-from streams.writer.runner import PipelinedRunner
-
-__all__ = ["PipelinedRunner", "WriterConfig", "WriterProcess"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.metrics import WorkerMetrics
-from streams.pipeline import Pipeline, Prepared, committed_result
+from streams.pipeline import BatchResult, Pipeline, committed_result
 from streams.runner import Runner, Source
 from streams.sources.pulsar import Received
 from streams.writer.frames import Committed
@@ -45,7 +45,8 @@ class PipelinedRunner(Runner):
         self._writer = writer
         self._limit = in_flight
         self._generation = catalog_generation
-        self._in_flight: deque[tuple[list[Received], Prepared]] = deque()
+        # Each batch in flight, for its ack, and what its result will say (its rows and records are the writer's now).
+        self._in_flight: deque[tuple[list[Received], BatchResult]] = deque()
 
     def run(self, max_messages: int | None = None, idle_timeout: float | None = None) -> Any:
         self._writer.start()
@@ -57,7 +58,7 @@ class PipelinedRunner(Runner):
     def _handle(self, batch: list[Received]) -> None:
         prepared = self._prepare([received.message for received in batch])
         self._writer.write(prepared.rows, prepared.news, prepared.now, self._generation())
-        self._in_flight.append((batch, prepared))
+        self._in_flight.append((batch, prepared.result(None)))
         self._settle(until=self._limit - 1)
 
     def _tick(self) -> None:
@@ -89,8 +90,8 @@ class PipelinedRunner(Runner):
         for batch, _ in done:
             self._acknowledge(batch)
         self._metrics.commit_seconds.observe(report.seconds)
-        self._committed(committed_result([prepared for _, prepared in done], report.counts))
+        self._committed(committed_result([pending for _, pending in done], report.counts))
 
 
-def _age_s(prepared: Prepared) -> float:
-    return max(0.0, time.time() - prepared.oldest_push_ms / 1000) if prepared.oldest_push_ms else 0.0
+def _age_s(pending: BatchResult) -> float:
+    return max(0.0, time.time() - pending.oldest_push_ms / 1000) if pending.oldest_push_ms else 0.0

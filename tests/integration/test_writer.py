@@ -25,7 +25,8 @@ from streams.sim import Fleet
 from streams.store.engine import make_engine
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
-from streams.writer import WriterConfig, WriterProcess
+from streams.writer.child import WriterConfig
+from streams.writer.process import WriterProcess
 from tests.integration.worker_harness import (
     ACCESS_KEY,
     ROOT,

@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from streams.pipeline import Prepared, committed_result
+from streams.pipeline import BatchResult, committed_result
 from streams.store.drivers import time_format
 from streams.store.prepared import PreparedBatch, combine, prepare_batch
 from streams.store.sql import BatchCounts
@@ -52,16 +52,17 @@ def test_batches_combined_keep_each_message_and_dead_letter_once_and_add_their_c
 
 
 def test_one_result_for_the_batches_of_one_transaction():
-    def prepared(received: int, kinds: dict[str, int], oldest: int | None, newest: int | None, wanted: set[str]):
-        return Prepared([], PreparedBatch([], [], received - sum(kinds.values()), 0), received, kinds, oldest, newest,
-                        frozenset(wanted), f.at(0))  # fmt: skip
+    def pending(received: int, kinds: dict[str, int], oldest: int | None, newest: int | None, wanted: set[str]):
+        decoded = received - sum(kinds.values())
+        return BatchResult(received, decoded, kinds, oldest, None, frozenset(wanted), newest)
 
     counts = BatchCounts(messages_inserted=5)
-    result = committed_result(
-        [prepared(4, {"bad_base64": 1}, 2000, 5000, {"a"}), prepared(3, {"bad_base64": 1, "bad_payload": 1}, 1000,
-                                                                  3000, {"b"}), prepared(2, {}, None, None, set())],
-        counts,
-    )  # fmt: skip
+    batches = [
+        pending(4, {"bad_base64": 1}, 2000, 5000, {"a"}),
+        pending(3, {"bad_base64": 1, "bad_payload": 1}, 1000, 3000, {"b"}),
+        pending(2, {}, None, None, set()),
+    ]
+    result = committed_result(batches, counts)
     assert (result.received, result.decoded, result.counts) == (9, 6, counts)
     assert result.dead_letters == {"bad_base64": 2, "bad_payload": 1}
     assert (result.oldest_push_ms, result.newest_push_ms) == (1000, 5000)
