@@ -29,7 +29,7 @@ from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.store.rows import json_text, sqlite_time
 
-__all__ = ["ROWS", "SENSOR_NAME", "BenchArchive", "sqlite_archive"]
+__all__ = ["END", "ROWS", "SENSOR_ID", "SENSOR_NAME", "BenchArchive", "postgres_archive", "sqlite_archive"]
 
 ROWS = 10_000_000
 DEVICES = 2_000

@@ -71,7 +71,7 @@ def make_batches(count: int = COUNT, batch: int = BATCH) -> list[list[Decoded]]:
     return [messages[i : i + batch] for i in range(0, count, batch)]
 
 
-def _tuples(batches: list[list[Decoded]], time_format: Callable[[datetime], Any]) -> list[tuple[list, list]]:
+def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], Any]) -> list[tuple[list, list]]:
     received = time_format(T0)
     return [
         (
@@ -150,12 +150,13 @@ def sqlite_statements(batches: list[list[Decoded]]) -> list[Writes]:
     return prepared
 
 
-def sqlite_alone(path: Path, prepared: Iterable[Writes]) -> float:
+def sqlite_alone(path: Path, prepared: Iterable[Writes], cache_kib: int | None = None) -> float:
     """The database's share of storing: the store's own SQL and transactions on prepared rows, no Python between.
 
-    A migrated file on the engine's connection set-up (WAL, pragmas), ``executemany`` of each statement and a commit
-    per batch; only those are timed (``prepared`` may build each batch as it is asked for). The store cannot be
-    faster than this; the gap to it is the store's Python (rows, look-up, dedup).
+    A migrated file on the engine's connection set-up (WAL, pragmas; ``cache_kib`` replaces its page cache size),
+    ``executemany`` of each statement and a commit per batch; only those are timed (``prepared`` may build each batch
+    as it is asked for). The store cannot be faster than this; the gap to it is the store's Python (rows, look-up,
+    dedup).
     """
     engine = make_engine(f"sqlite:///{path}")
     elapsed = 0.0
@@ -163,6 +164,8 @@ def sqlite_alone(path: Path, prepared: Iterable[Writes]) -> float:
         migrate.upgrade(engine)
         connection = engine.raw_connection()
         cursor = connection.cursor()
+        if cache_kib is not None:
+            cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         for batch in prepared:
             start = time.perf_counter()
             cursor.execute("BEGIN IMMEDIATE")
@@ -237,7 +240,7 @@ def main() -> None:
         f"store: {COUNT:,} status reports × {len(CODES)} items, {DEVICES:,} devices, batches of {BATCH:,}; "
         f"best of {ROUNDS} rounds, each on fresh databases"
     )
-    rows, prepared = _tuples(batches, sqlite_time), sqlite_statements(batches)
+    rows, prepared = floor_rows(batches, sqlite_time), sqlite_statements(batches)
     settle_heap()  # the garbage collector's policy of `tuya-archiver run` (streams.heap)
     rounds = [sqlite_round(batches, rows, prepared) for _ in range(ROUNDS)]
     report("SQLite", rounds, count, "(WAL, synchronous=NORMAL; floor: sqlite3 executemany)")
@@ -245,7 +248,7 @@ def main() -> None:
     if not server_url:
         print("PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
         return
-    rows = _tuples(batches, lambda moment: moment)
+    rows = floor_rows(batches, lambda moment: moment)
     rounds = [postgres_round(server_url, batches, rows) for _ in range(ROUNDS)]
     report("PostgreSQL", rounds, count, f"({postgres_settings(server_url)}; floor: psycopg binary COPY)")
 

@@ -4,7 +4,8 @@
 the first revision's schema, where nothing let the planner start from the device's name, so it scanned every status
 row. The reference line runs that same query on the first revision's view with ``devices.name`` unindexed again (in
 the same archive, restored afterwards), so both are timed in the same run. Each figure is the best of 3 runs; the
-plan the database chose for today's view is printed.
+plan the database chose for today's view is printed. Then one device's history over one day, as ``tuya-archiver
+history`` queries it: the figure any change to the history tables must keep.
 
 Run alone with ``python -m tests.bench.views`` (PostgreSQL from TEST_DATABASE_URL, skipped when unset; ``make
 bench`` sets it).
@@ -14,13 +15,15 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from streams.store.engine import make_engine
-from tests.bench.archive import ROWS, SENSOR_NAME, BenchArchive, postgres_archive, sqlite_archive
+from streams.store.query import HistoryQuery, status_history_rows
+from tests.bench.archive import END, ROWS, SENSOR_ID, SENSOR_NAME, BenchArchive, postgres_archive, sqlite_archive
 from tests.unit.store.databases import scratch_postgres
 
 QUERY = "SELECT reported_at, value FROM {view} WHERE device_name = :name AND code = 'temp_current' ORDER BY reported_at"
@@ -46,9 +49,22 @@ def _best(engine: Engine, view: str) -> tuple[float, int]:
     return best, count
 
 
+def _day_of_history(engine: Engine) -> tuple[float, int]:
+    """``tuya-archiver history`` of the sensor over its last day (8,640 values): the query it runs, best of 3."""
+    query = HistoryQuery(SENSOR_ID, since=END - timedelta(days=1), until=END)
+    best, count = float("inf"), 0
+    for _ in range(ROUNDS):
+        with engine.connect() as connection:
+            started = time.perf_counter()
+            count = len(status_history_rows(connection, query))
+            best = min(best, time.perf_counter() - started)
+    return best, count
+
+
 def measure(archive: BenchArchive, label: str) -> None:
     engine = make_engine(archive.url)
     try:
+        day, day_rows = _day_of_history(engine)
         now, rows = _best(engine, "status_history")
         plan = _plan(engine)
         with engine.begin() as connection:  # the first revision's schema: its view, and no index on devices.name
@@ -68,6 +84,10 @@ def measure(archive: BenchArchive, label: str) -> None:
     print(f"    status_history by device name and code: {now * 1000:,.0f} ms for {rows:,} rows")
     print(f"    the first revision's schema, same query: {before * 1000:,.0f} ms for {rows_before:,} rows")
     print(f"    {before / now:,.0f}× faster; plan: {plan}")
+    print(
+        f"    one device's history over one day (the `history` command's query): {day * 1000:,.0f} ms "
+        f"for {day_rows:,} rows"
+    )
 
 
 def _plan(engine: Engine) -> str:
