@@ -93,9 +93,9 @@ def _reply(pipe: Connection, frame: Committed | Crashed) -> None:
 class Writer:
     def __init__(self, pipe: Connection, store: ArchiveStore, engine: Engine, config: WriterConfig) -> None:
         self._pipe = pipe
-        # A thread empties the pipe as frames arrive, so the worker never waits to send and the batches that arrived
-        # during a transaction are there to be committed together in the next one.
-        self._frames: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # A thread empties the pipe as frames arrive (those that arrived together, handed over together), so the worker
+        # never waits to send and the batches that arrived during a transaction are there to be committed together.
+        self._frames: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
         threading.Thread(target=self._receive, name="writer-pipe", daemon=True).start()
         self._store = store
         self._engine = engine
@@ -118,23 +118,27 @@ class Writer:
 
     def _next(self, timeout: float | None = None) -> Request | None:
         """The next request; None if none came within ``timeout`` (None: wait for ever). _Gone when the pipe ends."""
-        if self._waiting:
-            return self._waiting.popleft()
-        return self._read(timeout)
+        if not self._waiting:
+            self._waiting.extend(self._read(timeout))
+        return self._waiting.popleft() if self._waiting else None
 
-    def _read(self, timeout: float | None) -> Request | None:
+    def _read(self, timeout: float | None) -> list[Request]:
+        """The requests that arrived together next, waiting up to ``timeout``; _Gone when the pipe ended."""
         try:
-            frame = self._frames.get(timeout=timeout) if timeout != 0 else self._frames.get_nowait()
+            frames = self._frames.get(timeout=timeout) if timeout != 0 else self._frames.get_nowait()
         except queue.Empty:
-            return None
-        if frame is None:
+            return []
+        if frames is None:
             raise _Gone
-        return decode_request(frame)
+        return [decode_request(frame) for frame in frames]
 
     def _receive(self) -> None:
         try:
             while True:
-                self._frames.put(self._pipe.recv_bytes())
+                frames = [self._pipe.recv_bytes()]
+                while self._pipe.poll(0):
+                    frames.append(self._pipe.recv_bytes())
+                self._frames.put(frames)
         except (EOFError, OSError):
             self._frames.put(None)
 
@@ -175,13 +179,11 @@ class Writer:
         """Sleep before a retry, reading what the worker sends meanwhile; _Gone if it says stop."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            request = self._read(left)
-            if request is None:
-                continue
-            if isinstance(request, Stop):
-                log.warning("stopping while the database is down: leaving the batches in hand unacknowledged")
-                raise _Gone
-            self._waiting.append(request)
+            for request in self._read(left):
+                if isinstance(request, Stop):
+                    log.warning("stopping while the database is down: leaving the batches in hand unacknowledged")
+                    raise _Gone
+                self._waiting.append(request)
 
     def _tick(self, tick: Tick) -> None:
         if self._reactor is None:
