@@ -18,6 +18,8 @@ from streams.errors import ConfigError
 
 __all__ = ["OPENAPI_URLS", "PULSAR_URLS", "Settings", "load_settings"]
 
+MIN_KEEP_MESSAGES_S = 86_400.0
+
 Region = Literal["cn", "us", "us-e", "eu", "eu-w", "in", "sg"]
 
 # SPEC.md §1.1: the binary-protocol hosts per data centre. us-e, eu-w and sg are [UNCERTAIN] there; the CN doc
@@ -76,6 +78,9 @@ class Settings(BaseSettings):
     writer_process: bool = True
     writer_in_flight: int = Field(3, ge=1, le=64)
     commit_max_messages: int = Field(5000, ge=1, le=100_000)
+    # How long whole messages (decrypted payload and properties, for `replay --messages` and forensics) are kept;
+    # their history is kept until `purge`. 0 keeps them for ever. streams.store.expiry.
+    keep_messages: float = Field(14 * 86_400.0, ge=0)
 
     # OpenAPI client.
     tuya_sign_legacy: bool = False
@@ -115,11 +120,22 @@ class Settings(BaseSettings):
             raise ValueError("must be the 32-character Access Secret of the cloud project")
         return value
 
-    @field_validator("sync_interval", "tuya_message_retention", "tuya_log_retention", "gap_margin", mode="before")
+    @field_validator(
+        "sync_interval", "tuya_message_retention", "tuya_log_retention", "gap_margin", "keep_messages", mode="before"
+    )
     @classmethod
     def _seconds_or_duration(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip() and not value.strip().replace(".", "", 1).isdigit():
             return parse_duration(value).total_seconds()
+        return value
+
+    @field_validator("keep_messages")
+    @classmethod
+    def _keep_messages_past_redelivery(cls, value: float) -> float:
+        # A message row tells a redelivery from news: gone too early, a message Tuya delivers again would be news
+        # again to the rules. Tuya redelivers for 2 hours (TUYA_MESSAGE_RETENTION); a day leaves a wide margin.
+        if 0 < value < MIN_KEEP_MESSAGES_S:
+            raise ValueError("must be 0 (keep them for ever) or at least 1d (Tuya redelivers messages for 2 hours)")
         return value
 
     @field_validator("tuya_app_schema", mode="before")

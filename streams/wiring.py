@@ -28,6 +28,7 @@ from streams.runner import Observer, Runner
 from streams.settings import Settings
 from streams.sources.pulsar import PulsarSource, subscription_name, topic_name
 from streams.store.engine import ensure_at_head, make_engine, unavailable_on_failure
+from streams.store.expiry import MessageExpiry
 from streams.store.fleet import load_catalog
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
@@ -152,6 +153,13 @@ def backfill_job(
         margin=timedelta(seconds=settings.gap_margin),
         on_progress=on_progress,
     )
+
+
+def message_expiry(settings: Settings, engine: Engine) -> MessageExpiry | None:
+    """The worker's expiry of messages older than KEEP_MESSAGES, or None when KEEP_MESSAGES is 0."""
+    if settings.keep_messages <= 0:
+        return None
+    return MessageExpiry(engine, timedelta(seconds=settings.keep_messages))
 
 
 def gap_watch(settings: Settings, engine: Engine, metrics: WorkerMetrics, syncer: BackgroundSync | None) -> GapWatcher:

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         observers = [watcher, *([syncer] if syncer else [])]
         runner = wiring.worker(settings, engine, metrics, rule_set, fleet, observers)
         sender = wiring.outbox_sender(settings, engine, rule_set)
+        expiry = wiring.message_expiry(settings, engine)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, runner.stop)
         server = MetricsServer(metrics, settings.metrics_port) if settings.metrics_port else None
@@ -57,6 +58,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if syncer:
                 stack.callback(syncer.stop)
                 syncer.start()
+            if expiry:
+                stack.callback(expiry.stop)
+                expiry.start()
             watcher.start()
             stack.callback(watcher.close)
             settle_heap()

@@ -8,7 +8,7 @@ shrink its file when rows go; run ``VACUUM`` for that.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,8 +78,16 @@ def count_older(engine: Engine, policy: Retention, cutoff: datetime) -> int:
         return sum(connection.scalar(statement.where(*_older(policy, cutoff, scope))) or 0 for scope in scopes)
 
 
-def purge_older(engine: Engine, policy: Retention, cutoff: datetime, *, chunk_rows: int = CHUNK_ROWS) -> int:
-    """Delete the table's rows older than ``cutoff``, at most ``chunk_rows`` per transaction; returns the count."""
+def purge_older(
+    engine: Engine,
+    policy: Retention,
+    cutoff: datetime,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    stopping: Callable[[], bool] = lambda: False,
+) -> int:
+    """Delete the table's rows older than ``cutoff``, at most ``chunk_rows`` per transaction; returns the count.
+    Ends early, between chunks, once ``stopping()`` is true."""
     table = _table(policy)
     key = tuple_(*table.primary_key.columns)
     with engine.connect() as connection:
@@ -94,6 +102,8 @@ def purge_older(engine: Engine, policy: Retention, cutoff: datetime, *, chunk_ro
                 with connection.begin():
                     count = connection.execute(statement).rowcount
             deleted += count
-            if count < chunk_rows:
+            if count < chunk_rows or stopping():
                 break
+        if stopping():
+            break
     return deleted

@@ -48,7 +48,14 @@ def test_missing_region_names_the_variable():
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("TUYA_REGION", "mars"), ("TUYA_MQ_ENV", "prod"), ("BATCH_SIZE", "many"), ("TUYA_ACCESS_KEY", "short")],
+    [
+        ("TUYA_REGION", "mars"),
+        ("TUYA_MQ_ENV", "prod"),
+        ("BATCH_SIZE", "many"),
+        ("TUYA_ACCESS_KEY", "short"),
+        ("KEEP_MESSAGES", "3h"),
+        ("KEEP_MESSAGES", "a week"),
+    ],
 )
 def test_malformed_setting_stops_cli_with_one_line_naming_it(monkeypatch, capsys, variable, value):
     monkeypatch.setenv(variable, value)
@@ -57,6 +64,15 @@ def test_malformed_setting_stops_cli_with_one_line_naming_it(monkeypatch, capsys
     assert variable in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(None, 14 * 86_400.0), ("0", 0.0), ("30d", 30 * 86_400.0), ("1d", 86_400.0)]
+)
+def test_keep_messages_is_a_duration_zero_or_at_least_a_day(monkeypatch, value, seconds):
+    if value is not None:
+        monkeypatch.setenv("KEEP_MESSAGES", value)
+    assert load_settings().keep_messages == seconds
 
 
 def test_access_key_never_in_repr_redacted_or_errors(monkeypatch):
