@@ -69,14 +69,17 @@ class Batches:
         self._engine = make_engine(database_url)
         self._pipeline = Pipeline(MessageDecoder(ACCESS_KEY), ArchiveStore(self._engine))
         self._next = 0
+        self._start_ms = int(time.time() * 1000)
 
     @property
     def plug(self) -> str:
         return self.fleet.devices[0].device_id
 
     def power(self, *watts_x10: int):
-        """One prepared batch: a report of ``cur_power`` per value, one millisecond apart."""
-        start = int(time.time() * 1000)
+        """One prepared batch: a report of ``cur_power`` per value, one millisecond apart, a second after the batch
+        before (batches made within the same millisecond would interleave their reports by time)."""
+        start = self._start_ms
+        self._start_ms += 1000
         messages = []
         for offset, value in enumerate(watts_x10):
             sim = self.fleet.status(0, {"cur_power": value}, start + offset)
