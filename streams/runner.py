@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.errors import TransientError
 from streams.pipeline import BatchResult, Pipeline
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Source(Protocol):
     def connect(self) -> None: ...
     def receive_batch(self) -> list[Received]: ...
-    def ack(self, batch: list[Received]) -> None: ...
+    def ack(self, handles: Sequence[Any]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -184,12 +184,12 @@ class Runner:
         result = self._commit(batch, oldest_publish)
         if result is None:
             return  # stopping while the database is down: nothing acknowledged, all will be redelivered
-        self._acknowledge(batch)
+        self._acknowledge([received.handle for received in batch])
         self._committed(result)
 
-    def _acknowledge(self, batch: list[Received]) -> None:
+    def _acknowledge(self, handles: Sequence[Any]) -> None:
         try:
-            self._source.ack(batch)
+            self._source.ack(handles)
         except Exception as exc:  # committed but not acked: redelivery is harmless, the store is idempotent
             log.warning("ack failed after commit (%s): the batch will be redelivered and ignored", exc)
             self._connect(reason="ack_error")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,8 @@ def client_options(url: str, *, tls_verify: bool, operation_timeout_s: int = 30)
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A received message and the handle the source needs to acknowledge it."""
+    """A received message and the handle the source needs to acknowledge it: Pulsar's message id, all an ack needs
+    (the received message itself would keep its payload in memory until the ack)."""
 
     message: PulsarMessage
     handle: Any = field(repr=False)
@@ -159,17 +161,18 @@ class PulsarSource:
                     publish_time_ms=msg.publish_timestamp(),
                     redelivery_count=msg.redelivery_count(),
                 ),
-                msg,
+                msg.message_id(),
             )
             for msg in self._consumer.batch_receive()
         ]
 
-    def ack(self, batch: list[Received]) -> None:
-        """Acknowledge each message individually (never cumulatively: SPEC.md §1.6 lists the loss bugs of that)."""
+    def ack(self, handles: Sequence[Any]) -> None:
+        """Acknowledge each message (by the ``handle`` of its Received) individually, never cumulatively: SPEC.md
+        §1.6 lists the loss bugs of that."""
         if self._consumer is None:
             raise RuntimeError("ack() before connect()")
-        for received in batch:
-            self._consumer.acknowledge(received.handle)
+        for handle in handles:
+            self._consumer.acknowledge(handle)
 
     def close(self) -> None:
         consumer, client = self._consumer, self._client

@@ -45,8 +45,9 @@ class PipelinedRunner(Runner):
         self._writer = writer
         self._limit = in_flight
         self._generation = catalog_generation
-        # Each batch in flight, for its ack, and what its result will say (its rows and records are the writer's now).
-        self._in_flight: deque[tuple[list[Received], BatchResult]] = deque()
+        # Each batch in flight: its messages' handles for the ack, and what its result will say (its messages, rows and
+        # records are the writer's now).
+        self._in_flight: deque[tuple[list[Any], BatchResult]] = deque()
 
     def run(self, max_messages: int | None = None, idle_timeout: float | None = None) -> Any:
         self._writer.start()
@@ -58,7 +59,7 @@ class PipelinedRunner(Runner):
     def _handle(self, batch: list[Received]) -> None:
         prepared = self._prepare([received.message for received in batch])
         self._writer.write(prepared.rows, prepared.news, prepared.now, self._generation())
-        self._in_flight.append((batch, prepared.result(None)))
+        self._in_flight.append(([received.handle for received in batch], prepared.result(None)))
         self._settle(until=self._limit - 1)
 
     def _tick(self) -> None:
@@ -72,7 +73,7 @@ class PipelinedRunner(Runner):
         for report in self._writer.stop():
             self._acknowledge_report(report)
         if self._in_flight:
-            left = sum(len(batch) for batch, _ in self._in_flight)
+            left = sum(len(handles) for handles, _ in self._in_flight)
             log.warning("stopping while the database is down: leaving %d messages unacknowledged", left)
 
     def _settle(self, *, until: int) -> None:
@@ -87,8 +88,8 @@ class PipelinedRunner(Runner):
 
     def _acknowledge_report(self, report: Committed) -> None:
         done = [self._in_flight.popleft() for _ in range(report.batches)]
-        for batch, _ in done:
-            self._acknowledge(batch)
+        for handles, _ in done:
+            self._acknowledge(handles)
         self._metrics.commit_seconds.observe(report.seconds)
         self._committed(committed_result([pending for _, pending in done], report.counts))
 

@@ -5,7 +5,9 @@ The real broker and databases are exercised in tests/integration/test_worker.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -39,8 +41,8 @@ class ScriptedSource:
             return item()
         return item
 
-    def ack(self, batch: list[Received]) -> None:
-        self.log.append(("ack", [r.message.message_id for r in batch]))
+    def ack(self, handles: Sequence[Any]) -> None:
+        self.log.append(("ack", list(handles)))
 
     def close(self) -> None:
         self.log.append(("close",))
@@ -77,12 +79,12 @@ class FakeClock:
 
 
 def _received(vectors, index: int, message_id: str) -> Received:
-    return Received(message_from_vector(vectors["envelopes"][index], message_id=message_id), handle=None)
+    return Received(message_from_vector(vectors["envelopes"][index], message_id=message_id), handle=message_id)
 
 
 def _bad(message_id: str) -> Received:
     msg = PulsarMessage(payload=b"{not json", properties={}, message_id=message_id, topic="t")
-    return Received(msg, handle=None)
+    return Received(msg, handle=msg.message_id)
 
 
 def _runner(vectors, source, store, clock=None, **kwargs) -> Runner:
