@@ -23,6 +23,7 @@ from streams.tuya.envelope import envelope_sign
 
 ACCESS_KEY = "0123456789abcdef0123456789abcdef"
 COUNT = 100_000
+UNCHECKED_TARGET = 1.3  # issue 17: ours against the unchecked decoder, both timed in this run
 CODES = ("switch_1", "cur_power", "cur_current", "cur_voltage", "add_ele")
 
 
@@ -122,9 +123,14 @@ def main() -> None:
         f"  floor + sign MD5 + records, unchecked              : {COUNT / least:>10,.0f} msg/s"
         f"  ({least / bare:.2f}x the floor: the output alone)"
     )
-    print(f"  decode + normalise (records, sign check)           : {COUNT / full:>10,.0f} msg/s")
     print(
-        f"  ratio ours/floor time                              : {full / bare:>10.2f}x  (target <= 2x, >= 80,000 msg/s)"
+        f"  decode + normalise (records, sign check)           : {COUNT / full:>10,.0f} msg/s"
+        f"  ({full / bare:.2f}x the floor)"
+    )
+    ratio = full / least
+    print(
+        f"  target: decode <= {UNCHECKED_TARGET}x the unchecked decoder's time, every check kept: {ratio:.2f}x, "
+        f"{'met' if ratio <= UNCHECKED_TARGET else 'MISSED'}"
     )
 
 
