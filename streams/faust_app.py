@@ -34,10 +34,10 @@ import faust
 from mode import CrashingSupervisor
 
 from models.records import PulsarMessage
+from streams.backoff import Backoff
 from streams.errors import TransientError
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult, Pipeline
-from streams.runner import Backoff
 from streams.sources.kafka import DEFAULT_PARTITIONS, DEFAULT_TOPIC, bootstrap_servers, message_from_record
 
 __all__ = ["BatchCommitter", "ProcessorOptions", "RunBounds", "build_app", "message_from_event", "run_worker"]

@@ -14,14 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streams.backoff import Backoff
 from streams.errors import TransientError
 from streams.pipeline import BatchResult, Pipeline
 
-if TYPE_CHECKING:  # the writer process imports Backoff from here, and needs neither pulsar-client nor Prometheus
+if TYPE_CHECKING:
     from streams.metrics import WorkerMetrics
     from streams.sources.pulsar import Received
 
-__all__ = ["Backoff", "Observer", "RunSummary", "Runner", "Source"]
+__all__ = ["Observer", "RunSummary", "Runner", "Source"]
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +40,6 @@ class Observer(Protocol):
 
     def on_committed(self, result: BatchResult) -> None: ...
     def on_idle(self) -> None: ...
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff: ``initial`` doubling up to ``maximum``; ``reset()`` after a success."""
-
-    initial: float = 1.0
-    maximum: float = 60.0
-    _next: float = 0.0
-
-    def next_delay(self) -> float:
-        delay = self._next or self.initial
-        self._next = min(delay * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
-
-import psycopg
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.store.rows import TimeFormat, json_text, sqlite_time
 from streams.store.statements import (
@@ -25,6 +23,9 @@ from streams.store.statements import (
     postgres_stage,
     sqlite_insert,
 )
+
+if TYPE_CHECKING:  # a SQLite archive's processes never load psycopg (and libpq): about 10 MB each
+    import psycopg
 
 __all__ = ["Driver", "KeyConflict", "PostgresDriver", "SqliteDriver", "TextRejected", "time_format"]
 
@@ -120,9 +121,11 @@ class PostgresDriver:
         if self.tolerant:
             self.upsert(cursor, target, rows)
             return
+        from psycopg.errors import UniqueViolation  # loaded already: the engine's dialect imported psycopg
+
         try:
             self._copy(cursor, target, rows, staged=False)
-        except psycopg.errors.UniqueViolation as exc:
+        except UniqueViolation as exc:
             raise KeyConflict(f"{target.table}: {exc.diag.message_detail or exc}") from exc
 
     def upsert(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows) -> None:
@@ -137,6 +140,8 @@ class PostgresDriver:
         self._copy(cursor, target, rows, staged=True)
 
     def _copy(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows, *, staged: bool) -> None:
+        from psycopg.errors import CharacterNotInRepertoire
+
         if self.clean_text:
             rows = [_without_nul(row) for row in rows]
         try:
@@ -144,7 +149,7 @@ class PostgresDriver:
                 copy.set_types(postgres_copy_types(target))
                 for row in rows:
                     copy.write_row(row)
-        except psycopg.errors.CharacterNotInRepertoire as exc:
+        except CharacterNotInRepertoire as exc:
             raise TextRejected(f"{target.table}: {exc}") from exc
 
 

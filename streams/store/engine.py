@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import psycopg
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -50,13 +50,15 @@ CONNECT_TIMEOUT_S = 10
 #: transaction that reads first and writes later cannot fail with SQLITE_BUSY half-way (sqlite.org/lang_transaction).
 WRITE_LOCK = "tuya_write_lock"
 
-# The driver-level errors that mean "the database cannot be used right now", raised by raw DBAPI cursors (COPY,
-# executemany) as well as, wrapped, by SQLAlchemy.
-_DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    sqlite3.OperationalError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
+
+def _driver_unavailable() -> tuple[type[BaseException], ...]:
+    """The driver-level errors that mean "the database cannot be used right now", raised by raw DBAPI cursors
+    (COPY, executemany) as well as, wrapped, by SQLAlchemy. psycopg's only once it is loaded: it cannot raise before,
+    and a SQLite archive's processes do without its 10 MB."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return (sqlite3.OperationalError,)
+    return (sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def normalize_url(url: str) -> URL:
@@ -147,7 +149,7 @@ def unavailable_on_failure(doing: str) -> Iterator[None]:
         if not exc.connection_invalidated:
             raise
         raise DatabaseUnavailable(f"database connection lost while {doing}: {exc.orig or exc}") from exc
-    except _DRIVER_UNAVAILABLE as exc:
+    except _driver_unavailable() as exc:
         raise DatabaseUnavailable(f"database unavailable while {doing}: {exc}") from exc
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -28,7 +28,9 @@ from streams.store.rows import (
     unique,
     user_event_row,
 )
-from streams.tuya.decoder import Decoded
+
+if TYPE_CHECKING:  # the writer process builds no Decoded and needs no ciphers
+    from streams.tuya.decoder import Decoded
 
 __all__ = ["MessageRows", "PreparedBatch", "RecordRows", "combine", "distinct", "merge", "prepare_batch", "record_rows"]
 

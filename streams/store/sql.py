@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -36,7 +36,9 @@ from streams.store.statements import (
     USERS,
     Target,
 )
-from streams.tuya.decoder import Decoded
+
+if TYPE_CHECKING:  # the writer process builds no Decoded and needs no ciphers
+    from streams.tuya.decoder import Decoded
 
 __all__ = ["ArchiveStore", "BatchCounts", "Writes", "record_writes"]
 

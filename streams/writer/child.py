@@ -21,11 +21,11 @@ from multiprocessing.connection import Connection
 
 from sqlalchemy.engine import Engine
 
+from streams.backoff import Backoff
 from streams.errors import TransientError
 from streams.fleet.catalog import CatalogRef
 from streams.outbox.reactor import RulesReactor
 from streams.rules import RuleSet
-from streams.runner import Backoff
 from streams.store.engine import make_engine, unavailable_on_failure
 from streams.store.fleet import load_catalog
 from streams.store.prepared import PreparedBatch, combine

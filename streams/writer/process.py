@@ -20,8 +20,8 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 
 from models.records import News
+from streams.backoff import Backoff
 from streams.errors import WorkerError
-from streams.runner import Backoff
 from streams.store.prepared import PreparedBatch
 from streams.writer.child import WriterConfig
 from streams.writer.frames import Committed, Crashed, Stop, Tick, Write, decode_reply, encode

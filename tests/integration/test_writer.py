@@ -195,6 +195,23 @@ def test_stop_lets_the_writer_commit_what_it_was_sent_then_it_exits(sqlite_url, 
     assert not alive(pid)
 
 
+def test_the_writer_of_a_sqlite_archive_loads_no_library_it_does_not_use(sqlite_url, batches):
+    """Each library is memory in a second process: pulsar-client (the worker's), cryptography (decoding is the
+    worker's) and psycopg with libpq (PostgreSQL's) are not loaded by the writer of a SQLite archive."""
+    writer = _writer(sqlite_url)
+    writer.start()
+    try:
+        _send(writer, batches.power(100, 200))
+        assert sum(report.batches for report in _reports(writer, 1)) == 1
+        assert writer.pid is not None
+        maps = Path(f"/proc/{writer.pid}/maps").read_text()
+    finally:
+        writer.close()
+    assert "_sqlite3" in maps  # what it does use, so the look-up itself works
+    for library in ("_pulsar", "cryptography", "psycopg", "libpq"):
+        assert library not in maps
+
+
 # --- the real worker on the real broker ------------------------------------------------------------------------------
 
 

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from models.records import PulsarMessage
+from streams.backoff import Backoff
 from streams.errors import DatabaseUnavailable
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Pipeline
-from streams.runner import Backoff, Runner
+from streams.runner import Runner
 from streams.sources.pulsar import Received
 from streams.store.rows import sqlite_time
 from streams.store.sql import BatchCounts

@@ -1,0 +1,28 @@
+"""The wait between retries of a loop that must not give up (the worker's receive and commit, its writer process):
+exponential, unbounded in count, reset by a success. Imports nothing, so the writer process can use it.
+
+A call to the OpenAPI retries a bounded number of times instead: streams.tuya.ratelimit.Backoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Backoff"]
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff: ``initial`` doubling up to ``maximum``; ``reset()`` after a success."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+    _next: float = 0.0
+
+    def next_delay(self) -> float:
+        delay = self._next or self.initial
+        self._next = min(delay * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = 0.0
