@@ -172,7 +172,7 @@ def source_only(url: str, topic: str, subscription: str, settings: Settings) -> 
     )  # fmt: skip
     source.connect()
     try:
-        return _drain_batches(source.receive_batch, source.ack)
+        return _drain_batches(source.receive_batch, lambda batch: source.ack([r.handle for r in batch]))
     finally:
         source.close()
 

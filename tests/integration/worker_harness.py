@@ -181,11 +181,11 @@ def _kill_at_ack(n: int) -> int:
     original_ack = source.ack
     acks = {"n": 0}
 
-    def ack_or_die(batch):
+    def ack_or_die(handles):
         acks["n"] += 1
         if acks["n"] >= n:
             os.kill(os.getpid(), signal.SIGKILL)
-        original_ack(batch)
+        original_ack(handles)
 
     source.ack = ack_or_die
     runner.run(idle_timeout=30)
