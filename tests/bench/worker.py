@@ -36,8 +36,10 @@ Run alone with ``python -m tests.bench.worker``; ``make bench`` runs it with the
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -51,7 +53,7 @@ from typing import Any
 import pulsar
 from Crypto.Cipher import AES
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from models.records import PulsarMessage
 from streams import wiring
@@ -260,21 +262,24 @@ def run_worker(name: str, broker: EmbeddedBroker, database_url: str, access_id: 
         with engine.connect() as connection:
             messages = connection.scalar(text("SELECT count(*) FROM messages")) or 0
             status_rows = connection.scalar(text("SELECT count(*) FROM device_status")) or 0
-            size = archive_bytes(connection)
+        size = archive_bytes(engine)
         history_size = history_bytes(engine)
     finally:
         engine.dispose()
     return timed, Stored(runs[0], runs[1], messages, status_rows, size, history_size)
 
 
-def archive_bytes(connection: Connection) -> int:
+def archive_bytes(engine: Engine) -> int:
     """The archive's size on disk: SQLite's file (its write-ahead log, up to about 160 MB between checkpoints, moved
-    into it first), or PostgreSQL's database."""
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        path = Path(connection.exec_driver_sql("PRAGMA database_list").all()[0][2])
+    into it first, on a connection of its own: a checkpoint cannot truncate the log under an open read), or
+    PostgreSQL's database."""
+    if engine.dialect.name == "sqlite":
+        path = Path(engine.url.database or "")
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return sum(file.stat().st_size for file in (path, Path(f"{path}-wal")) if file.exists())
-    return connection.scalar(text("SELECT pg_database_size(current_database())")) or 0
+    with engine.connect() as connection:
+        return connection.scalar(text("SELECT pg_database_size(current_database())")) or 0
 
 
 def history_bytes(engine: Engine) -> int:
@@ -282,9 +287,13 @@ def history_bytes(engine: Engine) -> int:
     them, then the file (SQLite VACUUM) or the table (PostgreSQL VACUUM FULL) compacted, as a long-running archive
     is in its steady state, where new rows fill the space old ones left."""
     purge_older(engine, POLICIES["messages"], datetime.now(UTC) + timedelta(days=1))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM" if connection.dialect.name == "sqlite" else "VACUUM FULL messages")
-        return archive_bytes(connection)
+    if engine.dialect.name == "sqlite":
+        with contextlib.closing(sqlite3.connect(engine.url.database or "", isolation_level=None)) as connection:
+            connection.execute("VACUUM")
+    else:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM FULL messages")
+    return archive_bytes(engine)
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
