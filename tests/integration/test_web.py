@@ -15,7 +15,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from streams.web.downsample import bucket_bounds
 from streams.web.security import CONTENT_SECURITY_POLICY
 from streams.web.server import RunningServer, serve_in_thread
 from tests.fixtures.broker import require_broker_binary
+from tests.integration.worker_harness import wait_for
 from tests.unit.store.databases import DIALECTS, scratch_database
 from tests.unit.web.seeds import assert_same_buckets, busy_values, expected_buckets, seed_sensor
 
@@ -289,15 +289,18 @@ def test_the_cli_serves_on_loopback_until_terminated(archive: str, tmp_path: Pat
     port = _free_port()
     process = subprocess.Popen([CLI, "serve", "--port", str(port)], env=_cli_env(archive), cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    def answered_or_ended() -> bool:
+        if process.poll() is not None:
+            return True
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/devices.json").status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert httpx.get(f"http://127.0.0.1:{port}/devices.json").status_code == 200
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.1)
+        assert wait_for(answered_or_ended, timeout=30), "serve neither answered nor ended (hang guard)"
+        assert process.poll() is None, "serve ended before it answered"
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
