@@ -19,7 +19,8 @@ from streams.store.rows import TimeFormat, json_text
 __all__ = ["DEVICE_COLUMNS", "USER_COLUMNS", "DeviceFacts", "merge_device_rows", "merge_user_rows", "user_rows"]
 
 
-def _newer(at: datetime, than: datetime | None) -> bool:
+def _newer(at: Any, than: Any) -> bool:
+    """Whether ``at`` (a time, or a row's time as it is written) is newer than ``than`` (None: nothing yet)."""
     return than is None or at > than
 
 
@@ -173,10 +174,10 @@ def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if row[1]:
             current[1] = row[1]
         for value, stamp in _STAMPED:
-            if row[stamp] is not None and (current[stamp] is None or row[stamp] > current[stamp]):
+            if row[stamp] is not None and _newer(row[stamp], current[stamp]):
                 current[value], current[stamp] = row[value], row[stamp]
         current[8], current[9] = min(current[8], row[8]), max(current[9], row[9])
-        if row[10] is not None and (current[10] is None or row[10] > current[10]):
+        if row[10] is not None and _newer(row[10], current[10]):
             current[10] = row[10]
         current[11] += row[11]
     for row in merged.values():
@@ -217,7 +218,7 @@ def merge_user_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
             merged[row[0]] = list(row)
             continue
         for column in (1, 2):
-            if row[column] is not None and (current[column] is None or row[column] > current[column]):
+            if row[column] is not None and _newer(row[column], current[column]):
                 current[column] = row[column]
         if row[3] > current[3]:
             current[3], current[4] = row[3], row[4]
