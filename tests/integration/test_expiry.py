@@ -24,7 +24,7 @@ from tests.integration.worker_harness import (
     worker_env,
 )
 from tests.unit.store import factories as f
-from tests.unit.store.databases import DIALECTS, scratch_database
+from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +33,8 @@ NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(params=DIALECTS)
 def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    with scratch_database(request, tmp_path) as url:
-        engine = make_engine(url)
-        try:
-            migrate.upgrade(engine)
-            yield engine
-        finally:
-            engine.dispose()
+    with scratch_database(request, tmp_path) as url, migrated_engine(url) as engine:
+        yield engine
 
 
 def archive(engine: Engine, first: int, last: int, received_at: datetime) -> None:
@@ -83,16 +78,12 @@ def test_a_redelivered_expired_message_adds_no_history(engine: Engine) -> None:
 
 
 def test_a_pass_stops_between_chunks_when_asked(tmp_path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'archive.db'}")
-    try:
-        migrate.upgrade(engine)
+    with migrated_engine(f"sqlite:///{tmp_path / 'archive.db'}") as engine:
         archive(engine, 1, 20, received_at=NOW - timedelta(days=20))
         asked = iter([False, True])
         deleted = purge_older(engine, POLICIES["messages"], NOW, chunk_rows=5, stopping=lambda: next(asked, True))
         assert deleted == 10
         assert counts(engine)["messages"] == 10
-    finally:
-        engine.dispose()
 
 
 def test_the_worker_expires_old_messages_while_it_archives(pulsar_broker, sqlite_url) -> None:

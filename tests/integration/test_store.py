@@ -18,25 +18,19 @@ from sqlalchemy.engine import Connection, Engine
 from models.records import DeadLetter
 from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, latest_status
 from streams.errors import DatabaseUnavailable
-from streams.store import migrate
 from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.tuya.decoder import Decoded
 from tests.unit.store import factories as f
-from tests.unit.store.databases import DIALECTS, scratch_database, truncate_all
+from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_database, truncate_all
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module", params=DIALECTS)
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    with scratch_database(request, tmp_path_factory.mktemp("store")) as url:
-        engine = make_engine(url)
-        try:
-            migrate.upgrade(engine)
-            yield engine
-        finally:
-            engine.dispose()
+    with scratch_database(request, tmp_path_factory.mktemp("store")) as url, migrated_engine(url) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -8,21 +8,14 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
-from streams.store import migrate
-from streams.store.engine import make_engine
 from tests.integration.replay.harness import GOOD, Archive, Replay
-from tests.unit.store.databases import DIALECTS, scratch_database
+from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_database
 
 
 @pytest.fixture(params=DIALECTS)
 def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Archive]:
-    with scratch_database(request, tmp_path) as url:
-        engine = make_engine(url)
-        try:
-            migrate.upgrade(engine)
-            yield Archive(url, engine)
-        finally:
-            engine.dispose()
+    with scratch_database(request, tmp_path) as url, migrated_engine(url) as engine:
+        yield Archive(url, engine)
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy.engine import Engine, make_url
 
 from models.tables import Base
+from streams.store import migrate
 from streams.store.engine import make_engine
 
-__all__ = ["DIALECTS", "scratch_database", "scratch_postgres", "truncate_all"]
+__all__ = ["DIALECTS", "migrated_engine", "scratch_database", "scratch_postgres", "truncate_all"]
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -46,6 +47,17 @@ def scratch_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[s
         return
     with scratch_postgres(request.getfixturevalue("pg_url")) as url:
         yield url
+
+
+@contextlib.contextmanager
+def migrated_engine(url: str) -> Iterator[Engine]:
+    """An engine on ``url`` with the schema migrated to head; disposed afterwards."""
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def truncate_all(engine: Engine) -> None:
