@@ -11,9 +11,10 @@ build takes minutes) next to the other benchmark data; PostgreSQL is built in a 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,8 +29,22 @@ from streams.sim.products import PRODUCTS
 from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.store.rows import json_text, sqlite_time
+from tests.unit.store.databases import scratch_postgres
 
-__all__ = ["END", "ROWS", "SENSOR_ID", "SENSOR_NAME", "BenchArchive", "postgres_archive", "sqlite_archive"]
+__all__ = [
+    "DATA",
+    "END",
+    "ROWS",
+    "SENSOR_ID",
+    "SENSOR_NAME",
+    "BenchArchive",
+    "on_each_database",
+    "postgres_archive",
+    "sqlite_archive",
+]
+
+#: Where the SQLite archive is kept between runs.
+DATA = Path(__file__).resolve().parents[2] / ".services" / "bench"
 
 ROWS = 10_000_000
 DEVICES = 2_000
@@ -227,3 +242,15 @@ def postgres_archive(url: str, rows: int = ROWS) -> BenchArchive:
     finally:
         engine.dispose()
     return BenchArchive(url, rows, DAYS * 86_400 // SENSOR_EVERY_S, time.perf_counter() - started)
+
+
+def on_each_database(measure: Callable[[BenchArchive, str], None]) -> None:
+    """``measure`` the SQLite archive (kept in DATA), then one built in a scratch database on TEST_DATABASE_URL's
+    PostgreSQL (skipped, saying so, when it is not set)."""
+    measure(sqlite_archive(DATA), "SQLite")
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
+        return
+    with scratch_postgres(url) as scratch:
+        measure(postgres_archive(scratch), "PostgreSQL")

@@ -13,10 +13,8 @@ Run alone with ``python -m tests.bench.serve`` (PostgreSQL from TEST_DATABASE_UR
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
@@ -24,11 +22,9 @@ from streams.store.engine import make_readonly_engine
 from streams.store.query import HistoryQuery, status_history_rows
 from streams.web.app import create_app
 from streams.web.server import listen, start_in_thread
-from tests.bench.archive import END, ROWS, SENSOR_ID, SENSOR_NAME, BenchArchive, postgres_archive, sqlite_archive
-from tests.unit.store.databases import scratch_postgres
+from tests.bench.archive import END, ROWS, SENSOR_ID, SENSOR_NAME, BenchArchive, on_each_database
 
 ROUNDS = 3
-DATA = Path(__file__).resolve().parents[2] / ".services" / "bench"
 
 
 def _best(run: Callable[[], int]) -> tuple[float, float, int]:
@@ -82,13 +78,7 @@ def _ms(timing: tuple[float, float, int]) -> str:
 
 def main() -> None:
     print(f'Web view: the 7-day chart of "{SENSOR_NAME}" (every 10 s) on {ROWS:,} status rows (best of {ROUNDS})')
-    measure(sqlite_archive(DATA), "SQLite")
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
-        return
-    with scratch_postgres(url) as scratch:
-        measure(postgres_archive(scratch), "PostgreSQL")
+    on_each_database(measure)
 
 
 if __name__ == "__main__":

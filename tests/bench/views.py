@@ -13,18 +13,15 @@ bench`` sets it).
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from streams.store.engine import make_engine
 from streams.store.query import HistoryQuery, status_history_rows
-from tests.bench.archive import END, ROWS, SENSOR_ID, SENSOR_NAME, BenchArchive, postgres_archive, sqlite_archive
-from tests.unit.store.databases import scratch_postgres
+from tests.bench.archive import END, ROWS, SENSOR_ID, SENSOR_NAME, BenchArchive, on_each_database
 
 QUERY = "SELECT reported_at, value FROM {view} WHERE device_name = :name AND code = 'temp_current' ORDER BY reported_at"
 # The first revision's view (migrations/versions/2026_11_28_initial_schema.py): the reference.
@@ -36,7 +33,6 @@ FROM device_status s
 LEFT JOIN devices d ON d.device_id = s.device_id
 """
 ROUNDS = 3
-DATA = Path(__file__).resolve().parents[2] / ".services" / "bench"
 
 
 def _best(engine: Engine, view: str) -> tuple[float, int]:
@@ -102,13 +98,7 @@ def _plan(engine: Engine) -> str:
 
 def main() -> None:
     print(f"Views: the README's status_history query on {ROWS:,} status rows (best of {ROUNDS})")
-    measure(sqlite_archive(DATA), "SQLite")
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
-        return
-    with scratch_postgres(url) as scratch:
-        measure(postgres_archive(scratch), "PostgreSQL")
+    on_each_database(measure)
 
 
 if __name__ == "__main__":
