@@ -79,7 +79,7 @@ def measure(archive: BenchArchive, label: str) -> None:
     print(f"  {label} ({archive.rows:,} status rows{built}):")
     print(f"    status_history by device name and code: {now * 1000:,.0f} ms for {rows:,} rows")
     print(f"    the first revision's schema, same query: {before * 1000:,.0f} ms for {rows_before:,} rows")
-    print(f"    {before / now:,.0f}× faster; plan: {plan}")
+    print(f"    today's view takes {now / before:.2f}× the first revision's time; plan: {plan}")
     print(
         f"    one device's history over one day (the `history` command's query): {day * 1000:,.0f} ms "
         f"for {day_rows:,} rows"
