@@ -155,7 +155,7 @@ class PostgresDriver:
 
 def time_format(dialect: str) -> TimeFormat:
     """How rows carry times into ``dialect``: SQLite's UTC text, or the datetime itself for PostgreSQL."""
-    return sqlite_time if dialect == "sqlite" else _same
+    return SqliteDriver.time if dialect == "sqlite" else PostgresDriver.time
 
 
 def _without_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
