@@ -32,7 +32,17 @@ from streams.store.rows import (
 if TYPE_CHECKING:  # the writer process builds no Decoded and needs no ciphers
     from streams.tuya.decoder import Decoded
 
-__all__ = ["MessageRows", "PreparedBatch", "RecordRows", "combine", "distinct", "merge", "prepare_batch", "record_rows"]
+__all__ = [
+    "NOTHING",
+    "MessageRows",
+    "PreparedBatch",
+    "RecordRows",
+    "combine",
+    "distinct",
+    "merge",
+    "prepare_batch",
+    "record_rows",
+]
 
 Row = tuple[Any, ...]
 
@@ -57,6 +67,10 @@ class PreparedBatch(msgspec.Struct, array_like=True):
     dead_letters: list[Row]
     decoded: int
     dead: int
+
+
+#: A batch of no rows: what a transaction of the rules' clock alone writes beside their own rows.
+NOTHING = PreparedBatch([], [], 0, 0)
 
 
 @dataclass(frozen=True, slots=True)

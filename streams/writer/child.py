@@ -28,15 +28,13 @@ from streams.outbox.reactor import RulesReactor
 from streams.rules import RuleSet
 from streams.store.engine import make_engine, unavailable_on_failure
 from streams.store.fleet import load_catalog
-from streams.store.prepared import PreparedBatch, combine
+from streams.store.prepared import NOTHING, combine
 from streams.store.sql import ArchiveStore
 from streams.writer.frames import Committed, Crashed, Request, Stop, Tick, Write, decode_request, encode
 
 __all__ = ["WriterConfig", "main", "serve"]
 
 log = logging.getLogger(__name__)
-
-_NOTHING = PreparedBatch([], [], 0, 0)
 
 
 @dataclass(frozen=True)
@@ -192,7 +190,7 @@ class Writer:
             self._refresh_catalog(tick.catalog)
             hook = self._reactor.on_tick(tick.now)
             if hook is not None:
-                self._store.write_prepared(_NOTHING, extra=hook)
+                self._store.write_prepared(NOTHING, extra=hook)
         except TransientError as exc:
             log.warning("clock tick skipped: %s", exc)
 
