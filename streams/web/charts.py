@@ -19,6 +19,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from streams.web.axes import format_number, time_ticks, value_range, value_ticks
+from streams.web.display import value_text
 from streams.web.series import NumericSeries, StateSeries
 from streams.web.window import Window
 
@@ -45,10 +46,6 @@ def _el(tag: str, attributes: dict[str, Any], content: str | Markup = "") -> Mar
 
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _with_unit(value: float, unit: str | None) -> str:
-    return f"{format_number(value)} {unit}" if unit else format_number(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +160,7 @@ def _raw_shapes(series: NumericSeries, frame: _Frame) -> list[Markup]:
     for point, (x, y) in zip(points, coordinates, strict=True):
         attributes = {"class": "point", "cx": f"{x:.1f}", "cy": f"{y:.1f}", "r": radius}
         attributes |= {"data-time": point.time.isoformat(), "data-value": repr(point.value)}
-        title = _el("title", {}, f"{_when(point.time)}: {_with_unit(point.value, series.unit)}")
+        title = _el("title", {}, f"{_when(point.time)}: {value_text(point.value, series.unit)}")
         parts.append(_el("circle", attributes, title))
     return parts
 
@@ -184,7 +181,7 @@ def _bucket_shapes(series: NumericSeries, frame: _Frame) -> list[Markup]:
         attributes |= {"height": CHART_HEIGHT - TOP - BOTTOM, "data-time": bucket.start.isoformat()}
         attributes |= {"data-end": bucket.end.isoformat(), "data-count": bucket.count, "data-min": repr(bucket.min)}
         attributes |= {"data-avg": repr(bucket.avg), "data-max": repr(bucket.max), "data-value": repr(bucket.avg)}
-        summary = ", ".join(f"{name} {_with_unit(v, series.unit)}" for name, v in
+        summary = ", ".join(f"{name} {value_text(v, series.unit)}" for name, v in
                             (("min", bucket.min), ("mean", bucket.avg), ("max", bucket.max)))  # fmt: skip
         title = f"{_when(bucket.start)} – {bucket.end:%H:%M:%S}: {bucket.count} values; {summary}"
         parts.append(_el("rect", attributes, _el("title", {}, title)))
