@@ -27,6 +27,7 @@ __all__ = [
     "load_catalog",
     "mark_gone",
     "name_unnamed_items",
+    "point_spec",
     "product_devices",
     "save_api_state",
     "save_devices",
@@ -42,30 +43,28 @@ _STATE = DeviceState.__table__
 _STATUS = DeviceStatus.__table__
 
 
-def _range(value: Any) -> tuple[str, ...] | None:
-    return tuple(str(item) for item in value) if isinstance(value, list) else None
+def point_spec(row: Any) -> PointSpec:
+    """A ``data_points`` row as the PointSpec the catalog, the rules and the web view use."""
+    return PointSpec(
+        product_id=row.product_id,
+        code=row.code,
+        type=row.type,
+        dp_id=row.dp_id,
+        name=row.name,
+        unit=row.unit,
+        scale=row.scale,
+        min=row.min,
+        max=row.max,
+        step=row.step,
+        range=tuple(str(item) for item in row.range) if isinstance(row.range, list) else None,
+        reported=row.reported,
+        commandable=row.commandable,
+    )
 
 
 def load_catalog(connection: Connection) -> Catalog:
     """Every product's data points, and the product of every device whose product is known."""
-    points = [
-        PointSpec(
-            product_id=row.product_id,
-            code=row.code,
-            type=row.type,
-            dp_id=row.dp_id,
-            name=row.name,
-            unit=row.unit,
-            scale=row.scale,
-            min=row.min,
-            max=row.max,
-            step=row.step,
-            range=_range(row.range),
-            reported=row.reported,
-            commandable=row.commandable,
-        )
-        for row in connection.execute(select(_POINTS))
-    ]
+    points = [point_spec(row) for row in connection.execute(select(_POINTS))]
     devices = connection.execute(select(_DEVICES.c.device_id, _DEVICES.c.product_key, _DEVICES.c.synced_at)).all()
     products = {device_id: product for device_id, product, _synced in devices if product is not None}
     return Catalog(points, products, synced=[device_id for device_id, _product, synced in devices if synced])

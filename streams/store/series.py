@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from models.points import PointSpec
 from models.tables import DataPoint, Device, DeviceStatus, JSONDocument, UtcDateTime
 from models.tables import device_online_periods as periods_view
+from streams.store.fleet import point_spec
 
 __all__ = ["bucket_statement", "device_points", "numeric_buckets", "online_periods", "state_changes"]
 
@@ -131,22 +132,4 @@ def device_points(connection: Connection, device_id: str) -> dict[str, PointSpec
         .where(Device.device_id == device_id)
         .order_by(DataPoint.code)
     )
-    points = {}
-    for point in connection.execute(query):
-        values = point.range if isinstance(point.range, list) else None
-        points[point.code] = PointSpec(
-            product_id=point.product_id,
-            code=point.code,
-            type=point.type,
-            dp_id=point.dp_id,
-            name=point.name,
-            unit=point.unit,
-            scale=point.scale,
-            min=point.min,
-            max=point.max,
-            step=point.step,
-            range=tuple(str(value) for value in values) if values is not None else None,
-            reported=point.reported,
-            commandable=point.commandable,
-        )
-    return points
+    return {row.code: point_spec(row) for row in connection.execute(query)}
