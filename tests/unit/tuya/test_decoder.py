@@ -153,6 +153,10 @@ def test_negative_vectors_become_dead_letters(case):
     ("payload", "kind"),
     [
         (b"not json", "bad_envelope_json"),
+        (b"[1,2", "bad_envelope_json"),
+        (b'{"data":5,"protocol":4', "bad_envelope_json"),
+        (b'{"data":"QUJD","protocol":true,"pv":"2.0","t":1,"sign":"x"}', "bad_envelope"),
+        (b'{"data":"QUJD","protocol":4,"pv":"2.0","t":1.5,"sign":"x"}', "bad_envelope"),
         (b"[1,2]", "bad_envelope"),
         (b'{"protocol":4,"t":1}', "bad_envelope"),
         (b'{"data":"QUJD","t":1}', "bad_envelope"),
