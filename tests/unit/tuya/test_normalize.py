@@ -148,6 +148,14 @@ def test_status_items_of_one_report_keep_their_own_times():
     ]
 
 
+def test_items_times_equal_in_value_but_not_in_type_are_read_apart():
+    # 1 (seconds) is a time; True and 1.0 are not, though both equal 1: the time read for one item is not reused.
+    items = [{"code": "a", "t": 1}, {"code": "b", "t": True}, {"code": "c", "t": 1}, {"code": "d", "t": 1.0}]
+    records = normalize("m1", 4, {"devId": "d1", "status": items}, PUSHED)
+    second, pushed = datetime.fromtimestamp(1, tz=UTC), datetime.fromtimestamp(PUSHED / 1000, tz=UTC)
+    assert [r.reported_at for r in records] == [second, pushed, second, pushed]
+
+
 @pytest.mark.parametrize(
     ("protocol", "payload", "kind"),
     [
