@@ -47,3 +47,13 @@ class PointSpec(msgspec.Struct, frozen=True, kw_only=True):
     def numeric(self) -> bool:
         """Whether the point reports numbers that have a physical value (Tuya's Integer, the thing model's value)."""
         return self.type == "Integer"
+
+    @property
+    def digits(self) -> int:
+        """Decimal places of the physical value: ``scale`` for a numeric point, else none."""
+        return self.scale if self.numeric and self.scale > 0 else 0
+
+    @property
+    def divisor(self) -> int:
+        """What a raw number is divided by for its physical value: 10^scale for a numeric point, else 1."""
+        return 10**self.digits

@@ -19,11 +19,9 @@ __all__ = ["SYNC_EVENTS", "Catalog", "CatalogRef", "PointSpec", "devices_to_sync
 
 def scaled(value: Any, point: PointSpec | None) -> Any:
     """``value`` in physical units: a number ÷ 10^scale for an Integer point; anything else unchanged."""
-    if point is None or not point.numeric or point.scale <= 0:
+    if point is None or point.divisor == 1 or isinstance(value, bool) or not isinstance(value, int | float):
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value
-    return round(value / 10**point.scale, point.scale)
+    return round(value / point.divisor, point.digits)
 
 
 class Catalog:

@@ -152,8 +152,7 @@ def _bound(threshold: Threshold | None, point: PointSpec | None) -> str:
     """The threshold as written, and with a known numeric data point its other side (raw or physical)."""
     if threshold is None or point is None or not point.numeric:
         return str(threshold)
-    scale, unit = max(point.scale, 0), normalize_unit(point.unit)
-    factor = 10**scale
+    scale, factor, unit = point.digits, point.divisor, normalize_unit(point.unit)
     if threshold.unit is None:
         if not scale and not unit:
             return str(threshold)  # raw and physical are the same number

@@ -89,9 +89,7 @@ class Scale:
 
     @classmethod
     def of(cls, point: PointSpec | None) -> Scale:
-        if point is None or not point.numeric or point.scale <= 0:
-            return cls()
-        return cls(10**point.scale, point.scale)
+        return cls() if point is None else cls(point.divisor, point.digits)
 
     def value(self, raw: float) -> float:
         """A reported number in physical units, rounded as the views round it."""
