@@ -85,8 +85,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(parsed, **kwargs)
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
-    connect_args = {"options": "-c timezone=UTC", "connect_timeout": CONNECT_TIMEOUT_S}
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    return _postgresql_engine(parsed, read_only=False, **kwargs)
 
 
 def make_readonly_engine(url: str, **kwargs: Any) -> Engine:
@@ -109,9 +108,14 @@ def make_readonly_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(parsed.set(database=uri, query={"mode": "ro", "uri": "true"}), **kwargs)
         _configure_sqlite(engine, in_memory=False, read_only=True)
         return engine
-    options = "-c timezone=UTC -c default_transaction_read_only=on"
+    return _postgresql_engine(parsed, read_only=True, **kwargs)
+
+
+def _postgresql_engine(url: URL, *, read_only: bool, **kwargs: Any) -> Engine:
+    """Sessions in UTC (read-only ones refuse every write), a bounded connect, and a pool that drops dead ones."""
+    options = "-c timezone=UTC" + (" -c default_transaction_read_only=on" if read_only else "")
     connect_args = {"options": options, "connect_timeout": CONNECT_TIMEOUT_S}
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool, read_only: bool = False) -> None:
