@@ -157,8 +157,18 @@ class DeviceFacts:
         ]
 
 
-# Columns of a device row that change together with the time in the next column (DEVICE_COLUMNS).
-_STAMPED = ((2, 3), (4, 5), (6, 7))
+_COLUMN = {name: index for index, name in enumerate(DEVICE_COLUMNS)}
+_PRODUCT, _FIRST_SEEN, _LAST_SEEN = _COLUMN["product_key"], _COLUMN["first_seen_at"], _COLUMN["last_seen_at"]
+_DELETED, _REPORTS, _OWNER_UPDATED = _COLUMN["deleted_at"], _COLUMN["report_count"], _COLUMN["owner_updated_at"]
+# Facts of a device row that change together with the time they were true at.
+_STAMPED = tuple(
+    (_COLUMN[value], _COLUMN[stamp])
+    for value, stamp in (
+        ("name", "name_updated_at"),
+        ("online", "online_changed_at"),
+        ("owner_uid", "owner_updated_at"),
+    )
+)
 
 
 def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -171,18 +181,20 @@ def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if current is None:
             merged[row[0]] = list(row)
             continue
-        if row[1]:
-            current[1] = row[1]
+        if row[_PRODUCT]:
+            current[_PRODUCT] = row[_PRODUCT]
         for value, stamp in _STAMPED:
             if row[stamp] is not None and _newer(row[stamp], current[stamp]):
                 current[value], current[stamp] = row[value], row[stamp]
-        current[8], current[9] = min(current[8], row[8]), max(current[9], row[9])
-        if row[10] is not None and _newer(row[10], current[10]):
-            current[10] = row[10]
-        current[11] += row[11]
+        current[_FIRST_SEEN] = min(current[_FIRST_SEEN], row[_FIRST_SEEN])
+        current[_LAST_SEEN] = max(current[_LAST_SEEN], row[_LAST_SEEN])
+        if row[_DELETED] is not None and _newer(row[_DELETED], current[_DELETED]):
+            current[_DELETED] = row[_DELETED]
+        current[_REPORTS] += row[_REPORTS]
     for row in merged.values():
-        if row[10] is not None and row[7] is not None and row[10] <= row[7]:
-            row[10] = None  # bound again after the deletion: a re-paired device
+        deleted, bound = row[_DELETED], row[_OWNER_UPDATED]
+        if deleted is not None and bound is not None and deleted <= bound:
+            row[_DELETED] = None  # bound again after the deletion: a re-paired device
     return [tuple(row) for row in merged.values()]
 
 
