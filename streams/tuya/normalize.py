@@ -63,7 +63,6 @@ _PROPERTY_BIZ_CODES = frozenset({"devicePropertyMessage", "deviceQueryPropertyMe
 # Top-level keys of a protocol 20 payload that are not event data (SPEC.md §3.3).
 _EVENT_FRAME_KEYS = frozenset({"bizCode", "bizData", "devId", "productKey", "ts"})
 
-_NO_TIME = object()  # no int time read yet: equal to no time an item can carry
 _SECONDS_BELOW = 10**11  # SPEC.md §3.5: below 10^11 a timestamp is in seconds, at or above it in ms
 _MS_BELOW = 253_402_300_800_000  # 10000-01-01: a later time is garbage, and no datetime can hold it
 
@@ -212,7 +211,7 @@ def _status_records(
     """
     records: list[Record] = []
     append, dp_ids = records.append, _DP_IDS  # the hot loop: five items a report
-    last_t, at = _NO_TIME, None  # a report's items usually share their time: one reading for them all
+    last_t, at = None, None  # a report's items usually share their int time: one reading for them all
     for index, item in enumerate(items):
         try:  # Tuya's usual item has all three (SPEC.md §3.2); subscripts cost half what get() does
             code, value, t = item["code"], item["value"], item[time_key]
@@ -230,7 +229,7 @@ def _status_records(
             code = None
         if type(t) is not int or t != last_t:  # an int time is read once for the items that share it
             at = utc(timestamp_ms(t, 0) or _fallback_ms(payload, pushed_ms))  # 0: no time of its own
-            last_t = t if type(t) is int else _NO_TIME
+            last_t = t if type(t) is int else None
         # Positional, in field order: message_id, item_index, device_id, product_key, code, value, dp_id, reported_at.
         append(StatusReported(message_id, index, device_id, product_key, code, value, dp_id, at, data_id))
     return records
