@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from models.records import DeadLetter, News, PulsarMessage, Record, StatusReported
+from streams.clock import utcnow
 from streams.fleet.catalog import Catalog, devices_to_sync
 from streams.store.prepared import NOTHING, PreparedBatch, distinct, prepare_batch
 from streams.store.rows import TimeFormat
@@ -114,10 +115,6 @@ def committed_result(batches: Sequence[BatchResult], counts: BatchCounts) -> Bat
     )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _no_catalog() -> Catalog:
     return Catalog()
 
@@ -142,7 +139,7 @@ class Pipeline:
         decoder: MessageDecoder,
         store: BatchStore,
         reactor: Reactor | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         catalog: Callable[[], Catalog] = _no_catalog,
     ) -> None:
         self._decoder = decoder

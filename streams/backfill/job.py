@@ -19,8 +19,9 @@ from sqlalchemy.engine import Engine
 
 from streams.backfill.report import BackfillReport
 from streams.backfill.values import log_value
+from streams.clock import utcnow
 from streams.fleet.catalog import Catalog
-from streams.fleet.metering import MeteredArchive, QuotaReached, utcnow
+from streams.fleet.metering import MeteredArchive, QuotaReached
 from streams.fleet.report import Refusal
 from streams.store import api_usage, backfill, fleet
 from streams.store.backfill import LogEvent, LogValue

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from streams.backfill.gaps import Stretch, lost_stretch
+from streams.clock import utcnow
 from streams.durations import format_duration
-from streams.fleet.metering import utcnow
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult
 from streams.store import backfill

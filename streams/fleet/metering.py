@@ -8,27 +8,24 @@ and the short write transactions the runs store through: each also adds the call
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
+from streams.clock import utcnow
 from streams.store import api_usage
 from streams.store.engine import WRITE_LOCK
 from streams.tuya.openapi import OpenApiClient
 from streams.tuya.results import ApiAnswer
 
-__all__ = ["MeteredArchive", "QuotaReached", "utcnow"]
+__all__ = ["MeteredArchive", "QuotaReached"]
 
 _T = TypeVar("_T")
 
 
 class QuotaReached(Exception):
     """The day's quota would be exceeded by the next call: the run stops, keeping what it stored."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class MeteredArchive:

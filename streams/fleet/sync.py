@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from models.tables import User
-from streams.fleet.metering import MeteredArchive, QuotaReached, utcnow
+from streams.clock import utcnow
+from streams.fleet.metering import MeteredArchive, QuotaReached
 from streams.fleet.report import Refusal, SyncReport
 from streams.store import api_usage, fleet
 from streams.tuya.api_errors import TuyaApiError

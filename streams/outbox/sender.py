@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
 from sqlalchemy.engine import Engine
 
+from streams.clock import utcnow
 from streams.errors import TransientError
 from streams.outbox import sql
 from streams.tuya.api_errors import TUYA_ERRORS, TuyaServerError
@@ -42,10 +43,6 @@ class CommandClient(Protocol):
     def device_status(self, device_id: str) -> Any: ...
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class OutboxSender:
     """Drains the outbox through the signed OpenAPI client (commands), httpx (webhooks) and logging."""
 
@@ -58,7 +55,7 @@ class OutboxSender:
         max_attempts: int = 5,
         poll_s: float = 1.0,
         lease_s: float = 300.0,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._client = client

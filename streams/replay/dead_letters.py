@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter, DeviceEvent, StatusReported, UserEvent
+from streams.clock import utcnow
 from streams.fleet.catalog import Catalog
 from streams.outbox.reactor import RulesReactor
 from streams.outbox.sql import new_message_ids
@@ -38,10 +39,6 @@ STORED = "replayed: stored"
 ALREADY_STORED = "replayed: already stored"
 #: Dead letters per page: each page that decodes is one short transaction.
 PAGE_SIZE = 200
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _position(letter: StoredDeadLetter) -> tuple[datetime, str]:
@@ -67,7 +64,7 @@ class DeadLetterReplay:
         catalog: Callable[[], Catalog] = Catalog,
         reactor: RulesReactor | None = None,
         page_size: int = PAGE_SIZE,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._decoder = decoder

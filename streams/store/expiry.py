@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
+from streams.clock import utcnow
 from streams.durations import format_duration
 from streams.store.retention import POLICIES, purge_older
 
@@ -25,10 +26,6 @@ __all__ = ["EVERY_S", "MessageExpiry"]
 log = logging.getLogger(__name__)
 
 EVERY_S = 3_600.0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class MessageExpiry:
@@ -40,7 +37,7 @@ class MessageExpiry:
         keep: timedelta,
         *,
         every_s: float = EVERY_S,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._keep = keep

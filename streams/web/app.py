@@ -8,7 +8,7 @@ URLs a ``.csv`` one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from streams.clock import utcnow
 from streams.web import routes
 from streams.web.display import FILTERS
 from streams.web.operations import RulesSource
@@ -101,6 +102,6 @@ def create_app(
         templates=_templates(),
         rules=rules or RulesSource(None),
         retention=retention,
-        clock=clock or (lambda: datetime.now(UTC)),
+        clock=clock or utcnow,
     )
     return app
