@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from streams.backoff import Backoff
 from streams.errors import TransientError
 from streams.fleet.catalog import CatalogRef
+from streams.heap import settle_heap
 from streams.outbox.reactor import RulesReactor
 from streams.rules import RuleSet
 from streams.store.engine import make_engine, unavailable_on_failure
@@ -69,7 +70,9 @@ def serve(pipe: Connection, config: WriterConfig) -> None:
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     engine = make_engine(config.database_url)
     try:
-        Writer(pipe, ArchiveStore(engine), engine, config).run()
+        writer = Writer(pipe, ArchiveStore(engine), engine, config)
+        settle_heap()  # as the worker does before its loop
+        writer.run()
     except _Gone:
         pass
     except Exception as exc:
