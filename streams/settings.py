@@ -73,11 +73,12 @@ class Settings(BaseSettings):
     batch_timeout_ms: int = Field(200, ge=1, le=60_000)
     metrics_port: int = Field(9464, ge=0, le=65535)
     # Commits in a second process (streams.writer): the worker decodes while the writer commits. With it, at most
-    # WRITER_IN_FLIGHT batches are unacknowledged, and batches waiting together are committed in one transaction of
-    # up to COMMIT_MAX_MESSAGES messages.
+    # WRITER_IN_FLIGHT batches are unacknowledged, and the batches waiting, or arriving within COMMIT_WAIT_MS, are
+    # committed in one transaction of up to COMMIT_MAX_MESSAGES messages.
     writer_process: bool = True
-    writer_in_flight: int = Field(3, ge=1, le=64)
+    writer_in_flight: int = Field(10, ge=1, le=64)
     commit_max_messages: int = Field(5000, ge=1, le=100_000)
+    commit_wait_ms: int = Field(1000, ge=0, le=60_000)
     # How long whole messages (decrypted payload and properties, for `replay --messages` and forensics) are kept;
     # their history is kept until `purge`. 0 keeps them for ever. streams.store.expiry.
     keep_messages: float = Field(14 * 86_400.0, ge=0)

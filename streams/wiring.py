@@ -196,7 +196,12 @@ def worker(
             observers=observers,
         )
     config = WriterConfig(
-        settings.database_url, rule_set, settings.commit_max_messages, logging.getLogger().getEffectiveLevel()
+        settings.database_url,
+        rule_set,
+        settings.commit_max_messages,
+        settings.commit_wait_ms / 1000,
+        settings.writer_in_flight,
+        logging.getLogger().getEffectiveLevel(),
     )
     # This process only prepares batches (decode, name DP ids, build rows); the writer process commits them.
     preparing = Pipeline(MessageDecoder(settings.access_key), ArchiveStore(engine), catalog=fleet.get)

@@ -5,8 +5,9 @@ on by default): the worker's own process receives from Pulsar, decodes, builds e
 (:meth:`~streams.pipeline.Pipeline.prepare`) and acknowledges; a writer process it starts holds the database
 connection and runs each batch's transaction: the rows, and the rules with their state and outbox rows in the same
 transaction. Batches travel over a pipe as MessagePack frames, in order; while the writer commits one, the worker
-prepares the next (at most WRITER_IN_FLIGHT batches unacknowledged), and when several are waiting the writer commits
-them in one transaction (up to COMMIT_MAX_MESSAGES messages).
+prepares the next (at most WRITER_IN_FLIGHT batches unacknowledged), and the writer commits a batch together with
+those waiting behind it and those that arrive within COMMIT_WAIT_MS, in one transaction of up to COMMIT_MAX_MESSAGES
+messages.
 
 The guarantees stay those of one process:
 - a batch is acknowledged only after the writer said it committed; a transaction holds a batch's rows, rule state

@@ -2,8 +2,8 @@
 
 Owns the transaction side of the worker when it runs in two processes: the store, the rules reactor (rule state and
 outbox rows in the batch's transaction), the data-point catalog the rules compare units with (reloaded when the
-worker's changed), group commits of the batches already waiting, and retrying a transaction while the database is
-down. It exits when the worker says stop or its pipe ends (the worker is gone).
+worker's changed), group commits (the batches waiting, and those arriving within COMMIT_WAIT_MS), and retrying a
+transaction while the database is down. It exits when the worker says stop or its pipe ends (the worker is gone).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class WriterConfig:
     database_url: str
     rules: RuleSet
     commit_max_messages: int
+    commit_wait_s: float
+    in_flight: int  # the worker's WRITER_IN_FLIGHT
     log_level: int = logging.INFO
 
 
@@ -101,6 +103,8 @@ class Writer:
         self._store = store
         self._engine = engine
         self._max = config.commit_max_messages
+        self._wait_s = config.commit_wait_s
+        self._in_flight = config.in_flight
         self._catalog = CatalogRef()
         self._generation = -1
         rules = config.rules
@@ -144,11 +148,14 @@ class Writer:
             self._frames.put(None)
 
     def _group(self, first: Write) -> list[Write]:
-        """``first`` and the batches waiting right behind it, up to COMMIT_MAX_MESSAGES messages in all."""
+        """``first`` and the batches behind it: those waiting, and those that arrive within COMMIT_WAIT_MS, up to
+        COMMIT_MAX_MESSAGES messages. The group also ends when it holds every batch the worker may have in flight
+        (the worker waits for this commit before it sends more) and at any request that is not a batch."""
         group = [first]
         size = len(first.rows.messages)
-        while size < self._max:
-            request = self._next(timeout=0)
+        deadline = time.monotonic() + self._wait_s
+        while size < self._max and len(group) < self._in_flight:
+            request = self._next(timeout=max(0.0, deadline - time.monotonic()))
             if request is None:
                 break
             if not isinstance(request, Write):

@@ -230,7 +230,7 @@ class Stored:
 
     @property
     def commit_size(self) -> int:
-        """Messages per transaction in the timed run, on average (the writer commits waiting batches together)."""
+        """Messages per transaction in the timed run, on average (the writer commits batches together)."""
         return round(self.run.received / max(self.run.batches, 1))
 
 
@@ -514,8 +514,8 @@ def main() -> None:
         f"published unbatched\n  to pulsar-lite {version('pulsar-lite')} on loopback before timing; each consumer "
         f"drains a subscription of its own, timed from connect\n  to close; worker batches of {settings.batch_size:,} "
         f"messages or {settings.batch_timeout_ms} ms,\n  commits in a writer process "
-        f"({settings.writer_in_flight} batches in flight, waiting batches committed together up to "
-        f"{settings.commit_max_messages:,} messages)"
+        f"({settings.writer_in_flight} batches in flight; the batches waiting and those arriving within "
+        f"{settings.commit_wait_ms:,} ms\n  committed together, up to {settings.commit_max_messages:,} messages)"
     )
     results = run_all(server_url)
     print_table(results)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,9 +103,11 @@ def batches(sqlite_url) -> Iterator[Batches]:
     made.close()
 
 
-def _writer(database_url: str, rules_file: Path | None = None, commit_max: int = 5000) -> WriterProcess:
+def _writer(
+    database_url: str, rules_file: Path | None = None, commit_max: int = 5000, wait_s: float = 0.0, in_flight: int = 3
+) -> WriterProcess:
     rules = load_rules(rules_file) if rules_file else RuleSet()
-    return WriterProcess(WriterConfig(database_url, rules, commit_max))
+    return WriterProcess(WriterConfig(database_url, rules, commit_max, wait_s, in_flight))
 
 
 def _count(database_url: str, table) -> int:
@@ -143,6 +146,54 @@ def test_batches_waiting_together_are_committed_in_one_transaction_up_to_the_lim
     assert sorted(report.batches for report in reports) == [1, 2]  # 4 messages at most per transaction
     assert sorted(report.counts.messages_inserted for report in reports) == [2, 4]
     assert _count(sqlite_url, Message) == 6
+
+
+def test_batches_arriving_within_the_commit_wait_are_committed_together_up_to_the_worker_s_in_flight(
+    sqlite_url, batches
+):
+    """The group waits for more batches (an hour here) but not for batches the worker cannot send before this
+    commit: it ends once it holds WRITER_IN_FLIGHT batches."""
+    writer = _writer(sqlite_url, wait_s=3600, in_flight=3)
+    writer.start()
+    try:
+        for _ in range(3):
+            _send(writer, batches.power(100, 200))
+        started = _reports(writer, 3)  # three waiting while the writer started up
+        for _ in range(3):
+            _send(writer, batches.power(100, 200))
+            time.sleep(0.2)  # each arrives on its own, after the writer started waiting
+        reports = _reports(writer, 3)
+    finally:
+        writer.close()
+    assert [report.batches for report in started + reports] == [3, 3]
+    assert _count(sqlite_url, Message) == 12
+
+
+def test_the_commit_wait_ends_the_group_when_no_more_batches_come(sqlite_url, batches):
+    writer = _writer(sqlite_url, wait_s=0.3, in_flight=10)
+    writer.start()
+    try:
+        _send(writer, batches.power(100, 200))
+        first = _reports(writer, 1)  # committed without the nine batches the worker may still send
+        _send(writer, batches.power(300))
+        second = _reports(writer, 1)
+    finally:
+        writer.close()
+    assert [report.batches for report in first + second] == [1, 1]
+    assert _count(sqlite_url, Message) == 3
+
+
+def test_stop_does_not_wait_out_the_commit_wait(sqlite_url, batches):
+    writer = _writer(sqlite_url, wait_s=3600, in_flight=10)
+    writer.start()
+    _send(writer, batches.power(100, 200))
+    reports: list = []
+    stopping = threading.Thread(target=lambda: reports.extend(writer.stop()))
+    stopping.start()
+    stopping.join(60)  # the hour's wait would still be running
+    assert not stopping.is_alive()
+    assert [report.batches for report in reports] == [1]
+    assert _count(sqlite_url, Message) == 2
 
 
 def test_a_killed_writer_is_replaced_and_gets_every_batch_it_had_not_reported(sqlite_url, batches, tmp_path):
