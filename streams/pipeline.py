@@ -20,7 +20,7 @@ import msgspec
 from models.records import DeadLetter, News, PulsarMessage, Record, StatusReported
 from streams.clock import utcnow
 from streams.fleet.catalog import Catalog, devices_to_sync
-from streams.store.prepared import NOTHING, PreparedBatch, distinct, prepare_batch
+from streams.store.prepared import PreparedBatch, distinct, no_rows, prepare_batch
 from streams.store.rows import TimeFormat
 from streams.tuya.decoder import Decoded, MessageDecoder
 
@@ -196,7 +196,7 @@ class Pipeline:
         now = self.now()
         hook = self._reactor.on_tick(now)
         if hook is not None:
-            self._store.write_prepared(NOTHING, extra=hook)
+            self._store.write_prepared(no_rows(), extra=hook)
 
     @property
     def sign_mismatches(self) -> int:

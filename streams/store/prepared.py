@@ -33,13 +33,13 @@ if TYPE_CHECKING:  # the writer process builds no Decoded and needs no ciphers
     from streams.tuya.decoder import Decoded
 
 __all__ = [
-    "NOTHING",
     "MessageRows",
     "PreparedBatch",
     "RecordRows",
     "combine",
     "distinct",
     "merge",
+    "no_rows",
     "prepare_batch",
     "record_rows",
 ]
@@ -69,8 +69,10 @@ class PreparedBatch(msgspec.Struct, array_like=True):
     dead: int
 
 
-#: A batch of no rows: what a transaction of the rules' clock alone writes beside their own rows.
-NOTHING = PreparedBatch([], [], 0, 0)
+def no_rows() -> PreparedBatch:
+    """A batch of no rows, what a transaction of the rules' clock alone writes beside their own rows; a new one each
+    time, as a batch's lists are its holder's."""
+    return PreparedBatch([], [], 0, 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from streams.outbox.reactor import RulesReactor
 from streams.rules import RuleSet
 from streams.store.engine import make_engine, unavailable_on_failure
 from streams.store.fleet import load_catalog
-from streams.store.prepared import NOTHING, combine
+from streams.store.prepared import combine, no_rows
 from streams.store.sql import ArchiveStore
 from streams.writer.frames import Committed, Crashed, Request, Stop, Tick, Write, decode_request, encode
 
@@ -200,7 +200,7 @@ class Writer:
             self._refresh_catalog(tick.catalog)
             hook = self._reactor.on_tick(tick.now)
             if hook is not None:
-                self._store.write_prepared(NOTHING, extra=hook)
+                self._store.write_prepared(no_rows(), extra=hook)
         except TransientError as exc:
             log.warning("clock tick skipped: %s", exc)
 
