@@ -7,6 +7,7 @@ worker are killed with real signals.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, select
@@ -110,6 +112,17 @@ def _writer(
     return WriterProcess(WriterConfig(database_url, rules, commit_max, wait_s, in_flight))
 
 
+@contextlib.contextmanager
+def _running(database_url: str, *args: Any, **options: Any) -> Iterator[WriterProcess]:
+    """A started writer (``_writer``'s arguments), closed on the way out."""
+    writer = _writer(database_url, *args, **options)
+    writer.start()
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
 def _count(database_url: str, table) -> int:
     engine = create_engine(database_url)
     try:
@@ -133,16 +146,12 @@ def _reports(writer: WriterProcess, batches: int) -> list:
 
 def test_batches_waiting_together_are_committed_in_one_transaction_up_to_the_limit(sqlite_url, batches):
     prepared = [batches.power(100, 200) for _ in range(3)]
-    writer = _writer(sqlite_url, commit_max=4)
-    writer.start()
-    try:
+    with _running(sqlite_url, commit_max=4) as writer:
         os.kill(writer.pid, signal.SIGSTOP)  # all three are waiting when it goes on
         for batch in prepared:
             _send(writer, batch)
         os.kill(writer.pid, signal.SIGCONT)
         reports = _reports(writer, 3)
-    finally:
-        writer.close()
     assert sorted(report.batches for report in reports) == [1, 2]  # 4 messages at most per transaction
     assert sorted(report.counts.messages_inserted for report in reports) == [2, 4]
     assert _count(sqlite_url, Message) == 6
@@ -153,9 +162,7 @@ def test_batches_arriving_within_the_commit_wait_are_committed_together_up_to_th
 ):
     """The group waits for more batches (an hour here) but not for batches the worker cannot send before this
     commit: it ends once it holds WRITER_IN_FLIGHT batches."""
-    writer = _writer(sqlite_url, wait_s=3600, in_flight=3)
-    writer.start()
-    try:
+    with _running(sqlite_url, wait_s=3600, in_flight=3) as writer:
         for _ in range(3):
             _send(writer, batches.power(100, 200))
         started = _reports(writer, 3)  # three waiting while the writer started up
@@ -163,22 +170,16 @@ def test_batches_arriving_within_the_commit_wait_are_committed_together_up_to_th
             _send(writer, batches.power(100, 200))
             time.sleep(0.2)  # each arrives on its own, after the writer started waiting
         reports = _reports(writer, 3)
-    finally:
-        writer.close()
     assert [report.batches for report in started + reports] == [3, 3]
     assert _count(sqlite_url, Message) == 12
 
 
 def test_the_commit_wait_ends_the_group_when_no_more_batches_come(sqlite_url, batches):
-    writer = _writer(sqlite_url, wait_s=0.3, in_flight=10)
-    writer.start()
-    try:
+    with _running(sqlite_url, wait_s=0.3, in_flight=10) as writer:
         _send(writer, batches.power(100, 200))
         first = _reports(writer, 1)  # committed without the nine batches the worker may still send
         _send(writer, batches.power(300))
         second = _reports(writer, 1)
-    finally:
-        writer.close()
     assert [report.batches for report in first + second] == [1, 1]
     assert _count(sqlite_url, Message) == 3
 
@@ -199,9 +200,7 @@ def test_stop_does_not_wait_out_the_commit_wait(sqlite_url, batches):
 def test_a_killed_writer_is_replaced_and_gets_every_batch_it_had_not_reported(sqlite_url, batches, tmp_path):
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(OVERLOAD_RULE.format(plug=batches.plug), encoding="utf-8")
-    writer = _writer(sqlite_url, rules_file)
-    writer.start()
-    try:
+    with _running(sqlite_url, rules_file) as writer:
         first = writer.pid
         os.kill(first, signal.SIGSTOP)  # it cannot commit: the two batches stay unreported
         _send(writer, batches.power(100, 31000))
@@ -209,8 +208,6 @@ def test_a_killed_writer_is_replaced_and_gets_every_batch_it_had_not_reported(sq
         os.kill(first, signal.SIGKILL)
         reports = _reports(writer, 2)
         assert writer.pid != first
-    finally:
-        writer.close()
     assert sum(r.batches for r in reports) == 2
     assert sum(r.counts.messages_inserted for r in reports) == 4
     assert _count(sqlite_url, Command) == 2  # one per edge
@@ -223,13 +220,9 @@ def test_a_batch_committed_before_the_writer_died_is_ignored_when_sent_again(sql
     batch = batches.power(100, 31000)
     reports = []
     for _ in range(2):
-        writer = _writer(sqlite_url, rules_file)
-        writer.start()
-        try:
+        with _running(sqlite_url, rules_file) as writer:
             _send(writer, batch)
             reports += _reports(writer, 1)
-        finally:
-            writer.close()
     assert [(r.counts.messages_inserted, r.counts.duplicates) for r in reports] == [(2, 0), (0, 2)]
     assert _count(sqlite_url, Command) == 1
 
@@ -249,15 +242,11 @@ def test_stop_lets_the_writer_commit_what_it_was_sent_then_it_exits(sqlite_url, 
 def test_the_writer_of_a_sqlite_archive_loads_no_library_it_does_not_use(sqlite_url, batches):
     """Each library is memory in a second process: pulsar-client (the worker's), cryptography (decoding is the
     worker's) and psycopg with libpq (PostgreSQL's) are not loaded by the writer of a SQLite archive."""
-    writer = _writer(sqlite_url)
-    writer.start()
-    try:
+    with _running(sqlite_url) as writer:
         _send(writer, batches.power(100, 200))
         assert sum(report.batches for report in _reports(writer, 1)) == 1
         assert writer.pid is not None
         maps = Path(f"/proc/{writer.pid}/maps").read_text()
-    finally:
-        writer.close()
     assert "_sqlite3" in maps  # what it does use, so the look-up itself works
     for library in ("_pulsar", "cryptography", "psycopg", "libpq"):
         assert library not in maps
