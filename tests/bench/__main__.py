@@ -10,6 +10,7 @@ SECTIONS = (
     "tests.bench.decode",
     "tests.bench.store",
     "tests.bench.worker",
+    "tests.bench.formats",
     "tests.bench.memory",
     "tests.bench.scale",
     "tests.bench.views",
