@@ -172,7 +172,7 @@ def test_a_long_range_is_drawn_in_buckets_matching_the_archive(page: Page, serve
 def test_chart_csv_is_exactly_what_the_chart_draws(
     page: Page, server: RunningServer, archive: str, device: str
 ) -> None:
-    if device == "busy":  # 10-s buckets
+    if device == "busy":  # a 2-hour window: 30-s buckets
         page.goto(f"{server.url}/devices/{BUSY_ID}?{_hours_around_now()}")
     else:  # raw values
         page.goto(f"{server.url}/devices/Greenhouse%20sensor?{_demo_window(archive)}")
@@ -185,7 +185,10 @@ def test_chart_csv_is_exactly_what_the_chart_draws(
     assert [(row.get("time") or row["start"], float(row.get("value") or row["avg"])) for row in rows] == [
         (time, float(value)) for time, value in drawn
     ]
-    assert len(rows) > (100 if device == "busy" else 10)
+    if device == "busy":  # 3,000 values a second apart: 100 buckets of 30 s, 101 when the first starts late in one
+        assert len(rows) in (100, 101)
+    else:
+        assert len(rows) > 10
 
 
 def test_hostile_device_name_is_shown_as_text_and_runs_nothing(
