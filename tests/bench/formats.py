@@ -13,26 +13,33 @@ Both run every statement of the worker's SQL (``messages``, ``device_state`` and
 history rows differ) on the worker's connection set-up (WAL, cache, checkpoints), in the worker's default
 transaction (5,000 messages): the rows are built outside the timing, as in the worker benchmark's "SQLite alone".
 Printed: messages a second; bytes a value once compacted (VACUUM); one device's history (all of its values), best
-of several runs. Run alone with ``python -m tests.bench.formats``; ``make bench`` runs it with the others.
+of several runs. Then, on PostgreSQL (TEST_DATABASE_URL; skipped when unset), bytes a value of the same rows in both
+formats (the candidate keeps its time a timestamptz there). Run alone with ``python -m tests.bench.formats``;
+``make bench`` runs it with the others.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from streams.settings import Settings
 from streams.store import migrate
 from streams.store.engine import make_engine
+from streams.store.prepared import record_rows
 from streams.store.rows import json_text
-from streams.store.statements import STATUS, sqlite_insert
+from streams.store.statements import STATUS, postgres_copy, postgres_copy_types, sqlite_insert
 from streams.tuya.decoder import Decoded
 from tests.bench.store import sqlite_statements
 from tests.bench.worker import BYTES_TARGET, COUNT, DEVICES, ITEMS, decoded_batches
+from tests.unit.store.databases import scratch_postgres
 
 COMMIT = Settings.model_fields["commit_max_messages"].default
 QUERY_ROUNDS = 20
@@ -54,6 +61,28 @@ CANDIDATE_DEVICE = (
 TODAY_DEVICE = "SELECT code, value, reported_at FROM device_status WHERE device_id = ? ORDER BY reported_at"
 
 Statements = list[tuple[str, list[tuple[object, ...]]]]
+_INSERTS = {
+    "series": "INSERT INTO series VALUES (?, ?, ?)",
+    "message_keys": "INSERT INTO message_keys VALUES (?, ?, ?)",
+    "status_values": "INSERT INTO status_values (series_id, reported_ms, message_key, item_index, value, dp_id) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+}
+# PostgreSQL's candidate keeps the time a timestamptz (8 bytes, and a real column a view can filter by index).
+POSTGRES_CANDIDATE = """
+CREATE TABLE series (series_id integer PRIMARY KEY, device_id text NOT NULL, code text, UNIQUE (device_id, code));
+CREATE TABLE message_keys (message_key bigint PRIMARY KEY, message_id text NOT NULL UNIQUE, data_id text);
+CREATE TABLE status_values (
+    series_id integer NOT NULL, reported_at timestamptz NOT NULL, message_key bigint NOT NULL,
+    item_index smallint NOT NULL, value json, dp_id smallint, source smallint NOT NULL DEFAULT 0,
+    PRIMARY KEY (series_id, reported_at, message_key, item_index)
+);
+CREATE INDEX ix_status_values_message_key ON status_values (message_key);
+"""
+_COPIES = {
+    "series": "COPY series FROM STDIN",
+    "message_keys": "COPY message_keys FROM STDIN",
+    "status_values": "COPY status_values (series_id, reported_at, message_key, item_index, value, dp_id) FROM STDIN",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,19 +100,30 @@ def today_rows(batch: list[Decoded]) -> Statements:
     return [(sqlite_insert(target), rows) for target, rows in writes]
 
 
-class CandidateRows:
-    """The candidate's rows for each batch; it hands out series and message keys as the writer would."""
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
-    def __init__(self) -> None:
+
+class CandidateRows:
+    """The candidate's rows for each batch; it hands out series and message keys as the writer would. ``time``: how
+    a time is stored (milliseconds on SQLite; PostgreSQL's timestamptz is 8 bytes and stays a real column)."""
+
+    def __init__(self, time: Callable[[datetime], object] = epoch_ms) -> None:
         self._series: dict[tuple[str, str | None], int] = {}
         self._messages = 0
+        self._time = time
 
     def __call__(self, batch: list[Decoded]) -> Statements:
         """Today's statements, with the candidate's in place of the ``device_status`` insert."""
         writes = [(sqlite_insert(target), rows) for target, rows in sqlite_statements([batch])[0] if target != STATUS]
-        return [*writes, *self._history(batch)]
+        return [*writes, *self.history(batch)]
 
-    def _history(self, batch: list[Decoded]) -> Statements:
+    def history(self, batch: list[Decoded]) -> Statements:
+        tables = self.rows(batch)
+        return [(_INSERTS[table], rows) for table, rows in tables.items()]
+
+    def rows(self, batch: list[Decoded]) -> dict[str, list[tuple[object, ...]]]:
+        """The batch's rows of each candidate table, in its columns' order (``source`` left to its default)."""
         series, keys, values = [], [], []
         for item in batch:
             self._messages += 1
@@ -94,17 +134,9 @@ class CandidateRows:
                 if key is None:
                     key = self._series[record.device_id, record.code] = len(self._series) + 1
                     series.append((key, record.device_id, record.code))
-                ms = int(record.reported_at.timestamp() * 1000)
-                values.append((key, ms, self._messages, record.item_index, json_text(record.value), record.dp_id))
-        return [
-            ("INSERT INTO series VALUES (?, ?, ?)", series),
-            ("INSERT INTO message_keys VALUES (?, ?, ?)", keys),
-            (
-                "INSERT INTO status_values (series_id, reported_ms, message_key, item_index, value, dp_id) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                values,
-            ),
-        ]
+                at = self._time(record.reported_at)
+                values.append((key, at, self._messages, record.item_index, json_text(record.value), record.dp_id))
+        return {"series": series, "message_keys": keys, "status_values": values}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +193,46 @@ def _best_device_query(cursor: sqlite3.Cursor, query: str, device_id: str | None
     return best, found
 
 
+def postgres_bytes(server_url: str) -> tuple[float, float]:
+    """Bytes a value of today's history and of the candidate's on PostgreSQL: the same rows copied in, then VACUUM
+    FULL (a long-running archive's tables once compacted), everything of the tables counted (indexes, TOAST)."""
+    with scratch_postgres(server_url) as url:
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(engine)
+            raw = engine.raw_connection()
+            connection = raw.driver_connection
+            cursor = connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(POSTGRES_CANDIDATE)
+            candidate = CandidateRows(time=lambda moment: moment)
+            for batch in decoded_batches(COMMIT):
+                status = record_rows(batch, lambda moment: moment).status
+                with cursor.copy(postgres_copy(STATUS)) as copy:
+                    copy.set_types(postgres_copy_types(STATUS))
+                    for row in status:
+                        copy.write_row(row)
+                for table, rows in candidate.rows(batch).items():
+                    with cursor.copy(_COPIES[table]) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                connection.commit()  # type: ignore[union-attr]
+            connection.autocommit = True  # type: ignore[union-attr]
+            cursor.execute("VACUUM FULL device_status, series, message_keys, status_values")
+            today = _postgres_size(cursor, ("device_status",), "device_status")
+            narrow = _postgres_size(cursor, ("series", "message_keys", "status_values"), "status_values")
+            raw.close()
+        finally:
+            engine.dispose()
+    return today, narrow
+
+
+def _postgres_size(cursor: Any, tables: tuple[str, ...], values_table: str) -> float:
+    cursor.execute("SELECT sum(pg_total_relation_size(t)) FROM unnest(%s::regclass[]) t", (list(tables),))
+    size = cursor.fetchone()[0]
+    cursor.execute(f"SELECT count(*) FROM {values_table}")
+    return size / max(cursor.fetchone()[0], 1)
+
+
 def main() -> None:
     print(
         f"history format on SQLite: {COUNT:,} status reports × {ITEMS} items, {DEVICES:,} devices, "
@@ -187,6 +259,15 @@ def main() -> None:
             f"{result.bytes_per_value:6.1f} bytes a value (target <= {BYTES_TARGET})  one device's "
             f"{result.device_values:,} values in {result.device_s * 1e3:.2f} ms"
         )
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if server_url is None:
+        print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
+        return
+    today_pg, candidate_pg = postgres_bytes(server_url)
+    print(
+        f"  PostgreSQL, the same rows copied in, after VACUUM FULL: today {today_pg:.1f} bytes a value, "
+        f"candidate {candidate_pg:.1f} (target <= {BYTES_TARGET})"
+    )
 
 
 if __name__ == "__main__":
