@@ -115,12 +115,8 @@ class CandidateRows:
 
     def __call__(self, batch: list[Decoded]) -> Statements:
         """Today's statements, with the candidate's in place of the ``device_status`` insert."""
-        writes = [(sqlite_insert(target), rows) for target, rows in sqlite_statements([batch])[0] if target != STATUS]
-        return [*writes, *self.history(batch)]
-
-    def history(self, batch: list[Decoded]) -> Statements:
-        tables = self.rows(batch)
-        return [(_INSERTS[table], rows) for table, rows in tables.items()]
+        writes = [(sql, rows) for sql, rows in today_rows(batch) if sql != sqlite_insert(STATUS)]
+        return [*writes, *((_INSERTS[table], rows) for table, rows in self.rows(batch).items())]
 
     def rows(self, batch: list[Decoded]) -> dict[str, list[tuple[object, ...]]]:
         """The batch's rows of each candidate table, in its columns' order (``source`` left to its default)."""
