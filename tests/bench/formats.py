@@ -30,6 +30,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from models.tables import JSONDocument
 from streams.settings import Settings
 from streams.store import migrate
 from streams.store.engine import make_engine
@@ -44,45 +58,54 @@ from tests.unit.store.databases import scratch_postgres
 COMMIT = Settings.model_fields["commit_max_messages"].default
 QUERY_ROUNDS = 20
 
-CANDIDATE = """
-CREATE TABLE series (series_id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, code TEXT, UNIQUE (device_id, code));
-CREATE TABLE message_keys (message_key INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE, data_id TEXT);
-CREATE TABLE status_values (
-    series_id INTEGER NOT NULL, reported_ms INTEGER NOT NULL, message_key INTEGER NOT NULL,
-    item_index INTEGER NOT NULL, value TEXT, dp_id INTEGER, source INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (series_id, reported_ms, message_key, item_index)
-) WITHOUT ROWID;
-CREATE INDEX ix_status_values_message_key ON status_values (message_key);
-"""
+# The candidate's tables, created by SQLAlchemy on either database as the archive's are. Its time is milliseconds on
+# SQLite and a timestamptz on PostgreSQL (8 bytes there, and a real column a view can filter by index).
+CANDIDATE = MetaData()
+Table(
+    "series",
+    CANDIDATE,
+    Column("series_id", Integer, primary_key=True),
+    Column("device_id", String, nullable=False),
+    Column("code", String),
+    UniqueConstraint("device_id", "code"),
+)
+Table(
+    "message_keys",
+    CANDIDATE,
+    Column("message_key", Integer().with_variant(BigInteger, "postgresql"), primary_key=True),
+    Column("message_id", String, nullable=False, unique=True),
+    Column("data_id", String),
+)
+Table(
+    "status_values",
+    CANDIDATE,
+    Column("series_id", Integer, primary_key=True),
+    Column("reported", BigInteger().with_variant(DateTime(timezone=True), "postgresql"), primary_key=True),
+    Column("message_key", Integer().with_variant(BigInteger, "postgresql"), primary_key=True),
+    Column("item_index", SmallInteger, primary_key=True),
+    Column("value", JSONDocument),
+    Column("dp_id", SmallInteger),
+    Column("source", SmallInteger, nullable=False, server_default="0"),
+    Index("ix_status_values_message_key", "message_key"),
+    sqlite_with_rowid=False,
+)
+# The columns a row fills, in order (``source`` is left to its default).
+_FILLED = {
+    name: [column.name for column in table.columns if column.name != "source"]
+    for name, table in CANDIDATE.tables.items()
+}
+_INSERTS = {
+    name: f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING"
+    for name, columns in _FILLED.items()
+}
+_COPIES = {name: f"COPY {name} ({', '.join(columns)}) FROM STDIN" for name, columns in _FILLED.items()}
 CANDIDATE_DEVICE = (
-    "SELECT s.code, v.value, v.reported_ms FROM series s JOIN status_values v ON v.series_id = s.series_id "
-    "WHERE s.device_id = ? ORDER BY v.reported_ms"
+    "SELECT s.code, v.value, v.reported FROM series s JOIN status_values v ON v.series_id = s.series_id "
+    "WHERE s.device_id = ? ORDER BY v.reported"
 )
 TODAY_DEVICE = "SELECT code, value, reported_at FROM device_status WHERE device_id = ? ORDER BY reported_at"
 
 Statements = list[tuple[str, list[tuple[object, ...]]]]
-_INSERTS = {
-    "series": "INSERT INTO series VALUES (?, ?, ?)",
-    "message_keys": "INSERT INTO message_keys VALUES (?, ?, ?)",
-    "status_values": "INSERT INTO status_values (series_id, reported_ms, message_key, item_index, value, dp_id) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-}
-# PostgreSQL's candidate keeps the time a timestamptz (8 bytes, and a real column a view can filter by index).
-POSTGRES_CANDIDATE = """
-CREATE TABLE series (series_id integer PRIMARY KEY, device_id text NOT NULL, code text, UNIQUE (device_id, code));
-CREATE TABLE message_keys (message_key bigint PRIMARY KEY, message_id text NOT NULL UNIQUE, data_id text);
-CREATE TABLE status_values (
-    series_id integer NOT NULL, reported_at timestamptz NOT NULL, message_key bigint NOT NULL,
-    item_index smallint NOT NULL, value json, dp_id smallint, source smallint NOT NULL DEFAULT 0,
-    PRIMARY KEY (series_id, reported_at, message_key, item_index)
-);
-CREATE INDEX ix_status_values_message_key ON status_values (message_key);
-"""
-_COPIES = {
-    "series": "COPY series FROM STDIN",
-    "message_keys": "COPY message_keys FROM STDIN",
-    "status_values": "COPY status_values (series_id, reported_at, message_key, item_index, value, dp_id) FROM STDIN",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +163,7 @@ class Layout:
     """A format under test: its tables, how a batch becomes its rows, and its query for one device's history."""
 
     name: str
-    create: str  # DDL run on the migrated database ('' for today's, which the migrations made)
+    create: MetaData | None  # tables created beside the migrated ones (today's: the migrations made them)
     tables: tuple[str, ...]  # whose pages (with their indexes') are counted
     values_table: str
     rows: Callable[[list[Decoded]], Statements]
@@ -151,9 +174,10 @@ def measure(layout: Layout, path: Path) -> Format:
     engine = make_engine(f"sqlite:///{path}")  # the worker's connection set-up (WAL, cache, checkpoints)
     try:
         migrate.upgrade(engine)
+        if layout.create is not None:
+            layout.create.create_all(engine)
         connection = engine.raw_connection()
         cursor = connection.cursor()
-        cursor.executescript(layout.create)
         elapsed, device_id = 0.0, None
         for batch in decoded_batches(COMMIT):
             device_id = device_id or batch[0].records[0].device_id
@@ -196,10 +220,10 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
         engine = make_engine(url)
         try:
             migrate.upgrade(engine)
+            CANDIDATE.create_all(engine)
             raw = engine.raw_connection()
             connection = raw.driver_connection
             cursor = connection.cursor()  # type: ignore[union-attr]
-            cursor.execute(POSTGRES_CANDIDATE)
             candidate = CandidateRows(time=lambda moment: moment)
             for batch in decoded_batches(COMMIT):
                 status = record_rows(batch, lambda moment: moment).status
@@ -215,7 +239,7 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
             connection.autocommit = True  # type: ignore[union-attr]
             cursor.execute("VACUUM FULL device_status, series, message_keys, status_values")
             today = _postgres_size(cursor, ("device_status",), "device_status")
-            narrow = _postgres_size(cursor, ("series", "message_keys", "status_values"), "status_values")
+            narrow = _postgres_size(cursor, tuple(CANDIDATE.tables), "status_values")
             raw.close()
         finally:
             engine.dispose()
@@ -236,11 +260,11 @@ def main() -> None:
         "bytes of the history tables and their indexes after VACUUM"
     )
     layouts = (
-        Layout("today", "", ("device_status",), "device_status", today_rows, TODAY_DEVICE),
+        Layout("today", None, ("device_status",), "device_status", today_rows, TODAY_DEVICE),
         Layout(
             "candidate",
             CANDIDATE,
-            ("series", "message_keys", "status_values"),
+            tuple(CANDIDATE.tables),
             "status_values",
             CandidateRows(),
             CANDIDATE_DEVICE,
