@@ -52,7 +52,7 @@ from streams.store.rows import json_text
 from streams.store.statements import STATUS, postgres_copy, postgres_copy_types, sqlite_insert
 from streams.tuya.decoder import Decoded
 from tests.bench.store import sqlite_statements
-from tests.bench.worker import BYTES_TARGET, COUNT, DEVICES, ITEMS, decoded_batches
+from tests.bench.worker import BYTES_TARGET, COUNT, DEVICES, ITEMS, decoded_batches, table_bytes
 from tests.unit.store.databases import scratch_postgres
 
 COMMIT = Settings.model_fields["commit_max_messages"].default
@@ -191,12 +191,7 @@ def measure(layout: Layout, path: Path) -> Format:
         values = cursor.execute(f"SELECT count(*) FROM {layout.values_table}").fetchone()[0]
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.execute("VACUUM")
-        marks = ", ".join("?" * len(layout.tables))
-        size = cursor.execute(
-            "SELECT sum(pgsize) FROM dbstat JOIN sqlite_master m ON m.name = dbstat.name "
-            f"WHERE m.tbl_name IN ({marks})",
-            layout.tables,
-        ).fetchone()[0]
+        size = table_bytes(engine, *layout.tables)
         device_s, found = _best_device_query(cursor, layout.device_query, device_id)
         connection.close()
     finally:
@@ -238,19 +233,17 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
                 connection.commit()  # type: ignore[union-attr]
             connection.autocommit = True  # type: ignore[union-attr]
             cursor.execute("VACUUM FULL device_status, series, message_keys, status_values")
-            today = _postgres_size(cursor, ("device_status",), "device_status")
-            narrow = _postgres_size(cursor, tuple(CANDIDATE.tables), "status_values")
+            today = table_bytes(engine, "device_status") / _rows(cursor, "device_status")
+            narrow = table_bytes(engine, *CANDIDATE.tables) / _rows(cursor, "status_values")
             raw.close()
         finally:
             engine.dispose()
     return today, narrow
 
 
-def _postgres_size(cursor: Any, tables: tuple[str, ...], values_table: str) -> float:
-    cursor.execute("SELECT sum(pg_total_relation_size(t)) FROM unnest(%s::regclass[]) t", (list(tables),))
-    size = cursor.fetchone()[0]
-    cursor.execute(f"SELECT count(*) FROM {values_table}")
-    return size / max(cursor.fetchone()[0], 1)
+def _rows(cursor: Any, table: str) -> int:
+    cursor.execute(f"SELECT count(*) FROM {table}")
+    return max(cursor.fetchone()[0], 1)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from streams.sources.pulsar import topic_name
 from streams.store import migrate
 from streams.store.engine import make_engine
 from tests.bench.traffic import ACCESS_KEY, new_access_id, pulsar_broker
-from tests.bench.worker import BACKLOG, BACKLOG_TARGET_MIN
+from tests.bench.worker import BACKLOG, BACKLOG_TARGET_MIN, verdict
 from tests.integration.worker_harness import child_pids, cli, worker_env
 
 COUNT = int(os.environ.get("BENCH_MEMORY_MESSAGES", "2000000"))
@@ -117,12 +117,12 @@ def main() -> None:
         f"  after warm-up (a quarter in: {warm.total_mb:,.0f} MB) the highest reading was {later:,.0f} MB: "
         f"{later - warm.total_mb:+,.0f} MB"
     )
-    print(f"  target: under {LIMIT_MB} MB with default settings: {'met' if peak.total_mb < LIMIT_MB else 'MISSED'}")
+    print(f"  target: under {LIMIT_MB} MB with default settings: {verdict(peak.total_mb < LIMIT_MB)}")
     minutes = BACKLOG / (COUNT / seconds) / 60
     print(
         f"  a backlog of {BACKLOG / 1e6:.1f} M messages at this drain's rate (its archive grows as a backlog's does, "
         f"unlike the worker section's 200,000): {minutes:.1f} min (target <= {BACKLOG_TARGET_MIN:.0f} min: "
-        f"{'met' if minutes <= BACKLOG_TARGET_MIN else 'MISSED'})"
+        f"{verdict(minutes <= BACKLOG_TARGET_MIN)})"
     )
     if stored != COUNT:
         print(

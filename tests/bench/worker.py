@@ -302,13 +302,16 @@ def history_bytes(engine: Engine) -> int:
     return archive_bytes(engine)
 
 
-def table_bytes(engine: Engine, table: str) -> int:
-    """The pages of ``table`` and of its indexes: SQLite's dbstat, or PostgreSQL's total relation size."""
+def table_bytes(engine: Engine, *tables: str) -> int:
+    """The pages of ``tables`` and of their indexes: SQLite's dbstat, or PostgreSQL's total relation size (TOAST
+    included)."""
+    query = text(
+        "SELECT sum(pgsize) FROM dbstat JOIN sqlite_master m ON m.name = dbstat.name WHERE m.tbl_name = :t"
+        if engine.dialect.name == "sqlite"
+        else "SELECT pg_total_relation_size(CAST(:t AS regclass))"
+    )
     with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            query = "SELECT sum(pgsize) FROM dbstat JOIN sqlite_master m ON m.name = dbstat.name WHERE m.tbl_name = :t"
-            return connection.scalar(text(query), {"t": table}) or 0
-        return connection.scalar(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": table}) or 0
+        return sum(connection.scalar(query, {"t": table}) or 0 for table in tables)
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
@@ -470,7 +473,7 @@ def _rates(rates: list[float]) -> str:
     return " / ".join(f"{rate:,.0f}" for rate in rates)
 
 
-def _verdict(met: bool) -> str:
+def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
@@ -505,23 +508,23 @@ def print_targets(results: Results) -> None:
         _target("worker → PostgreSQL", postgres.rate / copy, COPY_TARGET, "binary COPY")
     if sqlite is not None:
         minutes = BACKLOG / sqlite.rate / 60
-        verdict = _verdict(minutes <= BACKLOG_TARGET_MIN)
+        judged = verdict(minutes <= BACKLOG_TARGET_MIN)
         print(
             f"  a backlog of {BACKLOG / 1e6:.1f} M messages (10,000 devices every 10 s for 2 h) drains in "
-            f"{minutes:.1f} min at the SQLite rate (target <= {BACKLOG_TARGET_MIN:.0f} min: {verdict})"
+            f"{minutes:.1f} min at the SQLite rate (target <= {BACKLOG_TARGET_MIN:.0f} min: {judged})"
         )
     for name, kept in results.stored.items():
         per_value = kept.bytes / max(kept.status_rows, 1)
-        verdict = _verdict(per_value <= BYTES_TARGET)
+        judged = verdict(per_value <= BYTES_TARGET)
         print(
             f"  {NAMES[name]:<10} on disk: {kept.bytes / 1e6:,.0f} MB for {kept.status_rows:,} status values = "
-            f"{per_value:,.0f} bytes a value, everything included (target <= {BYTES_TARGET}: {verdict})"
+            f"{per_value:,.0f} bytes a value, everything included (target <= {BYTES_TARGET}: {judged})"
         )
         per_value = kept.history_bytes / max(kept.status_rows, 1)
-        verdict = _verdict(per_value <= BYTES_TARGET)
+        judged = verdict(per_value <= BYTES_TARGET)
         print(
             f"  {'':<10}   once its messages are past KEEP_MESSAGES (14 days; deleted, space given back): "
-            f"{kept.history_bytes / 1e6:,.0f} MB = {per_value:,.0f} bytes a value (target <= {BYTES_TARGET}: {verdict})"
+            f"{kept.history_bytes / 1e6:,.0f} MB = {per_value:,.0f} bytes a value (target <= {BYTES_TARGET}: {judged})"
         )
         rest = kept.history_bytes - kept.status_bytes
         print(
@@ -532,7 +535,7 @@ def print_targets(results: Results) -> None:
 
 
 def _target(what: str, ratio: float, target: float, against: str) -> None:
-    print(f"  target: {what} >= {target}x {against}: {ratio:.2f}x, {_verdict(ratio >= target)}")
+    print(f"  target: {what} >= {target}x {against}: {ratio:.2f}x, {verdict(ratio >= target)}")
 
 
 def main() -> None:
