@@ -7,8 +7,10 @@ The resident memory of the worker and of its writer process is read from /proc t
 the last reading before the worker went idle, and the growth after warm-up (the highest reading of the last three
 quarters of the drain against the reading at its first quarter), next to the 300 MB target; and a warning when the
 archive does not hold every message (the worker stops after IDLE_S seconds without one, so a pause of the broker
-would pass for a fast drain). Last, how long issue 17's 7.2 M-message backlog would take at this drain's rate: its
-archive grows from empty to 10 M status values, as a backlog's does.
+would pass for a fast drain). Then how long issue 17's 7.2 M-message backlog would take at this drain's rate: its
+archive grows from empty to 10 M status values, as a backlog's does. Last, whether the drain slows as the archive
+grows in the writer's transactions or around them: the worker's /metrics (messages committed, the writer's
+transaction seconds) are read with each sample, and the first and last quarter of the messages compared.
 
 Run alone with ``python -m tests.bench.memory``; ``make bench`` runs it with the other benchmarks.
 """
@@ -23,9 +25,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from streams.sim import Fleet, publish
+from streams.sim import Fleet, free_port, publish
 from streams.sources.pulsar import topic_name
 from streams.store import migrate
 from streams.store.engine import make_engine
@@ -45,6 +49,8 @@ class Sample:
     at: float
     worker_kb: int
     writer_kb: int
+    received: float  # the worker's tuya_messages_received and tuya_commit_seconds_sum, read from its /metrics
+    commit_s: float
 
     @property
     def total_mb(self) -> float:
@@ -61,16 +67,30 @@ def rss_kb(pid: int) -> int:
     return int(line.split()[1])
 
 
+def committed(metrics_url: str) -> tuple[float, float]:
+    """Messages the worker received (and committed) so far, and its writer's transaction seconds; zeros until its
+    metrics server answers."""
+    try:
+        page = httpx.get(metrics_url, timeout=SAMPLE_S).text
+    except httpx.HTTPError:
+        return 0.0, 0.0
+    values = {sample.name: sample.value for family in text_string_to_metric_families(page) for sample in family.samples}
+    return values.get("tuya_messages_received_total", 0.0), values.get("tuya_commit_seconds_sum", 0.0)
+
+
 def drain(broker_url: str, access_id: str, database_url: str) -> list[Sample]:
-    """Run the worker until it idles out; its memory and its writer's, sampled while it drains."""
-    env = worker_env(access_id, broker_url, database_url, SYNC_INTERVAL="0")
+    """Run the worker until it idles out; its memory and its writer's, and what it committed, sampled while it
+    drains."""
+    port = free_port()
+    env = worker_env(access_id, broker_url, database_url, SYNC_INTERVAL="0", METRICS_PORT=str(port))
     env.pop("BATCH_SIZE")  # the harness's setting for tests: this measures the defaults
     worker = subprocess.Popen(cli("run", "--idle-timeout", str(IDLE_S)), env=env, stderr=subprocess.DEVNULL)
     samples: list[Sample] = []
     try:
         while worker.poll() is None:
             writers = child_pids(worker.pid)
-            samples.append(Sample(time.monotonic(), rss_kb(worker.pid), sum(rss_kb(pid) for pid in writers)))
+            memory = rss_kb(worker.pid), sum(rss_kb(pid) for pid in writers)
+            samples.append(Sample(time.monotonic(), *memory, *committed(f"http://127.0.0.1:{port}/metrics")))
             time.sleep(SAMPLE_S)
     finally:
         if worker.poll() is None:
@@ -124,11 +144,33 @@ def main() -> None:
         f"unlike the worker section's 200,000): {minutes:.1f} min (target <= {BACKLOG_TARGET_MIN:.0f} min: "
         f"{verdict(minutes <= BACKLOG_TARGET_MIN)})"
     )
+    print_writer_share(samples)
     if stored != COUNT:
         print(
             f"  WARNING: the archive holds {stored:,} of the {COUNT:,} messages: the worker stopped after {IDLE_S} s "
             "without one before the end, so the figures above are not those of a whole drain"
         )
+
+
+def print_writer_share(samples: list[Sample]) -> None:
+    """Whether the drain slowed in its writer's transactions or around them: the first and the last quarter of the
+    messages, each with the rate of the writer's transactions while they ran and their share of the time."""
+    total = samples[-1].received  # COUNT unless the drain was partial (warned about below)
+    if not total:
+        return
+    parts = []
+    for (low, high), name in zip([(0.0, 0.25), (0.75, 1.0)], ("first", "last"), strict=True):
+        start = next(sample for sample in samples if sample.received > low * total)
+        end = next(sample for sample in samples if sample.received >= high * total)
+        messages, seconds = end.received - start.received, end.at - start.at
+        committing = end.commit_s - start.commit_s
+        if not messages or not committing:
+            return  # a drain too short for quarters between samples
+        parts.append(
+            f"{name} quarter {messages / seconds:,.0f} msg/s = transactions at {messages / committing:,.0f} msg/s "
+            f"× {committing / seconds:.2f} of the time"
+        )
+    print(f"  the writer's transactions while the archive grows: {'; '.join(parts)}")
 
 
 def stored_messages(database_url: str) -> int:
