@@ -144,7 +144,7 @@ def main() -> None:
         f"unlike the worker section's 200,000): {minutes:.1f} min (target <= {BACKLOG_TARGET_MIN:.0f} min: "
         f"{verdict(minutes <= BACKLOG_TARGET_MIN)})"
     )
-    print_writer_share(samples)
+    print_slowdown(samples)
     if stored != COUNT:
         print(
             f"  WARNING: the archive holds {stored:,} of the {COUNT:,} messages: the worker stopped after {IDLE_S} s "
@@ -152,7 +152,7 @@ def main() -> None:
         )
 
 
-def print_writer_share(samples: list[Sample]) -> None:
+def print_slowdown(samples: list[Sample]) -> None:
     """Whether the drain slowed in its writer's transactions or around them: the first and the last quarter of the
     messages, each with the rate of the writer's transactions while they ran and their share of the time."""
     total = samples[-1].received  # COUNT unless the drain was partial (warned about below)

@@ -545,6 +545,8 @@ def print_writer_share(drain: Drain, stored: Stored, ceiling: float, against: st
     """A worker's ratio to its ceiling as the product of two: how fast its writer's transactions ran beside the
     worker and the broker (the machine's two cores shared by three processes), and how much of the run the writer
     spent in them (the rest it waited for batches, or the run was connecting and closing)."""
+    if not stored.commit_s:
+        return  # no transaction timed (the run failed before one)
     committing = COUNT / stored.commit_s
     busy = stored.commit_s / drain.seconds
     print(
