@@ -521,13 +521,14 @@ def print_targets(results: Results) -> None:
             f"{minutes:.1f} min at the SQLite rate (target <= {BACKLOG_TARGET_MIN:.0f} min: {judged})"
         )
     for name, kept in results.stored.items():
-        per_value = kept.bytes / max(kept.status_rows, 1)
+        values = max(kept.status_rows, 1)
+        per_value = kept.bytes / values
         judged = verdict(per_value <= BYTES_TARGET)
         print(
             f"  {NAMES[name]:<10} on disk: {kept.bytes / 1e6:,.0f} MB for {kept.status_rows:,} status values = "
             f"{per_value:,.0f} bytes a value, everything included (target <= {BYTES_TARGET}: {judged})"
         )
-        per_value = kept.history_bytes / max(kept.status_rows, 1)
+        per_value = kept.history_bytes / values
         judged = verdict(per_value <= BYTES_TARGET)
         print(
             f"  {'':<10}   once its messages are past KEEP_MESSAGES (14 days; deleted, space given back): "
@@ -535,7 +536,7 @@ def print_targets(results: Results) -> None:
         )
         rest = kept.history_bytes - kept.status_bytes
         print(
-            f"  {'':<10}   of which device_status and its indexes {kept.status_bytes / max(kept.status_rows, 1):,.0f} "
+            f"  {'':<10}   of which device_status and its indexes {kept.status_bytes / values:,.0f} "
             f"bytes a value; the other tables and the catalog {rest / 1e6:,.0f} MB, most of it not growing with the "
             "history (latest state, devices)"
         )
