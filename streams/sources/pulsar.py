@@ -93,9 +93,18 @@ class Received:
     handle: Any = field(repr=False)
 
 
-def _message_id(msg: pulsar.Message) -> str:
-    mid = msg.message_id()
-    return f"{mid.ledger_id()}:{mid.entry_id()}:{mid.partition()}:{mid.batch_index()}"
+def _received(msg: pulsar.Message) -> Received:
+    # Pulsar's message id is read once: it is both the archive's message_id (as text) and the ack handle.
+    handle = msg.message_id()
+    message = PulsarMessage(
+        payload=msg.data(),
+        properties=msg.properties(),
+        message_id=f"{handle.ledger_id()}:{handle.entry_id()}:{handle.partition()}:{handle.batch_index()}",
+        topic=msg.topic_name(),
+        publish_time_ms=msg.publish_timestamp(),
+        redelivery_count=msg.redelivery_count(),
+    )
+    return Received(message, handle)
 
 
 class PulsarSource:
@@ -151,20 +160,7 @@ class PulsarSource:
         """Up to ``batch_size`` messages, waiting at most ``batch_timeout_ms`` for them."""
         if self._consumer is None:
             raise RuntimeError("receive_batch() before connect()")
-        return [
-            Received(
-                PulsarMessage(
-                    payload=msg.data(),
-                    properties=msg.properties(),
-                    message_id=_message_id(msg),
-                    topic=msg.topic_name(),
-                    publish_time_ms=msg.publish_timestamp(),
-                    redelivery_count=msg.redelivery_count(),
-                ),
-                msg.message_id(),
-            )
-            for msg in self._consumer.batch_receive()
-        ]
+        return [_received(msg) for msg in self._consumer.batch_receive()]
 
     def ack(self, handles: Sequence[Any]) -> None:
         """Acknowledge each message (by the ``handle`` of its Received) individually, never cumulatively: SPEC.md
