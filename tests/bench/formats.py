@@ -1,4 +1,4 @@
-"""Benchmark: the history's format on SQLite, today's ``device_status`` against a narrow candidate, same fleet rows.
+"""Benchmark: the history's format on SQLite, today's ``device_status`` against narrow candidates, same fleet rows.
 
 Issue 17's bytes target (60 a value) is out of reach of today's columns: each value repeats its device id, code,
 message id, data id and time as text, twice (the table and its (device_id, reported_at) index). This section
@@ -8,14 +8,18 @@ measures what a narrower format would give before the public schema changes, so 
 - *candidate* (not the archive's schema): a small key for each (device, code) in ``series`` and for each message in
   ``message_keys`` (with its data id), and ``status_values`` keyed (series, time in ms, message key, item) with one
   index on the message key (replay finds a message's rows through it). Views would keep today's column names.
+- *candidate, text time*: the same tables with the time kept as today's UTC text, which a view can hand on as
+  ``reported_at`` unchanged.
 
-Both run every statement of the worker's SQL (``messages``, ``device_state`` and ``devices`` as today; only the
+All run every statement of the worker's SQL (``messages``, ``device_state`` and ``devices`` as today; only the
 history rows differ) on the worker's connection set-up (WAL, cache, checkpoints), in the worker's default
 transaction (5,000 messages): the rows are built outside the timing, as in the worker benchmark's "SQLite alone".
 Printed: messages a second; bytes a value once compacted (VACUUM); one device's history (all of its values), best
-of several runs. Then, on PostgreSQL (TEST_DATABASE_URL; skipped when unset), bytes a value of the same rows in both
-formats (the candidate keeps its time a timestamptz there). Run alone with ``python -m tests.bench.formats``;
-``make bench`` runs it with the others.
+of several runs; and for each candidate, how SQLite plans users' own SQL on a view with today's column names
+(``device_status_view``) filtered by device and time: whether the time bound reaches the primary key, or every value
+of the device is read to compute ``reported_at``. Then, on PostgreSQL (TEST_DATABASE_URL; skipped when unset),
+bytes a value of the same rows today and in the candidate (which keeps its time a timestamptz there). Run alone with
+``python -m tests.bench.formats``; ``make bench`` runs it with the others.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from streams.settings import Settings
 from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.store.prepared import record_rows
-from streams.store.rows import json_text
+from streams.store.rows import json_text, sqlite_time
 from streams.store.statements import STATUS, postgres_copy, postgres_copy_types, sqlite_insert
 from streams.tuya.decoder import Decoded
 from tests.bench.store import sqlite_statements
@@ -58,37 +62,46 @@ from tests.unit.store.databases import scratch_postgres
 COMMIT = Settings.model_fields["commit_max_messages"].default
 QUERY_ROUNDS = 20
 
-# The candidate's tables, created by SQLAlchemy on either database as the archive's are. Its time is milliseconds on
-# SQLite and a timestamptz on PostgreSQL (8 bytes there, and a real column a view can filter by index).
-CANDIDATE = MetaData()
-Table(
-    "series",
-    CANDIDATE,
-    Column("series_id", Integer, primary_key=True),
-    Column("device_id", String, nullable=False),
-    Column("code", String),
-    UniqueConstraint("device_id", "code"),
-)
-Table(
-    "message_keys",
-    CANDIDATE,
-    Column("message_key", Integer().with_variant(BigInteger, "postgresql"), primary_key=True),
-    Column("message_id", String, nullable=False, unique=True),
-    Column("data_id", String),
-)
-Table(
-    "status_values",
-    CANDIDATE,
-    Column("series_id", Integer, primary_key=True),
-    Column("reported", BigInteger().with_variant(DateTime(timezone=True), "postgresql"), primary_key=True),
-    Column("message_key", Integer().with_variant(BigInteger, "postgresql"), primary_key=True),
-    Column("item_index", SmallInteger, primary_key=True),
-    Column("value", JSONDocument),
-    Column("dp_id", SmallInteger),
-    Column("source", SmallInteger, nullable=False, server_default="0"),
-    Index("ix_status_values_message_key", "message_key"),
-    sqlite_with_rowid=False,
-)
+
+def candidate_tables(time_type: Any) -> MetaData:
+    """The candidate's tables, created by SQLAlchemy on either database as the archive's are, with its time column
+    (``status_values.reported``) of ``time_type``."""
+    tables = MetaData()
+    Table(
+        "series",
+        tables,
+        Column("series_id", Integer, primary_key=True),
+        Column("device_id", String, nullable=False),
+        Column("code", String),
+        UniqueConstraint("device_id", "code"),
+    )
+    Table(
+        "message_keys",
+        tables,
+        Column("message_key", Integer().with_variant(BigInteger, "postgresql"), primary_key=True),
+        Column("message_id", String, nullable=False, unique=True),
+        Column("data_id", String),
+    )
+    Table(
+        "status_values",
+        tables,
+        Column("series_id", Integer, primary_key=True),
+        Column("reported", time_type, primary_key=True),
+        Column("message_key", Integer().with_variant(BigInteger, "postgresql"), primary_key=True),
+        Column("item_index", SmallInteger, primary_key=True),
+        Column("value", JSONDocument),
+        Column("dp_id", SmallInteger),
+        Column("source", SmallInteger, nullable=False, server_default="0"),
+        Index("ix_status_values_message_key", "message_key"),
+        sqlite_with_rowid=False,
+    )
+    return tables
+
+
+# Time in milliseconds on SQLite; a timestamptz on PostgreSQL (8 bytes there, and a real column a view can filter by
+# index). The text-time variant is measured on SQLite only.
+CANDIDATE = candidate_tables(BigInteger().with_variant(DateTime(timezone=True), "postgresql"))
+CANDIDATE_TEXT = candidate_tables(String)
 # The columns a row fills, in order (``source`` is left to its default).
 _FILLED = {
     name: [column.name for column in table.columns if column.name != "source"]
@@ -104,6 +117,14 @@ CANDIDATE_DEVICE = (
     "WHERE s.device_id = ? ORDER BY v.reported"
 )
 TODAY_DEVICE = "SELECT code, value, reported_at FROM device_status WHERE device_id = ? ORDER BY reported_at"
+# A view with today's column names over a candidate's tables; ``reported_at`` is the expression for the stored time.
+_VIEW = (
+    "CREATE VIEW device_status_view AS SELECT m.message_id, v.item_index, s.device_id, s.code, v.value, v.dp_id, "
+    "{reported_at} AS reported_at, m.data_id FROM status_values v JOIN series s ON s.series_id = v.series_id "
+    "LEFT JOIN message_keys m ON m.message_key = v.message_key"
+)
+MS_AS_TEXT = "strftime('%Y-%m-%d %H:%M:%f', v.reported / 1000.0, 'unixepoch')"
+USERS_QUERY = "SELECT code, value, reported_at FROM device_status_view WHERE device_id = ? AND reported_at >= ?"
 
 Statements = list[tuple[str, list[tuple[object, ...]]]]
 
@@ -115,6 +136,7 @@ class Format:
     bytes_per_value: float
     device_s: float  # one device's history, best of QUERY_ROUNDS
     device_values: int
+    users_plan: str | None  # how SQLite searches status_values for USERS_QUERY on the layout's view
 
 
 def today_rows(batch: list[Decoded]) -> Statements:
@@ -168,6 +190,7 @@ class Layout:
     values_table: str
     rows: Callable[[list[Decoded]], Statements]
     device_query: str
+    view_time: str | None = None  # a candidate's view: the SQL giving ``reported_at`` from ``v.reported``
 
 
 def measure(layout: Layout, path: Path) -> Format:
@@ -193,10 +216,17 @@ def measure(layout: Layout, path: Path) -> Format:
         cursor.execute("VACUUM")
         size = table_bytes(engine, *layout.tables)
         device_s, found = _best_device_query(cursor, layout.device_query, device_id)
+        plan = None if layout.view_time is None else _users_plan(cursor, layout.view_time)
         connection.close()
     finally:
         engine.dispose()
-    return Format(layout.name, COUNT / elapsed, size / max(values, 1), device_s, found)
+    return Format(layout.name, COUNT / elapsed, size / max(values, 1), device_s, found, plan)
+
+
+def _users_plan(cursor: sqlite3.Cursor, reported_at: str) -> str:
+    cursor.execute(_VIEW.format(reported_at=reported_at))
+    plan = cursor.execute(f"EXPLAIN QUERY PLAN {USERS_QUERY}", ("device", "2026-01-01")).fetchall()
+    return next(detail for *_, detail in plan if detail.startswith("SEARCH v "))
 
 
 def _best_device_query(cursor: sqlite3.Cursor, query: str, device_id: str | None) -> tuple[float, int]:
@@ -261,6 +291,16 @@ def main() -> None:
             "status_values",
             CandidateRows(),
             CANDIDATE_DEVICE,
+            MS_AS_TEXT,
+        ),
+        Layout(
+            "text time",
+            CANDIDATE_TEXT,
+            tuple(CANDIDATE_TEXT.tables),
+            "status_values",
+            CandidateRows(time=sqlite_time),
+            CANDIDATE_DEVICE,
+            "v.reported",
         ),
     )
     with tempfile.TemporaryDirectory() as folder:
@@ -272,6 +312,9 @@ def main() -> None:
             f"{result.bytes_per_value:6.1f} bytes a value (target <= {BYTES_TARGET})  one device's "
             f"{result.device_values:,} values in {result.device_s * 1e3:.2f} ms"
         )
+    print(f"  users' SQL on a view with today's column names: {USERS_QUERY}")
+    for result in results[1:]:
+        print(f"  {result.name:<10} searches status_values: {result.users_plan}")
     server_url = os.environ.get("TEST_DATABASE_URL")
     if server_url is None:
         print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
