@@ -38,9 +38,9 @@ BUSY_TIMEOUT_MS = 10_000
 #: pages, and with the default every commit was also a checkpoint of all of them. Checkpointing every 40,000 pages
 #: writes a page changed by many batches once; it made storing the simulated fleet about 27 % faster (8.5k against
 #: 6.7k msg/s). 120,000 (a WAL of up to about 490 MB) stopped a long drain from slowing as the archive grows: each
-#: checkpoint's cost grows with it, and every fifth commit of the worker's writer took 1.0-1.5 s instead of 0.4. Side by
-#: side, 200,000 messages drained 8,200-8,300 msg/s against 7,300-7,700, and 2 M messages 6,140 against 5,910 (the
-#: last quarter 6,210 against 5,700).
+#: checkpoint's cost grows with it, and every fifth commit of the worker's writer took 1.0-1.5 s instead of 0.4.
+#: Side by side, 200,000 messages drained 8,200-8,300 msg/s against 7,300-7,700, and 2 M messages 6,140 against
+#: 5,910 (the last quarter 6,210 against 5,700).
 WAL_AUTOCHECKPOINT_PAGES = 120_000
 #: SQLite's page cache of a writing connection, in KiB (SQLite's default is 2 MB): the index pages a batch touches
 #: (device_status' and messages' B-trees grow with the archive) stay in memory between commits. It made the worker

@@ -5,9 +5,9 @@ outside the timing) into tables with the same indexes: plain ``sqlite3`` execute
 The store does more than the floor (dedup look-up, ``device_state`` and ``devices`` upserts, building rows from
 records); the ratio says what that costs. Between the two, the store's own SQL alone (sqlite_alone,
 postgres_alone): its statements and commits on rows prepared in advance, which the store's Python only adds to.
-Status reports of 5 items from a 10,000-device fleet, message ids
-monotonic like Pulsar's, batches of 1,000 (the worker's default); best of 3 rounds, each on fresh databases, under
-the worker's garbage-collector policy (streams.heap).
+Status reports of 5 items from a 10,000-device fleet, message ids monotonic like Pulsar's, batches of 1,000 (the
+worker's default); best of 3 rounds, each on fresh databases, under the worker's garbage-collector policy
+(streams.heap).
 PostgreSQL comes from TEST_DATABASE_URL (scratch databases are created and dropped); skipped when it is not set.
 
 Run alone with ``python -m tests.bench.store``; ``make bench`` runs it with the other benchmarks.
