@@ -50,6 +50,7 @@ from sqlalchemy import (
 from models.tables import JSONDocument
 from streams.settings import Settings
 from streams.store import migrate
+from streams.store.drivers import PostgresDriver
 from streams.store.engine import make_engine
 from streams.store.prepared import record_rows
 from streams.store.rows import json_text, sqlite_time
@@ -249,9 +250,9 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
             raw = engine.raw_connection()
             connection = raw.driver_connection
             cursor = connection.cursor()  # type: ignore[union-attr]
-            candidate = CandidateRows(time=lambda moment: moment)
+            candidate = CandidateRows(time=PostgresDriver.time)
             for batch in decoded_batches(COMMIT):
-                status = record_rows(batch, lambda moment: moment).status
+                status = record_rows(batch, PostgresDriver.time).status
                 with cursor.copy(postgres_copy(STATUS)) as copy:
                     copy.set_types(postgres_copy_types(STATUS))
                     for row in status:
