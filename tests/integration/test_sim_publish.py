@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -24,7 +25,13 @@ import pytest
 from models.records import DeadLetter, PulsarMessage
 from streams.cli import sim as simulate
 from streams.settings import load_settings
-from streams.sim.broker import BrokerError, EmbeddedBroker, burn_consumer_ids
+from streams.sim.broker import (
+    WRITE_BUFFER_HIGH_BYTES,
+    BrokerError,
+    EmbeddedBroker,
+    broker_binary,
+    burn_consumer_ids,
+)
 from streams.sim.fleet import Fleet, SimMessage
 from streams.sim.publisher import publish
 from streams.tuya.decoder import Decoded, MessageDecoder
@@ -209,6 +216,19 @@ def test_metrics_are_served_on_loopback_only(own_broker):
     assert f'addr = "127.0.0.1:{own_broker.metrics_port}"' in config
     with urllib.request.urlopen(f"http://127.0.0.1:{own_broker.metrics_port}/metrics", timeout=5) as response:
         assert response.status == 200
+
+
+def test_broker_runs_with_write_buffer_marks_its_binary_knows(own_broker):
+    """pulsar-lite ignores a key it does not know, so the marks that keep its dispatch from stalling for good
+    (streams.sim.broker) must be spelled as the installed binary's own settings."""
+    config = tomllib.loads((own_broker.data_dir / "pulsar-lite.toml").read_text(encoding="utf-8"))
+    marks = {
+        "pulsar_channel_write_buffer_high_water_mark_bytes": WRITE_BUFFER_HIGH_BYTES,
+        "pulsar_channel_write_buffer_low_water_mark_bytes": WRITE_BUFFER_HIGH_BYTES // 2,
+    }
+    assert {key: config.get(key) for key in marks} == marks
+    binary = Path(broker_binary()).read_bytes()
+    assert all(key.encode() in binary for key in marks)
 
 
 def test_second_client_joins_a_subscription_after_burning_consumer_ids(pulsar_broker, broker_topic):
