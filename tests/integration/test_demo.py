@@ -185,8 +185,11 @@ def test_no_process_thread_or_port_is_left_behind(demo: Demo) -> None:
 
 
 # The CLI module alone, so that the test does not depend on the subcommand list of streams.cli.
+# The demo as a terminal starts it: with Python's Ctrl-C handler even when this test run was started with SIGINT
+# ignored (a shell's background job is; Python then installs no handler, and the child would inherit that).
 _DEMO_COMMAND = """
-import argparse, sys
+import argparse, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from streams.cli import demo
 parser = argparse.ArgumentParser()
 demo.register(parser.add_subparsers())
