@@ -37,7 +37,15 @@ from streams.tuya.crypto import Cipherbox
 from streams.tuya.decoder import Decoded, MessageDecoder
 from streams.tuya.envelope import decode_payload, open_envelope
 from streams.tuya.normalize import device_id_of
-from tests.bench.traffic import ACCESS_KEY, cpu_seconds, fleet_messages, new_access_id, publish_backlog, pulsar_broker
+from tests.bench.traffic import (
+    ACCESS_KEY,
+    cpu_seconds,
+    fleet_messages,
+    machine_cpu_seconds,
+    new_access_id,
+    publish_backlog,
+    pulsar_broker,
+)
 from tests.unit.store.databases import scratch_postgres
 
 COUNT = int(os.environ.get("BENCH_SCALE_MESSAGES", "200000"))
@@ -48,7 +56,6 @@ IDLE_S = 30  # a consumer stops when nothing came for this long; the timing ends
 WATCHDOG_S = 5
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(ROOT / ".venv" / "bin" / "tuya-archiver")
-TICK = os.sysconf("SC_CLK_TCK")
 _SYNCED = re.compile(r"Successfully synced group \S+ with generation (\d+)")
 _STOPPED = re.compile(r"stopped received=(\d+) .* seconds=([\d.]+)")
 
@@ -110,12 +117,6 @@ def store_cost(server_url: str, messages: Sequence[PulsarMessage]) -> float:
         seconds = time.perf_counter() - started
         engine.dispose()
     return seconds / len(decoded) * 1e6
-
-
-def machine_cpu_seconds() -> float:
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # all but idle and iowait
-    return busy / TICK
 
 
 class Processes:

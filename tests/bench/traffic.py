@@ -2,7 +2,8 @@
 
 Owns the benchmark fleet (seeded, clock stepping 3 ms per message), the broker they publish to (loopback, free port,
 its log thrown away: pulsar-lite logs every ack at INFO, about 180 MB per 300,000 messages), publishing a backlog
-to a topic with every send checked, and the CPU seconds of a process read from /proc (the broker's, a worker's).
+to a topic with every send checked, and CPU seconds read from /proc: a process's (the broker's, a worker's) and
+the whole machine's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from pathlib import Path
 
 from streams.sim import EmbeddedBroker, Fleet, PublishReport, SimMessage, publish
 
-__all__ = ["ACCESS_KEY", "cpu_seconds", "fleet_messages", "new_access_id", "publish_backlog", "pulsar_broker"]
+__all__ = [
+    "ACCESS_KEY",
+    "cpu_seconds",
+    "fleet_messages",
+    "machine_cpu_seconds",
+    "new_access_id",
+    "publish_backlog",
+    "pulsar_broker",
+]
 
 ACCESS_KEY = "0123456789abcdef0123456789abcdef"
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -73,3 +82,9 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has been busy so far (all but idle and iowait)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4)) / _TICK

@@ -34,8 +34,10 @@ half AES-ECB, published unbatched to an embedded pulsar-lite before any timing (
 floor, source and SDK-style consumers read one topic, each from the earliest message on a subscription of its own;
 each worker has a topic of its own (its subscription name is fixed by the access id). Every consumer is timed from
 connect to close, which includes subscribing and closing (a few ms). CPU is per message: this process (all threads,
-pulsar-client's included) with the worker's writer process, and the broker's. Afterwards the rows in ``messages``
-and ``device_status`` are counted.
+pulsar-client's included) with the worker's writer process, and the broker's. For each worker, that CPU is split
+by where it ran (its consuming thread, its other threads, its writer process, the broker, the rest of the machine:
+PostgreSQL's server) and set against the machine's cores: the rate at which they would all be busy at that cost.
+Afterwards the rows in ``messages`` and ``device_status`` are counted.
 
 Run alone with ``python -m tests.bench.worker``; ``make bench`` runs it with the other benchmarks.
 """
@@ -84,7 +86,15 @@ from tests.bench.store import (
     sqlite_statements,
     store_writes,
 )
-from tests.bench.traffic import ACCESS_KEY, cpu_seconds, fleet_messages, new_access_id, publish_backlog, pulsar_broker
+from tests.bench.traffic import (
+    ACCESS_KEY,
+    cpu_seconds,
+    fleet_messages,
+    machine_cpu_seconds,
+    new_access_id,
+    publish_backlog,
+    pulsar_broker,
+)
 from tests.unit.store.databases import scratch_postgres
 
 COUNT = int(os.environ.get("BENCH_WORKER_MESSAGES", "200000"))
@@ -115,6 +125,9 @@ class Drain:
     handled: int  # messages received and acknowledged
     cpu: float  # this process, every thread, and its writer process
     broker_cpu: float
+    thread_cpu: float  # the thread that ran the consumer (a worker's: receive, decode, rows, acks)
+    writer_cpu: float  # the processes this one reaped meanwhile: a worker's writer process
+    machine_cpu: float  # every core of the machine (for PostgreSQL, its server too)
 
     @property
     def rate(self) -> float:
@@ -127,16 +140,26 @@ class Drain:
 def measure(name: str, broker: EmbeddedBroker, drain: Callable[[], int]) -> Drain:
     """Time ``drain`` (which returns the number of messages it handled) with this process's and the broker's CPU."""
     pid = broker.pid or 0
-    wall, cpu, broker_cpu = time.perf_counter(), _own_cpu(), cpu_seconds(pid)
+    start = _cpu_now(pid)
+    wall = time.perf_counter()
     handled = drain()
     seconds = time.perf_counter() - wall
-    return Drain(name, seconds, handled, _own_cpu() - cpu, cpu_seconds(pid) - broker_cpu)
+    own, broker_cpu, thread, reaped, machine = (end - begun for end, begun in zip(_cpu_now(pid), start, strict=True))
+    return Drain(name, seconds, handled, own, broker_cpu, thread, reaped, machine)
 
 
-def _own_cpu() -> float:
-    """CPU seconds of this process and of the children it reaped (a worker's writer process, once it ended)."""
+def _cpu_now(broker_pid: int) -> tuple[float, float, float, float, float]:
+    """CPU seconds so far: this process with the children it reaped (a worker's writer process, once it ended), the
+    broker, this thread, those children alone, and the whole machine."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    reaped = times.children_user + times.children_system
+    return (
+        times.user + times.system + reaped,
+        cpu_seconds(broker_pid),
+        time.thread_time(),
+        reaped,
+        machine_cpu_seconds(),
+    )
 
 
 def worker_settings(access_id: str, pulsar_url: str, database_url: str) -> Settings:
@@ -475,10 +498,32 @@ def print_table(results: Results) -> None:
     if source is not None and workers:
         beyond = (f"{NAMES[w.name]} {w.cpu_us(w.cpu) - source.cpu_us(source.cpu):,.0f}" for w in workers)
         print(f"  worker CPU µs/msg beyond the source alone (decode, store, commit): {', '.join(beyond)}")
+    for worker in workers:
+        print_cpu_budget(worker)
     if results.postgres_note is None:
         print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set; make bench starts it)")
     else:
         print(f"  PostgreSQL server: {results.postgres_note}")
+
+
+def print_cpu_budget(drain: Drain) -> None:
+    """Where a worker's CPU went, a message at a time, and the most the machine's cores allow at that cost: the
+    rate at which CPU, not waiting, would be the limit (every core busy the whole run)."""
+    others = drain.cpu - drain.thread_cpu - drain.writer_cpu
+    rest = drain.machine_cpu - drain.cpu - drain.broker_cpu
+    server = " (PostgreSQL's server)" if drain.name == "postgresql" else ""
+    total = drain.cpu_us(drain.machine_cpu)
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1e6 / total
+    busy = drain.machine_cpu / drain.seconds
+    print(
+        f"  {NAMES[drain.name]} worker's CPU a message: its consuming thread {drain.cpu_us(drain.thread_cpu):.0f} "
+        f"(receive, decode, rows, acks), its other threads {drain.cpu_us(others):.0f} (pulsar-client's), its writer "
+        f"process {drain.cpu_us(drain.writer_cpu):.0f}, the broker {drain.cpu_us(drain.broker_cpu):.0f}, the rest "
+        f"of the machine {drain.cpu_us(rest):.0f}{server}\n    = {total:.0f} µs; {cores} cores fully busy would do "
+        f"{ceiling:,.0f} msg/s at that cost, the run did {drain.rate:,.0f} ({drain.rate / ceiling:.2f}x: "
+        f"{busy:.2f} of {cores} cores busy)"
+    )
 
 
 def print_checks(results: Results) -> None:
