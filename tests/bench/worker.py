@@ -518,10 +518,10 @@ def print_cpu_budget(drain: Drain) -> None:
     busy = drain.machine_cpu / drain.seconds
     print(
         f"  {NAMES[drain.name]} worker's CPU a message: its consuming thread {drain.cpu_us(drain.thread_cpu):.0f} "
-        f"(receive, decode, rows, acks), its other threads {drain.cpu_us(others):.0f} (pulsar-client's), its writer "
-        f"process {drain.cpu_us(drain.writer_cpu):.0f}, the broker {drain.cpu_us(drain.broker_cpu):.0f}, the rest "
-        f"of the machine {drain.cpu_us(rest):.0f}{server}\n    = {total:.0f} µs; {cores} cores fully busy would do "
-        f"{ceiling:,.0f} msg/s at that cost, the run did {drain.rate:,.0f} ({drain.rate / ceiling:.2f}x: "
+        f"(receive, decode, rows, acks), its other threads {drain.cpu_us(others):.0f} (pulsar-client's, mostly), "
+        f"its writer process {drain.cpu_us(drain.writer_cpu):.0f}, the broker {drain.cpu_us(drain.broker_cpu):.0f}, "
+        f"the rest of the machine {drain.cpu_us(rest):.0f}{server}\n    = {total:.0f} µs; {cores} cores fully busy "
+        f"would do {ceiling:,.0f} msg/s at that cost, the run did {drain.rate:,.0f} ({drain.rate / ceiling:.2f}x: "
         f"{busy:.2f} of {cores} cores busy)"
     )
 
