@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Column,
     Date,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -60,9 +62,13 @@ __all__ = [
     "Message",
     "RuleState",
     "ScaledValue",
+    "StatusMessage",
+    "StatusSeries",
+    "StatusValue",
     "User",
     "UserEvent",
     "UtcDateTime",
+    "View",
     "device_online_periods",
     "latest_status",
     "status_history",
@@ -179,39 +185,65 @@ class Message(Base):
     properties: Mapped[dict[str, Any]]
 
 
-class DeviceStatus(Base):
-    """One status value: an item of a protocol-4 report or an IoT-Core property message."""
+class StatusSeries(Base):
+    """A series of a device's history: one (device, code), or the device's values that carried only a DP id whose
+    code is not known yet (``code`` NULL; ``sync`` moves them to their code's series once it knows it).
 
-    __tablename__ = "device_status"
+    Part of the history's narrow format (with ``status_messages`` and ``status_values``): users query the
+    ``device_status`` view, which joins the three back into one row a value with its text columns.
+    """
+
+    __tablename__ = "status_series"
     __table_args__ = (
-        # history DEVICE [--code C] [--since/--until]; the status_history view filtered by device and time;
-        # purge --table device_status, device by device (a second index on reported_at alone would cost every
-        # insert ~15 % for the benefit of purge only)
-        Index(None, "device_id", "reported_at"),
-        # `sync` naming the items that carried only a DP id (a partial index: empty unless such items arrived)
+        # the view filtered by device (and code): a device's series first, then each series' values by time
+        UniqueConstraint("device_id", "code"),
+        # one series a device for its unnamed values (NULL codes are distinct in the constraint above)
         Index(
-            "ix_device_status_unnamed",
+            "ux_status_series_unnamed",
             "device_id",
-            "dp_id",
+            unique=True,
             sqlite_where=text("code IS NULL"),
             postgresql_where=text("code IS NULL"),
         ),
-        # SQLite: rows live in the primary key's B-tree (small rows; one B-tree fewer to write per row)
-        {"sqlite_with_rowid": False},
     )
 
-    message_id: Mapped[str] = mapped_column(String, primary_key=True)
-    item_index: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[str] = mapped_column(String)
-    # NULL for an item that carried only a DP id whose code is not known yet; `sync` fills it in once the
-    # product's specification names the DP id.
     code: Mapped[str | None] = mapped_column(String)
-    value: Mapped[Any]
-    dp_id: Mapped[int | None]
-    reported_at: Mapped[datetime]
+
+
+class StatusMessage(Base):
+    """The message a history value came from, stored once for all of its values (and kept after ``messages`` rows
+    are purged: it is how a redelivered message is known to be in the history already)."""
+
+    __tablename__ = "status_messages"
+
+    message_key: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String, unique=True)
     data_id: Mapped[str | None] = mapped_column(String)
     # stream: a message of the stream; log: Tuya's device log, by `backfill` (message_id "log:…").
     source: Mapped[str] = mapped_column(String, server_default="stream")
+
+
+class StatusValue(Base):
+    """One status value: an item of a protocol-4 report or an IoT-Core property message, keyed by its series, time,
+    message and position in the message."""
+
+    __tablename__ = "status_values"
+    __table_args__ = (
+        # replay --messages: a message's values
+        Index(None, "message_key"),
+        # SQLite: rows live in the primary key's B-tree, in (series, time) order: history DEVICE [--code C]
+        # [--since/--until] and purge read a series' values by time without a second index.
+        {"sqlite_with_rowid": False},
+    )
+
+    series_id: Mapped[int] = mapped_column(primary_key=True)
+    reported_at: Mapped[datetime] = mapped_column(primary_key=True)
+    message_key: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    item_index: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[Any]
+    dp_id: Mapped[int | None]
 
 
 class DeviceEvent(Base):
@@ -514,6 +546,34 @@ class Consumer(Base):
 #: A separate MetaData: Alembic's autogenerate compares tables only, and views are written by hand in the migrations
 #: that create them. ``value_scaled`` and ``unit`` come from the device's product's ``data_points`` row.
 views = MetaData()
+
+
+class View(DeclarativeBase):
+    """Views mapped like tables (``select(DeviceStatus.value)``); their key columns are the rows' natural keys."""
+
+    metadata = views
+    type_annotation_map = Base.type_annotation_map
+
+
+class DeviceStatus(View):
+    """One status value with its text columns: ``status_values`` joined with its series and its message. Users'
+    SQL filtered by device (and code) and time reaches the values through their primary key."""
+
+    __tablename__ = "device_status"
+
+    message_id: Mapped[str] = mapped_column(String, primary_key=True)
+    item_index: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(String)
+    # NULL for an item that carried only a DP id whose code is not known yet; `sync` names it once the product's
+    # specification names the DP id.
+    code: Mapped[str | None] = mapped_column(String)
+    value: Mapped[Any]
+    dp_id: Mapped[int | None]
+    reported_at: Mapped[datetime]
+    data_id: Mapped[str | None] = mapped_column(String)
+    # stream: a message of the stream; log: Tuya's device log, by `backfill` (message_id "log:…").
+    source: Mapped[str] = mapped_column(String)
+
 
 latest_status = Table(
     "latest_status",

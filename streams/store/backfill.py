@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection, Row
 from models.tables import BackfillProgress, Consumer, Device, DeviceEvent, DeviceStatus, Gap
 from streams.store.dialect import insert
 from streams.store.fleet import state_upsert
+from streams.store.rederive import RowWriter
+from streams.store.rows import json_text
 
 __all__ = [
     "LogEvent",
@@ -218,11 +220,10 @@ def _save_values(connection: Connection, device_id: str, values: Sequence[LogVal
     if not fresh:
         return 0
     rows = [
-        {"message_id": _key(device_id, v.at, v.code), "item_index": 0, "device_id": device_id, "code": v.code}
-        | {"value": v.value, "dp_id": v.dp_id, "reported_at": v.at, "data_id": None, "source": "log"}
+        (_key(device_id, v.at, v.code), 0, device_id, v.code, json_text(v.value), v.dp_id, v.at, None)
         for v in fresh.values()
     ]
-    connection.execute(insert(connection, _STATUS).on_conflict_do_nothing(), rows)
+    RowWriter(connection).insert_status(rows, stored="skip", source="log")
     newest: dict[str, LogValue] = {}
     for value in fresh.values():
         if value.code not in newest or value.at > newest[value.code].at:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.store.rows import TimeFormat, json_text, sqlite_time
 from streams.store.statements import (
-    MESSAGES,
     Target,
     postgres_copy,
     postgres_copy_types,
@@ -45,7 +44,15 @@ class Driver(Protocol):
 
     def existing(self, cursor: Any, table: str, ids: Sequence[str]) -> set[str]: ...
 
-    def insert_messages(self, cursor: Any, rows: Rows) -> set[str] | None: ...
+    def status_message_keys(self, cursor: Any, ids: Sequence[str]) -> dict[str, int]: ...
+
+    def next_message_keys(self, cursor: Any, count: int) -> Sequence[int]: ...
+
+    def series_ids(self, cursor: Any, device_ids: Sequence[str]) -> dict[tuple[str, str | None], int]: ...
+
+    def highest_series_id(self, cursor: Any) -> int: ...
+
+    def insert_returning(self, cursor: Any, target: Target, rows: Rows, column: str) -> set[Any] | None: ...
 
     def insert(self, cursor: Any, target: Target, rows: Rows) -> None: ...
 
@@ -70,8 +77,27 @@ class SqliteDriver:
         )
         return {row[0] for row in cursor.fetchall()}
 
-    def insert_messages(self, cursor: sqlite3.Cursor, rows: Rows) -> set[str] | None:
-        self.insert(cursor, MESSAGES, rows)
+    def status_message_keys(self, cursor: sqlite3.Cursor, ids: Sequence[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        cursor.execute(_SQLITE_MESSAGE_KEYS, (json_text(ids),))
+        return dict(cursor.fetchall())
+
+    def next_message_keys(self, cursor: sqlite3.Cursor, count: int) -> Sequence[int]:
+        # Exact: the transaction holds the write lock from its first statement.
+        (top,) = cursor.execute("SELECT COALESCE(MAX(message_key), 0) FROM status_messages").fetchone()
+        return range(top + 1, top + 1 + count)
+
+    def series_ids(self, cursor: sqlite3.Cursor, device_ids: Sequence[str]) -> dict[tuple[str, str | None], int]:
+        cursor.execute(_SQLITE_SERIES, (json_text(device_ids),))
+        return {(device_id, code): series_id for series_id, device_id, code in cursor.fetchall()}
+
+    def highest_series_id(self, cursor: sqlite3.Cursor) -> int:
+        return cursor.execute(_HIGHEST_SERIES_ID).fetchone()[0]
+
+    def insert_returning(self, cursor: sqlite3.Cursor, target: Target, rows: Rows, column: str) -> set[Any] | None:
+        """Insert; None: every row was new (the write lock makes the caller's look-up of stored keys exact)."""
+        self.insert(cursor, target, rows)
         return None
 
     def insert(self, cursor: sqlite3.Cursor, target: Target, rows: Rows) -> None:
@@ -79,6 +105,15 @@ class SqliteDriver:
             cursor.executemany(sqlite_insert(target), rows)
 
     upsert = insert
+
+
+_HIGHEST_SERIES_ID = "SELECT COALESCE(MAX(series_id), 0) FROM status_series"
+_SQLITE_MESSAGE_KEYS = (
+    "SELECT message_id, message_key FROM status_messages WHERE message_id IN (SELECT value FROM json_each(?))"
+)
+_SQLITE_SERIES = (
+    "SELECT series_id, device_id, code FROM status_series WHERE device_id IN (SELECT value FROM json_each(?))"
+)
 
 
 def _same(moment: datetime) -> datetime:
@@ -105,14 +140,39 @@ class PostgresDriver:
         cursor.execute(f"SELECT message_id FROM {table} WHERE message_id = ANY(%s)", (list(ids),))
         return {row[0] for row in cursor.fetchall()}
 
-    def insert_messages(self, cursor: psycopg.Cursor[Any], rows: Rows) -> set[str] | None:
+    def status_message_keys(self, cursor: psycopg.Cursor[Any], ids: Sequence[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        cursor.execute("SELECT message_id, message_key FROM status_messages WHERE message_id = ANY(%s)", (list(ids),))
+        return dict(cursor.fetchall())
+
+    def next_message_keys(self, cursor: psycopg.Cursor[Any], count: int) -> Sequence[int]:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('status_messages', 'message_key')) FROM generate_series(1, %s)",
+            (count,),
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+    def series_ids(self, cursor: psycopg.Cursor[Any], device_ids: Sequence[str]) -> dict[tuple[str, str | None], int]:
+        cursor.execute(
+            "SELECT series_id, device_id, code FROM status_series WHERE device_id = ANY(%s)", (list(device_ids),)
+        )
+        return {(device_id, code): series_id for series_id, device_id, code in cursor.fetchall()}
+
+    def highest_series_id(self, cursor: psycopg.Cursor[Any]) -> int:
+        cursor.execute(_HIGHEST_SERIES_ID)
+        return cursor.fetchone()[0]  # type: ignore[index]
+
+    def insert_returning(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows, column: str) -> set[Any] | None:
+        """Insert; the ``column`` values of the rows inserted when tolerant (others were stored meanwhile), None
+        when not (a stored key raised KeyConflict)."""
         if not self.tolerant:
-            self.insert(cursor, MESSAGES, rows)
+            self.insert(cursor, target, rows)
             return None
         if not rows:
             return set()
-        self._stage(cursor, MESSAGES, rows)
-        cursor.execute(postgres_from_stage(MESSAGES, returning="message_id"))
+        self._stage(cursor, target, rows)
+        cursor.execute(postgres_from_stage(target, returning=column))
         return {row[0] for row in cursor.fetchall()}
 
     def insert(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows) -> None:

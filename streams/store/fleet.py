@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from models.points import PointSpec
-from models.tables import DataPoint, Device, DeviceState, DeviceStatus, User
+from models.tables import DataPoint, Device, DeviceState, DeviceStatus, StatusSeries, StatusValue, User
 from streams.fleet.catalog import Catalog
 from streams.store.dialect import chunks, insert
 from streams.tuya.listings import ListedDevice, ListedUser
@@ -41,6 +41,8 @@ _USERS = User.__table__
 _POINTS = DataPoint.__table__
 _STATE = DeviceState.__table__
 _STATUS = DeviceStatus.__table__
+_SERIES = StatusSeries.__table__
+_VALUES = StatusValue.__table__
 
 
 def point_spec(row: Any) -> PointSpec:
@@ -300,6 +302,24 @@ def save_api_state(
     return len(rows)
 
 
+def _move_to_series(connection: Connection, codes: dict[tuple[str, int], str]) -> None:
+    """Move each device's unnamed values of a DP id into the series of the code it now has."""
+    if not codes:
+        return
+    named = sorted({(device_id, code) for (device_id, _dp), code in codes.items()})
+    rows = [{"device_id": device_id, "code": code} for device_id, code in named]
+    connection.execute(insert(connection, _SERIES).on_conflict_do_nothing(), rows)
+    devices = sorted({device_id for device_id, _code in named})
+    series = {
+        (row.device_id, row.code): row.series_id
+        for chunk in chunks(devices)
+        for row in connection.execute(select(_SERIES).where(_SERIES.c.device_id.in_(chunk)))
+    }
+    for (device_id, dp_id), code in codes.items():
+        moved = and_(_VALUES.c.series_id == series[device_id, None], _VALUES.c.dp_id == dp_id)
+        connection.execute(update(_VALUES).where(moved).values(series_id=series[device_id, code]))
+
+
 def name_unnamed_items(connection: Connection) -> int:
     """Give status items that carried only a DP id the code their product's specification now names.
 
@@ -312,9 +332,7 @@ def name_unnamed_items(connection: Connection) -> int:
         .join(_POINTS, and_(_POINTS.c.product_id == _DEVICES.c.product_key, _POINTS.c.dp_id == _STATUS.c.dp_id))
         .where(_STATUS.c.code.is_(None))
     ).all()
-    for row in unnamed:
-        key = and_(_STATUS.c.message_id == row.message_id, _STATUS.c.item_index == row.item_index)
-        connection.execute(update(_STATUS).where(key).values(code=row.code))
+    _move_to_series(connection, {(row.device_id, row.dp_id): row.code for row in unnamed})
     newest: dict[tuple[str, str], Any] = {}
     for row in unnamed:
         current = newest.get((row.device_id, row.code))

@@ -14,21 +14,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy import JSON, ColumnElement, Table, Text, and_, bindparam, cast, delete, select, tuple_
 from sqlalchemy.engine import Connection
 
-from models.tables import Base
+from models.tables import Base, StatusMessage, StatusValue, views
 from streams.store.dialect import chunks
 from streams.store.drivers import Driver, PostgresDriver, SqliteDriver
-from streams.store.rows import DEVICE_STATE_COLUMNS, json_text
-from streams.store.statements import DEVICE_EVENTS, DEVICE_STATE, DEVICES, STATUS, USER_EVENTS, USERS, Target
+from streams.store.history import SeriesKeys, insert_status
+from streams.store.rows import DEVICE_STATE_COLUMNS, STATUS_COLUMNS, json_text
+from streams.store.statements import DEVICE_EVENTS, DEVICE_STATE, DEVICES, USER_EVENTS, USERS, Target
 
 __all__ = [
     "HISTORIES",
     "LATEST",
+    "STATUS_VIEW",
     "History",
     "Latest",
     "RowWriter",
@@ -70,8 +72,12 @@ class Latest:
         return row[: len(self.key)]
 
 
+#: ``device_status`` as replay reads it: a view over the history's narrow format, whose rows are written and
+#: deleted in its tables (:func:`~streams.store.history.insert_status`, :func:`delete_history`).
+STATUS_VIEW = Target("device_status", STATUS_COLUMNS, "")
+
 HISTORIES = {
-    "device_status": History(STATUS, ("message_id", "item_index"), sourced=True),
+    "device_status": History(STATUS_VIEW, ("message_id", "item_index"), sourced=True),
     "device_events": History(DEVICE_EVENTS, ("message_id",), sourced=True),
     "user_events": History(USER_EVENTS, ("message_id",), sourced=False),
 }
@@ -84,7 +90,7 @@ LATEST = {
 
 
 def _table(target: Target) -> Table:
-    return Base.metadata.tables[target.table]
+    return views.tables[target.table] if target is STATUS_VIEW else Base.metadata.tables[target.table]
 
 
 def _json_positions(table: Table, columns: Sequence[str]) -> list[int]:
@@ -130,11 +136,28 @@ def delete_history(connection: Connection, history: History, keys: Sequence[Key]
     """Delete the ``stream`` rows of ``history`` with these keys."""
     if not keys:
         return
+    if history.target is STATUS_VIEW:
+        _delete_status(connection, keys)
+        return
     table = _table(history.target)
     statement = delete(table).where(_key_match(table, history.key))
     if history.sourced:
         statement = statement.where(table.c.source == _STREAM)
     connection.execute(statement, [dict(zip((f"key_{n}" for n in history.key), k, strict=True)) for k in keys])
+
+
+def _delete_status(connection: Connection, keys: Sequence[Key]) -> None:
+    """Delete the ``stream`` values with these (message id, item index) keys from ``status_values``."""
+    values, messages = StatusValue.__table__, StatusMessage.__table__
+    message_key = (
+        select(messages.c.message_key)
+        .where(messages.c.message_id == bindparam("key_message_id"), messages.c.source == _STREAM)
+        .scalar_subquery()
+    )
+    statement = delete(values).where(
+        values.c.message_key == message_key, values.c.item_index == bindparam("key_item_index")
+    )
+    connection.execute(statement, [{"key_message_id": m, "key_item_index": i} for m, i in keys])
 
 
 def _key_in(table: Table, key: Sequence[str], keys: Sequence[Key]) -> ColumnElement[bool]:
@@ -169,7 +192,7 @@ def newest_status(connection: Connection, device_id: str, code: str) -> Row | No
 
     "Newest" is the store's order (streams.store.rows.latest_state): time, then message id, then item index.
     """
-    table, columns = _table(STATUS), DEVICE_STATE_COLUMNS  # device_status has every column of device_state
+    table, columns = _table(STATUS_VIEW), DEVICE_STATE_COLUMNS  # device_status has every column of device_state
     query = (
         _select_rows(table, columns)
         .where(table.c.device_id == device_id, table.c.code == code)
@@ -202,7 +225,19 @@ class RowWriter:
         return tuple(value.replace("\x00", "\ufffd") if isinstance(value, str) else value for value in row)
 
     def insert(self, target: Target, rows: Sequence[Row]) -> None:
-        self._run(self._driver.insert, target, rows)
+        if target is STATUS_VIEW:
+            self.insert_status(rows, stored="add")
+        else:
+            self._run(self._driver.insert, target, rows)
+
+    def insert_status(self, rows: Sequence[Row], *, stored: Literal["skip", "add"], source: str = "stream") -> None:
+        """Status rows (:data:`~streams.store.rows.STATUS_COLUMNS`) into the history's tables; see
+        :func:`~streams.store.history.insert_status` for ``stored``."""
+
+        def write(cursor: Any, _target: Target, prepared: Sequence[Row]) -> None:
+            insert_status(self._driver, cursor, prepared, SeriesKeys(), stored=stored, source=source)
+
+        self._run(write, STATUS_VIEW, rows)
 
     def upsert(self, target: Target, rows: Sequence[Row]) -> None:
         self._run(self._driver.upsert, target, rows)

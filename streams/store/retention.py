@@ -11,27 +11,32 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, func, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, Table, delete, func, select, true, tuple_
 from sqlalchemy.engine import Connection, Engine
 
-from models.tables import Base, Device
+from models.tables import Base, StatusMessage, StatusSeries, StatusValue
+from streams.store.dialect import chunks
 from streams.store.engine import WRITE_LOCK
 
 __all__ = ["CHUNK_ROWS", "POLICIES", "Retention", "count_older", "purge_older"]
 
 CHUNK_ROWS = 5_000
-_DEVICES_PER_SCOPE = 100
+_SERIES_PER_SCOPE = 500
 
 
 @dataclass(frozen=True, slots=True)
 class Retention:
-    """``per_device``: reach old rows through the (device_id, time) index, a group of devices at a time, because the
-    table has no index on time alone (see models.tables.DeviceStatus)."""
+    """``table``: the name users purge by; ``stored_in``: the table that holds its rows, when that is another one
+    (``device_status`` is a view over the history's narrow format). ``per_series``: reach old rows through the
+    (series, time) primary key, a group of series at a time, because the table has no index on time alone (see
+    models.tables.StatusValue)."""
 
     table: str
     time_column: str
-    per_device: bool = False
+    stored_in: str | None = None
+    per_series: bool = False
     finished_commands_only: bool = False
 
 
@@ -39,7 +44,7 @@ POLICIES = {
     policy.table: policy
     for policy in (
         Retention("messages", "received_at"),
-        Retention("device_status", "reported_at", per_device=True),
+        Retention("device_status", "reported_at", stored_in="status_values", per_series=True),
         Retention("device_events", "occurred_at"),
         Retention("user_events", "occurred_at"),
         Retention("dead_letters", "received_at"),
@@ -49,17 +54,30 @@ POLICIES = {
 
 
 def _table(policy: Retention) -> Table:
-    return Base.metadata.tables[policy.table]
+    return Base.metadata.tables[policy.stored_in or policy.table]
 
 
 def _scopes(connection: Connection, policy: Retention) -> Iterator[ColumnElement[bool]]:
-    if not policy.per_device:
+    if not policy.per_series:
         yield true()
         return
-    device_ids = list(connection.scalars(select(Device.device_id).order_by(Device.device_id)))
-    column = _table(policy).c.device_id
-    for start in range(0, len(device_ids), _DEVICES_PER_SCOPE):
-        yield column.in_(device_ids[start : start + _DEVICES_PER_SCOPE])
+    series_ids = list(connection.scalars(select(StatusSeries.series_id).order_by(StatusSeries.series_id)))
+    column = _table(policy).c.series_id
+    for start in range(0, len(series_ids), _SERIES_PER_SCOPE):
+        yield column.in_(series_ids[start : start + _SERIES_PER_SCOPE])
+
+
+def _message_keys(connection: Connection, chunk: Select[Any]) -> list[int]:
+    """The message keys of the status values a chunk selects."""
+    return list(connection.scalars(select(chunk.subquery().c.message_key).distinct()))
+
+
+def _drop_unused_message_keys(connection: Connection, keys: list[int]) -> None:
+    """Delete the ``status_messages`` rows of ``keys`` left without values: purged history leaves no keys behind."""
+    messages, values = StatusMessage.__table__, StatusValue.__table__
+    used = select(values.c.message_key).where(values.c.message_key == messages.c.message_key).exists()
+    for part in chunks(keys):
+        connection.execute(delete(messages).where(messages.c.message_key.in_(part), ~used))
 
 
 def _older(policy: Retention, cutoff: datetime, scope: ColumnElement[bool]) -> list[ColumnElement[bool]]:
@@ -100,7 +118,9 @@ def purge_older(
             with engine.connect() as connection:
                 connection.execution_options(**{WRITE_LOCK: True})
                 with connection.begin():
+                    keys = _message_keys(connection, chunk) if policy.per_series else []
                     count = connection.execute(statement).rowcount
+                    _drop_unused_message_keys(connection, keys)
             deleted += count
             if count < chunk_rows or stopping():
                 break

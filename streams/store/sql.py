@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from models.records import DeadLetter
 from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver, TextRejected, time_format
 from streams.store.engine import WRITE_LOCK, unavailable_on_failure
+from streams.store.history import SeriesKeys, insert_status
 from streams.store.prepared import PreparedBatch, RecordRows, merge, prepare_batch
 from streams.store.rows import TimeFormat
 from streams.store.statements import (
@@ -31,7 +32,7 @@ from streams.store.statements import (
     DEVICE_EVENTS,
     DEVICE_STATE,
     DEVICES,
-    STATUS,
+    MESSAGES,
     USER_EVENTS,
     USERS,
     Target,
@@ -64,6 +65,7 @@ class ArchiveStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._series = SeriesKeys()
 
     def write_batch(
         self,
@@ -109,16 +111,21 @@ class ArchiveStore:
     def _transaction(
         self, driver: Driver, batch: PreparedBatch, extra: Callable[[Connection], None] | None
     ) -> BatchCounts:
-        with self._engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK: True})
-            with connection.begin():
-                if extra is not None:
-                    extra(connection)  # first: it sees the archive as it was before this batch
-                cursor = connection.connection.driver_connection.cursor()
-                try:
-                    counts = _write(driver, cursor, batch)
-                finally:
-                    cursor.close()
+        try:
+            with self._engine.connect() as connection:
+                connection.execution_options(**{WRITE_LOCK: True})
+                with connection.begin():
+                    if extra is not None:
+                        extra(connection)  # first: it sees the archive as it was before this batch
+                    cursor = connection.connection.driver_connection.cursor()
+                    try:
+                        counts = _write(driver, cursor, batch, self._series)
+                    finally:
+                        cursor.close()
+        except BaseException:
+            self._series.rolled_back()
+            raise
+        self._series.committed()
         return counts
 
 
@@ -126,20 +133,21 @@ Writes = list[tuple[Target, list[tuple[Any, ...]]]]  # statements, each with the
 
 
 def record_writes(rows: RecordRows) -> tuple[Writes, Writes]:
-    """The history inserts and the latest-state upserts of a batch's record rows, in the order the store runs them
-    (after the ``messages`` rows)."""
-    inserts = [(STATUS, rows.status), (DEVICE_EVENTS, rows.device_events), (USER_EVENTS, rows.user_events)]
+    """The event inserts and the latest-state upserts of a batch's record rows, in the order the store runs them
+    (after the ``messages`` rows and the status values, :func:`~streams.store.history.insert_status`)."""
+    inserts = [(DEVICE_EVENTS, rows.device_events), (USER_EVENTS, rows.user_events)]
     upserts = [(DEVICE_STATE, rows.device_state), (DEVICES, rows.devices), (USERS, rows.users)]
     return inserts, upserts
 
 
-def _write(driver: Driver, cursor: Any, batch: PreparedBatch) -> BatchCounts:
+def _write(driver: Driver, cursor: Any, batch: PreparedBatch, series: SeriesKeys) -> BatchCounts:
     stored = driver.existing(cursor, "messages", [rows.message_id for rows in batch.messages])
     new = [rows for rows in batch.messages if rows.message_id not in stored]
-    inserted = driver.insert_messages(cursor, [rows.message for rows in new])
+    inserted = driver.insert_returning(cursor, MESSAGES, [rows.message for rows in new], "message_id")
     if inserted is not None:
         new = [rows for rows in new if rows.message_id in inserted]
     merged = merge(new)
+    status_rows = insert_status(driver, cursor, merged.status, series, stored="skip")
     inserts, upserts = record_writes(merged)
     for target, table_rows in inserts:
         driver.insert(cursor, target, table_rows)
@@ -151,7 +159,7 @@ def _write(driver: Driver, cursor: Any, batch: PreparedBatch) -> BatchCounts:
     return BatchCounts(
         messages_inserted=len(new),
         duplicates=batch.decoded - len(new),
-        status_rows=len(merged.status),
+        status_rows=status_rows,
         device_events=len(merged.device_events),
         user_events=len(merged.user_events),
         dead_letters=len(new_letters),

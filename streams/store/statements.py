@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Boolean, Integer, LargeBinary
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary
 
 from models.tables import Base, UtcDateTime
 from streams.store.facts import DEVICE_COLUMNS, USER_COLUMNS
@@ -20,7 +20,6 @@ from streams.store.rows import (
     DEVICE_EVENT_COLUMNS,
     DEVICE_STATE_COLUMNS,
     MESSAGE_COLUMNS,
-    STATUS_COLUMNS,
     USER_EVENT_COLUMNS,
 )
 
@@ -30,7 +29,9 @@ __all__ = [
     "DEVICE_EVENTS",
     "DEVICE_STATE",
     "MESSAGES",
-    "STATUS",
+    "STATUS_MESSAGES",
+    "STATUS_SERIES",
+    "STATUS_VALUES",
     "USERS",
     "USER_EVENTS",
     "Target",
@@ -110,7 +111,17 @@ _USERS_UPSERT = "ON CONFLICT (uid) " + _set(
 )
 
 MESSAGES = Target("messages", MESSAGE_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
-STATUS = Target("device_status", STATUS_COLUMNS, "ON CONFLICT (message_id, item_index) DO NOTHING")
+# The history's narrow format (streams.store.history): a key for each series and each message, a row a value.
+# Without a conflict target: a series also conflicts on its partial index (the device's unnamed series).
+STATUS_SERIES = Target("status_series", ("device_id", "code"), "ON CONFLICT DO NOTHING")
+STATUS_MESSAGES = Target(
+    "status_messages", ("message_key", "message_id", "data_id", "source"), "ON CONFLICT (message_id) DO NOTHING"
+)
+STATUS_VALUES = Target(
+    "status_values",
+    ("series_id", "reported_at", "message_key", "item_index", "value", "dp_id"),
+    "ON CONFLICT (series_id, reported_at, message_key, item_index) DO NOTHING",
+)
 DEVICE_EVENTS = Target("device_events", DEVICE_EVENT_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
 USER_EVENTS = Target("user_events", USER_EVENT_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
 DEAD_LETTERS = Target("dead_letters", DEAD_LETTER_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
@@ -132,6 +143,8 @@ def _copy_type(table: str, column: str) -> str:
     type_ = Base.metadata.tables[table].c[column].type
     if isinstance(type_, Boolean):
         return "bool"
+    if isinstance(type_, BigInteger):
+        return "int8"
     if isinstance(type_, Integer):
         return "int4"
     if isinstance(type_, UtcDateTime):
@@ -156,7 +169,7 @@ def postgres_copy(target: Target, *, staged: bool = False) -> str:
 @cache
 def postgres_stage(target: Target) -> str:
     """A session's stage table for ``target``: emptied at each commit, gone with a rollback that created it."""
-    # INCLUDING DEFAULTS: columns a row leaves out (device_status.source) take the table's default, as in the table.
+    # INCLUDING DEFAULTS: columns a row leaves out take the table's default, as in the table.
     like = f"LIKE {target.table} INCLUDING DEFAULTS"
     return f"CREATE TEMP TABLE IF NOT EXISTS stage_{target.table} ({like}) ON COMMIT DELETE ROWS"
 

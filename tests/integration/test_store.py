@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
@@ -22,7 +22,7 @@ from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.tuya.decoder import Decoded
 from tests.unit.store import factories as f
-from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_database, truncate_all
+from tests.unit.store.databases import DIALECTS, NARROW, archive_tables, migrated_engine, scratch_database, truncate_all
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +44,18 @@ def write(store: ArchiveStore, decoded: Sequence[Decoded], dead: Sequence[DeadLe
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in key order, as SQLAlchemy reads them back."""
+    """Every row of every table (the history as ``device_status``), in key order, as SQLAlchemy reads them back."""
     with engine.connect() as connection:
         return {
             name: [tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns))]
-            for name, table in Base.metadata.tables.items()
+            for name, table in archive_tables().items()
+        }
+
+
+def narrow_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            name: connection.scalar(select(func.count()).select_from(Base.metadata.tables[name])) for name in NARROW
         }
 
 
@@ -88,6 +95,9 @@ def test_a_batch_fills_every_table(store: ArchiveStore, engine: Engine) -> None:
         "backfill_progress": 0,
         "consumers": 0,
     }
+    # one series a (device, code): (device, switch_1), (device, cur_power), (second device, cur_power); one key a
+    # message with status values
+    assert narrow_counts(engine) == {"status_series": 3, "status_messages": 4, "status_values": 6}
 
 
 def test_storing_the_same_batch_twice_changes_nothing(store: ArchiveStore, engine: Engine) -> None:
@@ -286,7 +296,7 @@ def test_concurrent_writers_of_one_batch_store_it_once(store: ArchiveStore, engi
     assert sorted(counts.messages_inserted for counts in results) == [0, 200]
     once = snapshot(engine)
     truncate_all(engine)
-    write(store, batch)
+    write(ArchiveStore(engine), batch)  # a new store: the series it knew are gone
     assert snapshot(engine) == once
 
 

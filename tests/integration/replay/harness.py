@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from models.records import PulsarMessage
-from models.tables import Base
 from models.tables import DeadLetter as DeadLetterRow
 from streams.pipeline import BatchResult, Pipeline
 from streams.sim import Fleet, SimMessage
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import Decoded, MessageDecoder
+from tests.unit.store.databases import archive_tables
 
 GOOD = "0123456789abcdef0123456789abcdef"
 WRONG = "fedcba9876543210fedcba9876543210"
@@ -43,11 +43,11 @@ class Archive:
 
     def snapshot(self, *tables: str, without: Sequence[str] = ()) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of ``tables`` (default: all) in key order, without the columns named ``table.column``."""
-        names = tables or tuple(Base.metadata.tables)
+        archive = archive_tables()
         with self.engine.connect() as connection:
             snapshot = {}
-            for name in names:
-                table = Base.metadata.tables[name]
+            for name in tables or tuple(archive):
+                table = archive[name]
                 columns = [c for c in table.c if f"{name}.{c.name}" not in without]
                 query = select(*columns).order_by(*table.primary_key.columns)
                 snapshot[name] = [tuple(row) for row in connection.execute(query)]

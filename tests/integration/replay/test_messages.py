@@ -11,10 +11,23 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 
-from models.tables import DataPoint, Device, DeviceEvent, DeviceState, DeviceStatus, Message, UserEvent
+from models.tables import (
+    DataPoint,
+    Device,
+    DeviceEvent,
+    DeviceState,
+    DeviceStatus,
+    Message,
+    StatusMessage,
+    StatusSeries,
+    StatusValue,
+    UserEvent,
+)
 from streams.sim import Fleet
+from streams.store.rederive import RowWriter
+from streams.store.rows import json_text
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import Decoded
 from streams.tuya.normalize import normalize, utc
@@ -35,19 +48,30 @@ from tests.unit.store import factories as f
 pytestmark = pytest.mark.integration
 
 
-def log_rows(device_id: str) -> list[Any]:
+def add_log_rows(archive: Archive, device_id: str) -> None:
     """History that ``backfill`` took from Tuya's device logs: never the replay's to change."""
     at = utc(1_700_000_000_000)
-    return [
-        insert(DeviceStatus).values(
-            message_id=f"log:{device_id}:1", item_index=0, device_id=device_id, code="cur_power", value=5,
-            dp_id=None, reported_at=at, data_id=None, source="log",
-        ),
-        insert(DeviceEvent).values(
-            message_id=f"log:{device_id}:2", device_id=device_id, event="online", biz_code="online", protocol=20,
-            occurred_at=at, data={}, source="log",
-        ),
-    ]  # fmt: skip
+    with archive.engine.begin() as connection:
+        value = (f"log:{device_id}:1", 0, device_id, "cur_power", "5", None, at, None)
+        RowWriter(connection).insert_status([value], stored="skip", source="log")
+        connection.execute(
+            insert(DeviceEvent).values(
+                message_id=f"log:{device_id}:2", device_id=device_id, event="online", biz_code="online",
+                protocol=20, occurred_at=at, data={}, source="log",
+            )
+        )  # fmt: skip
+
+
+def values_of(message_id: str, *, item_index: int | None = None, code: str | None = None) -> list[Any]:
+    """The conditions that pick ``status_values`` rows of a message (one item of it, or the item of a code)."""
+    messages, series = StatusMessage.__table__, StatusSeries.__table__
+    key = select(messages.c.message_key).where(messages.c.message_id == message_id).scalar_subquery()
+    conditions = [StatusValue.message_key == key]
+    if item_index is not None:
+        conditions.append(StatusValue.item_index == item_index)
+    if code is not None:
+        conditions.append(StatusValue.series_id.in_(select(series.c.series_id).where(series.c.code == code)))
+    return conditions
 
 
 def older_normalisation(archive: Archive) -> None:
@@ -60,23 +84,24 @@ def older_normalisation(archive: Archive) -> None:
     missing, wrong, extra = values[:10], values[10:20], values[20:25]
     events = [row for row in archive.rows(DeviceEvent) if row.source == "stream"][:5]
     users = archive.rows(UserEvent)[:2]
-    key = DeviceStatus.message_id, DeviceStatus.item_index
     archive.execute(
-        *(delete(DeviceStatus).where(key[0] == r.message_id, key[1] == r.item_index) for r in missing),
-        *(update(DeviceStatus).where(key[0] == r.message_id, key[1] == r.item_index).values(value=-1) for r in wrong),
-        insert(DeviceStatus).values([
-            {**r._asdict(), "item_index": 99, "code": "bogus", "source": "stream"} for r in extra
-        ]),
+        *(delete(StatusValue).where(*values_of(r.message_id, item_index=r.item_index)) for r in missing),
+        *(update(StatusValue).where(*values_of(r.message_id, item_index=r.item_index)).values(value=-1) for r in wrong),
         *(update(DeviceEvent).where(DeviceEvent.message_id == r.message_id).values(data={}) for r in events),
         *(delete(UserEvent).where(UserEvent.message_id == r.message_id) for r in users),
     )  # fmt: skip
+    bogus = [
+        (r.message_id, 99, r.device_id, "bogus", json_text(r.value), r.dp_id, r.reported_at, r.data_id) for r in extra
+    ]
+    with archive.engine.begin() as connection:
+        RowWriter(connection).insert_status(bogus, stored="add")
     assert len(users) == 2
 
 
 def test_replay_messages_derives_the_rows_again_without_duplicates(archive: Archive, replay: Replay) -> None:
     archive.store(traffic(400))
     device_id = archive.rows(Device)[0].device_id
-    archive.execute(*log_rows(device_id))
+    add_log_rows(archive, device_id)
     expected = archive.snapshot()
     reports = [row.report_count for row in archive.rows(Device)]
     older_normalisation(archive)
@@ -142,8 +167,10 @@ def test_a_renamed_item_moves_its_latest_value(archive: Archive, replay: Replay)
     ])  # fmt: skip
     expected = archive.snapshot(*DERIVED)
     # An older normalisation called the second report's item power_old: its history and latest state say so.
+    power_old = select(StatusSeries.series_id).where(StatusSeries.device_id == plug, StatusSeries.code == "power_old")
     archive.execute(
-        update(DeviceStatus).where(DeviceStatus.message_id == "100:2:0:-1").values(code="power_old"),
+        insert(StatusSeries).values(device_id=plug, code="power_old"),
+        update(StatusValue).where(*values_of("100:2:0:-1")).values(series_id=power_old.scalar_subquery()),
         update(DeviceState).where(DeviceState.code == "cur_power").values(
             value=100, reported_at=utc(1_700_000_001_000), message_id="100:1:0:-1"
         ),
@@ -167,9 +194,8 @@ def test_a_corrected_value_reaches_the_latest_state(archive: Archive, replay: Re
     ])  # fmt: skip
     expected = archive.snapshot(*DERIVED)
     # An older normalisation read the newest report's power wrong, in its history and so in the latest state.
-    wrong = DeviceStatus.message_id == "100:2:0:-1", DeviceStatus.code == "cur_power"
     archive.execute(
-        update(DeviceStatus).where(*wrong).values(value=25),
+        update(StatusValue).where(*values_of("100:2:0:-1", code="cur_power")).values(value=25),
         update(DeviceState).where(DeviceState.code == "cur_power").values(value=25),
     )
     status, out = replay(archive, "--messages")

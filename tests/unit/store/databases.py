@@ -10,15 +10,35 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Table
 from sqlalchemy.engine import Engine, make_url
 
-from models.tables import Base
+from models.tables import Base, DeviceStatus
 from streams.store import migrate
 from streams.store.engine import make_engine
 
-__all__ = ["DIALECTS", "migrated_engine", "scratch_database", "scratch_postgres", "truncate_all"]
+__all__ = [
+    "DIALECTS",
+    "NARROW",
+    "archive_tables",
+    "migrated_engine",
+    "scratch_database",
+    "scratch_postgres",
+    "truncate_all",
+]
 
 DIALECTS = ("sqlite", "postgresql")
+
+#: The history's narrow tables: their keys depend on the order of storing, so tests compare the history through the
+#: ``device_status`` view instead.
+NARROW = ("status_series", "status_messages", "status_values")
+
+
+def archive_tables() -> dict[str, Table]:
+    """The archive as users see it: every table but the narrow ones, and the ``device_status`` view (keyed by
+    message id and item index)."""
+    tables = {name: table for name, table in Base.metadata.tables.items() if name not in NARROW}
+    return tables | {"device_status": DeviceStatus.__table__}
 
 
 @contextlib.contextmanager

@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
-from models.tables import DataPoint, Device, DeviceState, DeviceStatus
+from models.tables import DataPoint, Device, DeviceState
+from streams.store.rederive import RowWriter
+from streams.store.rows import json_text
 from streams.web.downsample import bucket_bounds, bucket_of
 
 __all__ = ["assert_same_buckets", "busy_values", "expected_buckets", "seed_sensor"]
@@ -27,16 +29,17 @@ def seed_sensor(engine: Engine, device_id: str, name: str, code: str, values: li
     product, first, last = f"p-{device_id}", values[0][0], values[-1][0]
     device = {"device_id": device_id, "name": name, "product_key": product, "category": "<i>wsdcg</i>"}
     point = {"product_id": product, "code": code, "type": type_, "unit": unit, "scale": 1, "reported": True}
+    # status rows as the store builds them (streams.store.rows.STATUS_COLUMNS)
     status = [
-        {"message_id": f"{device_id}:{n}", "item_index": 0, "device_id": device_id, "code": code, "value": value,
-         "reported_at": at} for n, (at, value) in enumerate(values)
-    ]  # fmt: skip
+        (f"{device_id}:{n}", 0, device_id, code, json_text(value), None, at, None)
+        for n, (at, value) in enumerate(values)
+    ]
     latest = {"device_id": device_id, "code": code, "value": values[-1][1], "reported_at": last}
     with engine.begin() as connection:
         connection.execute(insert(Device), [device | {"first_seen_at": first, "last_seen_at": last}])
         connection.execute(insert(DataPoint), [point | {"commandable": False, "spec": {}, "synced_at": last}])
-        connection.execute(insert(DeviceStatus), status)
-        connection.execute(insert(DeviceState), [latest | {"message_id": status[-1]["message_id"]}])
+        RowWriter(connection).insert_status(status, stored="skip")
+        connection.execute(insert(DeviceState), [latest | {"message_id": status[-1][0]}])
 
 
 def busy_values(end: datetime, count: int = 3_000) -> list[tuple[datetime, object]]:

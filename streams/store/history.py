@@ -1,0 +1,109 @@
+"""Status values into the history's narrow format: ``status_series``, ``status_messages`` and ``status_values``.
+
+Owns turning status rows (:data:`~streams.store.rows.STATUS_COLUMNS` tuples, times as the driver carries them)
+into the three tables' rows: a series key for each (device, code), a message key for each message, and one
+narrow row a value. Series keys are cached across transactions once committed (series are never deleted); message
+keys are handed out in the caller's transaction. Runs on the caller's raw cursor through a driver
+(:mod:`streams.store.drivers`); never commits. Users read the rows back through the ``device_status`` view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from streams.store.statements import STATUS_MESSAGES, STATUS_SERIES, STATUS_VALUES
+
+if TYPE_CHECKING:
+    from streams.store.drivers import Driver
+
+__all__ = ["SeriesKeys", "insert_status"]
+
+Row = tuple[Any, ...]
+SeriesKey = tuple[str, str | None]  # (device_id, code); code None: the device's values with only a DP id
+
+
+def _order(key: SeriesKey) -> tuple[str, str]:
+    return key[0], key[1] or ""
+
+
+class SeriesKeys:
+    """The series id of each (device, code): looked up (or created) in a transaction, kept for later ones only
+    once that transaction committed (a rolled-back series id names nothing).
+
+    Series are never deleted; a table emptied or rebuilt all the same (tests, a downgrade and upgrade under a
+    running worker) is noticed by its highest id falling below the highest one known, and everything is looked up
+    again.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[SeriesKey, int] = {}
+        self._pending: dict[SeriesKey, int] = {}
+        self._highest = 0
+
+    def resolve(self, driver: Driver, cursor: Any, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
+        if self._known and driver.highest_series_id(cursor) < self._highest:
+            self._known.clear()
+            self._highest = 0
+        missing = [key for key in wanted if key not in self._known and key not in self._pending]
+        if missing:
+            devices = sorted({device for device, _ in missing})
+            found = driver.series_ids(cursor, devices)
+            absent = sorted((key for key in missing if key not in found), key=_order)
+            if absent:
+                driver.insert(cursor, STATUS_SERIES, absent)
+                found = driver.series_ids(cursor, devices)
+            self._pending.update((key, found[key]) for key in missing)
+        return self._known | self._pending if self._pending else self._known
+
+    def committed(self) -> None:
+        if self._pending:
+            self._highest = max(self._highest, *self._pending.values())
+            self._known.update(self._pending)
+            self._pending.clear()
+
+    def rolled_back(self) -> None:
+        self._pending.clear()
+
+
+def insert_status(
+    driver: Driver,
+    cursor: Any,
+    rows: Sequence[Row],
+    series: SeriesKeys,
+    *,
+    stored: Literal["skip", "add"],
+    source: str = "stream",
+) -> int:
+    """Store status rows; returns how many values were offered to ``status_values`` (duplicates of stored values
+    are skipped by its key). A message already in ``status_messages`` (stored before, its ``messages`` row perhaps
+    purged since): ``skip`` leaves its rows out (the batch store: a redelivery adds nothing); ``add`` stores them
+    under its key (replay, after deleting the rows it replaces).
+    """
+    if not rows:
+        return 0
+    first: dict[str, Row] = {}
+    for row in rows:
+        first.setdefault(row[0], row)
+    keys = driver.status_message_keys(cursor, list(first))
+    if keys and stored == "skip":
+        rows = [row for row in rows if row[0] not in keys]
+        first = {message_id: row for message_id, row in first.items() if message_id not in keys}
+        keys = {}
+    new = [message_id for message_id in first if message_id not in keys]
+    if new:
+        allotted = dict(zip(new, driver.next_message_keys(cursor, len(new)), strict=True))
+        message_rows = [(allotted[i], i, first[i][7], source) for i in new]
+        inserted = driver.insert_returning(cursor, STATUS_MESSAGES, message_rows, "message_id")
+        if inserted is not None and len(inserted) < len(new):  # another writer stored some of them meanwhile
+            others = driver.status_message_keys(cursor, [i for i in new if i not in inserted])
+            allotted = {i: key for i, key in allotted.items() if i in inserted}
+            if stored == "skip":
+                rows = [row for row in rows if row[0] not in others]
+            else:
+                allotted |= others
+        keys |= allotted
+    ids = series.resolve(driver, cursor, {(row[2], row[3]) for row in rows})
+    values = [(ids[row[2], row[3]], row[6], keys[row[0]], row[1], row[4], row[5]) for row in rows]
+    driver.insert(cursor, STATUS_VALUES, values)
+    return len(values)
