@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.store.rows import TimeFormat, json_text, sqlite_time
 from streams.store.statements import (
+    STATUS_SERIES,
     Target,
     postgres_copy,
     postgres_copy_types,
@@ -191,8 +192,9 @@ class PostgresDriver:
     def upsert(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows) -> None:
         if rows:
             # Rows in key order: concurrent writers (scale-out workers during a rebalance) lock the same rows in
-            # the same order, so they wait for each other instead of deadlocking.
-            self._stage(cursor, target, sorted(rows))
+            # the same order, so they wait for each other instead of deadlocking. Series come in that order already
+            # (streams.store.history), and a NULL code would not compare.
+            self._stage(cursor, target, rows if target is STATUS_SERIES else sorted(rows))
             cursor.execute(postgres_from_stage(target))
 
     def _stage(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
-from models.tables import Command, DataPoint, DeviceState, DeviceStatus, Message
+from models.tables import Command, DataPoint, DeviceState, DeviceStatus, Message, StatusMessage
 from streams.cli import main
 from streams.store import migrate
 from streams.store.engine import make_engine
@@ -289,7 +289,14 @@ def test_purge_deletes_old_rows_in_chunks_and_reports_counts(
     assert status == 0
     assert out.splitlines()[:6] == [line.format("deleted") for line in expected]
     assert out.splitlines()[6].startswith("deleted 19 rows older than ")
-    assert counts(empty) == {"messages": 6, "device_status": 10, "device_state": 2, "commands": 2}
+    # the purged values' messages leave status_messages too: five reports of two values each are left
+    assert counts(empty) == {
+        "messages": 6,
+        "device_status": 10,
+        "status_messages": 5,
+        "device_state": 2,
+        "commands": 2,
+    }
 
 
 def test_purge_of_one_table_leaves_the_others(
@@ -298,7 +305,13 @@ def test_purge_of_one_table_leaves_the_others(
     seed_for_purge(empty, datetime.now(UTC))
     status, out = run(monkeypatch, capsys, empty, "purge", "--older-than", "2d", "--table", "device_status")
     assert (status, out.splitlines()[0]) == (0, "device_status: deleted 10 rows")
-    assert counts(empty) == {"messages": 12, "device_status": 10, "device_state": 2, "commands": 3}
+    assert counts(empty) == {
+        "messages": 12,
+        "device_status": 10,
+        "status_messages": 5,
+        "device_state": 2,
+        "commands": 3,
+    }
 
 
 def counts(url: str) -> dict[str, int]:
@@ -307,7 +320,7 @@ def counts(url: str) -> dict[str, int]:
         with engine.connect() as connection:
             return {
                 model.__tablename__: connection.scalar(select(func.count()).select_from(model)) or 0
-                for model in (Message, DeviceStatus, DeviceState, Command)
+                for model in (Message, DeviceStatus, StatusMessage, DeviceState, Command)
             }
     finally:
         engine.dispose()

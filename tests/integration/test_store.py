@@ -19,6 +19,7 @@ from models.records import DeadLetter
 from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, latest_status
 from streams.errors import DatabaseUnavailable
 from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
+from streams.store.rederive import RowWriter
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.tuya.decoder import Decoded
 from tests.unit.store import factories as f
@@ -338,3 +339,24 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout_and_rare_checkpoints(tmp_pa
     assert pragmas == ["wal", 1]  # synchronous=NORMAL
     assert busy is not None and busy >= 5000
     assert checkpoint == WAL_AUTOCHECKPOINT_PAGES > 1000  # SQLite's default, which made every commit a checkpoint
+
+
+def test_a_series_created_by_a_rolled_back_attempt_is_created_again(store: ArchiveStore, engine: Engine) -> None:
+    write(store, mixed_batch(1, 10))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM messages")  # PostgreSQL's COPY now meets stored history: a retry
+    write(store, [*mixed_batch(1, 10), f.status_report(50, {"new_code": 1})])
+    write(store, [f.status_report(51, {"new_code": 2})])  # the series as the store now knows it
+    values = [row.value for row in map_rows(engine, DeviceStatus) if row.code == "new_code"]
+    assert sorted(values) == [1, 2]
+
+
+def test_named_and_unnamed_values_of_one_device_in_one_write(engine: Engine) -> None:
+    rows = [  # status rows as the store builds them; the second item carried only a DP id
+        ("m1", 0, f.DEVICE, "cur_power", "5", 19, f.at(1), None),
+        ("m1", 1, f.DEVICE, None, "7", 101, f.at(1), None),
+    ]
+    with engine.begin() as connection:
+        RowWriter(connection).insert_status(rows, stored="add")  # on PostgreSQL through the stage tables
+    stored = sorted((row.code or "", row.dp_id, row.value) for row in map_rows(engine, DeviceStatus))
+    assert stored == [("", 101, 7), ("cur_power", 19, 5)]
