@@ -34,7 +34,7 @@ __all__ = [
 
 BUSY_TIMEOUT_MS = 10_000
 #: WAL pages (4 KiB each) before a commit copies them back into the database file; SQLite's default is 1,000. The
-#: index on (device_id, reported_at) takes each report into a different page, so a batch dirties thousands of
+#: history's (series, time) order takes each report into a different page, so a batch dirties thousands of
 #: pages, and with the default every commit was also a checkpoint of all of them. Checkpointing every 40,000 pages
 #: writes a page changed by many batches once; it made storing the simulated fleet about 27 % faster (8.5k against
 #: 6.7k msg/s). 120,000 (a WAL of up to about 490 MB) stopped a long drain from slowing as the archive grows: each
@@ -43,7 +43,7 @@ BUSY_TIMEOUT_MS = 10_000
 #: 5,910 (the last quarter 6,210 against 5,700).
 WAL_AUTOCHECKPOINT_PAGES = 120_000
 #: SQLite's page cache of a writing connection, in KiB (SQLite's default is 2 MB): the index pages a batch touches
-#: (device_status' and messages' B-trees grow with the archive) stay in memory between commits. It made the worker
+#: (the history's and messages' B-trees grow with the archive) stay in memory between commits. It made the worker
 #: about 10 % faster on the fleet benchmark; 64 MB gained about 3 % more, which the worker's memory target could not
 #: afford. SQLite takes it as it needs it, up to this.
 CACHE_KIB = 32_768

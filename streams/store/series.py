@@ -7,10 +7,10 @@ Owns three queries and their SQL on both dialects:
 - ``state_changes``: a code's reports where its value changed (booleans, enums), and the value it had before;
 - ``online_periods``: the ``device_online_periods`` view, clipped to the window.
 
-Each filters ``device_status`` by device and time first, which is its index (device_id, reported_at); every value
-is a bound parameter. Values are raw, as Tuya reported them: the caller scales a series once, with its data
-point's scale from ``device_points``. Raw points go through ``streams.store.query.status_history_rows`` (the CLI's
-``history``). Never writes.
+Each filters ``device_status`` by device and time first, which reaches the device's series and then their values
+by key (series, time); every value is a bound parameter. Values are raw, as Tuya reported them: the caller scales a
+series once, with its data point's scale from ``device_points``. Raw points go through
+``streams.store.query.status_history_rows`` (the CLI's ``history``). Never writes.
 """
 
 from __future__ import annotations
