@@ -1,7 +1,8 @@
 """Benchmark: the batch store's throughput on SQLite and PostgreSQL, next to the floor measured in the same run.
 
-The floor is the bare driver writing the same ``messages`` and ``device_status`` rows (prepared tuples, built
-outside the timing) into tables with the same indexes: plain ``sqlite3`` executemany, psycopg binary ``COPY``.
+The floor is the bare driver writing the same ``messages`` rows and the history's rows (``status_series``,
+``status_messages``, ``status_values``: prepared tuples, keys given, built outside the timing) into tables with the
+same indexes: plain ``sqlite3`` executemany, psycopg binary ``COPY``.
 The store does more than the floor (dedup look-up, ``device_state`` and ``devices`` upserts, building rows from
 records); the ratio says what that costs. Between the two, the store's own SQL alone (sqlite_alone,
 postgres_alone): its statements and commits on rows prepared in advance, which the store's Python only adds to.
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 
 from models.records import DecodedMessage, StatusReported
@@ -35,8 +37,17 @@ from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from streams.store.prepared import record_rows
 from streams.store.rows import TimeFormat, message_row, sqlite_time, status_row
 from streams.store.sql import ArchiveStore, Writes, record_writes
-from streams.store.statements import MESSAGES, STATUS, Target, postgres_copy, postgres_copy_types, sqlite_insert
+from streams.store.statements import (
+    MESSAGES,
+    STATUS_MESSAGES,
+    STATUS_VALUES,
+    Target,
+    postgres_copy,
+    postgres_copy_types,
+    sqlite_insert,
+)
 from streams.tuya.decoder import Decoded
+from tests.bench.wide import WIDE_STATUS
 from tests.unit.store.databases import scratch_postgres
 
 COUNT = 50_000
@@ -74,13 +85,47 @@ def make_batches(count: int = COUNT, batch: int = BATCH) -> list[list[Decoded]]:
     return [messages[i : i + batch] for i in range(0, count, batch)]
 
 
-def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], Any]) -> list[tuple[list, list]]:
+#: status_series with its ids given: rows prepared in advance name their series before the table hands ids out.
+SERIES_WITH_IDS = Target("status_series", ("series_id", "device_id", "code"), "ON CONFLICT DO NOTHING")
+
+
+class HistoryKeys:
+    """Status rows into the history's narrow rows as the store writes them into a fresh archive, keys handed out
+    in advance (a series id for each new (device, code), a message key for each message), so that the store's SQL
+    can be timed alone (streams.store.history does the same with look-ups in the transaction)."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str | None], int] = {}
+        self._messages = 0
+
+    def writes(self, status_rows: list[tuple[Any, ...]]) -> Writes:
+        """``status_series`` (new series only), ``status_messages`` and ``status_values`` with their rows."""
+        series, messages, values = [], [], []
+        keys: dict[str, int] = {}
+        for row in status_rows:
+            message_id, item_index, device_id, code, value, dp_id, reported_at, data_id = row
+            key = keys.get(message_id)
+            if key is None:
+                self._messages += 1
+                key = keys[message_id] = self._messages
+                messages.append((key, message_id, data_id, "stream"))
+            series_id = self._series.get((device_id, code))
+            if series_id is None:
+                series_id = self._series[device_id, code] = len(self._series) + 1
+                series.append((series_id, device_id, code))
+            values.append((series_id, reported_at, key, item_index, value, dp_id))
+        return [(SERIES_WITH_IDS, series), (STATUS_MESSAGES, messages), (STATUS_VALUES, values)]
+
+
+def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], Any]) -> list[Writes]:
+    """Per batch, the ``messages`` rows and the history's rows (narrow, keys given): what the floors write."""
     received = time_format(T0)
+    keys = HistoryKeys()
     return [
-        (
-            [message_row(item.message, received, time_format) for item in batch],
-            [status_row(record, time_format) for item in batch for record in item.records],  # type: ignore[arg-type]
-        )
+        [
+            (MESSAGES, [message_row(item.message, received, time_format) for item in batch]),
+            *keys.writes([status_row(record, time_format) for item in batch for record in item.records]),  # type: ignore[arg-type]
+        ]
         for batch in batches
     ]
 
@@ -98,7 +143,7 @@ def _insert_sql(target: Target) -> str:
     return f"INSERT INTO {target.table} ({', '.join(target.columns)}) VALUES ({', '.join('?' * len(target.columns))})"
 
 
-def sqlite_floor(path: Path, rows: list[tuple[list, list]]) -> float:
+def sqlite_floor(path: Path, rows: list[Writes]) -> float:
     engine = make_engine(f"sqlite:///{path}")
     Base.metadata.create_all(engine)
     engine.dispose()
@@ -106,12 +151,11 @@ def sqlite_floor(path: Path, rows: list[tuple[list, list]]) -> float:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-    message_sql, status_sql = _insert_sql(MESSAGES), _insert_sql(STATUS)
     start = time.perf_counter()
-    for message_rows, status_rows in rows:
+    for writes in rows:
         connection.execute("BEGIN")
-        connection.executemany(message_sql, message_rows)
-        connection.executemany(status_sql, status_rows)
+        for target, table_rows in writes:
+            connection.executemany(_insert_sql(target), table_rows)
         connection.execute("COMMIT")
     elapsed = time.perf_counter() - start
     connection.close()
@@ -146,19 +190,18 @@ def postgres_alone(url: str, prepared: Iterable[tuple[Writes, Writes]]) -> float
     return elapsed
 
 
-def postgres_floor(url: str, rows: list[tuple[list, list]]) -> float:
+def postgres_floor(url: str, rows: list[Writes]) -> float:
     engine = make_engine(url)
     Base.metadata.create_all(engine)
-    copies = [(postgres_copy(t), postgres_copy_types(t)) for t in (MESSAGES, STATUS)]
     try:
         raw = engine.raw_connection()
         driver = raw.driver_connection
         start = time.perf_counter()
-        for batch in rows:
+        for writes in rows:
             with driver.cursor() as cursor:  # type: ignore[union-attr]
-                for (sql, types), table_rows in zip(copies, batch, strict=True):
-                    with cursor.copy(sql) as copy:
-                        copy.set_types(types)
+                for target, table_rows in writes:
+                    with cursor.copy(postgres_copy(target)) as copy:
+                        copy.set_types(postgres_copy_types(target))
                         for row in table_rows:
                             copy.write_row(row)
             driver.commit()  # type: ignore[union-attr]
@@ -169,36 +212,52 @@ def postgres_floor(url: str, rows: list[tuple[list, list]]) -> float:
     return elapsed
 
 
-def store_writes(batch: list[Decoded], time_format: TimeFormat) -> tuple[Writes, Writes]:
+History = Callable[[list[tuple[Any, ...]]], Writes]  # a batch's status rows into the history's writes
+
+
+def wide_history(status_rows: list[tuple[Any, ...]]) -> Writes:
+    """The history as the store wrote it before the narrow format (tests.bench.wide)."""
+    return [(WIDE_STATUS, status_rows)]
+
+
+def store_writes(batch: list[Decoded], time_format: TimeFormat, history: History) -> tuple[Writes, Writes]:
     """A batch's statements as the store runs them, with their rows (every message new): the inserts, ``messages``
-    first, and the latest-state upserts."""
-    inserts, upserts = record_writes(record_rows(batch, time_format))
+    and the history first, and the latest-state upserts. ``history``: HistoryKeys().writes, one for the whole run
+    (its keys go on from batch to batch), or wide_history."""
+    rows = record_rows(batch, time_format)
+    inserts, upserts = record_writes(rows)
     received = time_format(T0)
     messages = [message_row(item.message, received, time_format) for item in batch]
-    return [(MESSAGES, messages), *inserts], upserts
+    return [(MESSAGES, messages), *history(rows.status), *inserts], upserts
 
 
-def sqlite_statements(batches: list[list[Decoded]]) -> list[Writes]:
-    """Per batch, every statement the store runs on SQLite with its rows (all messages new), built in advance."""
+def sqlite_statements(batches: list[list[Decoded]], history: History | None = None) -> list[Writes]:
+    """Per batch, every statement the store runs on SQLite with its rows (all messages new), built in advance;
+    ``history`` as in store_writes (default: the narrow format's, keys from 1)."""
+    history = history or HistoryKeys().writes
     prepared = []
     for batch in batches:
-        inserts, upserts = store_writes(batch, sqlite_time)
+        inserts, upserts = store_writes(batch, sqlite_time, history)
         prepared.append([(target, table_rows) for target, table_rows in (*inserts, *upserts) if table_rows])
     return prepared
 
 
-def sqlite_alone(path: Path, prepared: Iterable[Writes], cache_kib: int | None = None) -> float:
+def sqlite_alone(
+    path: Path, prepared: Iterable[Writes], cache_kib: int | None = None, tables: MetaData | None = None
+) -> float:
     """The database's share of storing: the store's own SQL and transactions on prepared rows, no Python between.
 
     A migrated file on the engine's connection set-up (WAL, pragmas; ``cache_kib`` replaces its page cache size),
     ``executemany`` of each statement and a commit per batch; only those are timed (``prepared`` may build each batch
     as it is asked for). The store cannot be faster than this; the gap to it is the store's Python (rows, look-up,
-    dedup).
+    dedup). ``tables``: created beside the migrated ones (tests.bench.wide.WIDE for the wide format's statements).
     """
     engine = make_engine(f"sqlite:///{path}")
     elapsed = 0.0
     try:
         migrate.upgrade(engine)
+        if tables is not None:
+            tables.create_all(engine)
         connection = engine.raw_connection()
         cursor = connection.cursor()
         if cache_kib is not None:
@@ -227,14 +286,14 @@ def report(name: str, rounds: list[tuple[float, ...]], count: int, note: str) ->
     )
     if alone:
         print(
-            f"{'':<10} the store's own SQL alone, rows prepared in advance (messages, device_status, device_state, "
-            f"devices): {count / alone[0]:,.0f} msg/s; the store takes {store_s / alone[0]:.2f}x its time"
+            f"{'':<10} the store's own SQL alone, rows prepared in advance (messages, the history's tables, "
+            f"device_state, devices): {count / alone[0]:,.0f} msg/s; the store takes {store_s / alone[0]:.2f}x its time"
         )
     print(f"{'':<10} re-store of the same batches (all duplicates): {count / again_s:,.0f} msg/s")
 
 
 def sqlite_round(
-    batches: list[list[Decoded]], rows: list[tuple[list, list]], prepared: list[Writes]
+    batches: list[list[Decoded]], rows: list[Writes], prepared: list[Writes]
 ) -> tuple[float, float, float, float]:
     """(store, floor, re-store, the store's SQL alone) seconds on fresh files."""
     with tempfile.TemporaryDirectory() as folder:
@@ -249,7 +308,7 @@ def sqlite_round(
 
 
 def postgres_round(
-    server_url: str, batches: list[list[Decoded]], rows: list[tuple[list, list]], prepared: list[tuple[Writes, Writes]]
+    server_url: str, batches: list[list[Decoded]], rows: list[Writes], prepared: list[tuple[Writes, Writes]]
 ) -> tuple[float, float, float, float]:
     """(store, floor, re-store, the store's SQL alone) seconds in fresh scratch databases."""
     with (
@@ -292,7 +351,8 @@ def main() -> None:
         print("PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
         return
     rows = floor_rows(batches, PostgresDriver.time)
-    prepared_pg = [store_writes(batch, PostgresDriver.time) for batch in batches]
+    keys = HistoryKeys()
+    prepared_pg = [store_writes(batch, PostgresDriver.time, keys.writes) for batch in batches]
     rounds = [postgres_round(server_url, batches, rows, prepared_pg) for _ in range(ROUNDS)]
     report("PostgreSQL", rounds, count, f"({postgres_settings(server_url)}; floor: psycopg binary COPY)")
 

@@ -15,11 +15,12 @@ three consumers measured in the same run on the same backlog.
   is not set.
 - SQLite alone: the SQL the SQLite worker runs for the same seeded fleet, on rows built batch by batch outside the
   timing (tests.bench.store.sqlite_alone): the ceiling of any worker that stores into SQLite, on this machine. Twice:
-  committing every 1,000 messages with SQLite's default cache (the store before the writer process), and committing
-  as often as the SQLite worker did in this run with the cache it uses: their ratio is what the commit policy saved.
+  the history in its wide format (tests.bench.wide), committing every 1,000 messages with SQLite's default cache
+  (the store before the writer process and the narrow format), and the history's narrow format committing as often
+  as the SQLite worker did in this run with the cache it uses: their ratio is what the two saved.
   Each of the two runs twice, alternated, and the best round counts: a single round each, minutes apart, moved the
   ratio by a fifth between runs of the benchmark.
-- PostgreSQL's binary COPY of the same messages and status rows (tests.bench.store.postgres_floor), the least any
+- PostgreSQL's binary COPY of the same messages and history rows (tests.bench.store.postgres_floor), the least any
   PostgreSQL worker must do; and PostgreSQL alone (tests.bench.store.postgres_alone): the SQL the PostgreSQL worker
   runs, latest-state upserts included, committing as often as it did, on rows built outside the timing. Each twice,
   alternated, the best round counting.
@@ -27,7 +28,7 @@ three consumers measured in the same run on the same backlog.
 Each worker line ends with issue 17's targets, each a ratio to its ceiling (a worker's ratio also split in two: the
 rate of its writer's transactions while they ran, from its tuya_commit_seconds, and their share of the run), and the
 archive's bytes on disk per status value: as drained, and once its messages are past KEEP_MESSAGES (history_bytes),
-with the share of ``device_status`` (the rest, latest state and devices, does not grow with the history).
+with the share of the history's tables (the rest, latest state and devices, does not grow with the history).
 
 Traffic: BENCH_WORKER_MESSAGES (default 200,000) status reports of 5 items from a 10,000-device fleet, half AES-GCM,
 half AES-ECB, published unbatched to an embedded pulsar-lite before any timing (see traffic.publish_backlog). The
@@ -37,7 +38,7 @@ connect to close, which includes subscribing and closing (a few ms). CPU is per 
 pulsar-client's included) with the worker's writer process, and the broker's. For each worker, that CPU is split
 by where it ran (its consuming thread, its other threads, its writer process, the broker, the rest of the machine:
 PostgreSQL's server) and set against the machine's cores: the rate at which they would all be busy at that cost.
-Afterwards the rows in ``messages`` and ``device_status`` are counted.
+Afterwards the rows in ``messages`` and ``status_values`` are counted.
 
 Run alone with ``python -m tests.bench.worker``; ``make bench`` runs it with the other benchmarks.
 """
@@ -78,6 +79,7 @@ from streams.store.engine import CACHE_KIB, make_engine
 from streams.store.retention import POLICIES, purge_older
 from streams.tuya.decoder import Decoded, MessageDecoder
 from tests.bench.store import (
+    HistoryKeys,
     floor_rows,
     postgres_alone,
     postgres_floor,
@@ -85,6 +87,7 @@ from tests.bench.store import (
     sqlite_alone,
     sqlite_statements,
     store_writes,
+    wide_history,
 )
 from tests.bench.traffic import (
     ACCESS_KEY,
@@ -95,7 +98,8 @@ from tests.bench.traffic import (
     publish_backlog,
     pulsar_broker,
 )
-from tests.unit.store.databases import scratch_postgres
+from tests.bench.wide import WIDE
+from tests.unit.store.databases import NARROW, scratch_postgres
 
 COUNT = int(os.environ.get("BENCH_WORKER_MESSAGES", "200000"))
 DEVICES = 10_000
@@ -107,11 +111,12 @@ SWEEP_S = 2.0  # the untimed run after a worker's timed one ends after this long
 BACKLOG = 10_000 * 6 * 60 * 2  # 10,000 devices reporting every 10 s for 2 hours: 7.2 M messages
 # Issue 17's targets, each a ratio to a ceiling measured in the same run.
 ALONE_TARGET = 0.8  # worker → SQLite against SQLite alone running the worker's SQL with its commits
-SQL_TARGET = 1.3  # SQLite alone with the worker's commits and cache against the store's before the writer process
-COPY_TARGET = 0.5  # worker → PostgreSQL against binary COPY of its messages and status rows
+SQL_TARGET = 1.3  # SQLite alone with the worker's commits, cache and history format against the store's before
+COPY_TARGET = 0.5  # worker → PostgreSQL against binary COPY of its messages and history rows
 BACKLOG_TARGET_MIN = 12.0
 BYTES_TARGET = 60  # bytes on disk per status value, everything included
-# The store's commit policy before the writer process: one transaction per received batch, SQLite's default cache.
+# The store's commit policy before the writer process: one transaction per received batch, SQLite's default cache
+# (and the history's wide format: tests.bench.wide).
 BEFORE_COMMIT = 1_000
 BEFORE_CACHE_KIB = 2_000
 
@@ -267,7 +272,7 @@ class Stored:
     status_rows: int
     bytes: int  # the database on disk afterwards, everything included
     history_bytes: int  # the same once the messages are past KEEP_MESSAGES: deleted, and the space given back
-    status_bytes: int  # of history_bytes: device_status with its indexes (the rest does not grow with the history)
+    status_bytes: int  # of history_bytes: the history's tables with their indexes (the rest does not grow with it)
     commit_s: float  # the timed run's transactions, as the writer timed them (its tuya_commit_seconds)
 
     @property
@@ -304,10 +309,10 @@ def run_worker(name: str, broker: EmbeddedBroker, database_url: str, access_id: 
         runs.append(wiring.worker(settings, engine, WorkerMetrics(), rule_set).run(idle_timeout=SWEEP_S))
         with engine.connect() as connection:
             messages = connection.scalar(text("SELECT count(*) FROM messages")) or 0
-            status_rows = connection.scalar(text("SELECT count(*) FROM device_status")) or 0
+            status_rows = connection.scalar(text("SELECT count(*) FROM status_values")) or 0
         size = archive_bytes(engine)
         history_size = history_bytes(engine)
-        status_size = table_bytes(engine, "device_status")
+        status_size = table_bytes(engine, *NARROW)
     finally:
         engine.dispose()
     commit_s = metrics.registry.get_sample_value("tuya_commit_seconds_sum") or 0.0
@@ -372,16 +377,19 @@ def decoded_batches(size: int) -> Iterator[list[Decoded]]:
         yield [item for item in decoded if isinstance(item, Decoded)]
 
 
-def sqlite_ceiling(folder: str, commit: int, cache_kib: int, name: str) -> float:
+def sqlite_ceiling(folder: str, commit: int, cache_kib: int, name: str, *, wide: bool = False) -> float:
     """Seconds SQLite alone takes to run the worker's SQL for the backlog, ``commit`` messages a transaction with a
     page cache of ``cache_kib``: the same seeded fleet, turned into rows batch by batch outside the timing
-    (tests.bench.store.sqlite_alone). No SQLite worker committing so can be faster."""
-    batches = (writes for batch in decoded_batches(commit) for writes in sqlite_statements([batch]))
-    return sqlite_alone(Path(folder) / f"alone-{name}.db", batches, cache_kib=cache_kib)
+    (tests.bench.store.sqlite_alone). No SQLite worker committing so can be faster. ``wide``: the history in the
+    format before the narrow one (tests.bench.wide), with the store's statements of that time."""
+    history = wide_history if wide else HistoryKeys().writes
+    batches = (writes for batch in decoded_batches(commit) for writes in sqlite_statements([batch], history))
+    tables = WIDE if wide else None
+    return sqlite_alone(Path(folder) / f"alone-{name}.db", batches, cache_kib=cache_kib, tables=tables)
 
 
 def copy_floor(server_url: str) -> float:
-    """Seconds psycopg's binary COPY takes to write the backlog's messages and status rows (batches of 1,000, a
+    """Seconds psycopg's binary COPY takes to write the backlog's messages and history rows (batches of 1,000, a
     commit each) into a fresh database with the archive's tables: the least any PostgreSQL worker must do."""
     rows = floor_rows(list(decoded_batches(BEFORE_COMMIT)), PostgresDriver.time)
     with scratch_postgres(server_url) as url:
@@ -392,7 +400,8 @@ def postgres_ceiling(server_url: str, commit: int) -> float:
     """Seconds PostgreSQL alone takes to run the worker's SQL for the backlog, ``commit`` messages a transaction, in a
     fresh database (tests.bench.store.postgres_alone): COPY of the history plus the latest state's upserts, which
     the COPY floor leaves out. No PostgreSQL worker committing so can be faster."""
-    batches = (store_writes(batch, PostgresDriver.time) for batch in decoded_batches(commit))
+    history = HistoryKeys().writes
+    batches = (store_writes(batch, PostgresDriver.time, history) for batch in decoded_batches(commit))
     with scratch_postgres(server_url) as url:
         return postgres_alone(url, batches)
 
@@ -462,7 +471,7 @@ def run_all(server_url: str | None) -> Results:
         results.sqlite_alone_s = {"before": [], "now": []}
         for n in range(ALONE_ROUNDS):  # alternated, so that a slow minute of the machine does not decide a ratio
             results.sqlite_alone_s["before"].append(
-                sqlite_ceiling(folder, BEFORE_COMMIT, BEFORE_CACHE_KIB, f"before-{n}")
+                sqlite_ceiling(folder, BEFORE_COMMIT, BEFORE_CACHE_KIB, f"before-{n}", wide=True)
             )
             results.sqlite_alone_s["now"].append(sqlite_ceiling(folder, commit, CACHE_KIB, f"now-{n}"))
         if server_url is not None and "postgresql" in results.stored:
@@ -573,11 +582,13 @@ def print_targets(results: Results) -> None:
             f"  SQLite alone, the worker's SQL for the same fleet on rows prepared in advance (the most any SQLite "
             f"worker committing so can do here; best of {ALONE_ROUNDS} rounds, alternated):\n"
             f"    {before:>9,.0f} msg/s committing every {BEFORE_COMMIT:,} messages with SQLite's default 2 MB cache "
-            f"(the store before the writer process; rounds {_rates(rounds['before'])})\n"
+            f"and the history's wide format (the store before the writer process and the narrow format; rounds "
+            f"{_rates(rounds['before'])})\n"
             f"    {now:>9,.0f} msg/s committing every {stored.commit_size:,} messages (the worker's average "
-            f"transaction in this run) with a {CACHE_KIB // 1024} MB cache (rounds {_rates(rounds['now'])})"
+            f"transaction in this run) with a {CACHE_KIB // 1024} MB cache and the narrow format (rounds "
+            f"{_rates(rounds['now'])})"
         )
-        _target("SQL per message", now / before, SQL_TARGET, "the store before the writer process")
+        _target("SQL per message", now / before, SQL_TARGET, "the store before the writer process and narrow format")
         if sqlite is not None:
             _target("worker → SQLite", sqlite.rate / now, ALONE_TARGET, "SQLite alone committing as it does")
             print_writer_share(sqlite, stored, now, "SQLite alone")
@@ -609,7 +620,7 @@ def print_targets(results: Results) -> None:
         )
         rest = kept.history_bytes - kept.status_bytes
         print(
-            f"  {'':<10}   of which device_status and its indexes {kept.status_bytes / values:,.0f} "
+            f"  {'':<10}   of which the history's tables and their indexes {kept.status_bytes / values:,.0f} "
             f"bytes a value; the other tables and the catalog {rest / 1e6:,.0f} MB, most of it not growing with the "
             "history (latest state, devices)"
         )
