@@ -39,10 +39,13 @@ STATUS_ROWS = """
 SELECT m.message_id, v.item_index, s.device_id, s.code, v.value, v.dp_id, v.reported_at, m.data_id, m.source
 FROM status_values v
 JOIN status_series s ON s.series_id = v.series_id
-JOIN status_messages m ON m.message_key = v.message_key
+{join} status_messages m ON m.message_key = v.message_key
 """
 
-DEVICE_STATUS = "CREATE VIEW device_status AS" + STATUS_ROWS
+# Every value has its message row, so both joins give the same rows. PostgreSQL leaves out a LEFT JOIN whose
+# columns a query does not use (a chart's buckets: 61,474 index probes fewer); SQLite plans a filter on the
+# message id (replay) as a scan of the values when the join is LEFT, so it keeps the inner join.
+MESSAGE_JOIN = {"sqlite": "JOIN", "postgresql": "LEFT JOIN"}
 
 COLUMNS = "message_id, item_index, device_id, code, value, dp_id, reported_at, data_id, source"
 
@@ -77,7 +80,9 @@ MOVE_VALUES_BY_DIALECT = {
     },
 }
 
-MOVE_TO_TABLE = f"INSERT INTO device_status ({COLUMNS}){STATUS_ROWS}ORDER BY m.message_id, v.item_index"
+MOVE_TO_TABLE = (
+    f"INSERT INTO device_status ({COLUMNS}){STATUS_ROWS.format(join='JOIN')}ORDER BY m.message_id, v.item_index"
+)
 
 SCALED = {
     "sqlite": (
@@ -114,7 +119,8 @@ def upgrade() -> None:
     # Built once the rows are in, rather than row by row in an order other than its own.
     op.create_index(op.f("ix_status_values_message_key"), "status_values", ["message_key"])
     op.drop_table("device_status")
-    op.execute(DEVICE_STATUS)
+    join = MESSAGE_JOIN[op.get_bind().dialect.name]
+    op.execute("CREATE VIEW device_status AS" + STATUS_ROWS.format(join=join))
     create_status_history()
 
 
