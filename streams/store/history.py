@@ -41,10 +41,15 @@ class SeriesKeys:
         self._pending: dict[SeriesKey, int] = {}
         self._highest = 0
 
-    def resolve(self, driver: Driver, cursor: Any, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
+    def known(self, driver: Driver, cursor: Any) -> dict[SeriesKey, int]:
+        """The series ids known so far (this transaction's included)."""
         if self._known and driver.highest_series_id(cursor) < self._highest:
             self._known.clear()
             self._highest = 0
+        return self._known | self._pending if self._pending else self._known
+
+    def resolve(self, driver: Driver, cursor: Any, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
+        """The known ids, with those of ``wanted`` looked up and the series missing created."""
         missing = [key for key in wanted if key not in self._known and key not in self._pending]
         if missing:
             devices = sorted({device for device, _ in missing})
@@ -82,18 +87,16 @@ def insert_status(
     """
     if not rows:
         return 0
-    first: dict[str, Row] = {}
-    for row in rows:
-        first.setdefault(row[0], row)
-    keys = driver.status_message_keys(cursor, list(first))
+    data_ids = {row[0]: row[7] for row in rows}  # a message's items share its data id
+    keys = driver.status_message_keys(cursor, list(data_ids))
     if keys and stored == "skip":
         rows = [row for row in rows if row[0] not in keys]
-        first = {message_id: row for message_id, row in first.items() if message_id not in keys}
+        data_ids = {message_id: data_id for message_id, data_id in data_ids.items() if message_id not in keys}
         keys = {}
-    new = [message_id for message_id in first if message_id not in keys]
+    new = [message_id for message_id in data_ids if message_id not in keys]
     if new:
         allotted = dict(zip(new, driver.next_message_keys(cursor, len(new)), strict=True))
-        message_rows = [(allotted[i], i, first[i][7], source) for i in new]
+        message_rows = [(key, message_id, data_ids[message_id], source) for message_id, key in allotted.items()]
         inserted = driver.insert_returning(cursor, STATUS_MESSAGES, message_rows, "message_id")
         if inserted is not None and len(inserted) < len(new):  # another writer stored some of them meanwhile
             others = driver.status_message_keys(cursor, [i for i in new if i not in inserted])
@@ -103,7 +106,13 @@ def insert_status(
             else:
                 allotted |= others
         keys |= allotted
-    ids = series.resolve(driver, cursor, {(row[2], row[3]) for row in rows})
-    values = [(ids[row[2], row[3]], row[6], keys[row[0]], row[1], row[4], row[5]) for row in rows]
+    try:
+        values = _value_rows(rows, series.known(driver, cursor), keys)
+    except KeyError:  # a (device, code) this process has not seen yet
+        values = _value_rows(rows, series.resolve(driver, cursor, {(row[2], row[3]) for row in rows}), keys)
     driver.insert(cursor, STATUS_VALUES, values)
     return len(values)
+
+
+def _value_rows(rows: Sequence[Row], series_ids: dict[SeriesKey, int], message_keys: dict[str, int]) -> list[Row]:
+    return [(series_ids[row[2], row[3]], row[6], message_keys[row[0]], row[1], row[4], row[5]) for row in rows]
