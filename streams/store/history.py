@@ -9,6 +9,7 @@ keys are handed out in the caller's transaction. Runs on the caller's raw cursor
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,6 +22,7 @@ __all__ = ["SeriesKeys", "insert_status"]
 
 Row = tuple[Any, ...]
 SeriesKey = tuple[str, str | None]  # (device_id, code); code None: the device's values with only a DP id
+SeriesIds = dict[str, dict[str | None, int]]  # device_id → code → series_id
 
 
 def _order(key: SeriesKey) -> tuple[str, str]:
@@ -28,8 +30,9 @@ def _order(key: SeriesKey) -> tuple[str, str]:
 
 
 class SeriesKeys:
-    """The series id of each (device, code): looked up (or created) in a transaction, kept for later ones only
-    once that transaction committed (a rolled-back series id names nothing).
+    """The series id of each (device, code), by device then code: looked up (or created) in a transaction, kept for
+    later ones only once that transaction committed (a rolled-back series id names nothing). Codes are interned, so
+    a fleet's 50,000 series take a few MB (the writer process's memory counts against the worker's).
 
     Series are never deleted; a table emptied or rebuilt all the same (tests, a downgrade and upgrade under a
     running worker) is noticed by its highest id falling below the highest one known, and everything is looked up
@@ -37,20 +40,20 @@ class SeriesKeys:
     """
 
     def __init__(self) -> None:
-        self._known: dict[SeriesKey, int] = {}
-        self._pending: dict[SeriesKey, int] = {}
+        self._ids: dict[str, dict[str | None, int]] = {}  # this transaction's included
+        self._pending: list[SeriesKey] = []
         self._highest = 0
 
-    def known(self, driver: Driver, cursor: Any) -> dict[SeriesKey, int]:
+    def known(self, driver: Driver, cursor: Any) -> SeriesIds:
         """The series ids known so far (this transaction's included)."""
-        if self._known and driver.highest_series_id(cursor) < self._highest:
-            self._known.clear()
+        if self._ids and driver.highest_series_id(cursor) < self._highest:
+            self._ids.clear()
             self._highest = 0
-        return self._known | self._pending if self._pending else self._known
+        return self._ids
 
-    def resolve(self, driver: Driver, cursor: Any, wanted: set[SeriesKey]) -> dict[SeriesKey, int]:
+    def resolve(self, driver: Driver, cursor: Any, wanted: set[SeriesKey]) -> SeriesIds:
         """The known ids, with those of ``wanted`` looked up and the series missing created."""
-        missing = [key for key in wanted if key not in self._known and key not in self._pending]
+        missing = [key for key in wanted if key[1] not in self._ids.get(key[0], ())]
         if missing:
             devices = sorted({device for device, _ in missing})
             found = driver.series_ids(cursor, devices)
@@ -58,16 +61,22 @@ class SeriesKeys:
             if absent:
                 driver.insert(cursor, STATUS_SERIES, absent)
                 found = driver.series_ids(cursor, devices)
-            self._pending.update((key, found[key]) for key in missing)
-        return self._known | self._pending if self._pending else self._known
+            for device, code in missing:
+                self._ids.setdefault(device, {})[code if code is None else sys.intern(code)] = found[device, code]
+            self._pending.extend(missing)
+        return self._ids
 
     def committed(self) -> None:
         if self._pending:
-            self._highest = max(self._highest, *self._pending.values())
-            self._known.update(self._pending)
+            self._highest = max(self._highest, *(self._ids[device][code] for device, code in self._pending))
             self._pending.clear()
 
     def rolled_back(self) -> None:
+        for device, code in self._pending:
+            codes = self._ids.get(device, {})
+            codes.pop(code, None)
+            if not codes:
+                self._ids.pop(device, None)
         self._pending.clear()
 
 
@@ -114,5 +123,5 @@ def insert_status(
     return len(values)
 
 
-def _value_rows(rows: Sequence[Row], series_ids: dict[SeriesKey, int], message_keys: dict[str, int]) -> list[Row]:
-    return [(series_ids[row[2], row[3]], row[6], message_keys[row[0]], row[1], row[4], row[5]) for row in rows]
+def _value_rows(rows: Sequence[Row], series_ids: SeriesIds, message_keys: dict[str, int]) -> list[Row]:
+    return [(series_ids[row[2]][row[3]], row[6], message_keys[row[0]], row[1], row[4], row[5]) for row in rows]
