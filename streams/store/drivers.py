@@ -9,7 +9,7 @@ transaction on its raw cursor; never commits.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # a SQLite archive's processes never load psycopg (and libpq)
 
 __all__ = ["Driver", "KeyConflict", "PostgresDriver", "SqliteDriver", "TextRejected", "time_format"]
 
-Rows = Sequence[tuple[Any, ...]]
+Rows = Iterable[tuple[Any, ...]]  # a list, or made as they are written
 
 
 class KeyConflict(Exception):

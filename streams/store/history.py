@@ -105,7 +105,7 @@ def insert_status(
     new = [message_id for message_id in data_ids if message_id not in keys]
     if new:
         allotted = dict(zip(new, driver.next_message_keys(cursor, len(new)), strict=True))
-        message_rows = [(key, message_id, data_ids[message_id], source) for message_id, key in allotted.items()]
+        message_rows = ((key, message_id, data_ids[message_id], source) for message_id, key in allotted.items())
         inserted = driver.insert_returning(cursor, STATUS_MESSAGES, message_rows, "message_id")
         if inserted is not None and len(inserted) < len(new):  # another writer stored some of them meanwhile
             others = driver.status_message_keys(cursor, [i for i in new if i not in inserted])
@@ -115,13 +115,11 @@ def insert_status(
             else:
                 allotted |= others
         keys |= allotted
-    try:
-        values = _value_rows(rows, series.known(driver, cursor), keys)
-    except KeyError:  # a (device, code) this process has not seen yet
-        values = _value_rows(rows, series.resolve(driver, cursor, {(row[2], row[3]) for row in rows}), keys)
+    ids = series.known(driver, cursor)
+    missing = {(row[2], row[3]) for row in rows if row[3] not in ids.get(row[2], ())}
+    if missing:  # a (device, code) this process has not seen yet
+        ids = series.resolve(driver, cursor, missing)
+    # Rows made as they are bound: a batch's values would be the writer's largest list (memory target, issue 17).
+    values = ((ids[row[2]][row[3]], row[6], keys[row[0]], row[1], row[4], row[5]) for row in rows)
     driver.insert(cursor, STATUS_VALUES, values)
-    return len(values)
-
-
-def _value_rows(rows: Sequence[Row], series_ids: SeriesIds, message_keys: dict[str, int]) -> list[Row]:
-    return [(series_ids[row[2]][row[3]], row[6], message_keys[row[0]], row[1], row[4], row[5]) for row in rows]
+    return len(rows)
