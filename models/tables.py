@@ -541,7 +541,8 @@ class Consumer(Base):
 
     subscription: Mapped[str] = mapped_column(String, primary_key=True)
     consumed_at: Mapped[datetime]
-    # Tuya's push time of the newest message committed: a backfill of a gap waits until the stream is past its end.
+    # How far the stream is consumed, as a push time (streams.backfill.watch): a backfill of a gap waits until it is
+    # past the gap's end.
     pushed_at: Mapped[datetime | None]
 
 

@@ -36,7 +36,8 @@ class Source(Protocol):
 
 class Observer(Protocol):
     """What follows consumption beside the pipeline (the background sync, the gap watch): told of every committed
-    batch and of every empty receive (the stream is quiet, the worker is consuming). It must not raise."""
+    batch and of every empty receive while no batch waits to be committed (the stream is quiet, the worker is
+    consuming, and every message received so far is stored). It must not raise."""
 
     def on_committed(self, result: BatchResult) -> None: ...
     def on_idle(self) -> None: ...
@@ -98,7 +99,7 @@ class Runner:
                 if batch is None:
                     continue
                 if not batch:
-                    self._tell_observers(lambda observer: observer.on_idle())
+                    self._idle()
                     idle = self._clock() - last_arrival
                     if idle_timeout is not None and idle >= idle_timeout:
                         log.info("nothing arrived for %.1f s: ending the bounded run", idle)
@@ -123,6 +124,10 @@ class Runner:
             summary.received, summary.stored, summary.dead_letters, summary.batches, summary.seconds,
         )  # fmt: skip
         return summary
+
+    def _idle(self) -> None:
+        """An empty receive, every batch committed: the observers are told the stream is quiet."""
+        self._tell_observers(lambda observer: observer.on_idle())
 
     def _tick(self) -> None:
         """Every ``tick_interval_s``: timers that expire between messages (a failure waits for the next tick)."""

@@ -3,8 +3,14 @@
 Owns the consumption time in memory (every commit, and every empty receive of a quiet stream) and in the archive
 (``consumers``, at most every ``heartbeat_s``), so a worker that starts again knows when the last one stopped.
 After a pause longer than Tuya keeps messages (streams.backfill.gaps), it records a gap, logs a warning, counts it
-(``tuya_gaps_detected``, ``tuya_gaps_open``) and tells ``on_gap`` (the background backfill). Errors here are
-logged and never reach the runner: watching must not stop archiving.
+(``tuya_gaps_detected``, ``tuya_gaps_open``), and tells ``on_gap`` (the background backfill) once the stream is
+consumed a margin past the gap's end. Errors here are logged and never reach the runner: watching must not stop
+archiving.
+
+How far the stream is consumed is a push time: the newest message committed, or, once the stream has been quiet
+for the margin with every received message stored, the moment of that empty receive. The backfill waits for it too
+(streams.backfill.job): the values near a gap's end that Tuya still had are archived first, and the backfill skips
+them instead of storing them a second time.
 """
 
 from __future__ import annotations
@@ -53,7 +59,9 @@ class GapWatcher:
         self._heartbeat = timedelta(seconds=heartbeat_s)
         self._clock = clock
         self._consumed: datetime | None = None
-        self._pushed: datetime | None = None
+        self._pushed: datetime | None = None  # how far the stream is consumed, as a push time
+        self._quiet_since: datetime | None = None  # the first of the empty receives since the last commit
+        self._waiting: dict[int, datetime] = {}  # gaps found here: the push time their backfill waits for
         self._saved: datetime | None = None
 
     def start(self) -> None:
@@ -73,22 +81,34 @@ class GapWatcher:
     def on_committed(self, result: BatchResult) -> None:
         oldest = utc(result.oldest_push_ms) if result.oldest_push_ms else None
         if result.newest_push_ms:
-            newest = utc(result.newest_push_ms)
-            self._pushed = newest if self._pushed is None else max(self._pushed, newest)
-        self._consuming(oldest)
+            self._reached(utc(result.newest_push_ms))
+        self._quiet_since = None
+        self._consuming(self._clock(), oldest)
 
     def on_idle(self) -> None:
-        self._consuming(None)
-
-    def _consuming(self, oldest_pushed: datetime | None) -> None:
         now = self._clock()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        elif now - self._quiet_since >= self._margin:
+            # Quiet for a margin, every message received stored: nothing pushed before now is left to consume.
+            self._reached(now)
+        self._consuming(now, None)
+
+    def _reached(self, pushed: datetime) -> None:
+        self._pushed = pushed if self._pushed is None else max(self._pushed, pushed)
+
+    def _consuming(self, now: datetime, oldest_pushed: datetime | None) -> None:
         try:
             stretch = lost_stretch(self._consumed, now, oldest_pushed, retention=self._retention, margin=self._margin)
             if stretch is not None:
-                self._record(stretch, now)
+                self._waiting[self._record(stretch, now)] = stretch.ended_at + self._margin
             self._consumed = now
-            if self._saved is None or now - self._saved >= self._heartbeat:
-                self._save(now)
+            passed = [gap for gap, past in self._waiting.items() if self._pushed is not None and self._pushed >= past]
+            if passed or self._saved is None or now - self._saved >= self._heartbeat:
+                self._save(now)  # before the backfill is told: it reads how far the stream is consumed
+            for gap_id in passed:
+                del self._waiting[gap_id]
+                self._on_gap(gap_id)
         except Exception as exc:  # never the runner's problem: the next batch tries again
             log.warning("gap watch failed (%s): archiving goes on", exc)
 
@@ -99,7 +119,7 @@ class GapWatcher:
                 backfill.save_consumed(connection, self._subscription, now, self._pushed)
         self._saved = now
 
-    def _record(self, stretch: Stretch, now: datetime) -> None:
+    def _record(self, stretch: Stretch, now: datetime) -> int:
         with self._engine.connect() as connection:
             connection.execution_options(**{WRITE_LOCK: True})
             with connection.begin():
@@ -114,4 +134,4 @@ class GapWatcher:
             gap_id, stretch.started_at.isoformat(timespec="seconds"), stretch.ended_at.isoformat(timespec="seconds"),
             format_duration(stretch.length), format_duration(self._retention), gap_id,
         )  # fmt: skip
-        self._on_gap(gap_id)
+        return gap_id

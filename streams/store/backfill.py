@@ -76,22 +76,24 @@ def consumed_at(connection: Connection, subscription: str) -> datetime | None:
 
 
 def save_consumed(connection: Connection, subscription: str, at: datetime, pushed: datetime | None) -> None:
-    """The worker consumed at ``at``, the newest message it committed was pushed at ``pushed``: both only grow."""
+    """The worker consumed at ``at``, and the stream up to push time ``pushed`` (None: not known yet, which keeps the
+    stored one): both only grow."""
     statement = insert(connection, _CONSUMERS)
     stored, incoming = _CONSUMERS.c, statement.excluded
     later = func.max if connection.dialect.name == "sqlite" else func.greatest
+    # SQLite's max() of a NULL is NULL: each side falls back to the other, so a NULL never erases a time.
+    furthest = later(
+        func.coalesce(stored.pushed_at, incoming.pushed_at), func.coalesce(incoming.pushed_at, stored.pushed_at)
+    )
     statement = statement.on_conflict_do_update(
         index_elements=[stored.subscription],
-        set_={
-            "consumed_at": later(stored.consumed_at, incoming.consumed_at),
-            "pushed_at": func.coalesce(later(stored.pushed_at, incoming.pushed_at), incoming.pushed_at),
-        },
+        set_={"consumed_at": later(stored.consumed_at, incoming.consumed_at), "pushed_at": furthest},
     )
     connection.execute(statement, {"subscription": subscription, "consumed_at": at, "pushed_at": pushed})
 
 
 def stream_pushed(connection: Connection) -> datetime | None:
-    """How far the stream has been consumed (the newest push time a worker committed), or None (no worker yet)."""
+    """How far the stream has been consumed, as a push time (streams.backfill.watch), or None (no worker yet)."""
     return connection.scalar(select(func.max(_CONSUMERS.c.pushed_at)))
 
 

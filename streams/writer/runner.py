@@ -62,6 +62,12 @@ class PipelinedRunner(Runner):
         self._in_flight.append(([received.handle for received in batch], prepared.result(None)))
         self._settle(until=self._limit - 1)
 
+    def _idle(self) -> None:
+        """A quiet stream is told only once the batches in flight are committed: the gap watch must see their push
+        times before it takes the quiet for a stream consumed up to now."""
+        if not self._in_flight:
+            super()._idle()
+
     def _tick(self) -> None:
         super()._tick()
         self._settle(until=len(self._in_flight))

@@ -22,14 +22,17 @@ from sqlalchemy import create_engine, func, select
 
 from models.records import PulsarMessage
 from models.tables import Command, Message
+from streams.metrics import WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.rules import RuleSet, load_rules
 from streams.sim import Fleet
+from streams.sources.pulsar import Received
 from streams.store.engine import make_engine
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
 from streams.writer.child import WriterConfig
 from streams.writer.process import WriterProcess
+from streams.writer.runner import PipelinedRunner
 from tests.integration.worker_harness import (
     ACCESS_KEY,
     ROOT,
@@ -78,9 +81,17 @@ class Batches:
     def plug(self) -> str:
         return self.fleet.devices[0].device_id
 
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
     def power(self, *watts_x10: int):
-        """One prepared batch: a report of ``cur_power`` per value, one millisecond apart, a second after the batch
-        before (batches made within the same millisecond would interleave their reports by time)."""
+        """One prepared batch of :meth:`messages`."""
+        return self._pipeline.prepare(self.messages(*watts_x10))
+
+    def messages(self, *watts_x10: int) -> list[PulsarMessage]:
+        """A report of ``cur_power`` per value, one millisecond apart, a second after the batch before (batches made
+        within the same millisecond would interleave their reports by time)."""
         start = self._start_ms
         self._start_ms += 1000
         messages = []
@@ -88,7 +99,7 @@ class Batches:
             sim = self.fleet.status(0, {"cur_power": value}, start + offset)
             message = PulsarMessage(payload=sim.payload, properties=sim.properties, message_id=self._id(), topic="t")
             messages.append(message)
-        return self._pipeline.prepare(messages)
+        return messages
 
     def _id(self) -> str:
         self._next += 1
@@ -194,6 +205,70 @@ def test_stop_does_not_wait_out_the_commit_wait(sqlite_url, batches):
     stopping.join(60)  # the hour's wait would still be running
     assert not stopping.is_alive()
     assert [report.batches for report in reports] == [1]
+    assert _count(sqlite_url, Message) == 2
+
+
+class OneBatch:
+    """A source with one batch, handed out once the test releases it, then nothing: a quiet stream."""
+
+    def __init__(self, messages: list[PulsarMessage]) -> None:
+        self.released = threading.Event()
+        self.empty_receives = 0
+        self._batch = [Received(message, index) for index, message in enumerate(messages)]
+
+    def connect(self) -> None:
+        pass
+
+    def receive_batch(self) -> list[Received]:
+        self.released.wait()
+        batch, self._batch = self._batch, []
+        if not batch:
+            self.empty_receives += 1
+            time.sleep(0.01)
+        return batch
+
+    def ack(self, handles: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Told:
+    """An observer of the runner: what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_committed(self, result: Any) -> None:
+        self.events.append("committed")
+
+    def on_idle(self) -> None:
+        self.events.append("idle")
+
+
+def test_a_quiet_stream_is_told_only_once_the_batches_in_flight_are_committed(sqlite_url, batches):
+    """The gap watch takes a quiet stream for one consumed up to now: a batch still in flight would belie it."""
+    source, told = OneBatch(batches.messages(100, 200)), Told()
+    writer = _writer(sqlite_url)
+    runner = PipelinedRunner(source, batches.pipeline, writer, WorkerMetrics(), in_flight=3, observers=[told])
+    running = threading.Thread(target=runner.run, kwargs={"idle_timeout": 60})
+    running.start()
+    assert wait_for(lambda: writer.pid is not None)
+    pid = writer.pid
+    try:
+        os.kill(pid, signal.SIGSTOP)  # the batch stays in flight
+        source.released.set()
+        assert wait_for(lambda: source.empty_receives >= 20)
+        assert told.events == []
+        os.kill(pid, signal.SIGCONT)
+        assert wait_for(lambda: "idle" in told.events)
+        assert told.events[0] == "committed"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        source.released.set()
+        runner.stop()
+        running.join(60)
     assert _count(sqlite_url, Message) == 2
 
 

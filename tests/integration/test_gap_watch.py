@@ -1,0 +1,126 @@
+"""streams/backfill/watch.py against a real archive of each dialect: when a gap found by the worker is handed to
+the backfill, and how far the stream is consumed as the backfill reads it (partners: test_outage.py end to end,
+tests/unit/backfill/test_gaps.py for the gap rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from streams.backfill.watch import GapWatcher
+from streams.metrics import WorkerMetrics
+from streams.pipeline import BatchResult
+from streams.store import backfill
+from streams.store.engine import make_engine
+from streams.store.migrate import upgrade
+from tests.unit.store.databases import DIALECTS, scratch_database
+
+pytestmark = pytest.mark.integration
+
+SUBSCRIPTION = "project-sub"
+RETENTION, MARGIN = timedelta(hours=2), timedelta(minutes=5)
+STOPPED = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)  # the last worker consumed then
+BACK = STOPPED + timedelta(hours=3)  # and this one starts: Tuya deleted an hour of messages
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Watch:
+    """A watcher on the archive, with the gaps it hands on and how far the stream was consumed as each was."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.clock = Clock(BACK)
+        self.told: list[tuple[int, datetime | None]] = []
+        self.watcher = GapWatcher(
+            engine, SUBSCRIPTION, WorkerMetrics(), retention=RETENTION, margin=MARGIN, on_gap=self._told,
+            clock=self.clock,
+        )  # fmt: skip
+
+    def _told(self, gap_id: int) -> None:
+        self.told.append((gap_id, self.pushed()))
+
+    def pushed(self) -> datetime | None:
+        with self.engine.connect() as connection:
+            return backfill.stream_pushed(connection)
+
+    def gap_end(self) -> datetime:
+        with self.engine.connect() as connection:
+            (gap,) = backfill.gaps(connection)
+        return gap.ended_at
+
+    def committed(self, at: datetime, oldest: datetime, newest: datetime) -> None:
+        self.clock.now = at
+        ms = lambda moment: int(moment.timestamp() * 1000)  # noqa: E731
+        self.watcher.on_committed(BatchResult(10, 10, {}, ms(oldest), None, newest_push_ms=ms(newest)))
+
+    def idle(self, at: datetime) -> None:
+        self.clock.now = at
+        self.watcher.on_idle()
+
+
+@pytest.fixture(params=DIALECTS)
+def watch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Watch]:
+    with scratch_database(request, tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            with engine.begin() as connection:
+                backfill.save_consumed(connection, SUBSCRIPTION, STOPPED, STOPPED - timedelta(seconds=1))
+            made = Watch(engine)
+            made.watcher.start()
+            yield made
+        finally:
+            engine.dispose()
+
+
+def test_a_save_without_a_push_time_keeps_the_one_stored(watch: Watch) -> None:
+    with watch.engine.begin() as connection:
+        backfill.save_consumed(connection, SUBSCRIPTION, BACK, None)
+    assert watch.pushed() == STOPPED - timedelta(seconds=1)
+
+
+def test_a_gap_is_handed_on_once_a_commit_passes_its_end_by_the_margin(watch: Watch) -> None:
+    oldest = BACK - RETENTION + timedelta(minutes=1)  # Tuya kept a minute more than its retention
+    watch.committed(BACK, oldest, oldest + timedelta(minutes=2))
+    end = watch.gap_end()
+    assert end == BACK - RETENTION  # the gap ends where Tuya deleted
+    assert watch.told == []  # the stream is not yet a margin past it
+    watch.committed(BACK + timedelta(seconds=5), oldest, end + MARGIN - timedelta(milliseconds=1))
+    assert watch.told == []
+    watch.committed(BACK + timedelta(seconds=10), oldest, end + MARGIN)
+    assert watch.told == [(1, end + MARGIN)]  # saved before the backfill was told
+    watch.committed(BACK + timedelta(seconds=15), oldest, end + MARGIN + timedelta(seconds=1))
+    assert len(watch.told) == 1  # told once
+
+
+def test_a_stream_quiet_for_the_margin_counts_as_consumed_up_to_then(watch: Watch) -> None:
+    watch.idle(BACK)  # a restart into a quiet stream: the gap is found on the first empty receive
+    end = watch.gap_end()
+    assert end == BACK - RETENTION
+    watch.idle(BACK + MARGIN - timedelta(seconds=1))
+    assert watch.told == []  # not quiet for a margin yet
+    watch.idle(BACK + MARGIN)
+    assert watch.told == [(1, BACK + MARGIN)]
+
+
+def test_a_commit_starts_the_quiet_again(watch: Watch) -> None:
+    watch.idle(BACK)
+    oldest = BACK - RETENTION + timedelta(minutes=1)  # messages Tuya kept a minute more, delivered late
+    watch.committed(BACK + timedelta(minutes=4), oldest, oldest)
+    watch.idle(BACK + timedelta(minutes=5))
+    watch.idle(BACK + timedelta(minutes=9, seconds=59))
+    assert watch.told == []  # quiet for 5 min 59 s in all, but not a margin since the commit
+    watch.idle(BACK + timedelta(minutes=10))
+    assert watch.told == [(1, BACK + timedelta(minutes=10))]
