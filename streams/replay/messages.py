@@ -46,7 +46,6 @@ from streams.store.rederive import (
     HISTORIES,
     LATEST,
     History,
-    RowWriter,
     delete_history,
     delete_latest,
     newest_status,
@@ -54,6 +53,7 @@ from streams.store.rederive import (
     stored_latest,
 )
 from streams.store.replay import Position, StoredMessage, Window, message_page
+from streams.store.row_writer import RowWriter
 from streams.tuya.decoder import Decoded
 
 __all__ = ["PAGE_SIZE", "MessageReplay"]

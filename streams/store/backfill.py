@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Row
 from models.tables import BackfillProgress, Consumer, Device, DeviceEvent, DeviceStatus, Gap
 from streams.store.dialect import insert
 from streams.store.fleet import state_upsert
-from streams.store.rederive import RowWriter
+from streams.store.row_writer import RowWriter
 from streams.store.rows import json_text
 
 __all__ = [

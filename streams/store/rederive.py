@@ -4,17 +4,16 @@ writes that bring both to what the message derives today.
 Owns reading rows in the form the row builders of :mod:`streams.store.rows` and :mod:`streams.store.facts` produce
 with ``time`` left as datetimes (JSON as canonical text, times as aware UTC datetimes), so a stored row and a derived
 one are equal exactly when their content is; deleting history rows by key, of source ``stream`` only (rows that
-``backfill`` took from Tuya's device logs are never touched); a (device, code)'s newest history row; and writing
-through the batch store's drivers and statements (the same ON CONFLICT rules as the worker). Runs in the caller's
-transaction and never commits. Imports nothing of the worker's runtime.
+``backfill`` took from Tuya's device logs are never touched); and a (device, code)'s newest history row. The
+writes go through :class:`~streams.store.row_writer.RowWriter`. Runs in the caller's transaction and never commits.
+Imports nothing of the worker's runtime.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from sqlalchemy import JSON, ColumnElement, Table, Text, and_, bindparam, cast, delete, select, tuple_
@@ -22,8 +21,6 @@ from sqlalchemy.engine import Connection
 
 from models.tables import Base, StatusMessage, StatusValue, views
 from streams.store.dialect import chunks
-from streams.store.drivers import Driver, PostgresDriver, SqliteDriver
-from streams.store.history import SeriesKeys, insert_status
 from streams.store.rows import DEVICE_STATE_COLUMNS, STATUS_COLUMNS, json_text
 from streams.store.statements import DEVICE_EVENTS, DEVICE_STATE, DEVICES, USER_EVENTS, USERS, Target
 
@@ -33,7 +30,6 @@ __all__ = [
     "STATUS_VIEW",
     "History",
     "Latest",
-    "RowWriter",
     "delete_history",
     "delete_latest",
     "newest_status",
@@ -201,57 +197,3 @@ def newest_status(connection: Connection, device_id: str, code: str) -> Row | No
     )
     rows = _canonical(connection.execute(query), _json_positions(table, columns))
     return rows[0] if rows else None
-
-
-class RowWriter:
-    """The batch store's driver on the caller's transaction: inserts that skip rows whose key exists, and the
-    "newer wins" upserts. On PostgreSQL rows always go through the stage tables (another writer may have stored
-    a row meanwhile) and NUL characters become U+FFFD, as the store's fallbacks do.
-
-    One write per table and transaction: a PostgreSQL stage table keeps its rows until the commit, so a second
-    write would move the first one's rows again.
-    """
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._postgres = connection.dialect.name == "postgresql"
-        self._driver: Driver = PostgresDriver(tolerant=True, clean_text=True) if self._postgres else SqliteDriver()
-        self._written: set[str] = set()
-
-    def as_stored(self, row: Row) -> Row:
-        """``row`` as this database keeps it: PostgreSQL text cannot hold NUL (the driver writes U+FFFD)."""
-        if not self._postgres:
-            return row
-        return tuple(value.replace("\x00", "\ufffd") if isinstance(value, str) else value for value in row)
-
-    def insert(self, target: Target, rows: Sequence[Row]) -> None:
-        if target is STATUS_VIEW:
-            self.insert_status(rows, stored="add")
-        else:
-            self._run(self._driver.insert, target, rows)
-
-    def insert_status(self, rows: Sequence[Row], *, stored: Literal["skip", "add"], source: str = "stream") -> None:
-        """Status rows (:data:`~streams.store.rows.STATUS_COLUMNS`) into the history's tables; see
-        :func:`~streams.store.history.insert_status` for ``stored``."""
-
-        def write(cursor: Any, _target: Target, prepared: Sequence[Row]) -> None:
-            insert_status(self._driver, cursor, prepared, SeriesKeys(), stored=stored, source=source)
-
-        self._run(write, STATUS_VIEW, rows)
-
-    def upsert(self, target: Target, rows: Sequence[Row]) -> None:
-        self._run(self._driver.upsert, target, rows)
-
-    def _run(self, write: Any, target: Target, rows: Sequence[Row]) -> None:
-        if not rows:
-            return
-        if target.table in self._written:
-            raise RuntimeError(f"{target.table} written twice in one transaction (see RowWriter)")
-        self._written.add(target.table)
-        time = self._driver.time
-        prepared = [tuple(time(v) if isinstance(v, datetime) else v for v in row) for row in rows]
-        cursor = self._connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            write(cursor, target, prepared)
-        finally:
-            cursor.close()

@@ -31,12 +31,13 @@ class Retention:
     """``table``: the name users purge by; ``stored_in``: the table that holds its rows, when that is another one
     (``device_status`` is a view over the history's narrow format). ``per_series``: reach old rows through the
     (series, time) primary key, a group of series at a time, because the table has no index on time alone (see
-    models.tables.StatusValue)."""
+    models.tables.StatusValue). ``message_keys``: then delete the ``status_messages`` rows left without values."""
 
     table: str
     time_column: str
     stored_in: str | None = None
     per_series: bool = False
+    message_keys: bool = False
     finished_commands_only: bool = False
 
 
@@ -44,7 +45,7 @@ POLICIES = {
     policy.table: policy
     for policy in (
         Retention("messages", "received_at"),
-        Retention("device_status", "reported_at", stored_in="status_values", per_series=True),
+        Retention("device_status", "reported_at", stored_in="status_values", per_series=True, message_keys=True),
         Retention("device_events", "occurred_at"),
         Retention("user_events", "occurred_at"),
         Retention("dead_letters", "received_at"),
@@ -118,7 +119,7 @@ def purge_older(
             with engine.connect() as connection:
                 connection.execution_options(**{WRITE_LOCK: True})
                 with connection.begin():
-                    keys = _message_keys(connection, chunk) if policy.per_series else []
+                    keys = _message_keys(connection, chunk) if policy.message_keys else []
                     count = connection.execute(statement).rowcount
                     _drop_unused_message_keys(connection, keys)
             deleted += count

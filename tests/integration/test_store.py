@@ -19,7 +19,7 @@ from models.records import DeadLetter
 from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, latest_status
 from streams.errors import DatabaseUnavailable
 from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
-from streams.store.rederive import RowWriter
+from streams.store.row_writer import RowWriter
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.tuya.decoder import Decoded
 from tests.unit.store import factories as f

@@ -26,7 +26,7 @@ from models.tables import (
     UserEvent,
 )
 from streams.sim import Fleet
-from streams.store.rederive import RowWriter
+from streams.store.row_writer import RowWriter
 from streams.store.rows import json_text
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import Decoded

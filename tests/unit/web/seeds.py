@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from models.tables import DataPoint, Device, DeviceState
-from streams.store.rederive import RowWriter
+from streams.store.row_writer import RowWriter
 from streams.store.rows import json_text
 from streams.web.downsample import bucket_bounds, bucket_of
 
