@@ -53,6 +53,10 @@ class Driver(Protocol):
 
     def highest_series_id(self, cursor: Any) -> int: ...
 
+    def widen_status_messages(self, cursor: Any, rows: Sequence[tuple[Any, Any, int]]) -> None:
+        """(first, last, message key): each message's times widened to hold values timed ``first`` … ``last``."""
+        ...
+
     def insert_returning(self, cursor: Any, target: Target, rows: Rows, column: str) -> set[Any] | None: ...
 
     def insert(self, cursor: Any, target: Target, rows: Rows) -> None: ...
@@ -96,6 +100,9 @@ class SqliteDriver:
     def highest_series_id(self, cursor: sqlite3.Cursor) -> int:
         return cursor.execute(_HIGHEST_SERIES_ID).fetchone()[0]
 
+    def widen_status_messages(self, cursor: sqlite3.Cursor, rows: Sequence[tuple[Any, Any, int]]) -> None:
+        cursor.executemany(_WIDEN.format(earlier="MIN", later="MAX", p="?"), rows)
+
     def insert_returning(self, cursor: sqlite3.Cursor, target: Target, rows: Rows, column: str) -> set[Any] | None:
         """Insert; None: every row was new (the write lock makes the caller's look-up of stored keys exact)."""
         self.insert(cursor, target, rows)
@@ -109,6 +116,10 @@ class SqliteDriver:
 
 
 _HIGHEST_SERIES_ID = "SELECT COALESCE(MAX(series_id), 0) FROM status_series"
+_WIDEN = (
+    "UPDATE status_messages SET first_at = {earlier}(first_at, {p}), last_at = {later}(last_at, {p}) "
+    "WHERE message_key = {p}"
+)
 _SQLITE_MESSAGE_KEYS = (
     "SELECT message_id, message_key FROM status_messages WHERE message_id IN (SELECT value FROM json_each(?))"
 )
@@ -163,6 +174,9 @@ class PostgresDriver:
     def highest_series_id(self, cursor: psycopg.Cursor[Any]) -> int:
         cursor.execute(_HIGHEST_SERIES_ID)
         return cursor.fetchone()[0]  # type: ignore[index]
+
+    def widen_status_messages(self, cursor: psycopg.Cursor[Any], rows: Sequence[tuple[Any, Any, int]]) -> None:
+        cursor.executemany(_WIDEN.format(earlier="LEAST", later="GREATEST", p="%s"), rows)
 
     def insert_returning(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows, column: str) -> set[Any] | None:
         """Insert; the ``column`` values of the rows inserted when tolerant (others were stored meanwhile), None

@@ -18,7 +18,7 @@ from streams.store.statements import STATUS_MESSAGES, STATUS_SERIES, STATUS_VALU
 if TYPE_CHECKING:
     from streams.store.drivers import Driver
 
-__all__ = ["SeriesKeys", "insert_status"]
+__all__ = ["SeriesKeys", "insert_status", "message_places"]
 
 Row = tuple[Any, ...]
 SeriesKey = tuple[str, str | None]  # (device_id, code); code None: the device's values with only a DP id
@@ -92,20 +92,24 @@ def insert_status(
     """Store status rows; returns how many values were offered to ``status_values`` (duplicates of stored values
     are skipped by its key). A message already in ``status_messages`` (stored before, its ``messages`` row perhaps
     purged since): ``skip`` leaves its rows out (the batch store: a redelivery adds nothing); ``add`` stores them
-    under its key (replay, after deleting the rows it replaces).
+    under its key and widens its times to hold them (replay, after deleting the rows it replaces).
+
+    A message's values are of one device (a report is a device's); its row keeps that device and the times of its
+    first and last value, which is how its values are found again (models.tables.StatusMessage).
     """
     if not rows:
         return 0
-    data_ids = {row[0]: row[7] for row in rows}  # a message's items share its data id
-    keys = driver.status_message_keys(cursor, list(data_ids))
+    places = message_places(rows)
+    keys = driver.status_message_keys(cursor, list(places))
     if keys and stored == "skip":
         rows = [row for row in rows if row[0] not in keys]
-        data_ids = {message_id: data_id for message_id, data_id in data_ids.items() if message_id not in keys}
+        places = {message_id: place for message_id, place in places.items() if message_id not in keys}
         keys = {}
-    new = [message_id for message_id in data_ids if message_id not in keys]
+    widened = dict(keys)
+    new = [message_id for message_id in places if message_id not in keys]
     if new:
         allotted = dict(zip(new, driver.next_message_keys(cursor, len(new)), strict=True))
-        message_rows = ((key, message_id, data_ids[message_id], source) for message_id, key in allotted.items())
+        message_rows = ((key, message_id, *places[message_id], source) for message_id, key in allotted.items())
         inserted = driver.insert_returning(cursor, STATUS_MESSAGES, message_rows, "message_id")
         if inserted is not None and len(inserted) < len(new):  # another writer stored some of them meanwhile
             others = driver.status_message_keys(cursor, [i for i in new if i not in inserted])
@@ -114,7 +118,10 @@ def insert_status(
                 rows = [row for row in rows if row[0] not in others]
             else:
                 allotted |= others
+                widened |= others
         keys |= allotted
+    if widened:
+        driver.widen_status_messages(cursor, [(*places[i][2:], key) for i, key in widened.items()])
     ids = series.known(driver, cursor)
     missing = {(row[2], row[3]) for row in rows if row[3] not in ids.get(row[2], ())}
     if missing:  # a (device, code) this process has not seen yet
@@ -123,3 +130,21 @@ def insert_status(
     values = ((ids[row[2]][row[3]], row[6], keys[row[0]], row[1], row[4], row[5]) for row in rows)
     driver.insert(cursor, STATUS_VALUES, values)
     return len(rows)
+
+
+def message_places(rows: Sequence[Row]) -> dict[str, list[Any]]:
+    """Each message's ``status_messages`` columns after its key: data id, device, first and last value's time."""
+    places: dict[str, list[Any]] = {}
+    for row in rows:
+        place = places.get(row[0])
+        if place is None:
+            places[row[0]] = [row[7], row[2], row[6], row[6]]  # a message's items share its data id
+            continue
+        if row[2] != place[1]:
+            raise ValueError(f"message {row[0]} has values of two devices ({place[1]}, {row[2]})")
+        at = row[6]
+        if at < place[2]:
+            place[2] = at
+        elif at > place[3]:
+            place[3] = at
+    return places

@@ -19,7 +19,7 @@ import msgspec
 from sqlalchemy import JSON, ColumnElement, Table, Text, and_, bindparam, cast, delete, select, tuple_
 from sqlalchemy.engine import Connection
 
-from models.tables import Base, StatusMessage, StatusValue, views
+from models.tables import Base, StatusMessage, StatusSeries, StatusValue, views
 from streams.store.dialect import chunks
 from streams.store.rows import DEVICE_STATE_COLUMNS, STATUS_COLUMNS, json_text
 from streams.store.statements import DEVICE_EVENTS, DEVICE_STATE, DEVICES, USER_EVENTS, USERS, Target
@@ -143,17 +143,41 @@ def delete_history(connection: Connection, history: History, keys: Sequence[Key]
 
 
 def _delete_status(connection: Connection, keys: Sequence[Key]) -> None:
-    """Delete the ``stream`` values with these (message id, item index) keys from ``status_values``."""
-    values, messages = StatusValue.__table__, StatusMessage.__table__
-    message_key = (
-        select(messages.c.message_key)
-        .where(messages.c.message_id == bindparam("key_message_id"), messages.c.source == _STREAM)
-        .scalar_subquery()
+    """Delete the ``stream`` values with these (message id, item index) keys from ``status_values``: found through
+    their message's device and times (models.tables.StatusMessage), deleted by primary key."""
+    values, messages, series = StatusValue.__table__, StatusMessage.__table__, StatusSeries.__table__
+    wanted = set(keys)
+    placed = messages.join(series, series.c.device_id == messages.c.device_id).join(
+        values,
+        and_(
+            values.c.series_id == series.c.series_id,
+            values.c.reported_at.between(messages.c.first_at, messages.c.last_at),
+            values.c.message_key == messages.c.message_key,
+        ),
     )
+    found = []
+    for chunk in chunks(sorted({message_id for message_id, _ in keys})):
+        query = (
+            select(messages.c.message_id, values.c.item_index, values.c.series_id, values.c.message_key)
+            .select_from(placed)
+            .where(messages.c.message_id.in_(chunk), messages.c.source == _STREAM)
+        )
+        found += [
+            {"series": series_id, "key": message_key, "index": index}
+            for message_id, index, series_id, message_key in connection.execute(query)
+            if (message_id, index) in wanted
+        ]
+    if not found:
+        return
+    key = messages.c.message_key == bindparam("key")
+    first, last = (select(at).where(key).scalar_subquery() for at in (messages.c.first_at, messages.c.last_at))
     statement = delete(values).where(
-        values.c.message_key == message_key, values.c.item_index == bindparam("key_item_index")
+        values.c.series_id == bindparam("series"),
+        values.c.reported_at.between(first, last),
+        values.c.message_key == bindparam("key"),
+        values.c.item_index == bindparam("index"),
     )
-    connection.execute(statement, [{"key_message_id": m, "key_item_index": i} for m, i in keys])
+    connection.execute(statement, found)
 
 
 def _key_in(table: Table, key: Sequence[str], keys: Sequence[Key]) -> ColumnElement[bool]:

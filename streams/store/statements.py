@@ -115,7 +115,9 @@ MESSAGES = Target("messages", MESSAGE_COLUMNS, "ON CONFLICT (message_id) DO NOTH
 # Without a conflict target: a series also conflicts on its partial index (the device's unnamed series).
 STATUS_SERIES = Target("status_series", ("device_id", "code"), "ON CONFLICT DO NOTHING")
 STATUS_MESSAGES = Target(
-    "status_messages", ("message_key", "message_id", "data_id", "source"), "ON CONFLICT (message_id) DO NOTHING"
+    "status_messages",
+    ("message_key", "message_id", "data_id", "device_id", "first_at", "last_at", "source"),
+    "ON CONFLICT (message_id) DO NOTHING",
 )
 STATUS_VALUES = Target(
     "status_values",

@@ -83,6 +83,9 @@ Table(
     Column("message_key", Integer, primary_key=True),
     Column("message_id", String, nullable=False, unique=True),
     Column("data_id", String),
+    Column("device_id", String, nullable=False),
+    Column("first_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
     Column("source", String, nullable=False, server_default="stream"),
 )
 Table(
@@ -94,11 +97,14 @@ Table(
     Column("item_index", Integer, primary_key=True),
     Column("value", JSONDocument, nullable=False),
     Column("dp_id", Integer),
-    Index("ix_ms_values_message_key", "message_key"),
     sqlite_with_rowid=False,
 )
 MS_SERIES = Target("ms_series", SERIES_WITH_IDS.columns, SERIES_WITH_IDS.on_conflict)
-MS_MESSAGES = Target("ms_messages", STATUS_MESSAGES.columns, STATUS_MESSAGES.on_conflict)
+MS_MESSAGES = Target(
+    "ms_messages",
+    tuple({"first_at": "first_ms", "last_at": "last_ms"}.get(column, column) for column in STATUS_MESSAGES.columns),
+    STATUS_MESSAGES.on_conflict,
+)
 MS_VALUES = Target(
     "ms_values",
     ("series_id", "reported_ms", "message_key", "item_index", "value", "dp_id"),
@@ -109,7 +115,8 @@ MS_VIEW = (
     "CREATE VIEW ms_status AS SELECT m.message_id, v.item_index, s.device_id, s.code, v.value, v.dp_id, "
     "strftime('%Y-%m-%d %H:%M:%S', v.reported_ms / 1000, 'unixepoch') || printf('.%03d000', v.reported_ms % 1000) "
     "AS reported_at, m.data_id, m.source FROM ms_values v JOIN ms_series s ON s.series_id = v.series_id "
-    "JOIN ms_messages m ON m.message_key = v.message_key"
+    "JOIN ms_messages m ON m.message_key = v.message_key AND m.device_id = s.device_id "
+    "AND v.reported_ms BETWEEN m.first_ms AND m.last_ms"
 )
 _EPOCH = datetime(1970, 1, 1)
 
@@ -144,6 +151,7 @@ class MillisecondHistory:
 
     def __call__(self, status_rows: list[tuple[Any, ...]]) -> Writes:
         (_, series), (_, messages), (_, values) = self._keys.writes(status_rows)
+        messages = [(*head, _ms(first), _ms(last), source) for *head, first, last, source in messages]
         values = [(series_id, _ms(at), *rest) for series_id, at, *rest in values]
         return [(MS_SERIES, series), (MS_MESSAGES, messages), (MS_VALUES, values)]
 

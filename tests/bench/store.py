@@ -34,6 +34,7 @@ from streams.heap import settle_heap
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
 from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
+from streams.store.history import message_places
 from streams.store.prepared import record_rows
 from streams.store.rows import TimeFormat, message_row, sqlite_time, status_row
 from streams.store.sql import ArchiveStore, Writes, record_writes
@@ -102,13 +103,14 @@ class HistoryKeys:
         """``status_series`` (new series only), ``status_messages`` and ``status_values`` with their rows."""
         series, messages, values = [], [], []
         keys: dict[str, int] = {}
+        places = message_places(status_rows)
         for row in status_rows:
-            message_id, item_index, device_id, code, value, dp_id, reported_at, data_id = row
+            message_id, item_index, device_id, code, value, dp_id, reported_at, _data_id = row
             key = keys.get(message_id)
             if key is None:
                 self._messages += 1
                 key = keys[message_id] = self._messages
-                messages.append((key, message_id, data_id, "stream"))
+                messages.append((key, message_id, *places[message_id], "stream"))
             series_id = self._series.get((device_id, code))
             if series_id is None:
                 series_id = self._series[device_id, code] = len(self._series) + 1

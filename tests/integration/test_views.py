@@ -121,3 +121,12 @@ def test_a_filter_by_device_reaches_the_values_through_their_key(engine: Engine,
         plan = _plan(connection, QUERIES[query])
     assert all(step in plan for step in VALUES_BY_KEY[engine.dialect.name]), plan
     assert "SCAN v" not in plan and "SCAN s " not in plan + " " and "Seq Scan" not in plan, plan
+
+
+def test_a_filter_by_message_reaches_the_values_through_their_key(engine: Engine) -> None:
+    """replay --messages reads a message's values so: its device's series, then the values between its times."""
+    with engine.connect() as connection:
+        message_id = connection.exec_driver_sql("SELECT message_id FROM status_messages").scalar()
+        plan = _plan(connection, f"SELECT code, value FROM device_status WHERE message_id = '{message_id}'")
+    assert all(step in plan for step in VALUES_BY_KEY[engine.dialect.name]), plan
+    assert "SCAN v" not in plan and "Seq Scan" not in plan, plan

@@ -1,12 +1,15 @@
-"""SeriesKeys (streams/store/history.py): which series ids it keeps across transactions. A stand-in driver holds the
-series table; the SQL itself runs in tests/integration/test_store.py on both databases."""
+"""streams/store/history.py's pure parts: which series ids SeriesKeys keeps across transactions (a stand-in driver
+holds the series table), and where a message's values are placed. The SQL itself runs in
+tests/integration/test_store.py on both databases."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from streams.store.history import SeriesKeys
+import pytest
+
+from streams.store.history import SeriesKeys, message_places
 from streams.store.statements import STATUS_SERIES, Target
 
 
@@ -60,3 +63,26 @@ def test_a_table_emptied_under_it_is_read_again() -> None:
     table.next_id = 1  # SQLite hands ids out again from the top of what is left
     assert flat(keys.known(table, None)) == {}
     assert flat(keys.resolve(table, None, {("d2", "b")})) == {("d2", "b"): 1}
+
+
+def _status(message_id: str, index: int, device_id: str, at: str, data_id: str | None = None) -> tuple[Any, ...]:
+    return (message_id, index, device_id, "temp", "21", 3, at, data_id)
+
+
+def test_a_message_is_placed_by_its_device_and_its_first_and_last_value() -> None:
+    rows = [
+        _status("m1", 0, "dev1", "2026-11-01 00:00:01.000000", "d1"),
+        _status("m1", 1, "dev1", "2026-11-01 00:00:00.500000", "d1"),
+        _status("m2", 0, "dev2", "2026-11-01 00:00:02.000000"),
+        _status("m1", 2, "dev1", "2026-11-01 00:00:03.000000", "d1"),
+    ]
+    assert message_places(rows) == {
+        "m1": ["d1", "dev1", "2026-11-01 00:00:00.500000", "2026-11-01 00:00:03.000000"],
+        "m2": [None, "dev2", "2026-11-01 00:00:02.000000", "2026-11-01 00:00:02.000000"],
+    }
+
+
+def test_a_message_with_values_of_two_devices_is_refused() -> None:
+    rows = [_status("m1", 0, "dev1", "2026-11-01 00:00:00.000000"), _status("m1", 1, "dev2", "2026-11-01")]
+    with pytest.raises(ValueError, match="message m1 has values of two devices"):
+        message_places(rows)
