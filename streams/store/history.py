@@ -13,12 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import ColumnElement, and_
+
+from models.tables import StatusMessage, StatusSeries, StatusValue
 from streams.store.statements import STATUS_MESSAGES, STATUS_SERIES, STATUS_VALUES
 
 if TYPE_CHECKING:
     from streams.store.drivers import Driver
 
-__all__ = ["SeriesKeys", "insert_status", "message_places"]
+__all__ = ["SeriesKeys", "insert_status", "message_places", "where_placed"]
 
 Row = tuple[Any, ...]
 SeriesKey = tuple[str, str | None]  # (device_id, code); code None: the device's values with only a DP id
@@ -148,3 +151,16 @@ def message_places(rows: Sequence[Row]) -> dict[str, list[Any]]:
         elif at > place[3]:
             place[3] = at
     return places
+
+
+def where_placed() -> ColumnElement[bool]:
+    """A ``status_values`` row where its ``status_messages`` row places it: in a ``status_series`` of the message's
+    device, between its first and last value's time, under its key. How replay and purge find a message's values
+    through the primary key (models.tables.StatusMessage); ``device_status`` joins the same way."""
+    values, messages, series = StatusValue.__table__, StatusMessage.__table__, StatusSeries.__table__
+    return and_(
+        series.c.device_id == messages.c.device_id,
+        values.c.series_id == series.c.series_id,
+        values.c.reported_at.between(messages.c.first_at, messages.c.last_at),
+        values.c.message_key == messages.c.message_key,
+    )

@@ -19,8 +19,9 @@ import msgspec
 from sqlalchemy import JSON, ColumnElement, Table, Text, and_, bindparam, cast, delete, select, tuple_
 from sqlalchemy.engine import Connection
 
-from models.tables import Base, StatusMessage, StatusSeries, StatusValue, views
+from models.tables import Base, StatusMessage, StatusValue, views
 from streams.store.dialect import chunks
+from streams.store.history import where_placed
 from streams.store.rows import DEVICE_STATE_COLUMNS, STATUS_COLUMNS, json_text
 from streams.store.statements import DEVICE_EVENTS, DEVICE_STATE, DEVICES, USER_EVENTS, USERS, Target
 
@@ -145,22 +146,12 @@ def delete_history(connection: Connection, history: History, keys: Sequence[Key]
 def _delete_status(connection: Connection, keys: Sequence[Key]) -> None:
     """Delete the ``stream`` values with these (message id, item index) keys from ``status_values``: found through
     their message's device and times (models.tables.StatusMessage), deleted by primary key."""
-    values, messages, series = StatusValue.__table__, StatusMessage.__table__, StatusSeries.__table__
+    values, messages = StatusValue.__table__, StatusMessage.__table__
     wanted = set(keys)
-    placed = messages.join(series, series.c.device_id == messages.c.device_id).join(
-        values,
-        and_(
-            values.c.series_id == series.c.series_id,
-            values.c.reported_at.between(messages.c.first_at, messages.c.last_at),
-            values.c.message_key == messages.c.message_key,
-        ),
-    )
     found = []
     for chunk in chunks(sorted({message_id for message_id, _ in keys})):
-        query = (
-            select(messages.c.message_id, values.c.item_index, values.c.series_id, values.c.message_key)
-            .select_from(placed)
-            .where(messages.c.message_id.in_(chunk), messages.c.source == _STREAM)
+        query = select(messages.c.message_id, values.c.item_index, values.c.series_id, values.c.message_key).where(
+            messages.c.message_id.in_(chunk), messages.c.source == _STREAM, where_placed()
         )
         found += [
             {"series": series_id, "key": message_key, "index": index}

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from models.tables import Base, StatusMessage, StatusSeries, StatusValue
 from streams.store.dialect import chunks
 from streams.store.engine import WRITE_LOCK
+from streams.store.history import where_placed
 
 __all__ = ["CHUNK_ROWS", "POLICIES", "Retention", "count_older", "purge_older"]
 
@@ -75,18 +76,8 @@ def _message_keys(connection: Connection, chunk: Select[Any]) -> list[int]:
 
 def _drop_unused_message_keys(connection: Connection, keys: list[int]) -> None:
     """Delete the ``status_messages`` rows of ``keys`` left without values: purged history leaves no keys behind."""
-    messages, values, series = StatusMessage.__table__, StatusValue.__table__, StatusSeries.__table__
-    # Where its values would be (models.tables.StatusMessage): its device's series, between its times.
-    used = (
-        select(values.c.message_key)
-        .join(series, series.c.series_id == values.c.series_id)
-        .where(
-            series.c.device_id == messages.c.device_id,
-            values.c.reported_at.between(messages.c.first_at, messages.c.last_at),
-            values.c.message_key == messages.c.message_key,
-        )
-        .exists()
-    )
+    messages, values = StatusMessage.__table__, StatusValue.__table__
+    used = select(values.c.message_key).where(where_placed()).exists()
     for part in chunks(keys):
         connection.execute(delete(messages).where(messages.c.message_key.in_(part), ~used))
 
