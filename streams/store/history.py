@@ -5,6 +5,8 @@ into the three tables' rows: a series key for each (device, code), a message key
 narrow row a value. Series keys are cached across transactions once committed (series are never deleted); message
 keys are handed out in the caller's transaction. Runs on the caller's raw cursor through a driver
 (:mod:`streams.store.drivers`); never commits. Users read the rows back through the ``device_status`` view.
+Also owns where a message's values are (its device, first and last time: :func:`message_places`), and the
+condition that finds them there (:func:`where_placed`).
 """
 
 from __future__ import annotations
