@@ -32,7 +32,7 @@ from models.tables import DataPoint, Device
 from streams.sim.products import PRODUCTS
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
-from streams.store.engine import make_engine
+from streams.store.engine import PAGE_BYTES, make_engine
 from streams.store.rows import json_text, sqlite_time
 from streams.store.sql import Writes
 from streams.store.statements import STATUS_VALUES, postgres_copy, postgres_copy_types
@@ -154,13 +154,14 @@ def _points() -> list[dict[str, object]]:
 
 
 def sqlite_archive(directory: Path, rows: int = ROWS) -> BenchArchive:
-    """The SQLite archive in ``directory`` (built on first use, then reused while its schema is today's: one built
-    at an older revision is built again, as migrating it would leave it in another layout than a fresh build)."""
+    """The SQLite archive in ``directory`` (built on first use, then reused while its schema and page size are
+    today's: one built at an older revision, or with pages of another size, is built again, as migrating it would
+    leave it in another layout than a fresh build)."""
     path = directory / f"archive-{rows}.db"
     url = f"sqlite:///{path}"
     sensor_points = DAYS * 86_400 // SENSOR_EVERY_S
     if path.exists():
-        if _revision(path) == migrate.head_revision():
+        if _layout(path) == (migrate.head_revision(), PAGE_BYTES):
             _without_statistics(path)
             return BenchArchive(url, rows, sensor_points, 0.0)
         path.unlink()
@@ -179,11 +180,12 @@ def sqlite_archive(directory: Path, rows: int = ROWS) -> BenchArchive:
     return BenchArchive(url, rows, sensor_points, time.perf_counter() - started)
 
 
-def _revision(path: Path) -> str | None:
-    """The alembic revision the file is at (None: not a migrated archive, e.g. one cut short)."""
+def _layout(path: Path) -> tuple[str, int] | None:
+    """The alembic revision the file is at and its page size (None: not a migrated archive, e.g. one cut short)."""
     connection = sqlite3.connect(path)
     try:
-        return connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        return revision, connection.execute("PRAGMA page_size").fetchone()[0]
     except sqlite3.Error:
         return None
     finally:

@@ -33,7 +33,7 @@ from models.tables import Base
 from streams.heap import settle_heap
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
-from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
+from streams.store.engine import autocheckpoint_pages, make_engine
 from streams.store.history import message_places
 from streams.store.prepared import record_rows
 from streams.store.rows import TimeFormat, message_row, sqlite_time, status_row
@@ -152,7 +152,8 @@ def sqlite_floor(path: Path, rows: list[Writes]) -> float:
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    (page_bytes,) = connection.execute("PRAGMA page_size").fetchone()
+    connection.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages(page_bytes)}")
     start = time.perf_counter()
     for writes in rows:
         connection.execute("BEGIN")
@@ -245,15 +246,25 @@ def sqlite_statements(batches: list[list[Decoded]], history: History | None = No
 
 
 def sqlite_alone(
-    path: Path, prepared: Iterable[Writes], cache_kib: int | None = None, tables: MetaData | None = None
+    path: Path,
+    prepared: Iterable[Writes],
+    cache_kib: int | None = None,
+    tables: MetaData | None = None,
+    page_bytes: int | None = None,
 ) -> float:
     """The database's share of storing: the store's own SQL and transactions on prepared rows, no Python between.
 
-    A migrated file on the engine's connection set-up (WAL, pragmas; ``cache_kib`` replaces its page cache size),
-    ``executemany`` of each statement and a commit per batch; only those are timed (``prepared`` may build each batch
-    as it is asked for). The store cannot be faster than this; the gap to it is the store's Python (rows, look-up,
-    dedup). ``tables``: created beside the migrated ones (tests.bench.wide.WIDE for the wide format's statements).
+    A migrated file on the engine's connection set-up (WAL, pragmas; ``cache_kib`` replaces its page cache size,
+    ``page_bytes`` the size of its pages), ``executemany`` of each statement and a commit per batch; only those are
+    timed (``prepared`` may build each batch as it is asked for). The store cannot be faster than this; the gap to it
+    is the store's Python (rows, look-up, dedup). ``tables``: created beside the migrated ones (tests.bench.wide.WIDE
+    for the wide format's statements).
     """
+    if page_bytes is not None:  # made before the engine sees it, which would make it with its own page size
+        made = sqlite3.connect(path)
+        made.execute(f"PRAGMA page_size={page_bytes}")
+        made.execute("PRAGMA journal_mode=WAL")
+        made.close()
     engine = make_engine(f"sqlite:///{path}")
     elapsed = 0.0
     try:

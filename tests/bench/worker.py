@@ -75,7 +75,7 @@ from streams.sim import EmbeddedBroker
 from streams.sources.pulsar import PulsarSource, topic_name
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
-from streams.store.engine import CACHE_KIB, make_engine
+from streams.store.engine import CACHE_KIB, PAGE_BYTES, make_engine
 from streams.store.retention import POLICIES, purge_older
 from streams.tuya.decoder import Decoded, MessageDecoder
 from tests.bench.store import (
@@ -116,9 +116,10 @@ COPY_TARGET = 0.5  # worker → PostgreSQL against binary COPY of its messages a
 BACKLOG_TARGET_MIN = 12.0
 BYTES_TARGET = 60  # bytes on disk per status value, everything included
 # The store's commit policy before the writer process: one transaction per received batch, SQLite's default cache
-# (and the history's wide format: tests.bench.wide).
+# and page size (and the history's wide format: tests.bench.wide).
 BEFORE_COMMIT = 1_000
 BEFORE_CACHE_KIB = 2_000
+BEFORE_PAGE_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,11 +382,12 @@ def sqlite_ceiling(folder: str, commit: int, cache_kib: int, name: str, *, wide:
     """Seconds SQLite alone takes to run the worker's SQL for the backlog, ``commit`` messages a transaction with a
     page cache of ``cache_kib``: the same seeded fleet, turned into rows batch by batch outside the timing
     (tests.bench.store.sqlite_alone). No SQLite worker committing so can be faster. ``wide``: the history in the
-    format before the narrow one (tests.bench.wide), with the store's statements of that time."""
+    format before the narrow one (tests.bench.wide), with the store's statements and SQLite's page size of that time."""
     history = wide_history if wide else HistoryKeys().writes
     batches = (writes for batch in decoded_batches(commit) for writes in sqlite_statements([batch], history))
     tables = WIDE if wide else None
-    return sqlite_alone(Path(folder) / f"alone-{name}.db", batches, cache_kib=cache_kib, tables=tables)
+    page_bytes = BEFORE_PAGE_BYTES if wide else None
+    return sqlite_alone(Path(folder) / f"alone-{name}.db", batches, cache_kib, tables, page_bytes)
 
 
 def copy_floor(server_url: str) -> float:
@@ -582,10 +584,12 @@ def print_targets(results: Results) -> None:
             f"  SQLite alone, the worker's SQL for the same fleet on rows prepared in advance (the most any SQLite "
             f"worker committing so can do here; best of {ALONE_ROUNDS} rounds, alternated):\n"
             f"    {before:>9,.0f} msg/s committing every {BEFORE_COMMIT:,} messages with SQLite's default 2 MB cache "
-            f"and the history's wide format (the store before the writer process and the narrow format; rounds "
+            f"and {BEFORE_PAGE_BYTES // 1024} KiB pages, and the history's wide format (the store before the writer "
+            f"process and the narrow format; rounds "
             f"{_rates(rounds['before'])})\n"
             f"    {now:>9,.0f} msg/s committing every {stored.commit_size:,} messages (the worker's average "
-            f"transaction in this run) with a {CACHE_KIB // 1024} MB cache and the narrow format (rounds "
+            f"transaction in this run) with a {CACHE_KIB // 1024} MB cache, {PAGE_BYTES // 1024} KiB pages and the "
+            f"narrow format (rounds "
             f"{_rates(rounds['now'])})"
         )
         _target("SQL per message", now / before, SQL_TARGET, "the store before the writer process and narrow format")

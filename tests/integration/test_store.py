@@ -3,6 +3,7 @@ is unit-tested in tests/unit/store/test_rows.py."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from models.records import DeadLetter
 from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, latest_status
 from streams.errors import DatabaseUnavailable
-from streams.store.engine import WAL_AUTOCHECKPOINT_PAGES, make_engine
+from streams.store.engine import PAGE_BYTES, WAL_AUTOCHECKPOINT_BYTES, make_engine
 from streams.store.row_writer import RowWriter
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.tuya.decoder import Decoded
@@ -325,20 +326,34 @@ def unused_postgres_url() -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/app"
 
 
-def test_sqlite_runs_in_wal_mode_with_a_busy_timeout_and_rare_checkpoints(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+def _pragmas(url: str, *names: str) -> list[Any]:
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            pragmas = [
-                connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "synchronous")
-            ]
-            busy = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
-            checkpoint = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+            return [connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in names]
     finally:
         engine.dispose()
-    assert pragmas == ["wal", 1]  # synchronous=NORMAL
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout_and_rare_checkpoints(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    pragmas = _pragmas(url, "journal_mode", "synchronous", "busy_timeout", "page_size", "wal_autocheckpoint")
+    journal, synchronous, busy, page_bytes, checkpoint = pragmas
+    assert (journal, synchronous) == ("wal", 1)  # synchronous=NORMAL
     assert busy is not None and busy >= 5000
-    assert checkpoint == WAL_AUTOCHECKPOINT_PAGES > 1000  # SQLite's default, which made every commit a checkpoint
+    assert page_bytes == PAGE_BYTES > 4096  # SQLite's default, which wrote more pages a commit
+    # SQLite's default (1,000 pages) made every commit a checkpoint
+    assert checkpoint * page_bytes == WAL_AUTOCHECKPOINT_BYTES > 1000 * 4096
+
+
+def test_an_archive_made_with_4_kib_pages_keeps_them_and_checkpoints_at_the_same_wal_size(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    made = sqlite3.connect(path)
+    made.execute("PRAGMA journal_mode=WAL")  # what an archive made before 16 KiB pages has
+    made.close()
+    page_bytes, checkpoint = _pragmas(f"sqlite:///{path}", "page_size", "wal_autocheckpoint")
+    assert page_bytes == 4096
+    assert checkpoint * 4096 == WAL_AUTOCHECKPOINT_BYTES
 
 
 def test_a_series_created_by_a_rolled_back_attempt_is_created_again(store: ArchiveStore, engine: Engine) -> None:
