@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 
 from models.tables import Command, DataPoint, DeviceState, DeviceStatus, Message, StatusMessage
 from streams.cli import main
 from streams.store import migrate
-from streams.store.engine import make_engine
+from streams.store.compact import ArchiveInUse, compact
+from streams.store.engine import make_engine, make_readonly_engine
 from streams.store.sql import ArchiveStore
 from tests.unit.store import factories as f
 from tests.unit.store.databases import DIALECTS, scratch_database
@@ -232,6 +234,91 @@ def test_db_upgrade_then_current(
     assert (status, "the schema matches models/tables.py" in out) == (0, True)
     status, out = run(monkeypatch, capsys, empty, "db", "downgrade", "base")
     assert (status, "base (empty schema)" in out) == (0, True)
+
+
+def test_db_compact_gives_back_what_purge_freed_and_moves_an_old_archive_to_16_kib_pages(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "old.db"
+    url = archive_with_4_kib_pages(path)
+    now = datetime.now(UTC)
+    seed_history(url, [(n, now - timedelta(days=100)) for n in range(3000)] + [(3000 + n, now) for n in range(5)])
+    assert run(monkeypatch, capsys, url, "purge", "--older-than", "30d")[0] == 0
+    rows, before = history(url), path.stat().st_size
+    status, out = run(monkeypatch, capsys, url, "db", "compact")
+    assert status == 0
+    assert out.strip().endswith("pages of 4 KiB → 16 KiB")
+    assert path.stat().st_size < before / 2  # the pages of 3,000 purged reports given back
+    assert sqlite_pragmas(path, "page_size", "journal_mode") == [16384, "wal"]
+    assert history(url) == rows
+    assert len(rows) == 10  # the five recent reports' values
+
+
+def test_db_compact_leaves_an_archive_another_connection_has_open(tmp_path: Path) -> None:
+    url = archive_with_4_kib_pages(tmp_path / "a.db")
+    seed_history(url, [(0, datetime.now(UTC))])
+    reader = make_readonly_engine(url)  # as `serve` has it open
+    engine = make_engine(url)
+    event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA busy_timeout=50"))
+    try:
+        with reader.connect() as connection:
+            connection.exec_driver_sql("SELECT count(*) FROM status_values").scalar()
+            with pytest.raises(ArchiveInUse, match="open elsewhere"):
+                compact(engine)
+    finally:
+        engine.dispose()
+        reader.dispose()
+    assert sqlite_pragmas(tmp_path / "a.db", "journal_mode", "page_size") == ["wal", 4096]
+    assert len(history(url)) == 2
+
+
+def test_db_compact_is_for_sqlite_files(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_url: str
+) -> None:
+    status, out = run(monkeypatch, capsys, pg_url, "db", "compact")
+    assert status == 1
+    assert "db compact rewrites a SQLite file" in out
+
+
+def archive_with_4_kib_pages(path: Path) -> str:
+    """A new SQLite file as SQLite made it before the engine asked for 16 KiB pages; its URL."""
+    made = sqlite3.connect(path)
+    made.execute("PRAGMA page_size=4096")
+    made.execute("PRAGMA journal_mode=WAL")
+    made.close()
+    return f"sqlite:///{path}"
+
+
+def seed_history(url: str, reports: list[tuple[int, datetime]]) -> None:
+    """One two-value status report for each (number, time), stored as the worker stores them."""
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        store = ArchiveStore(engine)
+        for when in sorted({when for _, when in reports}):
+            batch = [f.status_report(n, {"a": n, "b": n}, when=when) for n, at in reports if at == when]
+            store.write_batch(batch, [], received_at=when)
+    finally:
+        engine.dispose()
+
+
+def history(url: str) -> list[tuple[object, ...]]:
+    """Every value, as users read them (``device_status``)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = select(DeviceStatus.__table__).order_by(DeviceStatus.message_id, DeviceStatus.item_index)
+            return [tuple(row) for row in connection.execute(query)]
+    finally:
+        engine.dispose()
+
+
+def sqlite_pragmas(path: Path, *names: str) -> list[object]:
+    connection = sqlite3.connect(path)
+    try:
+        return [connection.execute(f"PRAGMA {name}").fetchone()[0] for name in names]
+    finally:
+        connection.close()
 
 
 def seed_for_purge(url: str, now: datetime) -> None:
