@@ -39,12 +39,15 @@ def compact(engine: Engine) -> Compacted:
 
     Raises:
         ArchiveInUse: another connection has the file open (SQLite's lock, after the engine's busy timeout).
-        ValueError: ``engine`` is not a SQLite file (PostgreSQL reuses freed space itself: autovacuum).
+        ValueError: ``engine`` is not on a SQLite file, or the file does not exist (PostgreSQL reuses freed space
+            itself: autovacuum).
     """
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         raise ValueError(f"db compact rewrites a SQLite file; {engine.url.render_as_string()} is not one")
     path = Path(database)
+    if not path.is_file():  # connecting would make an empty archive
+        raise ValueError(f"{path}: no such SQLite file")
     connection = engine.raw_connection()
     try:
         cursor = connection.driver_connection.cursor()  # autocommit: the engine's set-up leaves BEGIN to SQLAlchemy

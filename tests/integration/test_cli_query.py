@@ -273,11 +273,14 @@ def test_db_compact_leaves_an_archive_another_connection_has_open(tmp_path: Path
 
 
 def test_db_compact_is_for_sqlite_files(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_url: str
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_url: str, tmp_path: Path
 ) -> None:
     status, out = run(monkeypatch, capsys, pg_url, "db", "compact")
     assert status == 1
     assert "db compact rewrites a SQLite file" in out
+    status, out = run(monkeypatch, capsys, f"sqlite:///{tmp_path / 'typo.db'}", "db", "compact")
+    assert (status, "typo.db: no such SQLite file" in out) == (1, True)
+    assert not (tmp_path / "typo.db").exists()
 
 
 def archive_with_4_kib_pages(path: Path) -> str:
