@@ -148,27 +148,20 @@ def _delete_status(connection: Connection, keys: Sequence[Key]) -> None:
     their message's device and times (models.tables.StatusMessage), deleted by primary key."""
     values, messages = StatusValue.__table__, StatusMessage.__table__
     wanted = set(keys)
+    primary_key = (values.c.series_id, values.c.reported_at, values.c.message_key, values.c.item_index)
     found = []
     for chunk in chunks(sorted({message_id for message_id, _ in keys})):
-        query = select(messages.c.message_id, values.c.item_index, values.c.series_id, values.c.message_key).where(
+        query = select(messages.c.message_id, *primary_key).where(
             messages.c.message_id.in_(chunk), messages.c.source == _STREAM, where_placed()
         )
         found += [
-            {"series": series_id, "key": message_key, "index": index}
-            for message_id, index, series_id, message_key in connection.execute(query)
-            if (message_id, index) in wanted
+            {column.name: value for column, value in zip(primary_key, row[1:], strict=True)}
+            for row in connection.execute(query)
+            if (row[0], row[-1]) in wanted
         ]
-    if not found:
-        return
-    key = messages.c.message_key == bindparam("key")
-    first, last = (select(at).where(key).scalar_subquery() for at in (messages.c.first_at, messages.c.last_at))
-    statement = delete(values).where(
-        values.c.series_id == bindparam("series"),
-        values.c.reported_at.between(first, last),
-        values.c.message_key == bindparam("key"),
-        values.c.item_index == bindparam("index"),
-    )
-    connection.execute(statement, found)
+    if found:
+        statement = delete(values).where(*(column == bindparam(column.name) for column in primary_key))
+        connection.execute(statement, found)
 
 
 def _key_in(table: Table, key: Sequence[str], keys: Sequence[Key]) -> ColumnElement[bool]:
