@@ -54,6 +54,7 @@ from streams.store.rederive import (
 )
 from streams.store.replay import Position, StoredMessage, Window, message_page
 from streams.store.row_writer import RowWriter
+from streams.store.rows import flat_status
 from streams.tuya.decoder import Decoded
 
 __all__ = ["PAGE_SIZE", "MessageReplay"]
@@ -133,7 +134,7 @@ def _rederive_page(connection: Connection, decoded: Sequence[Decoded]) -> dict[s
     derived = record_rows(decoded, _as_is)
     ids = [item.message.message_id for item in decoded]
     history = {
-        "device_status": derived.status,
+        "device_status": flat_status(derived.status),
         "device_events": derived.device_events,
         "user_events": derived.user_events,
     }

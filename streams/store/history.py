@@ -1,6 +1,6 @@
 """Status values into the history's narrow format: ``status_series``, ``status_messages`` and ``status_values``.
 
-Owns turning status rows (:data:`~streams.store.rows.STATUS_COLUMNS` tuples, times as the driver carries them)
+Owns turning status values (a :class:`~streams.store.rows.StatusRows` a message, times as the driver carries them)
 into the three tables' rows: a series key for each (device, code), a message key for each message, and one
 narrow row a value. Series keys are cached across transactions once committed (series are never deleted); message
 keys are handed out in the caller's transaction. Runs on the caller's raw cursor through a driver
@@ -12,7 +12,7 @@ condition that finds them there (:func:`where_placed`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ColumnElement, and_
@@ -22,6 +22,7 @@ from streams.store.statements import STATUS_MESSAGES, STATUS_SERIES, STATUS_VALU
 
 if TYPE_CHECKING:
     from streams.store.drivers import Driver
+    from streams.store.rows import StatusRows
 
 __all__ = ["SeriesKeys", "insert_status", "message_places", "where_placed"]
 
@@ -88,26 +89,27 @@ class SeriesKeys:
 def insert_status(
     driver: Driver,
     cursor: Any,
-    rows: Sequence[Row],
+    messages: Sequence[StatusRows],
     series: SeriesKeys,
     *,
     stored: Literal["skip", "add"],
     source: str = "stream",
 ) -> int:
-    """Store status rows; returns how many values were offered to ``status_values`` (duplicates of stored values
-    are skipped by its key). A message already in ``status_messages`` (stored before, its ``messages`` row perhaps
-    purged since): ``skip`` leaves its rows out (the batch store: a redelivery adds nothing); ``add`` stores them
-    under its key and widens its times to hold them (replay, after deleting the rows it replaces).
+    """Store status values, a StatusRows a message; returns how many values were offered to ``status_values``
+    (duplicates of stored values are skipped by its key). A message already in ``status_messages`` (stored before,
+    its ``messages`` row perhaps purged since): ``skip`` leaves its values out (the batch store: a redelivery adds
+    nothing); ``add`` stores them under its key and widens its times to hold them (replay, after deleting the
+    values it replaces).
 
-    A message's values are of one device (a report is a device's); its row keeps that device and the times of its
-    first and last value, which is how its values are found again (models.tables.StatusMessage).
+    A message's row keeps its device and the times of its first and last value, which is how its values are found
+    again (models.tables.StatusMessage).
     """
-    if not rows:
+    if not messages:
         return 0
-    places = message_places(rows)
+    places = message_places(messages)
     keys = driver.status_message_keys(cursor, list(places))
     if keys and stored == "skip":
-        rows = [row for row in rows if row[0] not in keys]
+        messages = [message for message in messages if message.message_id not in keys]
         places = {message_id: place for message_id, place in places.items() if message_id not in keys}
         keys = {}
     widened = dict(keys)
@@ -120,7 +122,7 @@ def insert_status(
             others = driver.status_message_keys(cursor, [i for i in new if i not in inserted])
             allotted = {i: key for i, key in allotted.items() if i in inserted}
             if stored == "skip":
-                rows = [row for row in rows if row[0] not in others]
+                messages = [message for message in messages if message.message_id not in others]
             else:
                 allotted |= others
                 widened |= others
@@ -128,30 +130,30 @@ def insert_status(
     if widened:
         driver.widen_status_messages(cursor, [(*places[i][2:], key) for i, key in widened.items()])
     ids = series.known(driver, cursor)
-    missing = {(row[2], row[3]) for row in rows if row[3] not in ids.get(row[2], ())}
-    if missing:  # a (device, code) this process has not seen yet
+    missing = set()  # a (device, code) this process has not seen yet
+    for message in messages:
+        codes = ids.get(message.device_id, {})
+        missing.update((message.device_id, item[1]) for item in message.items if item[1] not in codes)
+    if missing:
         ids = series.resolve(driver, cursor, missing)
     # Rows made as they are bound: a batch's values would be the writer's largest list (memory target, issue 17).
-    values = ((ids[row[2]][row[3]], row[6], keys[row[0]], row[1], row[4], row[5]) for row in rows)
-    driver.insert(cursor, STATUS_VALUES, values)
-    return len(rows)
+    driver.insert(cursor, STATUS_VALUES, _values(messages, ids, keys))
+    return sum(len(message.items) for message in messages)
 
 
-def message_places(rows: Sequence[Row]) -> dict[str, list[Any]]:
+def _values(messages: Sequence[StatusRows], ids: SeriesIds, keys: dict[str, int]) -> Iterator[Row]:
+    for message in messages:
+        codes, key = ids[message.device_id], keys[message.message_id]
+        for index, code, value, dp_id, at in message.items:
+            yield codes[code], at, key, index, value, dp_id
+
+
+def message_places(messages: Sequence[StatusRows]) -> dict[str, list[Any]]:
     """Each message's ``status_messages`` columns after its key: data id, device, first and last value's time."""
     places: dict[str, list[Any]] = {}
-    for row in rows:
-        place = places.get(row[0])
-        if place is None:
-            places[row[0]] = [row[7], row[2], row[6], row[6]]  # a message's items share its data id
-            continue
-        if row[2] != place[1]:
-            raise ValueError(f"message {row[0]} has values of two devices ({place[1]}, {row[2]})")
-        at = row[6]
-        if at < place[2]:
-            place[2] = at
-        elif at > place[3]:
-            place[3] = at
+    for message in messages:
+        times = [item[4] for item in message.items]
+        places[message.message_id] = [message.data_id, message.device_id, min(times), max(times)]
     return places
 
 

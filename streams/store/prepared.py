@@ -19,12 +19,13 @@ import msgspec
 from models.records import DeadLetter, DeviceEvent, StatusReported, UserEvent
 from streams.store.facts import DeviceFacts, merge_device_rows, merge_user_rows, user_rows
 from streams.store.rows import (
+    StatusRows,
     TimeFormat,
     dead_letter_row,
     device_event_row,
     latest_state,
     message_row,
-    status_row,
+    status_rows,
     unique,
     user_event_row,
 )
@@ -48,11 +49,12 @@ Row = tuple[Any, ...]
 
 
 class MessageRows(msgspec.Struct, array_like=True):
-    """One message's rows: its ``messages`` row, history rows, and the facts (device and user rows) it carries."""
+    """One message's rows: its ``messages`` row, history rows (its status values, if any, as one StatusRows), and
+    the facts (device and user rows) it carries."""
 
     message_id: str
     message: Row
-    status: list[Row]
+    status: StatusRows | None
     device_events: list[Row]
     user_events: list[Row]
     devices: list[Row]
@@ -77,9 +79,9 @@ def no_rows() -> PreparedBatch:
 
 @dataclass(frozen=True, slots=True)
 class RecordRows:
-    """The merged rows of the new messages of a batch, table by table."""
+    """The merged rows of the new messages of a batch, table by table (status values a StatusRows a message)."""
 
-    status: list[Row]
+    status: list[StatusRows]
     device_events: list[Row]
     user_events: list[Row]
     device_state: list[Row]
@@ -92,7 +94,7 @@ def message_rows(item: Decoded, received_at: Any, time: TimeFormat) -> MessageRo
     statuses, events, users = [], [], []
     for record in item.records:
         if type(record) is StatusReported:
-            statuses.append(status_row(record, time))
+            statuses.append(record)
         elif isinstance(record, DeviceEvent):
             events.append(device_event_row(record, time))
         elif isinstance(record, UserEvent):
@@ -102,7 +104,7 @@ def message_rows(item: Decoded, received_at: Any, time: TimeFormat) -> MessageRo
     return MessageRows(
         item.message.message_id,
         message_row(item.message, received_at, time),
-        statuses,
+        status_rows(statuses, time) if statuses else None,
         events,
         [user_event_row(record, time) for record in users],
         facts.rows(time, raw=True),
@@ -133,13 +135,14 @@ def combine(batches: Sequence[PreparedBatch]) -> PreparedBatch:
 
 def merge(messages: Iterable[MessageRows]) -> RecordRows:
     """The rows to write for these (new) messages: history concatenated, latest state and facts merged."""
-    status: list[Row] = []
+    status: list[StatusRows] = []
     device_events: list[Row] = []
     user_events: list[Row] = []
     devices: list[Row] = []
     users: list[Row] = []
     for rows in messages:
-        status.extend(rows.status)
+        if rows.status is not None:
+            status.append(rows.status)
         device_events.extend(rows.device_events)
         user_events.extend(rows.user_events)
         devices.extend(rows.devices)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from streams.store.drivers import Driver, PostgresDriver, SqliteDriver
 from streams.store.history import SeriesKeys, insert_status
 from streams.store.rederive import STATUS_VIEW
+from streams.store.rows import grouped_status
 from streams.store.statements import Target
 
 __all__ = ["RowWriter"]
@@ -52,7 +53,7 @@ class RowWriter:
         :func:`~streams.store.history.insert_status` for ``stored``."""
 
         def write(cursor: Any, _target: Target, prepared: Sequence[Row]) -> None:
-            insert_status(self._driver, cursor, prepared, SeriesKeys(), stored=stored, source=source)
+            insert_status(self._driver, cursor, grouped_status(prepared), SeriesKeys(), stored=stored, source=source)
 
         self._run(write, STATUS_VIEW, rows)
 

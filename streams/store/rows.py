@@ -1,8 +1,9 @@
 """Records → row tuples: one small pure function per history table (STYLE.md P10).
 
 Owns the column order of every hot-path INSERT (each ``*_COLUMNS`` sits next to the function that fills it), the
-JSON text of JSON columns, the SQLite time text, and the choice of each (device, code)'s newest value for
-``device_state``. Pure: no I/O, no SQLAlchemy. The ``devices`` and ``users`` rows are in :mod:`streams.store.facts`.
+JSON text of JSON columns, the SQLite time text, a message's status values as one :class:`StatusRows`, and the
+choice of each (device, code)'s newest value for ``device_state``. Pure: no I/O, no SQLAlchemy. The ``devices``
+and ``users`` rows are in :mod:`streams.store.facts`.
 
 Times go through a ``time`` function chosen by the caller: :func:`sqlite_time` for SQLite, the datetime itself for
 PostgreSQL (psycopg sends it as timestamptz).
@@ -10,7 +11,7 @@ PostgreSQL (psycopg sends it as timestamptz).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -25,15 +26,19 @@ __all__ = [
     "DEVICE_STATE_COLUMNS",
     "MESSAGE_COLUMNS",
     "STATUS_COLUMNS",
+    "STATUS_ITEM_COLUMNS",
     "USER_EVENT_COLUMNS",
+    "StatusRows",
     "TimeFormat",
     "dead_letter_row",
     "device_event_row",
+    "flat_status",
+    "grouped_status",
     "json_text",
     "latest_state",
     "message_row",
     "sqlite_time",
-    "status_row",
+    "status_rows",
     "unique",
     "user_event_row",
 ]
@@ -107,28 +112,76 @@ def message_row(message: DecodedMessage, received_at: Any, time: TimeFormat) -> 
     )
 
 
+#: A status value as ``device_status`` shows it: how replay compares values and ``backfill`` makes them.
 STATUS_COLUMNS = ("message_id", "item_index", "device_id", "code", "value", "dp_id", "reported_at", "data_id")
+
+#: A status value inside its message's StatusRows.
+STATUS_ITEM_COLUMNS = ("item_index", "code", "value", "dp_id", "reported_at")
+
+
+class StatusRows(msgspec.Struct, array_like=True):
+    """A message's status values: what they share once (message, device, data id), then each value's own columns
+    (STATUS_ITEM_COLUMNS). A report is one device's, so a message's values are too. The writer process receives
+    them in this form: its frames are a fifth smaller than with a row a value that repeats them (issue 17)."""
+
+    message_id: str
+    device_id: str
+    data_id: str | None
+    items: list[tuple[Any, ...]]
 
 
 _INT32 = 2**31
 
 
-def status_row(record: StatusReported, time: TimeFormat) -> tuple[Any, ...]:
-    dp_id = record.dp_id
-    if dp_id is not None and not -_INT32 <= dp_id < _INT32:
-        # Tuya's DP ids are 1-255 (SPEC.md §3.2): a larger one is garbage, and PostgreSQL's binary COPY of an
-        # ``integer`` would silently keep only its low 32 bits. The messages row keeps the payload as sent.
-        dp_id = None
-    return (
-        record.message_id,
-        record.item_index,
-        record.device_id,
-        record.code,
-        json_text(record.value),
-        dp_id,
-        time(record.reported_at),
-        record.data_id,
-    )
+def status_rows(records: Sequence[StatusReported], time: TimeFormat) -> StatusRows:
+    """The status values of one message (``records``: at least one).
+
+    Raises:
+        ValueError: values of two devices in one message.
+    """
+    first = records[0]
+    items = []
+    for record in records:
+        if record.device_id != first.device_id:
+            raise _two_devices(first.message_id, first.device_id, record.device_id)
+        dp_id = record.dp_id
+        if dp_id is not None and not -_INT32 <= dp_id < _INT32:
+            # Tuya's DP ids are 1-255 (SPEC.md §3.2): a larger one is garbage, and PostgreSQL's binary COPY of an
+            # ``integer`` would silently keep only its low 32 bits. The messages row keeps the payload as sent.
+            dp_id = None
+        items.append((record.item_index, record.code, json_text(record.value), dp_id, time(record.reported_at)))
+    return StatusRows(first.message_id, first.device_id, first.data_id, items)
+
+
+def flat_status(messages: Iterable[StatusRows]) -> list[tuple[Any, ...]]:
+    """Every value as a STATUS_COLUMNS row."""
+    return [
+        (m.message_id, index, m.device_id, code, value, dp_id, at, m.data_id)
+        for m in messages
+        for index, code, value, dp_id, at in m.items
+    ]
+
+
+def grouped_status(rows: Iterable[tuple[Any, ...]]) -> list[StatusRows]:
+    """STATUS_COLUMNS rows as one StatusRows a message, in the order messages first appear (a message's data id is
+    its first row's).
+
+    Raises:
+        ValueError: values of two devices in one message.
+    """
+    messages: dict[str, StatusRows] = {}
+    for message_id, index, device_id, code, value, dp_id, at, data_id in rows:
+        message = messages.get(message_id)
+        if message is None:
+            message = messages[message_id] = StatusRows(message_id, device_id, data_id, [])
+        elif device_id != message.device_id:
+            raise _two_devices(message_id, message.device_id, device_id)
+        message.items.append((index, code, value, dp_id, at))
+    return list(messages.values())
+
+
+def _two_devices(message_id: str, device_id: str, other: str) -> ValueError:
+    return ValueError(f"message {message_id} has values of two devices ({device_id}, {other})")
 
 
 DEVICE_EVENT_COLUMNS = ("message_id", "device_id", "event", "biz_code", "protocol", "occurred_at", "data")
@@ -189,19 +242,24 @@ def dead_letter_row(letter: DeadLetter, received_at: Any, time: TimeFormat) -> t
 DEVICE_STATE_COLUMNS = ("device_id", "code", "value", "dp_id", "reported_at", "message_id", "source")
 
 
-def latest_state(status_rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """The ``device_state`` rows of a batch: each (device, code)'s newest status row.
+def latest_state(messages: Iterable[StatusRows]) -> list[tuple[Any, ...]]:
+    """The ``device_state`` rows of a batch: each (device, code)'s newest status value.
 
-    Built from the STATUS_COLUMNS tuples, so values are encoded and times formatted once. "Newest" is the order of
-    the upsert's WHERE (streams.store.statements): later time, then the greater message id (then item index, for a
+    Built from the values' rows, so values are encoded and times formatted once. "Newest" is the order of the
+    upsert's WHERE (streams.store.statements): later time, then the greater message id (then item index, for a
     code repeated within one message).
     """
-    newest: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for row in status_rows:
-        if row[3] is None:
-            continue  # a DP id whose code is unknown has no latest state until `sync` names it
-        key = (row[2], row[3])
-        current = newest.get(key)
-        if current is None or (row[6], row[0], row[1]) > (current[6], current[0], current[1]):
-            newest[key] = row
-    return [(r[2], r[3], r[4], r[5], r[6], r[0], "stream") for r in newest.values()]
+    newest: dict[tuple[str, str], tuple[Any, str, int, tuple[Any, ...]]] = {}
+    for message in messages:
+        device_id, message_id = message.device_id, message.message_id
+        for item in message.items:
+            if item[1] is None:
+                continue  # a DP id whose code is unknown has no latest state until `sync` names it
+            key = (device_id, item[1])
+            current = newest.get(key)
+            if current is None or (item[4], message_id, item[0]) > current[:3]:
+                newest[key] = (item[4], message_id, item[0], item)
+    return [
+        (device_id, code, item[2], item[3], at, message_id, "stream")
+        for (device_id, code), (at, message_id, _index, item) in newest.items()
+    ]

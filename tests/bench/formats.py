@@ -56,6 +56,7 @@ from streams.store import migrate
 from streams.store.drivers import PostgresDriver
 from streams.store.engine import make_engine
 from streams.store.prepared import record_rows
+from streams.store.rows import flat_status
 from streams.store.sql import Writes
 from streams.store.statements import STATUS_MESSAGES, Target, postgres_copy, postgres_copy_types, sqlite_insert
 from tests.bench.store import SERIES_WITH_IDS, History, HistoryKeys, sqlite_statements, wide_history
@@ -253,7 +254,7 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
             cursor = connection.cursor()  # type: ignore[union-attr]
             keys = HistoryKeys()
             for batch in decoded_batches(COMMIT):
-                status = record_rows(batch, PostgresDriver.time).status
+                status = flat_status(record_rows(batch, PostgresDriver.time).status)
                 copies = [(target, postgres_copy_types(target), rows) for target, rows in keys.writes(status)]
                 for target, types, rows in [(WIDE_STATUS, WIDE_COPY_TYPES, status), *copies]:
                     with cursor.copy(postgres_copy(target)) as copy:

@@ -36,7 +36,7 @@ from streams.store.drivers import PostgresDriver
 from streams.store.engine import autocheckpoint_pages, make_engine
 from streams.store.history import message_places
 from streams.store.prepared import record_rows
-from streams.store.rows import TimeFormat, message_row, sqlite_time, status_row
+from streams.store.rows import TimeFormat, flat_status, grouped_status, message_row, sqlite_time, status_rows
 from streams.store.sql import ArchiveStore, Writes, record_writes
 from streams.store.statements import (
     MESSAGES,
@@ -99,12 +99,12 @@ class HistoryKeys:
         self._series: dict[tuple[str, str | None], int] = {}
         self._messages = 0
 
-    def writes(self, status_rows: list[tuple[Any, ...]]) -> Writes:
+    def writes(self, rows: list[tuple[Any, ...]]) -> Writes:
         """``status_series`` (new series only), ``status_messages`` and ``status_values`` with their rows."""
         series, messages, values = [], [], []
         keys: dict[str, int] = {}
-        places = message_places(status_rows)
-        for row in status_rows:
+        places = message_places(grouped_status(rows))
+        for row in rows:
             message_id, item_index, device_id, code, value, dp_id, reported_at, _data_id = row
             key = keys.get(message_id)
             if key is None:
@@ -126,7 +126,7 @@ def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], A
     return [
         [
             (MESSAGES, [message_row(item.message, received, time_format) for item in batch]),
-            *keys.writes([status_row(record, time_format) for item in batch for record in item.records]),  # type: ignore[arg-type]
+            *keys.writes(flat_status(status_rows(item.records, time_format) for item in batch)),  # type: ignore[arg-type]
         ]
         for batch in batches
     ]
@@ -231,7 +231,7 @@ def store_writes(batch: list[Decoded], time_format: TimeFormat, history: History
     inserts, upserts = record_writes(rows)
     received = time_format(T0)
     messages = [message_row(item.message, received, time_format) for item in batch]
-    return [(MESSAGES, messages), *history(rows.status), *inserts], upserts
+    return [(MESSAGES, messages), *history(flat_status(rows.status)), *inserts], upserts
 
 
 def sqlite_statements(batches: list[list[Decoded]], history: History | None = None) -> list[Writes]:

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from streams.store.history import SeriesKeys, message_places
+from streams.store.rows import StatusRows
 from streams.store.statements import STATUS_SERIES, Target
 
 
@@ -65,24 +64,21 @@ def test_a_table_emptied_under_it_is_read_again() -> None:
     assert flat(keys.resolve(table, None, {("d2", "b")})) == {("d2", "b"): 1}
 
 
-def _status(message_id: str, index: int, device_id: str, at: str, data_id: str | None = None) -> tuple[Any, ...]:
-    return (message_id, index, device_id, "temp", "21", 3, at, data_id)
-
-
 def test_a_message_is_placed_by_its_device_and_its_first_and_last_value() -> None:
-    rows = [
-        _status("m1", 0, "dev1", "2026-11-01 00:00:01.000000", "d1"),
-        _status("m1", 1, "dev1", "2026-11-01 00:00:00.500000", "d1"),
-        _status("m2", 0, "dev2", "2026-11-01 00:00:02.000000"),
-        _status("m1", 2, "dev1", "2026-11-01 00:00:03.000000", "d1"),
+    messages = [
+        StatusRows(
+            "m1",
+            "dev1",
+            "d1",
+            [
+                (0, "temp", "21", 3, "2026-11-01 00:00:01.000000"),
+                (1, "temp", "21", 3, "2026-11-01 00:00:00.500000"),
+                (2, "temp", "21", 3, "2026-11-01 00:00:03.000000"),
+            ],
+        ),
+        StatusRows("m2", "dev2", None, [(0, "temp", "21", 3, "2026-11-01 00:00:02.000000")]),
     ]
-    assert message_places(rows) == {
+    assert message_places(messages) == {
         "m1": ["d1", "dev1", "2026-11-01 00:00:00.500000", "2026-11-01 00:00:03.000000"],
         "m2": [None, "dev2", "2026-11-01 00:00:02.000000", "2026-11-01 00:00:02.000000"],
     }
-
-
-def test_a_message_with_values_of_two_devices_is_refused() -> None:
-    rows = [_status("m1", 0, "dev1", "2026-11-01 00:00:00.000000"), _status("m1", 1, "dev2", "2026-11-01")]
-    with pytest.raises(ValueError, match="message m1 has values of two devices"):
-        message_places(rows)

@@ -18,13 +18,17 @@ from streams.store.rows import (
     DEVICE_EVENT_COLUMNS,
     MESSAGE_COLUMNS,
     STATUS_COLUMNS,
+    STATUS_ITEM_COLUMNS,
     USER_EVENT_COLUMNS,
+    StatusRows,
     dead_letter_row,
+    flat_status,
+    grouped_status,
     json_text,
     latest_state,
     message_row,
     sqlite_time,
-    status_row,
+    status_rows,
     unique,
 )
 from tests.unit.store import factories as f
@@ -64,9 +68,33 @@ def test_json_text_keeps_big_numbers_and_unicode_exactly() -> None:
 @pytest.mark.parametrize(
     ("dp_id", "stored"), [(1, 1), (255, 255), (2**31 - 1, 2**31 - 1), (2**31, None), (2**40, None)]
 )
-def test_status_row_drops_dp_ids_no_integer_column_can_hold(dp_id: int, stored: int | None) -> None:
+def test_status_rows_drop_dp_ids_no_integer_column_can_hold(dp_id: int, stored: int | None) -> None:
     record = msgspec.structs.replace(f.status_report(1, {"a": 1}).records[0], dp_id=dp_id)
-    assert status_row(record, same)[5] == stored
+    assert status_rows([record], same).items[0][STATUS_ITEM_COLUMNS.index("dp_id")] == stored
+
+
+def test_a_message_s_status_values_share_its_message_device_and_data_id() -> None:
+    report = f.status_report(1, {"switch_1": True, "cur_power": 12})
+    rows = status_rows(report.records, same)
+    assert (rows.message_id, rows.device_id, rows.data_id) == (f.message_id(1), f.DEVICE, report.records[0].data_id)
+    assert rows.items == [(0, "switch_1", "true", 1, f.at(1)), (1, "cur_power", "12", 2, f.at(1))]
+
+
+def test_status_values_flattened_and_grouped_again_are_the_same() -> None:
+    messages = [status_rows(f.status_report(n, {"a": n, "b": -n}).records, same) for n in (1, 2)]
+    flat = flat_status(messages)
+    assert [len(row) for row in flat] == [len(STATUS_COLUMNS)] * 4
+    assert [(row[0], row[3]) for row in flat] == [(f.message_id(n), code) for n in (1, 2) for code in "ab"]
+    assert grouped_status(flat) == messages
+
+
+def test_a_message_with_values_of_two_devices_is_refused() -> None:
+    first, second = f.status_report(1, {"a": 1}).records[0], f.status_report(1, {"b": 2}, device="dev2").records[0]
+    second = msgspec.structs.replace(second, item_index=1)
+    with pytest.raises(ValueError, match=f"message {f.message_id(1)} has values of two devices"):
+        status_rows([first, second], same)
+    with pytest.raises(ValueError, match=f"message {f.message_id(1)} has values of two devices"):
+        grouped_status(flat_status([status_rows([first], same), status_rows([second], same)]))
 
 
 def test_unique_keeps_the_first_of_each_key() -> None:
@@ -76,7 +104,7 @@ def test_unique_keeps_the_first_of_each_key() -> None:
 def test_every_row_fills_its_columns() -> None:
     report = f.status_report(1, {"switch_1": True})
     assert len(message_row(report.message, f.T0, same)) == len(MESSAGE_COLUMNS)
-    assert len(status_row(report.records[0], same)) == len(STATUS_COLUMNS)
+    assert len(status_rows(report.records, same).items[0]) == len(STATUS_ITEM_COLUMNS)
     assert len(dead_letter_row(f.dead_letter(2), f.T0, same)) == len(DEAD_LETTER_COLUMNS)
     rows = record_rows([f.device_event(3, "online"), f.user_event(4, "registered"), report], same)
     assert [len(rows.device_events[0]), len(rows.user_events[0])] == [
@@ -93,7 +121,7 @@ def test_latest_state_keeps_the_newest_value_of_each_code_in_any_order() -> None
         f.status_report(2, {"cur_power": 20}, when=f.at(50)),
         f.status_report(3, {"cur_power": 30}, when=f.at(100)),  # same time as message 1: greater id wins
     ]
-    rows = [status_row(record, same) for report in reports for record in report.records]
+    rows: list[StatusRows] = [status_rows(report.records, same) for report in reports]
     for order in itertools.permutations(rows):
         latest = {(row[0], row[1]): (row[2], row[5]) for row in latest_state(order)}
         assert latest == {
