@@ -117,7 +117,8 @@ class SqliteDriver:
 
 _HIGHEST_SERIES_ID = "SELECT COALESCE(MAX(series_id), 0) FROM status_series"
 _WIDEN = (
-    "UPDATE status_messages SET first_at = {earlier}(first_at, {p}), last_at = {later}(last_at, {p}) "
+    "UPDATE status_messages SET first_at = {earlier}(first_at, {p}), "
+    "last_at = {later}(COALESCE(last_at, first_at), {p}) "
     "WHERE message_key = {p}"
 )
 _SQLITE_MESSAGE_KEYS = (

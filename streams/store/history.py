@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, and_, func
 
 from models.tables import StatusMessage, StatusSeries, StatusValue
 from streams.store.statements import STATUS_MESSAGES, STATUS_SERIES, STATUS_VALUES
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from streams.store.drivers import Driver
     from streams.store.rows import StatusRows
 
-__all__ = ["SeriesKeys", "insert_status", "message_places", "where_placed"]
+__all__ = ["SeriesKeys", "insert_status", "message_places", "status_message_row", "where_placed"]
 
 Row = tuple[Any, ...]
 SeriesKey = tuple[str, str | None]  # (device_id, code); code None: the device's values with only a DP id
@@ -116,7 +116,7 @@ def insert_status(
     new = [message_id for message_id in places if message_id not in keys]
     if new:
         allotted = dict(zip(new, driver.next_message_keys(cursor, len(new)), strict=True))
-        message_rows = ((key, message_id, *places[message_id], source) for message_id, key in allotted.items())
+        message_rows = (status_message_row(key, i, places[i], source) for i, key in allotted.items())
         inserted = driver.insert_returning(cursor, STATUS_MESSAGES, message_rows, "message_id")
         if inserted is not None and len(inserted) < len(new):  # another writer stored some of them meanwhile
             others = driver.status_message_keys(cursor, [i for i in new if i not in inserted])
@@ -148,6 +148,13 @@ def _values(messages: Sequence[StatusRows], ids: SeriesIds, keys: dict[str, int]
             yield codes[code], at, key, index, value, dp_id
 
 
+def status_message_row(key: int, message_id: str, place: Sequence[Any], source: str) -> Row:
+    """A message's ``status_messages`` row, ``place`` as :func:`message_places` gives it; ``last_at`` NULL when its
+    values share one time (models.tables.StatusMessage)."""
+    data_id, device_id, first, last = place
+    return key, message_id, data_id, device_id, first, None if last == first else last, source
+
+
 def message_places(messages: Sequence[StatusRows]) -> dict[str, list[Any]]:
     """Each message's ``status_messages`` columns after its key: data id, device, first and last value's time."""
     places: dict[str, list[Any]] = {}
@@ -165,6 +172,6 @@ def where_placed() -> ColumnElement[bool]:
     return and_(
         series.c.device_id == messages.c.device_id,
         values.c.series_id == series.c.series_id,
-        values.c.reported_at.between(messages.c.first_at, messages.c.last_at),
+        values.c.reported_at.between(messages.c.first_at, func.coalesce(messages.c.last_at, messages.c.first_at)),
         values.c.message_key == messages.c.message_key,
     )

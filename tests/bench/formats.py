@@ -86,7 +86,7 @@ Table(
     Column("data_id", String),
     Column("device_id", String, nullable=False),
     Column("first_ms", BigInteger, nullable=False),
-    Column("last_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger),
     Column("source", String, nullable=False, server_default="stream"),
 )
 Table(
@@ -117,7 +117,7 @@ MS_VIEW = (
     "strftime('%Y-%m-%d %H:%M:%S', v.reported_ms / 1000, 'unixepoch') || printf('.%03d000', v.reported_ms % 1000) "
     "AS reported_at, m.data_id, m.source FROM ms_values v JOIN ms_series s ON s.series_id = v.series_id "
     "JOIN ms_messages m ON m.message_key = v.message_key AND m.device_id = s.device_id "
-    "AND v.reported_ms BETWEEN m.first_ms AND m.last_ms"
+    "AND v.reported_ms BETWEEN m.first_ms AND COALESCE(m.last_ms, m.first_ms)"
 )
 _EPOCH = datetime(1970, 1, 1)
 
@@ -152,7 +152,9 @@ class MillisecondHistory:
 
     def __call__(self, status_rows: list[tuple[Any, ...]]) -> Writes:
         (_, series), (_, messages), (_, values) = self._keys.writes(status_rows)
-        messages = [(*head, _ms(first), _ms(last), source) for *head, first, last, source in messages]
+        messages = [
+            (*head, _ms(first), None if last is None else _ms(last), source) for *head, first, last, source in messages
+        ]
         values = [(series_id, _ms(at), *rest) for series_id, at, *rest in values]
         return [(MS_SERIES, series), (MS_MESSAGES, messages), (MS_VALUES, values)]
 

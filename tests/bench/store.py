@@ -34,7 +34,7 @@ from streams.heap import settle_heap
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
 from streams.store.engine import autocheckpoint_pages, make_engine
-from streams.store.history import message_places
+from streams.store.history import message_places, status_message_row
 from streams.store.prepared import record_rows
 from streams.store.rows import TimeFormat, flat_status, grouped_status, message_row, sqlite_time, status_rows
 from streams.store.sql import ArchiveStore, Writes, record_writes
@@ -110,7 +110,7 @@ class HistoryKeys:
             if key is None:
                 self._messages += 1
                 key = keys[message_id] = self._messages
-                messages.append((key, message_id, *places[message_id], "stream"))
+                messages.append(status_message_row(key, message_id, places[message_id], "stream"))
             series_id = self._series.get((device_id, code))
             if series_id is None:
                 series_id = self._series[device_id, code] = len(self._series) + 1

@@ -80,6 +80,8 @@ def test_downgrade_one_step_then_upgrade_returns_to_the_same_schema(engine: Engi
 WIDE_HISTORY = "9b3d2e7c4a10"
 #: The revision before status_messages placed its values (device, first and last time): an index on their message key.
 MESSAGE_KEY_INDEX = "3e8a61c0d5f4"
+#: The revision that placed them, before a message whose values share one time kept it once (last_at NULL).
+PLACES = "6b1f0c2d9e47"
 
 # Two messages of one device with several codes and unnamed items (code NULL, with their DP id), a device log's row,
 # a data id, and JSON values of each type.
@@ -145,14 +147,8 @@ def test_upgrade_places_each_message_by_its_device_and_times_and_downgrade_bring
     before = history(engine)
     with engine.begin() as connection:  # left by a replay whose new reading of the message had no values
         connection.exec_driver_sql("INSERT INTO status_messages (message_id, source) VALUES ('m3', 'stream')")
-    migrate.upgrade(engine)
-    messages = StatusMessage.__table__
-    with engine.connect() as connection:
-        places = connection.execute(
-            select(messages.c.message_id, messages.c.device_id, messages.c.first_at, messages.c.last_at)
-        ).all()
-    at = lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC)  # noqa: E731
-    assert sorted(map(tuple, places)) == [
+    migrate.upgrade(engine, PLACES)
+    assert sorted(places(engine)) == [
         ("log:dev2:1", "dev2", at("2026-10-31 23:00:00"), at("2026-10-31 23:00:00")),
         ("m1", "dev1", at("2026-11-01 00:00:00"), at("2026-11-01 00:00:00")),
         ("m2", "dev1", at("2026-11-01 00:05:00.250"), at("2026-11-01 00:05:01")),
@@ -164,6 +160,36 @@ def test_upgrade_places_each_message_by_its_device_and_times_and_downgrade_bring
     assert "ix_status_values_message_key" in index_names(engine, "status_values")
     columns = {column["name"] for column in inspect(engine).get_columns("status_messages")}
     assert not {"device_id", "first_at", "last_at"} & columns
+
+
+def places(engine: Engine) -> list[tuple[object, ...]]:
+    messages = StatusMessage.__table__
+    with engine.connect() as connection:
+        columns = (messages.c.message_id, messages.c.device_id, messages.c.first_at, messages.c.last_at)
+        return [tuple(row) for row in connection.execute(select(*columns))]
+
+
+def at(utc_text: str) -> datetime:
+    return datetime.fromisoformat(utc_text).replace(tzinfo=UTC)
+
+
+def test_upgrade_keeps_a_message_s_one_time_once_and_downgrade_copies_it_back(engine: Engine) -> None:
+    write_wide_history(engine)
+    migrate.upgrade(engine, PLACES)
+    before = history(engine)
+    migrate.upgrade(engine)
+    assert sorted(places(engine)) == [
+        ("log:dev2:1", "dev2", at("2026-10-31 23:00:00"), None),
+        ("m1", "dev1", at("2026-11-01 00:00:00"), None),
+        ("m2", "dev1", at("2026-11-01 00:05:00.250"), at("2026-11-01 00:05:01")),
+    ]
+    assert history(engine) == before
+    with engine.connect() as connection:  # through the view's placement: a message's values by its id
+        by_message = connection.exec_driver_sql("SELECT COUNT(*) FROM device_status WHERE message_id = 'm1'")
+        assert by_message.scalar() == 3
+    migrate.downgrade(engine, PLACES)
+    assert history(engine) == before
+    assert all(last is not None for *_, last in places(engine))
 
 
 def index_names(engine: Engine, table: str) -> set[str]:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
-from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, latest_status
+from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, StatusMessage, latest_status
 from streams.errors import DatabaseUnavailable
 from streams.store.engine import PAGE_BYTES, WAL_AUTOCHECKPOINT_BYTES, make_engine
 from streams.store.row_writer import RowWriter
@@ -375,3 +375,26 @@ def test_named_and_unnamed_values_of_one_device_in_one_write(engine: Engine) -> 
         RowWriter(connection).insert_status(rows, stored="add")  # on PostgreSQL through the stage tables
     stored = sorted((row.code or "", row.dp_id, row.value) for row in map_rows(engine, DeviceStatus))
     assert stored == [("", 101, 7), ("cur_power", 19, 5)]
+
+
+def test_a_message_keeps_a_time_its_values_share_once_and_widens_it_when_values_are_added(engine: Engine) -> None:
+    truncate_all(engine)  # the module's archive: tests without the store fixture leave their rows
+    messages = StatusMessage.__table__
+    first = [
+        ("m1", 0, f.DEVICE, "cur_power", "5", 19, f.at(1), None),
+        ("m1", 1, f.DEVICE, "switch_1", "true", 1, f.at(1), None),
+        ("m2", 0, f.DEVICE, "cur_power", "6", 19, f.at(2), None),
+        ("m2", 1, f.DEVICE, "switch_1", "false", 1, f.at(3), None),
+    ]
+    with engine.begin() as connection:
+        RowWriter(connection).insert_status(first, stored="add")
+    places = select(messages.c.message_id, messages.c.first_at, messages.c.last_at)
+    with engine.connect() as connection:
+        assert sorted(map(tuple, connection.execute(places))) == [("m1", f.at(1), None), ("m2", f.at(2), f.at(3))]
+    with engine.begin() as connection:  # as replay stores a value its new reading of m1 adds
+        RowWriter(connection).insert_status([("m1", 2, f.DEVICE, "temp", "21", 3, f.at(5), None)], stored="add")
+    with engine.connect() as connection:
+        times = connection.execute(places).all()
+        m1 = connection.execute(select(DeviceStatus.item_index).where(DeviceStatus.message_id == "m1")).scalars()
+        assert sorted(m1) == [0, 1, 2]
+    assert sorted(map(tuple, times)) == [("m1", f.at(1), f.at(5)), ("m2", f.at(2), f.at(3))]
