@@ -150,7 +150,8 @@ def _values(messages: Sequence[StatusRows], ids: SeriesIds, keys: dict[str, int]
 
 def status_message_row(key: int, message_id: str, place: Sequence[Any], source: str) -> Row:
     """A message's ``status_messages`` row, ``place`` as :func:`message_places` gives it; ``last_at`` NULL when its
-    values share one time (models.tables.StatusMessage)."""
+    values share one time (models.tables.StatusMessage). Places keep both times: widening a stored message's times
+    compares with them, and SQLite's ``MAX(x, NULL)`` is NULL."""
     data_id, device_id, first, last = place
     return key, message_id, data_id, device_id, first, None if last == first else last, source
 

@@ -33,7 +33,7 @@ from streams.sim.products import PRODUCTS
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
 from streams.store.engine import PAGE_BYTES, make_engine
-from streams.store.rows import json_text, sqlite_time
+from streams.store.rows import grouped_status, json_text, sqlite_time
 from streams.store.sql import Writes
 from streams.store.statements import STATUS_VALUES, postgres_copy, postgres_copy_types
 from tests.bench.store import HistoryKeys, _insert_sql
@@ -211,11 +211,11 @@ def _history(rows: int, time_format: Callable[[datetime], object]) -> Iterator[W
     chunk: list[tuple[object, ...]] = []
     for row in _rows(rows):
         if len(chunk) >= _CHUNK and row[0] != chunk[-1][0]:
-            yield keys.writes(chunk)
+            yield keys.writes(grouped_status(chunk))
             chunk = []
         chunk.append((*row[:6], time_format(row[6]), row[7]))  # type: ignore[arg-type]
     if chunk:
-        yield keys.writes(chunk)
+        yield keys.writes(grouped_status(chunk))
 
 
 def _fill_sqlite(path: Path, rows: int) -> None:

@@ -56,7 +56,7 @@ from streams.store import migrate
 from streams.store.drivers import PostgresDriver
 from streams.store.engine import make_engine
 from streams.store.prepared import record_rows
-from streams.store.rows import flat_status
+from streams.store.rows import StatusRows, flat_status
 from streams.store.sql import Writes
 from streams.store.statements import STATUS_MESSAGES, Target, postgres_copy, postgres_copy_types, sqlite_insert
 from tests.bench.store import SERIES_WITH_IDS, History, HistoryKeys, sqlite_statements, wide_history
@@ -150,8 +150,8 @@ class MillisecondHistory:
     def __init__(self) -> None:
         self._keys = HistoryKeys()
 
-    def __call__(self, status_rows: list[tuple[Any, ...]]) -> Writes:
-        (_, series), (_, messages), (_, values) = self._keys.writes(status_rows)
+    def __call__(self, status: list[StatusRows]) -> Writes:
+        (_, series), (_, messages), (_, values) = self._keys.writes(status)
         messages = [
             (*head, _ms(first), None if last is None else _ms(last), source) for *head, first, last, source in messages
         ]
@@ -256,9 +256,9 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
             cursor = connection.cursor()  # type: ignore[union-attr]
             keys = HistoryKeys()
             for batch in decoded_batches(COMMIT):
-                status = flat_status(record_rows(batch, PostgresDriver.time).status)
+                status = record_rows(batch, PostgresDriver.time).status
                 copies = [(target, postgres_copy_types(target), rows) for target, rows in keys.writes(status)]
-                for target, types, rows in [(WIDE_STATUS, WIDE_COPY_TYPES, status), *copies]:
+                for target, types, rows in [(WIDE_STATUS, WIDE_COPY_TYPES, flat_status(status)), *copies]:
                     with cursor.copy(postgres_copy(target)) as copy:
                         copy.set_types(types)
                         for row in rows:

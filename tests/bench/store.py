@@ -36,7 +36,7 @@ from streams.store.drivers import PostgresDriver
 from streams.store.engine import autocheckpoint_pages, make_engine
 from streams.store.history import message_places, status_message_row
 from streams.store.prepared import record_rows
-from streams.store.rows import TimeFormat, flat_status, grouped_status, message_row, sqlite_time, status_rows
+from streams.store.rows import StatusRows, TimeFormat, flat_status, message_row, sqlite_time, status_rows
 from streams.store.sql import ArchiveStore, Writes, record_writes
 from streams.store.statements import (
     MESSAGES,
@@ -99,24 +99,21 @@ class HistoryKeys:
         self._series: dict[tuple[str, str | None], int] = {}
         self._messages = 0
 
-    def writes(self, rows: list[tuple[Any, ...]]) -> Writes:
+    def writes(self, messages: list[StatusRows]) -> Writes:
         """``status_series`` (new series only), ``status_messages`` and ``status_values`` with their rows."""
-        series, messages, values = [], [], []
-        keys: dict[str, int] = {}
-        places = message_places(grouped_status(rows))
-        for row in rows:
-            message_id, item_index, device_id, code, value, dp_id, reported_at, _data_id = row
-            key = keys.get(message_id)
-            if key is None:
-                self._messages += 1
-                key = keys[message_id] = self._messages
-                messages.append(status_message_row(key, message_id, places[message_id], "stream"))
-            series_id = self._series.get((device_id, code))
-            if series_id is None:
-                series_id = self._series[device_id, code] = len(self._series) + 1
-                series.append((series_id, device_id, code))
-            values.append((series_id, reported_at, key, item_index, value, dp_id))
-        return [(SERIES_WITH_IDS, series), (STATUS_MESSAGES, messages), (STATUS_VALUES, values)]
+        series, message_rows, values = [], [], []
+        places = message_places(messages)
+        for message in messages:
+            self._messages += 1
+            key, device_id = self._messages, message.device_id
+            message_rows.append(status_message_row(key, message.message_id, places[message.message_id], "stream"))
+            for item_index, code, value, dp_id, reported_at in message.items:
+                series_id = self._series.get((device_id, code))
+                if series_id is None:
+                    series_id = self._series[device_id, code] = len(self._series) + 1
+                    series.append((series_id, device_id, code))
+                values.append((series_id, reported_at, key, item_index, value, dp_id))
+        return [(SERIES_WITH_IDS, series), (STATUS_MESSAGES, message_rows), (STATUS_VALUES, values)]
 
 
 def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], Any]) -> list[Writes]:
@@ -126,7 +123,7 @@ def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], A
     return [
         [
             (MESSAGES, [message_row(item.message, received, time_format) for item in batch]),
-            *keys.writes(flat_status(status_rows(item.records, time_format) for item in batch)),  # type: ignore[arg-type]
+            *keys.writes([status_rows(item.records, time_format) for item in batch]),  # type: ignore[arg-type]
         ]
         for batch in batches
     ]
@@ -215,12 +212,12 @@ def postgres_floor(url: str, rows: list[Writes]) -> float:
     return elapsed
 
 
-History = Callable[[list[tuple[Any, ...]]], Writes]  # a batch's status rows into the history's writes
+History = Callable[[list[StatusRows]], Writes]  # a batch's status values into the history's writes
 
 
-def wide_history(status_rows: list[tuple[Any, ...]]) -> Writes:
-    """The history as the store wrote it before the narrow format (tests.bench.wide)."""
-    return [(WIDE_STATUS, status_rows)]
+def wide_history(messages: list[StatusRows]) -> Writes:
+    """The history as the store wrote it before the narrow format (tests.bench.wide): a row a value."""
+    return [(WIDE_STATUS, flat_status(messages))]
 
 
 def store_writes(batch: list[Decoded], time_format: TimeFormat, history: History) -> tuple[Writes, Writes]:
@@ -231,7 +228,7 @@ def store_writes(batch: list[Decoded], time_format: TimeFormat, history: History
     inserts, upserts = record_writes(rows)
     received = time_format(T0)
     messages = [message_row(item.message, received, time_format) for item in batch]
-    return [(MESSAGES, messages), *history(flat_status(rows.status)), *inserts], upserts
+    return [(MESSAGES, messages), *history(rows.status), *inserts], upserts
 
 
 def sqlite_statements(batches: list[list[Decoded]], history: History | None = None) -> list[Writes]:
