@@ -79,7 +79,7 @@ class DecodedMessage(msgspec.Struct, frozen=True, kw_only=True):
     sign_ok: bool
     pushed_at: datetime
     published_at: datetime | None
-    payload: dict[str, Any]
+    payload: str  # the decrypted JSON text, as Tuya sent it (forensics, ``replay --messages``)
     properties: dict[str, str]
 
 

@@ -82,7 +82,7 @@ def rederive(stored: StoredMessage, catalog: Catalog) -> Decoded:
         sign_ok=stored.sign_ok,
         pushed_at=stored.pushed_at,
         published_at=stored.published_at,
-        payload=payload,
+        payload=stored.payload,
         properties=stored.properties,
     )
     # The decoder normalised with the push time it then stored as pushed_at (streams.tuya.decoder).

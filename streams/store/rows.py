@@ -107,7 +107,7 @@ def message_row(message: DecodedMessage, received_at: Any, time: TimeFormat) -> 
         None if published is None else time(published),
         time(message.pushed_at),
         received_at,
-        json_text(message.payload),
+        message.payload,
         json_text(message.properties),
     )
 

@@ -150,7 +150,9 @@ def decode_payload(plaintext: bytes) -> dict[str, Any]:
 def decoded_message(
     msg: PulsarMessage, env: Envelope, payload: dict[str, Any], device_id: str | None, pushed_ms: int
 ) -> DecodedMessage:
-    """The ``messages`` row; ``pushed_ms`` is Tuya's push time (the envelope ``t`` read as ms, else Pulsar's)."""
+    """The ``messages`` row, which keeps the plaintext itself as its payload text (UTF-8, as decode_payload found
+    when it parsed it into ``payload``); ``pushed_ms`` is Tuya's push time (the envelope ``t`` read as ms, else
+    Pulsar's)."""
     biz_code = payload.get("bizCode")
     return DecodedMessage(
         message_id=msg.message_id,
@@ -162,7 +164,7 @@ def decoded_message(
         sign_ok=env.sign_ok,
         pushed_at=utc(pushed_ms),
         published_at=utc(msg.publish_time_ms) if msg.publish_time_ms else None,
-        payload=payload,
+        payload=env.plaintext.decode(),
         properties=msg.properties,
     )
 

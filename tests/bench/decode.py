@@ -94,7 +94,8 @@ class Unchecked:
         data, t = fields["data"], fields["t"]
         blob = binascii.a2b_base64(data, strict_mode=True)
         em = msg.properties.get("em")
-        payload = DECODE(self._box.decrypt_gcm(blob) if em == "aes_gcm" else self._box.decrypt_ecb(blob))
+        plaintext = self._box.decrypt_gcm(blob) if em == "aes_gcm" else self._box.decrypt_ecb(blob)
+        payload = DECODE(plaintext)
         text = f"data={data}||protocol={fields['protocol']}||pv={fields['pv']}||t={t}||{ACCESS_KEY}"
         sign_ok = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest() == fields["sign"]
         at = datetime.fromtimestamp(t / 1000, tz=UTC)
@@ -108,8 +109,8 @@ class Unchecked:
         ]  # fmt: skip
         message = DecodedMessage(
             message_id=msg.message_id, topic=msg.topic, protocol=fields["protocol"], biz_code=None, device_id=device,
-            encrypt_model=em or "aes_ecb", sign_ok=sign_ok, pushed_at=at, published_at=at, payload=payload,
-            properties=msg.properties,
+            encrypt_model=em or "aes_ecb", sign_ok=sign_ok, pushed_at=at, published_at=at,
+            payload=plaintext.decode(), properties=msg.properties,
         )  # fmt: skip
         return Decoded(message, records)  # type: ignore[arg-type]
 

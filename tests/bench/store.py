@@ -36,7 +36,15 @@ from streams.store.drivers import PostgresDriver
 from streams.store.engine import autocheckpoint_pages, make_engine
 from streams.store.history import message_places, status_message_row
 from streams.store.prepared import record_rows
-from streams.store.rows import StatusRows, TimeFormat, flat_status, message_row, sqlite_time, status_rows
+from streams.store.rows import (
+    StatusRows,
+    TimeFormat,
+    flat_status,
+    json_text,
+    message_row,
+    sqlite_time,
+    status_rows,
+)
 from streams.store.sql import ArchiveStore, Writes, record_writes
 from streams.store.statements import (
     MESSAGES,
@@ -75,7 +83,7 @@ def make_batches(count: int = COUNT, batch: int = BATCH) -> list[list[Decoded]]:
         payload = {"dataId": f"data{n:016d}", "devId": device, "productKey": "keyjup78v54myhan", "status": items}
         message = DecodedMessage(
             message_id=message_id, topic=TOPIC, protocol=4, biz_code=None, device_id=device,
-            encrypt_model="aes_gcm", sign_ok=True, pushed_at=when, published_at=when, payload=payload,
+            encrypt_model="aes_gcm", sign_ok=True, pushed_at=when, published_at=when, payload=json_text(payload),
             properties={"em": "aes_gcm"},
         )  # fmt: skip
         records = [

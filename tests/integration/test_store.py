@@ -10,10 +10,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
@@ -215,6 +216,13 @@ def test_very_large_values_round_trip(store: ArchiveStore, engine: Engine, value
     [state] = map_rows(engine, DeviceState)
     assert status.value == value
     assert state.value == value
+
+
+def test_a_message_keeps_its_payload_text_as_decrypted(store: ArchiveStore, engine: Engine) -> None:
+    text = '{"bizCode": "nameUpdate", "devId": "bf1", "bizData": {"name": "K\\u00fcche", "t": 21.50}, "ts": 1}'
+    write(store, [Decoded(msgspec.structs.replace(f.decoded_message(1, {}), payload=text), [])])
+    with engine.connect() as connection:
+        assert connection.scalar(select(cast(Message.payload, Text))) == text
 
 
 def test_a_large_dead_letter_payload_is_kept_byte_for_byte(store: ArchiveStore, engine: Engine) -> None:

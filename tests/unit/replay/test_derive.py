@@ -52,7 +52,7 @@ def stored_message(decoded: Decoded, **overrides: Any) -> StoredMessage:
         "pushed_at": message.pushed_at,
         "published_at": message.published_at,
         "received_at": T0,
-        "payload": msgspec.json.encode(message.payload).decode(),
+        "payload": message.payload,
         "properties": message.properties,
     }
     fields.update(overrides)

@@ -54,7 +54,7 @@ def _report(number: int, raw: int) -> Decoded:
         sign_ok=True,
         pushed_at=when,
         published_at=None,
-        payload={},
+        payload="{}",
         properties={},
     )
     return Decoded(message, [status(SENSOR, "temp_current", raw, when, message_id=f"m{number}")])

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.records import DeadLetter, DecodedMessage, DeviceEvent, StatusReported, UnknownMessage, UserEvent
+from streams.store.rows import json_text
 from streams.tuya.decoder import Decoded
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -37,7 +38,7 @@ def decoded_message(n: int, payload: dict[str, Any], **overrides: Any) -> Decode
         "sign_ok": True,
         "pushed_at": at(n),
         "published_at": at(n),
-        "payload": payload,
+        "payload": json_text(payload),
         "properties": {"em": "aes_gcm"},
     }
     fields.update(overrides)

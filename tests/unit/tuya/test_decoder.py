@@ -42,7 +42,7 @@ def test_binary_message_decodes_to_vector_payload(name):
     envelope = _by_name(name)
     decoded = _decode(message_from_vector(envelope))
     message = decoded.message
-    assert message.payload == envelope["decrypted"]
+    assert message.payload == envelope["decrypted_utf8"]  # kept as decrypted, not encoded again
     assert message.protocol == envelope["protocol"]
     assert message.encrypt_model == envelope["encrypt_model"]
     assert message.message_id == envelope["pulsar"]["message_id"]["as_string"]
@@ -129,7 +129,7 @@ def test_ecb_chosen_when_em_absent_or_aes_ecb(em, name):
     properties = {"em": em} if em else {}
     decoded = _decode(message_from_vector(envelope, properties=properties))
     assert decoded.message.encrypt_model == "aes_ecb"
-    assert decoded.message.payload == envelope["decrypted"]
+    assert decoded.message.payload == envelope["decrypted_utf8"]
 
 
 def test_gcm_message_without_em_is_dead_lettered_not_misread():
@@ -205,6 +205,17 @@ def test_unknown_protocol_is_kept_as_unknown_record():
     (record,) = _decode(msg).records
     assert record.kind == "unknown"
     assert record.payload == inner and record.protocol == 34 and record.biz_code == "roomNameUpdate"
+
+
+def test_the_payload_is_kept_as_decrypted_not_encoded_again():
+    # Spaces, an escaped ü and a float's trailing zero: JSON that encoding the parsed payload would write otherwise.
+    text = '{"bizCode": "nameUpdate", "devId": "bf1", "bizData": {"name": "K\\u00fcche", "t": 21.50}, "ts": 1}'
+    blob = Cipherbox(ACCESS_KEY).encrypt_gcm(text.encode(), b"\x02" * 12)
+    envelope = {"data": base64.b64encode(blob).decode(), "protocol": 20, "t": 1700000000000}
+    msg = PulsarMessage(payload=json.dumps(envelope).encode(), properties={"em": "aes_gcm"}, message_id="1", topic="t")
+    decoded = _decode(msg)
+    assert decoded.message.payload == text
+    assert [record.data for record in decoded.records] == [{"name": "Küche", "t": 21.5}]
 
 
 @settings(max_examples=300, deadline=None)
