@@ -11,6 +11,7 @@ SECTIONS = (
     "tests.bench.store",
     "tests.bench.worker",
     "tests.bench.formats",
+    "tests.bench.growth",
     "tests.bench.memory",
     "tests.bench.scale",
     "tests.bench.views",

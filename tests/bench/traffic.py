@@ -22,6 +22,7 @@ __all__ = [
     "ACCESS_KEY",
     "cpu_seconds",
     "fleet_messages",
+    "fleet_stream",
     "machine_cpu_seconds",
     "new_access_id",
     "publish_backlog",
@@ -32,13 +33,21 @@ ACCESS_KEY = "0123456789abcdef0123456789abcdef"
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def fleet_stream(
+    count: int, *, devices: int = 2000, items: int = 5, mix: Mapping[str, float] | None = None
+) -> Iterator[SimMessage]:
+    """``count`` messages of a seeded fleet, half GCM and half ECB, made as they are asked for; ``mix`` as
+    :class:`Fleet` (None: its default)."""
+    clock = itertools.count(1_700_000_000_000, 3)
+    fleet = Fleet(ACCESS_KEY, devices, clock=lambda: next(clock), seed=42, mix=mix)
+    return fleet.messages(count, items=items)
+
+
 def fleet_messages(
     count: int, *, devices: int = 2000, items: int = 5, mix: Mapping[str, float] | None = None
 ) -> list[SimMessage]:
-    """``count`` messages of a seeded fleet, half GCM and half ECB; ``mix`` as :class:`Fleet` (None: its default)."""
-    clock = itertools.count(1_700_000_000_000, 3)
-    fleet = Fleet(ACCESS_KEY, devices, clock=lambda: next(clock), seed=42, mix=mix)
-    return list(fleet.messages(count, items=items))
+    """The messages of :func:`fleet_stream`, all at once."""
+    return list(fleet_stream(count, devices=devices, items=items, mix=mix))
 
 
 def new_access_id() -> str:

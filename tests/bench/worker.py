@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import os
 import sqlite3
@@ -93,6 +94,7 @@ from tests.bench.traffic import (
     ACCESS_KEY,
     cpu_seconds,
     fleet_messages,
+    fleet_stream,
     machine_cpu_seconds,
     new_access_id,
     publish_backlog,
@@ -364,12 +366,13 @@ def table_bytes(engine: Engine, *tables: str) -> int:
 # --- the run ------------------------------------------------------------------------------------------------------
 
 
-def decoded_batches(size: int) -> Iterator[list[Decoded]]:
-    """The backlog's messages decoded, ``size`` at a time (built as they are asked for, outside any timing)."""
-    messages = fleet_messages(COUNT, devices=DEVICES, items=ITEMS, mix={"status": 1.0})
+def decoded_batches(size: int, count: int = COUNT) -> Iterator[list[Decoded]]:
+    """The backlog's first ``count`` messages decoded, ``size`` at a time (made as they are asked for, outside any
+    timing)."""
+    messages = fleet_stream(count, devices=DEVICES, items=ITEMS, mix={"status": 1.0})
     decoder = MessageDecoder(ACCESS_KEY)
-    for start in range(0, COUNT, size):
-        pulled = enumerate(messages[start : start + size], start)
+    for start in range(0, count, size):
+        pulled = enumerate(itertools.islice(messages, size), start)
         decoded = [
             decoder.decode(PulsarMessage(payload=m.payload, properties=m.properties, message_id=f"1:{n}:-1:-1",
                                          topic="bench"))
