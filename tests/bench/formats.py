@@ -58,8 +58,15 @@ from streams.store.engine import make_engine
 from streams.store.prepared import record_rows
 from streams.store.rows import StatusRows, flat_status
 from streams.store.sql import Writes
-from streams.store.statements import STATUS_MESSAGES, Target, postgres_copy, postgres_copy_types, sqlite_insert
-from tests.bench.store import SERIES_WITH_IDS, History, HistoryKeys, sqlite_statements, wide_history
+from streams.store.statements import STATUS_MESSAGES, Target, postgres_copy, postgres_copy_types
+from tests.bench.store import (
+    SERIES_WITH_IDS,
+    History,
+    HistoryKeys,
+    sqlite_statements,
+    sqlite_transaction,
+    wide_history,
+)
 from tests.bench.wide import WIDE, WIDE_STATUS
 from tests.bench.worker import BYTES_TARGET, COUNT, DEVICES, ITEMS, decoded_batches, table_bytes
 from tests.unit.store.databases import scratch_postgres
@@ -208,13 +215,7 @@ def measure(layout: Layout, path: Path) -> Format:
         for batch in decoded_batches(COMMIT):
             device_id = device_id or batch[0].records[0].device_id
             (writes,) = sqlite_statements([batch], history)
-            statements = [(sqlite_insert(target), rows) for target, rows in writes]
-            started = time.perf_counter()
-            cursor.execute("BEGIN IMMEDIATE")
-            for sql, table_rows in statements:
-                cursor.executemany(sql, table_rows)
-            cursor.execute("COMMIT")
-            elapsed += time.perf_counter() - started
+            elapsed += sqlite_transaction(cursor, writes)
         values = cursor.execute(f"SELECT count(*) FROM {layout.values_table}").fetchone()[0]
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.execute("VACUUM")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,8 @@ from sqlalchemy.engine import Engine
 from streams.settings import Settings
 from streams.store import migrate
 from streams.store.engine import make_engine
-from streams.store.statements import sqlite_insert
-from tests.bench.store import HistoryKeys, sqlite_statements
+from streams.store.sql import Writes
+from tests.bench.store import HistoryKeys, sqlite_statements, sqlite_transaction
 from tests.bench.worker import DEVICES, ITEMS, decoded_batches
 
 GROWTH_COUNT = int(os.environ.get("BENCH_GROWTH_MESSAGES", "1000000"))
@@ -66,14 +65,9 @@ class Archive:
     chunks: list[float] = field(default_factory=list)
     elapsed: float = 0.0
 
-    def write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    def write(self, writes: Writes) -> None:
         cursor = self.connection.cursor()
-        started = time.perf_counter()
-        cursor.execute("BEGIN IMMEDIATE")
-        for sql, rows in statements:
-            cursor.executemany(sql, rows)
-        cursor.execute("COMMIT")
-        self.elapsed += time.perf_counter() - started
+        self.elapsed += sqlite_transaction(cursor, writes)
         cursor.close()
 
     def end_chunk(self) -> None:
@@ -104,9 +98,8 @@ def fill(archives: list[Archive]) -> None:
     history = HistoryKeys().writes  # fresh archives handed the same rows: the same keys are right for each
     for n, batch in enumerate(decoded_batches(COMMIT, GROWTH_COUNT), 1):
         (writes,) = sqlite_statements([batch], history)
-        statements = [(sqlite_insert(target), rows) for target, rows in writes]
         for target in archives[n % 2 :] + archives[: n % 2]:
-            target.write(statements)
+            target.write(writes)
         if n * COMMIT % CHUNK == 0:
             for target in archives:
                 target.end_chunk()

@@ -281,16 +281,22 @@ def sqlite_alone(
         if cache_kib is not None:
             cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         for batch in prepared:
-            start = time.perf_counter()
-            cursor.execute("BEGIN IMMEDIATE")
-            for target, rows in batch:
-                cursor.executemany(sqlite_insert(target), rows)
-            cursor.execute("COMMIT")
-            elapsed += time.perf_counter() - start
+            elapsed += sqlite_transaction(cursor, batch)
         connection.close()
     finally:
         engine.dispose()
     return elapsed
+
+
+def sqlite_transaction(cursor: Any, writes: Writes) -> float:
+    """Seconds one transaction of ``writes`` takes on a sqlite3 cursor: ``executemany`` of each statement between
+    ``BEGIN IMMEDIATE`` (the write lock taken at once, as the worker's writer takes it) and ``COMMIT``."""
+    started = time.perf_counter()
+    cursor.execute("BEGIN IMMEDIATE")
+    for target, rows in writes:
+        cursor.executemany(sqlite_insert(target), rows)
+    cursor.execute("COMMIT")
+    return time.perf_counter() - started
 
 
 def report(name: str, rounds: list[tuple[float, ...]], count: int, note: str) -> None:
