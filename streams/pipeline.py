@@ -36,6 +36,8 @@ class BatchStore(Protocol):
 
     def write_prepared(self, batch: PreparedBatch, *, extra: Callable[[Any], None] | None = None) -> BatchCounts: ...
 
+    def settle_when_due(self) -> int: ...
+
 
 class Reactor(Protocol):
     """What reacts to a stored batch inside its transaction (the rules engine's outbox writer)."""
@@ -181,9 +183,12 @@ class Pipeline:
         )
 
     def commit(self, prepared: Prepared) -> BatchResult:
-        """Store a prepared batch in one transaction, the rules reacting inside it; returns once committed."""
+        """Store a prepared batch in one transaction, the rules reacting inside it; returns once committed (and the
+        recent status values settled, when the store's turn for that has come: streams.store.settle)."""
         extra = self._reactor.in_transaction(prepared.news, prepared.now) if self._reactor else None
-        return prepared.result(self._store.write_prepared(prepared.rows, extra=extra))
+        result = prepared.result(self._store.write_prepared(prepared.rows, extra=extra))
+        self._store.settle_when_due()
+        return result
 
     def now(self) -> datetime:
         """The pipeline's clock: the time of a batch it prepares, and of a clock tick."""

@@ -108,7 +108,8 @@ def pipeline(settings: Settings, engine: Engine, rule_set: RuleSet, fleet: Catal
     """The one pipeline of every runtime: decode, name DP ids, store, and the rules reactor writing the outbox."""
     fleet = fleet or catalog(engine)
     reactor = RulesReactor(rule_set, fleet.get) if rule_set.rules else None
-    return Pipeline(MessageDecoder(settings.access_key), ArchiveStore(engine), reactor, catalog=fleet.get)
+    store = ArchiveStore(engine, settle_every=settings.history_settle_values)
+    return Pipeline(MessageDecoder(settings.access_key), store, reactor, catalog=fleet.get)
 
 
 def outbox_sender(settings: Settings, engine: Engine, rule_set: RuleSet) -> OutboxSender | None:
@@ -201,6 +202,7 @@ def worker(
         settings.commit_max_messages,
         settings.commit_wait_ms / 1000,
         settings.writer_in_flight,
+        settings.history_settle_values,
         logging.getLogger().getEffectiveLevel(),
     )
     # This process only prepares batches (decode, name DP ids, build rows); the writer process commits them.

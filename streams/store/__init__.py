@@ -15,6 +15,6 @@ What the rest of the project may import:
 - ``streams.store.replay``, ``streams.store.rederive``: what ``replay`` reads and writes
 - ``streams.store.dialect``: ``insert`` (ON CONFLICT for the connection's dialect), ``chunks``
 
-The other modules (rows, facts, prepared, statements, drivers, history: status values into the narrow tables) are
-the batch store's insides.
+The other modules (rows, facts, prepared, statements, drivers, history: status values into the narrow tables;
+settle: the recent ones into ``status_values``) are the batch store's insides.
 """

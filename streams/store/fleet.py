@@ -16,9 +16,10 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from models.points import PointSpec
-from models.tables import DataPoint, Device, DeviceState, DeviceStatus, StatusSeries, StatusValue, User
+from models.tables import DataPoint, Device, DeviceState, DeviceStatus, StatusSeries, User
 from streams.fleet.catalog import Catalog
 from streams.store.dialect import chunks, insert
+from streams.store.history import VALUE_TABLES
 from streams.tuya.listings import ListedDevice, ListedUser
 
 __all__ = [
@@ -42,7 +43,6 @@ _POINTS = DataPoint.__table__
 _STATE = DeviceState.__table__
 _STATUS = DeviceStatus.__table__
 _SERIES = StatusSeries.__table__
-_VALUES = StatusValue.__table__
 
 
 def point_spec(row: Any) -> PointSpec:
@@ -316,8 +316,9 @@ def _move_to_series(connection: Connection, codes: dict[tuple[str, int], str]) -
         for row in connection.execute(select(_SERIES).where(_SERIES.c.device_id.in_(chunk)))
     }
     for (device_id, dp_id), code in codes.items():
-        moved = and_(_VALUES.c.series_id == series[device_id, None], _VALUES.c.dp_id == dp_id)
-        connection.execute(update(_VALUES).where(moved).values(series_id=series[device_id, code]))
+        for values in VALUE_TABLES:
+            moved = and_(values.c.series_id == series[device_id, None], values.c.dp_id == dp_id)
+            connection.execute(update(values).where(moved).values(series_id=series[device_id, code]))
 
 
 def name_unnamed_items(connection: Connection) -> int:

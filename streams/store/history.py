@@ -1,10 +1,11 @@
-"""Status values into the history's narrow format: ``status_series``, ``status_messages`` and ``status_values``.
+"""Status values into the history's narrow format: ``status_series``, ``status_messages`` and ``status_recent``.
 
 Owns turning status values (a :class:`~streams.store.rows.StatusRows` a message, times as the driver carries them)
-into the three tables' rows: a series key for each (device, code), a message key for each message, and one
-narrow row a value. Series keys are cached across transactions once committed (series are never deleted); message
-keys are handed out in the caller's transaction. Runs on the caller's raw cursor through a driver
-(:mod:`streams.store.drivers`); never commits. Users read the rows back through the ``device_status`` view.
+into the three tables' rows: a series key for each (device, code), a message key for each message, and one narrow
+row a value, in ``status_recent`` until settled into ``status_values`` (streams.store.settle). Series keys are
+cached across transactions once committed (series are never deleted); message keys are handed out in the caller's
+transaction. Runs on the caller's raw cursor through a driver (:mod:`streams.store.drivers`); never commits. Users
+read the rows back through the ``device_status`` view.
 Also owns where a message's values are (its device, first and last time: :func:`message_places`), and the
 condition that finds them there (:func:`where_placed`).
 """
@@ -15,18 +16,20 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func
+from sqlalchemy import ColumnElement, Table, and_, func
 
-from models.tables import StatusMessage, StatusSeries, StatusValue
-from streams.store.statements import STATUS_MESSAGES, STATUS_SERIES, STATUS_VALUES
+from models.tables import StatusMessage, StatusRecent, StatusSeries, StatusValue
+from streams.store.statements import STATUS_MESSAGES, STATUS_RECENT, STATUS_SERIES
 
 if TYPE_CHECKING:
     from streams.store.drivers import Driver
     from streams.store.rows import StatusRows
 
-__all__ = ["SeriesKeys", "insert_status", "message_places", "status_message_row", "where_placed"]
+__all__ = ["VALUE_TABLES", "SeriesKeys", "insert_status", "message_places", "status_message_row", "where_placed"]
 
 Row = tuple[Any, ...]
+#: Where a status value is: settled into the history, or recent (streams.store.settle); the same columns and key.
+VALUE_TABLES = (StatusValue.__table__, StatusRecent.__table__)
 SeriesKey = tuple[str, str | None]  # (device_id, code); code None: the device's values with only a DP id
 SeriesIds = dict[str, dict[str | None, int]]  # device_id → code → series_id
 
@@ -95,7 +98,7 @@ def insert_status(
     stored: Literal["skip", "add"],
     source: str = "stream",
 ) -> int:
-    """Store status values, a StatusRows a message; returns how many values were offered to ``status_values``
+    """Store status values, a StatusRows a message; returns how many values were offered to ``status_recent``
     (duplicates of stored values are skipped by its key). A message already in ``status_messages`` (stored before,
     its ``messages`` row perhaps purged since): ``skip`` leaves its values out (the batch store: a redelivery adds
     nothing); ``add`` stores them under its key and widens its times to hold them (replay, after deleting the
@@ -137,7 +140,7 @@ def insert_status(
     if missing:
         ids = series.resolve(driver, cursor, missing)
     # Rows made as they are bound: a batch's values would be the writer's largest list (memory target, issue 17).
-    driver.insert(cursor, STATUS_VALUES, _values(messages, ids, keys))
+    driver.insert(cursor, STATUS_RECENT, _values(messages, ids, keys))
     return sum(len(message.items) for message in messages)
 
 
@@ -165,11 +168,12 @@ def message_places(messages: Sequence[StatusRows]) -> dict[str, list[Any]]:
     return places
 
 
-def where_placed() -> ColumnElement[bool]:
-    """A ``status_values`` row where its ``status_messages`` row places it: in a ``status_series`` of the message's
-    device, between its first and last value's time, under its key. How replay and purge find a message's values
-    through the primary key (models.tables.StatusMessage); ``device_status`` joins the same way."""
-    values, messages, series = StatusValue.__table__, StatusMessage.__table__, StatusSeries.__table__
+def where_placed(values: Table = StatusValue.__table__) -> ColumnElement[bool]:
+    """A ``status_values`` row (or ``status_recent``'s) where its ``status_messages`` row places it: in a
+    ``status_series`` of the message's device, between its first and last value's time, under its key. How replay
+    and purge find a message's values through the primary key (models.tables.StatusMessage); ``device_status``
+    joins the same way."""
+    messages, series = StatusMessage.__table__, StatusSeries.__table__
     return and_(
         series.c.device_id == messages.c.device_id,
         values.c.series_id == series.c.series_id,

@@ -19,9 +19,9 @@ import msgspec
 from sqlalchemy import JSON, ColumnElement, Table, Text, and_, bindparam, cast, delete, select, tuple_
 from sqlalchemy.engine import Connection
 
-from models.tables import Base, StatusMessage, StatusValue, views
+from models.tables import Base, StatusMessage, views
 from streams.store.dialect import chunks
-from streams.store.history import where_placed
+from streams.store.history import VALUE_TABLES, where_placed
 from streams.store.rows import DEVICE_STATE_COLUMNS, STATUS_COLUMNS, json_text
 from streams.store.statements import DEVICE_EVENTS, DEVICE_STATE, DEVICES, USER_EVENTS, USERS, Target
 
@@ -144,24 +144,26 @@ def delete_history(connection: Connection, history: History, keys: Sequence[Key]
 
 
 def _delete_status(connection: Connection, keys: Sequence[Key]) -> None:
-    """Delete the ``stream`` values with these (message id, item index) keys from ``status_values``: found through
-    their message's device and times (models.tables.StatusMessage), deleted by primary key."""
-    values, messages = StatusValue.__table__, StatusMessage.__table__
+    """Delete the ``stream`` values with these (message id, item index) keys, settled or not: found through their
+    message's device and times (models.tables.StatusMessage), deleted by primary key."""
+    messages = StatusMessage.__table__
     wanted = set(keys)
-    primary_key = (values.c.series_id, values.c.reported_at, values.c.message_key, values.c.item_index)
-    found = []
-    for chunk in chunks(sorted({message_id for message_id, _ in keys})):
-        query = select(messages.c.message_id, *primary_key).where(
-            messages.c.message_id.in_(chunk), messages.c.source == _STREAM, where_placed()
-        )
-        found += [
-            {column.name: value for column, value in zip(primary_key, row[1:], strict=True)}
-            for row in connection.execute(query)
-            if (row[0], row[-1]) in wanted
-        ]
-    if found:
-        statement = delete(values).where(*(column == bindparam(column.name) for column in primary_key))
-        connection.execute(statement, found)
+    message_ids = sorted({message_id for message_id, _ in keys})
+    for values in VALUE_TABLES:
+        primary_key = list(values.primary_key.columns)
+        found = []
+        for chunk in chunks(message_ids):
+            query = select(messages.c.message_id, values.c.item_index, *primary_key).where(
+                messages.c.message_id.in_(chunk), messages.c.source == _STREAM, where_placed(values)
+            )
+            found += [
+                {column.name: value for column, value in zip(primary_key, row[2:], strict=True)}
+                for row in connection.execute(query)
+                if (row[0], row[1]) in wanted
+            ]
+        if found:
+            statement = delete(values).where(*(column == bindparam(column.name) for column in primary_key))
+            connection.execute(statement, found)
 
 
 def _key_in(table: Table, key: Sequence[str], keys: Sequence[Key]) -> ColumnElement[bool]:

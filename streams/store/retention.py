@@ -2,8 +2,9 @@
 
 Owns which tables may be purged and by which time column. Latest-fact tables (devices, device_state, users,
 rule_state) are never purged, and commands only once finished (sent, failed, dry_run): a pending command is work
-still to do. Each chunk is its own short transaction, so the worker keeps writing between chunks. SQLite does not
-shrink its file when rows go; run ``VACUUM`` for that.
+still to do. Each chunk is its own short transaction, so the worker keeps writing between chunks; the history's
+recent values are settled first, in one transaction (streams.store.settle). SQLite does not shrink its file when
+rows go; run ``VACUUM`` for that.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, delete, func, select, true, tuple_
 from sqlalchemy.engine import Connection, Engine
 
-from models.tables import Base, StatusMessage, StatusSeries, StatusValue
+from models.tables import Base, StatusMessage, StatusSeries
 from streams.store.dialect import chunks
 from streams.store.engine import WRITE_LOCK
-from streams.store.history import where_placed
+from streams.store.history import VALUE_TABLES, where_placed
+from streams.store.settle import settle
 
 __all__ = ["CHUNK_ROWS", "POLICIES", "Retention", "count_older", "purge_older"]
 
@@ -32,13 +34,16 @@ class Retention:
     """``table``: the name users purge by; ``stored_in``: the table that holds its rows, when that is another one
     (``device_status`` is a view over the history's narrow format). ``per_series``: reach old rows through the
     (series, time) primary key, a group of series at a time, because the table has no index on time alone (see
-    models.tables.StatusValue). ``message_keys``: then delete the ``status_messages`` rows left without values."""
+    models.tables.StatusValue). ``message_keys``: then delete the ``status_messages`` rows left without values.
+    ``recent_in``: the table of its rows not settled yet (streams.store.settle): counted too, and settled before a
+    purge."""
 
     table: str
     time_column: str
     stored_in: str | None = None
     per_series: bool = False
     message_keys: bool = False
+    recent_in: str | None = None
     finished_commands_only: bool = False
 
 
@@ -46,7 +51,14 @@ POLICIES = {
     policy.table: policy
     for policy in (
         Retention("messages", "received_at"),
-        Retention("device_status", "reported_at", stored_in="status_values", per_series=True, message_keys=True),
+        Retention(
+            "device_status",
+            "reported_at",
+            stored_in="status_values",
+            per_series=True,
+            message_keys=True,
+            recent_in="status_recent",
+        ),
         Retention("device_events", "occurred_at"),
         Retention("user_events", "occurred_at"),
         Retention("dead_letters", "received_at"),
@@ -76,10 +88,10 @@ def _message_keys(connection: Connection, chunk: Select[Any]) -> list[int]:
 
 def _drop_unused_message_keys(connection: Connection, keys: list[int]) -> None:
     """Delete the ``status_messages`` rows of ``keys`` left without values: purged history leaves no keys behind."""
-    messages, values = StatusMessage.__table__, StatusValue.__table__
-    used = select(values.c.message_key).where(where_placed()).exists()
+    messages = StatusMessage.__table__
+    used = [select(values.c.message_key).where(where_placed(values)).exists() for values in VALUE_TABLES]
     for part in chunks(keys):
-        connection.execute(delete(messages).where(messages.c.message_key.in_(part), ~used))
+        connection.execute(delete(messages).where(messages.c.message_key.in_(part), *(~exists for exists in used)))
 
 
 def _older(policy: Retention, cutoff: datetime, scope: ColumnElement[bool]) -> list[ColumnElement[bool]]:
@@ -95,7 +107,11 @@ def count_older(engine: Engine, policy: Retention, cutoff: datetime) -> int:
     with engine.connect() as connection:
         scopes = list(_scopes(connection, policy))
         statement = select(func.count()).select_from(_table(policy))
-        return sum(connection.scalar(statement.where(*_older(policy, cutoff, scope))) or 0 for scope in scopes)
+        count = sum(connection.scalar(statement.where(*_older(policy, cutoff, scope))) or 0 for scope in scopes)
+        if policy.recent_in:
+            recent = Base.metadata.tables[policy.recent_in]
+            count += connection.scalar(select(func.count()).where(recent.c[policy.time_column] < cutoff)) or 0
+        return count
 
 
 def purge_older(
@@ -110,6 +126,11 @@ def purge_older(
     Ends early, between chunks, once ``stopping()`` is true."""
     table = _table(policy)
     key = tuple_(*table.primary_key.columns)
+    if policy.recent_in:
+        with engine.connect() as connection:
+            connection.execution_options(**{WRITE_LOCK: True})
+            with connection.begin():
+                settle(connection)
     with engine.connect() as connection:
         scopes = list(_scopes(connection, policy))
     deleted = 0

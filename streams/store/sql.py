@@ -27,6 +27,7 @@ from streams.store.engine import WRITE_LOCK, unavailable_on_failure
 from streams.store.history import SeriesKeys, insert_status
 from streams.store.prepared import PreparedBatch, RecordRows, merge, prepare_batch
 from streams.store.rows import TimeFormat
+from streams.store.settle import Settler
 from streams.store.statements import (
     DEAD_LETTERS,
     DEVICE_EVENTS,
@@ -62,10 +63,13 @@ class BatchCounts:
 class ArchiveStore:
     """Writes batches into the archive on ``engine`` (SQLite or PostgreSQL, schema at head)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, settle_every: int | None = None) -> None:
+        """``settle_every``: :meth:`settle_when_due` settles once that many values wait (streams.store.settle);
+        None: it never does (``replay``, ``backfill``: the worker settles what they wrote)."""
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._series = SeriesKeys()
+        self._settler = Settler(engine, settle_every) if settle_every is not None else None
 
     def write_batch(
         self,
@@ -126,7 +130,16 @@ class ArchiveStore:
             self._series.rolled_back()
             raise
         self._series.committed()
+        if self._settler is not None:
+            self._settler.wrote(counts.status_rows)
         return counts
+
+    def settle_when_due(self) -> int:
+        """Settle the recent status values into the history if enough of them wait, in a transaction of its own;
+        returns how many were added. Called between batches, outside their transactions (the writer process after
+        it reported the commit): a settle takes longer than a batch, and a failed one leaves the values where they
+        were."""
+        return self._settler.when_due() if self._settler is not None else 0
 
 
 Writes = list[tuple[Target, list[tuple[Any, ...]]]]  # statements, each with the rows it runs on

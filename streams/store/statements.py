@@ -30,8 +30,8 @@ __all__ = [
     "DEVICE_STATE",
     "MESSAGES",
     "STATUS_MESSAGES",
+    "STATUS_RECENT",
     "STATUS_SERIES",
-    "STATUS_VALUES",
     "USERS",
     "USER_EVENTS",
     "Target",
@@ -119,8 +119,9 @@ STATUS_MESSAGES = Target(
     ("message_key", "message_id", "data_id", "device_id", "first_at", "last_at", "source"),
     "ON CONFLICT (message_id) DO NOTHING",
 )
-STATUS_VALUES = Target(
-    "status_values",
+# New values go to status_recent until settled into status_values (streams.store.settle), which has the same key.
+STATUS_RECENT = Target(
+    "status_recent",
     ("series_id", "reported_at", "message_key", "item_index", "value", "dp_id"),
     "ON CONFLICT (series_id, reported_at, message_key, item_index) DO NOTHING",
 )

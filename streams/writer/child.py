@@ -47,6 +47,7 @@ class WriterConfig:
     commit_max_messages: int
     commit_wait_s: float
     in_flight: int  # the worker's WRITER_IN_FLIGHT
+    settle_every: int  # the worker's HISTORY_SETTLE_VALUES
     log_level: int = logging.INFO
 
 
@@ -72,7 +73,7 @@ def serve(pipe: Connection, config: WriterConfig) -> None:
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     engine = make_engine(config.database_url)
     try:
-        writer = Writer(pipe, ArchiveStore(engine), engine, config)
+        writer = Writer(pipe, ArchiveStore(engine, settle_every=config.settle_every), engine, config)
         settle_heap()  # as the worker does before its loop
         writer.run()
     except _Gone:
@@ -181,6 +182,7 @@ class Writer:
                 self._wait(delay)
                 continue
             _reply(self._pipe, Committed(len(group), counts, time.perf_counter() - started))
+            self._store.settle_when_due()  # after the reply: the worker acknowledges while it runs
             return
 
     def _wait(self, seconds: float) -> None:

@@ -35,8 +35,8 @@ from streams.store.drivers import PostgresDriver
 from streams.store.engine import PAGE_BYTES, make_engine
 from streams.store.rows import grouped_status, json_text, sqlite_time
 from streams.store.sql import Writes
-from streams.store.statements import STATUS_VALUES, postgres_copy, postgres_copy_types
-from tests.bench.store import HistoryKeys, _insert_sql
+from streams.store.statements import STATUS_RECENT, postgres_copy, postgres_copy_types
+from tests.bench.store import INTO_HISTORY, HistoryKeys, _insert_sql
 from tests.unit.store.databases import scratch_postgres
 
 __all__ = [
@@ -205,17 +205,21 @@ def _without_statistics(path: Path) -> None:
 
 
 def _history(rows: int, time_format: Callable[[datetime], object]) -> Iterator[Writes]:
-    """The history's writes (``status_series``, ``status_messages``, ``status_values``), keys given, in chunks of
-    about _CHUNK status rows that never split a message (its rows share its key)."""
+    """The history's writes (``status_series``, ``status_messages``, ``status_values``: a week's history, settled),
+    keys given, in chunks of about _CHUNK status rows that never split a message (its rows share its key)."""
     keys = HistoryKeys()
     chunk: list[tuple[object, ...]] = []
     for row in _rows(rows):
         if len(chunk) >= _CHUNK and row[0] != chunk[-1][0]:
-            yield keys.writes(grouped_status(chunk))
+            yield _settled(keys.writes(grouped_status(chunk)))
             chunk = []
         chunk.append((*row[:6], time_format(row[6]), row[7]))  # type: ignore[arg-type]
     if chunk:
-        yield keys.writes(grouped_status(chunk))
+        yield _settled(keys.writes(grouped_status(chunk)))
+
+
+def _settled(writes: Writes) -> Writes:
+    return [(INTO_HISTORY if target is STATUS_RECENT else target, rows) for target, rows in writes]
 
 
 def _fill_sqlite(path: Path, rows: int) -> None:
@@ -243,12 +247,12 @@ def _fill_sqlite(path: Path, rows: int) -> None:
         values: list[tuple[object, ...]] = []
         for writes in _history(rows, sqlite_time):
             for target, table_rows in writes:
-                if target is STATUS_VALUES:
+                if target is INTO_HISTORY:
                     values.extend(table_rows)
                 else:
                     connection.executemany(_insert_sql(target), table_rows)
         values.sort()  # the primary key's order: (series_id, reported_at, message_key, item_index)
-        connection.executemany(_insert_sql(STATUS_VALUES), values)
+        connection.executemany(_insert_sql(INTO_HISTORY), values)
         del values
         connection.execute("COMMIT")
         for _name, sql in indexes:

@@ -57,14 +57,15 @@ from streams.store.drivers import PostgresDriver
 from streams.store.engine import make_engine
 from streams.store.prepared import record_rows
 from streams.store.rows import StatusRows, flat_status
+from streams.store.settle import settle
 from streams.store.sql import Writes
 from streams.store.statements import STATUS_MESSAGES, Target, postgres_copy, postgres_copy_types
 from tests.bench.store import (
     SERIES_WITH_IDS,
     History,
     HistoryKeys,
+    SqliteAlone,
     sqlite_statements,
-    sqlite_transaction,
     wide_history,
 )
 from tests.bench.wide import WIDE, WIDE_STATUS
@@ -210,12 +211,13 @@ def measure(layout: Layout, path: Path) -> Format:
                 connection.exec_driver_sql(layout.view)
         connection = engine.raw_connection()
         cursor = connection.cursor()
-        history = layout.history()
+        history, writer = layout.history(), SqliteAlone(cursor)
         elapsed, device_id = 0.0, None
         for batch in decoded_batches(COMMIT):
             device_id = device_id or batch[0].records[0].device_id
             (writes,) = sqlite_statements([batch], history)
-            elapsed += sqlite_transaction(cursor, writes)
+            elapsed += writer.write(writes)
+        elapsed += writer.settle()  # the history as it is kept for years: settled
         values = cursor.execute(f"SELECT count(*) FROM {layout.values_table}").fetchone()[0]
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.execute("VACUUM")
@@ -265,6 +267,8 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
                         for row in rows:
                             copy.write_row(row)
                 connection.commit()  # type: ignore[union-attr]
+            with engine.begin() as settling:  # the history as it is kept for years: settled
+                settle(settling)
             connection.autocommit = True  # type: ignore[union-attr]
             cursor.execute("VACUUM FULL wide_status, status_series, status_messages, status_values")
             wide = table_bytes(engine, "wide_status") / _rows(cursor, "wide_status")

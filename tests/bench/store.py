@@ -21,6 +21,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from sqlalchemy.engine import Engine
 from models.records import DecodedMessage, StatusReported
 from models.tables import Base
 from streams.heap import settle_heap
+from streams.settings import Settings
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
 from streams.store.engine import autocheckpoint_pages, make_engine
@@ -45,11 +47,12 @@ from streams.store.rows import (
     sqlite_time,
     status_rows,
 )
+from streams.store.settle import SQLITE_SETTLE
 from streams.store.sql import ArchiveStore, Writes, record_writes
 from streams.store.statements import (
     MESSAGES,
     STATUS_MESSAGES,
-    STATUS_VALUES,
+    STATUS_RECENT,
     Target,
     postgres_copy,
     postgres_copy_types,
@@ -66,6 +69,10 @@ DEVICES = 10_000
 CODES = ("switch_1", "cur_power", "cur_current", "cur_voltage", "add_ele")
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 TOPIC = "persistent://bench/out/event"
+SETTLE_EVERY = Settings.model_fields["history_settle_values"].default
+#: The store's status_recent rows written into status_values (the same columns and key): as the store wrote them
+#: before it settled values in bulk, or as a settled history is seeded.
+INTO_HISTORY = replace(STATUS_RECENT, table="status_values")
 
 
 def make_batches(count: int = COUNT, batch: int = BATCH) -> list[list[Decoded]]:
@@ -108,7 +115,7 @@ class HistoryKeys:
         self._messages = 0
 
     def writes(self, messages: list[StatusRows]) -> Writes:
-        """``status_series`` (new series only), ``status_messages`` and ``status_values`` with their rows."""
+        """``status_series`` (new series only), ``status_messages`` and ``status_recent`` with their rows."""
         series, message_rows, values = [], [], []
         places = message_places(messages)
         for message in messages:
@@ -121,7 +128,7 @@ class HistoryKeys:
                     series_id = self._series[device_id, code] = len(self._series) + 1
                     series.append((series_id, device_id, code))
                 values.append((series_id, reported_at, key, item_index, value, dp_id))
-        return [(SERIES_WITH_IDS, series), (STATUS_MESSAGES, message_rows), (STATUS_VALUES, values)]
+        return [(SERIES_WITH_IDS, series), (STATUS_MESSAGES, message_rows), (STATUS_RECENT, values)]
 
 
 def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], Any]) -> list[Writes]:
@@ -138,10 +145,11 @@ def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], A
 
 
 def run_store(engine: Engine, batches: list[list[Decoded]]) -> float:
-    store = ArchiveStore(engine)
+    store = ArchiveStore(engine, settle_every=SETTLE_EVERY)  # settling as the worker does
     start = time.perf_counter()
     for batch in batches:
         store.write_batch(batch, [], received_at=T0)
+        store.settle_when_due()
     return time.perf_counter() - start
 
 
@@ -280,12 +288,36 @@ def sqlite_alone(
         cursor = connection.cursor()
         if cache_kib is not None:
             cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
+        writer = SqliteAlone(cursor)
         for batch in prepared:
-            elapsed += sqlite_transaction(cursor, batch)
+            elapsed += writer.write(batch)
         connection.close()
     finally:
         engine.dispose()
     return elapsed
+
+
+class SqliteAlone:
+    """Prepared writes on a sqlite3 cursor as the worker's writer runs them: a transaction a batch, and the settle of
+    the recent status values (streams.store.settle) once SETTLE_EVERY of them wait; each call returns its seconds."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        self._waiting = 0
+
+    def write(self, writes: Writes) -> float:
+        elapsed = sqlite_transaction(self._cursor, writes)
+        self._waiting += sum(len(rows) for target, rows in writes if target is STATUS_RECENT)
+        return elapsed + (self.settle() if self._waiting >= SETTLE_EVERY else 0.0)
+
+    def settle(self) -> float:
+        started = time.perf_counter()
+        self._cursor.execute("BEGIN IMMEDIATE")
+        for statement in SQLITE_SETTLE:
+            self._cursor.execute(statement)
+        self._cursor.execute("COMMIT")
+        self._waiting = 0
+        return time.perf_counter() - started
 
 
 def sqlite_transaction(cursor: Any, writes: Writes) -> float:

@@ -312,7 +312,7 @@ def run_worker(name: str, broker: EmbeddedBroker, database_url: str, access_id: 
         runs.append(wiring.worker(settings, engine, WorkerMetrics(), rule_set).run(idle_timeout=SWEEP_S))
         with engine.connect() as connection:
             messages = connection.scalar(text("SELECT count(*) FROM messages")) or 0
-            status_rows = connection.scalar(text("SELECT count(*) FROM status_values")) or 0
+            status_rows = connection.scalar(text("SELECT count(*) FROM device_status")) or 0
         size = archive_bytes(engine)
         history_size = history_bytes(engine)
         status_size = table_bytes(engine, *NARROW)

@@ -82,6 +82,8 @@ WIDE_HISTORY = "9b3d2e7c4a10"
 MESSAGE_KEY_INDEX = "3e8a61c0d5f4"
 #: The revision that placed them, before a message whose values share one time kept it once (last_at NULL).
 PLACES = "6b1f0c2d9e47"
+#: The revision before new values waited in status_recent, settled into status_values now and then.
+ONE_TIME = "4f7a9c1e2b58"
 
 # Two messages of one device with several codes and unnamed items (code NULL, with their DP id), a device log's row,
 # a data id, and JSON values of each type.
@@ -190,6 +192,26 @@ def test_upgrade_keeps_a_message_s_one_time_once_and_downgrade_copies_it_back(en
     migrate.downgrade(engine, PLACES)
     assert history(engine) == before
     assert all(last is not None for *_, last in places(engine))
+
+
+def test_device_status_reads_recent_values_and_downgrade_settles_them(engine: Engine) -> None:
+    write_wide_history(engine)
+    migrate.upgrade(engine, ONE_TIME)
+    before = history(engine)
+    migrate.upgrade(engine)
+    assert history(engine) == before
+    values = "series_id, reported_at, message_key, item_index, value, dp_id"
+    with engine.begin() as connection:  # m2's values not settled yet, as the store leaves new values
+        m2 = "message_key = (SELECT message_key FROM status_messages WHERE message_id = 'm2')"
+        moved = f"INSERT INTO status_recent ({values}) SELECT {values} FROM status_values WHERE {m2}"
+        connection.exec_driver_sql(moved)
+        assert connection.exec_driver_sql(f"DELETE FROM status_values WHERE {m2}").rowcount == 3
+    assert history(engine) == before
+    migrate.downgrade(engine, ONE_TIME)
+    assert "status_recent" not in tables(engine)
+    assert history(engine) == before
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT COUNT(*) FROM status_values").scalar() == len(HISTORY_ROWS)
 
 
 def index_names(engine: Engine, table: str) -> set[str]:

@@ -308,10 +308,10 @@ def test_a_processor_error_that_is_not_transient_stops_it_without_acknowledging(
     engine = make_engine(deployment.env["DATABASE_URL"])
     try:
         with engine.begin() as connection:  # a store that fails in a way no retry mends (a bug, a wrong schema)
-            connection.execute(text("alter table status_values rename to status_values_elsewhere"))
+            connection.execute(text("alter table status_recent rename to status_recent_elsewhere"))
         assert deployment.wait("p1") != 0
         with engine.begin() as connection:
-            connection.execute(text("alter table status_values_elsewhere rename to status_values"))
+            connection.execute(text("alter table status_recent_elsewhere rename to status_recent"))
     finally:
         engine.dispose()
     assert "Crashed reason=UndefinedTable" in deployment.log("p1")

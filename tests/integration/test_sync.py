@@ -19,6 +19,7 @@ from models.tables import ApiPath, ApiUsage, DataPoint, Device, DeviceState, Dev
 from streams.fleet.sync import FleetSync
 from streams.store import migrate
 from streams.store.engine import make_engine
+from streams.store.settle import settle
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import Decoded
 from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
@@ -311,17 +312,19 @@ def test_items_that_carried_only_a_dp_id_are_named_after_the_sync(sqlite_project
     project = sqlite_project
     device = project.fleet.devices[0]
     point = next(p for p in project.fleet.products if p.product_id == device.product_id).reported[0]
-    ArchiveStore(project.engine).write_batch(
-        [_dp_only_report(1, device.device_id, point.dp_id, 42)], [], received_at=f.at(0)
-    )
-    assert project.count(DeviceStatus, DeviceStatus.code.is_(None)) == 1
+    store = ArchiveStore(project.engine)
+    store.write_batch([_dp_only_report(1, device.device_id, point.dp_id, 41)], [], received_at=f.at(0))
+    with project.engine.begin() as connection:  # one value settled into the history, one still recent
+        settle(connection)
+    store.write_batch([_dp_only_report(2, device.device_id, point.dp_id, 42)], [], received_at=f.at(0))
+    assert project.count(DeviceStatus, DeviceStatus.code.is_(None)) == 2
     result = project.sync().run()
-    assert result.items_named == 1
+    assert result.items_named == 2
     with project.engine.connect() as connection:
-        named = connection.execute(select(DeviceStatus.code, DeviceStatus.dp_id)).one()
+        named = connection.execute(select(DeviceStatus.code, DeviceStatus.dp_id)).all()
         where = (DeviceState.device_id == device.device_id, DeviceState.code == point.code)
         state = connection.execute(select(DeviceState.value, DeviceState.source).where(*where)).one()
-    assert tuple(named) == (point.code, point.dp_id)
+    assert [tuple(row) for row in named] == [(point.code, point.dp_id)] * 2
     # Named before the latest values are filled: the device has reported, so the API does not fill it.
     assert tuple(state) == (42, "stream")
 

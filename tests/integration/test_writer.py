@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from models.records import PulsarMessage
-from models.tables import Command, Message
+from models.tables import Command, Message, StatusRecent, StatusValue
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.rules import RuleSet, load_rules
@@ -117,10 +117,15 @@ def batches(sqlite_url) -> Iterator[Batches]:
 
 
 def _writer(
-    database_url: str, rules_file: Path | None = None, commit_max: int = 5000, wait_s: float = 0.0, in_flight: int = 3
+    database_url: str,
+    rules_file: Path | None = None,
+    commit_max: int = 5000,
+    wait_s: float = 0.0,
+    in_flight: int = 3,
+    settle_every: int = 250_000,
 ) -> WriterProcess:
     rules = load_rules(rules_file) if rules_file else RuleSet()
-    return WriterProcess(WriterConfig(database_url, rules, commit_max, wait_s, in_flight))
+    return WriterProcess(WriterConfig(database_url, rules, commit_max, wait_s, in_flight, settle_every))
 
 
 @contextlib.contextmanager
@@ -193,6 +198,18 @@ def test_the_commit_wait_ends_the_group_when_no_more_batches_come(sqlite_url, ba
         second = _reports(writer, 1)
     assert [report.batches for report in first + second] == [1, 1]
     assert _count(sqlite_url, Message) == 3
+
+
+def test_the_writer_settles_the_recent_values_once_enough_wait(sqlite_url, batches):
+    with _running(sqlite_url, settle_every=5) as writer:
+        _send(writer, batches.power(100, 200, 300))
+        _reports(writer, 1)
+        _send(writer, batches.power(400, 500))
+        _reports(writer, 1)
+        assert wait_for(lambda: _count(sqlite_url, StatusValue) == 5)  # settled after its reply
+        _send(writer, batches.power(600))
+        _reports(writer, 1)
+    assert (_count(sqlite_url, StatusRecent), _count(sqlite_url, StatusValue)) == (1, 5)
 
 
 def test_stop_does_not_wait_out_the_commit_wait(sqlite_url, batches):
@@ -343,7 +360,8 @@ def _writer_of(worker: subprocess.Popen[bytes]) -> int:
 def test_the_writer_killed_at_random_points_loses_nothing_and_stores_nothing_twice(pulsar_broker, sqlite_url):
     access_id = unique_access_id()
     published = publish_all(pulsar_broker.url, access_id, fleet_messages(20000, corrupt=0.005))
-    env = worker_env(access_id, pulsar_broker.url, sqlite_url, BATCH_SIZE="200")
+    # Settles every 5,000 values or so (about a thousand messages): kills land during settles too.
+    env = worker_env(access_id, pulsar_broker.url, sqlite_url, BATCH_SIZE="200", HISTORY_SETTLE_VALUES="5000")
     killed: list[int] = []
     with running_worker(env, "--idle-timeout", "5") as worker:
         for _ in range(3):  # each time the writer of the moment, once it committed something more
@@ -355,6 +373,7 @@ def test_the_writer_killed_at_random_points_loses_nothing_and_stores_nothing_twi
     assert worker.returncode == 0, stderr.decode()[-2000:]
     assert stderr.count(b"writer process ended (exit code -9)") == 3, stderr.decode()[-3000:]
     assert_exactly_once(sqlite_url, published)
+    assert _count(sqlite_url, StatusValue) > 0  # settled, in between
 
 
 def test_kill_9_of_the_worker_ends_its_writer(pulsar_broker, sqlite_url):

@@ -65,6 +65,9 @@ class ScriptedStore:
         self.log.append(("commit", ids))
         return BatchCounts(messages_inserted=len(batch.messages), dead_letters=len(batch.dead_letters))
 
+    def settle_when_due(self) -> int:
+        return 0
+
 
 class FakeClock:
     def __init__(self) -> None:

@@ -19,6 +19,7 @@ from models.records import PulsarMessage
 from models.tables import DeadLetter as DeadLetterRow
 from streams.pipeline import BatchResult, Pipeline
 from streams.sim import Fleet, SimMessage
+from streams.store.settle import settle
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import Decoded, MessageDecoder
 from tests.unit.store.databases import archive_tables
@@ -61,6 +62,11 @@ class Archive:
     def count(self, model: Any) -> int:
         with self.engine.connect() as connection:
             return connection.scalar(select(func.count()).select_from(model.__table__)) or 0
+
+    def settle(self) -> None:
+        """The recent status values moved into ``status_values``, as the worker does now and then."""
+        with self.engine.begin() as connection:
+            settle(connection)
 
     def execute(self, *statements: Any) -> None:
         with self.engine.begin() as connection:

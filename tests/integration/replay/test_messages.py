@@ -21,6 +21,7 @@ from models.tables import (
     DeviceStatus,
     Message,
     StatusMessage,
+    StatusRecent,
     StatusSeries,
     StatusValue,
     UserEvent,
@@ -62,20 +63,25 @@ def add_log_rows(archive: Archive, device_id: str) -> None:
         )  # fmt: skip
 
 
-def values_of(message_id: str, *, item_index: int | None = None, code: str | None = None) -> list[Any]:
-    """The conditions that pick ``status_values`` rows of a message (one item of it, or the item of a code)."""
+def values_of(
+    message_id: str, *, item_index: int | None = None, code: str | None = None, table: Any = StatusValue
+) -> list[Any]:
+    """The conditions that pick ``table``'s rows of a message (one item of it, or the item of a code):
+    ``status_values``, or ``status_recent`` for values not settled yet."""
     messages, series = StatusMessage.__table__, StatusSeries.__table__
     key = select(messages.c.message_key).where(messages.c.message_id == message_id).scalar_subquery()
-    conditions = [StatusValue.message_key == key]
+    conditions = [table.message_key == key]
     if item_index is not None:
-        conditions.append(StatusValue.item_index == item_index)
+        conditions.append(table.item_index == item_index)
     if code is not None:
-        conditions.append(StatusValue.series_id.in_(select(series.c.series_id).where(series.c.code == code)))
+        conditions.append(table.series_id.in_(select(series.c.series_id).where(series.c.code == code)))
     return conditions
 
 
 def older_normalisation(archive: Archive) -> None:
-    """Rows as an older, buggier normalisation would have left them: values missing, wrong, too many."""
+    """Rows as an older, buggier normalisation would have left them: values missing, wrong (both settled), too many
+    (not settled yet)."""
+    archive.settle()
     firsts: dict[str, Any] = {}  # the first value of each report
     for row in archive.rows(DeviceStatus):
         if row.source == "stream":
@@ -166,7 +172,8 @@ def test_a_renamed_item_moves_its_latest_value(archive: Archive, replay: Replay)
         pulsar(fleet.status(0, {"cur_power": 250}, 1_700_000_002_000), 2),
     ])  # fmt: skip
     expected = archive.snapshot(*DERIVED)
-    # An older normalisation called the second report's item power_old: its history and latest state say so.
+    # An older normalisation called the second report's item power_old: its history (settled) and latest state say so.
+    archive.settle()
     power_old = select(StatusSeries.series_id).where(StatusSeries.device_id == plug, StatusSeries.code == "power_old")
     archive.execute(
         insert(StatusSeries).values(device_id=plug, code="power_old"),
@@ -193,9 +200,10 @@ def test_a_corrected_value_reaches_the_latest_state(archive: Archive, replay: Re
         pulsar(fleet.status(0, {"cur_power": 250, "switch_1": True}, 1_700_000_002_000), 2),
     ])  # fmt: skip
     expected = archive.snapshot(*DERIVED)
-    # An older normalisation read the newest report's power wrong, in its history and so in the latest state.
+    # An older normalisation read the newest report's power wrong, in its history (not settled yet) and so in the
+    # latest state.
     archive.execute(
-        update(StatusValue).where(*values_of("100:2:0:-1", code="cur_power")).values(value=25),
+        update(StatusRecent).where(*values_of("100:2:0:-1", code="cur_power", table=StatusRecent)).values(value=25),
         update(DeviceState).where(DeviceState.code == "cur_power").values(value=25),
     )
     status, out = replay(archive, "--messages")

@@ -31,7 +31,7 @@ DIALECTS = ("sqlite", "postgresql")
 
 #: The history's narrow tables: their keys depend on the order of storing, so tests compare the history through the
 #: ``device_status`` view instead.
-NARROW = ("status_series", "status_messages", "status_values")
+NARROW = ("status_series", "status_messages", "status_values", "status_recent")
 
 
 def archive_tables() -> dict[str, Table]:

@@ -1,0 +1,96 @@
+"""Settling recent status values into the history: ``status_recent`` moved into ``status_values`` in one statement.
+
+Owns when and how the values the store wrote in arrival order (models.tables.StatusRecent) join the history in its
+(series, time) order. One transaction moves them all, in ``status_values``' key order, so each series' page is
+written once for many batches' values instead of once a batch; a settle that fails or is killed leaves every value
+where it was. The values are read through ``device_status`` wherever they are, so a settle changes nothing a query
+sees.
+
+PostgreSQL moves them with one statement (``DELETE … RETURNING`` feeding the ``INSERT``), so a value another
+worker commits meanwhile is neither moved nor deleted; SQLite's write lock keeps other writers out of the
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+from models.tables import StatusRecent
+from streams.errors import TransientError
+from streams.store.engine import WRITE_LOCK, unavailable_on_failure
+
+__all__ = ["SQLITE_SETTLE", "Settler", "recent_values", "settle"]
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = "series_id, reported_at, message_key, item_index, value, dp_id"
+_KEY_ORDER = "ORDER BY series_id, reported_at, message_key, item_index"
+_INTO_HISTORY = f"INSERT INTO status_values ({_COLUMNS}) SELECT {_COLUMNS} FROM {{source}} {_KEY_ORDER}"
+
+#: SQLite's settle, in a transaction holding the write lock. WHERE true: SQLite would read ``ON CONFLICT`` after a
+#: bare FROM as a join's ON.
+SQLITE_SETTLE = (
+    _INTO_HISTORY.format(source="status_recent WHERE true") + " ON CONFLICT DO NOTHING",
+    "DELETE FROM status_recent",
+)
+_POSTGRES_SETTLE = (
+    f"WITH moved AS (DELETE FROM status_recent RETURNING {_COLUMNS}) "
+    + _INTO_HISTORY.format(source="moved")
+    + " ON CONFLICT DO NOTHING"
+)
+
+
+def settle(connection: Connection) -> int:
+    """Move every recent value into ``status_values``, in the caller's transaction; returns how many were added
+    (a value already there, which nothing writes, is dropped from ``status_recent`` all the same)."""
+    if connection.dialect.name == "postgresql":
+        return connection.exec_driver_sql(_POSTGRES_SETTLE).rowcount
+    copy, empty = SQLITE_SETTLE
+    added = connection.exec_driver_sql(copy).rowcount
+    connection.exec_driver_sql(empty)
+    return added
+
+
+def recent_values(connection: Connection) -> int:
+    """How many values wait in ``status_recent``."""
+    return connection.scalar(select(func.count()).select_from(StatusRecent)) or 0
+
+
+class Settler:
+    """Settles once ``every`` values wait in ``status_recent``: counted as the store writes them, from what waited
+    when the first check read the table (a worker started again, or values written by ``replay`` or ``backfill``)."""
+
+    def __init__(self, engine: Engine, every: int) -> None:
+        self._engine = engine
+        self._every = every
+        self._waiting: int | None = None
+
+    def wrote(self, values: int) -> None:
+        """A committed transaction offered ``values`` values (a duplicate skipped by its key counts too)."""
+        if self._waiting is not None:
+            self._waiting += values
+
+    def when_due(self) -> int:
+        """Settle in a transaction of its own if due; returns how many values were added to the history. The
+        database being unavailable is logged and leaves the values where they are, for the next check."""
+        try:
+            with unavailable_on_failure("settling recent status values"), self._engine.connect() as connection:
+                if self._waiting is None:
+                    self._waiting = recent_values(connection)
+                    connection.rollback()  # ends the read's transaction: the settle's takes the write lock
+                if self._waiting < self._every:
+                    return 0
+                started = time.perf_counter()
+                connection.execution_options(**{WRITE_LOCK: True})
+                with connection.begin():
+                    added = settle(connection)
+        except TransientError as exc:
+            log.warning("recent status values left unsettled for now: %s", exc)
+            return 0
+        self._waiting = 0
+        log.info("settled %d recent status values into the history in %.2f s", added, time.perf_counter() - started)
+        return added

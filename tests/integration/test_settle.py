@@ -1,0 +1,109 @@
+"""Recent status values settled into the history (streams/store/settle.py) on SQLite and PostgreSQL: what moves,
+when the store settles, that a settle is one transaction, and that a value committed beside a settle stays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from models.tables import Base, DeviceStatus
+from streams.store.settle import settle
+from streams.store.sql import ArchiveStore
+from tests.unit.store import factories as f
+from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_database, truncate_all
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    with scratch_database(request, tmp_path_factory.mktemp("settle")) as url, migrated_engine(url) as engine:
+        yield engine
+
+
+@pytest.fixture(autouse=True)
+def emptied(engine: Engine) -> Iterator[None]:
+    yield
+    truncate_all(engine)
+
+
+def counts(engine: Engine) -> tuple[int, int]:
+    """(values in status_recent, values in status_values)."""
+    with engine.connect() as connection:
+        return tuple(  # type: ignore[return-value]
+            connection.scalar(select(func.count()).select_from(Base.metadata.tables[name]))
+            for name in ("status_recent", "status_values")
+        )
+
+
+def history(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        view = DeviceStatus.__table__
+        return [tuple(row) for row in connection.execute(select(view).order_by(view.c.message_id, view.c.item_index))]
+
+
+def reports(first: int, last: int) -> list:
+    """Status reports of two devices, three values each."""
+    return [
+        f.status_report(n, {"switch_1": n % 2 == 0, "cur_power": n, "cur_voltage": 2300 + n}, device=f"dev{n % 2}")
+        for n in range(first, last + 1)
+    ]
+
+
+def test_settling_moves_every_recent_value_into_the_history_and_the_view_reads_the_same(engine: Engine) -> None:
+    store = ArchiveStore(engine)
+    store.write_batch(reports(1, 4), [], received_at=f.at(100))
+    before = history(engine)
+    assert len(before) == 12
+    assert counts(engine) == (12, 0)
+    with engine.begin() as connection:
+        assert settle(connection) == 12
+    assert counts(engine) == (0, 12)
+    assert history(engine) == before
+    store.write_batch(reports(5, 6), [], received_at=f.at(100))  # settled and recent values, read together
+    assert counts(engine) == (6, 12)
+    assert len(history(engine)) == 18
+
+
+def test_the_store_settles_once_enough_values_wait(engine: Engine) -> None:
+    store = ArchiveStore(engine, settle_every=9)
+    store.write_batch(reports(1, 2), [], received_at=f.at(100))
+    assert store.settle_when_due() == 0  # 6 values wait
+    assert counts(engine) == (6, 0)
+    store.write_batch(reports(3, 3), [], received_at=f.at(100))
+    assert store.settle_when_due() == 9
+    assert counts(engine) == (0, 9)
+    store.write_batch(reports(1, 3), [], received_at=f.at(100))  # a redelivery: nothing new waits
+    assert store.settle_when_due() == 0
+    assert counts(engine) == (0, 9)
+
+
+def test_a_new_store_counts_the_values_left_waiting_before_it(engine: Engine) -> None:
+    ArchiveStore(engine).write_batch(reports(1, 3), [], received_at=f.at(100))  # replay, backfill: never settle
+    assert ArchiveStore(engine, settle_every=10).settle_when_due() == 0
+    assert ArchiveStore(engine, settle_every=9).settle_when_due() == 9
+    assert counts(engine) == (0, 9)
+
+
+def test_a_settle_rolled_back_leaves_every_value_where_it_was(engine: Engine) -> None:
+    ArchiveStore(engine).write_batch(reports(1, 2), [], received_at=f.at(100))
+    before = history(engine)
+    with engine.connect() as connection, connection.begin() as transaction:
+        assert settle(connection) == 6
+        transaction.rollback()  # as a kill -9 would leave it: the transaction never commits
+    assert counts(engine) == (6, 0)
+    assert history(engine) == before
+
+
+def test_a_value_another_worker_commits_while_a_settle_is_open_stays_recent(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's write lock keeps every other writer out of a settle's transaction")
+    ArchiveStore(engine).write_batch(reports(1, 2), [], received_at=f.at(100))
+    with engine.connect() as connection, connection.begin():
+        assert settle(connection) == 6
+        ArchiveStore(engine).write_batch(reports(3, 3), [], received_at=f.at(100))  # another worker commits
+    assert counts(engine) == (3, 6)
+    assert len(history(engine)) == 9
