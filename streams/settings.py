@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     commit_max_messages: int = Field(5000, ge=1, le=100_000)
     commit_wait_ms: int = Field(1000, ge=0, le=60_000)
     # How many new status values wait in status_recent before they are settled into status_values in one
-    # transaction (streams.store.settle): more is faster to write, slower to read back until settled.
-    history_settle_values: int = Field(250_000, ge=1, le=10_000_000)
+    # transaction (streams.store.settle); unset: the database's default; 0: straight into status_values.
+    history_settle_values: int | None = Field(None, ge=0, le=10_000_000)
     # How long whole messages (decrypted payload and properties, for `replay --messages` and forensics) are kept;
     # their history is kept until `purge`. 0 keeps them for ever. streams.store.expiry.
     keep_messages: float = Field(14 * 86_400.0, ge=0)

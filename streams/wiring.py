@@ -30,6 +30,7 @@ from streams.sources.pulsar import PulsarSource, subscription_name, topic_name
 from streams.store.engine import ensure_at_head, make_engine, unavailable_on_failure
 from streams.store.expiry import MessageExpiry
 from streams.store.fleet import load_catalog
+from streams.store.settle import settle_every
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
 from streams.tuya.openapi import OpenApiClient
@@ -108,7 +109,7 @@ def pipeline(settings: Settings, engine: Engine, rule_set: RuleSet, fleet: Catal
     """The one pipeline of every runtime: decode, name DP ids, store, and the rules reactor writing the outbox."""
     fleet = fleet or catalog(engine)
     reactor = RulesReactor(rule_set, fleet.get) if rule_set.rules else None
-    store = ArchiveStore(engine, settle_every=settings.history_settle_values)
+    store = ArchiveStore(engine, settle_every=settle_every(settings.history_settle_values, engine.dialect.name))
     return Pipeline(MessageDecoder(settings.access_key), store, reactor, catalog=fleet.get)
 
 
@@ -202,7 +203,7 @@ def worker(
         settings.commit_max_messages,
         settings.commit_wait_ms / 1000,
         settings.writer_in_flight,
-        settings.history_settle_values,
+        settle_every(settings.history_settle_values, engine.dialect.name),
         logging.getLogger().getEffectiveLevel(),
     )
     # This process only prepares batches (decode, name DP ids, build rows); the writer process commits them.

@@ -1,11 +1,11 @@
-"""Status values into the history's narrow format: ``status_series``, ``status_messages`` and ``status_recent``.
+"""Status values into the history's narrow format: ``status_series``, ``status_messages`` and ``status_values``.
 
 Owns turning status values (a :class:`~streams.store.rows.StatusRows` a message, times as the driver carries them)
 into the three tables' rows: a series key for each (device, code), a message key for each message, and one narrow
-row a value, in ``status_recent`` until settled into ``status_values`` (streams.store.settle). Series keys are
-cached across transactions once committed (series are never deleted); message keys are handed out in the caller's
-transaction. Runs on the caller's raw cursor through a driver (:mod:`streams.store.drivers`); never commits. Users
-read the rows back through the ``device_status`` view.
+row a value (in ``status_values``, or in ``status_recent`` until settled into it: streams.store.settle). Series
+keys are cached across transactions once committed (series are never deleted); message keys are handed out in the
+caller's transaction. Runs on the caller's raw cursor through a driver (:mod:`streams.store.drivers`); never
+commits. Users read the rows back through the ``device_status`` view.
 Also owns where a message's values are (its device, first and last time: :func:`message_places`), and the
 condition that finds them there (:func:`where_placed`).
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import ColumnElement, Table, and_, func
 
 from models.tables import StatusMessage, StatusRecent, StatusSeries, StatusValue
-from streams.store.statements import STATUS_MESSAGES, STATUS_RECENT, STATUS_SERIES
+from streams.store.statements import STATUS_MESSAGES, STATUS_SERIES, STATUS_VALUES, Target
 
 if TYPE_CHECKING:
     from streams.store.drivers import Driver
@@ -97,9 +97,11 @@ def insert_status(
     *,
     stored: Literal["skip", "add"],
     source: str = "stream",
+    into: Target = STATUS_VALUES,
 ) -> int:
-    """Store status values, a StatusRows a message; returns how many values were offered to ``status_recent``
-    (duplicates of stored values are skipped by its key). A message already in ``status_messages`` (stored before,
+    """Store status values, a StatusRows a message, ``into`` ``status_values`` or ``status_recent`` (the worker's,
+    to be settled: streams.store.settle); returns how many values were offered (duplicates of stored values are
+    skipped by its key). A message already in ``status_messages`` (stored before,
     its ``messages`` row perhaps purged since): ``skip`` leaves its values out (the batch store: a redelivery adds
     nothing); ``add`` stores them under its key and widens its times to hold them (replay, after deleting the
     values it replaces).
@@ -140,7 +142,7 @@ def insert_status(
     if missing:
         ids = series.resolve(driver, cursor, missing)
     # Rows made as they are bound: a batch's values would be the writer's largest list (memory target, issue 17).
-    driver.insert(cursor, STATUS_RECENT, _values(messages, ids, keys))
+    driver.insert(cursor, into, _values(messages, ids, keys))
     return sum(len(message.items) for message in messages)
 
 

@@ -23,9 +23,13 @@ from models.tables import StatusRecent
 from streams.errors import TransientError
 from streams.store.engine import WRITE_LOCK, unavailable_on_failure
 
-__all__ = ["SQLITE_SETTLE", "Settler", "recent_values", "settle"]
+__all__ = ["POSTGRES_SETTLE", "SETTLE_EVERY", "SQLITE_SETTLE", "Settler", "recent_values", "settle", "settle_every"]
 
 log = logging.getLogger(__name__)
+
+#: HISTORY_SETTLE_VALUES unset: how many values wait before a settle, by database; 0 writes them straight into
+#: status_values. On PostgreSQL settling cost more than it saved up to 1 M messages (README, Benchmarks).
+SETTLE_EVERY = {"sqlite": 250_000, "postgresql": 0}
 
 _COLUMNS = "series_id, reported_at, message_key, item_index, value, dp_id"
 _KEY_ORDER = "ORDER BY series_id, reported_at, message_key, item_index"
@@ -37,7 +41,8 @@ SQLITE_SETTLE = (
     _INTO_HISTORY.format(source="status_recent WHERE true") + " ON CONFLICT DO NOTHING",
     "DELETE FROM status_recent",
 )
-_POSTGRES_SETTLE = (
+#: PostgreSQL's settle: one statement.
+POSTGRES_SETTLE = (
     f"WITH moved AS (DELETE FROM status_recent RETURNING {_COLUMNS}) "
     + _INTO_HISTORY.format(source="moved")
     + " ON CONFLICT DO NOTHING"
@@ -48,11 +53,18 @@ def settle(connection: Connection) -> int:
     """Move every recent value into ``status_values``, in the caller's transaction; returns how many were added
     (a value already there, which nothing writes, is dropped from ``status_recent`` all the same)."""
     if connection.dialect.name == "postgresql":
-        return connection.exec_driver_sql(_POSTGRES_SETTLE).rowcount
+        return connection.exec_driver_sql(POSTGRES_SETTLE).rowcount
     copy, empty = SQLITE_SETTLE
     added = connection.exec_driver_sql(copy).rowcount
     connection.exec_driver_sql(empty)
     return added
+
+
+def settle_every(setting: int | None, dialect: str) -> int | None:
+    """How many values the worker lets wait before it settles them: HISTORY_SETTLE_VALUES, or the database's
+    default when it is unset; None: none wait, they go straight into ``status_values``."""
+    every = SETTLE_EVERY[dialect] if setting is None else setting
+    return every or None
 
 
 def recent_values(connection: Connection) -> int:

@@ -34,6 +34,8 @@ from streams.store.statements import (
     DEVICE_STATE,
     DEVICES,
     MESSAGES,
+    STATUS_RECENT,
+    STATUS_VALUES,
     USER_EVENTS,
     USERS,
     Target,
@@ -64,12 +66,13 @@ class ArchiveStore:
     """Writes batches into the archive on ``engine`` (SQLite or PostgreSQL, schema at head)."""
 
     def __init__(self, engine: Engine, *, settle_every: int | None = None) -> None:
-        """``settle_every``: :meth:`settle_when_due` settles once that many values wait (streams.store.settle);
-        None: it never does (``replay``, ``backfill``: the worker settles what they wrote)."""
+        """``settle_every``: new status values wait in ``status_recent`` and :meth:`settle_when_due` settles them
+        once that many wait (streams.store.settle); None: they go straight into ``status_values``."""
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._series = SeriesKeys()
         self._settler = Settler(engine, settle_every) if settle_every is not None else None
+        self._values = STATUS_RECENT if settle_every is not None else STATUS_VALUES
 
     def write_batch(
         self,
@@ -123,7 +126,7 @@ class ArchiveStore:
                         extra(connection)  # first: it sees the archive as it was before this batch
                     cursor = connection.connection.driver_connection.cursor()
                     try:
-                        counts = _write(driver, cursor, batch, self._series)
+                        counts = _write(driver, cursor, batch, self._series, self._values)
                     finally:
                         cursor.close()
         except BaseException:
@@ -153,14 +156,14 @@ def record_writes(rows: RecordRows) -> tuple[Writes, Writes]:
     return inserts, upserts
 
 
-def _write(driver: Driver, cursor: Any, batch: PreparedBatch, series: SeriesKeys) -> BatchCounts:
+def _write(driver: Driver, cursor: Any, batch: PreparedBatch, series: SeriesKeys, values: Target) -> BatchCounts:
     stored = driver.existing(cursor, "messages", [rows.message_id for rows in batch.messages])
     new = [rows for rows in batch.messages if rows.message_id not in stored]
     inserted = driver.insert_returning(cursor, MESSAGES, [rows.message for rows in new], "message_id")
     if inserted is not None:
         new = [rows for rows in new if rows.message_id in inserted]
     merged = merge(new)
-    status_rows = insert_status(driver, cursor, merged.status, series, stored="skip")
+    status_rows = insert_status(driver, cursor, merged.status, series, stored="skip", into=values)
     inserts, upserts = record_writes(merged)
     for target, table_rows in inserts:
         driver.insert(cursor, target, table_rows)

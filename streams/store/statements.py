@@ -32,6 +32,7 @@ __all__ = [
     "STATUS_MESSAGES",
     "STATUS_RECENT",
     "STATUS_SERIES",
+    "STATUS_VALUES",
     "USERS",
     "USER_EVENTS",
     "Target",
@@ -119,12 +120,13 @@ STATUS_MESSAGES = Target(
     ("message_key", "message_id", "data_id", "device_id", "first_at", "last_at", "source"),
     "ON CONFLICT (message_id) DO NOTHING",
 )
-# New values go to status_recent until settled into status_values (streams.store.settle), which has the same key.
-STATUS_RECENT = Target(
-    "status_recent",
+STATUS_VALUES = Target(
+    "status_values",
     ("series_id", "reported_at", "message_key", "item_index", "value", "dp_id"),
     "ON CONFLICT (series_id, reported_at, message_key, item_index) DO NOTHING",
 )
+# Where the worker's new values wait until settled into status_values (streams.store.settle): the same columns and key.
+STATUS_RECENT = Target("status_recent", STATUS_VALUES.columns, STATUS_VALUES.on_conflict)
 DEVICE_EVENTS = Target("device_events", DEVICE_EVENT_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
 USER_EVENTS = Target("user_events", USER_EVENT_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
 DEAD_LETTERS = Target("dead_letters", DEAD_LETTER_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")

@@ -47,7 +47,7 @@ class WriterConfig:
     commit_max_messages: int
     commit_wait_s: float
     in_flight: int  # the worker's WRITER_IN_FLIGHT
-    settle_every: int  # the worker's HISTORY_SETTLE_VALUES
+    settle_every: int | None  # the worker's HISTORY_SETTLE_VALUES (streams.store.settle.settle_every)
     log_level: int = logging.INFO
 
 

@@ -35,8 +35,8 @@ from streams.store.drivers import PostgresDriver
 from streams.store.engine import PAGE_BYTES, make_engine
 from streams.store.rows import grouped_status, json_text, sqlite_time
 from streams.store.sql import Writes
-from streams.store.statements import STATUS_RECENT, postgres_copy, postgres_copy_types
-from tests.bench.store import INTO_HISTORY, HistoryKeys, _insert_sql
+from streams.store.statements import STATUS_RECENT, STATUS_VALUES, postgres_copy, postgres_copy_types
+from tests.bench.store import HistoryKeys, _insert_sql
 from tests.unit.store.databases import scratch_postgres
 
 __all__ = [
@@ -219,7 +219,7 @@ def _history(rows: int, time_format: Callable[[datetime], object]) -> Iterator[W
 
 
 def _settled(writes: Writes) -> Writes:
-    return [(INTO_HISTORY if target is STATUS_RECENT else target, rows) for target, rows in writes]
+    return [(STATUS_VALUES if target is STATUS_RECENT else target, rows) for target, rows in writes]
 
 
 def _fill_sqlite(path: Path, rows: int) -> None:
@@ -247,12 +247,12 @@ def _fill_sqlite(path: Path, rows: int) -> None:
         values: list[tuple[object, ...]] = []
         for writes in _history(rows, sqlite_time):
             for target, table_rows in writes:
-                if target is INTO_HISTORY:
+                if target is STATUS_VALUES:
                     values.extend(table_rows)
                 else:
                     connection.executemany(_insert_sql(target), table_rows)
         values.sort()  # the primary key's order: (series_id, reported_at, message_key, item_index)
-        connection.executemany(_insert_sql(INTO_HISTORY), values)
+        connection.executemany(_insert_sql(STATUS_VALUES), values)
         del values
         connection.execute("COMMIT")
         for _name, sql in indexes:

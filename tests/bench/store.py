@@ -21,7 +21,6 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from sqlalchemy.engine import Engine
 from models.records import DecodedMessage, StatusReported
 from models.tables import Base
 from streams.heap import settle_heap
-from streams.settings import Settings
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
 from streams.store.engine import autocheckpoint_pages, make_engine
@@ -47,12 +45,13 @@ from streams.store.rows import (
     sqlite_time,
     status_rows,
 )
-from streams.store.settle import SQLITE_SETTLE
+from streams.store.settle import SQLITE_SETTLE, settle_every
 from streams.store.sql import ArchiveStore, Writes, record_writes
 from streams.store.statements import (
     MESSAGES,
     STATUS_MESSAGES,
     STATUS_RECENT,
+    STATUS_VALUES,
     Target,
     postgres_copy,
     postgres_copy_types,
@@ -69,10 +68,7 @@ DEVICES = 10_000
 CODES = ("switch_1", "cur_power", "cur_current", "cur_voltage", "add_ele")
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 TOPIC = "persistent://bench/out/event"
-SETTLE_EVERY = Settings.model_fields["history_settle_values"].default
-#: The store's status_recent rows written into status_values (the same columns and key): as the store wrote them
-#: before it settled values in bulk, or as a settled history is seeded.
-INTO_HISTORY = replace(STATUS_RECENT, table="status_values")
+SETTLE_EVERY = settle_every(None, "sqlite")  # how many values the SQLite worker lets wait by default
 
 
 def make_batches(count: int = COUNT, batch: int = BATCH) -> list[list[Decoded]]:
@@ -145,7 +141,7 @@ def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], A
 
 
 def run_store(engine: Engine, batches: list[list[Decoded]]) -> float:
-    store = ArchiveStore(engine, settle_every=SETTLE_EVERY)  # settling as the worker does
+    store = ArchiveStore(engine, settle_every=settle_every(None, engine.dialect.name))  # as the worker, by default
     start = time.perf_counter()
     for batch in batches:
         store.write_batch(batch, [], received_at=T0)
@@ -181,8 +177,9 @@ def sqlite_floor(path: Path, rows: list[Writes]) -> float:
 def postgres_alone(url: str, prepared: Iterable[tuple[Writes, Writes]]) -> float:
     """PostgreSQL's share of storing: the store's own statements through its driver (binary COPY into the history
     tables, the stage tables and ON CONFLICT for the latest state) and a commit per batch, on prepared rows (see
-    store_writes); only those are timed (``prepared`` may build each batch as it is asked for). As sqlite_alone for
-    SQLite: the store cannot be faster than this.
+    store_writes), the status values straight into ``status_values`` as the PostgreSQL worker writes them by default
+    (streams.store.settle.SETTLE_EVERY); only those are timed (``prepared`` may build each batch as it is asked for).
+    As sqlite_alone for SQLite: the store cannot be faster than this.
     """
     engine = make_engine(url)
     driver = PostgresDriver()
@@ -195,7 +192,7 @@ def postgres_alone(url: str, prepared: Iterable[tuple[Writes, Writes]]) -> float
             start = time.perf_counter()
             with connection.cursor() as cursor:  # type: ignore[union-attr]
                 for target, rows in inserts:
-                    driver.insert(cursor, target, rows)
+                    driver.insert(cursor, STATUS_VALUES if target is STATUS_RECENT else target, rows)
                 for target, rows in upserts:
                     driver.upsert(cursor, target, rows)
             connection.commit()  # type: ignore[union-attr]

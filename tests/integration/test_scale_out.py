@@ -308,10 +308,12 @@ def test_a_processor_error_that_is_not_transient_stops_it_without_acknowledging(
     engine = make_engine(deployment.env["DATABASE_URL"])
     try:
         with engine.begin() as connection:  # a store that fails in a way no retry mends (a bug, a wrong schema)
-            connection.execute(text("alter table status_recent rename to status_recent_elsewhere"))
+            for table in ("status_values", "status_recent"):
+                connection.execute(text(f"alter table {table} rename to {table}_elsewhere"))
         assert deployment.wait("p1") != 0
         with engine.begin() as connection:
-            connection.execute(text("alter table status_recent_elsewhere rename to status_recent"))
+            for table in ("status_values", "status_recent"):
+                connection.execute(text(f"alter table {table}_elsewhere rename to {table}"))
     finally:
         engine.dispose()
     assert "Crashed reason=UndefinedTable" in deployment.log("p1")

@@ -17,6 +17,8 @@ from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_databa
 
 pytestmark = pytest.mark.integration
 
+NEVER_DUE = 1_000_000  # values wait in status_recent; these tests settle them themselves
+
 
 @pytest.fixture(scope="module", params=DIALECTS)
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
@@ -54,7 +56,7 @@ def reports(first: int, last: int) -> list:
 
 
 def test_settling_moves_every_recent_value_into_the_history_and_the_view_reads_the_same(engine: Engine) -> None:
-    store = ArchiveStore(engine)
+    store = ArchiveStore(engine, settle_every=NEVER_DUE)
     store.write_batch(reports(1, 4), [], received_at=f.at(100))
     before = history(engine)
     assert len(before) == 12
@@ -81,15 +83,21 @@ def test_the_store_settles_once_enough_values_wait(engine: Engine) -> None:
     assert counts(engine) == (0, 9)
 
 
+def test_a_store_that_does_not_settle_writes_straight_into_the_history(engine: Engine) -> None:
+    ArchiveStore(engine).write_batch(reports(1, 2), [], received_at=f.at(100))  # replay, backfill; PostgreSQL's worker
+    assert counts(engine) == (0, 6)
+    assert len(history(engine)) == 6
+
+
 def test_a_new_store_counts_the_values_left_waiting_before_it(engine: Engine) -> None:
-    ArchiveStore(engine).write_batch(reports(1, 3), [], received_at=f.at(100))  # replay, backfill: never settle
+    ArchiveStore(engine, settle_every=NEVER_DUE).write_batch(reports(1, 3), [], received_at=f.at(100))  # stopped
     assert ArchiveStore(engine, settle_every=10).settle_when_due() == 0
     assert ArchiveStore(engine, settle_every=9).settle_when_due() == 9
     assert counts(engine) == (0, 9)
 
 
 def test_a_settle_rolled_back_leaves_every_value_where_it_was(engine: Engine) -> None:
-    ArchiveStore(engine).write_batch(reports(1, 2), [], received_at=f.at(100))
+    ArchiveStore(engine, settle_every=NEVER_DUE).write_batch(reports(1, 2), [], received_at=f.at(100))
     before = history(engine)
     with engine.connect() as connection, connection.begin() as transaction:
         assert settle(connection) == 6
@@ -101,9 +109,10 @@ def test_a_settle_rolled_back_leaves_every_value_where_it_was(engine: Engine) ->
 def test_a_value_another_worker_commits_while_a_settle_is_open_stays_recent(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite's write lock keeps every other writer out of a settle's transaction")
-    ArchiveStore(engine).write_batch(reports(1, 2), [], received_at=f.at(100))
+    ArchiveStore(engine, settle_every=NEVER_DUE).write_batch(reports(1, 2), [], received_at=f.at(100))
     with engine.connect() as connection, connection.begin():
         assert settle(connection) == 6
-        ArchiveStore(engine).write_batch(reports(3, 3), [], received_at=f.at(100))  # another worker commits
+        another_worker = ArchiveStore(engine, settle_every=NEVER_DUE)
+        another_worker.write_batch(reports(3, 3), [], received_at=f.at(100))
     assert counts(engine) == (3, 6)
     assert len(history(engine)) == 9

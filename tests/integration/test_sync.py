@@ -312,7 +312,7 @@ def test_items_that_carried_only_a_dp_id_are_named_after_the_sync(sqlite_project
     project = sqlite_project
     device = project.fleet.devices[0]
     point = next(p for p in project.fleet.products if p.product_id == device.product_id).reported[0]
-    store = ArchiveStore(project.engine)
+    store = ArchiveStore(project.engine, settle_every=1_000_000)  # values wait in status_recent until settled
     store.write_batch([_dp_only_report(1, device.device_id, point.dp_id, 41)], [], received_at=f.at(0))
     with project.engine.begin() as connection:  # one value settled into the history, one still recent
         settle(connection)
