@@ -1,19 +1,21 @@
-"""Benchmark: SQLite alone as the archive grows, the history in its key order against the same rows in arrival order.
+"""Benchmark: SQLite alone as the archive grows, new values settled in bulk against values written straight into
+the history.
 
 A commit writes every page it changed. The history's key (series, time) keeps each series' values together, which
 makes one device's history one range of the key to read; it also puts a batch's values in as many places as the
 batch has series. In a fresh archive many series share a page; as the archive grows they need a page each, so a
-commit writes more pages for the same messages, and a backlog drains slower the larger the archive it drains into.
+commit that wrote its values straight into ``status_values`` wrote more pages for the same messages, and a backlog
+drained slower the larger the archive it drained into. The store therefore writes new values to ``status_recent``,
+in arrival order, and settles them into ``status_values`` once SETTLE_EVERY of them wait (streams.store.settle).
 
-This section measures that: the worker's SQL (tests.bench.store.sqlite_statements: every statement, rows built
+This section measures both: the worker's SQL (tests.bench.store.sqlite_statements: every statement, rows built
 outside the timing, the keys handed out in advance) for GROWTH_COUNT messages of the worker benchmark's fleet,
-timed a chunk of CHUNK messages at a time, into two archives written side by side, batch by batch:
+timed a chunk of CHUNK messages at a time (the settles included), into two archives written side by side, batch by
+batch:
 
-- the archive's schema;
-- the same schema with ``status_values`` keyed (message key, item) instead: new rows fill its last pages one after
-  another, whatever the archive's size. Not a usable archive (a device's history would be read from everywhere),
-  it bounds what a change that keeps the history's order could gain by writing recent values apart, in arrival
-  order, and moving them into the history now and then in its key order.
+- as stored: the values into ``status_recent``, settled (tests.bench.store.SqliteAlone);
+- straight into the history: the same values into ``status_values`` in each batch's transaction, as the store
+  wrote them before.
 
 Both archives get the same rows in the same transactions, each batch written to one and then the other (which one
 first alternates), so a slow minute of the machine falls on both. Run alone with ``python -m tests.bench.growth``;
@@ -34,63 +36,59 @@ from streams.settings import Settings
 from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.store.sql import Writes
-from tests.bench.store import HistoryKeys, sqlite_statements, sqlite_transaction
+from streams.store.statements import STATUS_RECENT, STATUS_VALUES
+from tests.bench.store import (
+    SETTLE_EVERY,
+    HistoryKeys,
+    SqliteAlone,
+    sqlite_statements,
+    sqlite_transaction,
+)
 from tests.bench.worker import DEVICES, ITEMS, decoded_batches
 
 GROWTH_COUNT = int(os.environ.get("BENCH_GROWTH_MESSAGES", "1000000"))
 CHUNK = 200_000
 COMMIT = Settings.model_fields["commit_max_messages"].default
 
-# status_values with the archive's columns, keyed in arrival order (its message keys are handed out in that order).
-ARRIVAL_ORDER = """
-CREATE TABLE status_values (
-    series_id INTEGER NOT NULL,
-    reported_at DATETIME NOT NULL,
-    message_key INTEGER NOT NULL,
-    item_index INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    dp_id INTEGER,
-    PRIMARY KEY (message_key, item_index, series_id, reported_at)
-) WITHOUT ROWID
-"""
-
 
 @dataclass
 class Archive:
-    """One archive being filled: its engine, a connection, and the seconds its transactions took, a chunk at a time."""
+    """One archive being filled: its engine, a connection, and the seconds its transactions took, a chunk at a time.
+    ``settled``: values into status_recent and settled, as the store writes them; else straight into the history."""
 
     name: str
     engine: Engine
     connection: Any
+    settled: bool
     chunks: list[float] = field(default_factory=list)
     elapsed: float = 0.0
 
+    def __post_init__(self) -> None:
+        self._cursor = self.connection.cursor()
+        self._writer = SqliteAlone(self._cursor)
+
     def write(self, writes: Writes) -> None:
-        cursor = self.connection.cursor()
-        self.elapsed += sqlite_transaction(cursor, writes)
-        cursor.close()
+        if self.settled:
+            self.elapsed += self._writer.write(writes)
+        else:
+            straight = [(STATUS_VALUES if target is STATUS_RECENT else target, rows) for target, rows in writes]
+            self.elapsed += sqlite_transaction(self._cursor, straight)
 
     def end_chunk(self) -> None:
         self.chunks.append(self.elapsed)
         self.elapsed = 0.0
 
     def close(self) -> None:
+        self._cursor.close()
         self.connection.close()
         self.engine.dispose()
 
 
-def archive(path: Path, name: str, *, arrival_order: bool) -> Archive:
+def archive(path: Path, name: str, *, settled: bool) -> Archive:
     """A migrated archive on the worker's connection set-up (WAL, cache, checkpoints), and its engine."""
     engine = make_engine(f"sqlite:///{path}")
     migrate.upgrade(engine)
-    connection = engine.raw_connection()
-    if arrival_order:
-        cursor = connection.cursor()
-        cursor.execute("DROP TABLE status_values")  # the views over it are not read here
-        cursor.execute(ARRIVAL_ORDER)
-        cursor.close()
-        connection.commit()
-    return Archive(name, engine, connection)
+    return Archive(name, engine, engine.raw_connection(), settled)
 
 
 def fill(archives: list[Archive]) -> None:
@@ -113,23 +111,22 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="bench-growth-") as folder:
         archives = [
-            archive(Path(folder) / "key.db", "history keyed (series, time), as stored", arrival_order=False),
-            archive(Path(folder) / "arrival.db", "status_values keyed in arrival order", arrival_order=True),
+            archive(Path(folder) / "settled.db", f"as stored (settled every {SETTLE_EVERY:,} values)", settled=True),
+            archive(Path(folder) / "straight.db", "straight into status_values (before)", settled=False),
         ]
         try:
             fill(archives)
         finally:
             for target in archives:
                 target.close()
-    stored, arrival = archives
-    print(f"  {'messages in the archive':<26}{stored.name:>42}{arrival.name:>40}")
-    for n, (key_s, arrival_s) in enumerate(zip(stored.chunks, arrival.chunks, strict=True), 1):
-        print(f"  {n * CHUNK:<26,}{CHUNK / key_s:>36,.0f} msg/s{CHUNK / arrival_s:>34,.0f} msg/s")
-    first, last = stored.chunks[0], stored.chunks[-1]
+    stored, straight = archives
+    print(f"  {'messages in the archive':<26}{stored.name:>44}{straight.name:>40}")
+    for n, (stored_s, straight_s) in enumerate(zip(stored.chunks, straight.chunks, strict=True), 1):
+        print(f"  {n * CHUNK:<26,}{CHUNK / stored_s:>38,.0f} msg/s{CHUNK / straight_s:>34,.0f} msg/s")
     print(
-        f"  as stored, the last {CHUNK:,} went {first / last:.2f}x as fast as the first; in arrival order "
-        f"{arrival.chunks[0] / arrival.chunks[-1]:.2f}x. At {GROWTH_COUNT:,} messages, arrival order was "
-        f"{last / arrival.chunks[-1]:.2f}x as fast: the most that writing recent values apart could gain here"
+        f"  the last {CHUNK:,} went {stored.chunks[0] / stored.chunks[-1]:.2f}x as fast as the first as stored, "
+        f"{straight.chunks[0] / straight.chunks[-1]:.2f}x straight into the history. At {GROWTH_COUNT:,} messages, "
+        f"as stored was {straight.chunks[-1] / stored.chunks[-1]:.2f}x as fast"
     )
 
 
