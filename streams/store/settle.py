@@ -1,10 +1,10 @@
-"""Settling recent status values into the history: ``status_recent`` moved into ``status_values`` in one statement.
+"""Settling recent status values into the history: ``status_recent`` moved into ``status_values`` in bulk.
 
-Owns when and how the values the store wrote in arrival order (models.tables.StatusRecent) join the history in its
-(series, time) order. One transaction moves them all, in ``status_values``' key order, so each series' page is
-written once for many batches' values instead of once a batch; a settle that fails or is killed leaves every value
-where it was. The values are read through ``device_status`` wherever they are, so a settle changes nothing a query
-sees.
+Owns how many values the worker lets wait (HISTORY_SETTLE_VALUES, by database), and when and how the values its
+store wrote to ``status_recent`` (models.tables.StatusRecent) join the history. One transaction moves them all, in
+``status_values``' key order, so each series' page is written once for many batches' values instead of once a
+batch; a settle that fails or is killed leaves every value where it was. The values are read through
+``device_status`` wherever they are, so a settle changes nothing a query sees.
 
 PostgreSQL moves them with one statement (``DELETE … RETURNING`` feeding the ``INSERT``), so a value another
 worker commits meanwhile is neither moved nor deleted; SQLite's write lock keeps other writers out of the
@@ -23,13 +23,21 @@ from models.tables import StatusRecent
 from streams.errors import TransientError
 from streams.store.engine import WRITE_LOCK, unavailable_on_failure
 
-__all__ = ["POSTGRES_SETTLE", "SETTLE_EVERY", "SQLITE_SETTLE", "Settler", "recent_values", "settle", "settle_every"]
+__all__ = [
+    "DEFAULT_SETTLE_EVERY",
+    "POSTGRES_SETTLE",
+    "SQLITE_SETTLE",
+    "Settler",
+    "recent_values",
+    "settle",
+    "settle_every",
+]
 
 log = logging.getLogger(__name__)
 
 #: HISTORY_SETTLE_VALUES unset: how many values wait before a settle, by database; 0 writes them straight into
 #: status_values. On PostgreSQL settling cost more than it saved up to 1 M messages (README, Benchmarks).
-SETTLE_EVERY = {"sqlite": 250_000, "postgresql": 0}
+DEFAULT_SETTLE_EVERY = {"sqlite": 250_000, "postgresql": 0}
 
 _COLUMNS = "series_id, reported_at, message_key, item_index, value, dp_id"
 _KEY_ORDER = "ORDER BY series_id, reported_at, message_key, item_index"
@@ -63,7 +71,7 @@ def settle(connection: Connection) -> int:
 def settle_every(setting: int | None, dialect: str) -> int | None:
     """How many values the worker lets wait before it settles them: HISTORY_SETTLE_VALUES, or the database's
     default when it is unset; None: none wait, they go straight into ``status_values``."""
-    every = SETTLE_EVERY[dialect] if setting is None else setting
+    every = DEFAULT_SETTLE_EVERY[dialect] if setting is None else setting
     return every or None
 
 
@@ -74,7 +82,7 @@ def recent_values(connection: Connection) -> int:
 
 class Settler:
     """Settles once ``every`` values wait in ``status_recent``: counted as the store writes them, from what waited
-    when the first check read the table (a worker started again, or values written by ``replay`` or ``backfill``)."""
+    when the first check read the table (what a worker stopped before settling left)."""
 
     def __init__(self, engine: Engine, every: int) -> None:
         self._engine = engine

@@ -177,9 +177,9 @@ def sqlite_floor(path: Path, rows: list[Writes]) -> float:
 def postgres_alone(url: str, prepared: Iterable[tuple[Writes, Writes]]) -> float:
     """PostgreSQL's share of storing: the store's own statements through its driver (binary COPY into the history
     tables, the stage tables and ON CONFLICT for the latest state) and a commit per batch, on prepared rows (see
-    store_writes), the status values straight into ``status_values`` as the PostgreSQL worker writes them by default
-    (streams.store.settle.SETTLE_EVERY); only those are timed (``prepared`` may build each batch as it is asked for).
-    As sqlite_alone for SQLite: the store cannot be faster than this.
+    store_writes), the status values straight into ``status_values`` as the PostgreSQL worker writes them by
+    default (streams.store.settle.DEFAULT_SETTLE_EVERY); only those are timed (``prepared`` may build each batch as
+    it is asked for). As sqlite_alone for SQLite: the store cannot be faster than this.
     """
     engine = make_engine(url)
     driver = PostgresDriver()
