@@ -35,8 +35,8 @@ from streams.store.drivers import PostgresDriver
 from streams.store.engine import PAGE_BYTES, make_engine
 from streams.store.rows import grouped_status, json_text, sqlite_time
 from streams.store.sql import Writes
-from streams.store.statements import STATUS_RECENT, STATUS_VALUES, postgres_copy, postgres_copy_types
-from tests.bench.store import HistoryKeys, _insert_sql
+from streams.store.statements import STATUS_VALUES, postgres_copy, postgres_copy_types
+from tests.bench.store import HistoryKeys, _insert_sql, straight_in
 from tests.unit.store.databases import scratch_postgres
 
 __all__ = [
@@ -211,15 +211,11 @@ def _history(rows: int, time_format: Callable[[datetime], object]) -> Iterator[W
     chunk: list[tuple[object, ...]] = []
     for row in _rows(rows):
         if len(chunk) >= _CHUNK and row[0] != chunk[-1][0]:
-            yield _settled(keys.writes(grouped_status(chunk)))
+            yield straight_in(keys.writes(grouped_status(chunk)))
             chunk = []
         chunk.append((*row[:6], time_format(row[6]), row[7]))  # type: ignore[arg-type]
     if chunk:
-        yield _settled(keys.writes(grouped_status(chunk)))
-
-
-def _settled(writes: Writes) -> Writes:
-    return [(STATUS_VALUES if target is STATUS_RECENT else target, rows) for target, rows in writes]
+        yield straight_in(keys.writes(grouped_status(chunk)))
 
 
 def _fill_sqlite(path: Path, rows: int) -> None:

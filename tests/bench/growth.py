@@ -36,13 +36,13 @@ from streams.settings import Settings
 from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.store.sql import Writes
-from streams.store.statements import STATUS_RECENT, STATUS_VALUES
 from tests.bench.store import (
     SETTLE_EVERY,
     HistoryKeys,
     SqliteAlone,
     sqlite_statements,
     sqlite_transaction,
+    straight_in,
 )
 from tests.bench.worker import DEVICES, ITEMS, decoded_batches
 
@@ -71,8 +71,7 @@ class Archive:
         if self.settled:
             self.elapsed += self._writer.write(writes)
         else:
-            straight = [(STATUS_VALUES if target is STATUS_RECENT else target, rows) for target, rows in writes]
-            self.elapsed += sqlite_transaction(self._cursor, straight)
+            self.elapsed += sqlite_transaction(self._cursor, straight_in(writes))
 
     def end_chunk(self) -> None:
         self.chunks.append(self.elapsed)

@@ -127,6 +127,12 @@ class HistoryKeys:
         return [(SERIES_WITH_IDS, series), (STATUS_MESSAGES, message_rows), (STATUS_RECENT, values)]
 
 
+def straight_in(writes: Writes) -> Writes:
+    """``writes`` with the status values into ``status_values`` instead of ``status_recent``: as a store that does
+    not settle writes them (PostgreSQL's by default), or as a settled history is seeded."""
+    return [(STATUS_VALUES if target is STATUS_RECENT else target, rows) for target, rows in writes]
+
+
 def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], Any]) -> list[Writes]:
     """Per batch, the ``messages`` rows and the history's rows (narrow, keys given): what the floors write."""
     received = time_format(T0)
@@ -191,8 +197,8 @@ def postgres_alone(url: str, prepared: Iterable[tuple[Writes, Writes]]) -> float
         for inserts, upserts in prepared:
             start = time.perf_counter()
             with connection.cursor() as cursor:  # type: ignore[union-attr]
-                for target, rows in inserts:
-                    driver.insert(cursor, STATUS_VALUES if target is STATUS_RECENT else target, rows)
+                for target, rows in straight_in(inserts):
+                    driver.insert(cursor, target, rows)
                 for target, rows in upserts:
                     driver.upsert(cursor, target, rows)
             connection.commit()  # type: ignore[union-attr]
