@@ -82,21 +82,28 @@ def recent_values(connection: Connection) -> int:
 
 class Settler:
     """Settles once ``every`` values wait in ``status_recent``: counted as the store writes them, from what waited
-    when the first check read the table (what a worker stopped before settling left)."""
+    when the first check read the table (what a worker stopped before settling left).
 
-    def __init__(self, engine: Engine, every: int) -> None:
+    ``every`` None: the store writes straight into ``status_values``, and only what an earlier run left waiting
+    (HISTORY_SETTLE_VALUES turned off since) is settled, at the first check.
+    """
+
+    def __init__(self, engine: Engine, every: int | None) -> None:
         self._engine = engine
-        self._every = every
+        self._every = every or 1
+        self._counting = every is not None
         self._waiting: int | None = None
 
     def wrote(self, values: int) -> None:
         """A committed transaction offered ``values`` values (a duplicate skipped by its key counts too)."""
-        if self._waiting is not None:
+        if self._waiting is not None and self._counting:
             self._waiting += values
 
     def when_due(self) -> int:
         """Settle in a transaction of its own if due; returns how many values were added to the history. The
         database being unavailable is logged and leaves the values where they are, for the next check."""
+        if self._waiting is not None and self._waiting < self._every:
+            return 0
         try:
             with unavailable_on_failure("settling recent status values"), self._engine.connect() as connection:
                 if self._waiting is None:

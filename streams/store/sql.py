@@ -67,11 +67,12 @@ class ArchiveStore:
 
     def __init__(self, engine: Engine, *, settle_every: int | None = None) -> None:
         """``settle_every``: new status values wait in ``status_recent`` and :meth:`settle_when_due` settles them
-        once that many wait (streams.store.settle); None: they go straight into ``status_values``."""
+        once that many wait (streams.store.settle); None: they go straight into ``status_values``, and the first
+        :meth:`settle_when_due` settles what an earlier store left waiting."""
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._series = SeriesKeys()
-        self._settler = Settler(engine, settle_every) if settle_every is not None else None
+        self._settler = Settler(engine, settle_every)
         self._values = STATUS_RECENT if settle_every is not None else STATUS_VALUES
 
     def write_batch(
@@ -133,8 +134,7 @@ class ArchiveStore:
             self._series.rolled_back()
             raise
         self._series.committed()
-        if self._settler is not None:
-            self._settler.wrote(counts.status_rows)
+        self._settler.wrote(counts.status_rows)
         return counts
 
     def settle_when_due(self) -> int:
@@ -142,7 +142,7 @@ class ArchiveStore:
         returns how many were added. Called between batches, outside their transactions (the writer process after
         it reported the commit): a settle takes longer than a batch, and a failed one leaves the values where they
         were."""
-        return self._settler.when_due() if self._settler is not None else 0
+        return self._settler.when_due()
 
 
 Writes = list[tuple[Target, list[tuple[Any, ...]]]]  # statements, each with the rows it runs on

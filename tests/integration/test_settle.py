@@ -96,6 +96,18 @@ def test_a_new_store_counts_the_values_left_waiting_before_it(engine: Engine) ->
     assert counts(engine) == (0, 9)
 
 
+def test_a_store_that_does_not_settle_settles_what_an_earlier_one_left_waiting_once(engine: Engine) -> None:
+    ArchiveStore(engine, settle_every=NEVER_DUE).write_batch(reports(1, 2), [], received_at=f.at(100))
+    store = ArchiveStore(engine)  # HISTORY_SETTLE_VALUES=0 since
+    store.write_batch(reports(3, 3), [], received_at=f.at(200))
+    assert counts(engine) == (6, 3)
+    assert store.settle_when_due() == 6
+    assert counts(engine) == (0, 9)
+    ArchiveStore(engine, settle_every=NEVER_DUE).write_batch(reports(4, 4), [], received_at=f.at(300))
+    assert store.settle_when_due() == 0  # once: what waits now is another store's
+    assert counts(engine) == (3, 9)
+
+
 def test_a_settle_rolled_back_leaves_every_value_where_it_was(engine: Engine) -> None:
     ArchiveStore(engine, settle_every=NEVER_DUE).write_batch(reports(1, 2), [], received_at=f.at(100))
     before = history(engine)
