@@ -36,7 +36,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: HISTORY_SETTLE_VALUES unset: how many values wait before a settle, by database; 0 writes them straight into
-#: status_values. On PostgreSQL settling cost more than it saved up to 1 M messages (README, Benchmarks).
+#: status_values. On PostgreSQL settling cost more than it saved up to 3 M messages (README, Benchmarks).
 DEFAULT_SETTLE_EVERY = {"sqlite": 250_000, "postgresql": 0}
 
 _COLUMNS = "series_id, reported_at, message_key, item_index, value, dp_id"
