@@ -90,8 +90,9 @@ class Settler:
 
     def __init__(self, engine: Engine, every: int | None) -> None:
         self._engine = engine
-        self._every = every or 1
         self._counting = every is not None
+        # Nothing counted: the first check settles whatever waits, and no later one finds any waiting.
+        self._every = 1 if every is None else every
         self._waiting: int | None = None
 
     def wrote(self, values: int) -> None:
