@@ -21,7 +21,7 @@ from models.tables import Base, StatusMessage, StatusSeries
 from streams.store.dialect import chunks
 from streams.store.engine import WRITE_LOCK
 from streams.store.history import VALUE_TABLES, where_placed
-from streams.store.settle import settle
+from streams.store.settle import settle_all
 
 __all__ = ["CHUNK_ROWS", "POLICIES", "Retention", "count_older", "purge_older"]
 
@@ -127,10 +127,7 @@ def purge_older(
     table = _table(policy)
     key = tuple_(*table.primary_key.columns)
     if policy.recent_in:
-        with engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK: True})
-            with connection.begin():
-                settle(connection)
+        settle_all(engine)
     with engine.connect() as connection:
         scopes = list(_scopes(connection, policy))
     deleted = 0

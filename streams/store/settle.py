@@ -30,6 +30,7 @@ __all__ = [
     "Settler",
     "recent_values",
     "settle",
+    "settle_all",
     "settle_every",
 ]
 
@@ -68,6 +69,15 @@ def settle(connection: Connection) -> int:
     return added
 
 
+def settle_all(engine: Engine) -> int:
+    """:func:`settle` in a transaction of its own, holding the write lock from its start; returns how many values
+    were added."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_LOCK: True})
+        with connection.begin():
+            return settle(connection)
+
+
 def settle_every(setting: int | None, dialect: str) -> int | None:
     """How many values the worker lets wait before it settles them: HISTORY_SETTLE_VALUES, or the database's
     default when it is unset; None: none wait, they go straight into ``status_values``."""
@@ -103,19 +113,15 @@ class Settler:
     def when_due(self) -> int:
         """Settle in a transaction of its own if due; returns how many values were added to the history. The
         database being unavailable is logged and leaves the values where they are, for the next check."""
-        if self._waiting is not None and self._waiting < self._every:
-            return 0
         try:
-            with unavailable_on_failure("settling recent status values"), self._engine.connect() as connection:
+            with unavailable_on_failure("settling recent status values"):
                 if self._waiting is None:
-                    self._waiting = recent_values(connection)
-                    connection.rollback()  # ends the read's transaction: the settle's takes the write lock
+                    with self._engine.connect() as connection:
+                        self._waiting = recent_values(connection)
                 if self._waiting < self._every:
                     return 0
                 started = time.perf_counter()
-                connection.execution_options(**{WRITE_LOCK: True})
-                with connection.begin():
-                    added = settle(connection)
+                added = settle_all(self._engine)
         except TransientError as exc:
             log.warning("recent status values left unsettled for now: %s", exc)
             return 0

@@ -57,7 +57,7 @@ from streams.store.drivers import PostgresDriver
 from streams.store.engine import make_engine
 from streams.store.prepared import record_rows
 from streams.store.rows import StatusRows, flat_status
-from streams.store.settle import settle
+from streams.store.settle import settle_all
 from streams.store.sql import Writes
 from streams.store.statements import STATUS_MESSAGES, Target, postgres_copy, postgres_copy_types
 from tests.bench.store import (
@@ -267,8 +267,7 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
                         for row in rows:
                             copy.write_row(row)
                 connection.commit()  # type: ignore[union-attr]
-            with engine.begin() as settling:  # the history as it is kept for years: settled
-                settle(settling)
+            settle_all(engine)  # the history as it is kept for years: settled
             connection.autocommit = True  # type: ignore[union-attr]
             cursor.execute("VACUUM FULL wide_status, status_series, status_messages, status_values")
             wide = table_bytes(engine, "wide_status") / _rows(cursor, "wide_status")

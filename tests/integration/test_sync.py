@@ -19,7 +19,7 @@ from models.tables import ApiPath, ApiUsage, DataPoint, Device, DeviceState, Dev
 from streams.fleet.sync import FleetSync
 from streams.store import migrate
 from streams.store.engine import make_engine
-from streams.store.settle import settle
+from streams.store.settle import settle_all
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import Decoded
 from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
@@ -314,8 +314,7 @@ def test_items_that_carried_only_a_dp_id_are_named_after_the_sync(sqlite_project
     point = next(p for p in project.fleet.products if p.product_id == device.product_id).reported[0]
     store = ArchiveStore(project.engine, settle_every=1_000_000)  # values wait in status_recent until settled
     store.write_batch([_dp_only_report(1, device.device_id, point.dp_id, 41)], [], received_at=f.at(0))
-    with project.engine.begin() as connection:  # one value settled into the history, one still recent
-        settle(connection)
+    settle_all(project.engine)  # one value settled into the history, one still recent
     store.write_batch([_dp_only_report(2, device.device_id, point.dp_id, 42)], [], received_at=f.at(0))
     assert project.count(DeviceStatus, DeviceStatus.code.is_(None)) == 2
     result = project.sync().run()

@@ -19,7 +19,7 @@ from models.records import PulsarMessage
 from models.tables import DeadLetter as DeadLetterRow
 from streams.pipeline import BatchResult, Pipeline
 from streams.sim import Fleet, SimMessage
-from streams.store.settle import settle
+from streams.store.settle import settle_all
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import Decoded, MessageDecoder
 from tests.unit.store.databases import archive_tables
@@ -67,8 +67,7 @@ class Archive:
 
     def settle(self) -> None:
         """The recent status values moved into ``status_values``, as the worker does now and then."""
-        with self.engine.begin() as connection:
-            settle(connection)
+        settle_all(self.engine)
 
     def execute(self, *statements: Any) -> None:
         with self.engine.begin() as connection:
