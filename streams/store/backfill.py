@@ -205,7 +205,7 @@ def save_log_page(
 def _archived(connection: Connection, device_id: str, column: Any, times: Sequence[datetime]) -> set[tuple[Any, ...]]:
     """(code or event, time) of the rows the archive already has for the device between these times."""
     table = column.table
-    at = table.c.reported_at if table is _STATUS else table.c.occurred_at
+    at = table.c.reported_key if table is _STATUS else table.c.occurred_at
     query = select(column, at).where(table.c.device_id == device_id, at >= min(times), at <= max(times))
     return {(name, moment) for name, moment in connection.execute(query)}
 

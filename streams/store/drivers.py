@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.store.rows import TimeFormat, json_text, sqlite_time
 from streams.store.statements import (
+    SQLITE_MILLIS,
     STATUS_SERIES,
     Target,
     postgres_copy,
@@ -101,7 +102,7 @@ class SqliteDriver:
         return cursor.execute(_HIGHEST_SERIES_ID).fetchone()[0]
 
     def widen_status_messages(self, cursor: sqlite3.Cursor, rows: Sequence[tuple[Any, Any, int]]) -> None:
-        cursor.executemany(_WIDEN.format(earlier="MIN", later="MAX", p="?"), rows)
+        cursor.executemany(_WIDEN.format(earlier="MIN", later="MAX", at=SQLITE_MILLIS, p="?"), rows)
 
     def insert_returning(self, cursor: sqlite3.Cursor, target: Target, rows: Rows, column: str) -> set[Any] | None:
         """Insert; None: every row was new (the write lock makes the caller's look-up of stored keys exact)."""
@@ -117,8 +118,8 @@ class SqliteDriver:
 
 _HIGHEST_SERIES_ID = "SELECT COALESCE(MAX(series_id), 0) FROM status_series"
 _WIDEN = (
-    "UPDATE status_messages SET first_at = {earlier}(first_at, {p}), "
-    "last_at = {later}(COALESCE(last_at, first_at), {p}) "
+    "UPDATE status_messages SET first_at = {earlier}(first_at, {at}), "
+    "last_at = {later}(COALESCE(last_at, first_at), {at}) "
     "WHERE message_key = {p}"
 )
 _SQLITE_MESSAGE_KEYS = (
@@ -177,7 +178,7 @@ class PostgresDriver:
         return cursor.fetchone()[0]  # type: ignore[index]
 
     def widen_status_messages(self, cursor: psycopg.Cursor[Any], rows: Sequence[tuple[Any, Any, int]]) -> None:
-        cursor.executemany(_WIDEN.format(earlier="LEAST", later="GREATEST", p="%s"), rows)
+        cursor.executemany(_WIDEN.format(earlier="LEAST", later="GREATEST", at="%s", p="%s"), rows)
 
     def insert_returning(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows, column: str) -> set[Any] | None:
         """Insert; the ``column`` values of the rows inserted when tolerant (others were stored meanwhile), None

@@ -191,11 +191,12 @@ def status_history_rows(connection: Connection, query: HistoryQuery) -> list[Row
     conditions = [view.device_id == query.device_id]
     if query.codes:
         conditions.append(or_(*(view.code == code for code in query.codes)))
+    # reported_key: the time as the history keeps it, so the bounds and the order reach the values by key
     if query.since is not None:
-        conditions.append(view.reported_at >= query.since)
+        conditions.append(view.reported_key >= query.since)
     if query.until is not None:
-        conditions.append(view.reported_at < query.until)
-    order = (view.reported_at, view.message_id, view.item_index)
+        conditions.append(view.reported_key < query.until)
+    order = (view.reported_key, view.message_id, view.item_index)
     statement = select(*(view[name] for name in HISTORY_COLUMNS)).where(*conditions)
     if query.limit is None:
         return list(connection.execute(statement.order_by(*order)))

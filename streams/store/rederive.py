@@ -202,7 +202,7 @@ def newest_status(connection: Connection, device_id: str, code: str) -> Row | No
     query = (
         _select_rows(table, columns)
         .where(table.c.device_id == device_id, table.c.code == code)
-        .order_by(table.c.reported_at.desc(), table.c.message_id.desc(), table.c.item_index.desc())
+        .order_by(table.c.reported_key.desc(), table.c.message_id.desc(), table.c.item_index.desc())
         .limit(1)
     )
     rows = _canonical(connection.execute(query), _json_positions(table, columns))

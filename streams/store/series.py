@@ -7,9 +7,9 @@ Owns three queries and their SQL on both dialects:
 - ``state_changes``: a code's reports where its value changed (booleans, enums), and the value it had before;
 - ``online_periods``: the ``device_online_periods`` view, clipped to the window.
 
-Each filters ``device_status`` by device and time first, which reaches the device's series and then their values
-by key (series, time); every value is a bound parameter. Values are raw, as Tuya reported them: the caller scales a
-series once, with its data point's scale from ``device_points``. Raw points go through
+Each filters ``device_status`` by device and time (``reported_key``) first, which reaches the device's series and
+then their values by key (series, time); every value is a bound parameter. Values are raw, as Tuya reported them:
+the caller scales a series once, with its data point's scale from ``device_points``. Raw points go through
 ``streams.store.query.status_history_rows`` (the CLI's ``history``). Never writes.
 """
 
@@ -22,18 +22,18 @@ from sqlalchemy import Float, Integer, Row, String, TextClause, bindparam, selec
 from sqlalchemy.engine import Connection
 
 from models.points import PointSpec
-from models.tables import DataPoint, Device, DeviceStatus, JSONDocument, UtcDateTime
+from models.tables import HISTORY_TIME, DataPoint, Device, DeviceStatus, JSONDocument, UtcDateTime
 from models.tables import device_online_periods as periods_view
 from streams.store.fleet import point_spec
 
 __all__ = ["bucket_statement", "device_points", "numeric_buckets", "online_periods", "state_changes"]
 
-# The bucket of a report: its time in whole milliseconds since the epoch, integer-divided by the width. SQLite's
-# julianday() keeps milliseconds exactly (as an integer count inside), so the rounding below gives them back; both
-# databases skip values that are not JSON numbers (a text, a boolean) rather than reading them as 0.
+# The bucket of a report: its time in whole milliseconds since the epoch, integer-divided by the width (SQLite's
+# reported_key is those milliseconds); both databases skip values that are not JSON numbers (a text, a boolean)
+# rather than reading them as 0.
 _BUCKET_SQL = {
     "sqlite": (
-        "CAST(ROUND((julianday(reported_at) - 2440587.5) * 86400000.0) AS INTEGER) / :width_ms",
+        "reported_key / :width_ms",
         "CAST(value AS REAL)",
         "json_type(value) IN ('integer', 'real')",
     ),
@@ -47,7 +47,7 @@ _BUCKET_SQL = {
 _BUCKETS = """
 SELECT code, {bucket} AS bucket, COUNT(*) AS count, MIN({number}) AS min, AVG({number}) AS avg, MAX({number}) AS max
 FROM device_status
-WHERE device_id = :device_id AND reported_at >= :since AND reported_at < :until AND code IN :codes AND {is_number}
+WHERE device_id = :device_id AND reported_key >= :since AND reported_key < :until AND code IN :codes AND {is_number}
 GROUP BY code, bucket
 ORDER BY code, bucket
 """
@@ -55,13 +55,13 @@ ORDER BY code, bucket
 # LAG over the code's reports in time order: a row is kept when its value differs from the one before it.
 _CHANGES = """
 SELECT reported_at, value FROM (
-    SELECT reported_at, value, message_id, item_index,
-           LAG(CAST(value AS TEXT)) OVER (ORDER BY reported_at, message_id, item_index) AS previous
+    SELECT reported_at, reported_key, value, message_id, item_index,
+           LAG(CAST(value AS TEXT)) OVER (ORDER BY reported_key, message_id, item_index) AS previous
     FROM device_status
-    WHERE device_id = :device_id AND reported_at >= :since AND reported_at < :until AND code = :code
+    WHERE device_id = :device_id AND reported_key >= :since AND reported_key < :until AND code = :code
 ) AS reports
 WHERE previous IS NULL OR previous <> CAST(value AS TEXT)
-ORDER BY reported_at, message_id, item_index
+ORDER BY reported_key, message_id, item_index
 LIMIT :limit
 """
 
@@ -69,8 +69,8 @@ LIMIT :limit
 def _window_params(statement: TextClause) -> TextClause:
     return statement.bindparams(
         bindparam("device_id", type_=String()),
-        bindparam("since", type_=UtcDateTime()),
-        bindparam("until", type_=UtcDateTime()),
+        bindparam("since", type_=HISTORY_TIME),
+        bindparam("until", type_=HISTORY_TIME),
     )
 
 
@@ -101,8 +101,8 @@ def state_changes(
     that changed its value (the first one always counts); rows (reported_at, value)."""
     before = (
         select(DeviceStatus.reported_at, DeviceStatus.value)
-        .where(DeviceStatus.device_id == device_id, DeviceStatus.reported_at < since, DeviceStatus.code == code)
-        .order_by(DeviceStatus.reported_at.desc())  # the index's order: stops at the first row of the code
+        .where(DeviceStatus.device_id == device_id, DeviceStatus.reported_key < since, DeviceStatus.code == code)
+        .order_by(DeviceStatus.reported_key.desc())  # the key's order: stops at the first row of the code
         .limit(1)
     )
     statement = _window_params(text(_CHANGES)).bindparams(bindparam("code", type_=String()), bindparam("limit"))

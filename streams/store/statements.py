@@ -29,6 +29,7 @@ __all__ = [
     "DEVICE_EVENTS",
     "DEVICE_STATE",
     "MESSAGES",
+    "SQLITE_MILLIS",
     "STATUS_MESSAGES",
     "STATUS_RECENT",
     "STATUS_SERIES",
@@ -46,11 +47,19 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A table, the columns a row tuple fills (in order) and what a row whose key exists does."""
+    """A table, the columns a row tuple fills (in order) and what a row whose key exists does. ``times``: columns
+    of the history's times (models.tables.HISTORY_TIME), which SQLite keeps as milliseconds: rows carry them as
+    every time, and SQLite's statement converts them (:data:`SQLITE_MILLIS`)."""
 
     table: str
     columns: tuple[str, ...]
     on_conflict: str
+    times: tuple[str, ...] = ()
+
+
+#: A time parameter in SQLite's text form as whole milliseconds since the epoch: julianday() reads the text to the
+#: millisecond and keeps it exactly.
+SQLITE_MILLIS = "CAST(ROUND((julianday(?) - 2440587.5) * 86400000.0) AS INTEGER)"
 
 
 def _newer(table: str, stamp: str) -> str:
@@ -119,14 +128,16 @@ STATUS_MESSAGES = Target(
     "status_messages",
     ("message_key", "message_id", "data_id", "device_id", "first_at", "last_at", "source"),
     "ON CONFLICT (message_id) DO NOTHING",
+    times=("first_at", "last_at"),
 )
 STATUS_VALUES = Target(
     "status_values",
     ("series_id", "reported_at", "message_key", "item_index", "value", "dp_id"),
     "ON CONFLICT (series_id, reported_at, message_key, item_index) DO NOTHING",
+    times=("reported_at",),
 )
 # Where the worker's new values wait until settled into status_values (streams.store.settle): the same columns and key.
-STATUS_RECENT = Target("status_recent", STATUS_VALUES.columns, STATUS_VALUES.on_conflict)
+STATUS_RECENT = Target("status_recent", STATUS_VALUES.columns, STATUS_VALUES.on_conflict, STATUS_VALUES.times)
 DEVICE_EVENTS = Target("device_events", DEVICE_EVENT_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
 USER_EVENTS = Target("user_events", USER_EVENT_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
 DEAD_LETTERS = Target("dead_letters", DEAD_LETTER_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
@@ -138,7 +149,7 @@ USERS = Target("users", USER_COLUMNS, _USERS_UPSERT)
 @cache
 def sqlite_insert(target: Target) -> str:
     """For ``executemany`` with one tuple per row."""
-    marks = ", ".join("?" * len(target.columns))
+    marks = ", ".join(SQLITE_MILLIS if column in target.times else "?" for column in target.columns)
     return f"INSERT INTO {target.table} ({', '.join(target.columns)}) VALUES ({marks}) {target.on_conflict}"
 
 

@@ -2,28 +2,26 @@
 
 The wide table repeated each value's device id, code, message id, data id and time as text, twice (the table and its
 (device_id, reported_at) index), which kept issue 17's bytes target (60 a value) out of reach. The archive's schema
-now keeps those texts once (migration 2026_12_06_narrow_history). This section measures what the change gives and
-costs, and the alternative it did not take:
+now keeps those texts once (migration 2026_12_06_narrow_history), and on SQLite its times as integer milliseconds
+(2026_12_06_integer_history_times). This section measures what the change gives and costs:
 
 - *wide*: the format before the change, ``wide_status`` (tests.bench.wide) created beside the migrated tables, and
   the store's insert of that time;
 - *narrow*: the archive's schema, ``status_series``, ``status_messages`` and ``status_values`` keyed (series, time,
-  message key, item) with one index on the message key, the time kept as today's UTC text, read through the
-  ``device_status`` view;
-- *narrow, ms* (not the archive's schema): the same tables (``ms_series``, ``ms_messages``, ``ms_values``) with the
-  time as integer milliseconds and a view (``ms_status``) computing today's text from it: fewer bytes, but users'
-  time filters on the view compute every value's time instead of reaching the primary key.
+  message key, item), the time as integer milliseconds, read through the ``device_status`` view, which shows it as
+  today's UTC text (``reported_at``) and as the milliseconds (``reported_key``).
 
 All run every statement of the worker's SQL (``messages``, ``device_state`` and ``devices`` as the store runs them;
-only the history rows differ; the narrow formats' keys handed out in advance, as tests.bench.store does) on the
+only the history rows differ; the narrow format's keys handed out in advance, as tests.bench.store does) on the
 worker's connection set-up (WAL, cache, checkpoints), in the worker's default transaction (5,000 messages): the rows
 are built outside the timing, as in the worker benchmark's "SQLite alone". Printed: messages a second (and as a
-ratio to the wide format's); bytes a value once compacted (VACUUM); one device's history (all of its values, in time
-order, read through the table or view with today's column names), best of several runs; and how SQLite plans users'
-own SQL on that table or view filtered by device and time: whether the time bound reaches the values' key, or every
-value of the device is read to compute ``reported_at``. Then, on PostgreSQL (TEST_DATABASE_URL; skipped when unset),
-bytes a value of the same rows in the wide table and in the narrow schema (binary COPY, the time a timestamptz in
-both). Run alone with ``python -m tests.bench.formats``; ``make bench`` runs it with the others.
+ratio to the wide format's); bytes a value once compacted (VACUUM); one device's history (all of its values, in the
+order of the time they are keyed by, read through the table or view), best of several runs; and how SQLite plans
+users' own SQL on that table or view filtered by device and time, by each time column: whether the time bound
+reaches the values' key, or every value of the device is read to compute ``reported_at``. Then, on PostgreSQL
+(TEST_DATABASE_URL; skipped when unset), bytes a value of the same rows in the wide table and in the narrow schema
+(binary COPY, the time a timestamptz in both). Run alone with ``python -m tests.bench.formats``; ``make bench``
+runs it with the others.
 """
 
 from __future__ import annotations
@@ -34,34 +32,24 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
     Integer,
     MetaData,
-    String,
-    Table,
-    UniqueConstraint,
-    text,
 )
 
-from models.tables import JSONDocument, UtcDateTime
+from models.tables import UtcDateTime
 from streams.settings import Settings
 from streams.store import migrate
 from streams.store.drivers import PostgresDriver
 from streams.store.engine import make_engine
 from streams.store.prepared import record_rows
-from streams.store.rows import StatusRows, flat_status
+from streams.store.rows import flat_status
 from streams.store.settle import settle_all
-from streams.store.sql import Writes
-from streams.store.statements import STATUS_MESSAGES, Target, postgres_copy, postgres_copy_types
+from streams.store.statements import postgres_copy, postgres_copy_types
 from tests.bench.store import (
-    SERIES_WITH_IDS,
     History,
     HistoryKeys,
     SqliteAlone,
@@ -75,63 +63,11 @@ from tests.unit.store.databases import scratch_postgres
 COMMIT = Settings.model_fields["commit_max_messages"].default
 QUERY_ROUNDS = 20
 
-# The narrow schema with the time in milliseconds, on SQLite only; otherwise as the migrated tables.
-MS = MetaData()
-Table(
-    "ms_series",
-    MS,
-    Column("series_id", Integer, primary_key=True),
-    Column("device_id", String, nullable=False),
-    Column("code", String),
-    UniqueConstraint("device_id", "code"),
-    Index("ux_ms_series_unnamed", "device_id", unique=True, sqlite_where=text("code IS NULL")),
-)
-Table(
-    "ms_messages",
-    MS,
-    Column("message_key", Integer, primary_key=True),
-    Column("message_id", String, nullable=False, unique=True),
-    Column("data_id", String),
-    Column("device_id", String, nullable=False),
-    Column("first_ms", BigInteger, nullable=False),
-    Column("last_ms", BigInteger),
-    Column("source", String, nullable=False, server_default="stream"),
-)
-Table(
-    "ms_values",
-    MS,
-    Column("series_id", Integer, primary_key=True),
-    Column("reported_ms", BigInteger, primary_key=True),
-    Column("message_key", Integer, primary_key=True),
-    Column("item_index", Integer, primary_key=True),
-    Column("value", JSONDocument, nullable=False),
-    Column("dp_id", Integer),
-    sqlite_with_rowid=False,
-)
-MS_SERIES = Target("ms_series", SERIES_WITH_IDS.columns, SERIES_WITH_IDS.on_conflict)
-MS_MESSAGES = Target(
-    "ms_messages",
-    tuple({"first_at": "first_ms", "last_at": "last_ms"}.get(column, column) for column in STATUS_MESSAGES.columns),
-    STATUS_MESSAGES.on_conflict,
-)
-MS_VALUES = Target(
-    "ms_values",
-    ("series_id", "reported_ms", "message_key", "item_index", "value", "dp_id"),
-    "ON CONFLICT (series_id, reported_ms, message_key, item_index) DO NOTHING",
-)
-# Today's columns over the ms tables; ``reported_at`` is today's text (UTC, microseconds) computed from the ms.
-MS_VIEW = (
-    "CREATE VIEW ms_status AS SELECT m.message_id, v.item_index, s.device_id, s.code, v.value, v.dp_id, "
-    "strftime('%Y-%m-%d %H:%M:%S', v.reported_ms / 1000, 'unixepoch') || printf('.%03d000', v.reported_ms % 1000) "
-    "AS reported_at, m.data_id, m.source FROM ms_values v JOIN ms_series s ON s.series_id = v.series_id "
-    "JOIN ms_messages m ON m.message_key = v.message_key AND m.device_id = s.device_id "
-    "AND v.reported_ms BETWEEN m.first_ms AND COALESCE(m.last_ms, m.first_ms)"
-)
-_EPOCH = datetime(1970, 1, 1)
-
-# One device's history, and users' SQL filtered by device and time, on a table or view with today's column names.
-DEVICE_QUERY = "SELECT code, value, reported_at FROM {relation} WHERE device_id = ? ORDER BY reported_at"
-USERS_QUERY = "SELECT code, value, reported_at FROM {relation} WHERE device_id = ? AND reported_at >= ?"
+# One device's history in time order, and users' SQL filtered by device and time, on a table or view with today's
+# column names; {time}: the time column filtered and ordered by (the narrow schema has two: reported_at as text on
+# SQLite, and reported_key, the milliseconds the values are keyed by).
+DEVICE_QUERY = "SELECT code, value, reported_at FROM {relation} WHERE device_id = ? ORDER BY {time}"
+USERS_QUERY = "SELECT code, value, reported_at FROM {relation} WHERE device_id = ? AND {time} >= ?"
 
 # The wide table is not in Base.metadata, where postgres_copy_types looks: its binary COPY's types, in its columns.
 _WIDE_COLUMNS = WIDE.tables["wide_status"].c
@@ -148,27 +84,7 @@ class Format:
     bytes_per_value: float
     device_s: float  # one device's history, best of QUERY_ROUNDS
     device_values: int
-    users_plan: str  # how SQLite searches the values for USERS_QUERY on the layout's relation
-
-
-class MillisecondHistory:
-    """The narrow rows of HistoryKeys (keys handed out in advance; one instance a run) into the ms tables, each
-    value's time from today's text to integer milliseconds."""
-
-    def __init__(self) -> None:
-        self._keys = HistoryKeys()
-
-    def __call__(self, status: list[StatusRows]) -> Writes:
-        (_, series), (_, messages), (_, values) = self._keys.writes(status)
-        messages = [
-            (*head, _ms(first), None if last is None else _ms(last), source) for *head, first, last, source in messages
-        ]
-        values = [(series_id, _ms(at), *rest) for series_id, at, *rest in values]
-        return [(MS_SERIES, series), (MS_MESSAGES, messages), (MS_VALUES, values)]
-
-
-def _ms(utc_text: str) -> int:
-    return (datetime.fromisoformat(utc_text) - _EPOCH) // timedelta(milliseconds=1)
+    users_plans: dict[str, str]  # how SQLite searches the values for USERS_QUERY, by time column
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +98,20 @@ class Layout:
     history: Callable[[], History]  # a new history for a run (its keys go on from batch to batch)
     relation: str  # the table or view with today's column names that users' SQL reads
     values_name: str  # the values' table in the relation's query plan (its name or alias)
-    view: str | None = None  # the SQL creating ``relation``, when the layout brings its own view
+    times: tuple[str, ...]  # the relation's time columns; the first is the one its values are keyed by
 
 
 LAYOUTS = (
-    Layout("wide", WIDE, ("wide_status",), "wide_status", lambda: wide_history, "wide_status", "wide_status"),
+    Layout(
+        "wide",
+        WIDE,
+        ("wide_status",),
+        "wide_status",
+        lambda: wide_history,
+        "wide_status",
+        "wide_status",
+        ("reported_at",),
+    ),
     Layout(
         "narrow",
         None,
@@ -195,8 +120,8 @@ LAYOUTS = (
         lambda: HistoryKeys().writes,
         "device_status",
         "v",
+        ("reported_key", "reported_at"),
     ),
-    Layout("narrow, ms", MS, tuple(MS.tables), "ms_values", MillisecondHistory, "ms_status", "v", MS_VIEW),
 )
 
 
@@ -206,9 +131,6 @@ def measure(layout: Layout, path: Path) -> Format:
         migrate.upgrade(engine)
         if layout.create is not None:
             layout.create.create_all(engine)
-        if layout.view is not None:
-            with engine.begin() as connection:
-                connection.exec_driver_sql(layout.view)
         connection = engine.raw_connection()
         cursor = connection.cursor()
         history, writer = layout.history(), SqliteAlone(cursor)
@@ -222,16 +144,17 @@ def measure(layout: Layout, path: Path) -> Format:
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.execute("VACUUM")
         size = table_bytes(engine, *layout.tables)
-        device_s, found = _best_device_query(cursor, DEVICE_QUERY.format(relation=layout.relation), device_id)
-        plan = _users_plan(cursor, layout)
+        query = DEVICE_QUERY.format(relation=layout.relation, time=layout.times[0])
+        device_s, found = _best_device_query(cursor, query, device_id)
+        plans = {time: _users_plan(cursor, layout, time) for time in layout.times}
         connection.close()
     finally:
         engine.dispose()
-    return Format(layout.name, COUNT / elapsed, size / max(values, 1), device_s, found, plan)
+    return Format(layout.name, COUNT / elapsed, size / max(values, 1), device_s, found, plans)
 
 
-def _users_plan(cursor: sqlite3.Cursor, layout: Layout) -> str:
-    query = USERS_QUERY.format(relation=layout.relation)
+def _users_plan(cursor: sqlite3.Cursor, layout: Layout, time: str) -> str:
+    query = USERS_QUERY.format(relation=layout.relation, time=time)
     plan = cursor.execute(f"EXPLAIN QUERY PLAN {query}", ("device", "2026-01-01")).fetchall()
     return next(detail for *_, detail in plan if detail.split()[1:2] == [layout.values_name])
 
@@ -300,9 +223,10 @@ def main() -> None:
             f"{result.bytes_per_value:6.1f} bytes a value (target <= {BYTES_TARGET})  one device's "
             f"{result.device_values:,} values in {result.device_s * 1e3:.2f} ms"
         )
-    print(f"  users' SQL filtered by device and time: {USERS_QUERY.format(relation='<relation>')}")
+    print(f"  users' SQL filtered by device and time: {USERS_QUERY.format(relation='<relation>', time='<time>')}")
     for layout, result in zip(LAYOUTS, results, strict=True):
-        print(f"  {result.name:<10} on {layout.relation} searches the values: {result.users_plan}")
+        for time_column, plan in result.users_plans.items():
+            print(f"  {result.name:<10} on {layout.relation}, by {time_column}, searches the values: {plan}")
     server_url = os.environ.get("TEST_DATABASE_URL")
     if server_url is None:
         print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")

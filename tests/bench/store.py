@@ -156,8 +156,9 @@ def run_store(engine: Engine, batches: list[list[Decoded]]) -> float:
 
 
 def _insert_sql(target: Target) -> str:
-    """A plain INSERT of the store's columns (the rest take their defaults), with no ON CONFLICT clause."""
-    return f"INSERT INTO {target.table} ({', '.join(target.columns)}) VALUES ({', '.join('?' * len(target.columns))})"
+    """A plain INSERT of the store's columns (the rest take their defaults), with no ON CONFLICT clause; the
+    history's times converted as the store's statements convert them."""
+    return sqlite_insert(target).removesuffix(f" {target.on_conflict}")
 
 
 def sqlite_floor(path: Path, rows: list[Writes]) -> float:

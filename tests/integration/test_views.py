@@ -5,6 +5,7 @@ by name or id."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Table, insert, select
@@ -111,26 +112,49 @@ def _plan(connection: Connection, query: str) -> str:
     return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {query}"))
 
 
+#: A time bound as users write it on each database: reported_key is milliseconds on SQLite, a time on PostgreSQL.
+SINCE = {"sqlite": "unixepoch('2026-11-01') * 1000", "postgresql": "'2026-11-01'"}
+UNTIL = {"sqlite": "unixepoch('2026-11-02') * 1000", "postgresql": "'2026-11-02'"}
+
 QUERIES = {
     "by name and code": (
         "SELECT reported_at, value FROM status_history WHERE device_name = 'Greenhouse' AND code = 'temp'"
     ),
     "by name and time": (
         "SELECT reported_at, value FROM status_history WHERE device_name = 'Greenhouse' "
-        "AND reported_at >= '2026-11-01' ORDER BY reported_at DESC LIMIT 5"
+        "AND reported_key >= {since} ORDER BY reported_at DESC LIMIT 5"
     ),
     "by id and time": (
         f"SELECT reported_at, value FROM status_history WHERE device_id = '{f.DEVICE}' "
-        "AND reported_at >= '2026-11-01' AND reported_at < '2026-11-02'"
+        "AND reported_key >= {since} AND reported_key < {until}"
     ),
 }
+#: The time bound inside the search of each values table's key (the key's column is reported_at in both tables).
+TIME_IN_KEY = {"sqlite": ["(series_id=? AND reported_at>?"], "postgresql": ["(reported_at >= "]}
 
 
 @pytest.mark.parametrize("query", list(QUERIES), ids=list(QUERIES))
 def test_a_filter_by_device_reaches_the_values_through_their_key(engine: Engine, query: str) -> None:
+    dialect = engine.dialect.name
     with engine.connect() as connection:
-        plan = _plan(connection, QUERIES[query])
-    _reads_by_key(plan, engine.dialect.name)
+        plan = _plan(connection, QUERIES[query].format(since=SINCE[dialect], until=UNTIL[dialect]))
+    _reads_by_key(plan, dialect)
+    if "time" in query:
+        assert all(plan.count(step) == 2 for step in TIME_IN_KEY[dialect]), plan  # settled and recent
+
+
+@pytest.mark.parametrize(("bound", "found"), [("2026-11-01 12:00:02", 7), ("2026-11-01 12:00:02.001", 0)])
+def test_reported_at_and_reported_key_find_the_same_values(engine: Engine, bound: str, found: int) -> None:
+    """SQLite's reported_at is the text made from the milliseconds it keeps: the same values as reported_key finds,
+    in the text form users compared before (the report is at 12:00:02 exactly)."""
+    millis = (datetime.fromisoformat(bound + "+00:00") - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    key = {"sqlite": str(millis), "postgresql": f"'{bound}+00'"}[engine.dialect.name]
+    query = "SELECT message_id, item_index, reported_at FROM device_status WHERE {condition}"
+    with engine.connect() as connection:
+        by_text = connection.exec_driver_sql(query.format(condition=f"reported_at >= '{bound}'")).all()
+        by_key = connection.exec_driver_sql(query.format(condition=f"reported_key >= {key}")).all()
+    assert sorted(by_text) == sorted(by_key)
+    assert len(by_text) == found
 
 
 def test_a_filter_by_message_reaches_the_values_through_their_key(engine: Engine) -> None:
