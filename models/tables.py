@@ -160,13 +160,13 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class EpochMillis(TypeDecorator[datetime]):
     """A time as whole milliseconds since the Unix epoch (an integer), read and bound as an aware UTC datetime.
 
-    Tuya's times are milliseconds; a finer time is rounded to the nearest one, as SQLite rounds a text time.
+    Tuya's times are whole milliseconds. A finer time (a bound computed from the clock) is rounded up to the next
+    one, so ``>= since`` and ``< until`` find the same millisecond times as they would with the exact bound.
     """
 
     impl = BigInteger
@@ -176,7 +176,7 @@ class EpochMillis(TypeDecorator[datetime]):
         if value is None:
             return None
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return ((aware - _EPOCH) // _MICROSECOND + 500) // 1000
+        return -(-(aware - _EPOCH) // _MILLISECOND)
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
         return None if value is None else _EPOCH + value * _MILLISECOND
@@ -186,6 +186,15 @@ class EpochMillis(TypeDecorator[datetime]):
 #: SQLite, where the integer takes 6 bytes and the text 26 (issue 17: bytes a value); timestamptz on PostgreSQL,
 #: 8 bytes either way. Users read them through ``device_status``, whose ``reported_at`` is a time on both.
 HISTORY_TIME = UtcDateTime().with_variant(EpochMillis(), "sqlite")
+
+
+def _in_millis(column: str, *, nullable: bool = False) -> CheckConstraint:
+    """SQLite: ``column`` (HISTORY_TIME) holds an integer. An integer column takes text all the same, and a text
+    time there (written by a worker older than the schema) would read back as a time in 1970."""
+    check = f"typeof({column}) = 'integer'"
+    return CheckConstraint(f"{column} IS NULL OR {check}" if nullable else check, name=f"{column}_ms").ddl_if(
+        dialect="sqlite"
+    )
 
 
 class Base(DeclarativeBase):
@@ -258,6 +267,7 @@ class StatusMessage(Base):
     """
 
     __tablename__ = "status_messages"
+    __table_args__ = (_in_millis("first_at"), _in_millis("last_at", nullable=True))
 
     message_key: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     message_id: Mapped[str] = mapped_column(String, unique=True)
@@ -291,6 +301,7 @@ class StatusValue(_StatusValueRow, Base):
         # SQLite: rows live in the primary key's B-tree, in (series, time) order: history DEVICE [--code C]
         # [--since/--until], purge and replay (through status_messages' device and times) read a series' values by
         # time without a second index.
+        _in_millis("reported_at"),
         {"sqlite_with_rowid": False},
     )
 
@@ -306,7 +317,7 @@ class StatusRecent(_StatusValueRow, Base):
     """
 
     __tablename__ = "status_recent"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = (_in_millis("reported_at"), {"sqlite_with_rowid": False})
 
 
 class DeviceEvent(Base):
@@ -621,9 +632,9 @@ class View(DeclarativeBase):
 
 class DeviceStatus(View):
     """One status value with its text columns: ``status_values`` and ``status_recent`` (the values not settled yet),
-    each joined with its series and its message. Users' SQL filtered by device (and code) and time reaches the
-    values of both through their primary key, and so does a filter on the message id (through the message's device
-    and times)."""
+    each joined with its series and its message. Users' SQL filtered by device (and code) and ``reported_key``
+    reaches the values of both through their primary key, and so does a filter on the message id (through the
+    message's device and times); on SQLite, ``reported_at`` is text computed from ``reported_key``."""
 
     __tablename__ = "device_status"
 

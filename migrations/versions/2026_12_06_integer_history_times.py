@@ -11,8 +11,10 @@ does not change.
 A filter or an order on ``reported_key`` reaches a series' values through their primary key; on SQLite a filter on
 ``reported_at`` is compared row by row over the device's values. ``status_history`` adds it too.
 
-On SQLite the three tables are rebuilt, each value's time converted: the archive's size in disk space for a while,
-and minutes for tens of millions of values. The downgrade converts them back.
+On SQLite the three tables are rebuilt, each value's time converted (17 s for 10 M values on our machines; disk
+about the size of the history meanwhile, which ``db compact`` gives back), with a check that each time is an integer:
+a worker older than this revision, still running, has its batch refused rather than writing text times. The
+downgrade converts them back.
 
 Revision ID: a7c3d9f1b264
 Revises: 8d2e5b7c1a93
@@ -110,7 +112,16 @@ def _drop_views() -> None:
         op.execute(f"DROP VIEW {view}")
 
 
-def _values_table(name: str, time: sa.types.TypeEngine) -> None:
+def _in_millis(table: str, column: str, nullable: bool = False) -> list[sa.CheckConstraint]:
+    """An integer column takes text all the same: a text time written by a worker older than this revision would
+    read back as a time in 1970, so the integer tables refuse it."""
+    check = f"typeof({column}) = 'integer'"
+    return [
+        sa.CheckConstraint(f"{column} IS NULL OR {check}" if nullable else check, name=op.f(f"ck_{table}_{column}_ms"))
+    ]
+
+
+def _values_table(name: str, time: sa.types.TypeEngine, millis: bool) -> None:
     op.create_table(
         name,
         sa.Column("series_id", sa.Integer(), nullable=False),
@@ -120,11 +131,13 @@ def _values_table(name: str, time: sa.types.TypeEngine) -> None:
         sa.Column("value", JSON, nullable=False),
         sa.Column("dp_id", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("series_id", "reported_at", "message_key", "item_index", name=f"pk_{name}"),
+        *(_in_millis(name, "reported_at") if millis else ()),
         sqlite_with_rowid=False,
     )
 
 
-def _messages_table(time: sa.types.TypeEngine) -> None:
+def _messages_table(time: sa.types.TypeEngine, millis: bool) -> None:
+    checks = [*_in_millis("status_messages", "first_at"), *_in_millis("status_messages", "last_at", True)]
     op.create_table(
         "status_messages",
         sa.Column("message_key", MESSAGE_KEY, nullable=False),
@@ -136,22 +149,24 @@ def _messages_table(time: sa.types.TypeEngine) -> None:
         sa.Column("last_at", time, nullable=True),
         sa.PrimaryKeyConstraint("message_key", name="pk_status_messages"),
         sa.UniqueConstraint("message_id", name="uq_status_messages_message_id"),
+        *(checks if millis else ()),
     )
 
 
-def _rebuild(time: sa.types.TypeEngine, convert: str) -> None:
-    """SQLite: the three tables again with ``time`` columns, each time through ``convert``, in key order."""
+def _rebuild(time: sa.types.TypeEngine, convert: str, millis: bool) -> None:
+    """SQLite: the three tables again with ``time`` columns, each time through ``convert``, in key order (the
+    conversion keeps the order, so the old table's key gives it)."""
     for name in ("status_values", "status_recent"):
         op.rename_table(name, f"{name}_old")
-        _values_table(name, time)
+        _values_table(name, time, millis)
         at = convert.format("reported_at")
         op.execute(
             f"INSERT INTO {name} ({VALUE_COLUMNS}) SELECT series_id, {at}, message_key, item_index, value, dp_id "
-            f"FROM {name}_old ORDER BY series_id, {at}, message_key, item_index"
+            f"FROM {name}_old ORDER BY series_id, reported_at, message_key, item_index"
         )
         op.drop_table(f"{name}_old")
     op.rename_table("status_messages", "status_messages_old")
-    _messages_table(time)
+    _messages_table(time, millis)
     first, last = convert.format("first_at"), convert.format("last_at")
     op.execute(
         "INSERT INTO status_messages (message_key, message_id, data_id, source, device_id, first_at, last_at) "
@@ -164,12 +179,12 @@ def _rebuild(time: sa.types.TypeEngine, convert: str) -> None:
 def upgrade() -> None:
     _drop_views()
     if op.get_bind().dialect.name == "sqlite":
-        _rebuild(sa.BigInteger(), MILLIS)
+        _rebuild(sa.BigInteger(), MILLIS, millis=True)
     _views(keyed=True)
 
 
 def downgrade() -> None:
     _drop_views()
     if op.get_bind().dialect.name == "sqlite":
-        _rebuild(sa.DateTime(timezone=True), TEXT)
+        _rebuild(sa.DateTime(timezone=True), TEXT, millis=False)
     _views(keyed=False)

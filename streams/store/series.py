@@ -99,10 +99,11 @@ def state_changes(
 ) -> tuple[Row[Any] | None, list[Row[Any]]]:
     """The report of ``code`` in force at ``since`` (None if none), and at most ``limit`` reports in [since, until)
     that changed its value (the first one always counts); rows (reported_at, value)."""
+    # reported_key is selected, so that SQLite orders each part of the view by its key and stops at the first row
     before = (
-        select(DeviceStatus.reported_at, DeviceStatus.value)
+        select(DeviceStatus.reported_at, DeviceStatus.value, DeviceStatus.reported_key)
         .where(DeviceStatus.device_id == device_id, DeviceStatus.reported_key < since, DeviceStatus.code == code)
-        .order_by(DeviceStatus.reported_key.desc())  # the key's order: stops at the first row of the code
+        .order_by(DeviceStatus.reported_key.desc())
         .limit(1)
     )
     statement = _window_params(text(_CHANGES)).bindparams(bindparam("code", type_=String()), bindparam("limit"))

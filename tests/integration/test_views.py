@@ -113,8 +113,8 @@ def _plan(connection: Connection, query: str) -> str:
 
 
 #: A time bound as users write it on each database: reported_key is milliseconds on SQLite, a time on PostgreSQL.
-SINCE = {"sqlite": "unixepoch('2026-11-01') * 1000", "postgresql": "'2026-11-01'"}
-UNTIL = {"sqlite": "unixepoch('2026-11-02') * 1000", "postgresql": "'2026-11-02'"}
+SINCE = {"sqlite": "strftime('%s', '2026-11-01') * 1000", "postgresql": "'2026-11-01+00'"}
+UNTIL = {"sqlite": "strftime('%s', '2026-11-02') * 1000", "postgresql": "'2026-11-02+00'"}
 
 QUERIES = {
     "by name and code": (

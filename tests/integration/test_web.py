@@ -28,7 +28,7 @@ from sqlalchemy import event, exc, text
 from streams.demo import DEMO_RULES, DemoOptions, run_demo
 from streams.store import migrate
 from streams.store.engine import make_engine, make_readonly_engine
-from streams.store.series import bucket_statement, numeric_buckets
+from streams.store.series import bucket_statement, numeric_buckets, state_changes
 from streams.web.downsample import bucket_bounds
 from streams.web.security import CONTENT_SECURITY_POLICY
 from streams.web.server import RunningServer, serve_in_thread
@@ -385,6 +385,24 @@ def test_bucket_sql_starts_from_the_series_then_its_values_by_time(scratch: str)
     ]
     tables = {"v", "r", "s", "m"}  # the values, their series and messages; the coroutine's rows are read whole
     assert not [step for step in steps if step.startswith("SCAN ") and step.split()[1] in tables], steps
+
+
+@pytest.mark.parametrize("scratch", ["sqlite"], indirect=True)
+def test_the_value_before_a_window_is_found_by_walking_the_key_back(scratch: str) -> None:
+    """state_changes' first query (the value in force at the window's start) stops at the newest value before it:
+    each part of device_status read backwards through its key, nothing sorted."""
+    engine = make_readonly_engine(scratch)
+    statements: list[tuple[str, object]] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
+    since = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+    with engine.connect() as connection:
+        before, _ = state_changes(connection, BUSY_ID, "temp_current", since, since + timedelta(minutes=5), 10)
+        first, params = next(statement for statement in statements if statement[0].startswith("SELECT"))
+        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {first}", params)]  # type: ignore[arg-type]
+    engine.dispose()
+    assert before is not None and before.reported_at < since
+    assert plan[0] == "MERGE (UNION ALL)", plan
+    assert not [step for step in plan if "TEMP B-TREE" in step or step.startswith("SCAN ")], plan
 
 
 @pytest.mark.parametrize("scratch", ["postgresql"], indirect=True)

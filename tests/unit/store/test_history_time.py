@@ -30,13 +30,24 @@ def bind(moment: datetime | None) -> object:
         (datetime(1970, 1, 1, tzinfo=UTC), 0),
         (KNOWN.replace(tzinfo=None), KNOWN_MS),  # naive: UTC, as SQLite's text times are
         (KNOWN.astimezone(timezone(timedelta(hours=8))), KNOWN_MS),  # Tuya's China data centre's zone
-        (KNOWN + timedelta(microseconds=499), KNOWN_MS),  # rounded to the nearest millisecond, as SQLite rounds
-        (KNOWN + timedelta(microseconds=500), KNOWN_MS + 1),
+        (KNOWN + timedelta(microseconds=1), KNOWN_MS + 1),  # a finer bound: up to the next millisecond
+        (KNOWN + timedelta(microseconds=999), KNOWN_MS + 1),
+        (datetime(1969, 12, 31, 23, 59, 59, 999_500, tzinfo=UTC), 0),
         (None, None),
     ],
 )
 def test_a_time_binds_as_whole_milliseconds_since_the_epoch(moment: datetime | None, millis: int | None) -> None:
     assert bind(moment) == millis
+
+
+@pytest.mark.parametrize("offset_us", [1, 300, 999])
+def test_a_finer_bound_finds_the_same_millisecond_times_as_the_exact_one(offset_us: int) -> None:
+    """>= since and < until, with since and until between two milliseconds: the times a text comparison found."""
+    bound = KNOWN + timedelta(microseconds=offset_us)
+    stored = [KNOWN - timedelta(milliseconds=1), KNOWN, KNOWN + timedelta(milliseconds=1)]
+    as_millis = [bind(moment) for moment in stored]
+    assert [m >= bind(bound) for m in as_millis] == [moment >= bound for moment in stored]
+    assert [m < bind(bound) for m in as_millis] == [moment < bound for moment in stored]
 
 
 def test_milliseconds_read_back_as_the_aware_utc_time() -> None:
@@ -55,12 +66,12 @@ def test_the_history_keeps_milliseconds_on_sqlite_and_timestamptz_on_postgresql(
     [
         (sqlite_time(KNOWN), KNOWN_MS),
         ("1970-01-01 00:00:00.000000", 0),
-        ("2023-11-14 22:13:20.087499", KNOWN_MS),
-        ("2023-11-14 22:13:20.087600", KNOWN_MS + 1),
-        ("2023-11-14 22:13:19.999900", 1_700_000_000_000),
+        ("2023-11-14 22:13:20.999000", 1_700_000_000_999),
+        ("2023-11-14 22:13:21.000000", 1_700_000_001_000),
     ],
 )
 def test_sqlite_converts_the_store_s_text_times_as_the_type_binds_them(text: str, millis: int) -> None:
+    """The store's times are Tuya's whole milliseconds, in SQLAlchemy's text form (rows.sqlite_time)."""
     (converted,) = sqlite3.connect(":memory:").execute(f"SELECT {SQLITE_MILLIS}", (text,)).fetchone()
     assert converted == millis
     assert bind(datetime.fromisoformat(text)) == millis
