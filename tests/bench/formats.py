@@ -35,10 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Integer,
-    MetaData,
-)
+from sqlalchemy import Integer, MetaData
 
 from models.tables import UtcDateTime
 from streams.settings import Settings

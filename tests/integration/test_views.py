@@ -5,13 +5,14 @@ by name or id."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy import Table, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from models.tables import DataPoint, latest_status, status_history
+from models.tables import DataPoint, EpochMillis, latest_status, status_history
 from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.store.sql import ArchiveStore
@@ -147,7 +148,7 @@ def test_a_filter_by_device_reaches_the_values_through_their_key(engine: Engine,
 def test_reported_at_and_reported_key_find_the_same_values(engine: Engine, bound: str, found: int) -> None:
     """SQLite's reported_at is the text made from the milliseconds it keeps: the same values as reported_key finds,
     in the text form users compared before (the report is at 12:00:02 exactly)."""
-    millis = (datetime.fromisoformat(bound + "+00:00") - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    millis = EpochMillis().process_bind_param(datetime.fromisoformat(bound), sqlite.dialect())
     key = {"sqlite": str(millis), "postgresql": f"'{bound}+00'"}[engine.dialect.name]
     query = "SELECT message_id, item_index, reported_at FROM device_status WHERE {condition}"
     with engine.connect() as connection:
