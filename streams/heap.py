@@ -13,15 +13,24 @@ that bound to the largest such block freed so far (up to 32 MiB). The worker's b
 the first was freed, every later one came from the heap, and the heap kept its peak. Holding the bound at 128 KiB took
 the memory benchmark's worker and writer process from 312 to 288 MB resident at the same speed (WRITER_IN_FLIGHT=10,
 600,000 messages). Other C libraries are left as they are.
+
+The writer process holds a group of batches (a few thousand messages' rows, decoded from its frames) for the length
+of a transaction, and frees it all at the end. The collections that ran meanwhile only walked those rows, which
+survived every one. So the writer pauses the collector for the group: reference counting frees the rows as the group
+ends, and the count of objects allocated falls back with them. The collections left come as the next group's first
+frames are read, and collect whatever cycles the group made. The writer fed 200,000 messages' frames in advance (timed
+with ``gc.callbacks``): 208 collections taking 8.6 to 11.6 µs a message before, 98 to 102 taking 2.7 to 4.6 after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import platform
+from collections.abc import Iterator
 
-__all__ = ["map_large_blocks", "settle_heap"]
+__all__ = ["collector_paused", "map_large_blocks", "settle_heap"]
 
 THRESHOLDS = (20_000, 20, 20)
 MMAP_THRESHOLD = 128 * 1024
@@ -40,3 +49,18 @@ def map_large_blocks() -> None:
     """Hold glibc's bound for blocks mapped on their own at MMAP_THRESHOLD (nothing on other C libraries)."""
     if platform.libc_ver()[0] == "glibc":
         ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No collection while the block runs, for a block whose objects die at its end: reference counting frees them,
+    and a collection in the middle would only walk them. Cycles made meanwhile wait for the first collection after
+    it. A collector the caller had disabled stays disabled."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

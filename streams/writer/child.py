@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from streams.backoff import Backoff
 from streams.errors import TransientError
 from streams.fleet.catalog import CatalogRef
-from streams.heap import settle_heap
+from streams.heap import collector_paused, settle_heap
 from streams.outbox.reactor import RulesReactor
 from streams.rules import RuleSet
 from streams.store.engine import make_engine, unavailable_on_failure
@@ -120,7 +120,8 @@ class Writer:
             if isinstance(request, Tick):
                 self._tick(request)
             else:
-                self._commit(self._group(request))
+                with collector_paused():  # the group's rows die as its transaction ends (streams.heap)
+                    self._commit(self._group(request))
 
     def _next(self, timeout: float | None = None) -> Request | None:
         """The next request; None if none came within ``timeout`` (None: wait for ever). _Gone when the pipe ends."""

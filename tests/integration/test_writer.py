@@ -8,17 +8,20 @@ worker are killed with real signals.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, event, func, select
 
 from models.records import PulsarMessage
 from models.tables import Command, Message, StatusRecent, StatusValue
@@ -30,7 +33,8 @@ from streams.sources.pulsar import Received
 from streams.store.engine import make_engine
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
-from streams.writer.child import WriterConfig
+from streams.writer.child import Writer, WriterConfig
+from streams.writer.frames import Stop, Write, encode
 from streams.writer.process import WriterProcess
 from streams.writer.runner import PipelinedRunner
 from tests.integration.worker_harness import (
@@ -210,6 +214,28 @@ def test_the_writer_settles_the_recent_values_once_enough_wait(sqlite_url, batch
         _send(writer, batches.power(600))
         _reports(writer, 1)
     assert (_count(sqlite_url, StatusRecent), _count(sqlite_url, StatusValue)) == (1, 5)
+
+
+def test_the_writer_commits_a_group_with_the_collector_paused_and_runs_it_again_after(sqlite_url, batches):
+    """In this process, on a real archive: the collector's state seen as each transaction commits (streams.heap)."""
+    worker_end, writer_end = (Connection(end.detach()) for end in socket.socketpair())
+    for _ in range(2):
+        prepared = batches.power(100, 200)
+        worker_end.send_bytes(encode(Write(prepared.rows, None, prepared.now, 0)))
+    worker_end.send_bytes(encode(Stop()))
+    engine = make_engine(sqlite_url)
+    collecting: list[bool] = []
+    event.listen(engine, "commit", lambda connection: collecting.append(gc.isenabled()))
+    try:
+        config = WriterConfig(sqlite_url, RuleSet(), 5000, 0.0, 3, 250_000)
+        Writer(writer_end, ArchiveStore(engine), engine, config).run()
+    finally:
+        engine.dispose()
+        worker_end.close()
+        writer_end.close()
+    assert collecting == [False]  # both batches in one transaction
+    assert gc.isenabled()
+    assert _count(sqlite_url, Message) == 4
 
 
 def test_stop_does_not_wait_out_the_commit_wait(sqlite_url, batches):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.heap import THRESHOLDS, settle_heap
+from streams.heap import THRESHOLDS, collector_paused, settle_heap
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,28 @@ def test_settle_heap_freezes_the_start_up_heap_and_collects_the_young_generation
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == THRESHOLDS
     assert THRESHOLDS[0] > 700  # CPython's default
+
+
+def test_the_collector_is_paused_inside_the_block_and_running_again_after_it() -> None:
+    with collector_paused():
+        inside = gc.isenabled()
+    assert (inside, gc.isenabled()) == (False, True)
+
+
+def test_the_collector_runs_again_after_a_block_that_raised() -> None:
+    with pytest.raises(ValueError), collector_paused():
+        raise ValueError("the group failed")
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_by_the_caller_stays_disabled_after_the_block() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 _AFTER_A_LARGE_FREE = """
