@@ -10,6 +10,7 @@ SECTIONS = (
     "tests.bench.decode",
     "tests.bench.store",
     "tests.bench.worker",
+    "tests.bench.writer",
     "tests.bench.formats",
     "tests.bench.growth",
     "tests.bench.memory",
