@@ -130,6 +130,11 @@ def test_latest_state_keeps_the_newest_value_of_each_code_in_any_order() -> None
         }
 
 
+def test_latest_state_of_a_code_repeated_in_one_message_is_its_later_item() -> None:
+    repeated = StatusRows("m1", f.DEVICE, None, [(0, "cur_power", "10", 19, "t1"), (1, "cur_power", "20", 19, "t1")])
+    assert [row[2] for row in latest_state([repeated])] == ["20"]
+
+
 def test_record_rows_of_unknown_messages_are_only_seen_facts() -> None:
     rows = record_rows([f.unknown_message(1)], same)
     assert (rows.status, rows.device_events, rows.user_events, rows.device_state) == ([], [], [], [])
