@@ -18,8 +18,9 @@ The writer process holds a group of batches (a few thousand messages' rows, deco
 of a transaction, and frees it all at the end. The collections that ran meanwhile only walked those rows, which
 survived every one. So the writer pauses the collector for the group: reference counting frees the rows as the group
 ends, and the count of objects allocated falls back with them. The collections left come as the next group's first
-frames are read, and collect whatever cycles the group made. The writer fed 200,000 messages' frames in advance (timed
-with ``gc.callbacks``): 208 collections taking 8.6 to 11.6 µs a message before, 98 to 102 taking 2.7 to 4.6 after.
+frames are read, and collect whatever cycles the group made. The writer benchmark (tests.bench.writer: 200,000
+messages' frames made in advance, the collector timed with ``gc.callbacks``) counted 208 collections taking 6 to
+10 µs a message before, and 87 to 100 taking 2 to 6 after.
 """
 
 from __future__ import annotations
