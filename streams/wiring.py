@@ -50,6 +50,7 @@ __all__ = [
     "pulsar_source",
     "rules",
     "worker",
+    "writer_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,19 @@ def gap_watch(settings: Settings, engine: Engine, metrics: WorkerMetrics, syncer
     )
 
 
+def writer_config(settings: Settings, rule_set: RuleSet, dialect: str) -> WriterConfig:
+    """What the worker starts its writer process with: its settings for committing, its rules, its log level."""
+    return WriterConfig(
+        settings.database_url,
+        rule_set,
+        settings.commit_max_messages,
+        settings.commit_wait_ms / 1000,
+        settings.writer_in_flight,
+        settle_every(settings.history_settle_values, dialect),
+        logging.getLogger().getEffectiveLevel(),
+    )
+
+
 def worker(
     settings: Settings,
     engine: Engine,
@@ -197,15 +211,7 @@ def worker(
             idle_reconnect_s=settings.tuya_idle_reconnect,
             observers=observers,
         )
-    config = WriterConfig(
-        settings.database_url,
-        rule_set,
-        settings.commit_max_messages,
-        settings.commit_wait_ms / 1000,
-        settings.writer_in_flight,
-        settle_every(settings.history_settle_values, engine.dialect.name),
-        logging.getLogger().getEffectiveLevel(),
-    )
+    config = writer_config(settings, rule_set, engine.dialect.name)
     # This process only prepares batches (decode, name DP ids, build rows); the writer process commits them.
     preparing = Pipeline(MessageDecoder(settings.access_key), ArchiveStore(engine), catalog=fleet.get)
     return PipelinedRunner(

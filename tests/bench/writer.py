@@ -19,7 +19,6 @@ Run alone with ``python -m tests.bench.writer``; ``make bench`` runs it with the
 from __future__ import annotations
 
 import gc
-import logging
 import signal
 import socket
 import tempfile
@@ -29,14 +28,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 
+from streams import wiring
 from streams.rules import RuleSet
 from streams.settings import Settings
 from streams.store import migrate
 from streams.store.engine import CACHE_KIB, make_engine
 from streams.store.prepared import prepare_batch
 from streams.store.rows import sqlite_time
-from streams.store.settle import settle_every
-from streams.writer.child import WriterConfig, serve
+from streams.writer.child import serve
 from streams.writer.frames import Stop, Write, decode_reply, encode
 from tests.bench.worker import COUNT, DEVICES, ITEMS, decoded_batches, sqlite_ceiling, worker_settings
 
@@ -78,22 +77,15 @@ def frames(settings: Settings) -> list[bytes]:
     ]
 
 
-def run_writer(sent: list[bytes], database_url: str, settings: Settings) -> WriterRun:
-    """The writer on a socket pair, fed ``sent`` with at most WRITER_IN_FLIGHT frames not reported committed."""
-    setup = make_engine(database_url)
+def run_writer(sent: list[bytes], settings: Settings) -> WriterRun:
+    """The writer as the worker configures it, on a socket pair, fed ``sent`` with at most WRITER_IN_FLIGHT frames not
+    reported committed, into ``settings``' database."""
+    setup = make_engine(settings.database_url)
     try:
         migrate.upgrade(setup)
     finally:
         setup.dispose()
-    config = WriterConfig(
-        database_url,
-        RuleSet(),
-        settings.commit_max_messages,
-        settings.commit_wait_ms / 1000,
-        settings.writer_in_flight,
-        settle_every(settings.history_settle_values, "sqlite"),
-        logging.WARNING,  # the bench's output is its figures
-    )
+    config = wiring.writer_config(settings, RuleSet(), "sqlite")
     worker_end, writer_end = (Connection(end.detach()) for end in socket.socketpair())
     transactions, feeding_cpu = [0], [0.0]
 
@@ -142,7 +134,8 @@ def main() -> None:
     alone: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-writer-") as folder:
         for n in range(ROUNDS):
-            runs.append(run_writer(sent, f"sqlite:///{folder}/writer-{n}.db", settings))
+            into = worker_settings("bench", "pulsar://127.0.0.1:1", f"sqlite:///{folder}/writer-{n}.db")
+            runs.append(run_writer(sent, into))
             commit = round(COUNT / max(runs[-1].transactions, 1))
             alone.append(sqlite_ceiling(folder, commit, CACHE_KIB, f"writer-{n}"))
     best = min(runs, key=lambda run: run.seconds)

@@ -120,21 +120,26 @@ def batches(sqlite_url) -> Iterator[Batches]:
     made.close()
 
 
-def _writer(
+def _config(
     database_url: str,
     rules_file: Path | None = None,
     commit_max: int = 5000,
     wait_s: float = 0.0,
     in_flight: int = 3,
     settle_every: int = 250_000,
-) -> WriterProcess:
+) -> WriterConfig:
     rules = load_rules(rules_file) if rules_file else RuleSet()
-    return WriterProcess(WriterConfig(database_url, rules, commit_max, wait_s, in_flight, settle_every))
+    return WriterConfig(database_url, rules, commit_max, wait_s, in_flight, settle_every)
+
+
+def _writer(database_url: str, *args: Any, **options: Any) -> WriterProcess:
+    """A writer process not started yet (``_config``'s arguments)."""
+    return WriterProcess(_config(database_url, *args, **options))
 
 
 @contextlib.contextmanager
 def _running(database_url: str, *args: Any, **options: Any) -> Iterator[WriterProcess]:
-    """A started writer (``_writer``'s arguments), closed on the way out."""
+    """A started writer (``_config``'s arguments), closed on the way out."""
     writer = _writer(database_url, *args, **options)
     writer.start()
     try:
@@ -227,8 +232,7 @@ def test_the_writer_commits_a_group_with_the_collector_paused_and_runs_it_again_
     collecting: list[bool] = []
     event.listen(engine, "commit", lambda connection: collecting.append(gc.isenabled()))
     try:
-        config = WriterConfig(sqlite_url, RuleSet(), 5000, 0.0, 3, 250_000)
-        Writer(writer_end, ArchiveStore(engine), engine, config).run()
+        Writer(writer_end, ArchiveStore(engine), engine, _config(sqlite_url)).run()
     finally:
         engine.dispose()
         worker_end.close()
