@@ -13,8 +13,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streams.store.facts import seen_only
 from streams.store.rows import TimeFormat, json_text, sqlite_time
 from streams.store.statements import (
+    DEVICES,
+    DEVICES_SEEN,
     SQLITE_MILLIS,
     STATUS_SERIES,
     Target,
@@ -28,7 +31,7 @@ from streams.store.statements import (
 if TYPE_CHECKING:  # a SQLite archive's processes never load psycopg (and libpq): about 10 MB each
     import psycopg
 
-__all__ = ["Driver", "KeyConflict", "PostgresDriver", "SqliteDriver", "TextRejected", "time_format"]
+__all__ = ["Driver", "KeyConflict", "PostgresDriver", "SqliteDriver", "TextRejected", "sqlite_upserts", "time_format"]
 
 Rows = Iterable[tuple[Any, ...]]  # a list, or made as they are written
 
@@ -113,7 +116,23 @@ class SqliteDriver:
         if rows:
             cursor.executemany(sqlite_insert(target), rows)
 
-    upsert = insert
+    def upsert(self, cursor: sqlite3.Cursor, target: Target, rows: Rows) -> None:
+        for statement, statement_rows in sqlite_upserts(target, rows):
+            self.insert(cursor, statement, statement_rows)
+
+
+def sqlite_upserts(target: Target, rows: Rows) -> list[tuple[Target, Rows]]:
+    """The statements SQLite's upsert of ``rows`` into ``target`` runs, with their rows.
+
+    Most device rows only say that the device reported, and SQLite evaluates every assignment of an upsert for each
+    row: theirs (DEVICES_SEEN) has five of twelve, 2.7-3.4 µs a message against 5.3-6.3 (issue 17). PostgreSQL gains
+    nothing from it (a row's cost there is its new version) and keeps one statement, so that concurrent writers lock
+    devices in key order.
+    """
+    if target is not DEVICES:
+        return [(target, rows)]
+    seen, told = seen_only(rows)
+    return [(DEVICES_SEEN, seen), (DEVICES, told)]
 
 
 _HIGHEST_SERIES_ID = "SELECT COALESCE(MAX(series_id), 0) FROM status_series"

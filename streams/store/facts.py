@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from models.records import DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent
 from streams.store.rows import TimeFormat, json_text
 
-__all__ = ["DEVICE_COLUMNS", "USER_COLUMNS", "DeviceFacts", "merge_device_rows", "merge_user_rows", "user_rows"]
+__all__ = [
+    "DEVICE_COLUMNS",
+    "DEVICE_SEEN_COLUMNS",
+    "USER_COLUMNS",
+    "DeviceFacts",
+    "merge_device_rows",
+    "merge_user_rows",
+    "seen_only",
+    "user_rows",
+]
 
 
 def _newer(at: Any, than: Any) -> bool:
@@ -157,6 +167,9 @@ class DeviceFacts:
         ]
 
 
+#: The columns of a device row that only says the device reported: no name, online state, owner or deletion.
+DEVICE_SEEN_COLUMNS = ("device_id", "product_key", "first_seen_at", "last_seen_at", "report_count")
+
 _COLUMN = {name: index for index, name in enumerate(DEVICE_COLUMNS)}
 _PRODUCT, _FIRST_SEEN, _LAST_SEEN = _COLUMN["product_key"], _COLUMN["first_seen_at"], _COLUMN["last_seen_at"]
 _DELETED, _REPORTS, _OWNER_UPDATED = _COLUMN["deleted_at"], _COLUMN["report_count"], _COLUMN["owner_updated_at"]
@@ -196,6 +209,23 @@ def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if deleted is not None and bound is not None and deleted <= bound:
             row[_DELETED] = None  # bound again after the deletion: a re-paired device
     return [tuple(row) for row in merged.values()]
+
+
+_SEEN = itemgetter(*(_COLUMN[name] for name in DEVICE_SEEN_COLUMNS))
+_TOLD = itemgetter(*(index for name, index in _COLUMN.items() if name not in DEVICE_SEEN_COLUMNS))
+_NOTHING_TOLD = (None,) * (len(DEVICE_COLUMNS) - len(DEVICE_SEEN_COLUMNS))
+
+
+def seen_only(rows: Iterable[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Device rows (DEVICE_COLUMNS) split in two: those that only say the device reported, as DEVICE_SEEN_COLUMNS
+    rows, and the others as they are. A status report's row is of the first kind; a device event's of the second."""
+    seen, told = [], []
+    for row in rows:
+        if _TOLD(row) == _NOTHING_TOLD:
+            seen.append(_SEEN(row))
+        else:
+            told.append(row)
+    return seen, told
 
 
 USER_COLUMNS = ("uid", "registered_at", "deleted_at", "updated_at", "data")

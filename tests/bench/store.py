@@ -20,7 +20,9 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from models.records import DecodedMessage, StatusReported
 from models.tables import Base
 from streams.heap import settle_heap
 from streams.store import migrate
-from streams.store.drivers import PostgresDriver
+from streams.store.drivers import PostgresDriver, sqlite_upserts
 from streams.store.engine import autocheckpoint_pages, make_engine
 from streams.store.history import message_places, status_message_row
 from streams.store.prepared import record_rows
@@ -181,33 +183,63 @@ def sqlite_floor(path: Path, rows: list[Writes]) -> float:
     return elapsed
 
 
-def postgres_alone(url: str, prepared: Iterable[tuple[Writes, Writes]]) -> float:
+COMMIT, SETTLE = "commit", "settle"
+
+
+class Spent(Counter[str]):
+    """Seconds by statement: the table each one writes, COMMIT (a transaction's begin and commit) and SETTLE."""
+
+    @contextmanager
+    def timing(self, what: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[what] += time.perf_counter() - started
+
+    def total(self) -> float:
+        return sum(self.values())
+
+    def shares(self) -> str:
+        """Each statement's share of the time, the largest first (``device_state 27%, …``), those under 0.5 % left
+        out (tables the fleet's reports do not write)."""
+        total = self.total() or 1.0
+        return ", ".join(
+            f"{what} {seconds / total:.0%}" for what, seconds in self.most_common() if seconds / total >= 0.005
+        )
+
+
+def postgres_alone(url: str, prepared: Iterable[tuple[Writes, Writes]], spent: Spent | None = None) -> float:
     """PostgreSQL's share of storing: the store's own statements through its driver (binary COPY into the history
     tables, the stage tables and ON CONFLICT for the latest state) and a commit per batch, on prepared rows (see
     store_writes), the status values straight into ``status_values`` as the PostgreSQL worker writes them by
     default (streams.store.settle.DEFAULT_SETTLE_EVERY); only those are timed (``prepared`` may build each batch as
-    it is asked for). As sqlite_alone for SQLite: the store cannot be faster than this.
+    it is asked for). As sqlite_alone for SQLite: the store cannot be faster than this. ``spent``: where the time
+    went, added to it.
     """
     engine = make_engine(url)
     driver = PostgresDriver()
-    elapsed = 0.0
+    timed = Spent()
     try:
         migrate.upgrade(engine)
         raw = engine.raw_connection()
         connection = raw.driver_connection
         for inserts, upserts in prepared:
-            start = time.perf_counter()
             with connection.cursor() as cursor:  # type: ignore[union-attr]
                 for target, rows in straight_in(inserts):
-                    driver.insert(cursor, target, rows)
+                    with timed.timing(target.table):
+                        driver.insert(cursor, target, rows)
                 for target, rows in upserts:
-                    driver.upsert(cursor, target, rows)
-            connection.commit()  # type: ignore[union-attr]
-            elapsed += time.perf_counter() - start
+                    with timed.timing(target.table):
+                        driver.upsert(cursor, target, rows)
+            with timed.timing(COMMIT):
+                connection.commit()  # type: ignore[union-attr]
         raw.close()
     finally:
         engine.dispose()
-    return elapsed
+    if spent is not None:
+        spent.update(timed)
+    return timed.total()
 
 
 def postgres_floor(url: str, rows: list[Writes]) -> float:
@@ -251,13 +283,18 @@ def store_writes(batch: list[Decoded], time_format: TimeFormat, history: History
     return [(MESSAGES, messages), *history(rows.status), *inserts], upserts
 
 
-def sqlite_statements(batches: list[list[Decoded]], history: History | None = None) -> list[Writes]:
+def sqlite_statements(
+    batches: list[list[Decoded]], history: History | None = None, *, before: bool = False
+) -> list[Writes]:
     """Per batch, every statement the store runs on SQLite with its rows (all messages new), built in advance;
-    ``history`` as in store_writes (default: the narrow format's, keys from 1)."""
+    ``history`` as in store_writes (default: the narrow format's, keys from 1). ``before``: the upserts as one
+    statement a table, as the store ran them before SQLite's were split (streams.store.drivers.sqlite_upserts)."""
     history = history or HistoryKeys().writes
     prepared = []
     for batch in batches:
         inserts, upserts = store_writes(batch, sqlite_time, history)
+        if not before:
+            upserts = [split for target, rows in upserts for split in sqlite_upserts(target, rows)]
         prepared.append([(target, table_rows) for target, table_rows in (*inserts, *upserts) if table_rows])
     return prepared
 
@@ -268,6 +305,7 @@ def sqlite_alone(
     cache_kib: int | None = None,
     tables: MetaData | None = None,
     page_bytes: int | None = None,
+    spent: Spent | None = None,
 ) -> float:
     """The database's share of storing: the store's own SQL and transactions on prepared rows, no Python between.
 
@@ -275,7 +313,7 @@ def sqlite_alone(
     ``page_bytes`` the size of its pages), ``executemany`` of each statement and a commit per batch; only those are
     timed (``prepared`` may build each batch as it is asked for). The store cannot be faster than this; the gap to it
     is the store's Python (rows, look-up, dedup). ``tables``: created beside the migrated ones (tests.bench.wide.WIDE
-    for the wide format's statements).
+    for the wide format's statements). ``spent``: where the time went, added to it.
     """
     if page_bytes is not None:  # made before the engine sees it, which would make it with its own page size
         made = sqlite3.connect(path)
@@ -292,7 +330,7 @@ def sqlite_alone(
         cursor = connection.cursor()
         if cache_kib is not None:
             cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
-        writer = SqliteAlone(cursor)
+        writer = SqliteAlone(cursor, spent)
         for batch in prepared:
             elapsed += writer.write(batch)
         connection.close()
@@ -303,35 +341,43 @@ def sqlite_alone(
 
 class SqliteAlone:
     """Prepared writes on a sqlite3 cursor as the worker's writer runs them: a transaction a batch, and the settle of
-    the recent status values (streams.store.settle) once SETTLE_EVERY of them wait; each call returns its seconds."""
+    the recent status values (streams.store.settle) once SETTLE_EVERY of them wait; each call returns its seconds,
+    and adds them to ``spent`` by statement when given."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, spent: Spent | None = None) -> None:
         self._cursor = cursor
+        self._spent = Spent() if spent is None else spent
         self._waiting = 0
 
     def write(self, writes: Writes) -> float:
-        elapsed = sqlite_transaction(self._cursor, writes)
+        elapsed = sqlite_transaction(self._cursor, writes, self._spent)
         self._waiting += sum(len(rows) for target, rows in writes if target is STATUS_RECENT)
         return elapsed + (self.settle() if self._waiting >= SETTLE_EVERY else 0.0)
 
     def settle(self) -> float:
         started = time.perf_counter()
-        self._cursor.execute("BEGIN IMMEDIATE")
-        for statement in SQLITE_SETTLE:
-            self._cursor.execute(statement)
-        self._cursor.execute("COMMIT")
+        with self._spent.timing(SETTLE):
+            self._cursor.execute("BEGIN IMMEDIATE")
+            for statement in SQLITE_SETTLE:
+                self._cursor.execute(statement)
+            self._cursor.execute("COMMIT")
         self._waiting = 0
         return time.perf_counter() - started
 
 
-def sqlite_transaction(cursor: Any, writes: Writes) -> float:
+def sqlite_transaction(cursor: Any, writes: Writes, spent: Spent | None = None) -> float:
     """Seconds one transaction of ``writes`` takes on a sqlite3 cursor: ``executemany`` of each statement between
-    ``BEGIN IMMEDIATE`` (the write lock taken at once, as the worker's writer takes it) and ``COMMIT``."""
+    ``BEGIN IMMEDIATE`` (the write lock taken at once, as the worker's writer takes it) and ``COMMIT``; added to
+    ``spent`` by statement when given (its table's name; the two ends as COMMIT)."""
+    spent = Spent() if spent is None else spent
     started = time.perf_counter()
-    cursor.execute("BEGIN IMMEDIATE")
+    with spent.timing(COMMIT):
+        cursor.execute("BEGIN IMMEDIATE")
     for target, rows in writes:
-        cursor.executemany(sqlite_insert(target), rows)
-    cursor.execute("COMMIT")
+        with spent.timing(target.table):
+            cursor.executemany(sqlite_insert(target), rows)
+    with spent.timing(COMMIT):
+        cursor.execute("COMMIT")
     return time.perf_counter() - started
 
 

@@ -54,7 +54,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib.metadata import version
@@ -81,6 +81,7 @@ from streams.store.retention import POLICIES, purge_older
 from streams.tuya.decoder import Decoded, MessageDecoder
 from tests.bench.store import (
     HistoryKeys,
+    Spent,
     floor_rows,
     postgres_alone,
     postgres_floor,
@@ -381,16 +382,20 @@ def decoded_batches(size: int, count: int = COUNT) -> Iterator[list[Decoded]]:
         yield [item for item in decoded if isinstance(item, Decoded)]
 
 
-def sqlite_ceiling(folder: str, commit: int, cache_kib: int, name: str, *, wide: bool = False) -> float:
+def sqlite_ceiling(
+    folder: str, commit: int, cache_kib: int, name: str, *, wide: bool = False, spent: Spent | None = None
+) -> float:
     """Seconds SQLite alone takes to run the worker's SQL for the backlog, ``commit`` messages a transaction with a
     page cache of ``cache_kib``: the same seeded fleet, turned into rows batch by batch outside the timing
     (tests.bench.store.sqlite_alone). No SQLite worker committing so can be faster. ``wide``: the history in the
     format before the narrow one (tests.bench.wide), with the store's statements and SQLite's page size of that time."""
     history = wide_history if wide else HistoryKeys().writes
-    batches = (writes for batch in decoded_batches(commit) for writes in sqlite_statements([batch], history))
+    batches = (
+        writes for batch in decoded_batches(commit) for writes in sqlite_statements([batch], history, before=wide)
+    )
     tables = WIDE if wide else None
     page_bytes = BEFORE_PAGE_BYTES if wide else None
-    return sqlite_alone(Path(folder) / f"alone-{name}.db", batches, cache_kib, tables, page_bytes)
+    return sqlite_alone(Path(folder) / f"alone-{name}.db", batches, cache_kib, tables, page_bytes, spent)
 
 
 def copy_floor(server_url: str) -> float:
@@ -401,14 +406,14 @@ def copy_floor(server_url: str) -> float:
         return postgres_floor(url, rows)
 
 
-def postgres_ceiling(server_url: str, commit: int) -> float:
+def postgres_ceiling(server_url: str, commit: int, spent: Spent | None = None) -> float:
     """Seconds PostgreSQL alone takes to run the worker's SQL for the backlog, ``commit`` messages a transaction, in a
     fresh database (tests.bench.store.postgres_alone): COPY of the history plus the latest state's upserts, which
     the COPY floor leaves out. No PostgreSQL worker committing so can be faster."""
     history = HistoryKeys().writes
     batches = (store_writes(batch, PostgresDriver.time, history) for batch in decoded_batches(commit))
     with scratch_postgres(server_url) as url:
-        return postgres_alone(url, batches)
+        return postgres_alone(url, batches, spent)
 
 
 @dataclass
@@ -421,6 +426,9 @@ class Results:
     sqlite_alone_s: dict[str, list[float]] | None = None
     copy_s: list[float] | None = None  # binary COPY, each round
     postgres_alone_s: list[float] | None = None  # PostgreSQL alone committing as the worker did, each round
+    # where SQLite alone's and PostgreSQL alone's time went, committing as the worker did (every round's)
+    sqlite_spent: Spent = field(default_factory=Spent)
+    postgres_spent: Spent = field(default_factory=Spent)
 
     @property
     def floor(self) -> Drain:
@@ -478,13 +486,15 @@ def run_all(server_url: str | None) -> Results:
             results.sqlite_alone_s["before"].append(
                 sqlite_ceiling(folder, BEFORE_COMMIT, BEFORE_CACHE_KIB, f"before-{n}", wide=True)
             )
-            results.sqlite_alone_s["now"].append(sqlite_ceiling(folder, commit, CACHE_KIB, f"now-{n}"))
+            results.sqlite_alone_s["now"].append(
+                sqlite_ceiling(folder, commit, CACHE_KIB, f"now-{n}", spent=results.sqlite_spent)
+            )
         if server_url is not None and "postgresql" in results.stored:
             commit = results.stored["postgresql"].commit_size
             results.copy_s, results.postgres_alone_s = [], []
             for _ in range(ALONE_ROUNDS):  # alternated, as SQLite's
                 results.copy_s.append(copy_floor(server_url))
-                results.postgres_alone_s.append(postgres_ceiling(server_url, commit))
+                results.postgres_alone_s.append(postgres_ceiling(server_url, commit, results.postgres_spent))
     return results
 
 
@@ -595,6 +605,7 @@ def print_targets(results: Results) -> None:
             f"narrow format (rounds "
             f"{_rates(rounds['now'])})"
         )
+        print(f"      where its time went, by statement: {results.sqlite_spent.shares()}")
         _target("SQL per message", now / before, SQL_TARGET, "the store before the writer process and narrow format")
         if sqlite is not None:
             _target("worker → SQLite", sqlite.rate / now, ALONE_TARGET, "SQLite alone committing as it does")
@@ -602,6 +613,7 @@ def print_targets(results: Results) -> None:
     pg_stored = results.stored.get("postgresql")
     if postgres is not None and pg_stored is not None and results.copy_s and results.postgres_alone_s:
         print_postgres_targets(postgres, pg_stored, results.copy_s, results.postgres_alone_s)
+        print(f"    where PostgreSQL alone's time went, by statement: {results.postgres_spent.shares()}")
     if sqlite is not None:
         minutes = BACKLOG / sqlite.rate / 60
         judged = verdict(minutes <= BACKLOG_TARGET_MIN)

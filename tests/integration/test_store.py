@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from datetime import UTC
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,13 @@ from sqlalchemy.engine import Connection, Engine
 from models.records import DeadLetter
 from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, StatusMessage, latest_status
 from streams.errors import DatabaseUnavailable
+from streams.store.drivers import SqliteDriver
 from streams.store.engine import PAGE_BYTES, WAL_AUTOCHECKPOINT_BYTES, make_engine
+from streams.store.facts import DEVICE_COLUMNS
 from streams.store.row_writer import RowWriter
+from streams.store.rows import sqlite_time
 from streams.store.sql import ArchiveStore, BatchCounts
+from streams.store.statements import DEVICES, DEVICES_SEEN, sqlite_insert
 from streams.tuya.decoder import Decoded
 from tests.unit.store import factories as f
 from tests.unit.store.databases import DIALECTS, NARROW, archive_tables, migrated_engine, scratch_database, truncate_all
@@ -332,6 +336,63 @@ def unused_postgres_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"postgresql://postgres@127.0.0.1:{port}/app"
+
+
+def _device(device_id: str, first: int, last: int, reports: int, **facts: Any) -> tuple[Any, ...]:
+    """A ``devices`` row (DEVICE_COLUMNS) with times as SQLite's driver writes them; ``facts``: the other columns."""
+    row = {column: None for column in DEVICE_COLUMNS} | facts
+    row |= {"device_id": device_id, "first_seen_at": f.at(first), "last_seen_at": f.at(last), "report_count": reports}
+    return tuple(sqlite_time(value) if isinstance(value, datetime) else value for value in row.values())
+
+
+def _devices_after(path: Path, stored: list[tuple[Any, ...]], upsert: Callable[[sqlite3.Cursor], None]) -> list[Any]:
+    """The ``devices`` rows of a new SQLite archive holding ``stored`` once ``upsert`` ran in a transaction."""
+    with migrated_engine(f"sqlite:///{path}") as engine:
+        connection = engine.raw_connection()
+        cursor = connection.cursor()
+        cursor.executemany(sqlite_insert(DEVICES), stored)
+        upsert(cursor)
+        connection.commit()
+        rows = cursor.execute("SELECT * FROM devices ORDER BY device_id").fetchall()
+        connection.close()
+    return rows
+
+
+def test_sqlite_upserts_devices_that_only_reported_as_the_whole_statement_would(tmp_path: Path) -> None:
+    stored = [
+        _device("bf-plain", 10, 20, 3),
+        _device("bf-told", 10, 20, 3, product_key="p1", name="Kitchen", name_updated_at=f.at(5), online=True,
+                online_changed_at=f.at(6), owner_uid="eu1", owner_updated_at=f.at(7)),
+        _device("bf-deleted", 10, 20, 3, owner_uid="eu1", owner_updated_at=f.at(4), deleted_at=f.at(8)),
+        # as a sync may leave it: marked deleted before the bind it had not heard of; the upsert clears the deletion
+        _device("bf-bound-later", 10, 20, 3, owner_uid="eu1", owner_updated_at=f.at(9), deleted_at=f.at(8)),
+    ]  # fmt: skip
+    reports = [
+        _device("bf-plain", 5, 15, 2, product_key="p2"),
+        _device("bf-told", 12, 30, 1),
+        _device("bf-deleted", 15, 25, 4, product_key="p3"),
+        _device("bf-bound-later", 30, 40, 1),
+        _device("bf-new", 1, 2, 1, product_key="p4"),
+    ]
+    named = _device("bf-told", 25, 25, 0, name="Hall", name_updated_at=f.at(25))
+    statements: list[str] = []
+
+    def split(cursor: sqlite3.Cursor) -> None:
+        cursor.connection.set_trace_callback(statements.append)
+        SqliteDriver().upsert(cursor, DEVICES, [*reports, named])
+
+    def whole(cursor: sqlite3.Cursor) -> None:
+        cursor.executemany(sqlite_insert(DEVICES), reports)
+        cursor.executemany(sqlite_insert(DEVICES), [named])
+
+    split_rows = _devices_after(tmp_path / "split.db", stored, split)
+    assert split_rows == _devices_after(tmp_path / "whole.db", stored, whole)
+    by_id = {row[0]: row for row in split_rows}
+    assert (by_id["bf-plain"][1], by_id["bf-told"][2], by_id["bf-deleted"][1]) == ("p2", "Hall", "p3")
+    assert [row[10] for row in split_rows] == [None, sqlite_time(f.at(8)), None, None, None]  # bound-later cleared
+    # the five reports went through the statement of five columns, the rename through the whole one
+    assert sum(statement.startswith(sqlite_insert(DEVICES_SEEN)[:80]) for statement in statements) == len(reports)
+    assert sum(statement.startswith(sqlite_insert(DEVICES)[:80]) for statement in statements) == 1
 
 
 def _pragmas(url: str, *names: str) -> list[Any]:

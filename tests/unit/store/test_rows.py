@@ -11,7 +11,16 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 
-from streams.store.facts import DEVICE_COLUMNS, USER_COLUMNS, DeviceFacts, merge_device_rows, merge_user_rows, user_rows
+from streams.store.facts import (
+    DEVICE_COLUMNS,
+    DEVICE_SEEN_COLUMNS,
+    USER_COLUMNS,
+    DeviceFacts,
+    merge_device_rows,
+    merge_user_rows,
+    seen_only,
+    user_rows,
+)
 from streams.store.prepared import record_rows
 from streams.store.rows import (
     DEAD_LETTER_COLUMNS,
@@ -147,6 +156,24 @@ def device_row(*messages: object) -> dict[str, object]:
         facts.add_message(message.records)  # type: ignore[attr-defined]
     [row] = facts.rows(same)
     return dict(zip(DEVICE_COLUMNS, row, strict=True))
+
+
+def test_device_rows_of_reports_alone_are_split_from_those_that_tell_a_fact() -> None:
+    reports = f.status_report(1, {"a": 1}, when=f.at(10)), f.status_report(2, {"a": 2}, when=f.at(30))
+    offline = f.device_event(3, "offline", device="bf-offline")  # online False: a fact, though falsy
+    told = [f.device_event(4, "name_updated", {"name": "n"}, device="bf-named"), offline]
+    told.append(f.device_event(5, "deleted", device="bf-deleted"))
+    facts = DeviceFacts()
+    for message in (*reports, *told):
+        facts.add_message(message.records)  # type: ignore[attr-defined]
+    rows = facts.rows(same, raw=True)
+    seen, others = seen_only(rows)
+    assert [dict(zip(DEVICE_SEEN_COLUMNS, row, strict=True)) for row in seen] == [
+        {"device_id": f.DEVICE, "product_key": f.PRODUCT, "first_seen_at": f.at(10), "last_seen_at": f.at(30),
+         "report_count": 2}
+    ]  # fmt: skip
+    assert others == rows[1:]
+    assert [row[0] for row in others] == ["bf-named", "bf-offline", "bf-deleted"]
 
 
 def test_device_facts_take_the_newest_online_state_not_the_last_arrived() -> None:
