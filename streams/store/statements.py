@@ -150,8 +150,8 @@ USER_EVENTS = Target("user_events", USER_EVENT_COLUMNS, "ON CONFLICT (message_id
 DEAD_LETTERS = Target("dead_letters", DEAD_LETTER_COLUMNS, "ON CONFLICT (message_id) DO NOTHING")
 DEVICE_STATE = Target("device_state", DEVICE_STATE_COLUMNS, _DEVICE_STATE_UPSERT)
 DEVICES = Target("devices", DEVICE_COLUMNS, _DEVICES_UPSERT)
-# The devices whose rows only say they reported (streams.store.facts.seen_only), on SQLite: it evaluates every
-# assignment of an upsert for each row, and this one has five of twelve (issue 17).
+# The devices whose rows only say they reported (streams.store.facts.seen_only): SQLite's upsert of them
+# (streams.store.drivers.sqlite_upserts says why).
 DEVICES_SEEN = Target("devices", DEVICE_SEEN_COLUMNS, "ON CONFLICT (device_id) " + _set(_DEVICE_REPORTED))
 USERS = Target("users", USER_COLUMNS, _USERS_UPSERT)
 
