@@ -47,7 +47,14 @@ from streams.store.rows import (
     sqlite_time,
     status_rows,
 )
-from streams.store.settle import SQLITE_SETTLE, settle_every
+from streams.store.settle import (
+    EVERY_SERIES,
+    RANGE_END,
+    SETTLE_CHUNK_VALUES,
+    SQLITE_SETTLE,
+    range_end,
+    settle_every,
+)
 from streams.store.sql import ArchiveStore, Writes, record_writes
 from streams.store.statements import (
     MESSAGES,
@@ -341,28 +348,47 @@ def sqlite_alone(
 
 class SqliteAlone:
     """Prepared writes on a sqlite3 cursor as the worker's writer runs them: a transaction a batch, and the settle of
-    the recent status values (streams.store.settle) once SETTLE_EVERY of them wait; each call returns its seconds,
-    and adds them to ``spent`` by statement when given."""
+    the recent status values (streams.store.settle) once SETTLE_EVERY of them were written since the last one began,
+    a range of series after each transaction; each call returns its seconds, and adds them to ``spent`` by statement
+    when given."""
 
     def __init__(self, cursor: Any, spent: Spent | None = None) -> None:
         self._cursor = cursor
         self._spent = Spent() if spent is None else spent
         self._waiting = 0
+        self._next: int | None = None  # the first series of the settle's next range, while one is under way
 
     def write(self, writes: Writes) -> float:
         elapsed = sqlite_transaction(self._cursor, writes, self._spent)
         self._waiting += sum(len(rows) for target, rows in writes if target is STATUS_RECENT)
-        return elapsed + (self.settle() if self._waiting >= SETTLE_EVERY else 0.0)
-
-    def settle(self) -> float:
+        if self._next is None and self._waiting >= SETTLE_EVERY:
+            self._next, self._waiting = EVERY_SERIES[0], 0
+        if self._next is None:
+            return elapsed
         started = time.perf_counter()
         with self._spent.timing(SETTLE):
             self._cursor.execute("BEGIN IMMEDIATE")
-            for statement in SQLITE_SETTLE:
-                self._cursor.execute(statement)
-            self._cursor.execute("COMMIT")
-        self._waiting = 0
+            end = range_end(
+                *self._cursor.execute(RANGE_END, {"first": self._next, "values": SETTLE_CHUNK_VALUES}).fetchone()
+            )
+            self._settle((self._next, end))
+        self._next = None if end == EVERY_SERIES[1] else end
+        return elapsed + time.perf_counter() - started
+
+    def settle(self) -> float:
+        """Settle every recent value now, in one transaction."""
+        started = time.perf_counter()
+        with self._spent.timing(SETTLE):
+            self._cursor.execute("BEGIN IMMEDIATE")
+            self._settle(EVERY_SERIES)
+        self._waiting, self._next = 0, None
         return time.perf_counter() - started
+
+    def _settle(self, series: tuple[int, int]) -> None:
+        """Move the range's values and commit the transaction begun."""
+        for statement in SQLITE_SETTLE:
+            self._cursor.execute(statement, {"first": series[0], "end": series[1]})
+        self._cursor.execute("COMMIT")
 
 
 def sqlite_transaction(cursor: Any, writes: Writes, spent: Spent | None = None) -> float:

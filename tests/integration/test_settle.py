@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from models.tables import Base, DeviceStatus
-from streams.store.settle import settle
+from streams.store.settle import Settler, settle
 from streams.store.sql import ArchiveStore
 from tests.unit.store import factories as f
 from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_database, truncate_all
@@ -128,3 +128,40 @@ def test_a_value_another_worker_commits_while_a_settle_is_open_stays_recent(engi
         another_worker.write_batch(reports(3, 3), [], received_at=f.at(100))
     assert counts(engine) == (3, 6)
     assert len(history(engine)) == 9
+
+
+def test_a_settle_moves_a_range_of_series_a_check_until_it_reached_the_last(engine: Engine) -> None:
+    store = ArchiveStore(engine, settle_every=NEVER_DUE)
+    store.write_batch(reports(1, 4), [], received_at=f.at(100))  # six series, two values each
+    before = history(engine)
+    settler = Settler(engine, every=9, chunk=4)
+    moved = []
+    for _ in range(4):
+        moved.append(settler.when_due())
+        assert history(engine) == before  # a range at a time changes nothing a query sees
+    assert moved == [4, 4, 4, 0]  # two series of two values a range; then none due
+    assert counts(engine) == (0, 12)
+    store.write_batch(reports(5, 5), [], received_at=f.at(200))
+    settler.wrote(3)
+    assert settler.when_due() == 0  # counted from the settle's start: 3 of 9
+    assert counts(engine) == (3, 12)
+
+
+def test_a_series_with_more_values_than_a_range_holds_moves_whole(engine: Engine) -> None:
+    ArchiveStore(engine, settle_every=NEVER_DUE).write_batch(reports(1, 4), [], received_at=f.at(100))
+    settler = Settler(engine, every=1, chunk=1)
+    assert [settler.when_due() for _ in range(7)] == [2, 2, 2, 2, 2, 2, 0]  # the last range found none left
+    assert counts(engine) == (0, 12)
+
+
+def test_values_written_while_a_settle_is_under_way_wait_where_it_has_passed(engine: Engine) -> None:
+    store = ArchiveStore(engine, settle_every=NEVER_DUE)
+    store.write_batch(reports(1, 2), [], received_at=f.at(100))  # six series, a value each
+    settler = Settler(engine, every=6, chunk=3)
+    assert settler.when_due() == 3  # the first three series
+    store.write_batch(reports(3, 4), [], received_at=f.at(200))  # a new value for each of the six
+    settler.wrote(6)  # as the store counts what it commits
+    assert [settler.when_due() for _ in range(3)] == [2, 2, 2]  # the others: the value each had and the new one
+    assert counts(engine) == (3, 9)  # the first three's new values wait for the next settle
+    assert settler.when_due() == 3  # due at once: six values were written since this settle began
+    assert counts(engine) == (0, 12)
