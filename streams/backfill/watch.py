@@ -27,7 +27,7 @@ from streams.durations import format_duration
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult
 from streams.store import backfill
-from streams.store.engine import WRITE_LOCK
+from streams.store.engine import write_transaction
 from streams.tuya.normalize import utc
 
 __all__ = ["GapWatcher"]
@@ -113,18 +113,14 @@ class GapWatcher:
             log.warning("gap watch failed (%s): archiving goes on", exc)
 
     def _save(self, now: datetime) -> None:
-        with self._engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK: True})
-            with connection.begin():
-                backfill.save_consumed(connection, self._subscription, now, self._pushed)
+        with write_transaction(self._engine) as connection:
+            backfill.save_consumed(connection, self._subscription, now, self._pushed)
         self._saved = now
 
     def _record(self, stretch: Stretch, now: datetime) -> int:
-        with self._engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK: True})
-            with connection.begin():
-                gap_id = backfill.record_gap(connection, stretch.started_at, stretch.ended_at, now, origin="detected")
-                opened = len(backfill.open_gaps(connection))
+        with write_transaction(self._engine) as connection:
+            gap_id = backfill.record_gap(connection, stretch.started_at, stretch.ended_at, now, origin="detected")
+            opened = len(backfill.open_gaps(connection))
         self._metrics.gaps_detected.inc()
         self._metrics.gaps_open.set(opened)
         log.warning(

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from streams.clock import utcnow
 from streams.store import api_usage
-from streams.store.engine import WRITE_LOCK
+from streams.store.engine import write_transaction
 from streams.tuya.openapi import OpenApiClient
 from streams.tuya.results import ApiAnswer
 
@@ -64,12 +64,10 @@ class MeteredArchive:
 
     def write(self, step: Callable[[Connection], _T]) -> _T:
         """Run ``step`` in a short write transaction that also records the calls made since the last one."""
-        with self.engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK: True})
-            with connection.begin():
-                result = step(connection)
-                unrecorded = self.used - self._recorded
-                api_usage.add_calls(connection, self._clock().date(), unrecorded)
+        with write_transaction(self.engine) as connection:
+            result = step(connection)
+            unrecorded = self.used - self._recorded
+            api_usage.add_calls(connection, self._clock().date(), unrecorded)
         self._recorded += unrecorded
         return result
 

@@ -33,6 +33,7 @@ __all__ = [
     "make_readonly_engine",
     "normalize_url",
     "unavailable_on_failure",
+    "write_transaction",
 ]
 
 BUSY_TIMEOUT_MS = 10_000
@@ -163,6 +164,16 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool, read_only: bool = Fals
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(WRITE_LOCK, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds SQLite's write lock from its start (WRITE_LOCK); committed when the
+    block ends, rolled back when it raises."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_LOCK: True})
+        with connection.begin():
+            yield connection
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.tables import Base, StatusMessage, StatusSeries
 from streams.store.dialect import chunks
-from streams.store.engine import WRITE_LOCK
+from streams.store.engine import write_transaction
 from streams.store.history import VALUE_TABLES, where_placed
 from streams.store.settle import settle_all
 
@@ -135,12 +135,10 @@ def purge_older(
         chunk = select(*table.primary_key.columns).where(*_older(policy, cutoff, scope)).limit(chunk_rows)
         statement = delete(table).where(key.in_(chunk))
         while True:
-            with engine.connect() as connection:
-                connection.execution_options(**{WRITE_LOCK: True})
-                with connection.begin():
-                    keys = _message_keys(connection, chunk) if policy.message_keys else []
-                    count = connection.execute(statement).rowcount
-                    _drop_unused_message_keys(connection, keys)
+            with write_transaction(engine) as connection:
+                keys = _message_keys(connection, chunk) if policy.message_keys else []
+                count = connection.execute(statement).rowcount
+                _drop_unused_message_keys(connection, keys)
             deleted += count
             if count < chunk_rows or stopping():
                 break

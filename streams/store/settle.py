@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from models.tables import StatusRecent
 from streams.errors import TransientError
-from streams.store.engine import WRITE_LOCK, unavailable_on_failure
+from streams.store.engine import unavailable_on_failure, write_transaction
 
 __all__ = [
     "DEFAULT_SETTLE_EVERY",
@@ -115,16 +113,8 @@ def range_end(head: int | None, found: int | None) -> int:
 def settle_all(engine: Engine) -> int:
     """:func:`settle` in a transaction of its own, holding the write lock from its start; returns how many values
     were added."""
-    with _write_transaction(engine) as connection:
+    with write_transaction(engine) as connection:
         return settle(connection)
-
-
-@contextmanager
-def _write_transaction(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as connection:
-        connection.execution_options(**{WRITE_LOCK: True})
-        with connection.begin():
-            yield connection
 
 
 def settle_every(setting: int | None, dialect: str) -> int | None:
@@ -178,7 +168,7 @@ class Settler:
                         return 0
                     self._next, self._waiting, self._added, self._seconds = EVERY_SERIES[0], 0, 0, 0.0
                 started = time.perf_counter()
-                with _write_transaction(self._engine) as connection:
+                with write_transaction(self._engine) as connection:
                     added, end = settle_range(connection, self._next, self._chunk)
         except TransientError as exc:
             log.warning("recent status values left unsettled for now: %s", exc)

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
 from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver, TextRejected, time_format
-from streams.store.engine import WRITE_LOCK, unavailable_on_failure
+from streams.store.engine import unavailable_on_failure, write_transaction
 from streams.store.history import SeriesKeys, insert_status
 from streams.store.prepared import PreparedBatch, RecordRows, merge, prepare_batch
 from streams.store.rows import TimeFormat
@@ -120,16 +120,14 @@ class ArchiveStore:
         self, driver: Driver, batch: PreparedBatch, extra: Callable[[Connection], None] | None
     ) -> BatchCounts:
         try:
-            with self._engine.connect() as connection:
-                connection.execution_options(**{WRITE_LOCK: True})
-                with connection.begin():
-                    if extra is not None:
-                        extra(connection)  # first: it sees the archive as it was before this batch
-                    cursor = connection.connection.driver_connection.cursor()
-                    try:
-                        counts = _write(driver, cursor, batch, self._series, self._values)
-                    finally:
-                        cursor.close()
+            with write_transaction(self._engine) as connection:
+                if extra is not None:
+                    extra(connection)  # first: it sees the archive as it was before this batch
+                cursor = connection.connection.driver_connection.cursor()
+                try:
+                    counts = _write(driver, cursor, batch, self._series, self._values)
+                finally:
+                    cursor.close()
         except BaseException:
             self._series.rolled_back()
             raise
