@@ -136,10 +136,10 @@ class ArchiveStore:
         return counts
 
     def settle_when_due(self) -> int:
-        """Settle the recent status values into the history if enough of them wait, in a transaction of its own;
-        returns how many were added. Called between batches, outside their transactions (the writer process after
-        it reported the commit): a settle takes longer than a batch, and a failed one leaves the values where they
-        were."""
+        """Settle the next range of recent status values into the history if a settle is due or under way, in a
+        transaction of its own (streams.store.settle); returns how many were added. Called between batches, outside
+        their transactions (the writer process after it reported the commit), so a failed range leaves its values
+        where they were."""
         return self._settler.when_due()
 
 
