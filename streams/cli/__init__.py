@@ -19,39 +19,51 @@ from streams.settings import load_settings
 
 __all__ = ["main"]
 
-# Order is the order of ``tuya-archiver --help``.
-_SUBCOMMAND_MODULES = (
-    "streams.cli.run",
-    "streams.cli.decode",
-    "streams.cli.db",
-    "streams.cli.query",
-    "streams.cli.sync",
-    "streams.cli.replay",
-    "streams.cli.backfill",
-    "streams.cli.rules",
-    "streams.cli.serve",
-    "streams.cli.api",
-    "streams.cli.sim",
-    "streams.cli.demo",
-    "streams.cli.scale",
-)
+# Each command's module (a module may own several), in the order of ``tuya-archiver --help``. A command imports only
+# its own module: every module's imports would otherwise stay resident in the worker for its whole life (Alembic,
+# the web server, the emulator: 13 MB of the memory benchmark's 300, which the batches in flight need more).
+_COMMANDS = {
+    "run": "streams.cli.run",
+    "decode": "streams.cli.decode",
+    "db": "streams.cli.db",
+    "devices": "streams.cli.query",
+    "history": "streams.cli.query",
+    "purge": "streams.cli.query",
+    "sync": "streams.cli.sync",
+    "replay": "streams.cli.replay",
+    "gaps": "streams.cli.backfill",
+    "backfill": "streams.cli.backfill",
+    "rules": "streams.cli.rules",
+    "serve": "streams.cli.serve",
+    "command": "streams.cli.api",
+    "api": "streams.cli.api",
+    "emulate-api": "streams.cli.api",
+    "simulate": "streams.cli.sim",
+    "demo": "streams.cli.demo",
+    "bridge": "streams.cli.scale",
+    "process": "streams.cli.scale",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or only of the module that owns the command ``argv`` names, if it names one."""
     parser = argparse.ArgumentParser(
         prog="tuya-archiver",
         description="Archive Tuya Cloud's message stream in SQL and react to it with YAML rules.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _SUBCOMMAND_MODULES:
+    named = next((arg for arg in argv or () if not arg.startswith("-")), None)  # no global option takes a value
+    modules = [_COMMANDS[named]] if named in _COMMANDS else _COMMANDS.values()
+    for name in dict.fromkeys(modules):
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from streams.errors import ConfigError, DatabaseUnavailable
+from streams.store.revision import current_revision, head_revision
 
 __all__ = [
     "PAGE_BYTES",
@@ -198,8 +199,6 @@ def ensure_at_head(engine: Engine) -> None:
         ConfigError: the database is at another revision (or empty); the message says to run ``db upgrade``.
         DatabaseUnavailable: the database cannot be reached.
     """
-    from streams.store.migrate import current_revision, head_revision  # Alembic: only where the schema is checked
-
     with unavailable_on_failure("checking the schema revision"), engine.connect() as connection:
         current = current_revision(connection)
     head = head_revision()

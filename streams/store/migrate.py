@@ -2,7 +2,8 @@
 
 Owns the Alembic ``Config`` (no alembic.ini: ``script_location`` is the repository's ``migrations/`` folder, found
 next to this package's source) and the commands ``tuya-archiver db`` runs. Every command runs on a connection handed
-to ``migrations/env.py``, so tests and the CLI use the same engine set-up as the worker. Imports no models.
+to ``migrations/env.py``, so tests and the CLI use the same engine set-up as the worker. Imports no models. Which
+revision is the newest, and which one a database is at, are read without Alembic (streams.store.revision).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
+
+from streams.store.revision import MIGRATIONS_DIR, current_revision, head_revision
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -26,12 +27,9 @@ __all__ = [
     "upgrade",
 ]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-
 # Revision files start with their date (STYLE.md P11): versions/2026_11_28_initial_schema.py. ConfigParser
 # interpolation needs the doubled percent signs.
 _FILE_TEMPLATE = "%%(year)d_%%(month).2d_%%(day).2d_%%(slug)s"
-_VERSION_TABLE = "alembic_version"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -43,27 +41,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
-
-
-def head_revision() -> str:
-    """The newest revision in ``migrations/versions``."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:
-        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
-    return head
-
-
-def current_revision(connection: Connection) -> str | None:
-    """The revision the database is at; None for a database Alembic never touched.
-
-    Reads Alembic's version table directly: ``MigrationContext`` would log its set-up at INFO on every query command.
-    """
-    if not inspect(connection).has_table(_VERSION_TABLE):
-        return None
-    versions = connection.scalars(text(f"SELECT version_num FROM {_VERSION_TABLE}")).all()
-    if len(versions) > 1:
-        raise RuntimeError(f"the database has several Alembic heads ({', '.join(versions)}); the project has one")
-    return versions[0] if versions else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
