@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # WRITER_IN_FLIGHT batches are unacknowledged, and the batches waiting, or arriving within COMMIT_WAIT_MS, are
     # committed in one transaction of up to COMMIT_MAX_MESSAGES messages.
     writer_process: bool = True
-    writer_in_flight: int = Field(10, ge=1, le=64)
+    writer_in_flight: int = Field(15, ge=1, le=64)
     commit_max_messages: int = Field(5000, ge=1, le=100_000)
     commit_wait_ms: int = Field(1000, ge=0, le=60_000)
     # How many new status values wait in status_recent before they are settled into status_values in one
