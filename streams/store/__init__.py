@@ -3,7 +3,8 @@
 What the rest of the project may import:
 
 - ``streams.store.engine``: ``make_engine``, ``ensure_at_head``, ``unavailable_on_failure``
-- ``streams.store.migrate``: ``upgrade``, ``downgrade``, ``current_revision``, ``head_revision``, ``check``;
+- ``streams.store.migrate``: ``upgrade``, ``downgrade``, ``current_revision``, ``head_revision``, ``check`` (the two
+  revisions come from ``streams.store.revision``, which reads them without importing Alembic);
   ``streams.store.compact``: ``compact`` (a SQLite file rewritten: freed pages given back, today's page size)
 - ``streams.store.sql``: ``ArchiveStore``, ``BatchCounts``
 - ``streams.store.query``: ``list_devices``, ``find_device``, ``status_history_rows``, ``latest_values``, and the
