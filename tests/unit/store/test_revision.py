@@ -10,8 +10,8 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from streams.store import migrate
-from streams.store.engine import make_engine
 from streams.store.revision import head_revision
+from tests.unit.store.databases import migrated_engine
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,19 +27,20 @@ def test_the_project_s_head_is_alembic_s() -> None:
     assert head_revision() == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
 
-def test_the_head_is_the_revision_no_other_revises(tmp_path: Path) -> None:
-    write_revision(tmp_path, "b_second", "bbb", '"aaa"')
-    write_revision(tmp_path, "a_first", "aaa", "None")
-    write_revision(tmp_path, "c_third", "ccc", '"bbb"')
-    assert head_revision(tmp_path) == "ccc"
-
-
-def test_a_merge_revision_that_revises_two_is_the_head(tmp_path: Path) -> None:
-    write_revision(tmp_path, "a", "aaa", "None")
-    write_revision(tmp_path, "b", "bbb", '"aaa"')
-    write_revision(tmp_path, "c", "ccc", '"aaa"')
-    write_revision(tmp_path, "d", "ddd", '("bbb", "ccc")')
-    assert head_revision(tmp_path) == "ddd"
+@pytest.mark.parametrize(
+    ("revisions", "head"),
+    [
+        ([("b_second", "bbb", '"aaa"'), ("a_first", "aaa", "None"), ("c_third", "ccc", '"bbb"')], "ccc"),
+        ([("a", "aaa", "None"), ("b", "bbb", '"aaa"'), ("c", "ccc", '"aaa"'), ("d", "ddd", '("bbb", "ccc")')], "ddd"),
+    ],
+    ids=["a chain, files out of order", "a merge revision that revises two"],
+)
+def test_the_head_is_the_revision_no_other_revises(
+    tmp_path: Path, revisions: list[tuple[str, str, str]], head: str
+) -> None:
+    for name, revision, down in revisions:
+        write_revision(tmp_path, name, revision, down)
+    assert head_revision(tmp_path) == head
 
 
 def test_two_heads_are_refused_by_name(tmp_path: Path) -> None:
@@ -59,11 +60,8 @@ def test_a_file_without_a_revision_is_named(tmp_path: Path) -> None:
 def test_checking_a_database_at_head_loads_no_alembic(tmp_path: Path) -> None:
     """What the worker runs at start (streams.wiring): Alembic's modules would stay resident for its life."""
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
+    with migrated_engine(url):
+        pass
     check = (
         "import sys\nfrom streams.store.engine import ensure_at_head, make_engine\n"
         f"ensure_at_head(make_engine({url!r}))\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
