@@ -44,14 +44,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: HISTORY_SETTLE_VALUES unset: how many values wait before a settle, by database; 0 writes them straight into
-#: status_values. On PostgreSQL settling cost more than it saved up to 3 M messages (README, Benchmarks).
+#: status_values. On PostgreSQL settling cost more than it saved up to 3 M messages (docs/benchmarks.md).
 DEFAULT_SETTLE_EVERY = {"sqlite": 250_000, "postgresql": 0}
 
 #: How many values a settle moves in one transaction, at most (a series' values always move together, whatever
 #: their number): the worker's store moves the next range of series after each commit. One transaction for all of
 #: a settle's 250,000 values took 0.96 s on average as the archive grew from 7.5 to 10 M values (1.6 s at the
 #: longest), longer than the batches in flight let the worker go on decoding; ranges took 0.14 s (0.6 at the
-#: longest) and 18 % less in all. See "Settling in ranges" in the README.
+#: longest) and 18 % less in all. See "Settling in ranges" in docs/benchmarks.md.
 SETTLE_CHUNK_VALUES = 50_000
 
 #: The whole range of series ids (32-bit integers on both databases).
