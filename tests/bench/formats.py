@@ -20,8 +20,10 @@ order of the time they are keyed by, read through the table or view), best of se
 users' own SQL on that table or view filtered by device and time, by each time column: whether the time bound
 reaches the values' key, or every value of the device is read to compute ``reported_at``. Then, on PostgreSQL
 (TEST_DATABASE_URL; skipped when unset), bytes a value of the same rows in the wide table and in the narrow schema
-(binary COPY, the time a timestamptz in both). Run alone with ``python -m tests.bench.formats``; ``make bench``
-runs it with the others.
+(binary COPY, the time a timestamptz in both), and in a row a message (MESSAGE_ROWS), not the archive's schema:
+where a row a value pays PostgreSQL's row header and pointer and an index entry for each value, this layout pays
+them once a message: the nearest to issue 17's 60 bytes a value measured there. Run alone with
+``python -m tests.bench.formats``; ``make bench`` runs it with the others.
 """
 
 from __future__ import annotations
@@ -72,6 +74,27 @@ WIDE_COPY_TYPES = [
     "int4" if isinstance(type_, Integer) else "timestamptz" if isinstance(type_, UtcDateTime) else "text"
     for type_ in (_WIDE_COLUMNS[name].type for name in WIDE_STATUS.columns)
 ]
+
+
+# A row a message on PostgreSQL, made from the narrow tables: the message's key, id and data id, its device (a small
+# key: the device's first series), the time its values share, and its values' series, values and DP ids in arrays,
+# in item order; keyed by message key, unique by message id, and indexed by device and time as the history is read.
+MESSAGE_ROWS = (
+    """CREATE TABLE message_rows AS
+    SELECT m.message_key, d.device_key, m.first_at AS reported_at, m.message_id, m.data_id,
+           array_agg(v.series_id ORDER BY v.item_index) AS series_ids,
+           array_agg(v.value::text ORDER BY v.item_index) AS "values",
+           array_agg(v.dp_id ORDER BY v.item_index) AS dp_ids
+    FROM status_messages m
+    JOIN status_values v ON v.message_key = m.message_key
+    JOIN (SELECT device_id, min(series_id) AS device_key FROM status_series GROUP BY device_id) d
+      ON d.device_id = m.device_id
+    GROUP BY m.message_key, d.device_key, m.first_at, m.message_id, m.data_id""",
+    "ALTER TABLE message_rows ADD PRIMARY KEY (message_key)",
+    "CREATE UNIQUE INDEX ON message_rows (message_id)",
+    "CREATE INDEX ON message_rows (device_key, reported_at)",
+    "VACUUM FULL message_rows",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +188,10 @@ def _best_device_query(cursor: sqlite3.Cursor, query: str, device_id: str | None
     return best, found
 
 
-def postgres_bytes(server_url: str) -> tuple[float, float]:
-    """Bytes a value of the wide history and of the narrow schema on PostgreSQL: the same rows copied in (the narrow
-    ones with keys from HistoryKeys), then VACUUM FULL (a long-running archive's tables once compacted), everything
-    of the tables counted (indexes, TOAST)."""
+def postgres_bytes(server_url: str) -> tuple[float, float, float]:
+    """Bytes a value of the wide history, of the narrow schema and of a row a message (MESSAGE_ROWS, with the
+    series it names) on PostgreSQL: the same rows copied in (the narrow ones with keys from HistoryKeys), then VACUUM
+    FULL (a long-running archive's tables once compacted), everything of the tables counted (indexes, TOAST)."""
     with scratch_postgres(server_url) as url:
         engine = make_engine(url)
         try:
@@ -191,13 +214,15 @@ def postgres_bytes(server_url: str) -> tuple[float, float]:
             connection.autocommit = True  # type: ignore[union-attr]
             cursor.execute("VACUUM FULL wide_status, status_series, status_messages, status_values")
             wide = table_bytes(engine, "wide_status") / _rows(cursor, "wide_status")
-            narrow = table_bytes(engine, "status_series", "status_messages", "status_values") / _rows(
-                cursor, "status_values"
-            )
+            values = _rows(cursor, "status_values")
+            narrow = table_bytes(engine, "status_series", "status_messages", "status_values") / values
+            for statement in MESSAGE_ROWS:
+                cursor.execute(statement)
+            per_message = table_bytes(engine, "status_series", "message_rows") / values
             raw.close()
         finally:
             engine.dispose()
-    return wide, narrow
+    return wide, narrow, per_message
 
 
 def _rows(cursor: Any, table: str) -> int:
@@ -228,10 +253,11 @@ def main() -> None:
     if server_url is None:
         print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
         return
-    wide_pg, narrow_pg = postgres_bytes(server_url)
+    wide_pg, narrow_pg, per_message_pg = postgres_bytes(server_url)
     print(
         f"  PostgreSQL, the same rows copied in, after VACUUM FULL: wide {wide_pg:.1f} bytes a value, "
-        f"narrow {narrow_pg:.1f} (target <= {BYTES_TARGET})"
+        f"narrow {narrow_pg:.1f} (target <= {BYTES_TARGET});\n    a row a message with its values in arrays "
+        f"(not the archive's schema; the series' table included) {per_message_pg:.1f}"
     )
 
 
