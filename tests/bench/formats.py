@@ -77,8 +77,9 @@ WIDE_COPY_TYPES = [
 
 
 # A row a message on PostgreSQL, made from the narrow tables: the message's key, id and data id, its device (a small
-# key: the device's first series), the time its values share, and its values' series, values and DP ids in arrays,
-# in item order; keyed by message key, unique by message id, and indexed by device and time as the history is read.
+# key: the device's first series), the time its values share (every fleet report's do), and its values' series,
+# values and DP ids in arrays, in item order; keyed by message key, unique by message id, and indexed by device and
+# time as the history is read.
 MESSAGE_ROWS = (
     """CREATE TABLE message_rows AS
     SELECT m.message_key, d.device_key, m.first_at AS reported_at, m.message_id, m.data_id,
