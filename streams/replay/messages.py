@@ -40,7 +40,7 @@ from streams.replay.derive import (
 )
 from streams.replay.paging import pages, retrying
 from streams.replay.report import MessageReport
-from streams.store.engine import WRITE_LOCK, unavailable_on_failure
+from streams.store.engine import unavailable_on_failure, write_transaction
 from streams.store.prepared import RecordRows, record_rows
 from streams.store.rederive import (
     HISTORIES,
@@ -119,12 +119,10 @@ class MessageReplay:
         return decoded
 
     def _write(self, decoded: Sequence[Decoded], *, dry_run: bool) -> dict[str, TableChanges]:
-        with unavailable_on_failure("re-deriving history"), self._engine.connect() as connection:
-            connection.execution_options(**{WRITE_LOCK: True})
-            with connection.begin() as transaction:
-                changes = _rederive_page(connection, decoded)
-                if dry_run:
-                    transaction.rollback()
+        with unavailable_on_failure("re-deriving history"), write_transaction(self._engine) as connection:
+            changes = _rederive_page(connection, decoded)
+            if dry_run:
+                connection.rollback()
         return changes
 
 
