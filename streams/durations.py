@@ -16,17 +16,24 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
 
 
+def _compact(text: str) -> str:
+    return text.strip().lower().replace(" ", "")
+
+
 def parse_duration(text: str) -> timedelta:
     """``90d``, ``2h``, ``15m``, ``45s``, ``1w``, ``1h30m``, ``1.5h`` → timedelta (units: w d h m s).
 
     Raises:
-        ValueError: not a duration in these units.
+        ValueError: not a duration in these units, or longer than Python's durations reach.
     """
-    compact = text.strip().lower().replace(" ", "")
+    compact = _compact(text)
     if not _WHOLE.fullmatch(compact):
         raise ValueError(f"{text!r} is not a duration: use a number and a unit, e.g. 90d, 2h, 15m, 45s, 1h30m")
     seconds = sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(compact))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any duration this reads ({timedelta.max.days:,} days)") from None
 
 
 def parse_moment(text: str, now: datetime) -> datetime:
@@ -34,13 +41,15 @@ def parse_moment(text: str, now: datetime) -> datetime:
     when it names no offset). Returns an aware UTC datetime.
 
     Raises:
-        ValueError: neither a duration nor an ISO date or date-time.
+        ValueError: neither a duration nor an ISO date or date-time, or a moment outside years 1 to 9999 in UTC.
     """
     stripped = text.strip()
-    try:
-        return (now - parse_duration(stripped)).astimezone(UTC)
-    except ValueError:
-        pass
+    if _WHOLE.fullmatch(_compact(stripped)):
+        age = parse_duration(stripped)
+        try:
+            return (now - age).astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{text!r} ago is before year 1") from None
     try:
         if len(stripped) == 10:
             day = date.fromisoformat(stripped)
@@ -50,7 +59,10 @@ def parse_moment(text: str, now: datetime) -> datetime:
         raise ValueError(
             f"{text!r} is neither a duration (2h, 90d) nor an ISO date or time (2026-11-01, 2026-11-01T08:00Z)"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # its offset takes it before year 1 or after 9999 in UTC
+        raise ValueError(f"{text!r} is out of the range of times (years 1 to 9999, UTC)") from None
 
 
 def format_duration(value: timedelta) -> str:

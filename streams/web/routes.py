@@ -3,7 +3,8 @@
 
 Owns the request side: reading path and query parameters, opening a connection, calling the page builders
 (pages.py, operations.py), rendering the template or the twin, and turning a bad request, an unknown device or
-an unreachable archive into 400, 404 or 503 pages. A device asked for by its name is redirected to its id.
+an unreachable archive into 400, 404 or 503 pages (and a failure of its own into a 500 page, which carries the
+app's security headers as any other). A device asked for by its name is redirected to its id.
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ def _view(request: Request) -> View:
 
 def _answer(request: Request, fmt: str, build: Build) -> Response:
     view = _view(request)
-    now = view.clock()
+    if any("\x00" in value for value in (*request.path_params.values(), *request.query_params.values())):
+        # PostgreSQL refuses NUL in text; no device id, code or search holds one
+        return error_page(request, fmt, 400, "the address holds a NUL character")
     try:
+        now = view.clock()
         with unavailable_on_failure("reading the archive"), view.engine.connect() as connection:
             page = build(connection, now)
+        return _render(request, fmt, page, now)
     except _Moved as moved:
         return RedirectResponse(moved.url, status_code=302)
     except PageError as exc:
@@ -70,7 +75,9 @@ def _answer(request: Request, fmt: str, build: Build) -> Response:
     except DatabaseUnavailable as exc:
         log.warning("%s", exc)
         return error_page(request, fmt, 503, "the archive cannot be read right now; try again in a moment")
-    return _render(request, fmt, page, now)
+    except Exception:  # a bug: answered as a page of the app, so with its security headers (security.py)
+        log.exception("the web view failed on %s", request.url.path)
+        return error_page(request, fmt, 500, "the page failed; the server's log says why")
 
 
 def _render(request: Request, fmt: str, page: Page, now: datetime) -> Response:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from streams.durations import parse_moment
 
-__all__ = ["DEFAULT_PRESET", "MAX_SPAN", "PRESETS", "Window", "WindowError", "parse_window"]
+__all__ = ["DEFAULT_PRESET", "EARLIEST", "LATEST", "MAX_SPAN", "PRESETS", "Window", "WindowError", "parse_window"]
 
 PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 DEFAULT_PRESET = "24h"
 #: The longest window a chart draws (the buckets of downsample.py reach that far).
 MAX_SPAN = timedelta(days=400)
+#: The times a window may reach: Tuya's are epoch milliseconds, and a chart's axis steps past its window's end.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class WindowError(ValueError):
@@ -49,7 +52,8 @@ def parse_window(params: Mapping[str, str], now: datetime) -> Window:
     default preset.
 
     Raises:
-        WindowError: an unknown preset, an unreadable time, an empty or reversed window, or one over MAX_SPAN.
+        WindowError: an unknown preset, an unreadable time, an empty or reversed window, one over MAX_SPAN, or one
+            beyond EARLIEST or LATEST.
     """
     start, end = params.get("from", "").strip(), params.get("until", "").strip()
     if not start and not end:
@@ -59,9 +63,13 @@ def parse_window(params: Mapping[str, str], now: datetime) -> Window:
         return Window(now - PRESETS[preset], now, preset)
     try:
         until = parse_moment(end, now) if end else now
-        since = parse_moment(start, now) if start else until - PRESETS[DEFAULT_PRESET]
+        since = parse_moment(start, now) if start else None
     except ValueError as exc:
         raise WindowError(str(exc)) from None
+    if not EARLIEST < until <= LATEST or (since is not None and since < EARLIEST):
+        raise WindowError(f"a window must lie between {_iso(EARLIEST)} and {_iso(LATEST)}")
+    if since is None:
+        since = max(until - PRESETS[DEFAULT_PRESET], EARLIEST)
     if since >= until:
         raise WindowError(f"from ({_iso(since)}) must be before until ({_iso(until)})")
     if until - since > MAX_SPAN:

@@ -29,9 +29,10 @@ from streams.demo import DEMO_RULES, DemoOptions, run_demo
 from streams.store import migrate
 from streams.store.engine import make_engine, make_readonly_engine
 from streams.store.series import bucket_statement, numeric_buckets, state_changes
+from streams.web.app import create_app
 from streams.web.downsample import bucket_bounds
 from streams.web.security import CONTENT_SECURITY_POLICY
-from streams.web.server import RunningServer, serve_in_thread
+from streams.web.server import RunningServer, listen, serve_in_thread, start_in_thread
 from tests.fixtures.broker import require_broker_binary
 from tests.integration.worker_harness import wait_for
 from tests.unit.store.databases import DIALECTS, scratch_database
@@ -205,6 +206,24 @@ def test_hostile_device_name_is_shown_as_text_and_runs_nothing(
     assert dialogs == []
 
 
+def test_a_state_chart_opens_alone_with_its_periods(page: Page, dialogs: list[str], server: RunningServer) -> None:
+    page.goto(f"{server.url}/devices/{HOSTILE_ID}?range=1h")
+    page.locator('figure:has(svg.timeline[data-code="mode"]) a', has_text="open").click()
+    assert page.url.startswith(f"{server.url}/devices/{HOSTILE_ID}/series/mode?")
+    assert page.locator("h1").inner_text() == "mode"
+    drawn = page.locator("svg.timeline[data-code=mode] rect.state").evaluate_all("rs => rs.map(r => r.dataset.state)")
+    listed = page.locator("table.rows tbody td:nth-child(3)").all_inner_texts()
+    assert drawn == listed == [f"<img src=x onerror=alert({s})>" for s in (30, 20, 10)]
+    assert dialogs == [] and page.locator("img").count() == 0
+
+
+def test_the_online_timeline_opens_alone(page: Page, server: RunningServer, archive: str) -> None:
+    (device_id,) = _rows(archive, "SELECT device_id FROM device_events WHERE event = 'online' LIMIT 1")[0]
+    answer = page.goto(f"{server.url}/devices/{device_id}/online?{_demo_window(archive)}")
+    assert answer is not None and answer.status == 200
+    assert page.locator("svg.timeline rect.state").count() == page.locator("table.rows tbody tr").count() >= 1
+
+
 def test_json_twins_answer(server: RunningServer, archive: str) -> None:
     devices = httpx.get(f"{server.url}/devices.json").json()
     assert devices["total"] == _rows(archive, "SELECT count(*) FROM devices")[0][0] == len(devices["devices"])
@@ -245,6 +264,33 @@ def test_bad_requests_say_why(server: RunningServer) -> None:
     )
     assert httpx.post(f"{server.url}/devices").status_code == 405
     assert httpx.get(f"{server.url}/", headers={"Host": "rebound.example.org"}).status_code == 421
+    beyond = {  # times Python's datetime cannot hold, or a chart's axis would step beyond
+        "from=99999999d": "ago is before year 1",
+        "from=0001-01-01T00:30%2B01:00": "out of the range of times",
+        "until=0001-01-01T00:30": "must lie between",
+        "from=9999-12-31T00:00&until=9999-12-31T23:59:59": "must lie between",
+    }
+    for path in (f"/devices/{BUSY_ID}", f"/devices/{BUSY_ID}/series/temp_current", f"/devices/{BUSY_ID}/online"):
+        for query, reason in beyond.items():
+            assert httpx.get(f"{server.url}{path}?{query}").status_code == 400, (path, query)
+            assert reason in httpx.get(f"{server.url}{path}.json?{query}").json()["error"], (path, query)
+    for path in ("/devices/%00", f"/devices/{BUSY_ID}/series/a%00b.json", "/devices?q=%00"):
+        assert httpx.get(server.url + path).status_code == 400, path
+
+
+def test_a_page_that_fails_answers_500_with_the_security_headers(archive: str) -> None:
+    def broken_clock() -> datetime:
+        raise RuntimeError("the clock broke")
+
+    engine = make_readonly_engine(archive)
+    with start_in_thread(create_app(engine, clock=broken_clock), engine, listen("127.0.0.1", 0)) as running:
+        html, twin = (httpx.get(f"{running.url}/devices/{BUSY_ID}{suffix}") for suffix in ("", ".json"))
+    assert (html.status_code, twin.status_code) == (500, 500)
+    assert "the page failed" in html.text
+    assert twin.json() == {"error": "the page failed; the server's log says why", "status": 500}
+    for answer in (html, twin):
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert answer.headers["x-content-type-options"] == "nosniff"
 
 
 def test_a_token_is_needed_when_set(archive: str, browser: Browser) -> None:
@@ -411,11 +457,13 @@ def test_a_postgresql_archive_is_served(scratch: str) -> None:
         window = "from=2026-11-30T23:00&until=2026-12-01"
         series = httpx.get(f"{running.url}/devices/{BUSY_ID}/series/temp_current.json?{window}")
         devices = httpx.get(f"{running.url}/devices.json").json()
+        nul = httpx.get(f"{running.url}/devices/a%00b.json")
     body = series.json()
     assert (series.status_code, body["mode"], body["unit"], body["count"]) == (200, "buckets", "°C", 3_000)
     drawn = [(row["start"], row["count"], [row["min"], row["avg"], row["max"]]) for row in body["rows"]]
     assert_same_buckets(drawn, expected_buckets(busy_values(datetime(2026, 12, 1, tzinfo=UTC)), 10_000))
     assert [device["device_id"] for device in devices["devices"]] == [BUSY_ID]
+    assert nul.status_code == 400  # PostgreSQL refuses NUL in text: the view asks nothing of it
 
 
 def test_a_state_timeline_starts_with_the_state_in_force(server: RunningServer, archive: str) -> None:

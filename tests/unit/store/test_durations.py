@@ -62,3 +62,29 @@ def test_parse_moment_reads_ages_dates_and_times_as_utc(text: str, expected: dat
 def test_parse_moment_names_both_forms_when_it_fails() -> None:
     with pytest.raises(ValueError, match=r"neither a duration .* nor an ISO date"):
         parse_moment("yesterday", NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("999999999999h", "longer than any duration"),
+        ("9" * 400 + "s", "longer than any duration"),
+    ],
+)
+def test_parse_duration_refuses_what_no_duration_holds(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("99999999d", "ago is before year 1"),
+        ("999999999999h", "longer than any duration"),
+        ("0001-01-01T00:30+01:00", "out of the range of times"),
+        ("9999-12-31T23:30-01:00", "out of the range of times"),
+    ],
+)
+def test_parse_moment_refuses_moments_beyond_the_years_it_holds(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_moment(text, NOW)

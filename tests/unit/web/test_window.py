@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.web.window import DEFAULT_PRESET, MAX_SPAN, PRESETS, Window, WindowError, parse_window
+from streams.web.window import DEFAULT_PRESET, EARLIEST, MAX_SPAN, PRESETS, Window, WindowError, parse_window
 
 NOW = datetime(2026, 12, 5, 9, 37, 4, tzinfo=UTC)
 
@@ -47,8 +47,19 @@ def test_from_alone_ends_now_and_until_alone_spans_the_default() -> None:
         ({"from": "2026-12-05T10:00", "until": "2026-12-05T09:00"}, "must be before"),
         ({"from": "2026-12-05T10:00", "until": "2026-12-05T10:00"}, "must be before"),
         ({"from": "2020-01-01", "until": "2026-01-01"}, f"at most {MAX_SPAN.days} days"),
+        ({"from": "99999999d"}, "before year 1"),
+        ({"from": "999999999999h"}, "longer than any duration"),
+        ({"from": "0001-01-01T00:30+01:00"}, "out of the range of times"),
+        ({"until": "0001-01-01T00:30"}, "must lie between 1970-01-01T00:00:00Z and 9999-01-01T00:00:00Z"),
+        ({"from": "1969-12-31T23:00", "until": "1970-01-01T01:00"}, "must lie between"),
+        ({"from": "9999-12-31T00:00", "until": "9999-12-31T23:59:59"}, "must lie between"),
     ],
 )
 def test_unusable_parameters_say_why(params: dict[str, str], message: str) -> None:
     with pytest.raises(WindowError, match=message):
         parse_window(params, NOW)
+
+
+def test_until_alone_near_the_earliest_time_starts_there() -> None:
+    window = parse_window({"until": "1970-01-01T06:00"}, NOW)
+    assert (window.since, window.until) == (EARLIEST, EARLIEST + timedelta(hours=6))
