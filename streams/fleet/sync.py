@@ -123,10 +123,10 @@ class FleetSync:
     def _list_devices(self) -> dict[str, tuple[tuple[str, Any], ...] | None]:
         """List every device through the first family that answers; returns each listed device's inline status."""
         memory = self._read(lambda c: api_usage.path_memory(c, _LISTING))
-        context = FamilyContext(uids=self._uids())
         for family in _ordered(DEVICE_FAMILIES, lambda f: f.path, memory):
             try:
-                return self._list_with(family, context)
+                # the uids as of now: a family refused before this one got the client its token, and the token's uid
+                return self._list_with(family, FamilyContext(uids=self._uids()))
             except TuyaApiError as exc:
                 if not is_refusal(exc):
                     raise
@@ -142,8 +142,11 @@ class FleetSync:
         inline: dict[str, tuple[tuple[str, Any], ...] | None] = {}
         pages: Iterator[DevicePage] = family.pages(self._archive, context)
         first: datetime | None = None
+        owners: set[str] = set()  # the uids the pages listed every device of (the per-user family)
         try:
             for page in pages:
+                if page.owner is not None:
+                    owners.add(page.owner)
                 at = _at(page.t, self._clock())
                 if first is None:
                     first = at
@@ -156,7 +159,9 @@ class FleetSync:
             return inline
         self._report.complete = True
         if first is not None:
-            self._report.devices_gone = self._write(lambda c: fleet.mark_gone(c, first, first))
+            # Listed by owner: only the devices of an owner listed can be gone (another's may be refused or unknown)
+            scope = sorted(owners) if owners else None
+            self._report.devices_gone = self._write(lambda c: fleet.mark_gone(c, first, first, owners=scope))
             self._on_progress(self._report)
         return inline
 

@@ -152,14 +152,18 @@ def _listed_facts(connection: Connection, ids: Sequence[str]) -> dict[str, tuple
     return facts
 
 
-def mark_gone(connection: Connection, listed_before: datetime, at: datetime) -> int:
-    """Devices a complete listing no longer shows (synced before, not in this listing): deleted as of ``at``."""
-    gone = connection.execute(
-        update(_DEVICES)
-        .where(_DEVICES.c.synced_at < listed_before, _DEVICES.c.deleted_at.is_(None))
-        .values(deleted_at=at)
+def mark_gone(
+    connection: Connection, listed_before: datetime, at: datetime, *, owners: Sequence[str] | None = None
+) -> int:
+    """Devices a complete listing no longer shows (synced before, not in this listing): deleted as of ``at``.
+    ``owners``: the listing was of these uids' devices only, so only theirs can be gone."""
+    gone = update(_DEVICES).where(_DEVICES.c.synced_at < listed_before, _DEVICES.c.deleted_at.is_(None))
+    if owners is None:
+        return connection.execute(gone.values(deleted_at=at)).rowcount
+    return sum(
+        connection.execute(gone.where(_DEVICES.c.owner_uid.in_(chunk)).values(deleted_at=at)).rowcount
+        for chunk in chunks(owners)
     )
-    return gone.rowcount
 
 
 def product_devices(connection: Connection) -> dict[str, str]:

@@ -11,7 +11,7 @@ so signing, pacing and retries are the client's. Must not import the store.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -72,11 +72,13 @@ class CursorRepeated(TuyaApiError):
 
 @dataclass(frozen=True, slots=True)
 class DevicePage:
-    """One answer's devices; ``t`` (ms) is Tuya's time of the answer: the facts on the page are true as of it."""
+    """One answer's devices; ``t`` (ms) is Tuya's time of the answer: the facts on the page are true as of it.
+    ``owner``: the uid whose devices the page lists, all of them (the per-user family); None: the project's."""
 
     devices: list[ListedDevice]
     t: int
     tid: str
+    owner: str | None = None
 
 
 Pager = Callable[[Requester, "FamilyContext"], Iterator[DevicePage]]
@@ -167,7 +169,8 @@ _USER_DEVICES = "/v1.0/users/{uid}/devices"
 
 
 def _user_pages(client: Requester, context: FamilyContext) -> Iterator[DevicePage]:
-    """Every device of each known uid, one answer per uid (no paging). Refused only if every uid is refused."""
+    """Every device of each known uid, one answer per uid (no paging), each page naming its uid. Refused only if
+    every uid is refused."""
     refusal: TuyaApiError | None = None
     answered = False
     for uid in dict.fromkeys(context.uids):
@@ -179,7 +182,7 @@ def _user_pages(client: Requester, context: FamilyContext) -> Iterator[DevicePag
             refusal = refusal or exc
             continue
         answered = True
-        yield _page(answer, answer.result)
+        yield replace(_page(answer, answer.result), owner=uid)
     if not answered:
         raise refusal or TuyaApiError(1106, "no user id known to list devices of", path=_USER_DEVICES)
 

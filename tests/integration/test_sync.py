@@ -192,6 +192,26 @@ def test_each_family_pages_to_the_end(
             assert len(project.calls(family)) == calls
 
 
+def test_a_listing_by_owner_marks_gone_only_devices_of_the_owners_it_listed(
+    tmp_path: Path, small_fleet: EmulatedFleet
+) -> None:
+    refused = {IOT03: 1106, "/v2.0/cloud/thing": 1106, "/v1.0/iot-01": 1106}
+    silent, listed = sorted({device.uid for device in small_fleet.devices if device.uid})[:2]
+    for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused=refused):
+        with project.engine.begin() as connection:
+            rows = [{"uid": user.uid, "updated_at": f.at(0), "data": {}} for user in small_fleet.users]
+            connection.execute(User.__table__.insert(), rows)
+        project.sync(schema=None).run()
+        removed = next(device.device_id for device in small_fleet.devices if device.uid == listed)
+        project.emulator.remove_device(removed)
+        project.emulator.fail_next(code=1106, path_prefix=PER_USER.format(uid=silent))  # not linked this time
+        report = project.sync(schema=None).run()
+        assert (report.family, report.complete, report.devices_gone) == (PER_USER, True, 1)
+        with project.engine.connect() as connection:
+            deleted = set(connection.scalars(select(Device.device_id).where(Device.deleted_at.is_not(None))))
+        assert deleted == {removed}  # the silent owner's devices were not listed, so not judged gone
+
+
 def test_a_refused_family_is_remembered_and_not_asked_again(tmp_path: Path, small_fleet: EmulatedFleet) -> None:
     for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused={IOT03: 1106}):
         first = project.sync().run()

@@ -271,6 +271,7 @@ def test_user_device_pages_ask_once_for_each_distinct_uid_in_order():
     client = ScriptedRequester(answer(items(0, 2), 0), answer(items(2, 1), 1))
     pages = list(family(USER_DEVICES).pages(client, FamilyContext(uids=("u1", "u2", "u1"))))
     assert ids(pages) == [[device_id(0), device_id(1)], [device_id(2)]]
+    assert [page.owner for page in pages] == ["u1", "u2"]  # each page lists every device of its uid
     assert client.calls == [
         ("GET", "/v1.0/users/u1/devices", {"from": "home"}),
         ("GET", "/v1.0/users/u2/devices", {"from": "home"}),
@@ -286,7 +287,7 @@ def test_user_device_pages_quote_uid_in_path():
 def test_user_device_pages_skip_refused_uid():
     client = ScriptedRequester(refusal(1106), answer(items(0, 1), 1), refusal(28841105))
     pages = list(family(USER_DEVICES).pages(client, FamilyContext(uids=("u1", "u2", "u3"))))
-    assert ids(pages) == [[device_id(0)]]
+    assert ids(pages) == [[device_id(0)]] and pages[0].owner == "u2"
     assert [path for _method, path, _params in client.calls] == [
         "/v1.0/users/u1/devices",
         "/v1.0/users/u2/devices",
