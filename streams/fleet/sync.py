@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
-from models.tables import User
+from models.tables import ApiPath
 from streams.clock import utcnow
 from streams.fleet.metering import MeteredArchive, QuotaReached
 from streams.fleet.report import Refusal, SyncReport
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _LISTING, _SPECS, _DETAILS, _USERS = "device_list", "specification", "device_detail", "users"
-_USERS_OVERLAP = timedelta(days=1)  # users created just before the last walk may have been listed late
+_USERS_OVERLAP = timedelta(days=1)  # our clock against Tuya's creation times
 
 
 def _at(t_ms: int, fallback: datetime) -> datetime:
@@ -256,7 +256,7 @@ class FleetSync:
         if not self._schema:
             return
         path = USERS_PATH.format(schema=self._schema)
-        since = self._read(_users_synced_since)
+        since = self._read(lambda c: _users_walked_since(c, path))
         now = self._clock()
         try:
             for page in user_pages(self._archive, self._schema, until=now, since=since):
@@ -292,11 +292,12 @@ class FleetSync:
                 self._on_progress(self._report)
 
 
-def _users_synced_since(connection: Connection) -> datetime | None:
-    """Where the walk back through the users may stop: a day before the newest user listed so far (None: never)."""
-    table = User.__table__
-    newest = connection.scalar(select(func.max(table.c.registered_at)).where(table.c.synced_at.is_not(None)))
-    if newest is None:
-        return None
-    newest = newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest
-    return newest - _USERS_OVERLAP
+def _users_walked_since(connection: Connection, path: str) -> datetime | None:
+    """Where the walk back through the users may stop: a day before the last walk that reached its end began (it
+    listed every user created before). None when none did: a walk cut short (the quota, an error, a crash) listed
+    only the newest users, so the next one walks back to the app's first sign-up again."""
+    table = ApiPath.__table__
+    walked = connection.scalar(
+        select(table.c.checked_at).where(table.c.purpose == _USERS, table.c.path == path, table.c.status == "ok")
+    )
+    return None if walked is None else walked - _USERS_OVERLAP

@@ -21,6 +21,7 @@ from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.store.settle import settle_all
 from streams.store.sql import ArchiveStore
+from streams.tuya.api_errors import TuyaApiError
 from streams.tuya.decoder import Decoded
 from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
 from streams.tuya.emulator import Emulator
@@ -355,6 +356,17 @@ def test_app_users_are_walked_back_in_30_day_windows(sqlite_project: Project) ->
     assert project.count(User) == 30 and len(windows) >= 2
     again = project.sync().run()
     assert (again.users_new, again.users_changed, project.count(User)) == (0, 0, 30)
+
+
+def test_a_walk_through_the_users_cut_short_is_walked_again_to_the_first_sign_up(sqlite_project: Project) -> None:
+    project = sqlite_project
+    project.emulator.delay_next(1, 0.0, path_prefix="/v2.0/apps/")  # the newest window answers
+    project.emulator.fail_next(code=1109, msg="param is illegal", path_prefix="/v2.0/apps/")  # the next one fails
+    with pytest.raises(TuyaApiError):
+        project.sync().run()
+    assert 0 < project.count(User) < 30
+    project.sync().run()
+    assert project.count(User) == 30
 
 
 def test_a_wrong_app_schema_is_explained_not_fatal(sqlite_project: Project) -> None:
