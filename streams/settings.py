@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.durations import parse_duration
 from streams.errors import ConfigError
 
-__all__ = ["OPENAPI_URLS", "PULSAR_URLS", "Settings", "load_settings"]
+__all__ = ["OPENAPI_URLS", "PULSAR_URLS", "Settings", "check_access_key", "load_settings"]
 
 MIN_KEEP_MESSAGES_S = 86_400.0
 
@@ -44,6 +44,18 @@ OPENAPI_URLS: dict[str, str] = {
     "in": "https://openapi.tuyain.com",
     "sg": "https://openapi-sg.iotbing.com",
 }
+
+
+def check_access_key(key: str) -> str:
+    """``key`` if it can be the Access Secret of a cloud project (its value is never put in the error).
+
+    Raises:
+        ValueError: it cannot.
+    """
+    # SPEC.md §2.3: the AES key is accessKey[8:24], so a usable key has at least 24 characters (Tuya's are 32).
+    if len(key) != 32:
+        raise ValueError("must be the 32-character Access Secret of the cloud project")
+    return key
 
 
 class Settings(BaseSettings):
@@ -119,9 +131,8 @@ class Settings(BaseSettings):
     @field_validator("tuya_access_key")
     @classmethod
     def _key_is_32_chars(cls, value: SecretStr | None) -> SecretStr | None:
-        # SPEC.md §2.3: the AES key is accessKey[8:24], so a usable key has at least 24 characters (Tuya's are 32).
-        if value is not None and len(value.get_secret_value()) != 32:
-            raise ValueError("must be the 32-character Access Secret of the cloud project")
+        if value is not None:
+            check_access_key(value.get_secret_value())
         return value
 
     @field_validator(

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from streams.cli.arguments import port
 from streams.settings import Settings
 from streams.tuya.api_errors import TUYA_ERRORS
 from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
@@ -69,7 +70,7 @@ def _add_emulate(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the OpenAPI emulator on 127.0.0.1 until Ctrl-C: three sample devices, or a generated "
         "fleet of N devices with its app users (--devices N). Point the worker at it with TUYA_OPENAPI_URL.",
     )
-    emulate.add_argument("--port", type=int, default=0, help="TCP port (default: any free port, printed)")
+    emulate.add_argument("--port", type=port, default=0, help="TCP port (default: any free port, printed)")
     emulate.add_argument(
         "--devices",
         type=_device_count,

@@ -12,7 +12,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.live import Live
@@ -83,21 +83,34 @@ def run_gaps(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def _title(rows: Sequence[Row[Any]]) -> str:
-    open_ = sum(1 for row in rows if row.status in ("open", "backfilling"))
+    open_ = sum(1 for row in rows if row.status != "filled")  # partly filled ones too
     lost = sum((row.ended_at - row.started_at for row in rows), timedelta())
     return f"{len(rows)} gaps ({open_} not filled yet), {format_duration(lost)} in all"
 
 
 def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
+    """The window of --since or --from/--until; a usage error (exit 2) before any call when it is not one."""
+    if args.until and not args.start:
+        _usage("--until ends a --from window (--since runs until now, a --gap has its own)")
     try:
         if args.since:
-            return parse_moment(args.since, now), now
-        return parse_moment(args.start, now), parse_moment(args.until, now) if args.until else now
+            start, end = parse_moment(args.since, now), now
+        else:
+            start, end = parse_moment(args.start, now), parse_moment(args.until, now) if args.until else now
     except ValueError as exc:
-        raise SystemExit(f"tuya-archiver backfill: {exc}") from None
+        _usage(str(exc))
+    if start >= end:
+        _usage(f"the window's start ({start:%Y-%m-%d %H:%M:%S}) must be before its end ({end:%Y-%m-%d %H:%M:%S} UTC)")
+    return start, end
+
+
+def _usage(message: str) -> NoReturn:
+    print(f"tuya-archiver backfill: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    window = _window(args, datetime.now(UTC)) if args.gap is None else None
     settings.require("tuya_access_id", "tuya_access_key")
     client = OpenApiClient.from_settings(settings)
     engine = wiring.archive_engine(settings)
@@ -105,7 +118,7 @@ def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with client, _live(console) as show:
             job = wiring.backfill_job(settings, engine, client, on_progress=show)
-            gap_id = args.gap if args.gap is not None else job.request(*_window(args, datetime.now(UTC)))
+            gap_id = job.request(*window) if window is not None else args.gap
             report = job.fill(gap_id, args.device)
     except LookupError as exc:
         print(f"tuya-archiver backfill: {exc.args[0]}", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import msgspec
 
 from models.records import DeadLetter, PulsarMessage
-from streams.settings import Settings
+from streams.settings import Settings, check_access_key
 from streams.tuya.decoder import MessageDecoder
 from streams.tuya.envelope import parse_websocket_frame
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="decode Tuya messages from stdin into JSON records",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    parser.add_argument("--access-key", help="the project's Access Secret (default: TUYA_ACCESS_KEY)")
+    parser.add_argument("--access-key", type=_access_key, help="the project's Access Secret (default: TUYA_ACCESS_KEY)")
     parser.add_argument(
         "--em",
         choices=["aes_ecb", "aes_gcm"],
@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--topic", default="stdin", help="topic recorded for the messages (default: stdin)")
     parser.set_defaults(handler=run)
+
+
+def _access_key(text: str) -> str:
+    try:
+        return check_access_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

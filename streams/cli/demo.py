@@ -56,6 +56,17 @@ def _outage_seconds(text: str) -> float:
     return value
 
 
+def _database_url(text: str) -> str:
+    """``--db``: a database URL, whose SQLite file's folder exists (the demo writes its log beside it)."""
+    try:
+        path = sqlite_path(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("DATABASE_URL: ")) from None
+    if path is not None and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {path.parent} does not exist")
+    return text
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -77,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--db",
+        type=_database_url,
         default="sqlite:///demo.db",
         metavar="URL",
         help="the archive, replaced if it is an SQLite file (default sqlite:///demo.db)",
@@ -124,10 +136,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _log_path(database_url: str) -> Path:
-    try:
-        path = sqlite_path(database_url)
-    except ConfigError:
-        path = None  # not a database URL: the demo stops on it with a message naming it
+    path = sqlite_path(database_url)  # --db was checked
     return path.with_suffix(".log") if path is not None else Path("tuya-archiver-demo.log")
 
 

@@ -12,6 +12,7 @@ import logging
 import sys
 from datetime import timedelta
 
+from streams.cli.arguments import port
 from streams.errors import DatabaseUnavailable
 from streams.settings import Settings
 from streams.web.operations import RulesSource
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any)")
+    parser.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any)")
     parser.set_defaults(handler=run)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, insert, select
 
-from models.tables import Command, DataPoint, DeviceState, DeviceStatus, Message, StatusMessage
+from models.tables import Command, DataPoint, DeviceState, DeviceStatus, Gap, Message, StatusMessage
 from streams.cli import main
 from streams.store import migrate
 from streams.store.compact import ArchiveInUse, compact
@@ -234,6 +234,34 @@ def test_db_upgrade_then_current(
     assert (status, "the schema matches models/tables.py" in out) == (0, True)
     status, out = run(monkeypatch, capsys, empty, "db", "downgrade", "base")
     assert (status, "base (empty schema)" in out) == (0, True)
+
+
+def test_gaps_counts_a_partly_filled_gap_as_not_filled(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    engine = make_engine(empty)
+    migrate.upgrade(engine)
+    hour = timedelta(hours=1)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = [
+        {"started_at": at, "ended_at": at + hour, "detected_at": at, "status": status, "updated_at": at}
+        for status in ("filled", "partly_filled", "open")
+    ]
+    with engine.begin() as connection:
+        connection.execute(Gap.__table__.insert(), rows)
+    engine.dispose()
+    status, out = run(monkeypatch, capsys, empty, "gaps", "--format", "table")
+    assert status == 0 and "3 gaps (2 not filled yet), 3h in all" in out
+
+
+@pytest.mark.parametrize("argv", [("upgrade", "nosuch"), ("upgrade", "+9"), ("downgrade", "-9")])
+def test_db_to_a_revision_that_is_not_there_says_so_in_a_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str, argv: tuple[str, str]
+) -> None:
+    status, out = run(monkeypatch, capsys, empty, "db", *argv)
+    lines = [line for line in out.splitlines() if not line.startswith("INFO ")]  # Alembic's progress lines
+    assert status == 2 and len(lines) == 1, out
+    assert lines[0].startswith(f"tuya-archiver db {argv[0]}: ") and "tuya-archiver db current" in lines[0]
 
 
 def test_db_compact_gives_back_what_purge_freed_and_moves_an_old_archive_to_16_kib_pages(

@@ -58,3 +58,13 @@ def test_access_key_flag_overrides_environment(run_decode, vectors):
     envelope = vectors["envelopes"][0]
     status, records = run_decode([envelope["websocket_frame_utf8"]], "--access-key", "f" * 32)
     assert status == 1 and records[0]["error_kind"] == "gcm_tag_mismatch"
+
+
+@pytest.mark.parametrize("key", ["short", "k" * 25, "k" * 33])
+def test_an_access_key_flag_that_cannot_be_a_secret_is_a_usage_error_that_does_not_echo_it(monkeypatch, capsys, key):
+    monkeypatch.setattr("sys.stdin", io.StringIO("{}\n"))
+    with pytest.raises(SystemExit) as stopped:
+        main(["decode", "--access-key", key])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert "--access-key: must be the 32-character Access Secret" in err and key not in err

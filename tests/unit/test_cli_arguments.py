@@ -1,0 +1,47 @@
+"""Options that are refused before a command does anything: a usage line naming the option, exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.cli import main
+
+
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as stopped:
+        main(list(argv))
+    assert stopped.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["65536", "99999", "-1", "http"])
+@pytest.mark.parametrize("command", [("serve",), ("emulate-api",)])
+def test_a_port_outside_0_to_65535_is_refused(capsys: pytest.CaptureFixture[str], command: tuple[str], port: str):
+    assert "argument --port: must be" in refused(capsys, *command, "--port", port)
+
+
+def test_a_demo_archive_in_a_folder_that_is_not_there_is_refused(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    err = refused(capsys, "demo", "--db", f"sqlite:///{tmp_path}/nowhere/demo.db")
+    assert f"argument --db: the folder {tmp_path}/nowhere does not exist" in err
+
+
+def test_a_demo_archive_that_is_no_database_url_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]):
+    err = refused(capsys, "demo", "--db", "notaurl")
+    assert "argument --db: not a database URL" in err and "DATABASE_URL" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--from", "2026-12-07T12:00", "--until", "2026-12-07T08:00"), "must be before its end"),
+        (("--since", "3h", "--until", "2026-12-01"), "--until ends a --from window"),
+        (("--since", "yesterday"), "neither a duration"),
+        (("--from", "99999999d"), "before year 1"),
+    ],
+)
+def test_a_backfill_window_that_is_not_one_is_refused_before_any_call(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str
+) -> None:
+    monkeypatch.delenv("TUYA_ACCESS_ID", raising=False)  # it stops before it would need them
+    err = refused(capsys, "backfill", *argv)
+    assert err.startswith("tuya-archiver backfill: ") and message in err
