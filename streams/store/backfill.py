@@ -3,16 +3,16 @@
 Owns every statement on ``gaps``, ``backfill_progress`` and ``consumers``, and how a page of Tuya's device log is
 stored: status values into ``device_status`` and online/offline into ``device_events`` with ``source = 'log'``,
 keyed ``log:<device>:<ms>:<code>`` so that a rerun adds nothing; a value the stream already archived (same device,
-code and time to the millisecond) is skipped; ``device_state`` and ``devices.online`` move only for a newer value.
-The page's checkpoint is written in the same transaction as its rows, so a crash repeats at most one page, which
-these rules absorb. SQLAlchemy Core; volumes of a page.
+code and time to the millisecond; for an online or offline event, the same second) is skipped; ``device_state``
+and ``devices.online`` move only for a newer value. The page's checkpoint is written in the same transaction as
+its rows, so a crash repeats at most one page, which these rules absorb. SQLAlchemy Core; volumes of a page.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -202,12 +202,18 @@ def save_log_page(
     return added
 
 
-def _archived(connection: Connection, device_id: str, column: Any, times: Sequence[datetime]) -> set[tuple[Any, ...]]:
-    """(code or event, time) of the rows the archive already has for the device between these times."""
+def _archived(
+    connection: Connection, device_id: str, column: Any, since: datetime, until: datetime
+) -> set[tuple[Any, ...]]:
+    """(code or event, time) of the rows the archive already has for the device from ``since`` to ``until``."""
     table = column.table
     at = table.c.reported_key if table is _STATUS else table.c.occurred_at
-    query = select(column, at).where(table.c.device_id == device_id, at >= min(times), at <= max(times))
+    query = select(column, at).where(table.c.device_id == device_id, at >= since, at <= until)
     return {(name, moment) for name, moment in connection.execute(query)}
+
+
+def _second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
 
 
 def _key(device_id: str, at: datetime, name: str) -> str:
@@ -217,7 +223,8 @@ def _key(device_id: str, at: datetime, name: str) -> str:
 def _save_values(connection: Connection, device_id: str, values: Sequence[LogValue]) -> int:
     if not values:
         return 0
-    known = _archived(connection, device_id, _STATUS.c.code, [value.at for value in values])
+    times = [value.at for value in values]
+    known = _archived(connection, device_id, _STATUS.c.code, min(times), max(times))
     fresh = {(v.code, v.at): v for v in values if (v.code, v.at) not in known}
     if not fresh:
         return 0
@@ -242,8 +249,11 @@ def _save_values(connection: Connection, device_id: str, values: Sequence[LogVal
 def _save_events(connection: Connection, device_id: str, events: Sequence[LogEvent]) -> int:
     if not events:
         return 0
-    known = _archived(connection, device_id, _EVENTS.c.event, [event.at for event in events])
-    fresh = {(e.event, e.at): e for e in events if (e.event, e.at) not in known}
+    # The stream times an online or offline event by bizData.time, in whole seconds as a rule (SPEC.md §3.5), the
+    # log to the millisecond: the stream's event is the log's of the same kind in the same second.
+    since, until = _second(min(e.at for e in events)), _second(max(e.at for e in events)) + timedelta(seconds=1)
+    known = {(name, _second(at)) for name, at in _archived(connection, device_id, _EVENTS.c.event, since, until)}
+    fresh = {(e.event, e.at): e for e in events if (e.event, _second(e.at)) not in known}
     if not fresh:
         return 0
     rows = [

@@ -184,6 +184,19 @@ def test_online_and_offline_rows_become_device_events_from_the_log(project: Proj
     assert [tuple(event) for event in events] == [("offline", went_off, "log"), ("online", came_back, "log")]
 
 
+def test_an_event_the_stream_timed_in_whole_seconds_is_not_stored_again(project: Project) -> None:
+    device = project.fleet.devices[1].device_id
+    went_off = GAP_START + timedelta(minutes=30)  # a whole second, as the stream's bizData.time gives it
+    ArchiveStore(project.engine).write_batch(
+        [f.device_event(1, "offline", {}, device=device, when=went_off)], [], received_at=went_off
+    )
+    project.emulator.set_online(device, False, at_ms=_ms(went_off) + 347)  # the log's own time: to the millisecond
+    report = project.backfill().fill(project.gap())
+    with project.engine.connect() as connection:
+        events = connection.execute(select(DeviceEvent.event, DeviceEvent.occurred_at, DeviceEvent.source)).all()
+    assert [tuple(event) for event in events] == [("offline", went_off, "stream")] and report.rows_added == 0
+
+
 def test_latest_state_moves_only_for_a_newer_value(sqlite_project: Project) -> None:
     project = sqlite_project
     with project.engine.begin() as connection:  # no values from the sync's API calls: only the stream and the log
