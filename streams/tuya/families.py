@@ -64,10 +64,12 @@ class Requester(Protocol):
 
 
 class CursorRepeated(TuyaApiError):
-    """Tuya handed back a paging cursor it had already given: the listing stops there, incomplete."""
+    """Tuya handed back a paging cursor it had already given, or none while saying more pages follow: the listing
+    stops there, incomplete."""
 
     def __init__(self, path: str, cursor: str) -> None:
-        super().__init__(0, f"paging cursor {cursor!r} came back a second time: the listing is incomplete", path=path)
+        what = f"paging cursor {cursor!r} came back a second time" if cursor else "more pages follow but no cursor"
+        super().__init__(0, f"{what}: the listing is incomplete", path=path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,17 @@ def _rows(items: list[dict[str, Any]], event_id: int | None = None) -> list[LogR
     return rows
 
 
+def _following(path: str, more: bool, key: str | None, cursor: str | None, seen: set[str]) -> str | None:
+    """The cursor of the next page (None: this page is the last). CursorRepeated when more pages follow but the
+    answer gives no cursor, or one already followed: the device's log is not done, and its checkpoint stays."""
+    if not more:
+        return None
+    if not key or key in seen or key == cursor:
+        raise CursorRepeated(path, key or "")
+    seen.add(key)
+    return key
+
+
 def _device_path(template: str, device_id: str) -> str:
     return template.format(device_id=quote(device_id, safe=""))
 
@@ -96,11 +107,7 @@ def _v1_pages(
             params["start_row_key"] = cursor
         answer = client.request("GET", path, params=params)
         result = msgspec.convert(answer.result or {}, type=_V1Result, strict=False)
-        following = result.next_row_key if result.has_next and result.next_row_key else None
-        if following is not None:
-            if following in seen or following == cursor:
-                raise CursorRepeated(_V1, following)
-            seen.add(following)
+        following = _following(_V1, result.has_next, result.next_row_key, cursor, seen)
         yield LogPage(_rows(result.logs), following, answer.t)
         if following is None:
             return
@@ -124,11 +131,7 @@ def _v2_pages(
         answer = client.request("GET", path, params=params)
         result = msgspec.convert(answer.result or {}, type=_V2Result, strict=False)
         more = result.has_more if result.has_more is not None else bool(result.has_next)
-        following = result.last_row_key if more and result.last_row_key else None
-        if following is not None:
-            if following in seen or following == cursor:
-                raise CursorRepeated(_V2, following)
-            seen.add(following)
+        following = _following(_V2, more, result.last_row_key, cursor, seen)
         yield LogPage(_rows(result.logs, LOG_REPORT), following, answer.t)
         if following is None:
             return
