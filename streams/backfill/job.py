@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 TUYA_LOG_RETENTION = timedelta(days=7)
 _PURPOSE = "device_logs"
 _NEEDS = "the device log service of IoT Core"
+#: The log paths that give online and offline rows: refused, a filled gap would lack its online periods.
+_ONLINE_PATHS = frozenset(family.path for family in LOG_FAMILIES if family.online_rows)
 
 
 def _ms(moment: datetime) -> int:
@@ -228,6 +230,8 @@ class _Run:
     def finish(self) -> None:
         report = self.report
         report.calls = self.archive.used
+        for refused in sorted({refusal.path for refusal in report.refused} & _ONLINE_PATHS):
+            report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
         complete = report.devices_done == report.devices and not report.reasons
         report.status = "filled" if complete else "partly_filled"
         reason = "; ".join(report.reasons) or None

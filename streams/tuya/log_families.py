@@ -143,12 +143,17 @@ Pager = Callable[[Requester, str, int, int, Sequence[str], str | None], Iterator
 
 @dataclass(frozen=True, slots=True)
 class LogFamily:
-    """A device-log path family; ``needs_codes``: it answers only for the codes asked (the product's reported)."""
+    """A device-log path family; ``needs_codes``: it answers only for the codes asked (the product's reported);
+    ``online_rows``: it gives the online and offline rows too."""
 
     path: str
     needs_codes: bool
+    online_rows: bool
     pages: Pager = field(repr=False)
 
 
 #: In the order backfill tries them: v1.0 also gives online/offline periods.
-LOG_FAMILIES: tuple[LogFamily, ...] = (LogFamily(_V1, False, _v1_pages), LogFamily(_V2, True, _v2_pages))
+LOG_FAMILIES: tuple[LogFamily, ...] = (
+    LogFamily(_V1, needs_codes=False, online_rows=True, pages=_v1_pages),
+    LogFamily(_V2, needs_codes=True, online_rows=False, pages=_v2_pages),
+)

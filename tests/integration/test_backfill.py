@@ -263,10 +263,11 @@ def test_a_refused_log_family_falls_back_to_the_report_logs(tmp_path: Path, flee
         expected = _feed(project)
         report = project.backfill().fill(project.gap())
         assert (report.status, report.family, report.rows_added) == (
-            "filled",
+            "partly_filled",  # every value, but the report logs have no online or offline rows
             "/v2.0/cloud/thing/{device_id}/report-logs",
             expected,
         )
+        assert report.reasons == ["online and offline periods not read: Tuya refused /v1.0/devices/{device_id}/logs"]
         assert [(r.path, r.code) for r in report.refused] == [("/v1.0/devices/{device_id}/logs", 1106)]
         with project.engine.connect() as connection:
             query = select(ApiPath.path, ApiPath.status).where(ApiPath.purpose == "device_logs")
