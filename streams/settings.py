@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,16 @@ OPENAPI_URLS: dict[str, str] = {
     "in": "https://openapi.tuyain.com",
     "sg": "https://openapi-sg.iotbing.com",
 }
+
+
+def _url(value: str | None, schemes: tuple[str, ...], example: str) -> str | None:
+    """``value`` if it is a URL of one of ``schemes`` with a host (None: not set, the region's is used)."""
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"must be a {' or '.join(f'{scheme}://' for scheme in schemes)} URL, e.g. {example}")
+    return value
 
 
 def check_access_key(key: str) -> str:
@@ -174,6 +185,16 @@ class Settings(BaseSettings):
         if any(not 0x21 <= ord(char) <= 0x7E for char in text):
             raise ValueError("must be printable ASCII without spaces (it travels in an HTTP header)")
         return value
+
+    @field_validator("tuya_openapi_url")
+    @classmethod
+    def _openapi_url_is_http(cls, value: str | None) -> str | None:
+        return _url(value, ("http", "https"), OPENAPI_URLS["eu"])
+
+    @field_validator("tuya_pulsar_url")
+    @classmethod
+    def _pulsar_url_is_pulsar(cls, value: str | None) -> str | None:
+        return _url(value, ("pulsar", "pulsar+ssl"), PULSAR_URLS["eu"])
 
     @field_validator("tuya_access_id")
     @classmethod

@@ -69,7 +69,8 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
         engine.dispose()
     for line in report.summary_lines():
         print(line)
-    failed = report.stopped is not None or (not args.device and report.family is None)
+    # --device: each device asked for must have been read; a full sync: some device-list family must have answered
+    failed = report.stopped is not None or (bool(report.problems) if args.device else report.family is None)
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from models.records import StatusReported
 from models.tables import ApiPath, ApiUsage, DataPoint, Device, DeviceState, DeviceStatus, User
+from streams.cli import main
 from streams.fleet.sync import FleetSync
 from streams.store import migrate
 from streams.store.engine import make_engine
@@ -373,6 +374,19 @@ def test_a_wrong_app_schema_is_explained_not_fatal(sqlite_project: Project) -> N
     report = sqlite_project.sync(schema="notmyapp").run()
     assert report.complete and [(r.path, r.code) for r in report.refused] == [("/v2.0/apps/notmyapp/users", 1106)]
     assert "TUYA_APP_SCHEMA 'notmyapp'" in str(report.refused[0])
+
+
+def test_sync_of_a_device_tuya_does_not_know_exits_1_naming_it(
+    sqlite_project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", str(sqlite_project.engine.url))
+    monkeypatch.setenv("TUYA_OPENAPI_URL", sqlite_project.emulator.url)
+    monkeypatch.setenv("TUYA_ACCESS_ID", ACCESS_ID)
+    monkeypatch.setenv("TUYA_ACCESS_KEY", ACCESS_KEY)
+    known = sqlite_project.fleet.devices[0].device_id
+    assert main(["sync", "--device", known]) == 0
+    assert main(["sync", "--device", known, "--device", "bfnosuchdevice0000000"]) == 1
+    assert "problem: device bfnosuchdevice0000000:" in capsys.readouterr().out
 
 
 def test_syncing_one_device_fetches_its_details_and_its_products_specification(sqlite_project: Project) -> None:

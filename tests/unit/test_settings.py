@@ -55,6 +55,10 @@ def test_missing_region_names_the_variable():
         ("TUYA_ACCESS_KEY", "short"),
         ("KEEP_MESSAGES", "3h"),
         ("KEEP_MESSAGES", "a week"),
+        ("TUYA_OPENAPI_URL", "notaurl"),
+        ("TUYA_OPENAPI_URL", "pulsar+ssl://mqe.tuyaeu.com:7285/"),
+        ("TUYA_PULSAR_URL", "https://openapi.tuyaeu.com"),
+        ("TUYA_PULSAR_URL", "pulsar+ssl://"),
     ],
 )
 def test_malformed_setting_stops_cli_with_one_line_naming_it(monkeypatch, capsys, variable, value):
