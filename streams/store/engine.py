@@ -196,9 +196,14 @@ def ensure_at_head(engine: Engine) -> None:
     """Check that the database's schema is at the newest migration.
 
     Raises:
-        ConfigError: the database is at another revision (or empty); the message says to run ``db upgrade``.
+        ConfigError: the database is at another revision (or empty, or an SQLite file that is not there, which
+            is not made); the message says to run ``db upgrade``.
         DatabaseUnavailable: the database cannot be reached.
     """
+    database = engine.url.database or ""
+    in_a_file = database not in ("", ":memory:") and not database.startswith("file:")
+    if engine.dialect.name == "sqlite" and in_a_file and not Path(database).exists():
+        raise ConfigError(f"DATABASE_URL: there is no archive at {database}: run `tuya-archiver db upgrade` to make one")
     with unavailable_on_failure("checking the schema revision"), engine.connect() as connection:
         current = current_revision(connection)
     head = head_revision()

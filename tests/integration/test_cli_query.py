@@ -221,6 +221,16 @@ def test_query_commands_on_an_empty_database_say_to_upgrade(
     assert "run `tuya-archiver db upgrade`" in out
 
 
+@pytest.mark.parametrize("command", [("devices",), ("history", A), ("gaps",), ("purge", "--older-than", "30d")])
+def test_a_command_on_an_archive_file_that_is_not_there_says_so_and_makes_none(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo.db"
+    status, out = run(monkeypatch, capsys, f"sqlite:///{missing}", *command)
+    assert (status, missing.exists()) == (2, False)
+    assert f"DATABASE_URL: there is no archive at {missing}: run `tuya-archiver db upgrade`" in out
+
+
 def test_db_upgrade_then_current(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
 ) -> None:
