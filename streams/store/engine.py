@@ -203,7 +203,9 @@ def ensure_at_head(engine: Engine) -> None:
     database = engine.url.database or ""
     in_a_file = database not in ("", ":memory:") and not database.startswith("file:")
     if engine.dialect.name == "sqlite" and in_a_file and not Path(database).exists():
-        raise ConfigError(f"DATABASE_URL: there is no archive at {database}: run `tuya-archiver db upgrade` to make one")
+        raise ConfigError(
+            f"DATABASE_URL: there is no archive at {database}: run `tuya-archiver db upgrade` to make one"
+        )
     with unavailable_on_failure("checking the schema revision"), engine.connect() as connection:
         current = current_revision(connection)
     head = head_revision()
