@@ -140,9 +140,13 @@ def _one_device(args: argparse.Namespace, engine: Engine) -> int:
         rows = latest_values(connection, device_id)
     name = rows[0].device_name if rows else None
     table = [Cell("code", 2), Cell("value", 4, unit=5), Cell("time", 6), Cell("from", 7)]
-    title = f"{name or device_id} ({device_id}): latest value of {len(rows)} codes"
+    title = f"{_label(name, device_id)}: latest value of {len(rows)} codes"
     emit(args.format, LATEST_COLUMNS, rows, title=title, table=table)
     return 0
+
+
+def _label(name: str | None, device_id: str) -> str:
+    return f"{name} ({device_id})" if name else device_id
 
 
 def _history_query(args: argparse.Namespace, device_id: str, now: datetime) -> HistoryQuery:
@@ -162,7 +166,7 @@ def run_history(args: argparse.Namespace, engine: Engine) -> int:
         device_id = find_device(connection, args.device)
         rows = status_history_rows(connection, _history_query(args, device_id, datetime.now(UTC)))
     name = rows[0].device_name if rows else None
-    title = f"{name or device_id} ({device_id}): {len(rows)} values"
+    title = f"{_label(name, device_id)}: {len(rows)} values"
     table = [Cell("time", 0), Cell("code", 3), Cell("value", 5, unit=6)]
     emit(args.format, HISTORY_COLUMNS, rows, title=title, table=table)
     return 0

@@ -169,6 +169,9 @@ def test_history_as_a_table(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     assert "cur_power" in out
     assert "9.5 W" in out  # 95 reported, in W×10
     assert "yes" in out  # switch_1 = true
+    status, out = run(monkeypatch, capsys, seeded, "history", A, "--code", "nosuch", "--format", "table")
+    title = " ".join(out.split())  # rich may wrap the title
+    assert status == 0 and f"{A}: 0 values" in title and f"({A})" not in title  # no value, no name: the id once
 
 
 def test_history_as_json_carries_the_raw_and_the_scaled_value(
