@@ -50,6 +50,8 @@ class RunSummary:
     dead_letters: int
     batches: int
     seconds: float
+    #: A bounded run ended because the broker could not be reached for its idle timeout.
+    unreachable: bool = False
 
 
 class Runner:
@@ -77,6 +79,8 @@ class Runner:
         self._stopping = False
         self._received = self._stored = self._dead = self._batches = 0
         self._taken = 0  # messages handed on to be committed (the bound of ``max_messages``)
+        self._patience: float | None = None  # a bounded run's idle timeout: how long to try to reach the broker
+        self._unreachable = False
 
     def stop(self, *_: object) -> None:
         """Stop intake; the batch in hand is still committed and acknowledged. Safe to call from a signal handler."""
@@ -85,8 +89,10 @@ class Runner:
         self._stopping = True
 
     def run(self, max_messages: int | None = None, idle_timeout: float | None = None) -> RunSummary:
-        """Consume until stopped, or until ``max_messages`` were handled, or nothing came for ``idle_timeout`` s."""
+        """Consume until stopped, or until ``max_messages`` were handled, or nothing came for ``idle_timeout`` s
+        (the broker unreachable for that long included)."""
         started = self._clock()
+        self._patience = idle_timeout
         self._connect(reason="start")
         last_arrival = watched_since = self._clock()
         try:
@@ -118,7 +124,9 @@ class Runner:
             self._finish()
         finally:
             self._source.close()
-        summary = RunSummary(self._received, self._stored, self._dead, self._batches, self._clock() - started)
+        summary = RunSummary(
+            self._received, self._stored, self._dead, self._batches, self._clock() - started, self._unreachable
+        )
         log.info(
             "stopped received=%d stored=%d dead_letters=%d batches=%d seconds=%.1f",
             summary.received, summary.stored, summary.dead_letters, summary.batches, summary.seconds,
@@ -146,7 +154,10 @@ class Runner:
         """After the loop, before the source closes: nothing to do when every batch was committed in turn."""
 
     def _connect(self, *, reason: str) -> None:
+        """Connect, retrying with backoff until it works, the run is stopped, or a bounded run's idle timeout passed
+        without a broker (the run then ends as stopped)."""
         backoff = Backoff()
+        since = self._clock()
         while True:
             try:
                 self._source.connect()
@@ -155,7 +166,13 @@ class Runner:
             except Exception as exc:
                 if self._stopping:
                     return
+                if self._patience is not None and self._clock() - since >= self._patience:
+                    log.warning("cannot reach the broker (%s) for %.0f s: ending the bounded run", exc, self._patience)
+                    self._stopping = self._unreachable = True
+                    return
                 delay = backoff.next_delay()
+                if self._patience is not None:  # a bounded run: a last try when its idle timeout is up
+                    delay = min(delay, since + self._patience - self._clock())
                 log.warning("cannot reach the broker (%s): retrying in %.0f s", exc, delay)
                 self._sleep(delay)
 

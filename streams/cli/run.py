@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import signal
+import sys
 
 from streams import wiring
 from streams.heap import settle_heap
@@ -64,7 +65,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             watcher.start()
             stack.callback(watcher.close)
             settle_heap()
-            runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
+            summary = runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
     finally:
         engine.dispose()
+    if summary.unreachable:
+        print(f"tuya-archiver run: the broker could not be reached for {args.idle_timeout:g} s", file=sys.stderr)
+        return 1
     return 0

@@ -180,6 +180,38 @@ def test_idle_timeout_ends_a_bounded_run(vectors):
     assert clock.now == pytest.approx(2.0)
 
 
+def test_a_bounded_run_ends_when_the_broker_stays_unreachable_for_its_idle_timeout(vectors):
+    log: list = []
+    clock = FakeClock()
+
+    class DownSource(ScriptedSource):
+        def connect(self) -> None:
+            raise ConnectionError("broker unreachable")
+
+    summary = _runner(vectors, DownSource([], log), ScriptedStore(log), clock).run(idle_timeout=5.0)
+    assert (summary.unreachable, summary.received) == (True, 0)
+    assert clock.sleeps == [1.0, 2.0, 2.0]  # the last try when the 5 s are up
+
+
+def test_an_unbounded_run_keeps_trying_to_reach_the_broker(vectors):
+    log: list = []
+    clock = FakeClock()
+    attempts = {"n": 0}
+
+    class LateSource(ScriptedSource):
+        def connect(self) -> None:
+            attempts["n"] += 1
+            if attempts["n"] <= 8:
+                raise ConnectionError("broker unreachable")
+            super().connect()
+
+    summary = _runner(vectors, LateSource([[_received(vectors, 0, "1:0:0:-1")]], log), ScriptedStore(log), clock).run(
+        max_messages=1
+    )
+    assert (summary.unreachable, summary.received) == (False, 1)
+    assert clock.sleeps == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
 def test_watchdog_reconnects_after_idle_reconnect_seconds(vectors):
     log: list = []
     clock = FakeClock()
