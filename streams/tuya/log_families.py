@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
 
+from streams.tuya.api_errors import TuyaApiError
 from streams.tuya.families import CursorRepeated, Requester
+from streams.tuya.results import ApiAnswer
 
 __all__ = [
     "LOG_FAMILIES",
@@ -66,6 +68,9 @@ class _V2Result(msgspec.Struct):
     last_row_key: str | None = None
 
 
+_Result = TypeVar("_Result", _V1Result, _V2Result)
+
+
 def _rows(items: list[dict[str, Any]], event_id: int | None = None) -> list[LogRow]:
     rows = []
     for item in items:
@@ -75,6 +80,14 @@ def _rows(items: list[dict[str, Any]], event_id: int | None = None) -> list[LogR
             continue  # a row without a time cannot be placed: skipped, as Tuya adds row kinds we do not keep
         rows.append(msgspec.structs.replace(row, event_id=event_id) if event_id is not None else row)
     return rows
+
+
+def _result(answer: ApiAnswer, shape: type[_Result], path: str) -> _Result:
+    """The answer's result in ``shape``; TuyaApiError (code 0, so not a refusal) when it has another."""
+    try:
+        return msgspec.convert(answer.result or {}, type=shape, strict=False)
+    except msgspec.ValidationError as exc:
+        raise TuyaApiError(0, f"unexpected device log shape: {exc}", answer.tid, path=path) from None
 
 
 def _following(path: str, more: bool, key: str | None, cursor: str | None, seen: set[str]) -> str | None:
@@ -106,7 +119,7 @@ def _v1_pages(
         if cursor:
             params["start_row_key"] = cursor
         answer = client.request("GET", path, params=params)
-        result = msgspec.convert(answer.result or {}, type=_V1Result, strict=False)
+        result = _result(answer, _V1Result, path)
         following = _following(_V1, result.has_next, result.next_row_key, cursor, seen)
         yield LogPage(_rows(result.logs), following, answer.t)
         if following is None:
@@ -129,7 +142,7 @@ def _v2_pages(
         if cursor:
             params["last_row_key"] = cursor
         answer = client.request("GET", path, params=params)
-        result = msgspec.convert(answer.result or {}, type=_V2Result, strict=False)
+        result = _result(answer, _V2Result, path)
         more = result.has_more if result.has_more is not None else bool(result.has_next)
         following = _following(_V2, more, result.last_row_key, cursor, seen)
         yield LogPage(_rows(result.logs, LOG_REPORT), following, answer.t)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from streams.tuya.api_errors import TuyaApiError
 from streams.tuya.families import CursorRepeated
 from streams.tuya.log_families import LOG_FAMILIES, LOG_OFFLINE, LogFamily, LogPage
 from tests.unit.tuya.test_families import ScriptedRequester, answer
@@ -84,3 +85,11 @@ def test_v2_reads_the_deprecated_has_next_when_has_more_is_absent():
 def test_v2_without_codes_asks_nothing():
     client = ScriptedRequester()
     assert list(family(V2).pages(client, DEVICE, START, END, [], None)) == [] and client.calls == []
+
+
+@pytest.mark.parametrize("path", [V1, V2])
+def test_an_answer_of_another_shape_is_an_api_error_not_a_crash(path: str):
+    client = ScriptedRequester(answer({"logs": "not a list"}))
+    with pytest.raises(TuyaApiError, match="unexpected device log shape") as raised:
+        pages(path, client)
+    assert not isinstance(raised.value, CursorRepeated) and raised.value.code == 0
