@@ -139,6 +139,11 @@ class _Run:
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
+        for device_id in sorted(set(only) - set(devices)):
+            self.report.reasons.append(
+                f"device {device_id}: not in the archive, or deleted before the window (`tuya-archiver sync --device` "
+                "adds it)"
+            )
         remaining = [device for device in devices if not (done.get(device) and done[device].done)]
         self.report.devices = len(devices)
         self.report.devices_done = len(devices) - len(remaining)

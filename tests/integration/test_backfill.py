@@ -173,6 +173,18 @@ def test_values_the_stream_archived_are_not_stored_again(project: Project) -> No
     assert [row.source for row in mine if row.reported_at == at] == ["stream"]
 
 
+def test_a_device_the_archive_does_not_know_leaves_the_gap_partly_filled_naming_it(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project, range(0, 10))
+    known = project.fleet.devices[0].device_id
+    report = project.backfill().fill(project.gap(), [known, "bfnosuchdevice0000000"])
+    assert (report.status, report.devices, report.devices_done) == ("partly_filled", 1, 1)
+    assert report.reasons == [
+        "device bfnosuchdevice0000000: not in the archive, or deleted before the window "
+        "(`tuya-archiver sync --device` adds it)"
+    ]
+
+
 def test_online_and_offline_rows_become_device_events_from_the_log(project: Project) -> None:
     device = project.fleet.devices[1].device_id
     went_off, came_back = GAP_START + timedelta(minutes=30), GAP_START + timedelta(minutes=90)
