@@ -2,8 +2,8 @@
 
 Owns the template environment, the load-time check and rendering. A string that is exactly one ``{{ expression }}``
 keeps the expression's native type (``value: "{{ trigger.value }}"`` sends an int, ``"{{ not trigger.value }}"`` a
-bool); any other string containing ``{{`` or ``{%`` renders to text. Undefined names and attributes are errors, never
-silently empty. Pure: imports no I/O library.
+bool) as JSON holds it (``"{{ trigger.time }}"`` gives ISO text); any other string containing ``{{`` or ``{%``
+renders to text. Undefined names and attributes are errors, never silently empty. Pure: imports no I/O library.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+import msgspec
 from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -83,7 +84,12 @@ def _expression(text: str, source: str) -> Callable[[Mapping[str, Any]], Any]:
         result = _guarded(text, lambda: expression(**context))
         if isinstance(result, Undefined):
             _guarded(text, lambda: str(result))  # StrictUndefined raises its own message on use
-        return result
+        try:  # what the outbox stores as JSON: a time as ISO text; a generator (`|map`) or an object cannot be
+            return msgspec.to_builtins(result)
+        except TypeError:
+            raise TemplateRenderError(
+                f"template {text!r}: gives a {type(result).__name__}, not a JSON value (add |list or |string)"
+            ) from None
 
     return evaluate
 

@@ -87,6 +87,31 @@ def test_webhook_body_templates_render_to_text():
     )
 
 
+def test_a_time_from_a_template_is_iso_text_the_outbox_can_store():
+    loop = EngineLoop(
+        make_rules("""
+        - id: stamped
+          triggers: [{trigger: state, device: plug, code: switch_1}]
+          actions: [{action: webhook, url: "http://127.0.0.1:9000/at", json: {at: "{{ trigger.time }}"}}]
+        """)
+    )
+    (fired,) = loop.feed(status(PLUG, "switch_1", True, at(0)))
+    assert fired.effect.body == {"at": at(0).isoformat().replace("+00:00", "Z")}
+    json.dumps(fired.effect.body)  # what the commands row's JSON column does: a datetime here stopped the worker
+
+
+def test_a_template_that_gives_no_json_value_fails_at_fire_time_instead_of_the_commit():
+    loop = EngineLoop(
+        make_rules("""
+        - id: lazy
+          triggers: [{trigger: state, device: plug, code: switch_1}]
+          actions: [{action: webhook, url: "http://127.0.0.1:9000/x", json: {codes: "{{ [1, 2] | map('string') }}"}}]
+        """)
+    )
+    (fired,) = loop.feed(status(PLUG, "switch_1", True, at(0)))
+    assert isinstance(fired.effect, TemplateFailed) and "not a JSON value (add |list" in fired.effect.error
+
+
 def test_a_template_failing_at_fire_time_gives_template_failed_and_no_command():
     loop = EngineLoop(
         make_rules("""
