@@ -97,9 +97,8 @@ class RulesReactor:
         self._rules = rules
         self._catalog = catalog or Catalog
         self._named = referenced_devices(rules)
-        self._watches_silence = any(
-            isinstance(trigger, DeviceSilentTrigger) for rule in rules.rules for trigger in rule.triggers
-        )
+        silences = [t.for_ for rule in rules.rules for t in rule.triggers if isinstance(t, DeviceSilentTrigger)]
+        self._shortest_silence = min(silences, default=None)  # None: no rule watches for silent devices
         self._warned: set[tuple[str, str, str]] = set()
         self.fired = 0
 
@@ -134,10 +133,13 @@ class RulesReactor:
 
     def _tick(self, connection: Connection, now: datetime) -> None:
         state = sql.rule_states(connection)
-        if not state and not self._watches_silence:
+        quiet = self._shortest_silence
+        if not state and quiet is None:
             return
-        latest, _ = sql.latest_values(connection, self._named | {device for _, device in state if device})
-        seen = sql.last_seen(connection) if self._watches_silence else {}
+        seen = sql.last_seen(connection) if quiet is not None else {}
+        # the devices silent long enough to fire: a condition reads the silent device's own latest values
+        silent = {device for device, last in seen.items() if quiet is not None and last.last_seen_at + quiet <= now}
+        latest, _ = sql.latest_values(connection, self._named | {device for _, device in state if device} | silent)
         self._save(connection, tick(self._rules, state, latest, seen, now, points=self._catalog().point), now)
 
     def _save(self, connection: Connection, evaluation: Evaluation, now: datetime) -> None:

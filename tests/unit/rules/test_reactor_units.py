@@ -12,17 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from models.records import DecodedMessage
-from models.tables import Command
+from models.tables import Command, Device, DeviceState
 from streams.fleet.catalog import Catalog
 from streams.outbox.reactor import RulesReactor
 from streams.store.engine import make_engine
 from streams.store.migrate import upgrade
 from streams.tuya.decoder import Decoded
-from tests.unit.rules.builders import SENSOR, SENSOR_PRODUCT, T0, catalog, make_rules, point, status
+from tests.unit.rules.builders import PLUG, PLUG_PRODUCT, SENSOR, SENSOR_PRODUCT, T0, catalog, make_rules, point, status
 
 RULES = make_rules("""
 - id: hot
@@ -94,3 +94,28 @@ def test_the_catalog_is_read_per_batch_so_a_sync_takes_effect_at_the_next(archiv
     assert _commands(archive) == []  # 30.0 °C is not above 30 °C
     _react(archive, reactor, _report(3, 301))
     assert _commands(archive) == ["hot:m3:0"]
+
+
+def test_a_silent_device_of_a_product_rule_is_checked_against_its_own_latest_values(archive):
+    rules = make_rules(f"""
+    - id: silent_while_on
+      triggers: [{{trigger: device_silent, product: {PLUG_PRODUCT}, for: 1h}}]
+      conditions: [{{condition: state, code: switch_1, state: true}}]
+      actions: [{{action: log, message: "silent while on"}}]
+    """)
+    with archive.begin() as connection:
+        connection.execute(
+            insert(Device.__table__).values(
+                device_id=PLUG, product_key=PLUG_PRODUCT, first_seen_at=T0, last_seen_at=T0, report_count=1
+            )
+        )
+        connection.execute(
+            insert(DeviceState.__table__).values(
+                device_id=PLUG, code="switch_1", value=True, reported_at=T0, message_id="m0", source="stream"
+            )
+        )
+    hook = RulesReactor(rules).on_tick(T0 + timedelta(minutes=61))
+    assert hook is not None
+    with archive.begin() as connection:
+        hook(connection)
+    assert _commands(archive) == [f"silent_while_on:silent:{PLUG}:{int(T0.timestamp() * 1000)}:0"]
