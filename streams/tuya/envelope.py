@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -28,6 +28,8 @@ _encode = msgspec.json.Encoder()
 # SPEC.md §2.2: anything but "aes_gcm", absence included, is ECB in every official SDK.
 GCM = "aes_gcm"
 ECB = "aes_ecb"
+#: Tuya's protocols are small numbers (SPEC.md §3.1); the messages row keeps one in a 32-bit integer.
+PROTOCOL_BELOW = 2**31
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -46,7 +48,7 @@ class _Standard(msgspec.Struct, forbid_unknown_fields=True):
     and type-checks it in C; anything else (an extra, missing or mistyped field) takes the general path."""
 
     data: str
-    protocol: int
+    protocol: Annotated[int, msgspec.Meta(ge=0, lt=PROTOCOL_BELOW)]
     pv: str
     t: int
     sign: str
@@ -131,6 +133,8 @@ def _checked_fields(fields: Any) -> tuple[str, int, int, str]:
             raise EnvelopeError("envelope has no string field 'data'", kind="bad_envelope")
     if type(protocol) is not int:
         raise EnvelopeError("envelope has no integer field 'protocol'", kind="bad_envelope")
+    if not 0 <= protocol < PROTOCOL_BELOW:  # the messages row's protocol is a 32-bit integer on both databases
+        raise EnvelopeError(f"envelope field 'protocol' is no protocol number: {protocol}", kind="bad_envelope")
     if type(t) is not int:
         raise EnvelopeError("envelope field 't' is not an integer", kind="bad_envelope")
     return data, protocol, t, sign if type(sign) is str else ""

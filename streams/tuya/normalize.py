@@ -156,6 +156,11 @@ def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms
     ]
 
 
+def _text(value: Any) -> str | None:
+    """An id field that is text (``productKey``, ``dataId``); another type is garbage, kept only in the payload."""
+    return value if type(value) is str and value else None
+
+
 def _required_device_id(payload: dict[str, Any]) -> str:
     device_id = device_id_of(payload)
     if device_id is None:
@@ -169,9 +174,8 @@ def _status_report(message_id: str, payload: dict[str, Any], pushed_ms: int) -> 
     items = payload.get("status")
     if not isinstance(items, list):
         raise PayloadError("status report has no 'status' list", kind="bad_status_report")
-    records = _status_records(
-        message_id, items, "t", device_id, payload.get("productKey"), payload.get("dataId"), payload, pushed_ms
-    )
+    product_key, data_id = _text(payload.get("productKey")), _text(payload.get("dataId"))
+    records = _status_records(message_id, items, "t", device_id, product_key, data_id, payload, pushed_ms)
     if items and not records:
         raise PayloadError("status report has no item with a code or a DP id", kind="bad_status_report")
     return records
@@ -186,8 +190,9 @@ def _property_message(message_id: str, payload: dict[str, Any], pushed_ms: int) 
     if not isinstance(properties, list):
         raise PayloadError("property message has no 'bizData.properties' list", kind="bad_property_message")
     assert isinstance(biz_data, dict)
-    product_key = biz_data.get("productId") or biz_data.get("productKey") or payload.get("productKey")
-    data_id = biz_data.get("dataId") or payload.get("dataId")
+    product_key = _text(biz_data.get("productId")) or _text(biz_data.get("productKey"))
+    product_key = product_key or _text(payload.get("productKey"))
+    data_id = _text(biz_data.get("dataId")) or _text(payload.get("dataId"))
     records = _status_records(message_id, properties, "time", device_id, product_key, data_id, payload, pushed_ms)
     if properties and not records:
         raise PayloadError("property message has no property with a code or a DP id", kind="bad_property_message")
@@ -261,9 +266,9 @@ def _device_event(
     message_id: str, protocol: int, biz_code: str, event: str, payload: dict[str, Any], pushed_ms: int
 ) -> DeviceEvent:
     biz_data = payload.get("bizData")
-    product_key = payload.get("productKey")
+    product_key = _text(payload.get("productKey"))
     if product_key is None and isinstance(biz_data, dict):
-        product_key = biz_data.get("productId") or biz_data.get("productKey")
+        product_key = _text(biz_data.get("productId")) or _text(biz_data.get("productKey"))
     return DeviceEvent(
         message_id=message_id,
         device_id=_required_device_id(payload),

@@ -162,6 +162,9 @@ def test_negative_vectors_become_dead_letters(case):
         (b'{"data":"QUJD","t":1}', "bad_envelope"),
         (b'{"data":"QU=JD","protocol":4,"t":1}', "bad_base64"),
         (b'{"data":"QUJD\\n","protocol":4,"t":1}', "bad_base64"),
+        # a protocol no 32-bit column holds, in the standard envelope and in another shape
+        (b'{"data":"QUJD","protocol":9223372036854775808,"pv":"2.0","t":1,"sign":"x"}', "bad_envelope"),
+        (b'{"data":"QUJD","protocol":-1,"t":1}', "bad_envelope"),
     ],
 )
 def test_malformed_envelopes_become_dead_letters_with_kind(payload, kind):
@@ -205,6 +208,28 @@ def test_unknown_protocol_is_kept_as_unknown_record():
     (record,) = _decode(msg).records
     assert record.kind == "unknown"
     assert record.payload == inner and record.protocol == 34 and record.biz_code == "roomNameUpdate"
+
+
+def _encrypted(inner: dict, protocol: int) -> PulsarMessage:
+    blob = Cipherbox(ACCESS_KEY).encrypt_gcm(json.dumps(inner).encode(), b"\x03" * 12)
+    envelope = {"data": base64.b64encode(blob).decode(), "protocol": protocol, "t": 1700000000000}
+    return PulsarMessage(payload=json.dumps(envelope).encode(), properties={"em": "aes_gcm"}, message_id="1", topic="t")
+
+
+@pytest.mark.parametrize(
+    ("inner", "protocol"),
+    [
+        ({"devId": "bf1", "productKey": ["pk"], "dataId": {"a": 1}, "status": [{"code": "c", "value": 1, "t": 1}]}, 4),
+        ({"devId": "bf1", "bizCode": "devicePropertyMessage", "bizData": {"productId": 7, "dataId": [1],
+          "properties": [{"code": "c", "value": 1, "time": 1}]}}, 1000),
+        ({"devId": "bf1", "bizCode": "online", "productKey": 5, "bizData": {"productId": ["x"], "time": 1}}, 20),
+    ],
+    ids=["status_report", "property_message", "device_event"],
+)  # fmt: skip
+def test_an_id_field_of_another_type_is_dropped_not_stored(inner, protocol):
+    # A list or a number bound where the tables keep text stopped the store, and so the worker, on every redelivery.
+    (record,) = _decode(_encrypted(inner, protocol)).records
+    assert record.product_key is None and getattr(record, "data_id", None) is None
 
 
 def test_the_payload_is_kept_as_decrypted_not_encoded_again():
@@ -256,3 +281,7 @@ def test_any_decrypted_json_yields_records_or_a_dead_letter(inner, protocol):
     assert isinstance(result, Decoded | DeadLetter)
     if isinstance(result, DeadLetter):
         assert result.error_kind != "internal_error", result.error
+    else:  # what the tables keep as text is text: the store binds it as it is
+        for record in result.records:
+            for field in ("product_key", "data_id", "code", "device_id"):
+                assert type(getattr(record, field, None)) in (str, type(None)), (field, record)
