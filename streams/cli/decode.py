@@ -14,8 +14,9 @@ from typing import Any, TextIO
 import msgspec
 
 from models.records import DeadLetter, PulsarMessage
+from streams.errors import DecodeError
 from streams.settings import Settings, check_access_key
-from streams.tuya.decoder import MessageDecoder
+from streams.tuya.decoder import Decoded, MessageDecoder
 from streams.tuya.envelope import parse_websocket_frame
 
 __all__ = ["register", "to_pulsar_message"]
@@ -57,8 +58,17 @@ def decode_lines(lines: TextIO, out: TextIO, decoder: MessageDecoder, *, em: str
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        msg = to_pulsar_message(line.encode("utf-8"), em=em, topic=topic, fallback_id=f"line:{number}")
-        result = decoder.decode(msg)
+        raw = line.encode("utf-8")
+        try:
+            msg = to_pulsar_message(raw, em=em, topic=topic, fallback_id=f"line:{number}")
+        except (DecodeError, ValueError, TypeError, AttributeError) as exc:  # a frame or message line of another shape
+            kind = exc.kind if isinstance(exc, DecodeError) else "bad_input_line"
+            result: Decoded | DeadLetter = DeadLetter(
+                message_id=f"line:{number}", topic=topic, payload=raw.strip(), properties={}, error_kind=kind,
+                error=f"{type(exc).__name__}: {exc}",
+            )  # fmt: skip
+        else:
+            result = decoder.decode(msg)
         if isinstance(result, DeadLetter):
             status = 1
             out.write(_encoder.encode(result).decode() + "\n")

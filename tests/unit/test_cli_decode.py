@@ -68,3 +68,19 @@ def test_an_access_key_flag_that_cannot_be_a_secret_is_a_usage_error_that_does_n
     err = capsys.readouterr().err
     assert stopped.value.code == 2
     assert "--access-key: must be the 32-character Access Secret" in err and key not in err
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ('{"messageId":"CLlgECgYAA==","payload":"%%%notbase64"}', "bad_websocket_frame"),
+        ('{"payload":"{}","properties":[1],"messageId":"CLlgECgYAA=="}', "bad_websocket_frame"),
+        ('{"payload":"{}","publish_time_ms":"soon"}', "bad_input_line"),
+    ],
+)
+def test_a_line_of_another_shape_is_a_dead_letter_and_the_next_lines_decode(run_decode, vectors, line, kind):
+    good = vectors["envelopes"][2]["websocket_frame_utf8"]
+    status, records = run_decode([line, good])
+    assert status == 1
+    assert (records[0]["kind"], records[0]["message_id"], records[0]["error_kind"]) == ("dead_letter", "line:1", kind)
+    assert records[1]["kind"] == "device_event"
