@@ -66,8 +66,13 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         observers: Sequence[Observer] = (),
+        full_batch: int | None = None,
     ) -> None:
         self._source = source
+        # After each connect, the clock's rules wait until a receive gives less than ``full_batch`` messages (the
+        # backlog is read): a message waiting in it may cancel a timer that came due while the worker was away.
+        self._full_batch = full_batch
+        self._caught_up = False
         self._observers = tuple(observers)
         self._pipeline = pipeline
         self._metrics = metrics
@@ -104,6 +109,8 @@ class Runner:
                 batch = self._receive()
                 if batch is None:
                     continue
+                if self._full_batch is None or len(batch) < self._full_batch:
+                    self._caught_up = True
                 if not batch:
                     self._idle()
                     idle = self._clock() - last_arrival
@@ -138,8 +145,9 @@ class Runner:
         self._tell_observers(lambda observer: observer.on_idle())
 
     def _tick(self) -> None:
-        """Every ``tick_interval_s``: timers that expire between messages (a failure waits for the next tick)."""
-        if self._clock() < self._next_tick:
+        """Every ``tick_interval_s`` once the backlog is read: timers that expire between messages (a failure waits
+        for the next tick)."""
+        if not self._caught_up or self._clock() < self._next_tick:
             return
         self._next_tick = self._clock() + self._tick_interval
         self._on_tick()
@@ -162,6 +170,7 @@ class Runner:
             try:
                 self._source.connect()
                 self._metrics.reconnects.labels(reason=reason).inc()
+                self._caught_up = False
                 return
             except Exception as exc:
                 if self._stopping:

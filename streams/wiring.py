@@ -210,6 +210,7 @@ def worker(
             metrics,
             idle_reconnect_s=settings.tuya_idle_reconnect,
             observers=observers,
+            full_batch=settings.batch_size,
         )
     config = writer_config(settings, rule_set, engine.dialect.name)
     # This process only prepares batches (decode, name DP ids, build rows); the writer process commits them.
@@ -223,4 +224,5 @@ def worker(
         catalog_generation=lambda: fleet.generation,
         idle_reconnect_s=settings.tuya_idle_reconnect,
         observers=observers,
+        full_batch=settings.batch_size,
     )

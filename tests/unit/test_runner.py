@@ -212,6 +212,33 @@ def test_an_unbounded_run_keeps_trying_to_reach_the_broker(vectors):
     assert clock.sleeps == [1, 2, 4, 8, 16, 32, 60, 60]
 
 
+class TickingPipeline(Pipeline):
+    """A pipeline whose clock ticks (``for:`` timers, silent devices) are logged, not run."""
+
+    def __init__(self, vectors, store, log: list) -> None:
+        super().__init__(MessageDecoder(vectors["pulsar_auth"]["access_key"]), store, clock=lambda: datetime.now(UTC))
+        self._log = log
+
+    def tick(self) -> None:
+        self._log.append(("tick",))
+
+
+@pytest.mark.parametrize(("full_batch", "ticked_after"), [(2, 2), (3, 1)])
+def test_the_clock_waits_until_a_receive_gives_less_than_a_full_batch(vectors, full_batch, ticked_after):
+    # A timer that came due while the worker was away must not fire before the backlog that may cancel it is read.
+    log: list = []
+    full = [_received(vectors, 0, "1:0:0:-1"), _received(vectors, 1, "1:1:0:-1")]
+    source = ScriptedSource([full, [_received(vectors, 2, "1:2:0:-1")]], log)
+    clock = FakeClock()
+    runner = Runner(
+        source, TickingPipeline(vectors, ScriptedStore(log), log), WorkerMetrics(clock=clock), clock=clock,
+        sleep=clock.sleep, full_batch=full_batch,
+    )  # fmt: skip
+    runner.run(max_messages=3)
+    kinds = [entry[0] for entry in log]
+    assert kinds[: kinds.index("tick")].count("commit") == ticked_after
+
+
 def test_watchdog_reconnects_after_idle_reconnect_seconds(vectors):
     log: list = []
     clock = FakeClock()
