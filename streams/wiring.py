@@ -121,7 +121,7 @@ def outbox_sender(settings: Settings, engine: Engine, rule_set: RuleSet) -> Outb
     client = OpenApiClient.from_settings(settings) if settings.tuya_openapi_url or settings.tuya_region else None
     if client is None:
         log.warning("no TUYA_REGION or TUYA_OPENAPI_URL: rules' Tuya commands will fail (webhooks and logs work)")
-    return OutboxSender(engine, client, lease_s=settings.rules_in_flight_lease)
+    return OutboxSender(engine, client, lease_s=settings.rules_in_flight_lease, rules=rule_set)
 
 
 def fleet_sync(settings: Settings, engine: Engine, fleet: CatalogRef) -> BackgroundSync | None:

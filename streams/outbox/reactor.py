@@ -69,7 +69,9 @@ def outbox_row(fired: FiredAction, now: datetime) -> dict[str, Any]:
     if isinstance(effect, SendCommands):
         payload = effect.commands
     elif isinstance(effect, PostWebhook):
-        payload = {"url": effect.url, "body": effect.body, "headers": effect.headers, "timeout_s": effect.timeout_s}
+        # The headers' names only: a value may be a token, which stays in the rules file (the sender reads it there).
+        headers = sorted(effect.headers)
+        payload = {"url": effect.url, "body": effect.body, "headers": headers, "timeout_s": effect.timeout_s}
     elif isinstance(effect, WriteLog):
         payload = {"level": effect.level, "message": effect.message}
     elif isinstance(effect, TemplateFailed):

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy.engine import Engine
 
+from models.rules import RuleSet, WebhookAction
 from streams.clock import utcnow
 from streams.errors import TransientError
 from streams.outbox import sql
@@ -56,9 +57,11 @@ class OutboxSender:
         poll_s: float = 1.0,
         lease_s: float = 300.0,
         clock: Callable[[], datetime] = utcnow,
+        rules: RuleSet | None = None,
     ) -> None:
         self._engine = engine
         self._client = client
+        self._rules = rules or RuleSet()  # where a webhook's header values are (never stored in the outbox)
         self._owns_http = http is None
         self._http = http or httpx.Client()
         self._max_attempts = max_attempts
@@ -143,7 +146,7 @@ class OutboxSender:
             return {"status": "sent", "tuya_tid": result.tid, "sent_at": self._clock(), "error": None}
         if action == "webhook":
             response = self._http.post(
-                payload["url"], json=payload["body"], headers=payload["headers"], timeout=payload["timeout_s"]
+                payload["url"], json=payload["body"], headers=self._headers(row), timeout=payload["timeout_s"]
             )
             response.raise_for_status()
             self.sent += 1
@@ -153,6 +156,22 @@ class OutboxSender:
             self.sent += 1
             return {"status": "sent", "sent_at": self._clock(), "error": None}
         raise ValueError(f"unknown action {action!r}")
+
+    def _headers(self, row: Mapping[str, Any]) -> dict[str, str]:
+        """A webhook's headers: those of its action in the rules file (the row keeps only their names)."""
+        names = row["commands"]["headers"]
+        if isinstance(names, dict):  # a row written while the outbox still kept the values
+            return names
+        if not names:
+            return {}
+        index = int(row["idempotency_key"].rpartition(":")[2])
+        rule = next((rule for rule in self._rules.rules if rule.id == row["rule_id"]), None)
+        action = rule.actions[index] if rule is not None and index < len(rule.actions) else None
+        if not isinstance(action, WebhookAction) or sorted(action.headers) != names:
+            raise ValueError(
+                f"webhook headers {', '.join(names)} of rule {row['rule_id']!r} are no longer in the rules file"
+            )
+        return dict(action.headers)
 
     def start(self) -> OutboxSender:
         """Drain in a background thread every ``poll_s`` (settling lost in-flight rows first) until ``stop()``."""

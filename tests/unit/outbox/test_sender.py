@@ -3,6 +3,7 @@ worker, the real broker and the OpenAPI emulator in tests/integration/test_rules
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -18,15 +19,21 @@ from sqlalchemy.engine import Engine
 
 from models.tables import Command
 from streams.outbox import sql
+from streams.outbox.reactor import outbox_row
 from streams.outbox.sender import OutboxSender
 from streams.store.engine import make_engine
 from streams.store.migrate import upgrade
 from streams.tuya.api_errors import TuyaApiError, TuyaRateLimited, TuyaServerError
 from streams.tuya.results import CommandResult, DeviceStatus
+from tests.unit.rules.builders import PLUG, EngineLoop, at, device_event, make_rules
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+NOTIFY = make_rules("""
+- id: notify
+  triggers: [{trigger: device_event, event: offline}]
+  actions: [{action: webhook, url: "http://hooks.example/alerts", json: {text: plug offline}, headers: {X-Token: abc}}]
+""")
 LOST = T0 - timedelta(minutes=10)  # claimed longer ago than the default lease (5 min): its sender is gone
-PLUG = "bf1e8a0cd2e4a1b2c3x9kq"
 SWITCH_OFF = [{"code": "switch_1", "value": False}]
 
 
@@ -118,9 +125,11 @@ def only_row(engine: Engine) -> Any:
 
 
 def sender_for(engine: Engine, client: FakeCommandClient | None, **options: Any) -> OutboxSender:
-    """A sender on the fixed clock T0 whose webhooks get 204 from an in-memory receiver, unless told otherwise."""
+    """A sender on the fixed clock T0 whose webhooks get 204 from an in-memory receiver, unless told otherwise, with
+    the NOTIFY rules (where its webhooks' header values are)."""
     options.setdefault("http", httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204))))
     options.setdefault("clock", lambda: T0)
+    options.setdefault("rules", NOTIFY)
     return OutboxSender(engine, client, **options)
 
 
@@ -239,9 +248,42 @@ def test_tuya_command_without_client_marks_failed(archive, closing):
 # --- webhooks and log lines ----------------------------------------------------------------------------------------
 
 
-def webhook_row(n: int, url: str = "http://hooks.example/alerts") -> dict[str, Any]:
-    payload = {"url": url, "body": {"text": "plug offline"}, "headers": {"X-Token": "abc"}, "timeout_s": 5.0}
+def webhook_row(n: int, url: str = "http://hooks.example/alerts", headers: Any = ("X-Token",)) -> dict[str, Any]:
+    """The row of NOTIFY's webhook: its headers' names (a row written before 2026-12-07 kept their values)."""
+    headers = headers if isinstance(headers, dict) else list(headers)
+    payload = {"url": url, "body": {"text": "plug offline"}, "headers": headers, "timeout_s": 5.0}
     return command_row(n, rule_id="notify", idempotency_key=f"notify:m{n}:0", action="webhook", commands=payload)
+
+
+def _sent_headers(archive: Engine, closing: list, **options: Any) -> list[httpx.Headers]:
+    seen: list[httpx.Request] = []
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(204)))
+    make_sender(closing, archive, FakeCommandClient(), http=http, **options).drain()
+    return [request.headers for request in seen]
+
+
+def test_a_webhooks_header_values_come_from_the_rules_file_not_the_archive(archive, closing):
+    (fired,) = EngineLoop(NOTIFY).feed(device_event(PLUG, "offline", at(0)))
+    row = outbox_row(fired, T0)
+    assert row["commands"]["headers"] == ["X-Token"] and "abc" not in json.dumps(row["commands"])
+    insert(archive, row)
+    (headers,) = _sent_headers(archive, closing)
+    assert headers["X-Token"] == "abc" and only_row(archive)["status"] == "sent"
+
+
+def test_a_webhook_whose_rule_left_the_rules_file_fails_without_its_headers(archive, closing):
+    insert(archive, webhook_row(1))
+    assert _sent_headers(archive, closing, rules=make_rules("[]")) == []
+    row = only_row(archive)
+    assert (
+        row["status"] == "failed" and "headers X-Token of rule 'notify' are no longer in the rules file" in row["error"]
+    )
+
+
+def test_a_row_that_kept_its_header_values_is_still_sent_with_them(archive, closing):
+    insert(archive, webhook_row(1, headers={"X-Token": "old"}))
+    (headers,) = _sent_headers(archive, closing, rules=make_rules("[]"))
+    assert headers["X-Token"] == "old"
 
 
 def test_webhook_posts_body_and_headers_then_marks_sent(archive, closing):
