@@ -187,14 +187,16 @@ class Writer:
             return
 
     def _wait(self, seconds: float) -> None:
-        """Sleep before a retry, reading what the worker sends meanwhile; _Gone if it says stop."""
+        """Sleep before a retry, reading what the worker sends meanwhile; _Gone if it says stop (now, or before the
+        retries began: a Stop read while the group was gathered waits in ``_waiting``)."""
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            for request in self._read(left):
-                if isinstance(request, Stop):
-                    log.warning("stopping while the database is down: leaving the batches in hand unacknowledged")
-                    raise _Gone
-                self._waiting.append(request)
+        while True:
+            if any(isinstance(request, Stop) for request in self._waiting):
+                log.warning("stopping while the database is down: leaving the batches in hand unacknowledged")
+                raise _Gone
+            if (left := deadline - time.monotonic()) <= 0:
+                return
+            self._waiting.extend(self._read(left))
 
     def _tick(self, tick: Tick) -> None:
         if self._reactor is None:

@@ -255,6 +255,18 @@ def test_stop_does_not_wait_out_the_commit_wait(sqlite_url, batches):
     assert _count(sqlite_url, Message) == 2
 
 
+def test_stop_sent_right_behind_a_batch_ends_the_writer_while_the_database_is_down(tmp_path, batches):
+    # The writer reads the Stop ahead while it gathers its group; its retries must still see it.
+    writer = _writer(f"sqlite:///{tmp_path}/no/such/folder/archive.db", wait_s=1.0, in_flight=10)
+    writer.start()
+    _send(writer, batches.power(100, 200))
+    reports: list = []
+    stopping = threading.Thread(target=lambda: reports.extend(writer.stop()))
+    stopping.start()
+    stopping.join(60)  # without the fix, it waited for a database that would never come back
+    assert not stopping.is_alive() and reports == []
+
+
 class OneBatch:
     """A source with one batch, handed out once the test releases it, then nothing: a quiet stream."""
 
