@@ -83,11 +83,11 @@ class PipelinedRunner(Runner):
             log.warning("stopping while the database is down: leaving %d messages unacknowledged", left)
 
     def _settle(self, *, until: int) -> None:
-        """Acknowledge what the writer committed; wait while more than ``until`` batches are in flight."""
+        """Acknowledge what the writer committed; wait while more than ``until`` batches are in flight. No heartbeat
+        while waiting: a writer stuck (a database down, a lock) for 60 s makes /healthz say so, as one process does."""
         for report in self._writer.committed(timeout=0):
             self._acknowledge_report(report)
         while len(self._in_flight) > until and not self._stopping:
-            self._metrics.heartbeat()
             self._metrics.oldest_unacked_age.set(_age_s(self._in_flight[0][1]))
             for report in self._writer.committed(timeout=_POLL_S):
                 self._acknowledge_report(report)

@@ -331,6 +331,27 @@ def test_a_quiet_stream_is_told_only_once_the_batches_in_flight_are_committed(sq
     assert _count(sqlite_url, Message) == 2
 
 
+def test_healthz_goes_stale_while_the_writer_is_stuck_and_recovers_with_it(sqlite_url, batches):
+    source, metrics = OneBatch(batches.messages(100, 200)), WorkerMetrics(stale_after_s=1.0)
+    writer = _writer(sqlite_url)
+    runner = PipelinedRunner(source, batches.pipeline, writer, metrics, in_flight=1)
+    running = threading.Thread(target=runner.run, kwargs={"idle_timeout": 60})
+    running.start()
+    assert wait_for(lambda: writer.pid is not None)
+    pid = writer.pid
+    try:
+        os.kill(pid, signal.SIGSTOP)  # stuck, as on a lock or a database that does not answer
+        source.released.set()
+        assert wait_for(lambda: not metrics.healthy(), timeout=30)  # the loop waits for the writer: it does not turn
+        os.kill(pid, signal.SIGCONT)
+        assert wait_for(metrics.healthy, timeout=30)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        runner.stop()
+        running.join(60)
+    assert _count(sqlite_url, Message) == 2
+
+
 def test_a_killed_writer_is_replaced_and_gets_every_batch_it_had_not_reported(sqlite_url, batches, tmp_path):
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(OVERLOAD_RULE.format(plug=batches.plug), encoding="utf-8")
