@@ -129,20 +129,27 @@ class WriterProcess:
             self._restart()  # sends every unreported batch again, this one included if it is a Write
 
     def _restart(self) -> None:
-        exitcode = None
-        if self._process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                exitcode = self._process.wait(_STOP_GRACE_S)
-        delay = self._restarts.next_delay()
-        log.warning(
-            "writer process ended (exit code %s) with %d batches not reported committed: "
-            "starting a new one in %.0f s and sending them again",
-            exitcode, len(self._unreported), delay,
-        )  # fmt: skip
-        if self._pipe is not None:
-            self._pipe.close()
-        time.sleep(delay)
-        self.start()
-        assert self._pipe is not None
-        for frame in self._unreported:
-            self._pipe.send_bytes(frame)
+        """Start a new writer and send it every unreported batch, in order; again, ever later, while the new one dies
+        before it has them."""
+        while True:
+            exitcode = None
+            if self._process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    exitcode = self._process.wait(_STOP_GRACE_S)
+            delay = self._restarts.next_delay()
+            log.warning(
+                "writer process ended (exit code %s) with %d batches not reported committed: "
+                "starting a new one in %.0f s and sending them again",
+                exitcode, len(self._unreported), delay,
+            )  # fmt: skip
+            if self._pipe is not None:
+                self._pipe.close()
+            time.sleep(delay)
+            try:
+                self.start()
+                assert self._pipe is not None
+                for frame in self._unreported:
+                    self._pipe.send_bytes(frame)
+                return
+            except OSError:  # the new writer ended too (the out-of-memory killer again): a broken pipe
+                continue

@@ -368,6 +368,37 @@ def test_a_killed_writer_is_replaced_and_gets_every_batch_it_had_not_reported(sq
     assert _count(sqlite_url, Command) == 2  # one per edge
 
 
+class ReplacementDiesOnce(WriterProcess):
+    """The first writer started again is killed at once (the out-of-memory killer striking twice)."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        super().__init__(config)
+        self.started = 0
+
+    def start(self) -> None:
+        super().start()
+        self.started += 1
+        if self.started == 2:
+            os.kill(self.pid, signal.SIGKILL)
+            self._process.wait()
+
+
+def test_a_replacement_writer_that_dies_too_is_replaced_again_with_every_batch(sqlite_url, batches):
+    writer = ReplacementDiesOnce(_config(sqlite_url))
+    writer.start()
+    try:
+        first = writer.pid
+        os.kill(first, signal.SIGSTOP)
+        _send(writer, batches.power(100, 200))
+        _send(writer, batches.power(100, 300))
+        os.kill(first, signal.SIGKILL)
+        reports = _reports(writer, 2)  # the re-send to the second writer broke its pipe: a third gets them
+    finally:
+        writer.close()
+    assert (writer.started, sum(r.batches for r in reports)) == (3, 2)
+    assert _count(sqlite_url, Message) == 4
+
+
 def test_a_batch_committed_before_the_writer_died_is_ignored_when_sent_again(sqlite_url, batches, tmp_path):
     """What the worker does after a writer died between its commit and its report: the same batch to a new writer."""
     rules_file = tmp_path / "rules.yaml"
