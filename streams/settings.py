@@ -16,10 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.durations import parse_duration
 from streams.errors import ConfigError
+from streams.urls import hide_password
 
 __all__ = ["OPENAPI_URLS", "PULSAR_URLS", "Settings", "check_access_key", "load_settings"]
 
 MIN_KEEP_MESSAGES_S = 86_400.0
+#: The longest duration a setting takes: a century, in seconds (the worker turns durations into timedelta).
+LONGEST_S = 100 * 365 * 86_400.0
 
 Region = Literal["cn", "us", "us-e", "eu", "eu-w", "in", "sg"]
 
@@ -77,6 +80,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        allow_inf_nan=False,
         case_sensitive=False,
     )
 
@@ -88,7 +92,7 @@ class Settings(BaseSettings):
     tuya_pulsar_url: str | None = None
     tuya_openapi_url: str | None = None
     tuya_pulsar_tls_verify: bool = True
-    tuya_idle_reconnect: float = Field(600.0, gt=0)
+    tuya_idle_reconnect: float = Field(600.0, gt=0, le=LONGEST_S)
 
     # Worker.
     database_url: str = "sqlite:///tuya-archive.db"
@@ -107,7 +111,7 @@ class Settings(BaseSettings):
     history_settle_values: int | None = Field(None, ge=0, le=10_000_000)
     # How long whole messages (decrypted payload and properties, for `replay --messages` and forensics) are kept;
     # their history is kept until `purge`. 0 keeps them for ever. streams.store.expiry.
-    keep_messages: float = Field(14 * 86_400.0, ge=0)
+    keep_messages: float = Field(14 * 86_400.0, ge=0, le=LONGEST_S)
 
     # OpenAPI client.
     tuya_sign_legacy: bool = False
@@ -120,18 +124,18 @@ class Settings(BaseSettings):
     rules_dry_run: bool = False
     # Seconds after which a command still in flight is taken as lost by a crashed sender and checked, not resent;
     # longer than any OpenAPI call with its retries can take.
-    rules_in_flight_lease: float = Field(300.0, gt=0)
+    rules_in_flight_lease: float = Field(300.0, gt=0, le=LONGEST_S)
 
     # Fleet sync (devices, data points, users from the OpenAPI). Durations: seconds, or text such as 6h, 30m, 7d.
     tuya_app_schema: str | None = None
     # Seconds between the worker's syncs; 0 turns the worker's sync (and its background backfill) off.
-    sync_interval: float = Field(21_600.0, ge=0)
+    sync_interval: float = Field(21_600.0, ge=0, le=LONGEST_S)
 
     # Gaps and backfill: how long Tuya keeps unacknowledged messages (SPEC.md §1.6: 2 hours) and device logs
     # (§10.3: about 7 days on the free tier); a lost stretch shorter than the margin is not recorded as a gap.
-    tuya_message_retention: float = Field(7_200.0, gt=0)
-    tuya_log_retention: float = Field(7 * 86_400.0, gt=0)
-    gap_margin: float = Field(300.0, ge=0)
+    tuya_message_retention: float = Field(7_200.0, gt=0, le=LONGEST_S)
+    tuya_log_retention: float = Field(7 * 86_400.0, gt=0, le=LONGEST_S)
+    gap_margin: float = Field(300.0, ge=0, le=LONGEST_S)
 
     # Scale-out.
     kafka_url: str | None = None
@@ -237,17 +241,10 @@ class Settings(BaseSettings):
         shown = self.model_dump(mode="json")
         if self.tuya_access_key is not None:
             shown["tuya_access_key"] = "**********"
-        shown["database_url"] = _hide_password(self.database_url)
+        for name in ("database_url", "kafka_url", "tuya_openapi_url", "tuya_pulsar_url"):
+            if shown[name] is not None:
+                shown[name] = hide_password(shown[name])
         return shown
-
-
-def _hide_password(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
 
 
 def load_settings(**overrides: Any) -> Settings:

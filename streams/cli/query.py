@@ -174,7 +174,10 @@ def run_history(args: argparse.Namespace, engine: Engine) -> int:
 
 @on_archive
 def run_purge(args: argparse.Namespace, engine: Engine) -> int:
-    cutoff = datetime.now(UTC) - args.older_than
+    try:
+        cutoff = datetime.now(UTC) - args.older_than
+    except OverflowError:
+        raise UsageError("--older-than reaches before year 1") from None
     verb = "would delete" if args.dry_run else "deleted"
     total = 0
     for table in args.table or POLICIES:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from streams.errors import ConfigError, DatabaseUnavailable
 from streams.store.revision import current_revision, head_revision
+from streams.urls import hide_password
 
 __all__ = [
     "PAGE_BYTES",
@@ -86,8 +87,8 @@ def normalize_url(url: str) -> URL:
     """
     try:
         parsed = make_url(url)
-    except sa_exc.ArgumentError:
-        raise ConfigError(f"DATABASE_URL: not a database URL: {url!r}") from None
+    except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(f"DATABASE_URL: not a database URL: {hide_password(url)!r}") from None
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):

@@ -249,6 +249,13 @@ def test_db_upgrade_then_current(
     assert (status, "base (empty schema)" in out) == (0, True)
 
 
+def test_purge_older_than_before_year_one_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
+) -> None:
+    status, out = run(monkeypatch, capsys, seeded, "purge", "--older-than", "1000000d")
+    assert status == 2 and "tuya-archiver purge: --older-than reaches before year 1" in out
+
+
 def test_gaps_counts_a_partly_filled_gap_as_not_filled(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
 ) -> None:

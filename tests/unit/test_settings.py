@@ -59,6 +59,10 @@ def test_missing_region_names_the_variable():
         ("TUYA_OPENAPI_URL", "pulsar+ssl://mqe.tuyaeu.com:7285/"),
         ("TUYA_PULSAR_URL", "https://openapi.tuyaeu.com"),
         ("TUYA_PULSAR_URL", "pulsar+ssl://"),
+        ("KEEP_MESSAGES", "99999999999999999999"),
+        ("GAP_MARGIN", "36600d"),
+        ("TUYA_IDLE_RECONNECT", "inf"),
+        ("TUYA_API_RATE", "nan"),
     ],
 )
 def test_malformed_setting_stops_cli_with_one_line_naming_it(monkeypatch, capsys, variable, value):
@@ -103,3 +107,21 @@ def test_database_password_hidden_in_redacted(monkeypatch):
 def test_empty_rules_file_means_no_rules(monkeypatch):
     monkeypatch.setenv("RULES_FILE", "")
     assert load_settings().rules_file is None
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg//archiver:hunter2@db/archive", "postgresql://archiver:hunter2@db:port/archive"]
+)
+def test_a_database_url_that_does_not_parse_is_one_line_without_its_password(monkeypatch, capsys, url):
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["devices"]) == 2
+    err = capsys.readouterr().err
+    assert "DATABASE_URL: not a database URL" in err and "hunter2" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_url_setting_shows_no_password_in_redacted(monkeypatch):
+    monkeypatch.setenv("KAFKA_URL", "kafka://user:hunter2@broker:9092")
+    monkeypatch.setenv("TUYA_OPENAPI_URL", "https://user:hunter3@openapi.example")
+    monkeypatch.setenv("TUYA_PULSAR_URL", "pulsar+ssl://user:hunter4@mq.example:7285/")
+    shown = str(load_settings().redacted())
+    assert not any(secret in shown for secret in ("hunter2", "hunter3", "hunter4")) and "kafka://user:***@" in shown
