@@ -249,6 +249,28 @@ def test_db_upgrade_then_current(
     assert (status, "base (empty schema)" in out) == (0, True)
 
 
+def test_purge_keeps_the_messages_of_the_last_day_that_tell_a_redelivery_from_news(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    now = datetime.now(UTC)
+    seed_history(url, [(1, now - timedelta(hours=3)), (2, now - timedelta(days=2))])
+    status, out = run(monkeypatch, capsys, url, "purge", "--older-than", "1h", "--table", "messages")
+    assert status == 0 and "messages: deleted 1 rows" in out and "those of the last day are kept" in out
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        kept = connection.scalar(select(func.count()).select_from(Message))
+    engine.dispose()
+    assert kept == 1
+
+
+@pytest.mark.parametrize("rows", ["0", "-5", "x"])
+def test_purge_chunks_of_no_rows_are_refused(capsys: pytest.CaptureFixture[str], rows: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["purge", "--older-than", "90d", "--chunk-rows", rows])
+    assert stopped.value.code == 2 and "--chunk-rows: must be a whole number of at least 1" in capsys.readouterr().err
+
+
 def test_purge_older_than_before_year_one_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], seeded: str
 ) -> None:
