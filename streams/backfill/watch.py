@@ -115,7 +115,9 @@ class GapWatcher:
     def _save(self, now: datetime) -> None:
         with write_transaction(self._engine) as connection:
             backfill.save_consumed(connection, self._subscription, now, self._pushed)
+            opened = len(backfill.open_gaps(connection))  # the background backfill fills them meanwhile
         self._saved = now
+        self._metrics.gaps_open.set(opened)
 
     def _record(self, stretch: Stretch, now: datetime) -> int:
         with write_transaction(self._engine) as connection:

@@ -43,8 +43,9 @@ class Watch:
         self.engine = engine
         self.clock = Clock(BACK)
         self.told: list[tuple[int, datetime | None]] = []
+        self.metrics = WorkerMetrics()
         self.watcher = GapWatcher(
-            engine, SUBSCRIPTION, WorkerMetrics(), retention=RETENTION, margin=MARGIN, on_gap=self._told,
+            engine, SUBSCRIPTION, self.metrics, retention=RETENTION, margin=MARGIN, on_gap=self._told,
             clock=self.clock,
         )  # fmt: skip
 
@@ -124,3 +125,13 @@ def test_a_commit_starts_the_quiet_again(watch: Watch) -> None:
     assert watch.told == []  # quiet for 5 min 59 s in all, but not a margin since the commit
     watch.idle(BACK + timedelta(minutes=10))
     assert watch.told == [(1, BACK + timedelta(minutes=10))]
+
+
+def test_the_open_gaps_gauge_falls_once_the_backfill_filled_the_gap(watch: Watch) -> None:
+    oldest = BACK - RETENTION + timedelta(minutes=1)
+    watch.committed(BACK, oldest, oldest + timedelta(minutes=2))
+    assert watch.metrics.registry.get_sample_value("tuya_gaps_open") == 1
+    with watch.engine.begin() as connection:  # what the background backfill does with it
+        backfill.update_gap(connection, 1, BACK, status="filled")
+    watch.committed(BACK + timedelta(hours=1), oldest, BACK)  # the next save, a heartbeat later
+    assert watch.metrics.registry.get_sample_value("tuya_gaps_open") == 0
