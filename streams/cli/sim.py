@@ -8,7 +8,11 @@ worker consumes. Exit status 1 if any message failed to publish.
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import time
+
+import pulsar
 
 from streams.settings import Settings
 from streams.sim.fleet import MAX_ITEMS, Fleet
@@ -53,7 +57,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings.access_key, args.devices, clock=lambda: time.time_ns() // 1_000_000, seed=args.seed, gcm_share=args.gcm
     )
     messages = fleet.messages(args.count, items=args.items, corrupt=args.corrupt)
-    report = publish(args.url, topic, messages, rate=args.rate)
+    try:
+        report = publish(args.url, topic, messages, rate=args.rate)
+    except (pulsar.PulsarException, ValueError) as exc:  # the broker could not be reached, or --url is none
+        print(f"tuya-archiver simulate: nothing published to {args.url}: {exc}", file=sys.stderr)
+        return 1
     errors = ", ".join(f"{name}: {n}" for name, n in sorted(report.errors.items()))
     print(
         f"published {report.count} of {args.count} messages to {topic} in {report.seconds:.2f} s "
@@ -71,8 +79,8 @@ def _positive_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not 0 < value < math.inf:  # nan and inf too
+        raise argparse.ArgumentTypeError("must be a positive number")
     return value
 
 

@@ -45,3 +45,18 @@ def test_a_backfill_window_that_is_not_one_is_refused_before_any_call(
     monkeypatch.delenv("TUYA_ACCESS_ID", raising=False)  # it stops before it would need them
     err = refused(capsys, "backfill", *argv)
     assert err.startswith("tuya-archiver backfill: ") and message in err
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf", "0", "-1"])
+def test_a_simulated_rate_that_is_no_positive_number_is_refused(capsys: pytest.CaptureFixture[str], rate: str):
+    assert "argument --rate: must be a positive number" in refused(capsys, "simulate", "--rate", rate)
+
+
+def test_simulate_to_a_broker_url_that_is_none_says_so_in_a_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TUYA_ACCESS_ID", "simproject")
+    monkeypatch.setenv("TUYA_ACCESS_KEY", "0123456789abcdef0123456789abcdef")
+    assert main(["simulate", "--url", "notaurl", "--count", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tuya-archiver simulate: nothing published to notaurl: ") and "Traceback" not in err
