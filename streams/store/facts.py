@@ -187,7 +187,7 @@ _STAMPED = tuple(
 def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Raw device rows of several messages (in message order) as one row per device, by DeviceFacts' rules: each
     fact from the newer time (the earlier message on a tie), the product key last given, first seen the earliest,
-    last seen the latest, reports added, and a deletion kept unless a newer bind followed it."""
+    last seen the latest, reports added, and a deletion kept unless a bind as new or newer followed it."""
     merged: dict[str, list[Any]] = {}
     for row in rows:
         current = merged.get(row[0])

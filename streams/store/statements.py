@@ -76,10 +76,10 @@ def _if_newer(table: str, stamp: str, *columns: str) -> list[str]:
     return [f"{c} = CASE WHEN {_newer(table, stamp)} THEN excluded.{c} ELSE {table}.{c} END" for c in (*columns, stamp)]
 
 
-# A device deleted and later bound again (re-paired) is not deleted: deleted_at is the newest delete unless a newer
-# bind follows it (streams.store.facts applies the same rule within a batch).
+# A device deleted and bound again (re-paired) is not deleted: deleted_at is the newest delete unless a bind as new
+# or newer follows it (streams.store.facts applies the same rule within a batch; a tie is a re-pairing there too).
 _DELETED_AT = (
-    f"deleted_at = CASE WHEN {_newest('devices', 'owner_updated_at')} > {_newest('devices', 'deleted_at')} "
+    f"deleted_at = CASE WHEN {_newest('devices', 'owner_updated_at')} >= {_newest('devices', 'deleted_at')} "
     f"THEN NULL ELSE {_newest('devices', 'deleted_at')} END"
 )
 

@@ -184,6 +184,18 @@ def test_a_device_bound_again_after_deletion_is_not_deleted(store: ArchiveStore,
     assert (device.deleted_at, device.owner_uid) == (None, "eu18")
 
 
+@pytest.mark.parametrize("bind_first", [False, True])
+def test_a_bind_in_the_same_second_as_a_deletion_wins_whatever_the_batches(
+    store: ArchiveStore, engine: Engine, bind_first: bool
+) -> None:
+    deleted = f.device_event(1, "deleted", {"uid": "eu17"}, when=f.at(10))
+    bound = f.device_event(2, "bound", {"uid": "eu18"}, when=f.at(10))
+    for event in [bound, deleted] if bind_first else [deleted, bound]:
+        write(store, [event])  # a batch each: the same rule as within one batch (streams.store.facts)
+    [device] = map_rows(engine, Device)
+    assert (device.deleted_at, device.owner_uid) == (None, "eu18")
+
+
 def test_unicode_names_and_values_round_trip(store: ArchiveStore, engine: Engine) -> None:
     name = "Küche Steckdose 厨房 🔌 Ωμέγα"
     write(store, [f.device_event(1, "name_updated", {"name": name}), f.status_report(2, {"mode": "夜间 🌙"})])
