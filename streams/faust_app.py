@@ -104,10 +104,13 @@ class BatchCommitter:
         self._metrics = metrics
         self._sleep = sleep
         self._lock = asyncio.Lock()  # the pipeline is not thread-safe: one batch or tick at a time
+        self._retrying = False  # a batch waits for the database: the processor is not turning
 
     def heartbeat(self) -> None:
-        """The event loop is alive (``/healthz``); called by a timer, since an idle stream yields nothing."""
-        self._metrics.heartbeat()
+        """The event loop is alive (``/healthz``); called by a timer, since an idle stream yields nothing. Not while a
+        batch is retried: a database down for 60 s makes /healthz say so, as the single worker's does."""
+        if not self._retrying:
+            self._metrics.heartbeat()
 
     async def commit(self, messages: Sequence[PulsarMessage]) -> BatchResult:
         """Return once ``messages`` are committed; meanwhile retry TransientError (nothing is acknowledged)."""
@@ -118,10 +121,12 @@ class BatchCommitter:
                 async with self._lock:
                     result = await asyncio.to_thread(self._pipeline.handle, messages)
             except TransientError as exc:
+                self._retrying = True
                 delay = max(backoff.next_delay(), exc.retry_after)
                 log.warning("%s: nothing acknowledged, retrying the batch of %d in %.0f s", exc, len(messages), delay)
                 await self._sleep(delay)
                 continue
+            self._retrying = False
             self._metrics.commit_seconds.observe(time.perf_counter() - started)
             self._count(result)
             return result

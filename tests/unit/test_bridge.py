@@ -168,6 +168,24 @@ def test_committer_retries_a_transient_error_until_the_batch_commits():
     assert metrics.registry.get_sample_value("tuya_messages_duplicate_total") == 1
 
 
+def test_the_processor_does_not_beat_healthz_while_a_batch_waits_for_the_database():
+    now = [0.0]
+    metrics = WorkerMetrics(stale_after_s=60, clock=lambda: now[0])
+    pipeline = FlakyPipeline(failures=2)
+    beaten: list[bool] = []
+
+    async def sleep(delay: float) -> None:  # while the batch waits, the health timer fires, a minute apart
+        now[0] += 61
+        committer.heartbeat()
+        beaten.append(metrics.healthy())
+
+    committer = BatchCommitter(pipeline, metrics, sleep=sleep)  # type: ignore[arg-type]
+    asyncio.run(committer.commit(fleet_messages(2)))
+    assert beaten == [False, False]  # stale, as the single worker is while its database is down
+    committer.heartbeat()
+    assert metrics.healthy()  # committed: the timer beats again
+
+
 def test_committer_lets_other_errors_through_unacknowledged():
     class BrokenPipeline(FlakyPipeline):
         def handle(self, messages):
