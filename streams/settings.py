@@ -20,6 +20,7 @@ from streams.urls import hide_password
 
 __all__ = ["OPENAPI_URLS", "PULSAR_URLS", "Settings", "check_access_key", "load_settings"]
 
+#: KEEP_MESSAGES' floor: purge keeps messages as long (streams.store.retention.REDELIVERY_MEMORY), for one reason.
 MIN_KEEP_MESSAGES_S = 86_400.0
 #: The longest duration a setting takes: a century, in seconds (the worker turns durations into timedelta).
 LONGEST_S = 100 * 365 * 86_400.0

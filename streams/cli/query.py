@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from streams.durations import parse_duration, parse_moment
 from streams.errors import DatabaseUnavailable
-from streams.settings import MIN_KEEP_MESSAGES_S, Settings
+from streams.settings import Settings
 from streams.store.engine import ensure_at_head, make_engine, unavailable_on_failure
 from streams.store.query import (
     DEVICE_COLUMNS,
@@ -75,11 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     purge.add_argument("--chunk-rows", type=_positive, default=CHUNK_ROWS, metavar="N", help=argparse.SUPPRESS)
     purge.set_defaults(handler=run_purge)
-
-
-#: ``messages`` rows younger than this are never purged: Tuya redelivers for 2 hours, and a redelivered message
-#: whose row is gone would be news again to the rules (KEEP_MESSAGES has the same floor).
-_REDELIVERY_MEMORY = timedelta(seconds=MIN_KEEP_MESSAGES_S)
 
 
 def _positive(text: str) -> int:
@@ -193,14 +188,13 @@ def run_purge(args: argparse.Namespace, engine: Engine) -> int:
     total = 0
     for table in args.table or POLICIES:
         policy = POLICIES[table]
-        before = cutoff
-        if table == "messages" and cutoff > (kept := datetime.now(UTC) - _REDELIVERY_MEMORY):
-            before = kept
-            print("messages: those of the last day are kept (they tell a redelivery from news, see KEEP_MESSAGES)")
+        if policy.bounded(cutoff) < cutoff:
+            # only messages keep some (REDELIVERY_MEMORY, a day)
+            print(f"{table}: those of the last day are kept (they tell a redelivery from news, see KEEP_MESSAGES)")
         if args.dry_run:
-            count = count_older(engine, policy, before)
+            count = count_older(engine, policy, cutoff)
         else:
-            count = purge_older(engine, policy, before, chunk_rows=args.chunk_rows)
+            count = purge_older(engine, policy, cutoff, chunk_rows=args.chunk_rows)
         total += count
         print(f"{table}: {verb} {count:,} rows")
     print(f"{verb} {total:,} rows older than {cutoff.isoformat(timespec='seconds')}")

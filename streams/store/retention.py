@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, delete, func, select, true, tuple_
@@ -23,7 +23,7 @@ from streams.store.engine import write_transaction
 from streams.store.history import VALUE_TABLES, where_placed
 from streams.store.settle import settle_all
 
-__all__ = ["CHUNK_ROWS", "POLICIES", "Retention", "count_older", "purge_older"]
+__all__ = ["CHUNK_ROWS", "POLICIES", "REDELIVERY_MEMORY", "Retention", "count_older", "purge_older"]
 
 CHUNK_ROWS = 5_000
 _SERIES_PER_SCOPE = 500
@@ -36,7 +36,7 @@ class Retention:
     (series, time) primary key, a group of series at a time, because the table has no index on time alone (see
     models.tables.StatusValue). ``message_keys``: then delete the ``status_messages`` rows left without values.
     ``recent_in``: the table of its rows not settled yet (streams.store.settle): counted too, and settled before a
-    purge."""
+    purge. ``kept_for``: its rows younger than this are kept, whatever the cutoff."""
 
     table: str
     time_column: str
@@ -45,12 +45,22 @@ class Retention:
     message_keys: bool = False
     recent_in: str | None = None
     finished_commands_only: bool = False
+    kept_for: timedelta = timedelta(0)
+
+    def bounded(self, cutoff: datetime) -> datetime:
+        """``cutoff``, or the start of ``kept_for`` when that is earlier."""
+        return min(cutoff, datetime.now(UTC) - self.kept_for) if self.kept_for else cutoff
+
+
+#: ``messages`` rows are never purged younger than this: a redelivered message (Tuya redelivers for 2 hours) whose
+#: row is gone would be news again to the rules. KEEP_MESSAGES has the same floor (streams.settings).
+REDELIVERY_MEMORY = timedelta(days=1)
 
 
 POLICIES = {
     policy.table: policy
     for policy in (
-        Retention("messages", "received_at"),
+        Retention("messages", "received_at", kept_for=REDELIVERY_MEMORY),
         Retention(
             "device_status",
             "reported_at",
@@ -96,7 +106,7 @@ def _drop_unused_message_keys(connection: Connection, keys: list[int]) -> None:
 
 def _older(policy: Retention, cutoff: datetime, scope: ColumnElement[bool]) -> list[ColumnElement[bool]]:
     table = _table(policy)
-    conditions = [table.c[policy.time_column] < cutoff, scope]
+    conditions = [table.c[policy.time_column] < policy.bounded(cutoff), scope]
     if policy.finished_commands_only:
         conditions.append(table.c.status.in_(("sent", "failed", "dry_run")))
     return conditions

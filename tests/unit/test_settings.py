@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from streams.cli import main
 from streams.errors import ConfigError
-from streams.settings import OPENAPI_URLS, PULSAR_URLS, load_settings
+from streams.settings import MIN_KEEP_MESSAGES_S, OPENAPI_URLS, PULSAR_URLS, load_settings
+from streams.store.retention import REDELIVERY_MEMORY
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -125,3 +128,7 @@ def test_every_url_setting_shows_no_password_in_redacted(monkeypatch):
     monkeypatch.setenv("TUYA_PULSAR_URL", "pulsar+ssl://user:hunter4@mq.example:7285/")
     shown = str(load_settings().redacted())
     assert not any(secret in shown for secret in ("hunter2", "hunter3", "hunter4")) and "kafka://user:***@" in shown
+
+
+def test_keep_messages_has_the_floor_purge_keeps_messages_for():
+    assert timedelta(seconds=MIN_KEEP_MESSAGES_S) == REDELIVERY_MEMORY  # one rule: a redelivery is not news
