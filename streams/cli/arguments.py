@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import math
 
-__all__ = ["port"]
+__all__ = ["port", "positive_int", "positive_number"]
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1 (a count, a size)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (a rate, a duration in minutes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:  # nan and inf too
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    return value
 
 
 def port(text: str) -> int:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
 
+from streams.cli.arguments import positive_int, positive_number
 from streams.demo import (
     DEMO_RETENTION_S,
     DEMO_RULES,
@@ -35,18 +36,6 @@ __all__ = ["register"]
 
 
 _DEFAULT_OUTAGE_S = 20.0
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    """An argparse ``type`` for a number above zero."""
-
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-        return value
-
-    return parse
 
 
 def _outage_seconds(text: str) -> float:
@@ -75,16 +64,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fleet's encrypted traffic, archive it with the real worker into SQLite while the demo rules fire, then "
         "stop everything and print what happened. No Tuya account needed; Ctrl-C stops cleanly at any time.",
     )
-    parser.add_argument("--devices", type=_positive(int), default=200, metavar="N", help="fleet size (default 200)")
+    parser.add_argument("--devices", type=positive_int, default=200, metavar="N", help="fleet size (default 200)")
     parser.add_argument(
         "--minutes",
-        type=_positive(float),
+        type=positive_number,
         default=1.0,
         metavar="M",
         help="how long to publish (default 1; the script needs 12 s)",
     )
     parser.add_argument(
-        "--rate", type=_positive(float), default=500.0, metavar="R", help="messages per second (default 500)"
+        "--rate", type=positive_number, default=500.0, metavar="R", help="messages per second (default 500)"
     )
     parser.add_argument(
         "--db",

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
+from streams.cli.arguments import positive_int
 from streams.durations import parse_duration, parse_moment
 from streams.errors import DatabaseUnavailable
 from streams.settings import Settings
@@ -73,14 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"only this table (repeatable; default: all of {', '.join(POLICIES)})",
     )
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
-    purge.add_argument("--chunk-rows", type=_positive, default=CHUNK_ROWS, metavar="N", help=argparse.SUPPRESS)
+    purge.add_argument("--chunk-rows", type=positive_int, default=CHUNK_ROWS, metavar="N", help=argparse.SUPPRESS)
     purge.set_defaults(handler=run_purge)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return int(text)
 
 
 def _duration(text: str) -> timedelta:

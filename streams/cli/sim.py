@@ -8,12 +8,12 @@ worker consumes. Exit status 1 if any message failed to publish.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 
 import pulsar
 
+from streams.cli.arguments import positive_int, positive_number
 from streams.settings import Settings
 from streams.sim.fleet import MAX_ITEMS, Fleet
 from streams.sim.publisher import publish
@@ -31,9 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--topic", help="topic (default: persistent://{TUYA_ACCESS_ID}/out/{TUYA_MQ_ENV}, what the worker consumes)"
     )
-    parser.add_argument("--devices", type=_positive_int, default=50, help="fleet size (default: 50)")
-    parser.add_argument("--count", type=_positive_int, default=1000, help="messages to publish (default: 1000)")
-    parser.add_argument("--rate", type=_positive_float, help="messages per second (default: as fast as possible)")
+    parser.add_argument("--devices", type=positive_int, default=50, help="fleet size (default: 50)")
+    parser.add_argument("--count", type=positive_int, default=1000, help="messages to publish (default: 1000)")
+    parser.add_argument("--rate", type=positive_number, help="messages per second (default: as fast as possible)")
     parser.add_argument(
         "--corrupt", type=_share, default=0.0, help="share of deliberately corrupt messages, 0 to 1 (default: 0)"
     )
@@ -68,20 +68,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"({report.rate:,.0f} msg/s); failed: {report.failed}{f' ({errors})' if errors else ''}"
     )
     return 1 if report.failed else 0
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < math.inf:  # nan and inf too
-        raise argparse.ArgumentTypeError("must be a positive number")
-    return value
 
 
 def _share(text: str) -> float:
