@@ -5,7 +5,7 @@ The real broker and databases are exercised in tests/integration/test_worker.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,21 @@ class ScriptedSource:
 
     def close(self) -> None:
         self.log.append(("close",))
+
+
+class Unreachable(ScriptedSource):
+    """A ScriptedSource whose connects fail while ``down(attempt)`` says so (attempts counted from 1)."""
+
+    def __init__(self, batches: list, log: list, down: Callable[[int], bool]) -> None:
+        super().__init__(batches, log)
+        self.attempts = 0
+        self._down = down
+
+    def connect(self) -> None:
+        self.attempts += 1
+        if self._down(self.attempts):
+            raise ConnectionError("broker unreachable")
+        super().connect()
 
 
 class ScriptedStore:
@@ -184,11 +199,8 @@ def test_a_bounded_run_ends_when_the_broker_stays_unreachable_for_its_idle_timeo
     log: list = []
     clock = FakeClock()
 
-    class DownSource(ScriptedSource):
-        def connect(self) -> None:
-            raise ConnectionError("broker unreachable")
-
-    summary = _runner(vectors, DownSource([], log), ScriptedStore(log), clock).run(idle_timeout=5.0)
+    source = Unreachable([], log, down=lambda _attempt: True)
+    summary = _runner(vectors, source, ScriptedStore(log), clock).run(idle_timeout=5.0)
     assert (summary.unreachable, summary.received) == (True, 0)
     assert clock.sleeps == [1.0, 2.0, 2.0]  # the last try when the 5 s are up
 
@@ -196,18 +208,8 @@ def test_a_bounded_run_ends_when_the_broker_stays_unreachable_for_its_idle_timeo
 def test_an_unbounded_run_keeps_trying_to_reach_the_broker(vectors):
     log: list = []
     clock = FakeClock()
-    attempts = {"n": 0}
-
-    class LateSource(ScriptedSource):
-        def connect(self) -> None:
-            attempts["n"] += 1
-            if attempts["n"] <= 8:
-                raise ConnectionError("broker unreachable")
-            super().connect()
-
-    summary = _runner(vectors, LateSource([[_received(vectors, 0, "1:0:0:-1")]], log), ScriptedStore(log), clock).run(
-        max_messages=1
-    )
+    source = Unreachable([[_received(vectors, 0, "1:0:0:-1")]], log, down=lambda attempt: attempt <= 8)
+    summary = _runner(vectors, source, ScriptedStore(log), clock).run(max_messages=1)
     assert (summary.unreachable, summary.received) == (False, 1)
     assert clock.sleeps == [1, 2, 4, 8, 16, 32, 60, 60]
 
@@ -256,16 +258,8 @@ def test_watchdog_reconnects_after_idle_reconnect_seconds(vectors):
 def test_broker_error_reconnects_with_exponential_backoff(vectors):
     log: list = []
     clock = FakeClock()
-    attempts = {"n": 0}
-
-    class FlakySource(ScriptedSource):
-        def connect(self) -> None:
-            attempts["n"] += 1
-            if 1 < attempts["n"] <= 4:
-                raise ConnectionError("broker unreachable")
-            super().connect()
-
-    source = FlakySource([ConnectionError("lost"), [_received(vectors, 0, "1:0:0:-1")]], log)
+    batches = [ConnectionError("lost"), [_received(vectors, 0, "1:0:0:-1")]]
+    source = Unreachable(batches, log, down=lambda attempt: 1 < attempt <= 4)
     summary = _runner(vectors, source, ScriptedStore(log), clock).run(max_messages=1)
     assert summary.received == 1
     assert clock.sleeps == [1.0, 2.0, 4.0]

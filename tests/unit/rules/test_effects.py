@@ -9,7 +9,7 @@ import json
 
 import msgspec
 
-from streams.rules import PostWebhook, RuleState, SendCommands, TemplateFailed, WriteLog, evaluate
+from streams.rules import FiredAction, PostWebhook, RuleState, SendCommands, TemplateFailed, WriteLog, evaluate
 from tests.unit.rules.builders import (
     FAN,
     OTHER_PLUG,
@@ -87,28 +87,27 @@ def test_webhook_body_templates_render_to_text():
     )
 
 
-def test_a_time_from_a_template_is_iso_text_the_outbox_can_store():
+def _webhook_fired_with(body: str) -> FiredAction:
+    """What a webhook with the JSON ``body`` (YAML flow text) gives when the plug's switch changes."""
     loop = EngineLoop(
-        make_rules("""
-        - id: stamped
-          triggers: [{trigger: state, device: plug, code: switch_1}]
-          actions: [{action: webhook, url: "http://127.0.0.1:9000/at", json: {at: "{{ trigger.time }}"}}]
+        make_rules(f"""
+        - id: hook
+          triggers: [{{trigger: state, device: plug, code: switch_1}}]
+          actions: [{{action: webhook, url: "http://127.0.0.1:9000/at", json: {body}}}]
         """)
     )
     (fired,) = loop.feed(status(PLUG, "switch_1", True, at(0)))
+    return fired
+
+
+def test_a_time_from_a_template_is_iso_text_the_outbox_can_store():
+    fired = _webhook_fired_with('{at: "{{ trigger.time }}"}')
     assert fired.effect.body == {"at": at(0).isoformat().replace("+00:00", "Z")}
     json.dumps(fired.effect.body)  # what the commands row's JSON column does: a datetime here stopped the worker
 
 
 def test_a_template_that_gives_no_json_value_fails_at_fire_time_instead_of_the_commit():
-    loop = EngineLoop(
-        make_rules("""
-        - id: lazy
-          triggers: [{trigger: state, device: plug, code: switch_1}]
-          actions: [{action: webhook, url: "http://127.0.0.1:9000/x", json: {codes: "{{ [1, 2] | map('string') }}"}}]
-        """)
-    )
-    (fired,) = loop.feed(status(PLUG, "switch_1", True, at(0)))
+    fired = _webhook_fired_with("""{codes: "{{ [1, 2] | map('string') }}"}""")
     assert isinstance(fired.effect, TemplateFailed) and "not a JSON value (add |list" in fired.effect.error
 
 
