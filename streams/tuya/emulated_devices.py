@@ -89,6 +89,8 @@ class EmulatedDevice:
     product_id: str = ""
     product_name: str = ""
     uid: str = ""
+    # the users the owner shared the device with (``GET /v1.0/users/{uid}/devices?from=sharing`` lists it to them)
+    shared_with: tuple[str, ...] = ()
     owner_id: str = ""
     custom_name: str = ""
     time_zone: str = "+00:00"
@@ -204,7 +206,7 @@ class DeviceRegistry:
 
     def uids(self) -> set[str]:
         with self._lock:
-            return {device.uid for device in self._devices.values() if device.uid}
+            return {uid for device in self._devices.values() for uid in (device.uid, *device.shared_with) if uid}
 
     def report(self, device_id: str, code: str, value: Any, at_ms: int, *, event_from: str = "1") -> None:
         """The device reports ``code=value``: its state changes and its log gets a data point report (type 7)."""

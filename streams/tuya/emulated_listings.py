@@ -167,7 +167,8 @@ def associated_user_devices(registry: DeviceRegistry, params: Mapping[str, str])
 def user_devices(
     registry: DeviceRegistry, uid: str, params: Mapping[str, str], known_uids: Collection[str]
 ) -> list[dict[str, Any]]:
-    """``GET /v1.0/users/{uid}/devices``: the user's own devices (``from=sharing``: none is shared here).
+    """``GET /v1.0/users/{uid}/devices``: the user's own devices, or (``from=sharing``) those shared with the user,
+    each named by its owner's uid.
 
     Raises:
         Refusal: 1106 for a uid the project does not know, as Tuya answers a wrong uid.
@@ -175,7 +176,7 @@ def user_devices(
     if uid not in known_uids and uid not in registry.uids():
         raise Refusal(_PERMISSION_DENY)
     if params.get("from") == "sharing":
-        return []
+        return registry.select(lambda device: uid in device.shared_with, _user_record)
     return registry.select(lambda device: device.uid == uid, _user_record)
 
 

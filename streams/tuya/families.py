@@ -171,13 +171,15 @@ _USER_DEVICES = "/v1.0/users/{uid}/devices"
 
 
 def _user_pages(client: Requester, context: FamilyContext) -> Iterator[DevicePage]:
-    """Every device of each known uid, one answer per uid (no paging), each page naming its uid. Refused only if
-    every uid is refused."""
+    """Every device of each known uid, one answer per uid (no paging), each page naming its uid; then the devices
+    shared with that uid (``from=sharing``, SPEC.md §10.1), on a page of no owner. Refused only if every uid is
+    refused."""
     refusal: TuyaApiError | None = None
     answered = False
     for uid in dict.fromkeys(context.uids):
+        path = _USER_DEVICES.format(uid=quote(uid, safe=""))
         try:
-            answer = client.request("GET", _USER_DEVICES.format(uid=quote(uid, safe="")), params={"from": "home"})
+            answer = client.request("GET", path, params={"from": "home"})
         except TuyaApiError as exc:
             if not is_refusal(exc):
                 raise
@@ -185,8 +187,28 @@ def _user_pages(client: Requester, context: FamilyContext) -> Iterator[DevicePag
             continue
         answered = True
         yield replace(_page(answer, answer.result), owner=uid)
+        shared = _shared_page(client, path, uid)
+        if shared is not None:
+            yield shared
     if not answered:
         raise refusal or TuyaApiError(1106, "no user id known to list devices of", path=_USER_DEVICES)
+
+
+def _shared_page(client: Requester, path: str, uid: str) -> DevicePage | None:
+    """The devices shared with ``uid``, None if Tuya refuses to say. Such a device is not ``uid``'s: an item that
+    names ``uid`` as its owner says nothing of the owner."""
+    try:
+        answer = client.request("GET", path, params={"from": "sharing"})
+    except TuyaApiError as exc:
+        if not is_refusal(exc):
+            raise
+        return None
+    page = _page(answer, answer.result)
+    devices = [
+        msgspec.structs.replace(device, owner_uid=None) if device.owner_uid == uid else device
+        for device in page.devices
+    ]
+    return replace(page, devices=devices)
 
 
 #: In the order sync tries them: the most devices per call first. The one that worked last time goes first.

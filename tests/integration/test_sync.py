@@ -214,6 +214,25 @@ def test_a_listing_by_owner_marks_gone_only_devices_of_the_owners_it_listed(
         assert deleted == {removed}  # the silent owner's devices were not listed, so not judged gone
 
 
+def test_a_listing_by_owner_knows_the_devices_shared_with_a_listed_user(
+    tmp_path: Path, small_fleet: EmulatedFleet
+) -> None:
+    refused = {IOT03: 1106, "/v2.0/cloud/thing": 1106, "/v1.0/iot-01": 1106}
+    guest = small_fleet.users[0].uid
+    lent = replace(small_fleet.devices[0], uid="euUnlinkedOwner", shared_with=(guest,))  # its owner is not linked
+    fleet = replace(small_fleet, devices=(lent, *small_fleet.devices[1:]))
+    for project in _project(f"sqlite:///{tmp_path / 'a.db'}", fleet, refused=refused):
+        with project.engine.begin() as connection:
+            connection.execute(User.__table__.insert(), [{"uid": guest, "updated_at": f.at(0), "data": {}}])
+        report = project.sync(schema=None).run()
+        assert (report.family, report.complete) == (PER_USER, True)
+        with project.engine.connect() as connection:
+            row = connection.execute(select(Device).where(Device.device_id == lent.device_id)).one()
+        assert (row.name, row.owner_uid, row.deleted_at) == (lent.name, "euUnlinkedOwner", None)
+        asked = [call.path for call in project.emulator.calls if "from=sharing" in call.path]
+        assert asked == [f"{PER_USER.format(uid=guest)}?from=sharing"]
+
+
 def test_a_refused_family_is_remembered_and_not_asked_again(tmp_path: Path, small_fleet: EmulatedFleet) -> None:
     for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused={IOT03: 1106}):
         first = project.sync().run()

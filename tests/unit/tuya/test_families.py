@@ -264,32 +264,61 @@ def test_associated_pages_raise_cursor_repeated_when_a_last_row_key_comes_back()
     assert raised.value.path == ASSOCIATED
 
 
-# v1.0 users/{uid}/devices: one call per uid
+# v1.0 users/{uid}/devices: one call per uid for its own devices, one for those shared with it
 
 
 def test_user_device_pages_ask_once_for_each_distinct_uid_in_order():
-    client = ScriptedRequester(answer(items(0, 2), 0), answer(items(2, 1), 1))
+    client = ScriptedRequester(answer(items(0, 2), 0), answer([], 1), answer(items(2, 1), 2), answer([], 3))
     pages = list(family(USER_DEVICES).pages(client, FamilyContext(uids=("u1", "u2", "u1"))))
-    assert ids(pages) == [[device_id(0), device_id(1)], [device_id(2)]]
-    assert [page.owner for page in pages] == ["u1", "u2"]  # each page lists every device of its uid
+    assert ids(pages) == [[device_id(0), device_id(1)], [], [device_id(2)], []]
+    assert [page.owner for page in pages] == ["u1", None, "u2", None]  # an owner's page lists all of its devices
     assert client.calls == [
         ("GET", "/v1.0/users/u1/devices", {"from": "home"}),
+        ("GET", "/v1.0/users/u1/devices", {"from": "sharing"}),
         ("GET", "/v1.0/users/u2/devices", {"from": "home"}),
+        ("GET", "/v1.0/users/u2/devices", {"from": "sharing"}),
     ]
 
 
+def test_user_device_pages_list_devices_shared_with_a_uid_without_making_it_their_owner():
+    shared = [{**item, "uid": uid} for item, uid in zip(items(5, 2), ("u1", "u9"), strict=True)]
+    client = ScriptedRequester(answer([{**items(0, 1)[0], "uid": "u1"}], 0), answer(shared, 1))
+    own, shared_page = family(USER_DEVICES).pages(client, FamilyContext(uids=("u1",)))
+    assert (own.owner, [device.owner_uid for device in own.devices]) == ("u1", ["u1"])
+    # not u1's although the item names u1 (the uid asked); another uid named is the owner
+    assert (shared_page.owner, ids([shared_page])) == (None, [[device_id(5), device_id(6)]])
+    assert [device.owner_uid for device in shared_page.devices] == [None, "u9"]
+    assert shared_page.t == T + 1000
+
+
+def test_user_device_pages_go_on_when_the_shared_devices_are_refused():
+    client = ScriptedRequester(answer(items(0, 1), 0), refusal(1106), answer(items(1, 1), 2), answer([], 3))
+    pages = list(family(USER_DEVICES).pages(client, FamilyContext(uids=("u1", "u2"))))
+    assert ids(pages) == [[device_id(0)], [device_id(1)], []]
+    assert [page.owner for page in pages] == ["u1", "u2", None]
+
+
+def test_user_device_pages_raise_an_error_of_the_shared_devices_that_is_not_a_refusal():
+    error = TuyaApiError(1004, "sign invalid")
+    client = ScriptedRequester(answer(items(0, 1), 0), error)
+    with pytest.raises(TuyaApiError) as raised:
+        list(family(USER_DEVICES).pages(client, FamilyContext(uids=("u1", "u2"))))
+    assert raised.value is error
+
+
 def test_user_device_pages_quote_uid_in_path():
-    client = ScriptedRequester(answer([]))
+    client = ScriptedRequester(answer([]), answer([]))
     list(family(USER_DEVICES).pages(client, FamilyContext(uids=("eu/1 2",))))
-    assert client.calls[0][1] == "/v1.0/users/eu%2F1%202/devices"
+    assert [path for _method, path, _params in client.calls] == ["/v1.0/users/eu%2F1%202/devices"] * 2
 
 
 def test_user_device_pages_skip_refused_uid():
-    client = ScriptedRequester(refusal(1106), answer(items(0, 1), 1), refusal(28841105))
+    client = ScriptedRequester(refusal(1106), answer(items(0, 1), 1), answer([], 2), refusal(28841105))
     pages = list(family(USER_DEVICES).pages(client, FamilyContext(uids=("u1", "u2", "u3"))))
-    assert ids(pages) == [[device_id(0)]] and pages[0].owner == "u2"
+    assert ids(pages) == [[device_id(0)], []] and pages[0].owner == "u2"
     assert [path for _method, path, _params in client.calls] == [
         "/v1.0/users/u1/devices",
+        "/v1.0/users/u2/devices",
         "/v1.0/users/u2/devices",
         "/v1.0/users/u3/devices",
     ]
