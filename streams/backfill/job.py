@@ -6,7 +6,8 @@ entitled to, converts Tuya's string values with the product's data points, and s
 checkpoint in one transaction (streams.store.backfill): a crash or Ctrl-C, then a rerun, continues at the page it
 stopped at, and the idempotent keys absorb a repeated page. Nothing here reaches the rules: a log value is history,
 not news. What it cannot do is said in the gap's ``reason`` (``partly_filled``): the part of the window older than
-Tuya keeps logs, the day's quota spent, refused paths, devices whose log could not be read.
+Tuya keeps logs, refused paths, devices whose log could not be read. A gap the day's quota stopped stays ``open``
+with that reason, so the worker resumes it once the quota allows.
 """
 
 from __future__ import annotations
@@ -89,7 +90,11 @@ class Backfill:
             try:
                 run.devices(start, report.ended_at, devices)
             except QuotaReached as exc:
-                report.reasons.append(f"{exc}: run `tuya-archiver backfill --gap {gap_id}` again tomorrow")
+                report.quota_spent = True
+                report.reasons.append(
+                    f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC day "
+                    f"(or run `tuya-archiver backfill --gap {gap_id}` then)"
+                )
         run.finish()
         return report
 
@@ -238,7 +243,8 @@ class _Run:
         for refused in sorted({refusal.path for refusal in report.refused} & _ONLINE_PATHS):
             report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
         complete = report.devices_done == report.devices and not report.reasons
-        report.status = "filled" if complete else "partly_filled"
+        # Stopped by the quota: open, so that the worker's next backfill (streams.fleet.background) resumes it.
+        report.status = "filled" if complete else "open" if report.quota_spent else "partly_filled"
         reason = "; ".join(report.reasons) or None
         self.archive.write(
             lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status=report.status, reason=reason)

@@ -14,8 +14,8 @@ __all__ = ["BackfillReport"]
 
 @dataclass(slots=True)
 class BackfillReport:
-    """A gap's backfill: its window, devices read, rows added, calls; ``status`` filled or partly_filled (why:
-    ``reasons``)."""
+    """A gap's backfill: its window, devices read, rows added, calls; ``status`` filled, partly_filled (why:
+    ``reasons``), or open again when the day's quota stopped it (``quota_spent``)."""
 
     gap_id: int
     started_at: datetime
@@ -28,6 +28,7 @@ class BackfillReport:
     family: str | None = None
     status: str = "backfilling"
     waiting: bool = False  # not started: the stream has not been consumed past the gap's end yet
+    quota_spent: bool = False  # stopped by the day's quota: left open, to be resumed
     refused: list[Refusal] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
@@ -36,8 +37,9 @@ class BackfillReport:
         if self.waiting:
             return [f"gap {self.gap_id} ({window}): waiting until the stream is consumed past its end"]
         through = f" through {self.family}" if self.family else ""
+        outcome = "stopped by the quota" if self.quota_spent else self.status.replace("_", " ")
         lines = [
-            f"gap {self.gap_id} ({window}): {self.status.replace('_', ' ')}",
+            f"gap {self.gap_id} ({window}): {outcome}",
             f"devices: {self.devices_done:,} of {self.devices:,} read{through}; rows added: {self.rows_added:,}",
             f"OpenAPI calls: {self.calls:,} (estimated at least {self.estimate:,} before starting)",
         ]

@@ -250,7 +250,7 @@ def test_a_window_older_than_tuya_keeps_logs_is_reported(sqlite_project: Project
     assert report.devices_done == 6
 
 
-def test_the_quota_leaves_the_gap_partly_filled_and_a_rerun_finishes_it(sqlite_project: Project) -> None:
+def test_the_quota_leaves_the_gap_open_and_a_rerun_finishes_it(sqlite_project: Project) -> None:
     project = sqlite_project
     expected = _feed(project)
     gap_id = project.gap()
@@ -259,11 +259,13 @@ def test_the_quota_leaves_the_gap_partly_filled_and_a_rerun_finishes_it(sqlite_p
 
         used = calls_on(connection, datetime.now(UTC).date())
     stopped = project.backfill(quota=used + 5).fill(gap_id)  # the token and four pages
-    assert stopped.status == "partly_filled" and "quota" in stopped.reasons[0]
+    assert stopped.status == "open" and "quota" in stopped.reasons[0]
     assert f"backfill --gap {gap_id}" in stopped.reasons[0]
+    assert stopped.summary_lines()[0].endswith(": stopped by the quota")
     with project.engine.connect() as connection:
         gap = connection.execute(select(Gap).where(Gap.id == gap_id)).one()
-    assert (gap.status, "quota" in (gap.reason or "")) == ("partly_filled", True)
+        still_open = store.open_gaps(connection)
+    assert (gap.status, "quota" in (gap.reason or ""), still_open) == ("open", True, [gap_id])
     assert 0 < stopped.rows_added < expected
     finished = project.backfill().fill(gap_id)
     assert finished.status == "filled"

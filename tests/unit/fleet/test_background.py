@@ -21,11 +21,12 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from models.points import PointSpec
+from streams.backfill.report import BackfillReport
 from streams.fleet.background import BackgroundSync
 from streams.fleet.catalog import Catalog, CatalogRef
 from streams.fleet.report import SyncReport
 from streams.pipeline import BatchResult
-from streams.store import fleet
+from streams.store import backfill, fleet
 from streams.store.engine import make_engine
 from streams.store.migrate import upgrade
 from streams.tuya.api_errors import TuyaApiError
@@ -381,3 +382,54 @@ def test_catalog_is_replaced_after_each_sync(archive, background_factory):
     assert (after_run.synced, after_run.products()) == (frozenset({DEVICE}), {PRODUCT})
     assert catalog.get() is not after_run
     assert catalog.get().code_of(DEVICE, 20) == "cur_voltage"
+
+
+class FakeBackfill:
+    """Stands in for Backfill and its factory: each fill of a gap gives the next of ``statuses`` (the gap row too)."""
+
+    def __init__(self, archive: Engine, *statuses: str) -> None:
+        self._archive = archive
+        self._statuses = list(statuses)
+        self._changed = threading.Condition()
+        self.fills: list[int] = []
+
+    def make(self) -> FakeBackfill:
+        return self
+
+    def fill(self, gap_id: int) -> BackfillReport:
+        status = self._statuses.pop(0)
+        with self._archive.begin() as connection:
+            backfill.update_gap(connection, gap_id, GAP_AT, status=status)
+        with self._changed:
+            self.fills.append(gap_id)
+            self._changed.notify_all()
+        return BackfillReport(gap_id, GAP_AT, GAP_AT, status=status, quota_spent=status == "open")
+
+    def wait_for_fills(self, count: int) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.fills) >= count, timeout=WAIT_S):
+                pytest.fail(f"the sync thread made fills {self.fills} in {WAIT_S:.0f} s; expected {count}")
+
+
+GAP_AT = datetime(2026, 12, 6, tzinfo=UTC)
+
+
+def test_a_gap_the_quota_left_open_is_resumed_after_the_next_full_sync(archive):
+    with archive.begin() as connection:
+        gap_id = backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
+    clock, catalog = FakeClock(), CatalogRef()
+    fake, job = FakeFleetSync(catalog), FakeBackfill(archive, "open", "filled")  # the quota, then the next day
+    background = BackgroundSync(
+        fake.make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock, make_backfill=job.make
+    )
+    try:
+        background.start()
+        job.wait_for_fills(1)
+        clock.now = START + INTERVAL_S
+        background.on_committed(batch("d0"))  # wakes the thread, as the worker's batches do
+        job.wait_for_fills(2)
+    finally:
+        background.stop()
+    assert [kind for kind, _ids in fake.calls].count("run") == 2
+    with archive.connect() as connection:
+        assert (job.fills, backfill.open_gaps(connection)) == ([gap_id, gap_id], [])
