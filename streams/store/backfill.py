@@ -262,8 +262,10 @@ def _save_events(connection: Connection, device_id: str, events: Sequence[LogEve
         for e in fresh.values()
     ]
     connection.execute(insert(connection, _EVENTS).on_conflict_do_nothing(), rows)
-    last = max(fresh.values(), key=lambda event: event.at)
-    newer = or_(_DEVICES.c.online_changed_at.is_(None), _DEVICES.c.online_changed_at < last.at)
+    # The newest event decides, online winning a tie (streams.store.statements, device_online_periods).
+    last = max(fresh.values(), key=lambda event: (event.at, event.event == "online"))
+    stored = _DEVICES.c.online_changed_at
+    newer = or_(stored.is_(None), stored <= last.at if last.event == "online" else stored < last.at)
     connection.execute(
         update(_DEVICES)
         .where(and_(_DEVICES.c.device_id == device_id, newer))

@@ -84,7 +84,7 @@ class _Device:
     def event(self, record: DeviceEvent) -> None:
         at, event, data = record.occurred_at, record.event, record.data
         if event in ("online", "offline"):
-            if _newer(at, self.online_changed_at):
+            if _newer(at, self.online_changed_at) or (at == self.online_changed_at and event == "online"):
                 self.online, self.online_changed_at = event == "online", at
         elif event == "name_updated":
             name = data.get("name")
@@ -173,6 +173,7 @@ DEVICE_SEEN_COLUMNS = ("device_id", "product_key", "first_seen_at", "last_seen_a
 _COLUMN = {name: index for index, name in enumerate(DEVICE_COLUMNS)}
 _PRODUCT, _FIRST_SEEN, _LAST_SEEN = _COLUMN["product_key"], _COLUMN["first_seen_at"], _COLUMN["last_seen_at"]
 _DELETED, _REPORTS, _OWNER_UPDATED = _COLUMN["deleted_at"], _COLUMN["report_count"], _COLUMN["owner_updated_at"]
+_ONLINE, _ONLINE_AT = _COLUMN["online"], _COLUMN["online_changed_at"]
 # Facts of a device row that change together with the time they were true at.
 _STAMPED = tuple(
     (_COLUMN[value], _COLUMN[stamp])
@@ -186,8 +187,9 @@ _STAMPED = tuple(
 
 def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Raw device rows of several messages (in message order) as one row per device, by DeviceFacts' rules: each
-    fact from the newer time (the earlier message on a tie), the product key last given, first seen the earliest,
-    last seen the latest, reports added, and a deletion kept unless a bind as new or newer followed it."""
+    fact from the newer time (the earlier message on a tie, but online wins a tie with offline), the product key last
+    given, first seen the earliest, last seen the latest, reports added, and a deletion kept unless a bind as new or
+    newer followed it."""
     merged: dict[str, list[Any]] = {}
     for row in rows:
         current = merged.get(row[0])
@@ -199,6 +201,8 @@ def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         for value, stamp in _STAMPED:
             if row[stamp] is not None and _newer(row[stamp], current[stamp]):
                 current[value], current[stamp] = row[value], row[stamp]
+        if row[_ONLINE_AT] is not None and row[_ONLINE_AT] == current[_ONLINE_AT]:
+            current[_ONLINE] = current[_ONLINE] or row[_ONLINE]  # a reconnect reported within one second
         current[_FIRST_SEEN] = min(current[_FIRST_SEEN], row[_FIRST_SEEN])
         current[_LAST_SEEN] = max(current[_LAST_SEEN], row[_LAST_SEEN])
         if row[_DELETED] is not None and _newer(row[_DELETED], current[_DELETED]):

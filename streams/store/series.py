@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, Row, String, TextClause, bindparam, select, text
+from sqlalchemy import Float, Integer, Row, String, TextClause, bindparam, case, select, text
 from sqlalchemy.engine import Connection
 
 from models.points import PointSpec
@@ -120,7 +120,7 @@ def online_periods(connection: Connection, device_id: str, since: datetime, unti
     query = (
         select(view.state, view.started_at, view.ended_at)
         .where(view.device_id == device_id, view.started_at < until, overlapping)
-        .order_by(view.started_at, view.message_id)
+        .order_by(view.started_at, case((view.state == "online", 1), else_=0), view.message_id)  # as the view does
     )
     return list(connection.execute(query))
 

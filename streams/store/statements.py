@@ -110,10 +110,19 @@ _DEVICE_REPORTED = [
     "report_count = devices.report_count + excluded.report_count",
 ]
 
+# Online wins a tie with offline (the stream times these events in whole seconds, and a reconnect is often reported
+# offline and online within one second, in either order); device_online_periods orders them the same way.
+_ONLINE = (
+    f"online = CASE WHEN {_newer('devices', 'online_changed_at')} THEN excluded.online "
+    "WHEN excluded.online_changed_at = devices.online_changed_at THEN devices.online OR excluded.online "
+    "ELSE devices.online END"
+)
+
 _DEVICES_UPSERT = "ON CONFLICT (device_id) " + _set(
     [
         *_if_newer("devices", "name_updated_at", "name"),
-        *_if_newer("devices", "online_changed_at", "online"),
+        _ONLINE,
+        *_if_newer("devices", "online_changed_at"),
         *_if_newer("devices", "owner_updated_at", "owner_uid"),
         *_DEVICE_REPORTED,
     ]

@@ -18,13 +18,24 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
-from models.tables import Base, Device, DeviceState, DeviceStatus, Message, RuleState, StatusMessage, latest_status
+from models.tables import (
+    Base,
+    Device,
+    DeviceState,
+    DeviceStatus,
+    Message,
+    RuleState,
+    StatusMessage,
+    device_online_periods,
+    latest_status,
+)
 from streams.errors import DatabaseUnavailable
 from streams.store.drivers import SqliteDriver
 from streams.store.engine import PAGE_BYTES, WAL_AUTOCHECKPOINT_BYTES, make_engine
 from streams.store.facts import DEVICE_COLUMNS
 from streams.store.row_writer import RowWriter
 from streams.store.rows import sqlite_time
+from streams.store.series import online_periods
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.store.statements import DEVICES, DEVICES_SEEN, sqlite_insert
 from streams.tuya.decoder import Decoded
@@ -194,6 +205,25 @@ def test_a_bind_in_the_same_second_as_a_deletion_wins_whatever_the_batches(
         write(store, [event])  # a batch each: the same rule as within one batch (streams.store.facts)
     [device] = map_rows(engine, Device)
     assert (device.deleted_at, device.owner_uid) == (None, "eu18")
+
+
+@pytest.mark.parametrize("online_first", [False, True])
+@pytest.mark.parametrize("batches", [1, 2])
+def test_online_wins_a_tie_with_offline_in_devices_and_the_periods_view(
+    store: ArchiveStore, engine: Engine, online_first: bool, batches: int
+) -> None:
+    """A reconnect reported within one second, in either order, in one batch or two: online, in both places."""
+    offline, online = (f.device_event(n, event, when=f.at(10)) for n, event in ((8, "offline"), (9, "online")))
+    events = [online, offline] if online_first else [offline, online]
+    for batch in [events] if batches == 1 else [[event] for event in events]:
+        write(store, batch)
+    [device] = map_rows(engine, Device)
+    assert (device.online, device.online_changed_at) == (True, f.at(10))
+    with engine.connect() as connection:
+        periods = connection.execute(select(device_online_periods.c.state, device_online_periods.c.ended_at)).all()
+        shown = online_periods(connection, f.DEVICE, f.at(0), f.at(20))
+    current = [state for state, ended in periods if ended is None]
+    assert (current, [row.state for row in shown][-1]) == (["online"], "online")
 
 
 def test_unicode_names_and_values_round_trip(store: ArchiveStore, engine: Engine) -> None:

@@ -272,3 +272,20 @@ def test_merged_user_rows_keep_the_newest_registration_deletion_and_data() -> No
     ]
     pieces = [row for event in events for row in user_rows(event.records, same)]  # type: ignore[arg-type]
     assert merge_user_rows(pieces) == user_rows([e.records[0] for e in events], same)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("first", ["offline", "online"])
+def test_online_wins_a_tie_with_offline_in_one_message_batch_and_across_merged_rows(first: str) -> None:
+    """A reconnect reported offline and online within one second, in either order: the device is online."""
+    second = "online" if first == "offline" else "offline"
+    events = [f.device_event(1, first, when=f.at(20)), f.device_event(2, second, when=f.at(20))]
+    assert (device_row(*events)["online"], device_row(*events)["online_changed_at"]) == (True, f.at(20))
+    rows = []
+    for event in events:
+        facts = DeviceFacts()
+        facts.add_message(event.records)
+        rows.extend(facts.rows(same, raw=True))
+    [merged] = merge_device_rows(rows)
+    assert dict(zip(DEVICE_COLUMNS, merged, strict=True))["online"] is True
+    later = f.device_event(3, "offline", when=f.at(21))  # a newer time still decides
+    assert device_row(*events, later)["online"] is False
