@@ -56,8 +56,9 @@ def _url(value: str | None, schemes: tuple[str, ...], example: str) -> str | Non
     if value is None:
         return None
     parts = urlsplit(value.strip())
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ValueError(f"must be a {' or '.join(f'{scheme}://' for scheme in schemes)} URL, e.g. {example}")
+    if parts.scheme not in schemes or not parts.hostname or parts.path.strip("/") or parts.query:
+        kinds = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ValueError(f"must be a {kinds} URL of a host (and port) without a path, e.g. {example}")
     return value
 
 

@@ -34,6 +34,7 @@ from streams.store.settle import settle_every
 from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import MessageDecoder
 from streams.tuya.openapi import OpenApiClient
+from streams.tuya.ratelimit import ApiPace
 from streams.writer.child import WriterConfig
 from streams.writer.process import WriterProcess
 from streams.writer.runner import PipelinedRunner
@@ -114,25 +115,32 @@ def pipeline(settings: Settings, engine: Engine, rule_set: RuleSet, fleet: Catal
     return Pipeline(MessageDecoder(settings.access_key), store, reactor, catalog=fleet.get)
 
 
-def outbox_sender(settings: Settings, engine: Engine, rule_set: RuleSet) -> OutboxSender | None:
-    """The sender of the rules' commands, or None when no rule has an action to deliver."""
+def outbox_sender(
+    settings: Settings, engine: Engine, rule_set: RuleSet, pace: ApiPace | None = None
+) -> OutboxSender | None:
+    """The sender of the rules' commands, or None when no rule has an action to deliver; ``pace``: the process's
+    (OpenApiClient.pace_of), shared with its background sync."""
     if not rule_set.rules:
         return None
-    client = OpenApiClient.from_settings(settings) if settings.tuya_openapi_url or settings.tuya_region else None
+    endpoint = settings.tuya_openapi_url or settings.tuya_region
+    client = OpenApiClient.from_settings(settings, pace=pace) if endpoint else None
     if client is None:
         log.warning("no TUYA_REGION or TUYA_OPENAPI_URL: rules' Tuya commands will fail (webhooks and logs work)")
     return OutboxSender(engine, client, lease_s=settings.rules_in_flight_lease, rules=rule_set)
 
 
-def fleet_sync(settings: Settings, engine: Engine, fleet: CatalogRef) -> BackgroundSync | None:
-    """The worker's background sync, or None when SYNC_INTERVAL is 0 or no OpenAPI endpoint is configured."""
+def fleet_sync(
+    settings: Settings, engine: Engine, fleet: CatalogRef, pace: ApiPace | None = None
+) -> BackgroundSync | None:
+    """The worker's background sync, or None when SYNC_INTERVAL is 0 or no OpenAPI endpoint is configured; ``pace``
+    as for :func:`outbox_sender`."""
     if settings.sync_interval <= 0:
         log.info("SYNC_INTERVAL is 0: the worker does not sync the fleet (run `tuya-archiver sync` yourself)")
         return None
     if not (settings.tuya_openapi_url or settings.tuya_region):
         log.info("no TUYA_REGION or TUYA_OPENAPI_URL: the worker does not sync the fleet from the OpenAPI")
         return None
-    client = OpenApiClient.from_settings(settings)
+    client = OpenApiClient.from_settings(settings, pace=pace)
     return BackgroundSync(
         lambda: FleetSync(engine, client, schema=settings.tuya_app_schema),
         engine,

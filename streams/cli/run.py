@@ -12,6 +12,7 @@ from streams import wiring
 from streams.heap import settle_heap
 from streams.metrics import MetricsServer, WorkerMetrics
 from streams.settings import Settings
+from streams.tuya.openapi import OpenApiClient
 
 __all__ = ["register"]
 
@@ -40,11 +41,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     metrics = WorkerMetrics()
     try:
         fleet = wiring.catalog(engine)
-        syncer = wiring.fleet_sync(settings, engine, fleet)
+        pace = OpenApiClient.pace_of(settings)  # the rules' commands and the sync: one rate, one quota count
+        syncer = wiring.fleet_sync(settings, engine, fleet, pace)
         watcher = wiring.gap_watch(settings, engine, metrics, syncer)
         observers = [watcher, *([syncer] if syncer else [])]
         runner = wiring.worker(settings, engine, metrics, rule_set, fleet, observers)
-        sender = wiring.outbox_sender(settings, engine, rule_set)
+        sender = wiring.outbox_sender(settings, engine, rule_set, pace)
         expiry = wiring.message_expiry(settings, engine)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, runner.stop)

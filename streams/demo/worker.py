@@ -19,6 +19,7 @@ from streams.outbox.sender import OutboxSender
 from streams.pipeline import BatchResult
 from streams.runner import Runner, RunSummary
 from streams.settings import Settings
+from streams.tuya.openapi import OpenApiClient
 
 __all__ = ["DemoWorker"]
 
@@ -48,8 +49,9 @@ class DemoWorker:
         self.engine = wiring.archive_engine(settings)
         try:
             self._catalog = wiring.catalog(self.engine)
-            self.syncer: BackgroundSync | None = wiring.fleet_sync(settings, self.engine, self._catalog)
-            self.sender: OutboxSender | None = wiring.outbox_sender(settings, self.engine, self.rules)
+            pace = OpenApiClient.pace_of(settings)
+            self.syncer: BackgroundSync | None = wiring.fleet_sync(settings, self.engine, self._catalog, pace)
+            self.sender: OutboxSender | None = wiring.outbox_sender(settings, self.engine, self.rules, pace)
             self._build()
         except BaseException:
             self.engine.dispose()

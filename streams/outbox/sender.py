@@ -9,8 +9,9 @@ instead of resending: if every commanded value is already reported, it is marked
 log line is marked ``failed`` for the same reason. The lease, not "whatever is in flight at start", is what makes
 this safe beside other senders (a standby worker, scale-out processors) that may be inside a call right now.
 
-Transient failures that outlast the client's own retries (Tuya's rate limits, 5xx answers that say the command was
-not applied, network errors; for webhooks, a connection that could not be made) put the row back to ``pending``
+Transient failures that outlast the client's own retries (Tuya's rate limits, 5xx answers other than a gateway's 502
+or 504, which may hide an applied command, network errors before the command left; for webhooks, a connection that
+could not be made) put the row back to ``pending``
 for a later pass, up to ``max_attempts``. :meth:`stop` drains once more, so a bounded run or a SIGTERM does not
 leave the commands of its last batch waiting for the next start.
 """

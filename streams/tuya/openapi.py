@@ -32,7 +32,7 @@ from streams.tuya.api_errors import (
     TuyaServerError,
     redact_path,
 )
-from streams.tuya.ratelimit import Backoff, DailyCallCounter, TokenBucket
+from streams.tuya.ratelimit import ApiPace, Backoff, DailyCallCounter, TokenBucket
 from streams.tuya.results import (
     ApiAnswer,
     CommandResult,
@@ -57,6 +57,7 @@ _T = TypeVar("_T")
 _GRANT_PATH = "/v1.0/token?grant_type=1"  # SPEC.md §4.2: grant_type=1 is the "simple mode" grant
 # Failures after which the request cannot have reached Tuya, so even a command may be sent again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_GATEWAY_ERRORS = frozenset({502, 504})
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,9 @@ class TuyaAuth(httpx.Auth):
         return self.token
 
     def _token_request(self, request: httpx.Request, path: str) -> httpx.Request:
-        return self._signed(httpx.Request("GET", request.url.copy_with(raw_path=path.encode("ascii"))), "")
+        url = request.url.copy_with(raw_path=path.encode("ascii"))
+        # the extensions carry the client's timeout: a token call without them would wait for ever
+        return self._signed(httpx.Request("GET", url, extensions=dict(request.extensions)), "")
 
     def _signed(self, request: httpx.Request, access_token: str) -> httpx.Request:
         signature = sign(
@@ -183,8 +186,13 @@ def parse_answer(response: httpx.Response) -> ApiAnswer:
     if status == 429:
         raise TuyaRateLimited(429, "HTTP 429 Too Many Requests", _tid(response), path=path, retry_after=retry_after)
     if status >= 500:
-        msg = f"HTTP {status} {response.reason_phrase}"
-        raise TuyaServerError(status, msg, _tid(response), path=path, retry_after=retry_after)
+        # A gateway's error (502, 504) says nothing of what Tuya behind it did: a command may have been applied.
+        maybe_applied = status in _GATEWAY_ERRORS and response.request.method != "GET"
+        note = ": Tuya may have applied it" if maybe_applied else ""
+        msg = f"HTTP {status} {response.reason_phrase}{note}"
+        raise TuyaServerError(
+            status, msg, _tid(response), path=path, retry_after=retry_after, maybe_applied=maybe_applied
+        )
     if status >= 300:
         raise TuyaApiError(status, f"HTTP {status} {response.reason_phrase}", _tid(response), path=path)
     return envelope_answer(response.content, path=path, retry_after=retry_after)
@@ -271,15 +279,22 @@ class OpenApiClient:
             event_hooks={"request": [self._pace]},
         )
 
+    @staticmethod
+    def pace_of(settings: Settings) -> ApiPace:
+        """A pace of ``TUYA_API_RATE`` and ``TUYA_API_DAILY_QUOTA``: give the same one to every client of a process."""
+        return ApiPace(TokenBucket(settings.tuya_api_rate), DailyCallCounter(settings.tuya_api_daily_quota))
+
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> OpenApiClient:
-        """A client for the project in ``settings`` (ConfigError naming the variable when credentials are unset)."""
+    def from_settings(cls, settings: Settings, *, pace: ApiPace | None = None, **overrides: Any) -> OpenApiClient:
+        """A client for the project in ``settings`` (ConfigError naming the variable when credentials are unset),
+        paced by ``pace`` (shared with the process's other clients), else by a pace of its own."""
         settings.require("tuya_access_id", "tuya_access_key")
+        pace = pace or cls.pace_of(settings)
         options: dict[str, Any] = {
             "legacy_sign": settings.tuya_sign_legacy,
             "legacy_paths": settings.tuya_commands_legacy_path,
-            "limiter": TokenBucket(settings.tuya_api_rate),
-            "quota": DailyCallCounter(settings.tuya_api_daily_quota),
+            "limiter": pace.limiter,
+            "quota": pace.quota,
         }
         options.update(overrides)
         assert settings.tuya_access_id is not None
@@ -391,12 +406,17 @@ def _parsed(answer: ApiAnswer, build: Callable[[Any], _T]) -> _T:
 
 
 def _no_answer(request: httpx.Request, exc: httpx.TransportError) -> TuyaServerError:
-    """A TuyaServerError for a call that got no answer; a command that may have arrived is not sent again."""
-    maybe_applied = request.method != "GET" and not isinstance(exc, _NOT_SENT)
+    """A TuyaServerError for a call that got no answer; a command that may have arrived is not sent again. The
+    failed request may be the token call ahead of ``request``: then the command never left."""
+    try:
+        failed = exc.request
+    except RuntimeError:  # httpx sets it on every error it raises; this is for one raised without
+        failed = request
+    maybe_applied = failed.method != "GET" and not isinstance(exc, _NOT_SENT)
     note = ": Tuya may have applied it" if maybe_applied else ""
     return TuyaServerError(
         NO_ANSWER,
         f"no answer ({type(exc).__name__}){note}",
-        path=request.url.raw_path.decode("ascii"),
+        path=failed.url.raw_path.decode("ascii"),
         maybe_applied=maybe_applied,
     )

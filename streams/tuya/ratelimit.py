@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from random import Random
 
-__all__ = ["Backoff", "DailyCallCounter", "QuotaWarning", "TokenBucket"]
+__all__ = ["ApiPace", "Backoff", "DailyCallCounter", "QuotaWarning", "TokenBucket"]
 
 _DAY_S = 86_400
 
@@ -102,6 +102,15 @@ class DailyCallCounter:
 
     def _today(self) -> int:
         return int(self._clock() // _DAY_S)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPace:
+    """The rate and the daily count of one process's OpenAPI calls: every client of the process shares one, so the
+    process as a whole keeps to the rate and counts its calls against one quota (both thread-safe)."""
+
+    limiter: TokenBucket
+    quota: DailyCallCounter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

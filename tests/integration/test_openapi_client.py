@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from random import Random
 from typing import Any
 
+import httpx
 import pytest
 
 from streams.cli import main
@@ -17,7 +18,7 @@ from streams.settings import load_settings
 from streams.tuya.api_errors import TuyaApiError, TuyaRateLimited, TuyaServerError
 from streams.tuya.emulator import DataPoint, EmulatedDevice, Emulator
 from streams.tuya.openapi import OpenApiClient
-from streams.tuya.ratelimit import Backoff, DailyCallCounter, TokenBucket
+from streams.tuya.ratelimit import ApiPace, Backoff, DailyCallCounter, TokenBucket
 
 pytestmark = pytest.mark.integration
 
@@ -166,12 +167,55 @@ def test_rate_limit_beyond_the_budget_raises_transient_with_code_and_tid(emulato
     assert len(clock.sleeps) == 2
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
+@pytest.mark.parametrize("status", [500, 503])
 def test_http_5xx_retried(client, emulator, status):
     client.device_status(PLUG)
     emulator.fail_next(1, http_status=status)
     assert client.send_commands(PLUG, SWITCH_ON).accepted is True
     assert [code for _, code in _paths(emulator)[2:]] == [status, 0]
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_error_retries_a_read_but_not_a_command_that_may_have_arrived(client, emulator, status):
+    emulator.fail_next(1, http_status=status, path_prefix="/v1.0/iot-03")
+    assert client.device_status(PLUG).values["switch_1"] is False  # a read: retried
+    emulator.fail_next(1, http_status=status, path_prefix="/v1.0/iot-03")
+    with pytest.raises(TuyaServerError) as caught:
+        client.send_commands(PLUG, SWITCH_ON)
+    assert (caught.value.code, caught.value.maybe_applied) == (status, True)
+    assert "may have applied" in str(caught.value)
+    assert [code for _, code in _paths(emulator)[1:]] == [status, 0, status]  # the command: once
+
+
+class FailFirstToken(httpx.BaseTransport):
+    """Loopback HTTP to the emulator, but the first token call's answer is lost (the connection drops)."""
+
+    def __init__(self) -> None:
+        self._http = httpx.HTTPTransport()
+        self.dropped = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1.0/token" and not self.dropped:
+            self.dropped += 1
+            raise httpx.ReadError("connection reset", request=request)
+        return self._http.handle_request(request)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def test_a_token_call_without_answer_before_a_command_is_retried_the_command_had_not_left(emulator, project, clock):
+    transport = FailFirstToken()
+    with _client(emulator, project, clock, transport=transport) as client:
+        assert client.send_commands(PLUG, SWITCH_ON).accepted is True
+    assert (transport.dropped, len(emulator.commands), len(clock.sleeps)) == (1, 1, 1)
+
+
+def test_a_token_call_keeps_the_client_timeout(emulator, project, clock):
+    emulator.delay_next(1, 5.0, path_prefix="/v1.0/token")
+    with _client(emulator, project, clock, timeout_s=0.2) as client:
+        assert client.send_commands(PLUG, SWITCH_ON).accepted is True
+    assert (len(clock.sleeps), len(emulator.commands)) == (1, 1)  # timed out, backed off once, then granted
 
 
 def test_busy_code_500_retried_then_raised_as_server_error(emulator, project, clock):
@@ -275,6 +319,21 @@ def test_from_settings_uses_the_override_url_and_credentials(emulator, project, 
     )
     with OpenApiClient.from_settings(settings, clock=clock) as client:
         assert client.send_commands(PLUG, SWITCH_ON).tid == emulator.commands[0].tid
+
+
+def test_clients_from_settings_with_one_pace_share_the_rate_and_the_daily_count(emulator, project, clock):
+    settings = load_settings(tuya_access_id=project[0], tuya_access_key=project[1], tuya_openapi_url=emulator.url)
+    pace = ApiPace(TokenBucket(4.0, clock=clock), DailyCallCounter(1000, clock=clock))
+    with (
+        OpenApiClient.from_settings(settings, pace=pace, clock=clock, sleep=clock.sleep) as sender,
+        OpenApiClient.from_settings(settings, pace=pace, clock=clock, sleep=clock.sleep) as sync,
+    ):
+        for _ in range(6):
+            sender.device_status(PLUG)
+            sync.device_status(PLUG)
+    assert pace.quota.calls == sender.calls_made + sync.calls_made == 14  # two grants, twelve reads
+    times = [call.at_ms for call in emulator.calls]
+    assert all(later - first >= 1000 for first, later in zip(times, times[4:], strict=False))  # 4/s in all
 
 
 def test_from_settings_without_credentials_names_the_variable(monkeypatch, tmp_path):

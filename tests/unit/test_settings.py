@@ -62,6 +62,8 @@ def test_missing_region_names_the_variable():
         ("TUYA_OPENAPI_URL", "pulsar+ssl://mqe.tuyaeu.com:7285/"),
         ("TUYA_PULSAR_URL", "https://openapi.tuyaeu.com"),
         ("TUYA_PULSAR_URL", "pulsar+ssl://"),
+        ("TUYA_OPENAPI_URL", "https://gw.example/tuya"),  # a token call would leave the path out
+        ("TUYA_OPENAPI_URL", "https://openapi.tuyaeu.com/?x=1"),
         ("KEEP_MESSAGES", "99999999999999999999"),
         ("GAP_MARGIN", "36600d"),
         ("TUYA_IDLE_RECONNECT", "inf"),
