@@ -203,10 +203,15 @@ def postgres_copy(target: Target, *, staged: bool = False) -> str:
 
 @cache
 def postgres_stage(target: Target) -> str:
-    """A session's stage table for ``target``: emptied at each commit, gone with a rollback that created it."""
-    # INCLUDING DEFAULTS: columns a row leaves out take the table's default, as in the table.
-    like = f"LIKE {target.table} INCLUDING DEFAULTS"
-    return f"CREATE TEMP TABLE IF NOT EXISTS stage_{target.table} ({like}) ON COMMIT DELETE ROWS"
+    """A session's stage table for ``target``: emptied at each commit, gone with a rollback that created it.
+
+    The table's columns without its constraints or defaults (only ``target.columns`` move on): a default of the
+    table's sequence (``status_messages.message_key``) would make every writer's session depend on it, and a
+    migration could not drop the table while a worker is connected."""
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS stage_{target.table} ON COMMIT DELETE ROWS "
+        f"AS SELECT * FROM {target.table} WITH NO DATA"
+    )
 
 
 @cache

@@ -19,6 +19,9 @@ from models.tables import Base, EpochMillis, views
 from streams.errors import ConfigError
 from streams.store import migrate
 from streams.store.engine import ensure_at_head, make_engine
+from streams.store.row_writer import RowWriter
+from streams.store.sql import ArchiveStore
+from tests.unit.store import factories as f
 from tests.unit.store.databases import DIALECTS, scratch_database
 
 pytestmark = pytest.mark.integration
@@ -76,6 +79,22 @@ def test_downgrade_one_step_then_upgrade_returns_to_the_same_schema(engine: Engi
     after = {table: inspect(engine).get_columns(table) for table in sorted(tables(engine))}
     assert repr(after) == repr(before)
     migrate.check(engine)
+
+
+def test_a_downgrade_of_the_history_works_while_a_writer_is_connected(engine: Engine) -> None:
+    """A writer's session keeps its stage tables (PostgreSQL): they must not hold on to the history's tables."""
+    migrate.upgrade(engine)
+    ArchiveStore(engine).write_batch([f.status_report(1, {"a": 1})], [], received_at=f.at(1000))
+    with engine.begin() as connection:  # a backfill's page (the engine's pool keeps the session, and its stages)
+        log_value = ("log:dev1:1:t", 0, f.DEVICE, "t", "21", 3, f.at(50), None)
+        RowWriter(connection).insert_status([log_value], stored="skip", source="log")
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        migrate.downgrade(other, WIDE_HISTORY)
+        migrate.upgrade(other)
+        assert revision(other) == migrate.head_revision()
+    finally:
+        other.dispose()
 
 
 #: The revision before the history's narrow format, whose device_status is a table.
