@@ -143,6 +143,10 @@ class OutboxSender:
             if self._client is None:
                 raise ValueError("no OpenAPI client configured (TUYA_ACCESS_ID/TUYA_ACCESS_KEY)")
             result = self._client.send_commands(row["device_id"], payload)
+            if not result.accepted:  # an answer, so not resent: Tuya did not say it took the command
+                self.failed += 1
+                error = "Tuya answered success, but its result is not true: the device may not have taken it"
+                return {"status": "failed", "tuya_tid": result.tid, "error": error}
             self.sent += 1
             return {"status": "sent", "tuya_tid": result.tid, "sent_at": self._clock(), "error": None}
         if action == "webhook":

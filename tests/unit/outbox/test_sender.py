@@ -44,8 +44,9 @@ class FakeCommandClient:
     ``on_status`` likewise inside ``device_status``.
     """
 
-    def __init__(self, *failures: Exception, status: dict[str, Any] | None = None) -> None:
+    def __init__(self, *failures: Exception, status: dict[str, Any] | None = None, accepted: bool = True) -> None:
         self.failures = list(failures)
+        self.accepted = accepted
         self.status = dict(status or {})
         self.status_error: Exception | None = None
         self.calls: list[tuple[str, list[dict[str, Any]]]] = []
@@ -64,7 +65,7 @@ class FakeCommandClient:
             self.on_send()
         if failure is not None:
             raise failure
-        return CommandResult(device_id=device_id, accepted=True, t=1_790_000_000_000, tid=f"tid{number:04d}")
+        return CommandResult(device_id=device_id, accepted=self.accepted, t=1_790_000_000_000, tid=f"tid{number:04d}")
 
     def device_status(self, device_id: str) -> DeviceStatus:
         self.status_calls.append(device_id)
@@ -199,6 +200,18 @@ def test_maybe_applied_server_error_marks_failed_and_never_resends(archive, clos
     assert len(client.calls) == 1
     assert (row["status"], row["error_code"], row["attempts"]) == ("failed", 0, 1)
     assert "not resent" in row["error"]
+
+
+def test_an_answer_that_does_not_say_result_true_marks_failed_with_its_tid(archive, closing):
+    insert(archive, command_row(1))
+    client = FakeCommandClient(accepted=False)  # Tuya answered success, but its result is not true
+    sender = make_sender(closing, archive, client)
+    sender.drain()
+    sender.drain()
+    row = only_row(archive)
+    assert len(client.calls) == 1
+    assert (row["status"], row["tuya_tid"], row["sent_at"]) == ("failed", "tid0001", None)
+    assert "result" in row["error"] and sender.failed == 1
 
 
 def test_permanent_tuya_error_marks_failed_with_tuya_code(archive, closing):
