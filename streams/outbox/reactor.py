@@ -102,6 +102,8 @@ class RulesReactor:
         silences = [t.for_ for rule in rules.rules for t in rule.triggers if isinstance(t, DeviceSilentTrigger)]
         self._shortest_silence = min(silences, default=None)  # None: no rule watches for silent devices
         self._warned: set[tuple[str, str, str]] = set()
+        # rules whose cooldown is shared by every device: evaluated by one processor at a time (scale-out)
+        self._rule_wide = sorted(r.id for r in rules.rules if r.enabled and r.cooldown and r.cooldown.per == "rule")
         self.fired = 0
 
     @property
@@ -128,12 +130,14 @@ class RulesReactor:
         devices = {r.device_id for r in records if not isinstance(r, UserEvent)} | self._named
         subjects = devices | {r.uid for r in records if isinstance(r, UserEvent)} | {""}
         latest, stamps = sql.latest_values(connection, devices)
+        sql.lock_rule_cooldowns(connection, self._rule_wide)
         state = sql.rule_states(connection, subjects)
         points = self._catalog().point
         evaluation = evaluate(self._rules, records, state, latest, now, latest_stamps=stamps, points=points)
         self._save(connection, evaluation, now)
 
     def _tick(self, connection: Connection, now: datetime) -> None:
+        sql.lock_rule_cooldowns(connection, self._rule_wide)
         state = sql.rule_states(connection)
         quiet = self._shortest_silence
         if not state and quiet is None:

@@ -7,11 +7,12 @@ volumes per batch, so clarity wins over the driver-level fast path of ``streams.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, tuple_, update
+from sqlalchemy import and_, delete, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from models.tables import Command, Device, DeviceState, Message
@@ -27,6 +28,7 @@ __all__ = [
     "insert_commands",
     "last_seen",
     "latest_values",
+    "lock_rule_cooldowns",
     "new_message_ids",
     "pending_ids",
     "rule_states",
@@ -56,6 +58,17 @@ def latest_values(connection: Connection, device_ids: Iterable[str]) -> tuple[di
             values[device_id, code] = value
             stamps[device_id, code] = (reported_at, message_id)
     return values, stamps
+
+
+def lock_rule_cooldowns(connection: Connection, rule_ids: Sequence[str]) -> None:
+    """PostgreSQL: hold, until the transaction ends, a lock for each rule whose cooldown is the rule's (not a
+    device's), so that processors of other partitions evaluating the same rule wait for this one's fire to commit
+    and then see it. SQLite needs none: one writer at a time. Locks in ``rule_ids``' order, the same everywhere."""
+    if connection.dialect.name != "postgresql":
+        return
+    for rule_id in rule_ids:
+        key = int.from_bytes(hashlib.blake2b(rule_id.encode(), digest_size=8, person=b"cooldown").digest(), "big")
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
 
 
 def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -> dict[RuleStateKey, RuleState]:
