@@ -69,8 +69,8 @@ def check_access_key(key: str) -> str:
         ValueError: it cannot.
     """
     # SPEC.md §2.3: the AES key is accessKey[8:24], so a usable key has at least 24 characters (Tuya's are 32).
-    if len(key) != 32:
-        raise ValueError("must be the 32-character Access Secret of the cloud project")
+    if len(key) != 32 or not key.isascii():
+        raise ValueError("must be the 32-character Access Secret of the cloud project (ASCII letters and digits)")
     return key
 
 

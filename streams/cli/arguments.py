@@ -1,11 +1,11 @@
-"""argparse types that more than one command's options share; each refuses a bad value as a usage error (exit 2)."""
+"""argparse types and options that more than one command shares; each refuses a bad value as a usage error (exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import math
 
-__all__ = ["port", "positive_int", "positive_number"]
+__all__ = ["bound_arguments", "port", "positive_int", "positive_number"]
 
 
 def positive_int(text: str) -> int:
@@ -35,3 +35,16 @@ def port(text: str) -> int:
     if not 0 <= number <= 65_535:
         raise argparse.ArgumentTypeError(f"must be between 0 (any free port) and 65535, not {number}")
     return number
+
+
+def bound_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--max-messages`` and ``--idle-timeout``: what ends a bounded run of a consuming command."""
+    parser.add_argument(
+        "--max-messages",
+        type=positive_int,
+        metavar="N",
+        help="stop after receiving N messages (a redelivery counts too)",
+    )
+    parser.add_argument(
+        "--idle-timeout", type=positive_number, metavar="S", help="stop when nothing arrived for S seconds"
+    )

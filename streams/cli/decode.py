@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import msgspec
@@ -49,16 +50,16 @@ def _access_key(text: str) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     access_key = args.access_key or settings.access_key
-    return decode_lines(sys.stdin, sys.stdout, MessageDecoder(access_key), em=args.em, topic=args.topic)
+    # bytes: a line that is not UTF-8 is a message to dead-letter, not an error of the terminal
+    return decode_lines(sys.stdin.buffer, sys.stdout, MessageDecoder(access_key), em=args.em, topic=args.topic)
 
 
-def decode_lines(lines: TextIO, out: TextIO, decoder: MessageDecoder, *, em: str | None, topic: str) -> int:
+def decode_lines(lines: Iterable[bytes], out: TextIO, decoder: MessageDecoder, *, em: str | None, topic: str) -> int:
     """Decode every non-blank line; return 1 if any became a dead letter, else 0."""
     status = 0
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
-        raw = line.encode("utf-8")
         try:
             msg = to_pulsar_message(raw, em=em, topic=topic, fallback_id=f"line:{number}")
         except (DecodeError, ValueError, TypeError, AttributeError) as exc:  # a frame or message line of another shape

@@ -9,6 +9,7 @@ import signal
 import sys
 
 from streams import wiring
+from streams.cli.arguments import bound_arguments
 from streams.heap import settle_heap
 from streams.metrics import MetricsServer, WorkerMetrics
 from streams.settings import Settings
@@ -25,10 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="consume Tuya's message service into the archive (the worker)",
         description="Consume Tuya's Pulsar topic, store every message once, acknowledge after commit, run the rules.",
     )
-    parser.add_argument(
-        "--max-messages", type=int, metavar="N", help="stop after receiving N messages (a redelivery counts too)"
-    )
-    parser.add_argument("--idle-timeout", type=float, metavar="S", help="stop when nothing arrived for S seconds")
+    bound_arguments(parser)
     parser.set_defaults(handler=run)
 
 

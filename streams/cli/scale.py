@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from streams import wiring
+from streams.cli.arguments import bound_arguments, port, positive_int, positive_number
 from streams.heap import settle_heap
 from streams.metrics import MetricsServer, WorkerMetrics
 from streams.settings import Settings
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
         "and acknowledge Tuya only after Kafka acknowledged the write.",
     )
     _topic_arguments(bridge)
-    _bound_arguments(bridge)
+    bound_arguments(bridge)
     bridge.set_defaults(handler=run_bridge)
 
     process = subparsers.add_parser(
@@ -46,11 +47,14 @@ def register(subparsers: Any) -> None:
     )
     _topic_arguments(process)
     process.add_argument("--group", default="tuya-archiver", help="faust app id and Kafka consumer group")
-    process.add_argument("--web-port", type=int, default=6066, help="faust's web server port on 127.0.0.1")
+    process.add_argument("--web-port", type=port, default=6066, help="faust's web server port on 127.0.0.1")
     process.add_argument(
-        "--session-timeout", type=float, default=10.0, help="seconds before a dead processor's partitions move"
+        "--session-timeout",
+        type=positive_number,
+        default=10.0,
+        help="seconds before a dead processor's partitions move",
     )
-    _bound_arguments(process)
+    bound_arguments(process)
     process.set_defaults(handler=run_process)
 
 
@@ -58,20 +62,10 @@ def _topic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Kafka topic (default {DEFAULT_TOPIC})")
     parser.add_argument(
         "--partitions",
-        type=int,
+        type=positive_int,
         default=DEFAULT_PARTITIONS,
         help=f"partitions of the topic when it is created (default {DEFAULT_PARTITIONS}; at most one processor each)",
     )
-
-
-def _bound_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--max-messages",
-        type=int,
-        default=None,
-        help="stop after receiving this many messages (a redelivery counts too)",
-    )
-    parser.add_argument("--idle-timeout", type=float, default=None, help="stop when nothing arrived for S seconds")
 
 
 def run_bridge(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,9 +15,26 @@ def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 @pytest.mark.parametrize("port", ["65536", "99999", "-1", "http"])
-@pytest.mark.parametrize("command", [("serve",), ("emulate-api",)])
+@pytest.mark.parametrize("command", [("serve",), ("emulate-api",), ("process",)])
 def test_a_port_outside_0_to_65535_is_refused(capsys: pytest.CaptureFixture[str], command: tuple[str], port: str):
-    assert "argument --port: must be" in refused(capsys, *command, "--port", port)
+    flag = "--web-port" if command == ("process",) else "--port"
+    assert f"argument {flag}: must be" in refused(capsys, *command, flag, port)
+
+
+@pytest.mark.parametrize("command", ["run", "bridge", "process"])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--idle-timeout", "nan", "must be a positive number"),
+        ("--idle-timeout", "-1", "must be a positive number"),
+        ("--max-messages", "-3", "must be a whole number of at least 1"),
+        ("--max-messages", "0", "must be a whole number of at least 1"),
+    ],
+)
+def test_a_bound_of_a_run_that_ends_nothing_or_never_is_refused(
+    capsys: pytest.CaptureFixture[str], command: str, option: str, value: str, message: str
+):
+    assert f"argument {option}: {message}" in refused(capsys, command, option, value)
 
 
 def test_a_demo_archive_in_a_folder_that_is_not_there_is_refused(capsys: pytest.CaptureFixture[str], tmp_path) -> None:

@@ -14,8 +14,9 @@ from streams.cli import main
 def run_decode(monkeypatch, capsys, vectors):
     monkeypatch.setenv("TUYA_ACCESS_KEY", vectors["pulsar_auth"]["access_key"])
 
-    def run(lines: list[str], *args: str) -> tuple[int, list[dict]]:
-        monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    def run(lines: list[str | bytes], *args: str) -> tuple[int, list[dict]]:
+        raw = [line if isinstance(line, bytes) else line.encode() for line in lines]
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\n".join(raw) + b"\n")))
         status = main(["decode", *args])
         out = capsys.readouterr().out
         return status, [json.loads(line) for line in out.splitlines()]
@@ -54,6 +55,13 @@ def test_bad_line_prints_dead_letter_goes_on_and_exits_one(run_decode, vectors):
     assert records[1]["kind"] == "device_event"
 
 
+def test_a_line_that_is_not_utf8_is_a_dead_letter_and_the_next_one_decodes(run_decode, vectors):
+    good = vectors["envelopes"][2]["websocket_frame_utf8"]
+    status, records = run_decode([b'\xff\xfe{"a":1}', good])
+    assert status == 1
+    assert records[0]["kind"] == "dead_letter" and records[1]["kind"] == "device_event"
+
+
 def test_access_key_flag_overrides_environment(run_decode, vectors):
     envelope = vectors["envelopes"][0]
     status, records = run_decode([envelope["websocket_frame_utf8"]], "--access-key", "f" * 32)
@@ -62,7 +70,7 @@ def test_access_key_flag_overrides_environment(run_decode, vectors):
 
 @pytest.mark.parametrize("key", ["short", "k" * 25, "k" * 33])
 def test_an_access_key_flag_that_cannot_be_a_secret_is_a_usage_error_that_does_not_echo_it(monkeypatch, capsys, key):
-    monkeypatch.setattr("sys.stdin", io.StringIO("{}\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"{}\n")))
     with pytest.raises(SystemExit) as stopped:
         main(["decode", "--access-key", key])
     err = capsys.readouterr().err

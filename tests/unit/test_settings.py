@@ -56,6 +56,7 @@ def test_missing_region_names_the_variable():
         ("TUYA_MQ_ENV", "prod"),
         ("BATCH_SIZE", "many"),
         ("TUYA_ACCESS_KEY", "short"),
+        ("TUYA_ACCESS_KEY", "0123456789abcdéf0123456789abcdef"),  # 32 characters, but é is two bytes of the key
         ("KEEP_MESSAGES", "3h"),
         ("KEEP_MESSAGES", "a week"),
         ("TUYA_OPENAPI_URL", "notaurl"),
