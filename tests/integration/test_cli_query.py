@@ -296,7 +296,7 @@ def test_gaps_counts_a_partly_filled_gap_as_not_filled(
     assert status == 0 and "3 gaps (2 not filled yet), 3h in all" in out
 
 
-@pytest.mark.parametrize("argv", [("upgrade", "nosuch"), ("upgrade", "+9"), ("downgrade", "-9")])
+@pytest.mark.parametrize("argv", [("upgrade", "nosuch"), ("upgrade", "+99"), ("downgrade", "-99")])
 def test_db_to_a_revision_that_is_not_there_says_so_in_a_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str, argv: tuple[str, str]
 ) -> None:
