@@ -16,6 +16,7 @@ import msgspec
 
 __all__ = [
     "DEVICE_EVENTS",
+    "LONGEST_KEY",
     "USER_EVENTS",
     "DeadLetter",
     "DecodedMessage",
@@ -25,7 +26,22 @@ __all__ = [
     "StatusReported",
     "UnknownMessage",
     "UserEvent",
+    "key_text",
 ]
+
+#: The longest text the archive keys or indexes by (device ids, codes, uids, product keys, device names). Tuya's are
+#: short (a device id 22 characters); a longer one is no id of Tuya's, and an index entry has a limit (PostgreSQL's
+#: B-tree takes 2,704 bytes), so one message with such text would block every batch it is in.
+LONGEST_KEY = 255
+
+
+def key_text(value: Any) -> str | None:
+    """``value`` if the archive can key by it: text of 1 to LONGEST_KEY characters, none of them a control character
+    (NUL included, which PostgreSQL's text cannot hold); else None."""
+    if type(value) is str and 0 < len(value) <= LONGEST_KEY and value.isprintable():
+        return value
+    return None
+
 
 #: The one vocabulary of device events, for legacy protocol 20 and IoT-Core 1001/1002 alike (SPEC.md §3.1, §3.3).
 DEVICE_EVENTS = frozenset(

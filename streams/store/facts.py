@@ -14,7 +14,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from models.records import DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent
+from models.records import LONGEST_KEY, DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent, key_text
 from streams.store.rows import TimeFormat, json_text
 
 __all__ = [
@@ -87,12 +87,12 @@ class _Device:
             if _newer(at, self.online_changed_at) or (at == self.online_changed_at and event == "online"):
                 self.online, self.online_changed_at = event == "online", at
         elif event == "name_updated":
-            name = data.get("name")
-            if isinstance(name, str) and _newer(at, self.name_updated_at):
+            name = data.get("name")  # a name longer than an index takes is left in the event's data
+            if isinstance(name, str) and len(name) <= LONGEST_KEY and _newer(at, self.name_updated_at):
                 self.name, self.name_updated_at = name, at
         elif event == "bound":
-            uid = data.get("uid")
-            if isinstance(uid, str) and uid and _newer(at, self.owner_updated_at):
+            uid = key_text(data.get("uid"))
+            if uid is not None and _newer(at, self.owner_updated_at):
                 self.owner_uid, self.owner_updated_at = uid, at
         elif event == "deleted" and _newer(at, self.deleted_at):
             self.deleted_at = at

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from models.records import DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent
+from models.records import LONGEST_KEY, DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent, key_text
 from streams.errors import PayloadError
 
 __all__ = ["DEVICE_EVENT_NAMES", "USER_EVENT_NAMES", "device_id_of", "normalize", "timestamp_ms", "utc"]
@@ -119,16 +119,14 @@ def utc(ms: int) -> datetime:
 
 
 def device_id_of(payload: dict[str, Any]) -> str | None:
-    """``devId`` at the top level, else in ``bizData`` (SPEC.md §3.3: SDKs read it in either place)."""
-    device_id = payload.get("devId")
-    if isinstance(device_id, str) and device_id:
-        return device_id
-    biz_data = payload.get("bizData")
-    if isinstance(biz_data, dict):
-        device_id = biz_data.get("devId")
-        if isinstance(device_id, str) and device_id:
-            return device_id
-    return None
+    """``devId`` at the top level, else in ``bizData`` (SPEC.md §3.3: SDKs read it in either place); only text the
+    archive can key by (models.records.key_text)."""
+    device_id = key_text(payload.get("devId"))
+    if device_id is None:
+        biz_data = payload.get("bizData")
+        if isinstance(biz_data, dict):
+            device_id = key_text(biz_data.get("devId"))
+    return device_id
 
 
 def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
@@ -156,15 +154,18 @@ def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms
     ]
 
 
-def _text(value: Any) -> str | None:
-    """An id field that is text (``productKey``, ``dataId``); another type is garbage, kept only in the payload."""
-    return value if type(value) is str and value else None
+#: An id field (``productKey``, ``dataId``) the archive can key by; anything else is garbage, kept only in the payload.
+_text = key_text
 
 
 def _required_device_id(payload: dict[str, Any]) -> str:
     device_id = device_id_of(payload)
     if device_id is None:
-        raise PayloadError("payload has no devId (neither top level nor bizData)", kind="missing_device_id")
+        raise PayloadError(
+            f"payload has no devId (neither top level nor bizData) of 1 to {LONGEST_KEY} characters without control "
+            "characters",
+            kind="missing_device_id",
+        )
     return device_id
 
 
@@ -228,10 +229,10 @@ def _status_records(
         dp_id = dp_ids.get(next(reversed(item), None))
         if dp_id is None:
             dp_id = _item_dp_id(item)
-        if type(code) is not str or not code:
+        if type(code) is not str or not 0 < len(code) <= LONGEST_KEY or not code.isprintable():  # key_text, inline
             if dp_id is None:
                 continue
-            code = None
+            code = None  # named by its DP id later, the payload keeps what came
         if type(t) is not int or t != last_t:  # an int time is read once for the items that share it
             at = utc(timestamp_ms(t, 0) or _fallback_ms(payload, pushed_ms))  # 0: no time of its own
             last_t = t if type(t) is int else None
@@ -283,10 +284,10 @@ def _device_event(
 
 def _user_event(message_id: str, biz_code: str, payload: dict[str, Any], pushed_ms: int) -> UserEvent:
     biz_data = payload.get("bizData")
-    uid = biz_data.get("uid") if isinstance(biz_data, dict) else None
-    uid = uid or payload.get("uid")
-    if not isinstance(uid, str) or not uid:
-        raise PayloadError("user event has no uid", kind="missing_uid")
+    uid = key_text(biz_data.get("uid")) if isinstance(biz_data, dict) else None
+    uid = uid or key_text(payload.get("uid"))
+    if uid is None:
+        raise PayloadError(f"user event has no uid of 1 to {LONGEST_KEY} characters", kind="missing_uid")
     return UserEvent(
         message_id=message_id,
         uid=uid,

@@ -3,6 +3,7 @@ is unit-tested in tests/unit/store/test_rows.py."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.engine import Connection, Engine
 
-from models.records import DeadLetter
+from models.records import DeadLetter, PulsarMessage
 from models.tables import (
     Base,
     Device,
@@ -30,6 +31,7 @@ from models.tables import (
     latest_status,
 )
 from streams.errors import DatabaseUnavailable
+from streams.sim.seal import Sealer
 from streams.store.drivers import SqliteDriver
 from streams.store.engine import PAGE_BYTES, WAL_AUTOCHECKPOINT_BYTES, make_engine
 from streams.store.facts import DEVICE_COLUMNS
@@ -38,7 +40,7 @@ from streams.store.rows import sqlite_time
 from streams.store.series import online_periods
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.store.statements import DEVICES, DEVICES_SEEN, sqlite_insert
-from streams.tuya.decoder import Decoded
+from streams.tuya.decoder import Decoded, MessageDecoder
 from tests.unit.store import factories as f
 from tests.unit.store.databases import DIALECTS, NARROW, archive_tables, migrated_engine, scratch_database, truncate_all
 
@@ -224,6 +226,40 @@ def test_online_wins_a_tie_with_offline_in_devices_and_the_periods_view(
         shown = online_periods(connection, f.DEVICE, f.at(0), f.at(20))
     current = [state for state, ended in periods if ended is None]
     assert (current, [row.state for row in shown][-1]) == (["online"], "online")
+
+
+def test_ids_no_index_can_take_do_not_block_the_batch_they_are_in(store: ArchiveStore, engine: Engine) -> None:
+    """Payloads as Tuya's stream could carry them, sealed, decoded and stored in one batch: a code of 3,000
+    characters or with a NUL, a devId with a NUL, a name of 3,000 characters; the good messages are stored, those
+    without a usable devId or item are dead letters, and nothing is retried for ever."""
+    key = "0123456789abcdef0123456789abcdef"
+    sealer, decoder = Sealer(key), MessageDecoder(key)
+    payloads = [
+        (4, {"devId": "d1", "status": [{"code": "ok1", "value": 1, "t": 1_700_000_000_000}]}),
+        (4, {"devId": "d1", "status": [{"code": "c" * 3000, "value": 2, "t": 1_700_000_000_001}]}),
+        (4, {"devId": "d1", "status": [{"code": "c\x00x", "2": 3, "value": 3, "t": 1_700_000_000_002}]}),
+        (4, {"devId": "d\x001", "status": [{"code": "ok", "value": 4, "t": 1_700_000_000_003}]}),
+        (20, {"bizCode": "nameUpdate", "devId": "d1", "bizData": {"name": "n" * 3000, "time": 1_700_000_000}}),
+        (4, {"devId": "d1", "status": [{"code": "ok2", "value": 5, "t": 1_700_000_000_004}]}),
+    ]
+    decoded = []
+    for n, (protocol, body) in enumerate(payloads):
+        payload, properties = sealer.seal(json.dumps(body).encode(), protocol, 1_700_000_000_000 + n, "ecb", b"")
+        message = PulsarMessage(payload=payload, properties=properties, message_id=f"m{n}", topic="t")
+        decoded.append(decoder.decode(message))
+    good = [item for item in decoded if isinstance(item, Decoded)]
+    dead = [item for item in decoded if isinstance(item, DeadLetter)]
+    assert [(letter.message_id, letter.error_kind) for letter in dead] == [
+        ("m1", "bad_status_report"),
+        ("m3", "missing_device_id"),
+    ]
+    counts = store.write_batch(good, dead, received_at=f.at(1000))
+    assert (counts.messages_inserted, counts.dead_letters) == (4, 2)
+    with engine.connect() as connection:
+        values = connection.execute(select(DeviceStatus.code, DeviceStatus.dp_id, DeviceStatus.message_id)).all()
+    assert sorted(values, key=lambda row: row.message_id) == [("ok1", None, "m0"), (None, 2, "m2"), ("ok2", None, "m5")]
+    [device] = map_rows(engine, Device)
+    assert (device.device_id, device.name) == ("d1", None)  # the name is kept in the event's data only
 
 
 def test_unicode_names_and_values_round_trip(store: ArchiveStore, engine: Engine) -> None:

@@ -109,12 +109,19 @@ def test_odd_status_items_are_skipped_and_the_others_keep_their_positions():
         None,
         {"dpId": 101, "value": 4},
         {"code": 5, "value": 5, "6": "5"},  # a code that is not a string: the DP id is kept
+        {"code": "c" * 256, "value": 7, "7": 7},  # a code no index can take, or with a NUL: no code of Tuya's
+        {"code": "c\x00x", "value": 8, "8": 8},
+        {"code": "c" * 3000, "value": 9},  # … and without a DP id: skipped
+        {"code": "c" * 255, "value": 10},  # the longest code kept
     ]
     records = normalize("m1", 4, {"devId": "d1", "status": items}, PUSHED)
     assert [(r.item_index, r.code, r.dp_id, r.value) for r in records] == [
         (0, "a", None, 1),
         (5, None, 101, 4),
         (6, None, 6, 5),
+        (7, None, 7, 7),
+        (8, None, 8, 8),
+        (10, "c" * 255, None, 10),
     ]
 
 
@@ -170,7 +177,11 @@ def test_items_times_equal_in_value_but_not_in_type_are_read_apart():
             "bad_property_message",
         ),
         (20, {"bizCode": "online", "bizData": {}}, "missing_device_id"),
+        (4, {"devId": "d\x001", "status": []}, "missing_device_id"),  # a devId the archive cannot key by
+        (4, {"devId": "d" * 256, "status": []}, "missing_device_id"),
+        (20, {"bizCode": "online", "devId": "\n", "bizData": {}}, "missing_device_id"),
         (21, {"bizCode": "userRegister", "bizData": {}}, "missing_uid"),
+        (21, {"bizCode": "userRegister", "bizData": {"uid": "u" * 256}}, "missing_uid"),
     ],
 )
 def test_known_kinds_missing_required_fields_raise_payload_error(protocol, payload, kind):
