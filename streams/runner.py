@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Observer", "RunSummary", "Runner", "Source"]
 
 log = logging.getLogger(__name__)
+_NAP_S = 0.5  # how often a backoff's sleep looks whether the run was stopped
 
 
 class Source(Protocol):
@@ -64,7 +65,7 @@ class Runner:
         idle_reconnect_s: float = 600.0,
         tick_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         observers: Sequence[Observer] = (),
         full_batch: int | None = None,
     ) -> None:
@@ -80,7 +81,7 @@ class Runner:
         self._tick_interval = tick_interval_s
         self._next_tick = 0.0
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep or self._nap
         self._stopping = False
         self._received = self._stored = self._dead = self._batches = 0
         self._taken = 0  # messages handed on to be committed (the bound of ``max_messages``)
@@ -184,6 +185,15 @@ class Runner:
                     delay = min(delay, since + self._patience - self._clock())
                 log.warning("cannot reach the broker (%s): retrying in %.0f s", exc, delay)
                 self._sleep(delay)
+                if self._stopping:
+                    return
+
+    def _nap(self, seconds: float) -> None:
+        """The default sleep: ``seconds``, or less if the run is stopped meanwhile (a SIGTERM must not wait out a
+        backoff of up to a minute; slices, as an event set from a signal handler could deadlock)."""
+        until = time.monotonic() + seconds
+        while not self._stopping and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, _NAP_S))
 
     def _receive(self) -> list[Received] | None:
         """A batch (maybe empty); None after a broker error, once reconnected."""
@@ -237,6 +247,9 @@ class Runner:
                 delay = max(backoff.next_delay(), exc.retry_after)
                 log.warning("%s: nothing acknowledged, retrying the batch of %d in %.0f s", exc, len(batch), delay)
                 self._sleep(delay)
+                if self._stopping:
+                    log.warning("stopping while %s: leaving %d messages unacknowledged", exc, len(batch))
+                    return None
                 continue
             self._metrics.commit_seconds.observe(time.perf_counter() - started)
             return result

@@ -31,6 +31,9 @@ __all__ = ["WriterFailed", "WriterProcess"]
 log = logging.getLogger(__name__)
 
 _STOP_GRACE_S = 10.0  # after its pipe closed, how long the writer may take to finish a transaction before it is killed
+#: On stop, how long the writer may take to commit what it was sent: a database that holds its transaction on a lock
+#: must not keep the worker past a service manager's patience (Heroku's 30 s) and have it killed mid-way.
+STOP_WAIT_S = 15.0
 
 
 class WriterFailed(WorkerError):
@@ -38,8 +41,9 @@ class WriterFailed(WorkerError):
 
 
 class WriterProcess:
-    def __init__(self, config: WriterConfig) -> None:
+    def __init__(self, config: WriterConfig, *, stop_wait_s: float = STOP_WAIT_S) -> None:
         self._config = config
+        self._stop_wait = stop_wait_s
         self._rules = bool(config.rules.rules)
         self._process: subprocess.Popen[bytes] | None = None
         self._pipe: Connection | None = None
@@ -85,19 +89,30 @@ class WriterProcess:
         return reports
 
     def stop(self) -> list[Committed]:
-        """Let the writer commit what it was sent (it gives up if the database is down) and exit; its last reports."""
+        """Let the writer commit what it was sent (it gives up if the database is down) and exit, within
+        ``stop_wait_s``; its last reports. What it did not report by then stays unacknowledged."""
         reports: list[Committed] = []
         if self._pipe is None:
             return reports
+        deadline = time.monotonic() + self._stop_wait
         try:
             self._pipe.send_bytes(encode(Stop()))
-            while True:
+            while self._pipe.poll(max(0.0, deadline - time.monotonic())):
                 reports.append(self._reported(decode_reply(self._pipe.recv_bytes())))
+            log.warning(
+                "the writer did not finish within %.0f s of the stop (a lock, a database that does not answer): "
+                "ending it; its batches in hand stay unacknowledged", self._stop_wait,
+            )  # fmt: skip
+            self._kill()
         except (EOFError, OSError):
             pass  # the writer exited: whatever it did not report stays unacknowledged
         finally:
             self.close()
         return reports
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
 
     def close(self) -> None:
         """End the writer: it sees its pipe close and exits once its transaction ended; killed if that takes long."""

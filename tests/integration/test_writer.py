@@ -425,6 +425,17 @@ def test_stop_lets_the_writer_commit_what_it_was_sent_then_it_exits(sqlite_url, 
     assert not alive(pid)
 
 
+def test_stop_ends_a_writer_that_cannot_finish_within_its_wait_and_reports_nothing_of_it(sqlite_url, batches):
+    writer = WriterProcess(_config(sqlite_url), stop_wait_s=1.0)
+    writer.start()
+    pid = writer.pid
+    os.kill(pid, signal.SIGSTOP)  # its transaction held, as by a lock in the database
+    _send(writer, batches.power(100, 200, 300))
+    assert writer.stop() == []  # not left waiting: the batch is not reported, so nothing of it is acknowledged
+    assert not alive(pid)
+    assert _count(sqlite_url, Message) == 0
+
+
 def test_the_writer_of_a_sqlite_archive_loads_no_library_it_does_not_use(sqlite_url, batches):
     """Each library is memory in a second process: pulsar-client (the worker's), cryptography (decoding is the
     worker's) and psycopg with libpq (PostgreSQL's) are not loaded by the writer of a SQLite archive."""

@@ -5,6 +5,7 @@ The real broker and databases are exercised in tests/integration/test_worker.py.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -203,6 +204,20 @@ def test_a_bounded_run_ends_when_the_broker_stays_unreachable_for_its_idle_timeo
     summary = _runner(vectors, source, ScriptedStore(log), clock).run(idle_timeout=5.0)
     assert (summary.unreachable, summary.received) == (True, 0)
     assert clock.sleeps == [1.0, 2.0, 2.0]  # the last try when the 5 s are up
+
+
+def test_a_stop_ends_the_wait_for_the_broker_at_once_without_another_try(vectors):
+    log: list = []
+    first_try = threading.Event()
+    source = Unreachable([], log, down=lambda attempt: first_try.set() or True)
+    pipeline = Pipeline(MessageDecoder(vectors["pulsar_auth"]["access_key"]), ScriptedStore(log))
+    runner = Runner(source, pipeline, WorkerMetrics())  # the real sleep: a backoff of 1 s, then 2, 4, … 60
+    running = threading.Thread(target=runner.run)
+    running.start()
+    assert first_try.wait(10)
+    runner.stop()  # as SIGTERM does
+    running.join(30)
+    assert not running.is_alive() and source.attempts == 1
 
 
 def test_an_unbounded_run_keeps_trying_to_reach_the_broker(vectors):
