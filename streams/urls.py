@@ -10,9 +10,13 @@ import re
 
 __all__ = ["hide_password"]
 
-_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
+# As SQLAlchemy reads a URL: the password runs from the user's colon to the "@", and may hold "/" (a "/" in it need
+# not be percent-encoded for the URL to work).
+_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^@\s]*@")
+# libpq's and SQLAlchemy's password in the query (``?password=…``, ``sslpassword``).
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&\s]*", re.IGNORECASE)
 
 
 def hide_password(url: str) -> str:
-    """``url`` with the password of its ``user:password@`` (if any) as ``***``."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """``url`` with the password of its ``user:password@``, and any ``password=`` in its query, as ``***``."""
+    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))

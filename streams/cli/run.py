@@ -14,6 +14,7 @@ from streams.heap import settle_heap
 from streams.metrics import MetricsServer, WorkerMetrics
 from streams.settings import Settings
 from streams.tuya.openapi import OpenApiClient
+from streams.urls import hide_password
 
 __all__ = ["register"]
 
@@ -33,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # What the worker cannot run without, in the order a new user sets it up: credentials, endpoints, archive.
     settings.require("tuya_access_id", "tuya_access_key")
-    log.info("starting worker with settings %s; message service %s", settings.redacted(), settings.pulsar_url)
+    log.info(
+        "starting worker with settings %s; message service %s", settings.redacted(), hide_password(settings.pulsar_url)
+    )
     rule_set = wiring.rules(settings)
     engine = wiring.archive_engine(settings)
     metrics = WorkerMetrics()
