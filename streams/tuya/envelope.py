@@ -127,10 +127,13 @@ def _checked_fields(fields: Any) -> tuple[str, int, int, str]:
         raise EnvelopeError("envelope is not a JSON object")
     data, protocol, t, sign = fields.get("data"), fields.get("protocol"), fields.get("t", 0), fields.get("sign")
     if type(data) is not str:
-        # The Smart Business Platform variant names it encryptPayload (SPEC.md §2.1).
+        # The Smart Business Platform variant names it encryptPayload and has no protocol (SPEC.md §2.1): 0, so
+        # its payload is kept as an unknown message rather than refused.
         data = fields.get("encryptPayload")
         if type(data) is not str:
             raise EnvelopeError("envelope has no string field 'data'", kind="bad_envelope")
+        if protocol is None:
+            protocol = 0
     if type(protocol) is not int:
         raise EnvelopeError("envelope has no integer field 'protocol'", kind="bad_envelope")
     if not 0 <= protocol < PROTOCOL_BELOW:  # the messages row's protocol is a 32-bit integer on both databases

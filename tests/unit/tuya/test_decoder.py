@@ -210,6 +210,21 @@ def test_unknown_protocol_is_kept_as_unknown_record():
     assert record.payload == inner and record.protocol == 34 and record.biz_code == "roomNameUpdate"
 
 
+def test_the_smart_business_platform_envelope_is_kept_as_an_unknown_message():
+    # SPEC.md §2.1: encryptPayload instead of data, no protocol, an inner payload of another shape
+    inner = {"bizCode": "deviceAdd", "eventType": "device", "data": {"deviceId": "bf1"}}
+    blob = Cipherbox(ACCESS_KEY).encrypt_ecb(json.dumps(inner).encode())
+    envelope = {
+        "encryptType": "aes_ecb",
+        "v": "1.0",
+        "t": 1700000000000,
+        "encryptPayload": base64.b64encode(blob).decode(),
+    }
+    msg = PulsarMessage(payload=json.dumps(envelope).encode(), properties={}, message_id="7", topic="t")
+    (record,) = _decode(msg).records
+    assert (record.kind, record.protocol, record.biz_code, record.payload) == ("unknown", 0, "deviceAdd", inner)
+
+
 def _encrypted(inner: dict, protocol: int) -> PulsarMessage:
     blob = Cipherbox(ACCESS_KEY).encrypt_gcm(json.dumps(inner).encode(), b"\x03" * 12)
     envelope = {"data": base64.b64encode(blob).decode(), "protocol": protocol, "t": 1700000000000}
