@@ -63,8 +63,9 @@ def test_worker_refuses_an_invalid_rules_file(pulsar_broker, sqlite_url, tmp_pat
 def test_kill_between_commit_and_ack_then_restart_stores_each_once(pulsar_broker, sqlite_url, kill_at_ack):
     access_id = unique_access_id()
     published = publish_all(pulsar_broker.url, access_id, fleet_messages(4000, corrupt=0.01))
-    # two batches of 500 a transaction: the default (5,000) would commit all 4,000 before the first ack
-    env = worker_env(access_id, pulsar_broker.url, sqlite_url, COMMIT_MAX_MESSAGES="1000")
+    # two batches of 500 a transaction: the default (5,000) would commit all 4,000 before the first ack; and two
+    # batches in flight, so that a slow worker has not had every batch committed by its fourth ack (the default, 15)
+    env = worker_env(access_id, pulsar_broker.url, sqlite_url, COMMIT_MAX_MESSAGES="1000", WRITER_IN_FLIGHT="2")
     crashed = subprocess.run(
         [sys.executable, "-m", "tests.integration.worker_harness", "--kill-at-ack", str(kill_at_ack)],
         env=env, cwd=ROOT, capture_output=True, timeout=120, check=False,
