@@ -121,11 +121,14 @@ def utc(ms: int) -> datetime:
 def device_id_of(payload: dict[str, Any]) -> str | None:
     """``devId`` at the top level, else in ``bizData`` (SPEC.md §3.3: SDKs read it in either place); only text the
     archive can key by (models.records.key_text)."""
-    device_id = key_text(payload.get("devId"))
+    device_id = payload.get("devId")
+    if type(device_id) is str and device_id in _KEYS:  # _key's common case, inline: one a message
+        return device_id
+    device_id = _key(device_id)
     if device_id is None:
         biz_data = payload.get("bizData")
         if isinstance(biz_data, dict):
-            device_id = key_text(biz_data.get("devId"))
+            device_id = _key(biz_data.get("devId"))
     return device_id
 
 
@@ -154,8 +157,29 @@ def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms
     ]
 
 
-#: An id field (``productKey``, ``dataId``) the archive can key by; anything else is garbage, kept only in the payload.
-_text = key_text
+def _text(value: Any) -> str | None:
+    """An id field that is text (``productKey``, ``dataId``: no index holds them); another type is garbage, kept only
+    in the payload."""
+    return value if type(value) is str and value else None
+
+
+#: Text found fit to key by (models.records.key_text): device ids and codes repeat, so each is checked once.
+_KEYS: set[str] = set()
+_KEYS_KEPT = 100_000  # then forgotten, and checked again as they come
+
+
+def _key(value: Any) -> str | None:
+    """``value`` if the archive can key by it (key_text), remembered."""
+    if type(value) is not str:
+        return None
+    if value in _KEYS:
+        return value
+    if key_text(value) is None:
+        return None
+    if len(_KEYS) >= _KEYS_KEPT:
+        _KEYS.clear()
+    _KEYS.add(value)
+    return value
 
 
 def _required_device_id(payload: dict[str, Any]) -> str:
@@ -216,7 +240,7 @@ def _status_records(
     redelivery gives the same keys. An item's time falls back to ``ts``, then to the envelope ``t`` (SPEC.md §3.5).
     """
     records: list[Record] = []
-    append, dp_ids = records.append, _DP_IDS  # the hot loop: five items a report
+    append, dp_ids, keys = records.append, _DP_IDS, _KEYS  # the hot loop: five items a report
     last_t, at = None, None  # a report's items usually share their int time: one reading for them all
     for index, item in enumerate(items):
         try:  # Tuya's usual item has all three (SPEC.md §3.2); subscripts cost half what get() does
@@ -229,7 +253,7 @@ def _status_records(
         dp_id = dp_ids.get(next(reversed(item), None))
         if dp_id is None:
             dp_id = _item_dp_id(item)
-        if type(code) is not str or not 0 < len(code) <= LONGEST_KEY or not code.isprintable():  # key_text, inline
+        if type(code) is not str or (code not in keys and _key(code) is None):  # _key, the common case inline
             if dp_id is None:
                 continue
             code = None  # named by its DP id later, the payload keeps what came
@@ -284,8 +308,8 @@ def _device_event(
 
 def _user_event(message_id: str, biz_code: str, payload: dict[str, Any], pushed_ms: int) -> UserEvent:
     biz_data = payload.get("bizData")
-    uid = key_text(biz_data.get("uid")) if isinstance(biz_data, dict) else None
-    uid = uid or key_text(payload.get("uid"))
+    uid = _key(biz_data.get("uid")) if isinstance(biz_data, dict) else None
+    uid = uid or _key(payload.get("uid"))
     if uid is None:
         raise PayloadError(f"user event has no uid of 1 to {LONGEST_KEY} characters", kind="missing_uid")
     return UserEvent(
