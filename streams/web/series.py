@@ -153,10 +153,8 @@ def state_series(
     elif before is not None:  # the window's first report repeats the state in force: it began at the window's start
         moments[0] = (window.since, moments[0][1])
     end = moments[-1][0] if truncated else min(window.until, max(now, window.since))
-    segments = [
-        Segment(start, next_start, state)
-        for (start, state), (next_start, _next) in zip(moments, [*moments[1:], (end, "")], strict=True)
-    ]
+    ends = [start for start, _state in moments[1:]] + [end] if moments else []  # nothing in force, nothing changed
+    segments = [Segment(start, until, state) for (start, state), until in zip(moments, ends, strict=True)]
     if truncated:
         segments = segments[:-1]
     known = _known_states(point)

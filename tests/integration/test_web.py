@@ -217,6 +217,15 @@ def test_a_state_chart_opens_alone_with_its_periods(page: Page, dialogs: list[st
     assert dialogs == [] and page.locator("img").count() == 0
 
 
+def test_a_window_without_history_is_a_page_with_empty_charts(page: Page, server: RunningServer) -> None:
+    # no value in force at its start and none in it: a synced device before its first message looks the same
+    for path in (f"/devices/{HOSTILE_ID}", f"/devices/{HOSTILE_ID}/series/mode", f"/devices/{HOSTILE_ID}.json"):
+        answer = page.goto(f"{server.url}{path}?from=2020-01-01T00:00:00&until=2020-01-02T00:00:00")
+        assert answer is not None and answer.status == 200, path
+    page.goto(f"{server.url}/devices/{HOSTILE_ID}?from=2020-01-01T00:00:00&until=2020-01-02T00:00:00")
+    assert page.locator("svg.timeline[data-code=mode] rect.state").count() == 0
+
+
 def test_the_online_timeline_opens_alone(page: Page, server: RunningServer, archive: str) -> None:
     (device_id,) = _rows(archive, "SELECT device_id FROM device_events WHERE event = 'online' LIMIT 1")[0]
     answer = page.goto(f"{server.url}/devices/{device_id}/online?{_demo_window(archive)}")
