@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import logging
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,12 @@ def run_bridge(args: argparse.Namespace, settings: Settings) -> int:
 
     settings.require("tuya_access_id", "tuya_access_key", "kafka_url")
     assert settings.kafka_url is not None
+    servers = bootstrap_servers(settings.kafka_url)  # a bad KAFKA_URL stops here, naming the variable
     log.info("bridge starting: kafka topic %s, settings %s", args.topic, settings.redacted())
     source = wiring.pulsar_source(settings)
     keyer = DeviceKeyer(settings.access_key)
     metrics = WorkerMetrics()
-    writer = KafkaWriter(bootstrap_servers(settings.kafka_url), args.topic, partitions=args.partitions)
+    writer = KafkaWriter(servers, args.topic, partitions=args.partitions)
     try:
         # The Runner of `run`, with the forwarder in the pipeline's place: same reconnects, watchdog, bounds, SIGTERM.
         runner = Runner(source, KafkaForwarder(writer, keyer), metrics, idle_reconnect_s=settings.tuya_idle_reconnect)  # type: ignore[arg-type]
@@ -87,9 +89,12 @@ def run_bridge(args: argparse.Namespace, settings: Settings) -> int:
         with contextlib.ExitStack() as stack:
             _serve_metrics(stack, metrics, settings)
             settle_heap()
-            runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
+            summary = runner.run(max_messages=args.max_messages, idle_timeout=args.idle_timeout)
     finally:
         writer.close()
+    if summary.unreachable:
+        print(f"tuya-archiver bridge: the broker could not be reached for {args.idle_timeout:g} s", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from models.records import PulsarMessage
 from streams.errors import ConfigError
+from streams.urls import hide_password
 
 __all__ = [
     "DEFAULT_PARTITIONS",
@@ -113,9 +114,15 @@ def bootstrap_servers(url: str) -> str:
         scheme, sep, rest = part.partition("://")
         if sep and scheme != "kafka":
             raise ConfigError(f"KAFKA_URL: scheme {scheme}:// is not supported (use kafka://host:port)")
-        host, colon, port = (rest if sep else part).rstrip("/").rpartition(":")
+        address = (rest if sep else part).rstrip("/")
+        if "@" in address or "?" in address:  # aiokafka would take "user:password@host" for a host name
+            raise ConfigError(
+                f"KAFKA_URL: {hide_password(part)!r}: credentials and options are not supported (give host:port; "
+                "the brokers must accept plain connections from the workers)"
+            )
+        host, colon, port = address.rpartition(":")
         if not colon or not host or not port.isdigit():
-            raise ConfigError(f"KAFKA_URL: {part!r} is not host:port")
+            raise ConfigError(f"KAFKA_URL: {hide_password(part)!r} is not host:port")
         servers.append(f"{host}:{port}")
     if not servers:
         raise ConfigError("KAFKA_URL: no broker address")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 from types import SimpleNamespace
 
 import pytest
 
 from models.records import DeadLetter, PulsarMessage
 from streams.bridge import DeviceKeyer, KafkaForwarder
+from streams.cli import main
 from streams.errors import ConfigError, DatabaseUnavailable, TransientError
 from streams.faust_app import BatchCommitter, RunBounds, message_from_event
 from streams.metrics import WorkerMetrics
@@ -92,6 +94,14 @@ def test_bootstrap_servers_from_kafka_url(url, servers):
 def test_bootstrap_servers_rejects_bad_url_naming_the_variable(url):
     with pytest.raises(ConfigError, match="KAFKA_URL"):
         bootstrap_servers(url)
+
+
+@pytest.mark.parametrize("url", ["kafka://user:s3cretpw@127.0.0.1:9092", "kafka://127.0.0.1:9092?password=s3cretpw"])
+def test_credentials_in_kafka_url_are_refused_without_showing_them(url):
+    # aiokafka took "user:…@host" for a host name and logged it at every retry; faust ignored the credentials
+    with pytest.raises(ConfigError, match=r"KAFKA_URL: .*credentials") as refused:
+        bootstrap_servers(url)
+    assert "s3cretpw" not in str(refused.value)
 
 
 def test_keyer_finds_the_device_id_the_decoder_finds_for_every_message():
@@ -213,3 +223,27 @@ def test_bounds_end_a_run_when_idle():
     assert bounds.reached() is None
     now[0] = 9.0
     assert bounds.reached() == "nothing arrived for 5.0 s"
+
+
+class NeverConnects:
+    """A Pulsar source whose broker is never there."""
+
+    def connect(self) -> None:
+        raise ConnectionError("connection refused")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_bounded_bridge_that_never_reaches_pulsar_exits_1_saying_so(monkeypatch, capsys):
+    for name, value in {"TUYA_ACCESS_ID": "bridgeproject", "TUYA_ACCESS_KEY": "0123456789abcdef0123456789abcdef",
+                        "KAFKA_URL": "kafka://127.0.0.1:1", "METRICS_PORT": "0"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("streams.wiring.pulsar_source", lambda _settings: NeverConnects())
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert main(["bridge", "--idle-timeout", "0.5"]) == 1
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert "tuya-archiver bridge: the broker could not be reached for 0.5 s" in capsys.readouterr().err
