@@ -62,7 +62,8 @@ class ProcessorOptions:
 
 
 class RunBounds:
-    """When a bounded run ends: ``max_messages`` handled, or nothing arrived for ``idle_timeout`` seconds."""
+    """When a bounded run ends: ``max_messages`` handled, or nothing arrived for ``idle_timeout`` seconds. Time with a
+    batch in hand (retried while the database is down) or spent joining the consumer group is not idleness."""
 
     def __init__(
         self,
@@ -74,10 +75,26 @@ class RunBounds:
         self._idle = idle_timeout
         self._clock = clock
         self._handled = 0
+        self._busy = False
         self._last_arrival = clock()
+        self._ended = False
+
+    def room(self, arrived: int) -> int:
+        """How many of ``arrived`` messages the run may still handle (the rest stay unacknowledged for the next)."""
+        return arrived if self._max is None else max(0, min(arrived, self._max - self._handled))
+
+    def begin(self) -> None:
+        """A batch arrived: the run is busy until :meth:`count`."""
+        self._busy = True
+        self._last_arrival = self._clock()
 
     def count(self, handled: int) -> None:
         self._handled += handled
+        self._busy = False
+        self._last_arrival = self._clock()
+
+    def joined(self) -> None:
+        """Partitions were assigned: idleness is counted from now."""
         self._last_arrival = self._clock()
 
     def reached(self) -> str | None:
@@ -85,9 +102,17 @@ class RunBounds:
         if self._max is not None and self._handled >= self._max:
             return f"handled {self._handled} messages"
         idle = self._clock() - self._last_arrival
-        if self._idle is not None and idle >= self._idle:
+        if self._idle is not None and not self._busy and idle >= self._idle:
             return f"nothing arrived for {idle:.1f} s"
         return None
+
+    def end_if_reached(self) -> None:
+        """SIGTERM this process once, when a bound is reached: the worker's own graceful stop, as an operator's."""
+        reason = self.reached()
+        if reason is not None and not self._ended:
+            self._ended = True
+            log.info("%s: ending the bounded run", reason)
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class BatchCommitter:
@@ -115,7 +140,10 @@ class BatchCommitter:
     async def commit(self, messages: Sequence[PulsarMessage]) -> BatchResult:
         """Return once ``messages`` are committed; meanwhile retry TransientError (nothing is acknowledged)."""
         backoff = Backoff()
+        oldest_publish_ms = min((message.publish_time_ms for message in messages), default=0)
         while True:
+            if oldest_publish_ms:  # as the single worker's: how long its oldest message has waited (Tuya keeps 2 h)
+                self._metrics.oldest_unacked_age.set(max(0.0, time.time() - oldest_publish_ms / 1000))
             started = time.perf_counter()
             try:
                 async with self._lock:
@@ -140,10 +168,10 @@ class BatchCommitter:
             log.warning("clock tick skipped: %s", exc)
 
     def _count(self, result: BatchResult) -> None:
-        self._metrics.record_batch(result, self._pipeline.sign_mismatches)
+        lag = self._metrics.record_batch(result, self._pipeline.sign_mismatches)
         log.info(
-            "batch received=%d stored=%d duplicates=%d dead_letters=%d",
-            result.received, result.stored, result.duplicates, result.dead,
+            "batch received=%d stored=%d duplicates=%d dead_letters=%d lag_s=%.1f",
+            result.received, result.stored, result.duplicates, result.dead, lag,
         )  # fmt: skip
 
 
@@ -173,11 +201,19 @@ def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunB
 
     @app.agent(topic, name="tuya-archiver.process", supervisor_strategy=CrashingSupervisor)
     async def process(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(options.batch_size, within=options.batch_timeout_s):
-            await committer.commit([message_from_event(event) for event in events])
-            for event in events:
-                await stream.ack(event)
+        async for taken in stream.noack_take(options.batch_size, within=options.batch_timeout_s):
+            events = taken[: bounds.room(len(taken))]  # a bounded run handles no more than it may
+            bounds.begin()
+            if events:
+                await committer.commit([message_from_event(event) for event in events])
+                for event in events:
+                    await stream.ack(event)
             bounds.count(len(events))
+            bounds.end_if_reached()
+
+    @app.on_partitions_assigned.connect
+    async def joined(_app: faust.App, assigned: Any, **_kwargs: Any) -> None:
+        bounds.joined()
 
     @app.timer(interval=options.tick_interval_s, name="tuya-archiver.tick")
     async def tick() -> None:
@@ -186,10 +222,7 @@ def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunB
     @app.timer(interval=0.5, name="tuya-archiver.bounds")
     async def end_bounded_run() -> None:
         committer.heartbeat()
-        reason = bounds.reached()
-        if reason is not None:
-            log.info("%s: ending the bounded run", reason)
-            os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop, as an operator's SIGTERM
+        bounds.end_if_reached()
 
     return app
 
@@ -210,6 +243,9 @@ def _app(options: ProcessorOptions) -> faust.App:
         producer_max_batch_size=64,  # Tansu's high-watermark bug (harmless here: nothing produced)
         broker_session_timeout=options.session_timeout_s,
         broker_heartbeat_interval=max(1.0, options.session_timeout_s / 10),
+        # A stop or a rebalance does not wait for the batch in hand (retried while the database is down, or beyond
+        # a bounded run's messages): it is not acknowledged, and whoever reads it next stores it once.
+        stream_wait_empty=False,
     )
 
 

@@ -54,8 +54,11 @@ class WorkerMetrics:
         self._stale_after = stale_after_s
         self._beat = clock()
 
-    def record_batch(self, result: BatchResult, sign_mismatches: int) -> None:
-        """Count a committed batch."""
+    def record_batch(self, result: BatchResult, sign_mismatches: int) -> float:
+        """Count a committed batch; returns its push-to-commit lag (s), which the lag gauge now shows."""
+        lag = time.time() - result.oldest_push_ms / 1000 if result.oldest_push_ms else 0.0
+        self.push_lag.set(lag)
+        self.oldest_unacked_age.set(0)
         self.received.inc(result.received)
         self.stored.inc(result.stored)
         self.duplicates.inc(result.duplicates)
@@ -63,6 +66,7 @@ class WorkerMetrics:
             self.dead_letters.labels(error_kind=kind).inc(n)
         self.sign_mismatches.set(sign_mismatches)
         self.batches.inc()
+        return lag
 
     def heartbeat(self) -> None:
         self._beat = self._clock()

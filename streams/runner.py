@@ -220,7 +220,6 @@ class Runner:
             self._connect(reason="ack_error")
 
     def _committed(self, result: BatchResult) -> None:
-        self._metrics.oldest_unacked_age.set(0)
         self._count(result)
         self._tell_observers(lambda observer: observer.on_committed(result))
 
@@ -255,9 +254,7 @@ class Runner:
             return result
 
     def _count(self, result: BatchResult) -> None:
-        self._metrics.record_batch(result, self._pipeline.sign_mismatches)
-        lag = time.time() - result.oldest_push_ms / 1000 if result.oldest_push_ms else 0.0
-        self._metrics.push_lag.set(lag)
+        lag = self._metrics.record_batch(result, self._pipeline.sign_mismatches)
         self._received += result.received
         self._stored += result.stored
         self._dead += result.dead

@@ -66,6 +66,7 @@ class Deployment:
     def __init__(self, env: dict[str, str], logs: Path, kafka: KafkaNames) -> None:
         self.env = env
         self.logs = logs
+        self.topic, self.group = kafka.topic, kafka.group
         self._topic = ["--topic", kafka.topic]
         self._group = ["--group", kafka.group]
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -330,3 +331,23 @@ def test_rules_fire_once_per_triggering_message_across_workers(deployment):
     assert len(fired) == len(set(fired)) and set(fired) == want.online
     resent = _ids(deployment.env["DATABASE_URL"], "select idempotency_key from commands where attempts > 1")
     assert resent == []
+
+
+def test_a_bounded_processor_handles_its_messages_and_leaves_the_rest_to_the_next(deployment):
+    with publishing(deployment, 2000) as published:
+        published()
+    want = expected(deployment, 2000)
+    deployment.bridge()
+
+    def forwarded() -> int:
+        return sum(int(n) for n in re.findall(r"batch received=(\d+)", deployment.log("bridge")))
+
+    wait_until(lambda: forwarded() >= 2000, 60, "the bridge forwarding every message")
+    # its first batch holds up to BATCH_SIZE (500) messages: it handles 100 of them, and acknowledges no more
+    deployment.start("p1", "process", "--topic", deployment.topic, "--group", deployment.group,
+                     "--web-port", str(free_port()), "--max-messages", "100")  # fmt: skip
+    assert deployment.wait("p1", 120) == 0
+    assert archived(deployment.env["DATABASE_URL"]) == 100
+    assert "handled 100 messages: ending the bounded run" in deployment.log("p1")
+    deployment.processor("p2")  # the same group: it starts after the last acknowledged message
+    assert_exactly_once(deployment, want)

@@ -5,10 +5,13 @@ processor's commit policy. End to end with real brokers: tests/integration/test_
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import signal
+import time
 from types import SimpleNamespace
 
+import msgspec
 import pytest
 
 from models.records import DeadLetter, PulsarMessage
@@ -196,6 +199,26 @@ def test_the_processor_does_not_beat_healthz_while_a_batch_waits_for_the_databas
     assert metrics.healthy()  # committed: the timer beats again
 
 
+def test_the_processor_shows_its_lag_and_the_age_of_a_batch_it_retries():
+    an_hour_ago_ms = int(time.time() * 1000) - 3_600_000
+    metrics = WorkerMetrics()
+    gauge = metrics.registry.get_sample_value
+
+    class LatePipeline(FlakyPipeline):  # messages Tuya pushed an hour ago
+        def handle(self, messages):
+            return dataclasses.replace(super().handle(messages), oldest_push_ms=an_hour_ago_ms)
+
+    ages: list[float | None] = []
+
+    async def sleep(delay: float) -> None:  # while the batch waits for the database
+        ages.append(gauge("tuya_oldest_unacked_age_seconds"))
+
+    messages = [msgspec.structs.replace(m, publish_time_ms=an_hour_ago_ms) for m in fleet_messages(2)]
+    asyncio.run(BatchCommitter(LatePipeline(failures=1), metrics, sleep=sleep).commit(messages))  # type: ignore[arg-type]
+    assert ages[0] is not None and ages[0] >= 3600
+    assert gauge("tuya_push_to_commit_lag_seconds") >= 3600 and gauge("tuya_oldest_unacked_age_seconds") == 0
+
+
 def test_committer_lets_other_errors_through_unacknowledged():
     class BrokenPipeline(FlakyPipeline):
         def handle(self, messages):
@@ -222,6 +245,29 @@ def test_bounds_end_a_run_when_idle():
     now[0] = 8.9
     assert bounds.reached() is None
     now[0] = 9.0
+    assert bounds.reached() == "nothing arrived for 5.0 s"
+
+
+def test_a_bounded_run_takes_no_more_messages_than_it_may():
+    bounds = RunBounds(max_messages=100, clock=lambda: 0.0)
+    assert bounds.room(1000) == 100  # a batch of 1,000 taken: 100 handled, the rest left unacknowledged
+    bounds.count(100)
+    assert (bounds.room(1000), bounds.reached()) == (0, "handled 100 messages")
+    assert RunBounds(clock=lambda: 0.0).room(1000) == 1000
+
+
+def test_a_batch_in_hand_and_joining_the_group_are_not_idleness():
+    now = [0.0]
+    bounds = RunBounds(idle_timeout=5.0, clock=lambda: now[0])
+    now[0] = 4.0
+    bounds.joined()  # the group took 4 s to join
+    now[0] = 8.9
+    assert bounds.reached() is None
+    bounds.begin()  # a batch arrived, and its database is down
+    now[0] = 60.0
+    assert bounds.reached() is None
+    bounds.count(10)
+    now[0] = 65.0
     assert bounds.reached() == "nothing arrived for 5.0 s"
 
 
