@@ -187,7 +187,10 @@ def gap_watch(settings: Settings, engine: Engine, metrics: WorkerMetrics, syncer
 
 
 def writer_config(settings: Settings, rule_set: RuleSet, dialect: str) -> WriterConfig:
-    """What the worker starts its writer process with: its settings for committing, its rules, its log level."""
+    """What the worker starts its writer process with: its settings for committing, its rules, its log level and,
+    when it logs to a file (the demo's log), that file."""
+    root = logging.getLogger()
+    files = [handler.baseFilename for handler in root.handlers if isinstance(handler, logging.FileHandler)]
     return WriterConfig(
         settings.database_url,
         rule_set,
@@ -195,7 +198,8 @@ def writer_config(settings: Settings, rule_set: RuleSet, dialect: str) -> Writer
         settings.commit_wait_ms / 1000,
         settings.writer_in_flight,
         settle_every(settings.history_settle_values, dialect),
-        logging.getLogger().getEffectiveLevel(),
+        root.getEffectiveLevel(),
+        files[0] if files else None,
     )
 
 

@@ -49,6 +49,7 @@ class WriterConfig:
     in_flight: int  # the worker's WRITER_IN_FLIGHT
     settle_every: int | None  # the worker's HISTORY_SETTLE_VALUES (streams.store.settle.settle_every)
     log_level: int = logging.INFO
+    log_file: str | None = None  # the file the worker logs to (the demo's), else stderr
 
 
 class _Gone(Exception):
@@ -70,7 +71,9 @@ def serve(pipe: Connection, config: WriterConfig) -> None:
     # Ctrl-C and a platform's SIGTERM reach the whole process group: the worker decides when the writer stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", filename=config.log_file
+    )
     engine = make_engine(config.database_url)
     try:
         writer = Writer(pipe, ArchiveStore(engine, settle_every=config.settle_every), engine, config)

@@ -8,6 +8,7 @@ worker are killed with real signals.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import signal
@@ -366,6 +367,17 @@ def test_a_killed_writer_is_replaced_and_gets_every_batch_it_had_not_reported(sq
     assert sum(r.batches for r in reports) == 2
     assert sum(r.counts.messages_inserted for r in reports) == 4
     assert _count(sqlite_url, Command) == 2  # one per edge
+
+
+def test_the_writer_logs_to_the_file_the_worker_logs_to(sqlite_url, batches, tmp_path):
+    rules_file, log_file = tmp_path / "rules.yaml", tmp_path / "demo.log"
+    rules_file.write_text(OVERLOAD_RULE.format(plug=batches.plug), encoding="utf-8")
+    config = dataclasses.replace(_config(sqlite_url, rules_file), log_file=str(log_file))
+    writer = WriterProcess(config)
+    writer.start()
+    _send(writer, batches.power(100, 31000))
+    assert sum(report.batches for report in writer.stop()) == 1
+    assert "rule fired" in log_file.read_text(encoding="utf-8")  # the reactor runs in the writer process
 
 
 class ReplacementDiesOnce(WriterProcess):
