@@ -139,6 +139,7 @@ class _Run:
         memory = archive.read(lambda c: api_usage.path_memory(c, _PURPOSE))
         self.families = sorted(LOG_FAMILIES, key=lambda family: memory.get(family.path, ("",))[0] != "ok")
         self.worked: set[str] = set()
+        self.counted = 0  # the calls of this run already added to the gap's
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
@@ -208,7 +209,7 @@ class _Run:
         added = self.archive.write(
             lambda c: backfill.save_log_page(
                 c, gap_id, device_id, values, events, cursor=page.next_cursor, done=page.next_cursor is None,
-                at=self.clock(),
+                at=self.clock(), calls=self._uncounted(),
             )
         )  # fmt: skip
         self.report.rows_added += added
@@ -237,16 +238,27 @@ class _Run:
         self.report.refused.append(Refusal(_PURPOSE, family.path, exc.code, exc.msg, _NEEDS))
         log.warning("Tuya refused %s (%d %s): this project needs %s for it", family.path, exc.code, exc.msg, _NEEDS)
 
+    def _uncounted(self) -> int:
+        """The calls made since the gap's count last grew (``archive.used``: as the quota counts them)."""
+        used = self.archive.used
+        new, self.counted = used - self.counted, used
+        return new
+
     def finish(self) -> None:
         report = self.report
         report.calls = self.archive.used
         for refused in sorted({refusal.path for refusal in report.refused} & _ONLINE_PATHS):
             report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
+        if report.devices == 0 and not report.reasons:
+            report.reasons.append("no device is known to the archive: run `tuya-archiver sync`, then this again")
         complete = report.devices_done == report.devices and not report.reasons
         # Stopped by the quota: open, so that the worker's next backfill (streams.fleet.background) resumes it.
         report.status = "filled" if complete else "open" if report.quota_spent else "partly_filled"
         reason = "; ".join(report.reasons) or None
+        calls = self._uncounted()  # of devices that stored no page: refused, failed, or stopped by the quota
         self.archive.write(
-            lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status=report.status, reason=reason)
+            lambda c: backfill.update_gap(
+                c, report.gap_id, self.clock(), status=report.status, reason=reason, add_calls=calls
+            )
         )
         self.on_progress(report)

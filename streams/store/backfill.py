@@ -133,8 +133,10 @@ def open_gaps(connection: Connection) -> list[int]:
     return list(connection.scalars(query.order_by(_GAPS.c.started_at, _GAPS.c.id)))
 
 
-def update_gap(connection: Connection, gap_id: int, at: datetime, **values: Any) -> None:
-    connection.execute(update(_GAPS).where(_GAPS.c.id == gap_id).values(updated_at=at, **values))
+def update_gap(connection: Connection, gap_id: int, at: datetime, *, add_calls: int = 0, **values: Any) -> None:
+    """Set the gap's ``values``; ``add_calls``: OpenAPI calls made for it that no stored page counted."""
+    statement = update(_GAPS).where(_GAPS.c.id == gap_id)
+    connection.execute(statement.values(updated_at=at, calls=_GAPS.c.calls + add_calls, **values))
 
 
 # --- what to backfill, and where it stands -------------------------------------------------------------------------
@@ -159,7 +161,15 @@ def progress(connection: Connection, gap_id: int) -> dict[str, Row[Any]]:
 
 
 def _save_progress(
-    connection: Connection, gap_id: int, device_id: str, at: datetime, *, cursor: str | None, done: bool, added: int
+    connection: Connection,
+    gap_id: int,
+    device_id: str,
+    at: datetime,
+    *,
+    cursor: str | None,
+    done: bool,
+    added: int,
+    calls: int,
 ) -> None:
     statement = insert(connection, _PROGRESS)
     stored, incoming = _PROGRESS.c, statement.excluded
@@ -174,7 +184,7 @@ def _save_progress(
         },
     )
     row = {"gap_id": gap_id, "device_id": device_id, "done": done, "cursor": cursor}
-    connection.execute(statement, {**row, "rows_added": added, "calls": 1, "updated_at": at})
+    connection.execute(statement, {**row, "rows_added": added, "calls": calls, "updated_at": at})
 
 
 # --- a page of a device log ----------------------------------------------------------------------------------------
@@ -190,14 +200,16 @@ def save_log_page(
     cursor: str | None,
     done: bool,
     at: datetime,
+    calls: int,
 ) -> int:
-    """Store one page's rows and its checkpoint; returns the rows added (values and events)."""
+    """Store one page's rows and its checkpoint, with the OpenAPI ``calls`` made since the last one (the token's and
+    retries included, as the quota counts them); returns the rows added (values and events)."""
     added = _save_values(connection, device_id, values) + _save_events(connection, device_id, events)
-    _save_progress(connection, gap_id, device_id, at, cursor=cursor, done=done, added=added)
+    _save_progress(connection, gap_id, device_id, at, cursor=cursor, done=done, added=added, calls=calls)
     connection.execute(
         update(_GAPS)
         .where(_GAPS.c.id == gap_id)
-        .values(rows_added=_GAPS.c.rows_added + added, calls=_GAPS.c.calls + 1, updated_at=at)
+        .values(rows_added=_GAPS.c.rows_added + added, calls=_GAPS.c.calls + calls, updated_at=at)
     )
     return added
 

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
-from models.tables import ApiPath, BackfillProgress, DeviceEvent, DeviceState, DeviceStatus, Gap
+from models.tables import ApiPath, BackfillProgress, Device, DeviceEvent, DeviceState, DeviceStatus, Gap
 from streams.backfill.job import Backfill
 from streams.fleet.sync import FleetSync
 from streams.store import backfill as store
@@ -149,6 +149,17 @@ def test_a_gap_is_filled_with_typed_values_marked_from_the_log(project: Project)
     with project.engine.connect() as connection:
         gap = connection.execute(select(Gap).where(Gap.id == gap_id)).one()
     assert (gap.status, gap.rows_added, gap.reason) == ("filled", expected, None)
+    assert gap.calls == report.calls > 6  # as the quota counts them: a page each, and the token
+
+
+def test_a_backfill_of_an_archive_that_knows_no_device_says_so(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project, range(0, 10))
+    with project.engine.begin() as connection:
+        connection.execute(delete(Device))
+    report = project.backfill().fill(project.gap())
+    assert (report.status, report.devices) == ("partly_filled", 0)
+    assert report.reasons == ["no device is known to the archive: run `tuya-archiver sync`, then this again"]
 
 
 def test_a_second_backfill_adds_nothing(project: Project) -> None:
