@@ -95,6 +95,11 @@ class Backfill:
                     f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC day "
                     f"(or run `tuya-archiver backfill --gap {gap_id}` then)"
                 )
+        if devices:  # the window of the others is not filled: not a gap the worker should fill by itself either
+            report.reasons.append(
+                f"only the {len(set(devices)):,} device(s) asked for were read (`tuya-archiver backfill --gap "
+                f"{gap_id}` reads every device)"
+            )
         run.finish()
         return report
 

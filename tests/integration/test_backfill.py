@@ -192,8 +192,19 @@ def test_a_device_the_archive_does_not_know_leaves_the_gap_partly_filled_naming_
     assert (report.status, report.devices, report.devices_done) == ("partly_filled", 1, 1)
     assert report.reasons == [
         "device bfnosuchdevice0000000: not in the archive, or deleted before the window "
-        "(`tuya-archiver sync --device` adds it)"
+        "(`tuya-archiver sync --device` adds it)",
+        "only the 2 device(s) asked for were read (`tuya-archiver backfill --gap 1` reads every device)",
     ]
+
+
+def test_a_backfill_of_some_devices_leaves_the_gap_partly_filled_for_the_others(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project, range(0, 10))
+    gap_id = project.gap()
+    report = project.backfill().fill(gap_id, [project.fleet.devices[0].device_id])
+    assert (report.status, report.devices_done) == ("partly_filled", 1)
+    with project.engine.connect() as connection:
+        assert store.open_gaps(connection) == []  # the worker does not read every device of it by itself
 
 
 def test_online_and_offline_rows_become_device_events_from_the_log(project: Project) -> None:
