@@ -96,7 +96,7 @@ class Backfill:
                     f"(or run `tuya-archiver backfill --gap {gap_id}` then)"
                 )
         if devices:  # the window of the others is not filled: not a gap the worker should fill by itself either
-            report.reasons.append(
+            report.scope = (
                 f"only the {len(set(devices)):,} device(s) asked for were read (`tuya-archiver backfill --gap "
                 f"{gap_id}` reads every device)"
             )
@@ -256,10 +256,10 @@ class _Run:
             report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
         if report.devices == 0 and not report.reasons:
             report.reasons.append("no device is known to the archive: run `tuya-archiver sync`, then this again")
-        complete = report.devices_done == report.devices and not report.reasons
         # Stopped by the quota: open, so that the worker's next backfill (streams.fleet.background) resumes it.
-        report.status = "filled" if complete else "open" if report.quota_spent else "partly_filled"
-        reason = "; ".join(report.reasons) or None
+        filled = report.done_as_asked and report.scope is None
+        report.status = "filled" if filled else "open" if report.quota_spent else "partly_filled"
+        reason = "; ".join([*report.reasons, *([report.scope] if report.scope else [])]) or None
         calls = self._uncounted()  # of devices that stored no page: refused, failed, or stopped by the quota
         self.archive.write(
             lambda c: backfill.update_gap(

@@ -29,8 +29,14 @@ class BackfillReport:
     status: str = "backfilling"
     waiting: bool = False  # not started: the stream has not been consumed past the gap's end yet
     quota_spent: bool = False  # stopped by the day's quota: left open, to be resumed
+    scope: str | None = None  # some devices only were asked for: the gap stays partly filled for the others
     refused: list[Refusal] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+
+    @property
+    def done_as_asked(self) -> bool:
+        """Every device asked for (all, unless ``scope``) was read, with nothing left out."""
+        return self.devices_done == self.devices and not self.reasons
 
     def summary_lines(self) -> list[str]:
         window = f"{self.started_at.isoformat(timespec='seconds')} → {self.ended_at.isoformat(timespec='seconds')}"
@@ -45,4 +51,5 @@ class BackfillReport:
         ]
         lines += [f"refused: {refusal}" for refusal in self.refused]
         lines += [f"not filled: {reason}" for reason in self.reasons]
+        lines += [f"note: {self.scope}"] if self.scope else []
         return lines

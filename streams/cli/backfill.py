@@ -130,7 +130,7 @@ def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
         engine.dispose()
     for line in report.summary_lines():
         print(line)
-    return 0 if report.status == "filled" else 1
+    return 0 if report.done_as_asked else 1
 
 
 def progress_line(report: BackfillReport) -> Text:
