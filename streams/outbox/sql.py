@@ -72,9 +72,12 @@ def lock_rule_cooldowns(connection: Connection, rule_ids: Sequence[str]) -> None
 
 
 def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -> dict[RuleStateKey, RuleState]:
-    """Rule states of the given subjects (device ids, uids, '' for per-rule), or all of them."""
+    """Rule states of the given subjects (device ids, uids, '' for per-rule), or all of them, locked until the
+    transaction ends (PostgreSQL: a scale-out processor's tick and another's batch wait for each other instead of
+    writing back what the other changed meanwhile; in one order, by subject, so that they cannot deadlock)."""
     table = RuleStateRow.__table__
     query = select(table.c.rule_id, table.c.device_id, table.c.last_fired_at, table.c.data)
+    query = query.order_by(table.c.device_id, table.c.rule_id).with_for_update()
     if subjects is None:
         rows = list(connection.execute(query))
     else:
