@@ -29,7 +29,7 @@ __all__ = [
     "key_text",
 ]
 
-#: The longest text the archive keys or indexes by (device ids, codes, uids, product keys, device names). Tuya's are
+#: The longest text the archive keys or indexes by (device ids, codes, uids, device names, an owner's uid). Tuya's are
 #: short (a device id 22 characters); a longer one is no id of Tuya's, and an index entry has a limit (PostgreSQL's
 #: B-tree takes 2,704 bytes), so one message with such text would block every batch it is in.
 LONGEST_KEY = 255
