@@ -102,8 +102,8 @@ class RulesReactor:
         silences = [t.for_ for rule in rules.rules for t in rule.triggers if isinstance(t, DeviceSilentTrigger)]
         self._shortest_silence = min(silences, default=None)  # None: no rule watches for silent devices
         self._warned: set[tuple[str, str, str]] = set()
-        # rules whose cooldown is shared by every device: evaluated by one processor at a time (scale-out)
-        self._rule_wide = sorted(r.id for r in rules.rules if r.enabled and r.cooldown and r.cooldown.per == "rule")
+        # rules whose cooldown is shared by every device: fired by one processor at a time (scale-out)
+        self._rule_wide = {r.id for r in rules.rules if r.enabled and r.cooldown and r.cooldown.per == "rule"}
         self.fired = 0
 
     @property
@@ -130,14 +130,25 @@ class RulesReactor:
         devices = {r.device_id for r in records if not isinstance(r, UserEvent)} | self._named
         subjects = devices | {r.uid for r in records if isinstance(r, UserEvent)} | {""}
         latest, stamps = sql.latest_values(connection, devices)
-        sql.lock_rule_cooldowns(connection, self._rule_wide)
-        state = sql.rule_states(connection, subjects)
         points = self._catalog().point
-        evaluation = evaluate(self._rules, records, state, latest, now, latest_stamps=stamps, points=points)
+
+        def evaluated() -> Evaluation:
+            state = sql.rule_states(connection, subjects)
+            return evaluate(self._rules, records, state, latest, now, latest_stamps=stamps, points=points)
+
+        evaluation = evaluated()
+        shared = self._shared_cooldowns(connection, evaluation)
+        if shared:  # another processor may be firing the same rule: take turns, and decide on what it committed
+            sql.lock_rule_cooldowns(connection, shared)
+            evaluation = evaluated()
         self._save(connection, evaluation, now)
 
+    def _shared_cooldowns(self, connection: Connection, evaluation: Evaluation) -> list[str]:
+        """The rules with a cooldown per rule that ``evaluation`` fires, when other processors may fire them too."""
+        fired = {action.rule_id for action in evaluation.fired} & self._rule_wide
+        return sorted(fired) if fired and sql.shared_by_processors(connection) else []
+
     def _tick(self, connection: Connection, now: datetime) -> None:
-        sql.lock_rule_cooldowns(connection, self._rule_wide)
         state = sql.rule_states(connection)
         quiet = self._shortest_silence
         if not state and quiet is None:
@@ -146,7 +157,17 @@ class RulesReactor:
         # the devices silent long enough to fire: a condition reads the silent device's own latest values
         silent = {device for device, last in seen.items() if quiet is not None and last.last_seen_at + quiet <= now}
         latest, _ = sql.latest_values(connection, self._named | {device for _, device in state if device} | silent)
-        self._save(connection, tick(self._rules, state, latest, seen, now, points=self._catalog().point), now)
+        points = self._catalog().point
+        evaluation = tick(self._rules, state, latest, seen, now, points=points)
+        acted = evaluation.state_changes.keys()
+        if acted and sql.shared_by_processors(connection):
+            # Another processor's batch may be changing these states (cancelling a timer, say): wait for it, and
+            # decide again on what it committed, rather than write back what was read before.
+            sql.lock_rule_cooldowns(connection, self._shared_cooldowns(connection, evaluation))
+            fresh = sql.lock_rule_states(connection, acted)
+            state = {key: value for key, value in state.items() if key not in acted} | fresh
+            evaluation = tick(self._rules, state, latest, seen, now, points=points)
+        self._save(connection, evaluation, now)
 
     def _save(self, connection: Connection, evaluation: Evaluation, now: datetime) -> None:
         sql.save_rule_states(connection, evaluation.state_changes, now)

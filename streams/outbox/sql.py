@@ -34,6 +34,7 @@ __all__ = [
     "rule_states",
     "save_rule_states",
     "settle",
+    "shared_by_processors",
 ]
 
 
@@ -60,30 +61,52 @@ def latest_values(connection: Connection, device_ids: Iterable[str]) -> tuple[di
     return values, stamps
 
 
+def shared_by_processors(connection: Connection) -> bool:
+    """Whether other processes may write rule states while this transaction runs (PostgreSQL: scale-out's
+    processors; SQLite lets one writer in at a time)."""
+    return connection.dialect.name == "postgresql"
+
+
 def lock_rule_cooldowns(connection: Connection, rule_ids: Sequence[str]) -> None:
-    """PostgreSQL: hold, until the transaction ends, a lock for each rule whose cooldown is the rule's (not a
-    device's), so that processors of other partitions evaluating the same rule wait for this one's fire to commit
-    and then see it. SQLite needs none: one writer at a time. Locks in ``rule_ids``' order, the same everywhere."""
-    if connection.dialect.name != "postgresql":
-        return
+    """Hold, until the transaction ends, a lock for each rule whose cooldown is the rule's (not a device's), so that
+    a processor about to fire it waits for another's fire of it to commit, and then sees it. In ``rule_ids``' order:
+    the callers sort them. PostgreSQL only (:func:`shared_by_processors`)."""
     for rule_id in rule_ids:
         key = int.from_bytes(hashlib.blake2b(rule_id.encode(), digest_size=8, person=b"cooldown").digest(), "big")
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
 
 
 def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -> dict[RuleStateKey, RuleState]:
-    """Rule states of the given subjects (device ids, uids, '' for per-rule), or all of them, locked until the
-    transaction ends (PostgreSQL: a scale-out processor's tick and another's batch wait for each other instead of
-    writing back what the other changed meanwhile; in one order, by subject, so that they cannot deadlock)."""
+    """Rule states of the given subjects (device ids, uids, '' for per-rule), or all of them."""
     table = RuleStateRow.__table__
     query = select(table.c.rule_id, table.c.device_id, table.c.last_fired_at, table.c.data)
-    query = query.order_by(table.c.device_id, table.c.rule_id).with_for_update()
     if subjects is None:
         rows = list(connection.execute(query))
     else:
         rows = []
         for chunk in _chunks(sorted(subjects)):
             rows.extend(connection.execute(query.where(table.c.device_id.in_(chunk))))
+    return _states(rows)
+
+
+def lock_rule_states(connection: Connection, keys: Iterable[RuleStateKey]) -> dict[RuleStateKey, RuleState]:
+    """The states of ``keys`` as committed, locked until the transaction ends: a batch of another processor that is
+    changing one is waited for. Rows are locked in (subject, rule) order, as :func:`save_rule_states` writes them, so
+    that two transactions rarely wait for each other crosswise (PostgreSQL detects it, and one is retried)."""
+    table = RuleStateRow.__table__
+    query = select(table.c.rule_id, table.c.device_id, table.c.last_fired_at, table.c.data)
+    query = query.order_by(table.c.device_id, table.c.rule_id).with_for_update()
+    rows = []
+    for chunk in _chunks(sorted(keys, key=_subject_first)):
+        rows.extend(connection.execute(query.where(tuple_(table.c.rule_id, table.c.device_id).in_(chunk))))
+    return _states(rows)
+
+
+def _subject_first(key: RuleStateKey) -> tuple[str, str]:
+    return key[1], key[0]
+
+
+def _states(rows: Iterable[Any]) -> dict[RuleStateKey, RuleState]:
     states = (RuleState.from_row(row._mapping) for row in rows)
     return {(state.rule_id, state.device_id): state for state in states}
 
@@ -91,10 +114,11 @@ def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -
 def save_rule_states(connection: Connection, changes: Mapping[RuleStateKey, RuleState], now: datetime) -> None:
     """Write an evaluation's state changes: empty states delete their row, others upsert it."""
     table = RuleStateRow.__table__
-    gone = [key for key, state in changes.items() if state.is_empty]
+    ordered = sorted(changes.items(), key=lambda item: _subject_first(item[0]))  # as lock_rule_states locks them
+    gone = [key for key, state in ordered if state.is_empty]
     for chunk in _chunks(gone):
         connection.execute(delete(table).where(tuple_(table.c.rule_id, table.c.device_id).in_(chunk)))
-    rows = [{**state.to_row(), "updated_at": now} for state in changes.values() if not state.is_empty]
+    rows = [{**state.to_row(), "updated_at": now} for _key, state in ordered if not state.is_empty]
     if not rows:
         return
     statement = _insert(connection, table)
