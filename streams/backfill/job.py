@@ -95,7 +95,8 @@ class Backfill:
                     f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC day "
                     f"(or run `tuya-archiver backfill --gap {gap_id}` then)"
                 )
-        if devices:  # the window of the others is not filled: not a gap the worker should fill by itself either
+        if devices and start is not None and not run.every_device_read(start):
+            # the others' window is not filled: not a gap the worker should fill by itself either
             report.scope = (
                 f"only the {len(set(devices)):,} device(s) asked for were read (`tuya-archiver backfill --gap "
                 f"{gap_id}` reads every device)"
@@ -170,6 +171,12 @@ class _Run:
             if not self._device(device_id, start, end, cursor):
                 return
 
+    def every_device_read(self, start: datetime) -> bool:
+        """Whether every device of the gap's window has been read to its end, by this run or earlier ones."""
+        done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
+        devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start))
+        return all(device in done and done[device].done for device in devices)
+
     def _device(self, device_id: str, start: datetime, end: datetime, cursor: str | None) -> bool:
         """Read one device's log; False when no family is left to try."""
         for family in list(self.families):
@@ -210,11 +217,11 @@ class _Run:
 
     def _store(self, device_id: str, page: LogPage) -> None:
         values, events = self._rows(device_id, page)
-        gap_id = self.report.gap_id
+        gap_id, calls = self.report.gap_id, self._uncounted()
         added = self.archive.write(
             lambda c: backfill.save_log_page(
                 c, gap_id, device_id, values, events, cursor=page.next_cursor, done=page.next_cursor is None,
-                at=self.clock(), calls=self._uncounted(),
+                at=self.clock(), calls=calls,
             )
         )  # fmt: skip
         self.report.rows_added += added
@@ -256,9 +263,12 @@ class _Run:
             report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
         if report.devices == 0 and not report.reasons:
             report.reasons.append("no device is known to the archive: run `tuya-archiver sync`, then this again")
-        # Stopped by the quota: open, so that the worker's next backfill (streams.fleet.background) resumes it.
-        filled = report.done_as_asked and report.scope is None
-        report.status = "filled" if filled else "open" if report.quota_spent else "partly_filled"
+        # Stopped by the quota: open, so that the worker's next backfill (streams.fleet.background) resumes it;
+        # not a backfill of some devices (scope): the worker would read every device of the gap.
+        whole = report.scope is None
+        report.status = (
+            "filled" if report.done_as_asked and whole else "open" if report.quota_spent and whole else "partly_filled"
+        )
         reason = "; ".join([*report.reasons, *([report.scope] if report.scope else [])]) or None
         calls = self._uncounted()  # of devices that stored no page: refused, failed, or stopped by the quota
         self.archive.write(

@@ -35,8 +35,8 @@ class BackfillReport:
 
     @property
     def done_as_asked(self) -> bool:
-        """Every device asked for (all, unless ``scope``) was read, with nothing left out."""
-        return self.devices_done == self.devices and not self.reasons
+        """Every device asked for (all, unless ``scope``) was read, with nothing left out (nor the start awaited)."""
+        return not self.waiting and self.devices_done == self.devices and not self.reasons
 
     def summary_lines(self) -> list[str]:
         window = f"{self.started_at.isoformat(timespec='seconds')} → {self.ended_at.isoformat(timespec='seconds')}"

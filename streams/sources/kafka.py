@@ -116,9 +116,10 @@ def bootstrap_servers(url: str) -> str:
             raise ConfigError(f"KAFKA_URL: scheme {scheme}:// is not supported (use kafka://host:port)")
         address = (rest if sep else part).rstrip("/")
         if "@" in address or "?" in address:  # aiokafka would take "user:password@host" for a host name
+            shown = address.rpartition("@")[2].partition("?")[0]  # never what came before the host, nor the query
             raise ConfigError(
-                f"KAFKA_URL: {hide_password(part)!r}: credentials and options are not supported (give host:port; "
-                "the brokers must accept plain connections from the workers)"
+                f"KAFKA_URL: credentials and options are not supported (for {shown!r}: give host:port; the brokers "
+                "must accept plain connections from the workers)"
             )
         host, colon, port = address.rpartition(":")
         if not colon or not host or not port.isdigit():

@@ -211,6 +211,31 @@ def test_a_backfill_of_some_devices_leaves_the_gap_partly_filled_for_the_others(
     assert gap.reason is not None and gap.reason.startswith("only the 1 device(s) asked for were read")
 
 
+def test_backfills_of_each_device_in_turn_fill_the_gap_and_one_more_leaves_it_filled(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project, range(0, 10))
+    gap_id = project.gap()
+    reports = [project.backfill().fill(gap_id, [device.device_id]) for device in project.fleet.devices]
+    assert [report.status for report in reports] == ["partly_filled"] * 5 + ["filled"]  # the last device read
+    again = project.backfill().fill(gap_id, [project.fleet.devices[0].device_id])
+    assert (again.status, again.scope, again.rows_added) == ("filled", None, 0)
+
+
+def test_a_backfill_of_some_devices_the_quota_stopped_is_not_left_to_the_worker(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project, range(0, 180))
+    gap_id = project.gap()
+    with project.engine.connect() as connection:
+        from streams.store.api_usage import calls_on
+
+        used = calls_on(connection, datetime.now(UTC).date())
+    devices = [device.device_id for device in project.fleet.devices[:3]]
+    stopped = project.backfill(quota=used + 3).fill(gap_id, devices)  # the token and two pages
+    assert stopped.quota_spent and stopped.status == "partly_filled"
+    with project.engine.connect() as connection:
+        assert store.open_gaps(connection) == []  # the worker would read every device of the gap
+
+
 def test_online_and_offline_rows_become_device_events_from_the_log(project: Project) -> None:
     device = project.fleet.devices[1].device_id
     went_off, came_back = GAP_START + timedelta(minutes=30), GAP_START + timedelta(minutes=90)
@@ -372,6 +397,7 @@ def test_a_detected_gap_waits_until_the_stream_is_consumed_past_its_end(sqlite_p
         store.save_consumed(connection, "worker-sub", NOW, GAP_END)
     waiting = project.backfill(margin=timedelta(minutes=5)).fill(gap_id)
     assert (waiting.waiting, waiting.rows_added, project.count(Gap, Gap.status == "open")) == (True, 0, 1)
+    assert not waiting.done_as_asked  # `backfill --gap` exits 1: nothing was read yet
     assert "waiting until the stream is consumed past its end" in waiting.summary_lines()[0]
     with project.engine.begin() as connection:
         store.save_consumed(connection, "worker-sub", NOW, GAP_END + timedelta(minutes=6))

@@ -99,7 +99,15 @@ def test_bootstrap_servers_rejects_bad_url_naming_the_variable(url):
         bootstrap_servers(url)
 
 
-@pytest.mark.parametrize("url", ["kafka://user:s3cretpw@127.0.0.1:9092", "kafka://127.0.0.1:9092?password=s3cretpw"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "kafka://user:s3cretpw@127.0.0.1:9092",
+        "kafka://127.0.0.1:9092?password=s3cretpw",
+        "user:s3cretpw@127.0.0.1:9092",  # no scheme
+        "kafka://b1:9092,user:s3cretpw@b2:9092",
+    ],
+)
 def test_credentials_in_kafka_url_are_refused_without_showing_them(url):
     # aiokafka took "user:…@host" for a host name and logged it at every retry; faust ignored the credentials
     with pytest.raises(ConfigError, match=r"KAFKA_URL: .*credentials") as refused:
