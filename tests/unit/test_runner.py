@@ -206,7 +206,7 @@ def test_a_bounded_run_ends_when_the_broker_stays_unreachable_for_its_idle_timeo
     assert clock.sleeps == [1.0, 2.0, 2.0]  # the last try when the 5 s are up
 
 
-def test_a_stop_ends_the_wait_for_the_broker_at_once_without_another_try(vectors):
+def test_a_stop_ends_the_wait_for_the_broker_without_another_try(vectors):
     log: list = []
     first_try = threading.Event()
     source = Unreachable([], log, down=lambda attempt: first_try.set() or True)
@@ -218,6 +218,16 @@ def test_a_stop_ends_the_wait_for_the_broker_at_once_without_another_try(vectors
     runner.stop()  # as SIGTERM does
     running.join(30)
     assert not running.is_alive() and source.attempts == 1
+
+
+def test_the_default_sleep_ends_when_the_run_is_stopped(vectors):
+    pipeline = Pipeline(MessageDecoder(vectors["pulsar_auth"]["access_key"]), ScriptedStore([]))
+    runner = Runner(ScriptedSource([], []), pipeline, WorkerMetrics())
+    napping = threading.Thread(target=runner._sleep, args=(3600.0,))  # a backoff as long as an hour
+    napping.start()
+    runner.stop()
+    napping.join(30)  # a hang guard: the sleep looks at the stop twice a second
+    assert not napping.is_alive()
 
 
 def test_an_unbounded_run_keeps_trying_to_reach_the_broker(vectors):
