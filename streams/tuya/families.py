@@ -67,8 +67,11 @@ class CursorRepeated(TuyaApiError):
     """Tuya handed back a paging cursor it had already given, or none while saying more pages follow: the listing
     stops there, incomplete."""
 
-    def __init__(self, path: str, cursor: str) -> None:
-        what = f"paging cursor {cursor!r} came back a second time" if cursor else "more pages follow but no cursor"
+    def __init__(self, path: str, cursor: str, *, empty: bool = False) -> None:
+        if empty:
+            what = "a page without devices says more pages follow"
+        else:
+            what = f"paging cursor {cursor!r} came back a second time" if cursor else "more pages follow but no cursor"
         super().__init__(0, f"{what}: the listing is incomplete", path=path)
 
 
@@ -107,6 +110,13 @@ def _page(answer: ApiAnswer, items: Any) -> DevicePage:
     return DevicePage([device for device in listed if device is not None], answer.t, answer.tid)
 
 
+def _more_after(path: str, page: DevicePage) -> None:
+    """A page that says more follow must hold devices: else each fresh cursor could lead to another empty page, and
+    the listing would spend the day's quota on nothing (CursorRepeated: the listing stops, incomplete)."""
+    if not page.devices:
+        raise CursorRepeated(path, "", empty=True)
+
+
 def _cursor(path: str, cursor: Any, seen: set[str]) -> str:
     """The next cursor; CursorRepeated when it is one already followed (or missing although more pages follow)."""
     text = str(cursor or "")
@@ -126,9 +136,11 @@ def _iot03_pages(client: Requester, _context: FamilyContext, page_size: int = 20
     while True:
         answer = client.request("GET", _IOT03, params=params)
         result = answer.result if isinstance(answer.result, dict) else {}
-        yield _page(answer, result.get("list"))
+        page = _page(answer, result.get("list"))
+        yield page
         if not result.get("has_more"):
             return
+        _more_after(_IOT03, page)
         params = {"page_size": page_size, "last_row_key": _cursor(_IOT03, result.get("last_row_key"), seen)}
 
 
@@ -160,10 +172,12 @@ def _associated_pages(client: Requester, _context: FamilyContext, size: int = 10
         answer = client.request("GET", _ASSOCIATED, params=params)
         result = answer.result if isinstance(answer.result, dict) else {}
         items = result.get("devices")
-        yield _page(answer, items)
+        page = _page(answer, items)
+        yield page
         more = result.get("has_more")
         if more is False or (more is None and (not isinstance(items, list) or len(items) < size)):
             return
+        _more_after(_ASSOCIATED, page)
         params = {"size": size, "last_row_key": _cursor(_ASSOCIATED, result.get("last_row_key"), seen)}
 
 

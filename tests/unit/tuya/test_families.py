@@ -264,6 +264,20 @@ def test_associated_pages_raise_cursor_repeated_when_a_last_row_key_comes_back()
     assert raised.value.path == ASSOCIATED
 
 
+@pytest.mark.parametrize(
+    ("path", "result"),
+    [(IOT03, {"has_more": True, "list": [], "last_row_key": "k1"}),
+     (ASSOCIATED, {"has_more": True, "devices": [], "last_row_key": "k1"})],
+    ids=["iot03", "associated"],
+)  # fmt: skip
+def test_an_empty_page_that_says_more_follow_ends_the_listing_incomplete(path, result):
+    # each answer could bring a fresh cursor and the listing would never end, spending the quota on nothing
+    client = ScriptedRequester(answer(result))
+    with pytest.raises(CursorRepeated, match="a page without devices says more pages follow") as raised:
+        list(family(path).pages(client, FamilyContext()))
+    assert len(client.calls) == 1 and raised.value.path == path
+
+
 # v1.0 users/{uid}/devices: one call per uid for its own devices, one for those shared with it
 
 
