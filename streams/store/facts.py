@@ -34,6 +34,13 @@ def _newer(at: Any, than: Any) -> bool:
     return than is None or at > than
 
 
+def _online_takes_over(at: Any, online: bool, than: Any) -> bool:
+    """Whether an online or offline fact of time ``at`` replaces the one of time ``than``: the newer one does, and of
+    two of one time online does (a reconnect is often reported offline and online within a second, in either order;
+    streams.store.statements and the device_online_periods view decide ties the same way)."""
+    return _newer(at, than) or (at == than and online)
+
+
 def _time(moment: datetime | None, time: TimeFormat) -> Any:
     return None if moment is None else time(moment)
 
@@ -84,7 +91,7 @@ class _Device:
     def event(self, record: DeviceEvent) -> None:
         at, event, data = record.occurred_at, record.event, record.data
         if event in ("online", "offline"):
-            if _newer(at, self.online_changed_at) or (at == self.online_changed_at and event == "online"):
+            if _online_takes_over(at, event == "online", self.online_changed_at):
                 self.online, self.online_changed_at = event == "online", at
         elif event == "name_updated":
             name = data.get("name")  # a name longer than an index takes is left in the event's data
@@ -174,12 +181,11 @@ _COLUMN = {name: index for index, name in enumerate(DEVICE_COLUMNS)}
 _PRODUCT, _FIRST_SEEN, _LAST_SEEN = _COLUMN["product_key"], _COLUMN["first_seen_at"], _COLUMN["last_seen_at"]
 _DELETED, _REPORTS, _OWNER_UPDATED = _COLUMN["deleted_at"], _COLUMN["report_count"], _COLUMN["owner_updated_at"]
 _ONLINE, _ONLINE_AT = _COLUMN["online"], _COLUMN["online_changed_at"]
-# Facts of a device row that change together with the time they were true at.
+# Facts of a device row that change together with the time they were true at (online has a tie rule of its own).
 _STAMPED = tuple(
     (_COLUMN[value], _COLUMN[stamp])
     for value, stamp in (
         ("name", "name_updated_at"),
-        ("online", "online_changed_at"),
         ("owner_uid", "owner_updated_at"),
     )
 )
@@ -201,8 +207,8 @@ def merge_device_rows(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         for value, stamp in _STAMPED:
             if row[stamp] is not None and _newer(row[stamp], current[stamp]):
                 current[value], current[stamp] = row[value], row[stamp]
-        if row[_ONLINE_AT] is not None and row[_ONLINE_AT] == current[_ONLINE_AT]:
-            current[_ONLINE] = current[_ONLINE] or row[_ONLINE]  # a reconnect reported within one second
+        if row[_ONLINE_AT] is not None and _online_takes_over(row[_ONLINE_AT], row[_ONLINE], current[_ONLINE_AT]):
+            current[_ONLINE], current[_ONLINE_AT] = row[_ONLINE], row[_ONLINE_AT]
         current[_FIRST_SEEN] = min(current[_FIRST_SEEN], row[_FIRST_SEEN])
         current[_LAST_SEEN] = max(current[_LAST_SEEN], row[_LAST_SEEN])
         if row[_DELETED] is not None and _newer(row[_DELETED], current[_DELETED]):
