@@ -8,6 +8,7 @@ Owns the exception classes only; imports nothing of the project.
     │   │   ├── EnvelopeError       not a Tuya envelope (non-JSON, missing ``data``/``protocol``)
     │   │   ├── DecryptError        bad base64, wrong key, GCM tag mismatch, bad PKCS7 padding, truncated data
     │   │   └── PayloadError        decrypted bytes are not UTF-8 JSON of the expected shape
+    │   ├── RowsRejected            the database refused a message's rows for what they hold: dead-letter that one
     │   └── ConfigError             a setting or rule file is wrong: stop at start-up, name the variable/file
     └── TransientError(retry_after) the world is briefly wrong: ack nothing, back off, retry the same batch
         └── DatabaseUnavailable
@@ -23,6 +24,7 @@ __all__ = [
     "EnvelopeError",
     "PayloadError",
     "PermanentError",
+    "RowsRejected",
     "TransientError",
     "WorkerError",
 ]
@@ -57,6 +59,12 @@ class DecryptError(DecodeError):
 
 class PayloadError(DecodeError):
     kind = "bad_payload"
+
+
+class RowsRejected(PermanentError):
+    """The database refused a batch's rows for what they hold (a constraint, a value out of range, a limit of its
+    own): storing the same rows again fails the same way, so the message they came from must be found and kept as a
+    dead letter instead (streams.store.isolate)."""
 
 
 class ConfigError(PermanentError):

@@ -35,7 +35,7 @@ from mode import CrashingSupervisor
 
 from models.records import PulsarMessage
 from streams.backoff import Backoff
-from streams.errors import TransientError
+from streams.errors import RowsRejected, TransientError
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult, Pipeline
 from streams.sources.kafka import DEFAULT_PARTITIONS, DEFAULT_TOPIC, bootstrap_servers, message_from_record
@@ -164,7 +164,7 @@ class BatchCommitter:
         try:
             async with self._lock:
                 await asyncio.to_thread(self._pipeline.tick)
-        except TransientError as exc:
+        except (TransientError, RowsRejected) as exc:
             log.warning("clock tick skipped: %s", exc)
 
     def _count(self, result: BatchResult) -> None:

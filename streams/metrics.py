@@ -30,7 +30,10 @@ class WorkerMetrics:
         self.stored = Counter("tuya_messages_stored", "Messages committed to the archive (new rows)", registry=r)
         self.duplicates = Counter("tuya_messages_duplicate", "Redelivered messages already archived", registry=r)
         self.dead_letters = Counter(
-            "tuya_dead_letters", "Messages that could not be decoded", ["error_kind"], registry=r
+            "tuya_dead_letters",
+            "Messages kept as dead letters (not decoded, or rejected by the database)",
+            ["error_kind"],
+            registry=r,
         )
         self.sign_mismatches = Gauge("tuya_sign_mismatches", "Envelopes whose sign did not match", registry=r)
         self.batches = Counter("tuya_batches", "Batches committed and acknowledged", registry=r)

@@ -20,6 +20,7 @@ import msgspec
 from models.records import DeadLetter, News, PulsarMessage, Record, StatusReported
 from streams.clock import utcnow
 from streams.fleet.catalog import Catalog, devices_to_sync
+from streams.store.isolate import REJECTED, rules_hooks, write_isolating
 from streams.store.prepared import PreparedBatch, distinct, no_rows, prepare_batch
 from streams.store.rows import TimeFormat
 from streams.tuya.decoder import Decoded, MessageDecoder
@@ -64,7 +65,8 @@ class BatchResult:
 
     @property
     def duplicates(self) -> int:
-        return max(0, self.decoded - self.stored)
+        rejected = self.counts.rejected if self.counts is not None else 0
+        return max(0, self.decoded - self.stored - rejected)
 
     @property
     def dead(self) -> int:
@@ -89,7 +91,7 @@ class Prepared:
         return BatchResult(
             self.received,
             self.rows.decoded,
-            self.dead_letters,
+            _with_rejected(self.dead_letters, counts),
             self.oldest_push_ms,
             counts,
             self.sync_wanted,
@@ -109,12 +111,19 @@ def committed_result(batches: Sequence[BatchResult], counts: BatchCounts) -> Bat
     return BatchResult(
         sum(batch.received for batch in batches),
         sum(batch.decoded for batch in batches),
-        kinds,
+        _with_rejected(kinds, counts),
         min(oldest, default=None),
         counts,
         frozenset().union(*(batch.sync_wanted for batch in batches)),
         max(newest, default=None),
     )
+
+
+def _with_rejected(kinds: dict[str, int], counts: BatchCounts | None) -> dict[str, int]:
+    """The dead letters by kind, with the messages the database refused (counted by the commit, not the decoder)."""
+    if counts is None or not counts.rejected:
+        return kinds
+    return {**kinds, REJECTED: kinds.get(REJECTED, 0) + counts.rejected}
 
 
 def _no_catalog() -> Catalog:
@@ -184,9 +193,11 @@ class Pipeline:
 
     def commit(self, prepared: Prepared) -> BatchResult:
         """Store a prepared batch in one transaction, the rules reacting inside it; returns once committed (and the
-        recent status values settled, when the store's turn for that has come: streams.store.settle)."""
-        extra = self._reactor.in_transaction(prepared.news, prepared.now) if self._reactor else None
-        result = prepared.result(self._store.write_prepared(prepared.rows, extra=extra))
+        recent status values settled, when the store's turn for that has come: streams.store.settle). A message whose
+        rows the database refuses is kept as a dead letter instead, the rest stored in parts (streams.store.isolate).
+        """
+        hooks = rules_hooks(self._reactor, prepared.news, prepared.now)
+        result = prepared.result(write_isolating(self._store, prepared.rows, hooks))
         self._store.settle_when_due()
         return result
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.backoff import Backoff
-from streams.errors import TransientError
+from streams.errors import RowsRejected, TransientError
 from streams.pipeline import BatchResult, Pipeline
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class Runner:
     def _on_tick(self) -> None:
         try:
             self._pipeline.tick()
-        except TransientError as exc:
+        except (TransientError, RowsRejected) as exc:
             log.warning("clock tick skipped: %s", exc)
 
     def _finish(self) -> None:

@@ -17,18 +17,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter, DeviceEvent, StatusReported, UserEvent
 from streams.clock import utcnow
+from streams.errors import DecodeError, RowsRejected
 from streams.fleet.catalog import Catalog
 from streams.outbox.reactor import RulesReactor
 from streams.outbox.sql import new_message_ids
 from streams.pipeline import resolve_codes
-from streams.replay.derive import pulsar_message
+from streams.replay.derive import pulsar_message, rederive
 from streams.replay.paging import pages, retrying
 from streams.replay.report import DeadLetterReport
 from streams.store.engine import unavailable_on_failure
+from streams.store.isolate import REJECTED, stored_message
 from streams.store.replay import Position, StoredDeadLetter, Window, dead_letter_page, mark_resolved
 from streams.store.sql import ArchiveStore, BatchCounts
 from streams.tuya.decoder import Decoded, MessageDecoder
@@ -100,8 +103,19 @@ class DeadLetterReplay:
         if report.dry_run:
             self._count_new(decoded, report)
             return
+        self._write(decoded, report)
+
+    def _write(self, decoded: Sequence[Decoded], report: DeadLetterReport) -> None:
         attempt = _Attempt()
-        counts = retrying(lambda: self._store_page(decoded, attempt))
+        try:
+            counts = retrying(lambda: self._store_page(decoded, attempt))
+        except RowsRejected:  # the archive still refuses one: store them one at a time, and leave it unresolved
+            if len(decoded) == 1:
+                report.failing[REJECTED] += 1
+                return
+            for item in decoded:
+                self._write([item], report)
+            return
         report.stored += counts.messages_inserted
         report.already_stored += len(decoded) - counts.messages_inserted
         report.status_rows += counts.status_rows
@@ -113,13 +127,28 @@ class DeadLetterReplay:
         catalog = self._catalog()
         decoded: list[Decoded] = []
         for letter in page:
-            result = self._decoder.decode(pulsar_message(letter))
-            if isinstance(result, DeadLetter):
-                report.failing[result.error_kind] += 1
+            again = self._again(letter, catalog)
+            if isinstance(again, str):
+                report.failing[again] += 1
             else:
-                decoded.append(resolve_codes(result, catalog) if result.unresolved else result)
+                decoded.append(again)
         report.read += len(page)
         return decoded
+
+    def _again(self, letter: StoredDeadLetter, catalog: Catalog) -> Decoded | str:
+        """The dead letter decoded with today's key and code, or the kind of error it still fails with. A rejected
+        one kept its message as decoded (streams.store.isolate), which is normalised again."""
+        if letter.error_kind == REJECTED:
+            try:
+                return rederive(stored_message(letter), catalog)
+            except DecodeError as exc:
+                return exc.kind
+            except msgspec.DecodeError:  # not what a rejected dead letter keeps
+                return REJECTED
+        result = self._decoder.decode(pulsar_message(letter))
+        if isinstance(result, DeadLetter):
+            return result.error_kind
+        return resolve_codes(result, catalog) if result.unresolved else result
 
     def _store_page(self, decoded: Sequence[Decoded], attempt: _Attempt) -> BatchCounts:
         now = self._clock()

@@ -6,7 +6,8 @@ What the rest of the project may import:
 - ``streams.store.migrate``: ``upgrade``, ``downgrade``, ``current_revision``, ``head_revision``, ``check`` (the two
   revisions come from ``streams.store.revision``, which reads them without importing Alembic);
   ``streams.store.compact``: ``compact`` (a SQLite file rewritten: freed pages given back, today's page size)
-- ``streams.store.sql``: ``ArchiveStore``, ``BatchCounts``
+- ``streams.store.sql``: ``ArchiveStore``, ``BatchCounts``; ``streams.store.isolate``: ``write_isolating`` (a batch
+  stored with the messages the database refuses kept as dead letters), ``rules_hooks``, ``stored_message``
 - ``streams.store.query``: ``list_devices``, ``find_device``, ``status_history_rows``, ``latest_values``, and the
   device's facts, events and commands; ``streams.store.series`` (a chart's points, raw or in time buckets) and
   ``streams.store.operations`` (the operations page's counts): what the CLI and the web view read

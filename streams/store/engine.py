@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from streams.errors import ConfigError, DatabaseUnavailable
+from streams.errors import ConfigError, DatabaseUnavailable, RowsRejected
 from streams.store.revision import current_revision, head_revision
 from streams.urls import hide_password
 
@@ -34,6 +34,7 @@ __all__ = [
     "make_engine",
     "make_readonly_engine",
     "normalize_url",
+    "rejected_on_failure",
     "unavailable_on_failure",
     "write_transaction",
 ]
@@ -191,6 +192,35 @@ def unavailable_on_failure(doing: str) -> Iterator[None]:
         raise DatabaseUnavailable(f"database connection lost while {doing}: {exc.orig or exc}") from exc
     except _driver_unavailable() as exc:
         raise DatabaseUnavailable(f"database unavailable while {doing}: {exc}") from exc
+
+
+#: SQLSTATE classes of the errors that rows cause by what they hold, whatever the database's state: data exceptions
+#: (22: a value out of range, text it cannot hold), integrity constraint violations (23) and program limits (54: a key
+#: longer than an index takes). SQLite's counterparts are its IntegrityError and DataError (a string or blob too big).
+_REJECTING_CLASSES = ("22", "23", "54")
+
+
+def _rejects_rows(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError):
+        exc = exc.orig
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError)):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)  # psycopg's
+    return isinstance(sqlstate, str) and sqlstate[:2] in _REJECTING_CLASSES
+
+
+@contextlib.contextmanager
+def rejected_on_failure(doing: str) -> Iterator[None]:
+    """Turn "the database refused these rows for what they hold" into RowsRejected; the rest propagates. Inside
+    :func:`unavailable_on_failure`: psycopg counts a program limit among its OperationalErrors."""
+    try:
+        yield
+    except Exception as exc:
+        if not _rejects_rows(exc):
+            raise
+        refusal = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+        reason = next(iter(str(refusal).splitlines()), type(refusal).__name__)  # its first line: no DETAIL
+        raise RowsRejected(f"the database refused rows while {doing}: {reason}") from exc
 
 
 def ensure_at_head(engine: Engine) -> None:

@@ -8,14 +8,16 @@ runs in the same transaction, before the batch's own writes: it sees which messa
 as they were before the batch, and what it writes commits (or rolls back) with the batch.
 
 Errors: the database being unreachable, locked past the busy timeout, or refusing the commit raises
-:class:`~streams.errors.DatabaseUnavailable` (retry the batch later; nothing was written); anything else propagates.
+:class:`~streams.errors.DatabaseUnavailable` (retry the batch later; nothing was written); the database refusing
+rows for what they hold raises :class:`~streams.errors.RowsRejected` (nothing was written; streams.store.isolate
+finds the message); anything else propagates.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
 from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver, TextRejected, time_format
-from streams.store.engine import unavailable_on_failure, write_transaction
+from streams.store.engine import rejected_on_failure, unavailable_on_failure, write_transaction
 from streams.store.history import SeriesKeys, insert_status
 from streams.store.prepared import PreparedBatch, RecordRows, merge, prepare_batch
 from streams.store.rows import TimeFormat
@@ -51,7 +53,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class BatchCounts:
-    """What one batch added. ``duplicates``: decoded messages already stored (or repeated within the batch)."""
+    """What one batch added. ``duplicates``: decoded messages already stored (or repeated within the batch).
+    ``rejected``: decoded messages kept as dead letters instead, their rows refused (streams.store.isolate); their
+    dead letters are counted in ``dead_letters``."""
 
     messages_inserted: int = 0
     duplicates: int = 0
@@ -60,6 +64,10 @@ class BatchCounts:
     user_events: int = 0
     dead_letters: int = 0
     dead_letter_duplicates: int = 0
+    rejected: int = 0
+
+    def __add__(self, other: BatchCounts) -> BatchCounts:
+        return BatchCounts(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True)))
 
 
 class ArchiveStore:
@@ -90,6 +98,7 @@ class ArchiveStore:
 
         Raises:
             DatabaseUnavailable: the database cannot be reached or refused the commit; nothing was stored.
+            RowsRejected: the database refused rows for what they hold; nothing was stored.
         """
         if not decoded and not dead_letters and extra is None:
             return BatchCounts()
@@ -102,7 +111,7 @@ class ArchiveStore:
 
     def write_prepared(self, batch: PreparedBatch, *, extra: Callable[[Connection], None] | None = None) -> BatchCounts:
         """:meth:`write_batch` for rows prepared in advance (perhaps in another process), times in :attr:`time`."""
-        with unavailable_on_failure("storing a batch"):
+        with unavailable_on_failure("storing a batch"), rejected_on_failure("storing a batch"):
             if not self._postgres:
                 return self._transaction(SqliteDriver(), batch, extra)
             driver = PostgresDriver()

@@ -2,8 +2,9 @@
 
 Owns the transaction side of the worker when it runs in two processes: the store, the rules reactor (rule state and
 outbox rows in the batch's transaction), the data-point catalog the rules compare units with (reloaded when the
-worker's changed), group commits (the batches waiting, and those arriving within COMMIT_WAIT_MS), and retrying a
-transaction while the database is down. It exits when the worker says stop or its pipe ends (the worker is gone).
+worker's changed), group commits (the batches waiting, and those arriving within COMMIT_WAIT_MS), retrying a
+transaction while the database is down, and keeping a message whose rows it refuses as a dead letter
+(streams.store.isolate). It exits when the worker says stop or its pipe ends (the worker is gone).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from multiprocessing.connection import Connection
 from sqlalchemy.engine import Engine
 
 from streams.backoff import Backoff
-from streams.errors import TransientError
+from streams.errors import RowsRejected, TransientError
 from streams.fleet.catalog import CatalogRef
 from streams.heap import collector_paused, settle_heap
 from streams.outbox.reactor import RulesReactor
 from streams.rules import RuleSet
 from streams.store.engine import make_engine, unavailable_on_failure
 from streams.store.fleet import load_catalog
+from streams.store.isolate import rules_hooks, write_isolating
 from streams.store.prepared import combine, no_rows
 from streams.store.sql import ArchiveStore
 from streams.writer.frames import Committed, Crashed, Request, Stop, Tick, Write, decode_request, encode
@@ -178,8 +180,7 @@ class Writer:
             started = time.perf_counter()
             try:
                 self._refresh_catalog(group[-1].catalog)
-                hook = self._reactor.in_transaction(news, group[-1].now) if self._reactor else None
-                counts = self._store.write_prepared(rows, extra=hook)
+                counts = write_isolating(self._store, rows, rules_hooks(self._reactor, news, group[-1].now))
             except TransientError as exc:
                 delay = max(backoff.next_delay(), exc.retry_after)
                 log.warning("%s: nothing acknowledged, retrying %d batches in %.0f s", exc, len(group), delay)
@@ -209,7 +210,7 @@ class Writer:
             hook = self._reactor.on_tick(tick.now)
             if hook is not None:
                 self._store.write_prepared(no_rows(), extra=hook)
-        except TransientError as exc:
+        except (TransientError, RowsRejected) as exc:
             log.warning("clock tick skipped: %s", exc)
 
     def _refresh_catalog(self, generation: int) -> None:

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import create_engine, event, func, select
 
 from models.records import PulsarMessage
-from models.tables import Command, Message, StatusRecent, StatusValue
+from models.tables import Command, DeadLetter, Message, StatusRecent, StatusValue
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.rules import RuleSet, load_rules
@@ -241,6 +241,39 @@ def test_the_writer_commits_a_group_with_the_collector_paused_and_runs_it_again_
     assert collecting == [False]  # both batches in one transaction
     assert gc.isenabled()
     assert _count(sqlite_url, Message) == 4
+
+
+def test_a_message_the_archive_refuses_is_a_dead_letter_and_the_rules_run_for_the_rest(sqlite_url, batches, tmp_path):
+    """One transaction for the group, halved until the refused message stands alone (streams.store.isolate): it
+    becomes a dead letter, fires nothing, and every other message is stored with its rules."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(OVERLOAD_RULE.format(plug=batches.plug))
+    prepared = [batches.power(100, 200), batches.power(40_000, 300), batches.power(100, 50_000)]
+    refused, fired = "1:3:0:-1", "1:6:0:-1"  # each crosses the rule's threshold
+    engine = create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.message_id = '{refused}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by a test'); END"
+        )
+    try:
+        with _running(sqlite_url, rules, in_flight=3) as writer:
+            os.kill(writer.pid, signal.SIGSTOP)  # all three in one group
+            for batch in prepared:
+                _send(writer, batch)
+            os.kill(writer.pid, signal.SIGCONT)
+            reports = _reports(writer, 3)
+        with engine.connect() as connection:
+            letters = connection.execute(select(DeadLetter.message_id, DeadLetter.error_kind)).all()
+            commands = connection.scalars(select(Command.message_id)).all()
+    finally:
+        engine.dispose()
+    assert [report.batches for report in reports] == [3]
+    [counts] = [report.counts for report in reports]
+    assert (counts.messages_inserted, counts.rejected, counts.dead_letters) == (5, 1, 1)
+    assert letters == [(refused, "rejected")]
+    assert commands == [fired]
+    assert _count(sqlite_url, Message) == 5
 
 
 def test_stop_does_not_wait_out_the_commit_wait(sqlite_url, batches):
