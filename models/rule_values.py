@@ -31,21 +31,25 @@ _THRESHOLD_HINT = "write e.g. 300 for a raw value, or 30 °C"
 
 def parse_duration(value: Any) -> timedelta:
     """A positive duration from ``"30s"``, ``"1h30m"``, ``"2d"``, ``"00:05:00"``, ``{minutes: 5}`` or seconds."""
-    if isinstance(value, timedelta):
-        duration = value
-    elif isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r} ({_DURATION_HINT})")
-    elif isinstance(value, int | float):
-        duration = timedelta(seconds=value)
-    elif isinstance(value, str):
-        duration = _parse_duration_text(value)
-    elif isinstance(value, dict):
-        duration = _parse_duration_mapping(value)
-    else:
-        raise ValueError(f"not a duration: {value!r} ({_DURATION_HINT})")
+    try:
+        duration = _duration(value)
+    except OverflowError:  # beyond timedelta's 999,999,999 days, or infinite
+        raise ValueError(f"too long a duration: {value!r} ({_DURATION_HINT})") from None
     if duration <= timedelta(0):
         raise ValueError(f"must be longer than 0s, not {value!r}")
     return duration
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        return _parse_duration_text(value)
+    if isinstance(value, dict):
+        return _parse_duration_mapping(value)
+    raise ValueError(f"not a duration: {value!r} ({_DURATION_HINT})")
 
 
 def _parse_duration_text(text: str) -> timedelta:
@@ -107,12 +111,13 @@ def threshold_data(threshold: Threshold) -> float | str:
     return threshold.value if threshold.unit is None else str(threshold)
 
 
-def parse_clock_time(value: Any) -> Any:
-    """A time of day from ``"HH:MM"`` or ``"HH:MM:SS"``; anything but text is left to the schema."""
-    if isinstance(value, str):
-        match = _CLOCK.fullmatch(value.strip())
-        if match is None or int(match.group(1)) > 23:
-            raise ValueError(f"not a time of day: {value!r} (write HH:MM or HH:MM:SS, quoted)")
-        hours, minutes, seconds = (int(part or 0) for part in match.groups())
-        return time(hours, minutes, seconds)
-    return value
+def parse_clock_time(value: Any) -> time:
+    """A time of day from ``"HH:MM"`` or ``"HH:MM:SS"`` (or a time without a zone). A bare number is refused: the
+    schema would take 22 for 22 seconds past midnight, in UTC, which no record's time compares with."""
+    if isinstance(value, time) and value.tzinfo is None:
+        return value
+    match = _CLOCK.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) > 23:
+        raise ValueError(f"not a time of day: {value!r} (write HH:MM or HH:MM:SS, quoted)")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return time(hours, minutes, seconds)

@@ -11,6 +11,7 @@ line numbers, the engine gives the rules their meaning.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,15 @@ def _weekdays(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _json_value(value: Any) -> Any:
+    """A value an outbox row can hold and send as JSON (YAML can also write binary, sets and NaN)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not a JSON value: {value!r} ({exc})") from None
+    return value
+
+
 def _cooldown_shorthand(value: Any) -> Any:
     return value if value is None or isinstance(value, dict) else {"duration": value}
 
@@ -114,6 +124,7 @@ DeviceRef = Annotated[str, AfterValidator(_resolve_device)]
 DpCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
 ProductKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9]+$")]
 ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
+JsonValue = Annotated[Any, AfterValidator(_json_value)]
 Bound = Annotated[Threshold, BeforeValidator(parse_threshold), PlainSerializer(threshold_data)]
 
 
@@ -263,7 +274,7 @@ class CommandItem(_Schema):
     """One DP to set; ``value`` may be a template such as ``"{{ not trigger.value }}"``."""
 
     code: DpCode
-    value: Any
+    value: JsonValue
 
 
 class SendCommandAction(_Schema):
@@ -279,7 +290,7 @@ class WebhookAction(_Schema):
 
     action: Literal["webhook"]
     url: str = Field(pattern=r"^https?://\S+$")
-    body: Any = Field(None, alias="json")
+    body: JsonValue = Field(None, alias="json")
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Duration = timedelta(seconds=10)
 

@@ -172,9 +172,16 @@ class OutboxSender:
         index = int(row["idempotency_key"].rpartition(":")[2])
         rule = next((rule for rule in self._rules.rules if rule.id == row["rule_id"]), None)
         action = rule.actions[index] if rule is not None and index < len(rule.actions) else None
-        if not isinstance(action, WebhookAction) or sorted(action.headers) != names:
+        # The same names for the same URL: the rule's actions may have been reordered, or its URL changed, and a token
+        # must not go where it was not written for.
+        if (
+            not isinstance(action, WebhookAction)
+            or sorted(action.headers) != names
+            or action.url != row["commands"]["url"]
+        ):
             raise ValueError(
-                f"webhook headers {', '.join(names)} of rule {row['rule_id']!r} are no longer in the rules file"
+                f"webhook headers {', '.join(names)} of rule {row['rule_id']!r} are no longer in the rules file for "
+                "this URL"
             )
         return dict(action.headers)
 

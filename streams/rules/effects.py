@@ -2,8 +2,10 @@
 
 Owns the shape of the engine's output and the idempotency key. The store writes commands to the outbox keyed by
 ``idempotency_key`` = ``"{rule_id}:{message_id}:{action_index}"``, so the same message evaluated twice (redelivery,
-replay) can never make a second command. For a device_silent fire, which no message caused, the key names the
-silence instead: ``"{rule_id}:silent:{device_id}:{epoch_ms of the last message}:{action_index}"``.
+replay) can never make a second command. A ``for:`` timer's fire names its trigger too
+(``"{rule_id}:{message_id}:for{trigger_index}:{action_index}"``): two timers of a rule started by one message fire
+once each. For a device_silent fire, which no message caused, the key names the silence instead:
+``"{rule_id}:silent:{device_id}:{epoch_ms of the last message}:{action_index}"``.
 Pure: the sender does the I/O.
 """
 
@@ -70,8 +72,11 @@ class FiredAction(msgspec.Struct, frozen=True, kw_only=True):
     effect: Effect
 
 
-def fire_actions(rule: Rule, trigger: TriggerContext, *, at: datetime, dry_run: bool) -> list[FiredAction]:
-    """Every action of ``rule``, rendered for ``trigger``, in the rule's order."""
+def fire_actions(
+    rule: Rule, trigger: TriggerContext, *, at: datetime, dry_run: bool, timer: int | None = None
+) -> list[FiredAction]:
+    """Every action of ``rule``, rendered for ``trigger``, in the rule's order; ``timer``: the index of the trigger
+    whose ``for:`` timer fired."""
     return [
         FiredAction(
             rule_id=rule.id,
@@ -79,7 +84,7 @@ def fire_actions(rule: Rule, trigger: TriggerContext, *, at: datetime, dry_run: 
             kind=action.action,
             device_id=_target(action, trigger),
             message_id=trigger.message_id,
-            idempotency_key=idempotency_key(rule.id, trigger, index),
+            idempotency_key=idempotency_key(rule.id, trigger, index, timer),
             dry_run=dry_run or rule.dry_run,
             fired_at=at,
             trigger=trigger,
@@ -89,9 +94,10 @@ def fire_actions(rule: Rule, trigger: TriggerContext, *, at: datetime, dry_run: 
     ]
 
 
-def idempotency_key(rule_id: str, trigger: TriggerContext, action_index: int) -> str:
+def idempotency_key(rule_id: str, trigger: TriggerContext, action_index: int, timer: int | None = None) -> str:
     if trigger.message_id is not None:
-        return f"{rule_id}:{trigger.message_id}:{action_index}"
+        fired_by = trigger.message_id if timer is None else f"{trigger.message_id}:for{timer}"
+        return f"{rule_id}:{fired_by}:{action_index}"
     silence_ms = int(trigger.time.timestamp() * 1000)
     return f"{rule_id}:silent:{trigger.device_id}:{silence_ms}:{action_index}"
 

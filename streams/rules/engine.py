@@ -164,6 +164,7 @@ class _Run:
         if self._is_stale(key, (record.reported_at, record.message_id)):
             return
         previous = self.value(*key)
+        self._expire_device(record.device_id, record.product_key, at)  # what came due before this value
         self._values[key] = record.value
         candidates = self._index.by_code.get(record.code, ())
         entries = [entry for entry in candidates if selects(entry.trigger, record.device_id, record.product_key)]
@@ -251,6 +252,19 @@ class _Run:
         if moved.fire is not None:
             self._fire(entry.rule, moved.fire, subject, seen.time)
 
+    def _expire_device(self, device_id: str, product_key: str | None, now: datetime) -> None:
+        """Fire the device's ``for:`` timers due by ``now``, earliest first, with its values as they were then: a
+        value reported after a timer was due must not decide its conditions (a tick that came first would not
+        have seen it)."""
+        due: list[tuple[datetime, str, TriggerEntry]] = []
+        for entry in self._index.timed:
+            if selects(entry.trigger, device_id, product_key):
+                when = deadline(entry.trigger, self._trigger_state(entry, device_id))
+                if when is not None and when <= now:
+                    due.append((when, entry.rule.id, entry))
+        for _when, _rule_id, entry in sorted(due, key=lambda item: item[:2]):
+            self._expire(entry, device_id, now)
+
     def _expire(self, entry: TriggerEntry, subject: str, now: datetime) -> TriggerState:
         """Fire the trigger's ``for:`` timer for ``subject`` if it is due by ``now``; the state after that."""
         current = self._trigger_state(entry, subject)
@@ -260,7 +274,7 @@ class _Run:
         started = current.pending
         current = msgspec.structs.replace(current, pending=None)
         self._put(entry, subject, current)
-        self._fire(entry.rule, started, subject, due)
+        self._fire(entry.rule, started, subject, due, timer=entry.index)
         return current
 
     def expire_timers(self, now: datetime) -> None:
@@ -294,8 +308,10 @@ class _Run:
                 )
                 self._fire(entry.rule, silence, device_id, since + entry.trigger.for_)
 
-    def _fire(self, rule: Rule, trigger: TriggerContext, subject: str, at: datetime) -> None:
-        once = (rule.id, trigger.message_id or "")
+    def _fire(self, rule: Rule, trigger: TriggerContext, subject: str, at: datetime, timer: int | None = None) -> None:
+        """``timer``: the index of the trigger whose ``for:`` timer fires; a message fires a rule once, and each of
+        its timers once more."""
+        once = (rule.id, trigger.message_id or "", timer)
         if trigger.message_id is not None and once in self._fired_messages:
             return
         cooldown_key = (rule.id, subject if rule.cooldown and rule.cooldown.per == "device" else "")
@@ -308,7 +324,7 @@ class _Run:
         self._fired_messages.add(once)
         if rule.cooldown is not None:
             self._changes[cooldown_key] = msgspec.structs.replace(self._rule_state(cooldown_key), last_fired_at=at)
-        self._fired.extend(fire_actions(rule, trigger, at=at, dry_run=self._rules.dry_run))
+        self._fired.extend(fire_actions(rule, trigger, at=at, dry_run=self._rules.dry_run, timer=timer))
 
     def _rule_state(self, key: RuleStateKey) -> RuleState:
         if key in self._changes:

@@ -35,17 +35,19 @@ __all__ = ["RuleProblem", "RulesFileError", "load_rules", "parse_rules"]
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _TOP_LEVEL_KEYS = ("devices", "rules")
 _aliases_adapter: TypeAdapter[dict[str, str]] = TypeAdapter(DeviceAliases)
 
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader without YAML 1.1's base-60 and octal numbers: ``after: 22:30`` stays the text "22:30" (not
-    1350) and ``for: 1:30`` a duration, as YAML 1.2 reads them."""
+    1350) and ``for: 1:30`` a duration, as YAML 1.2 reads them; and without its timestamps: ``2027-01-01`` in a
+    webhook's ``json`` is the text it will be sent as, not a date that JSON cannot hold."""
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(

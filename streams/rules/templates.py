@@ -41,9 +41,10 @@ def check_template(text: str) -> str | None:
     """Why ``text`` cannot be rendered (syntax, or a name other than ``trigger``), or None if it is fine."""
     try:
         tree = _env.parse(text)
+        names = meta.find_undeclared_variables(tree)  # compiles it: an unknown filter or test fails here
     except TemplateError as exc:
         return f"bad template: {exc.message or exc}"
-    unknown = sorted(meta.find_undeclared_variables(tree) - TEMPLATE_NAMES)
+    unknown = sorted(names - TEMPLATE_NAMES)
     if unknown:
         return f"bad template: unknown name {unknown[0]!r} (templates can use: {', '.join(sorted(TEMPLATE_NAMES))})"
     for node in tree.find_all(nodes.Getattr):

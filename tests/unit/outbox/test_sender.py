@@ -293,6 +293,15 @@ def test_a_webhook_whose_rule_left_the_rules_file_fails_without_its_headers(arch
     )
 
 
+def test_a_webhook_whose_action_now_posts_elsewhere_fails_without_its_headers(archive, closing):
+    """The actions of a rule swapped (or its URL edited) after the row was written: the row's index now names an
+    action with the same header names for another URL, whose token must not go to the row's."""
+    insert(archive, webhook_row(1, url="http://partner.example/hook"))
+    assert _sent_headers(archive, closing) == []
+    row = only_row(archive)
+    assert row["status"] == "failed" and "no longer in the rules file for this URL" in row["error"]
+
+
 def test_a_row_that_kept_its_header_values_is_still_sent_with_them(archive, closing):
     insert(archive, webhook_row(1, headers={"X-Token": "old"}))
     (headers,) = _sent_headers(archive, closing, rules=make_rules("[]"))

@@ -130,12 +130,56 @@ def test_numeric_state_for_fires_once(hot_for_5m):
     assert hot_for_5m.feed(status(SENSOR, "temp_current", 320, at(7))) == []
 
 
+def test_a_timer_due_before_a_value_fires_with_the_values_of_its_due_time():
+    """The tick and the batch holding a later value race: whichever comes first, the timer's conditions read the
+    values as they were when it came due (before, the later value decided them when the batch came first)."""
+    rules = make_rules("""
+- id: door_left_open
+  triggers:
+    - {trigger: state, device: sensor, code: doorcontact_state, to: true, for: 5m}
+  conditions:
+    - {condition: state, code: doorcontact_state, state: true}
+  actions:
+    - {action: log, message: open}
+""")
+    ticked_first, batch_first = EngineLoop(rules), EngineLoop(rules)
+    for loop in (ticked_first, batch_first):
+        loop.feed(status(SENSOR, "doorcontact_state", True, at(0), message_id="m1"))
+    fired = ticked_first.tick(at(5, 4)) + ticked_first.feed(status(SENSOR, "doorcontact_state", False, at(5, 2)))
+    raced = batch_first.feed(status(SENSOR, "doorcontact_state", False, at(5, 2)), now=at(5, 3)) + batch_first.tick(
+        at(5, 4)
+    )
+    assert [f.idempotency_key for f in fired] == [f.idempotency_key for f in raced] == ["door_left_open:m1:for0:0"]
+    assert [f.fired_at for f in raced] == [at(5)]
+
+
+def test_two_timers_of_a_rule_started_by_one_message_fire_once_each():
+    """Both keyed by the message: before, the second fire had the first's key and was dropped by the outbox."""
+    loop = EngineLoop(
+        make_rules("""
+- id: greenhouse
+  triggers:
+    - {trigger: numeric_state, device: sensor, code: temp_current, above: 300, for: 5m}
+    - {trigger: numeric_state, device: sensor, code: humidity_value, above: 80, for: 30m}
+  actions:
+    - {action: log, message: alert}
+""")
+    )
+    loop.feed(
+        status(SENSOR, "temp_current", 310, at(0), message_id="m1"),
+        status(SENSOR, "humidity_value", 90, at(0), message_id="m1"),
+    )
+    fired = loop.tick(at(6)) + loop.tick(at(31))
+    assert [f.idempotency_key for f in fired] == ["greenhouse:m1:for0:0", "greenhouse:m1:for1:0"]
+    assert loop.tick(at(60)) == []
+
+
 def test_for_timer_fire_carries_the_message_that_started_it(hot_for_5m):
     hot_for_5m.feed(status(SENSOR, "temp_current", 310, at(0), message_id="1:2:3:-1"))
     hot_for_5m.feed(status(SENSOR, "temp_current", 315, at(1), message_id="1:9:3:-1"))
     (fired,) = hot_for_5m.tick(at(5))
     assert fired.message_id == "1:2:3:-1"
-    assert fired.idempotency_key == "hot:1:2:3:-1:0"
+    assert fired.idempotency_key == "hot:1:2:3:-1:for0:0"
 
 
 def test_pending_timer_survives_a_restart(hot_for_5m):

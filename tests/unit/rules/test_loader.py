@@ -184,6 +184,67 @@ def test_clock_times_are_not_read_as_base_60_numbers():
     assert isinstance(condition, TimeCondition) and (condition.after, condition.before) == (time(22, 30), time(6, 15))
 
 
+def _parse_problems(text: str) -> list[str]:
+    with pytest.raises(RulesFileError) as caught:
+        parse_rules(text, source="rules.yaml")
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_a_bare_number_is_no_time_of_day():
+    """Before, 22 became 22 seconds past midnight in UTC: accepted, then a crash comparing it with every record."""
+    problems = _parse_problems(
+        "rules: [{id: night, triggers: [{trigger: user_event, event: registered}], "
+        "conditions: [{condition: time, after: 22, before: '06:00'}], actions: [{action: log, message: x}]}]"
+    )
+    assert problems == [
+        "rules.yaml:1: rule 'night': conditions[0].after: not a time of day: 22 (write HH:MM or HH:MM:SS, quoted)"
+    ]
+
+
+def test_an_unquoted_date_is_sent_as_the_text_written():
+    rule_set = parse_rules(
+        "rules: [{id: r, triggers: [{trigger: user_event, event: registered}], "
+        "actions: [{action: webhook, url: 'https://hooks.example/a', json: {until: 2027-01-01}}]}]"
+    )
+    assert rule_set.rules[0].actions[0].body == {"until": "2027-01-01"}
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("value: !!binary aGVsbG8=", "Object of type bytes is not JSON serializable"),
+        ("value: .nan", "Out of range float values are not JSON compliant"),
+        ("value: !!set {a, b}", "Object of type set is not JSON serializable"),
+    ],
+)
+def test_a_command_value_json_cannot_hold_is_a_problem(written, why):
+    """The outbox row holds the value as JSON: before, the insert failed in the batch's transaction, every time."""
+    problems = _parse_problems(
+        "rules:\n- id: r\n  triggers: [{trigger: user_event, event: registered}]\n  actions:\n"
+        f"  - action: tuya.send_command\n    device: bf1e8a0cd2e4a1b2c3x9kq\n    commands:\n    - code: switch_1\n"
+        f"      {written}\n"
+    )
+    assert len(problems) == 1 and "actions[0].commands[0].value: not a JSON value" in problems[0] and why in problems[0]
+
+
+@pytest.mark.parametrize("template", ["{{ trigger.value | rount(1) }}", "{{ trigger.value is nosuchtest }}"])
+def test_an_unknown_filter_or_test_is_a_problem_not_a_traceback(template):
+    problems = _parse_problems(
+        "rules: [{id: r, triggers: [{trigger: user_event, event: registered}], "
+        f"actions: [{{action: log, message: '{template}'}}]}}]"
+    )
+    assert len(problems) == 1 and "rule 'r': actions[0].message: bad template: No " in problems[0]
+
+
+@pytest.mark.parametrize("written", ["9999999999d", ".inf", "99999999999999999", "{days: 1000000000}"])
+def test_a_duration_too_long_for_a_timer_is_a_problem(written):
+    problems = _parse_problems(
+        f"rules: [{{id: r, triggers: [{{trigger: device_silent, for: {written}}}], "
+        "actions: [{action: log, message: x}]}]"
+    )
+    assert len(problems) == 1 and "triggers[0].for: too long a duration" in problems[0]
+
+
 @pytest.mark.parametrize(
     ("written", "seconds"),
     [
