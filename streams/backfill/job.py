@@ -85,10 +85,12 @@ class Backfill:
             report.waiting = True  # the worker's backlog still holds messages of the gap's end: fill it after them
             return report
         run = _Run(archive, report, self._on_progress, self._clock)
-        start = self._within_retention(report)
-        if start is not None:
+        start, end = self._within_retention(report), report.ended_at
+        if start is not None and row.origin != "detected":  # a detected gap waited for the stream (above)
+            end = self._stream_reach(archive, report)
+        if start is not None and start < end:
             try:
-                run.devices(start, report.ended_at, devices)
+                run.devices(start, end, devices)
             except QuotaReached as exc:
                 report.quota_spent = True
                 report.reasons.append(
@@ -109,6 +111,20 @@ class Backfill:
         Tuya still had are archived by then, so the backfill skips them instead of storing them a second time."""
         pushed = archive.read(backfill.stream_pushed)
         return pushed is None or pushed >= ended_at + self._margin
+
+    def _stream_reach(self, archive: MeteredArchive, report: BackfillReport) -> datetime:
+        """How far a window a person asked for may be filled: not past where the stream has been consumed (less the
+        margin). The worker's backlog holds the rest, and its values would be stored twice: the backfill skips what
+        the stream stored, the stream does not skip what the backfill stored."""
+        pushed = archive.read(backfill.stream_pushed)
+        if pushed is None or pushed - self._margin >= report.ended_at:
+            return report.ended_at
+        reach = max(report.started_at, pushed - self._margin)
+        report.reasons.append(
+            f"after {reach.isoformat(timespec='seconds')}: not read, as the stream has not been consumed that far yet "
+            "(the worker stores it from its backlog; run this again once it has caught up)"
+        )
+        return reach
 
     def _within_retention(self, report: BackfillReport) -> datetime | None:
         """The start of the window Tuya still has logs for (None: none of it); the cut is a reason of its own."""
@@ -145,10 +161,13 @@ class _Run:
         memory = archive.read(lambda c: api_usage.path_memory(c, _PURPOSE))
         self.families = sorted(LOG_FAMILIES, key=lambda family: memory.get(family.path, ("",))[0] != "ok")
         self.worked: set[str] = set()
+        self.cut = False
         self.counted = 0  # the calls of this run already added to the gap's
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
+        # A window cut short (left to the stream) leaves its devices to be read again, whole, by a later run.
+        self.cut = end < self.report.ended_at
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
         for device_id in sorted(set(only) - set(devices)):
@@ -217,10 +236,10 @@ class _Run:
 
     def _store(self, device_id: str, page: LogPage) -> None:
         values, events = self._rows(device_id, page)
-        gap_id, calls = self.report.gap_id, self._uncounted()
+        gap_id, calls, done = self.report.gap_id, self._uncounted(), page.next_cursor is None and not self.cut
         added = self.archive.write(
             lambda c: backfill.save_log_page(
-                c, gap_id, device_id, values, events, cursor=page.next_cursor, done=page.next_cursor is None,
+                c, gap_id, device_id, values, events, cursor=page.next_cursor, done=done,
                 at=self.clock(), calls=calls,
             )
         )  # fmt: skip
@@ -259,8 +278,12 @@ class _Run:
     def finish(self) -> None:
         report = self.report
         report.calls = self.archive.used
-        for refused in sorted({refusal.path for refusal in report.refused} & _ONLINE_PATHS):
-            report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
+        if report.devices_done:
+            # Refused in this run or an earlier one (a resumed gap tries the family that worked first, not it again):
+            # the devices read since came through a family without online rows.
+            memory = self.archive.read(lambda c: api_usage.path_memory(c, _PURPOSE))
+            for refused in sorted(path for path in _ONLINE_PATHS if memory.get(path, ("",))[0] == "refused"):
+                report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
         if report.devices == 0 and not report.reasons:
             report.reasons.append("no device is known to the archive: run `tuya-archiver sync`, then this again")
         # Stopped by the quota: open, so that the worker's next backfill (streams.fleet.background) resumes it;

@@ -341,6 +341,8 @@ def test_a_refused_log_family_falls_back_to_the_report_logs(tmp_path: Path, flee
             "/v1.0/devices/{device_id}/logs": "refused",
             "/v2.0/cloud/thing/{device_id}/report-logs": "ok",
         }
+        again = project.backfill().fill(report.gap_id)  # resumed: the family that worked first, v1 not asked again
+        assert (again.status, again.reasons, again.refused) == ("partly_filled", report.reasons, [])
 
 
 def test_a_killed_backfill_rerun_finishes_it_exactly_once(sqlite_project: Project) -> None:
@@ -387,6 +389,30 @@ def test_the_cli_s_backfill_of_one_device_exits_0_once_that_device_is_read(sqlit
     result = subprocess.run(cli("backfill", *window), env=env, cwd=ROOT, capture_output=True, check=False)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert b"partly filled" in result.stdout and b"note: only the 1 device(s) asked for were read" in result.stdout
+
+
+def test_a_window_asked_for_is_filled_only_as_far_as_the_stream_was_consumed(sqlite_project: Project) -> None:
+    """``backfill --since``/``--from`` while the worker's backlog holds the window's end: what the stream will store
+    is left to it (before, both stored those values), and a run after the worker caught up reads the rest."""
+    project = sqlite_project
+    expected = _feed(project)  # a value a minute from GAP_START
+    job = project.backfill(margin=timedelta(minutes=5))
+    gap_id = job.request(GAP_START, GAP_END)
+    with project.engine.begin() as connection:  # the worker was consumed to an hour into the window
+        store.save_consumed(connection, "worker-sub", NOW, GAP_START + timedelta(minutes=65))
+    cut = job.fill(gap_id)
+    reach = GAP_START + timedelta(minutes=60)
+    assert cut.status == "partly_filled" and cut.reasons == [
+        f"after {reach.isoformat(timespec='seconds')}: not read, as the stream has not been consumed that far yet "
+        "(the worker stores it from its backlog; run this again once it has caught up)"
+    ]
+    assert max(row.reported_at for row in project.rows()) == reach
+    assert cut.rows_added == len(project.rows()) < expected
+    with project.engine.begin() as connection:
+        store.save_consumed(connection, "worker-sub", NOW, GAP_END + timedelta(minutes=6))
+    rest = project.backfill(margin=timedelta(minutes=5)).fill(gap_id)
+    assert (rest.status, rest.reasons, cut.rows_added + rest.rows_added) == ("filled", [], expected)
+    assert len(project.rows()) == expected
 
 
 def test_a_detected_gap_waits_until_the_stream_is_consumed_past_its_end(sqlite_project: Project) -> None:
