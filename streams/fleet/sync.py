@@ -3,11 +3,11 @@
 Owns the order of a sync and its limits. A full sync lists every device through the first path family the project
 is entitled to (the one that worked last time first; refusals are remembered with what the project would need),
 fetches each product's specification once (one call per product, asked of one of its devices), names status items
-that carried only a DP id, walks the app's users back in 30-day windows, and fills the latest values of devices that
-never reported through the stream. Every page is its own short transaction, with the calls it cost added to
-``api_usage``, so an interrupted sync keeps what it stored and a rerun changes nothing twice. It stops before the
-day's quota is spent (``TUYA_API_DAILY_QUOTA`` less what the archive recorded today). Imports the store and the
-client's families; knows nothing of the worker.
+that carried only a DP id, walks the app's users back in 30-day windows (before the devices, when a family lists
+them user by user), and fills the latest values of devices that never reported through the stream. Every page is
+its own short transaction, with the calls it cost added to ``api_usage``, so an interrupted sync keeps what it
+stored and a rerun changes nothing twice. It stops before the day's quota is spent (``TUYA_API_DAILY_QUOTA`` less
+what the archive recorded today). Imports the store and the client's families; knows nothing of the worker.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class FleetSync:
         self._on_progress = on_progress or (lambda _report: None)
         self._clock = clock
         self._report = SyncReport()
+        self._users_walked = False
 
     def run(self) -> SyncReport:
         """A full sync: devices, specifications, item names, users, latest values of silent devices."""
@@ -92,6 +93,7 @@ class FleetSync:
 
     def _session(self, steps: Callable[[], None]) -> SyncReport:
         self._report = SyncReport()
+        self._users_walked = False
         self._archive = MeteredArchive(self._engine, self._client, self._clock)
         try:
             steps()
@@ -115,7 +117,8 @@ class FleetSync:
         inline = self._list_devices()
         self._fetch_specifications(self._read(fleet.product_devices))
         self._report.items_named = self._write(fleet.name_unnamed_items)
-        self._list_users()
+        if not self._users_walked:
+            self._list_users()
         self._fill_states(inline)
 
     # --- devices ------------------------------------------------------------------------------------------------
@@ -124,6 +127,8 @@ class FleetSync:
         """List every device through the first family that answers; returns each listed device's inline status."""
         memory = self._read(lambda c: api_usage.path_memory(c, _LISTING))
         for family in _ordered(DEVICE_FAMILIES, lambda f: f.path, memory):
+            if family.by_user and not self._users_walked:
+                self._list_users()  # the family lists the devices of the users known: know the app's first
             try:
                 # the uids as of now: a family refused before this one got the client its token, and the token's uid
                 return self._list_with(family, FamilyContext(uids=self._uids()))
@@ -199,12 +204,15 @@ class FleetSync:
                 self._write(lambda c, template=template, at=at: api_usage.remember_path(c, _DETAILS, template, at))
                 self._save_page(page, at)
                 break
-        known = self._read(fleet.load_catalog).products()
-        wanted = {
-            product: device
-            for product, device in self._read(fleet.product_devices).items()
-            if product not in known and device in device_ids
-        }
+            else:
+                self._report.problems.append(f"device {device_id}: not read, every device-detail path was refused")
+        # The specification of each product of these devices the archive lacks, asked through one of them.
+        catalog = self._read(fleet.load_catalog)
+        known, wanted = catalog.products(), {}
+        for device_id in device_ids:
+            product = catalog.product_of(device_id)
+            if product is not None and product not in known:
+                wanted.setdefault(product, device_id)
         self._fetch_specifications(wanted)
 
     # --- specifications -----------------------------------------------------------------------------------------
@@ -253,6 +261,7 @@ class FleetSync:
     # --- users and latest values --------------------------------------------------------------------------------
 
     def _list_users(self) -> None:
+        self._users_walked = True
         if not self._schema:
             return
         path = USERS_PATH.format(schema=self._schema)

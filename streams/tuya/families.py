@@ -103,6 +103,7 @@ class DeviceFamily:
     path: str
     service: str
     pages: Pager = field(repr=False)
+    by_user: bool = False  # lists the devices of each user known (FamilyContext.uids)
 
 
 def _page(answer: ApiAnswer, items: Any) -> DevicePage:
@@ -230,7 +231,7 @@ DEVICE_FAMILIES: tuple[DeviceFamily, ...] = (
     DeviceFamily(_IOT03, "IoT Core", _iot03_pages),
     DeviceFamily(_THING, "IoT Core", _thing_pages),
     DeviceFamily(_ASSOCIATED, "a linked Tuya app account (Devices → Link Tuya App Account)", _associated_pages),
-    DeviceFamily(_USER_DEVICES, "Smart Home Basic Service with a linked app account", _user_pages),
+    DeviceFamily(_USER_DEVICES, "Smart Home Basic Service with a linked app account", _user_pages, by_user=True),
 )
 
 #: One device's details, for a device the stream shows and the archive does not know.

@@ -415,3 +415,45 @@ def test_syncing_one_device_fetches_its_details_and_its_products_specification(s
     assert (report.devices_listed, report.devices_new, report.specifications) == (1, 1, 1)
     assert project.count(DataPoint, DataPoint.product_id == device.product_id) > 0
     assert project.calls(IOT03) == []  # no listing of the whole fleet
+
+
+def test_syncing_a_device_fetches_its_products_specification_whichever_device_of_it_the_archive_knows_first(
+    sqlite_project: Project,
+) -> None:
+    """The archive knows every device of the product (from the stream, say), without its specification: asking for
+    one that is not the first of its product still fetches the product's (before, only the first one's did)."""
+    project = sqlite_project
+    device = project.fleet.devices[7]
+    siblings = [d for d in project.fleet.devices if d.product_id == device.product_id]
+    assert siblings[0] != device
+    with project.engine.begin() as connection:
+        rows = [
+            {"device_id": d.device_id, "product_key": d.product_id, "first_seen_at": f.at(0), "last_seen_at": f.at(0)}
+            for d in siblings
+        ]
+        connection.execute(Device.__table__.insert(), rows)
+    report = project.sync().sync_devices([device.device_id])
+    assert (report.specifications, report.problems) == (1, [])
+    assert project.count(DataPoint, DataPoint.product_id == device.product_id) > 0
+
+
+def test_syncing_a_device_no_detail_path_answers_for_is_a_problem_for_each(
+    tmp_path: Path, small_fleet: EmulatedFleet
+) -> None:
+    refused = {"/v1.0/iot-03/devices": 1106, "/v2.0/cloud/thing": 1106}
+    asked = [device.device_id for device in small_fleet.devices[:2]]
+    for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused=refused):
+        report = project.sync().sync_devices(asked)
+        assert report.problems == [f"device {d}: not read, every device-detail path was refused" for d in asked]
+
+
+def test_a_first_sync_through_the_per_user_family_lists_the_devices_of_the_app_s_users(
+    tmp_path: Path, small_fleet: EmulatedFleet
+) -> None:
+    """The users are walked first: before, a fresh archive knew no user when the per-user family was asked, which
+    failed the listing and recorded the path as refused."""
+    refused = {IOT03: 1106, "/v2.0/cloud/thing": 1106, "/v1.0/iot-01": 1106}
+    for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused=refused):
+        report = project.sync().run()
+        assert (report.family, report.devices_listed, report.problems) == (PER_USER, 120, [])
+        assert PER_USER not in {refusal.path for refusal in report.refused}
