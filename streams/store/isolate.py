@@ -14,8 +14,9 @@ it is handed.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -37,10 +38,15 @@ log = logging.getLogger(__name__)
 
 #: The ``error_kind`` of a message whose rows the database refused.
 REJECTED = "rejected"
+#: Messages refused one by one with nothing of their batch stored, after which the refusal is taken for the
+#: database's (a constraint that every row breaks, a schema this worker does not know) and nothing is acknowledged.
+REFUSED_ALONE_LIMIT = 8
+#: A refused part of at most this many messages is stored a message at a time instead of halved.
+ONE_BY_ONE = 4
 
 Hook = Callable[[Any], None]
 #: The rules' hook for the messages of these ids (None: the whole batch's); None when the rules have nothing to do.
-HookFor = Callable[[Collection[str] | None], Hook | None]
+HookFor = Callable[[Sequence[str] | None], Hook | None]
 
 
 class RejectedMessage(msgspec.Struct, kw_only=True):
@@ -63,9 +69,10 @@ def rules_hooks(reactor: Reactor | None, news: Sequence[News], now: datetime) ->
     """The rules' hook for a batch whose messages the rules see as ``news``, or for any part of it."""
     if reactor is None:
         return None
+    by_id = {item.message_id: item for item in news}
 
-    def hook_for(ids: Collection[str] | None) -> Hook | None:
-        return reactor.in_transaction(news if ids is None else [item for item in news if item.message_id in ids], now)
+    def hook_for(ids: Sequence[str] | None) -> Hook | None:
+        return reactor.in_transaction(news if ids is None else [by_id[i] for i in ids if i in by_id], now)
 
     return hook_for
 
@@ -77,48 +84,83 @@ def write_isolating(store: BatchStore, batch: PreparedBatch, hook_for: HookFor |
     Raises:
         DatabaseUnavailable: as ``store.write_prepared``; the parts committed before it stay committed, and storing
             the batch again adds nothing twice (the store is idempotent).
-        RowsRejected: the batch's own dead letters were refused, or a rejected message's dead letter was.
+        RowsRejected: the refusal is the database's, not the messages': every message was refused alone (or
+            REFUSED_ALONE_LIMIT were, with none stored), or the batch's own dead letters were refused. Nothing is
+            kept as a dead letter then.
+        ConfigError: the database is at a newer schema than this worker's (ArchiveStore checks on a refusal).
     """
     try:
         return store.write_prepared(batch, extra=hook_for(None) if hook_for else None)
     except RowsRejected as exc:
         log.warning("%s: storing the batch's %d messages in parts to find those refused", exc, len(batch.messages))
-        return _in_parts(store, batch, hook_for, exc)
+        search = _Search(store, hook_for, len(batch.messages))
+        search.refused_part(batch, exc)
+        return search.finish()
 
 
-def _in_parts(store: BatchStore, batch: PreparedBatch, hook_for: HookFor | None, refusal: RowsRejected) -> BatchCounts:
-    messages = batch.messages
-    if len(messages) <= 1:
-        return _reject(store, batch, refusal)
-    half = len(messages) // 2
-    later = len(messages) - half
-    # The batch's dead letters, and the count of its repeated deliveries, go with the first half.
-    parts = (
-        PreparedBatch(messages[:half], batch.dead_letters, batch.decoded - later, batch.dead),
-        PreparedBatch(messages[half:], [], later, 0),
-    )
-    counts = BatchCounts()
-    for part in parts:
+class _Search:
+    """Halves a refused batch until each refused message stands alone, storing what the database takes; the refused
+    messages' dead letters are written together at the end."""
+
+    def __init__(self, store: BatchStore, hook_for: HookFor | None, messages: int) -> None:
+        self._store = store
+        self._hook_for = hook_for
+        self._messages = messages
+        self._counts = BatchCounts()
+        self._stored = False  # some part of the batch was taken
+        self._refused: list[tuple[MessageRows, RowsRejected]] = []
+        self._letters: list[tuple[Any, ...]] = []  # the decoder's, of the parts refused
+        self._repeats = 0  # deliveries of the refused messages after their first
+        self._dead = 0  # the decoder's dead letters of the refused parts, as received
+
+    def refused_part(self, batch: PreparedBatch, refusal: RowsRejected) -> None:
+        messages = batch.messages
+        if not messages:
+            raise refusal  # the decoder's dead letters themselves: nothing to keep them as
+        if len(messages) == 1:
+            self._refuse(batch, refusal)
+            return
+        count = len(messages)
+        cuts = list(range(count + 1)) if count <= ONE_BY_ONE else [0, count // 2, count]  # one by one, or halves
+        # The batch's dead letters, and the count of its repeated deliveries, go with the first part.
+        repeats = batch.decoded - len(messages)
+        for index, (start, end) in enumerate(itertools.pairwise(cuts)):
+            first = index == 0
+            part = PreparedBatch(
+                messages[start:end],
+                batch.dead_letters if first else [],
+                end - start + (repeats if first else 0),
+                batch.dead if first else 0,
+            )
+            self._try(part)
+
+    def _try(self, part: PreparedBatch) -> None:
+        ids = [rows.message_id for rows in part.messages]
         try:
-            counts += store.write_prepared(part, extra=_hook(hook_for, part))
+            self._counts += self._store.write_prepared(part, extra=self._hook_for(ids) if self._hook_for else None)
         except RowsRejected as exc:
-            counts += _in_parts(store, part, hook_for, exc)
-    return counts
+            self.refused_part(part, exc)
+            return
+        self._stored = True
 
+    def _refuse(self, part: PreparedBatch, refusal: RowsRejected) -> None:
+        self._refused.append((part.messages[0], refusal))
+        self._letters.extend(part.dead_letters)
+        self._repeats += part.decoded - 1
+        self._dead += part.dead
+        if not self._stored and len(self._refused) >= min(REFUSED_ALONE_LIMIT, max(2, self._messages)):
+            log.error(
+                "%d messages refused one by one and none stored: the database refuses them all", len(self._refused)
+            )
+            raise refusal
 
-def _hook(hook_for: HookFor | None, part: PreparedBatch) -> Hook | None:
-    return hook_for({rows.message_id for rows in part.messages}) if hook_for else None
-
-
-def _reject(store: BatchStore, batch: PreparedBatch, refusal: RowsRejected) -> BatchCounts:
-    """Store the one message of ``batch`` as a dead letter, with the batch's own dead letters."""
-    if not batch.messages:
-        raise refusal  # the decoder's dead letters themselves: nothing to keep them as
-    rows = batch.messages[0]
-    log.error("message %s kept as a dead letter: %s", rows.message_id, refusal)
-    letters = [_rejected_letter(rows, str(refusal)), *batch.dead_letters]
-    counts = store.write_prepared(PreparedBatch([], letters, batch.decoded - 1, batch.dead + 1))
-    return replace(counts, rejected=counts.rejected + 1)
+    def finish(self) -> BatchCounts:
+        for rows, refusal in self._refused:
+            log.error("message %s kept as a dead letter: %s", rows.message_id, refusal)
+        letters = [_rejected_letter(rows, str(refusal)) for rows, refusal in self._refused]
+        batch = PreparedBatch([], [*letters, *self._letters], self._repeats, len(letters) + self._dead)
+        counts = self._store.write_prepared(batch) if batch.dead_letters else BatchCounts()
+        return self._counts + replace(counts, rejected=len(letters))
 
 
 def _rejected_letter(rows: MessageRows, error: str) -> tuple[Any, ...]:

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection, Engine
 
 from models.records import DeadLetter
+from streams.errors import RowsRejected
 from streams.store.drivers import Driver, KeyConflict, PostgresDriver, SqliteDriver, TextRejected, time_format
-from streams.store.engine import rejected_on_failure, unavailable_on_failure, write_transaction
+from streams.store.engine import ensure_at_head, rejected_on_failure, unavailable_on_failure, write_transaction
 from streams.store.history import SeriesKeys, insert_status
 from streams.store.prepared import PreparedBatch, RecordRows, merge, prepare_batch
 from streams.store.rows import TimeFormat
@@ -99,6 +100,7 @@ class ArchiveStore:
         Raises:
             DatabaseUnavailable: the database cannot be reached or refused the commit; nothing was stored.
             RowsRejected: the database refused rows for what they hold; nothing was stored.
+            ConfigError: the database refused rows and its schema is not at this code's head revision.
         """
         if not decoded and not dead_letters and extra is None:
             return BatchCounts()
@@ -111,6 +113,15 @@ class ArchiveStore:
 
     def write_prepared(self, batch: PreparedBatch, *, extra: Callable[[Connection], None] | None = None) -> BatchCounts:
         """:meth:`write_batch` for rows prepared in advance (perhaps in another process), times in :attr:`time`."""
+        try:
+            return self._write_prepared(batch, extra)
+        except RowsRejected:
+            # A newer schema refuses what this worker writes (a new constraint, a column it does not fill): stop,
+            # rather than take every message for one the archive refuses.
+            ensure_at_head(self._engine)
+            raise
+
+    def _write_prepared(self, batch: PreparedBatch, extra: Callable[[Connection], None] | None) -> BatchCounts:
         with unavailable_on_failure("storing a batch"), rejected_on_failure("storing a batch"):
             if not self._postgres:
                 return self._transaction(SqliteDriver(), batch, extra)

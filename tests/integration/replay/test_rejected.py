@@ -13,6 +13,7 @@ from sqlalchemy import text
 from models.records import PulsarMessage
 from models.tables import DeadLetter as DeadLetterRow
 from models.tables import Message
+from streams.errors import ConfigError, RowsRejected
 from streams.store.isolate import REJECTED, RejectedMessage
 from tests.integration.replay.harness import DERIVED, Archive, Replay, decoded, resolutions, traffic
 from tests.unit.store.databases import truncate_all
@@ -113,3 +114,28 @@ def test_a_program_limit_is_a_refusal_not_an_unavailable_database(archive: Archi
     refuse(archive, messages[3].message_id, sqlstate="54000")
     result = archive.store(messages)
     assert (result.stored, result.dead_letters) == (11, {REJECTED: 1})
+
+
+def test_a_refusal_by_a_newer_schema_stops_the_worker_and_keeps_nothing(archive: Archive) -> None:
+    """A migration ahead of this worker may refuse its rows (a new constraint): that is no message's fault."""
+    messages = traffic(12)
+    refuse(archive, messages[3].message_id)
+    archive.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))  # a revision this code lacks
+    with pytest.raises(ConfigError, match="not at head"):
+        archive.store(messages)
+    assert (archive.count(Message), archive.count(DeadLetterRow)) == (0, 0)
+
+
+def test_rows_refused_message_by_message_are_the_database_s_refusal_and_nothing_is_acknowledged(
+    archive: Archive,
+) -> None:
+    archive.execute(
+        text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'refused by a test'); END"
+            if archive.engine.dialect.name == "sqlite"
+            else "ALTER TABLE messages ADD CONSTRAINT refuse CHECK (message_id = '')"
+        )
+    )
+    with pytest.raises(RowsRejected):
+        archive.store(traffic(40))
+    assert (archive.count(Message), archive.count(DeadLetterRow)) == (0, 0)

@@ -13,7 +13,14 @@ import pytest
 from models.records import News
 from streams.errors import RowsRejected
 from streams.store.drivers import time_format
-from streams.store.isolate import REJECTED, rules_hooks, stored_message, write_isolating
+from streams.store.isolate import (
+    ONE_BY_ONE,
+    REFUSED_ALONE_LIMIT,
+    REJECTED,
+    rules_hooks,
+    stored_message,
+    write_isolating,
+)
 from streams.store.prepared import PreparedBatch, prepare_batch
 from streams.store.replay import StoredDeadLetter
 from streams.store.sql import BatchCounts
@@ -28,8 +35,10 @@ class RefusingStore:
     refused: set[str]
     refuse_letters: bool = False
     committed: list[tuple[list[str], list[Any], Any]] = field(default_factory=list)
+    attempts: int = 0
 
     def write_prepared(self, batch: PreparedBatch, *, extra: Callable[[Any], None] | None = None) -> BatchCounts:
+        self.attempts += 1
         ids = [rows.message_id for rows in batch.messages]
         if self.refused & set(ids) or (self.refuse_letters and batch.dead_letters):
             raise RowsRejected("the database refused rows while storing a batch: refused")
@@ -90,6 +99,38 @@ def test_each_part_runs_the_rules_for_its_own_messages_and_a_refused_one_runs_no
     write_isolating(store, batch(8), rules_hooks(Reactor(), [item.news for item in made], f.at(0)))
     assert seen == [set(message_ids) for message_ids, _, extra in store.committed if extra]
     assert set().union(*seen) == ids(0, 1, 2, 3, 4, 6, 7)
+
+
+def test_the_refused_messages_dead_letters_are_written_in_one_transaction_after_the_rest() -> None:
+    store = RefusingStore(ids(2, 5, 11))
+    write_isolating(store, batch(12))
+    *stored, (last_ids, letters, extra) = store.committed
+    assert (last_ids, extra, sorted(letter[0] for letter in letters)) == ([], None, sorted(ids(2, 5, 11)))
+    assert all(message_ids for message_ids, _, _ in stored)
+
+
+def test_finding_one_refused_message_takes_about_twice_log2_of_the_batch_transactions() -> None:
+    store = RefusingStore(ids(617))
+    counts = write_isolating(store, batch(1000))
+    assert (counts.messages_inserted, counts.rejected) == (999, 1)
+    assert store.attempts <= 2 * 8 + ONE_BY_ONE + 2  # halving down to four messages, then one by one, then the letter
+
+
+@pytest.mark.parametrize("count", [2, 3, 40])
+def test_a_batch_refused_message_by_message_is_the_database_s_refusal_and_nothing_is_kept(count: int) -> None:
+    """A constraint every row breaks (a newer schema's, say) is not the messages' fault: dead-lettering them all
+    and acknowledging them would empty the history while looking healthy."""
+    store = RefusingStore(ids(*range(count)))
+    with pytest.raises(RowsRejected):
+        write_isolating(store, batch(count, letters=1))
+    assert store.committed == []
+    assert store.attempts < 2 * REFUSED_ALONE_LIMIT + 2 * 6  # it gives up after REFUSED_ALONE_LIMIT, not N
+
+
+def test_a_lone_message_refused_is_kept_as_a_dead_letter() -> None:
+    store = RefusingStore(ids(0))
+    counts = write_isolating(store, batch(1))
+    assert (counts.messages_inserted, counts.rejected, counts.dead_letters) == (0, 1, 1)
 
 
 def test_dead_letters_refused_themselves_are_not_hidden() -> None:
