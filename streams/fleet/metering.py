@@ -54,8 +54,10 @@ class MeteredArchive:
         return None if self.allowed is None else max(0, self.allowed - self.used)
 
     def check(self) -> None:
-        """Raise QuotaReached when no call is left for this run."""
-        if self.allowed is not None and self.used >= self.allowed:
+        """Raise QuotaReached when the next call would go past this run's budget: the call itself, and the token
+        grant ahead of it when the client holds no token yet."""
+        needed = 1 if self.client.auth.token is not None else 2
+        if self.allowed is not None and self.used + needed > self.allowed:
             raise QuotaReached(f"today's OpenAPI quota is spent ({self.allowed:,} calls were left at the start)")
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None) -> ApiAnswer:

@@ -308,6 +308,12 @@ def test_quota_stops_a_sync_and_a_rerun_finishes_it_without_doubles(tmp_path: Pa
         assert project.count(Device) == 120 and project.count(DataPoint) > 0
 
 
+def test_a_quota_with_room_for_one_call_is_not_spent_on_a_token_grant_and_its_call(sqlite_project: Project) -> None:
+    """The first call needs a token grant ahead of it: two calls, where one was left (before, both were made)."""
+    report = sqlite_project.sync(quota=1).run()
+    assert (report.calls, report.stopped is not None, sqlite_project.emulator.calls) == (0, True, [])
+
+
 def test_calls_are_counted_against_the_days_quota(sqlite_project: Project) -> None:
     project = sqlite_project
     first = project.sync(quota=10_000).run()
