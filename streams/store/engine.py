@@ -142,12 +142,18 @@ def autocheckpoint_pages(page_bytes: int) -> int:
     return WAL_AUTOCHECKPOINT_BYTES // page_bytes
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _configure_sqlite(engine: Engine, *, in_memory: bool, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # SQLAlchemy, not the sqlite3 module, emits BEGIN (see the begin hook): the module's legacy mode skips BEGIN
         # before SELECT and DDL, which breaks transactional DDL and read-then-write transactions.
         dbapi_connection.isolation_level = None
+        # SQLite's own lower() folds ASCII only: a device search for "Спальня" or "Çalışma" found nothing.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         if read_only:  # the journal mode and checkpoints are the writer's to set; a reader leaves them alone
             cursor.execute("PRAGMA query_only=ON")

@@ -7,6 +7,7 @@ chart shows (a flat series gets a margin) and the tick labels, in UTC. Pure.
 from __future__ import annotations
 
 import math
+import sys
 from datetime import UTC, datetime, timedelta
 
 __all__ = ["TIME_STEPS_S", "format_number", "time_ticks", "value_range", "value_ticks"]
@@ -14,6 +15,7 @@ __all__ = ["TIME_STEPS_S", "format_number", "time_ticks", "value_range", "value_
 TIME_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400,
                 172_800, 604_800, 1_209_600, 2_592_000)  # fmt: skip
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LARGEST = sys.float_info.max
 
 
 def value_range(low: float, high: float) -> tuple[float, float]:
@@ -21,17 +23,18 @@ def value_range(low: float, high: float) -> tuple[float, float]:
     (or ±10 % of its value)."""
     if low == high:
         margin = abs(low) * 0.1 or 1.0
-        low, high = low - margin, high + margin
+        low, high = max(low - margin, -_LARGEST), min(high + margin, _LARGEST)
     ticks = value_ticks(low, high)
     return min(ticks[0], low), max(ticks[-1], high)
 
 
 def value_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` evenly spaced round values covering [low, high] (the outer ones at or beyond them)."""
-    step = _nice_step((high - low) / max(count - 1, 1))
+    """About ``count`` evenly spaced round values covering [low, high] (the outer ones at or beyond them, within
+    the largest float: a span of ±1e308 must not overflow into infinity, nor a step of 1 over it)."""
+    parts = max(count - 1, 1)
+    step = _nice_step(high / parts - low / parts)
     first, last = math.floor(low / step), math.ceil(high / step)
-    ticks = [round(n * step, 12) for n in range(first, max(last, first + 1) + 1)]
-    return ticks
+    return [max(-_LARGEST, min(round(n * step, 12), _LARGEST)) for n in range(first, max(last, first + 1) + 1)]
 
 
 def _nice_step(rough: float) -> float:
@@ -51,8 +54,9 @@ def format_number(value: float, step: float | None = None) -> str:
         while decimals < 9 and abs(round(step * 10**decimals) - step * 10**decimals) > 1e-6:
             decimals += 1
         text = f"{value:.{decimals}f}"
-    else:
-        text = f"{value:.3f}".rstrip("0").rstrip(".")
+    else:  # three decimals, or three significant digits of a smaller number (0.0219 kWh, not 0.022)
+        decimals = 3 if abs(value) >= 0.1 or value == 0 else min(9, 2 - math.floor(math.log10(abs(value))))
+        text = f"{value:.{decimals}f}".rstrip("0").rstrip(".")
     return "0" if text.lstrip("-").strip("0.") == "" else text
 
 

@@ -45,6 +45,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_ID = "bfhostile000000000001"
 BUSY_ID = "bfbusysensor000000001"  # 3,000 values a second apart: a 24 h chart draws them in 5-minute buckets
+BEDROOM, BEDROOM_ID = "Спальня термометр", "bfbedroom000000000001"
 TOKEN = "web-test-token-0123456789"
 CLI = str(Path(sys.executable).parent / "tuya-archiver")
 # A device's temperatures in [since, until) with its data point's scale, read without the app's queries or views.
@@ -66,6 +67,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> str:
     seed_sensor(engine, BUSY_ID, "Busy sensor", "temp_current", busy_values(now - timedelta(minutes=1)))
     hostile = [(now - timedelta(seconds=s), f"<img src=x onerror=alert({s})>") for s in (30, 20, 10)]
     seed_sensor(engine, HOSTILE_ID, HOSTILE, "mode", hostile, unit=HOSTILE, type_="Enum")
+    seed_sensor(engine, BEDROOM_ID, BEDROOM, "temp_current", [(now - timedelta(seconds=5), 215)])
     engine.dispose()
     return url
 
@@ -126,6 +128,17 @@ def test_devices_page_lists_every_device_of_the_archive(page: Page, server: Runn
     shown = {link.split("/devices/")[1] for link in links}
     assert shown == {device_id for (device_id,) in _rows(archive, "SELECT device_id FROM devices")}
     assert len(shown) >= 25
+
+
+@pytest.mark.parametrize("typed", ["СПАЛЬНЯ", "спальня термометр"])
+def test_devices_search_folds_the_case_of_any_alphabet(page: Page, server: RunningServer, typed: str) -> None:
+    """SQLite's lower() folds ASCII only: before, neither found the device, nor its name typed as shown."""
+    page.goto(f"{server.url}/devices")
+    page.fill("input[name=q]", typed)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    rows = page.locator("table.devices tbody tr").all_inner_texts()
+    assert len(rows) == 1 and rows[0].startswith(BEDROOM)
 
 
 def test_devices_search_and_filters_are_links(page: Page, server: RunningServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,7 +37,21 @@ def test_tick_labels_have_the_decimals_of_their_step(value: float, step: float, 
 
 
 def test_numbers_without_a_step_lose_trailing_zeros() -> None:
-    assert [format_number(v) for v in (21.5, 3.0, 0.12345, -0.0001)] == ["21.5", "3", "0.123", "0"]
+    assert [format_number(v) for v in (21.5, 3.0, 0.12345, 1234.5678)] == ["21.5", "3", "0.123", "1234.568"]
+
+
+def test_numbers_below_a_tenth_keep_three_significant_digits() -> None:
+    """A scaled 219 at scale 4 is 0.0219 kWh, as the CLI and the CSV show it (before: 0.022; 0.0004 was 0)."""
+    assert [format_number(v) for v in (0.0219, 0.0004, -0.00123, 0.0)] == ["0.0219", "0.0004", "-0.00123", "0"]
+
+
+@pytest.mark.parametrize(("low", "high"), [(-1e308, 1e308), (1.7e308, 1.7e308), (-1.7e308, -1.7e308)])
+def test_the_largest_numbers_get_finite_ticks(low: float, high: float) -> None:
+    """Their span overflowed to infinity, the step fell back to 1, and listing the ticks never ended."""
+    ticks = value_ticks(*value_range(low, high))
+    assert 2 <= len(ticks) <= 10 and all(math.isfinite(tick) for tick in ticks)
+    shown_low, shown_high = value_range(low, high)
+    assert math.isfinite(shown_low) and math.isfinite(shown_high) and shown_low <= low and high <= shown_high
 
 
 def test_time_ticks_of_an_hour_are_every_ten_minutes() -> None:
