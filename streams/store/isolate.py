@@ -2,9 +2,11 @@
 
 Owns what follows :class:`~streams.errors.RowsRejected` (a constraint, a value out of range, a limit of the
 database's own; streams.store.engine says which errors): the batch is stored again in halves, each in its own
-transaction with its own rules hook, halving what is refused until one message stands alone. That message is kept as a
-``rejected`` dead letter instead, and the rest is stored as usual. Without it one such message stopped every batch it
-was in: retried for ever while Tuya deleted the backlog behind it after two hours.
+transaction with its own rules hook, halving what is refused (a part of ONE_BY_ONE messages or fewer: one message at
+a time) until each refused message stands alone. Those are kept as ``rejected`` dead letters, written together at the
+end, and the rest is stored as usual. Without it one such message stopped every batch it was in: retried for ever
+while Tuya deleted the backlog behind it after two hours. A refusal of every message alone (or of
+REFUSED_ALONE_LIMIT with nothing stored) is the database's, not theirs: it is raised, and nothing is acknowledged.
 
 A rejected dead letter keeps the message as decoded (:class:`RejectedMessage`, JSON in the dead letter's payload,
 its properties in the row's), not the encrypted envelope, which the writer process never sees; ``replay
