@@ -20,6 +20,8 @@ _COMPOUND = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
 _COMPOUND_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _CLOCK = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
 _DURATION_HINT = "write e.g. 30s, 5m, 1h30m, 1d, HH:MM:SS or {minutes: 5}"
+#: The longest duration (about 100 years): a timer's or a cooldown's end is a time that must stay a date.
+_LONGEST = timedelta(days=36_500)
 
 # A number (as YAML and Python write it), then optionally a unit: one word of no spaces that starts with neither a
 # digit nor a sign ("°C", "℃", "V", "%", "kWh", "μg/m³").
@@ -34,9 +36,11 @@ def parse_duration(value: Any) -> timedelta:
     try:
         duration = _duration(value)
     except OverflowError:  # beyond timedelta's 999,999,999 days, or infinite
-        raise ValueError(f"too long a duration: {value!r} ({_DURATION_HINT})") from None
+        duration = _LONGEST + _LONGEST
     if duration <= timedelta(0):
         raise ValueError(f"must be longer than 0s, not {value!r}")
+    if duration > _LONGEST:  # a time it is added to must stay a date
+        raise ValueError(f"too long a duration: {value!r} (at most {_LONGEST.days:,} days)")
     return duration
 
 

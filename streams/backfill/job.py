@@ -84,10 +84,10 @@ class Backfill:
         if row.origin == "detected" and not self._stream_is_past(archive, row.ended_at):
             report.waiting = True  # the worker's backlog still holds messages of the gap's end: fill it after them
             return report
+        if row.origin != "detected":  # a detected gap waited for the stream (above)
+            self._leave_to_the_stream(archive, report)
         run = _Run(archive, report, self._on_progress, self._clock)
         start, end = self._within_retention(report), report.ended_at
-        if start is not None and row.origin != "detected":  # a detected gap waited for the stream (above)
-            end = self._stream_reach(archive, report)
         if start is not None and start < end:
             try:
                 run.devices(start, end, devices)
@@ -97,7 +97,7 @@ class Backfill:
                     f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC day "
                     f"(or run `tuya-archiver backfill --gap {gap_id}` then)"
                 )
-        if devices and start is not None and not run.every_device_read(start):
+        if devices and start is not None and start < end and not run.every_device_read(start):
             # the others' window is not filled: not a gap the worker should fill by itself either
             report.scope = (
                 f"only the {len(set(devices)):,} device(s) asked for were read (`tuya-archiver backfill --gap "
@@ -112,19 +112,16 @@ class Backfill:
         pushed = archive.read(backfill.stream_pushed)
         return pushed is None or pushed >= ended_at + self._margin
 
-    def _stream_reach(self, archive: MeteredArchive, report: BackfillReport) -> datetime:
-        """How far a window a person asked for may be filled: not past where the stream has been consumed (less the
-        margin). The worker's backlog holds the rest, and its values would be stored twice: the backfill skips what
-        the stream stored, the stream does not skip what the backfill stored."""
+    def _leave_to_the_stream(self, archive: MeteredArchive, report: BackfillReport) -> None:
+        """End a window a person asked for where the stream has been consumed (less the margin): the worker's backlog
+        holds the rest and stores it, and the backfill would store those values a second time (it skips what the
+        stream stored, the stream does not skip what it stored). The gap then is the window up to there."""
         pushed = archive.read(backfill.stream_pushed)
         if pushed is None or pushed - self._margin >= report.ended_at:
-            return report.ended_at
+            return
         reach = max(report.started_at, pushed - self._margin)
-        report.reasons.append(
-            f"after {reach.isoformat(timespec='seconds')}: not read, as the stream has not been consumed that far yet "
-            "(the worker stores it from its backlog; run this again once it has caught up)"
-        )
-        return reach
+        report.left_to_stream, report.ended_at = report.ended_at, reach
+        archive.write(lambda c: backfill.update_gap(c, report.gap_id, self._clock(), ended_at=reach))
 
     def _within_retention(self, report: BackfillReport) -> datetime | None:
         """The start of the window Tuya still has logs for (None: none of it); the cut is a reason of its own."""
@@ -161,13 +158,12 @@ class _Run:
         memory = archive.read(lambda c: api_usage.path_memory(c, _PURPOSE))
         self.families = sorted(LOG_FAMILIES, key=lambda family: memory.get(family.path, ("",))[0] != "ok")
         self.worked: set[str] = set()
-        self.cut = False
+        self.read = False  # a window was read (not one the stream holds whole, nor one older than the logs)
         self.counted = 0  # the calls of this run already added to the gap's
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
-        # A window cut short (left to the stream) leaves its devices to be read again, whole, by a later run.
-        self.cut = end < self.report.ended_at
+        self.read = True
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
         for device_id in sorted(set(only) - set(devices)):
@@ -236,10 +232,10 @@ class _Run:
 
     def _store(self, device_id: str, page: LogPage) -> None:
         values, events = self._rows(device_id, page)
-        gap_id, calls, done = self.report.gap_id, self._uncounted(), page.next_cursor is None and not self.cut
+        gap_id, calls = self.report.gap_id, self._uncounted()
         added = self.archive.write(
             lambda c: backfill.save_log_page(
-                c, gap_id, device_id, values, events, cursor=page.next_cursor, done=done,
+                c, gap_id, device_id, values, events, cursor=page.next_cursor, done=page.next_cursor is None,
                 at=self.clock(), calls=calls,
             )
         )  # fmt: skip
@@ -284,7 +280,7 @@ class _Run:
             memory = self.archive.read(lambda c: api_usage.path_memory(c, _PURPOSE))
             for refused in sorted(path for path in _ONLINE_PATHS if memory.get(path, ("",))[0] == "refused"):
                 report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
-        if report.devices == 0 and not report.reasons:
+        if self.read and report.devices == 0 and not report.reasons:
             report.reasons.append("no device is known to the archive: run `tuya-archiver sync`, then this again")
         # Stopped by the quota: open, so that the worker's next backfill (streams.fleet.background) resumes it;
         # not a backfill of some devices (scope): the worker would read every device of the gap.

@@ -30,6 +30,7 @@ class BackfillReport:
     waiting: bool = False  # not started: the stream has not been consumed past the gap's end yet
     quota_spent: bool = False  # stopped by the day's quota: left open, to be resumed
     scope: str | None = None  # some devices only were asked for: the gap stays partly filled for the others
+    left_to_stream: datetime | None = None  # the end asked for, past where the stream was consumed (ended_at)
     refused: list[Refusal] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
@@ -52,4 +53,9 @@ class BackfillReport:
         lines += [f"refused: {refusal}" for refusal in self.refused]
         lines += [f"not filled: {reason}" for reason in self.reasons]
         lines += [f"note: {self.scope}"] if self.scope else []
+        if self.left_to_stream is not None:
+            lines.append(
+                f"note: up to {self.left_to_stream.isoformat(timespec='seconds')} the window is left to the stream, "
+                "which has not been consumed that far yet: the worker stores it from its backlog"
+            )
         return lines

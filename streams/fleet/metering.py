@@ -55,8 +55,8 @@ class MeteredArchive:
 
     def check(self) -> None:
         """Raise QuotaReached when the next call would go past this run's budget: the call itself, and the token
-        grant ahead of it when the client holds no token yet."""
-        needed = 1 if self.client.auth.token is not None else 2
+        grant or refresh it makes first."""
+        needed = 1 + self.client.auth.token_calls_due
         if self.allowed is not None and self.used + needed > self.allowed:
             raise QuotaReached(f"today's OpenAPI quota is spent ({self.allowed:,} calls were left at the start)")
 

@@ -164,10 +164,10 @@ class _Run:
         if self._is_stale(key, (record.reported_at, record.message_id)):
             return
         previous = self.value(*key)
-        self._expire_device(record.device_id, record.product_key, at)  # what came due before this value
-        self._values[key] = record.value
         candidates = self._index.by_code.get(record.code, ())
         entries = [entry for entry in candidates if selects(entry.trigger, record.device_id, record.product_key)]
+        self._expire_due(entries, record.device_id, at)  # with the code's value as it was when they came due
+        self._values[key] = record.value
         if not entries:
             return
         point = self._points(record.device_id, record.code, record.product_key)
@@ -252,16 +252,16 @@ class _Run:
         if moved.fire is not None:
             self._fire(entry.rule, moved.fire, subject, seen.time)
 
-    def _expire_device(self, device_id: str, product_key: str | None, now: datetime) -> None:
-        """Fire the device's ``for:`` timers due by ``now``, earliest first, with its values as they were then: a
-        value reported after a timer was due must not decide its conditions (a tick that came first would not
-        have seen it)."""
-        due: list[tuple[datetime, str, TriggerEntry]] = []
-        for entry in self._index.timed:
-            if selects(entry.trigger, device_id, product_key):
-                when = deadline(entry.trigger, self._trigger_state(entry, device_id))
-                if when is not None and when <= now:
-                    due.append((when, entry.rule.id, entry))
+    def _expire_due(self, entries: list[TriggerEntry], device_id: str, now: datetime) -> None:
+        """Fire the ``for:`` timers of ``entries`` (the triggers a report of one code advances) due by ``now``,
+        earliest first, before the report's value is applied: a value reported after a timer was due must not
+        decide its conditions, as a tick that came first would not have seen it. A report of another code leaves
+        them to their own reports and the ticks: it may arrive ahead of an earlier one that cancels them."""
+        due = []
+        for entry in entries:
+            when = deadline(entry.trigger, self._trigger_state(entry, device_id))
+            if when is not None and when <= now:
+                due.append((when, entry.rule.id, entry))
         for _when, _rule_id, entry in sorted(due, key=lambda item: item[:2]):
             self._expire(entry, device_id, now)
 

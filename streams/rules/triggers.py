@@ -68,7 +68,6 @@ class TriggerIndex(NamedTuple):
     silent: tuple[TriggerEntry, ...]
     by_key: dict[tuple[str, str], TriggerEntry]
     rules: dict[str, Rule]
-    timed: tuple[TriggerEntry, ...]  # the triggers of a device's values and events with a ``for:`` timer
 
 
 class Step(NamedTuple):
@@ -105,12 +104,7 @@ def index_of(rule_set: RuleSet) -> TriggerIndex:
         silent=tuple(silent),
         by_key=by_key,
         rules={rule.id: rule for rule in rule_set.rules if rule.enabled},
-        timed=tuple(entry for entry in by_key.values() if _timed(entry.trigger)),
     )
-
-
-def _timed(trigger: Trigger) -> bool:
-    return isinstance(trigger, StateTrigger | NumericStateTrigger | DeviceEventTrigger) and trigger.for_ is not None
 
 
 def _frozen(groups: dict[str, list[TriggerEntry]]) -> dict[str, tuple[TriggerEntry, ...]]:

@@ -5,8 +5,10 @@ database's own; streams.store.engine says which errors): the batch is stored aga
 transaction with its own rules hook, halving what is refused (a part of ONE_BY_ONE messages or fewer: one message at
 a time) until each refused message stands alone. Those are kept as ``rejected`` dead letters, written together at the
 end, and the rest is stored as usual. Without it one such message stopped every batch it was in: retried for ever
-while Tuya deleted the backlog behind it after two hours. A refusal of every message alone (or of
-REFUSED_ALONE_LIMIT with nothing stored) is the database's, not theirs: it is raised, and nothing is acknowledged.
+while Tuya deleted the backlog behind it after two hours. A refusal of every message of a batch (of two or more) is
+the database's, not theirs (a constraint every row breaks): it is raised, and nothing is acknowledged. That search
+costs two transactions a message; a newer schema's refusal, the likely one, is told apart at once (ArchiveStore
+checks the revision on every refusal).
 
 A rejected dead letter keeps the message as decoded (:class:`RejectedMessage`, JSON in the dead letter's payload,
 its properties in the row's), not the encrypted envelope, which the writer process never sees; ``replay
@@ -40,9 +42,6 @@ log = logging.getLogger(__name__)
 
 #: The ``error_kind`` of a message whose rows the database refused.
 REJECTED = "rejected"
-#: Messages refused one by one with nothing of their batch stored, after which the refusal is taken for the
-#: database's (a constraint that every row breaks, a schema this worker does not know) and nothing is acknowledged.
-REFUSED_ALONE_LIMIT = 8
 #: A refused part of at most this many messages is stored a message at a time instead of halved.
 ONE_BY_ONE = 4
 
@@ -86,9 +85,8 @@ def write_isolating(store: BatchStore, batch: PreparedBatch, hook_for: HookFor |
     Raises:
         DatabaseUnavailable: as ``store.write_prepared``; the parts committed before it stay committed, and storing
             the batch again adds nothing twice (the store is idempotent).
-        RowsRejected: the refusal is the database's, not the messages': every message was refused alone (or
-            REFUSED_ALONE_LIMIT were, with none stored), or the batch's own dead letters were refused. Nothing is
-            kept as a dead letter then.
+        RowsRejected: the refusal is the database's, not the messages': every message (two or more) was refused
+            alone, or the batch's own dead letters were refused. Nothing is kept as a dead letter then.
         ConfigError: the database is at a newer schema than this worker's (ArchiveStore checks on a refusal).
     """
     try:
@@ -150,10 +148,8 @@ class _Search:
         self._letters.extend(part.dead_letters)
         self._repeats += part.decoded - 1
         self._dead += part.dead
-        if not self._stored and len(self._refused) >= min(REFUSED_ALONE_LIMIT, max(2, self._messages)):
-            log.error(
-                "%d messages refused one by one and none stored: the database refuses them all", len(self._refused)
-            )
+        if not self._stored and len(self._refused) == self._messages > 1:
+            log.error("each of the batch's %d messages was refused: the database refuses them all", self._messages)
             raise refusal
 
     def finish(self) -> BatchCounts:

@@ -120,6 +120,12 @@ class TuyaAuth(httpx.Auth):
         token = yield from self._renewed(request, token)
         yield self._signed(request, token.access_token)
 
+    @property
+    def token_calls_due(self) -> int:
+        """The token calls the next request makes first: a grant, or a refresh (a refused refresh adds a grant)."""
+        token = self.token
+        return 1 if token is None or self._clock() >= token.refresh_at else 0
+
     def _usable_token(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, Token]:
         token = self.token
         if token is None:

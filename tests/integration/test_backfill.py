@@ -393,26 +393,36 @@ def test_the_cli_s_backfill_of_one_device_exits_0_once_that_device_is_read(sqlit
 
 def test_a_window_asked_for_is_filled_only_as_far_as_the_stream_was_consumed(sqlite_project: Project) -> None:
     """``backfill --since``/``--from`` while the worker's backlog holds the window's end: what the stream will store
-    is left to it (before, both stored those values), and a run after the worker caught up reads the rest."""
+    is left to it (before, both stored those values), and the gap is the window up to there, filled."""
     project = sqlite_project
-    expected = _feed(project)  # a value a minute from GAP_START
+    _feed(project)  # a value a minute from GAP_START
     job = project.backfill(margin=timedelta(minutes=5))
     gap_id = job.request(GAP_START, GAP_END)
     with project.engine.begin() as connection:  # the worker was consumed to an hour into the window
         store.save_consumed(connection, "worker-sub", NOW, GAP_START + timedelta(minutes=65))
-    cut = job.fill(gap_id)
+    report = job.fill(gap_id)
     reach = GAP_START + timedelta(minutes=60)
-    assert cut.status == "partly_filled" and cut.reasons == [
-        f"after {reach.isoformat(timespec='seconds')}: not read, as the stream has not been consumed that far yet "
-        "(the worker stores it from its backlog; run this again once it has caught up)"
-    ]
+    assert (report.status, report.reasons, report.done_as_asked) == ("filled", [], True)
+    assert f"note: up to {GAP_END.isoformat(timespec='seconds')} the window is left to the stream" in "\n".join(
+        report.summary_lines()
+    )
     assert max(row.reported_at for row in project.rows()) == reach
-    assert cut.rows_added == len(project.rows()) < expected
+    up_to_reach = sum(len(_reported(project.fleet, index, range(61))) for index in range(len(project.fleet.devices)))
+    assert report.rows_added == len(project.rows()) == up_to_reach
+    with project.engine.connect() as connection:
+        gap = connection.execute(select(Gap).where(Gap.id == gap_id)).one()
+    assert (gap.started_at, gap.ended_at, gap.status) == (GAP_START, reach, "filled")
+
+
+def test_a_window_the_stream_holds_whole_is_filled_without_a_call(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    job = project.backfill(margin=timedelta(minutes=5))
+    gap_id = job.request(GAP_START + timedelta(minutes=30), GAP_END)
     with project.engine.begin() as connection:
-        store.save_consumed(connection, "worker-sub", NOW, GAP_END + timedelta(minutes=6))
-    rest = project.backfill(margin=timedelta(minutes=5)).fill(gap_id)
-    assert (rest.status, rest.reasons, cut.rows_added + rest.rows_added) == ("filled", [], expected)
-    assert len(project.rows()) == expected
+        store.save_consumed(connection, "worker-sub", NOW, GAP_START)
+    report = job.fill(gap_id)
+    assert (report.status, report.reasons, report.rows_added, report.calls) == ("filled", [], 0, 0)
 
 
 def test_a_detected_gap_waits_until_the_stream_is_consumed_past_its_end(sqlite_project: Project) -> None:

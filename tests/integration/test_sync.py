@@ -314,6 +314,19 @@ def test_a_quota_with_room_for_one_call_is_not_spent_on_a_token_grant_and_its_ca
     assert (report.calls, report.stopped is not None, sqlite_project.emulator.calls) == (0, True, [])
 
 
+def test_a_token_due_for_refresh_counts_against_the_last_call_left(sqlite_project: Project) -> None:
+    now = [time.time()]
+    client = OpenApiClient(
+        sqlite_project.emulator.url, ACCESS_ID, ACCESS_KEY, quota=DailyCallCounter(1), clock=lambda: now[0]
+    )
+    sqlite_project.clients.append(client)
+    client.device_status(sqlite_project.fleet.devices[0].device_id)  # a token, granted outside the sync's budget
+    now[0] += 7200  # due for its refresh
+    asked = len(sqlite_project.emulator.calls)
+    report = FleetSync(sqlite_project.engine, client, schema=SCHEMA).run()
+    assert (report.calls, report.stopped is not None, len(sqlite_project.emulator.calls)) == (0, True, asked)
+
+
 def test_calls_are_counted_against_the_days_quota(sqlite_project: Project) -> None:
     project = sqlite_project
     first = project.sync(quota=10_000).run()

@@ -153,6 +153,27 @@ def test_a_timer_due_before_a_value_fires_with_the_values_of_its_due_time():
     assert [f.fired_at for f in raced] == [at(5)]
 
 
+def test_a_report_of_another_code_does_not_fire_a_timer_an_earlier_report_behind_it_cancels():
+    """A backlog batch in arrival order: the door opens, a battery report timed after the timer's due time arrives,
+    then the door's close timed before it. The battery's report leaves the door's timer to the door's reports."""
+    loop = EngineLoop(
+        make_rules("""
+- id: door_open_5m
+  triggers:
+    - {trigger: state, device: sensor, code: doorcontact_state, to: true, for: 5m}
+  actions:
+    - {action: log, message: open}
+""")
+    )
+    fired = loop.feed(
+        status(SENSOR, "doorcontact_state", True, at(0), message_id="m1"),
+        status(SENSOR, "battery_percentage", 80, at(10), message_id="m2"),
+        status(SENSOR, "doorcontact_state", False, at(3), message_id="m3"),
+        now=at(20),
+    )
+    assert fired == [] and loop.tick(at(21)) == []
+
+
 def test_two_timers_of_a_rule_started_by_one_message_fire_once_each():
     """Both keyed by the message: before, the second fire had the first's key and was dropped by the outbox."""
     loop = EngineLoop(

@@ -236,7 +236,9 @@ def test_an_unknown_filter_or_test_is_a_problem_not_a_traceback(template):
     assert len(problems) == 1 and "rule 'r': actions[0].message: bad template: No " in problems[0]
 
 
-@pytest.mark.parametrize("written", ["9999999999d", ".inf", "99999999999999999", "{days: 1000000000}"])
+@pytest.mark.parametrize(
+    "written", ["9999999999d", ".inf", "99999999999999999", "{days: 1000000000}", "3000000d", "36501d"]
+)
 def test_a_duration_too_long_for_a_timer_is_a_problem(written):
     problems = _parse_problems(
         f"rules: [{{id: r, triggers: [{{trigger: device_silent, for: {written}}}], "

@@ -15,7 +15,6 @@ from streams.errors import RowsRejected
 from streams.store.drivers import time_format
 from streams.store.isolate import (
     ONE_BY_ONE,
-    REFUSED_ALONE_LIMIT,
     REJECTED,
     rules_hooks,
     stored_message,
@@ -118,13 +117,19 @@ def test_finding_one_refused_message_takes_about_twice_log2_of_the_batch_transac
 
 @pytest.mark.parametrize("count", [2, 3, 40])
 def test_a_batch_refused_message_by_message_is_the_database_s_refusal_and_nothing_is_kept(count: int) -> None:
-    """A constraint every row breaks (a newer schema's, say) is not the messages' fault: dead-lettering them all
-    and acknowledging them would empty the history while looking healthy."""
+    """A constraint every row breaks is not the messages' fault: dead-lettering them all and acknowledging them
+    would empty the history while looking healthy."""
     store = RefusingStore(ids(*range(count)))
     with pytest.raises(RowsRejected):
         write_isolating(store, batch(count, letters=1))
     assert store.committed == []
-    assert store.attempts < 2 * REFUSED_ALONE_LIMIT + 2 * 6  # it gives up after REFUSED_ALONE_LIMIT, not N
+
+
+def test_refused_messages_ahead_of_good_ones_do_not_stop_the_search() -> None:
+    """Searched in order, the first eight refused alone with nothing stored yet: the rest is still tried."""
+    store = RefusingStore(ids(*range(8)))
+    counts = write_isolating(store, batch(16))
+    assert (counts.messages_inserted, counts.rejected) == (8, 8)
 
 
 def test_a_lone_message_refused_is_kept_as_a_dead_letter() -> None:
