@@ -13,7 +13,9 @@ Owns the re-derivation of a page of ``messages`` rows in one short transaction:
   (``devices.report_count`` never grows) and a device's product key set only where the archive has none.
 
 A message whose payload no longer normalises is counted by error kind and its rows are left as they are. A second
-run finds nothing to change. A dry run does the same work in a transaction it rolls back, so its counts are exact.
+run finds nothing to change. A dry run does the same work, a page at a time in a transaction it rolls back: a later
+page does not see an earlier one's writes, so reports out of order across pages may count an update the real run
+does not make.
 The SQL is streams.store.rederive's; never imports pulsar, httpx or the rules.
 """
 

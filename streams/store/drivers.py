@@ -57,8 +57,9 @@ class Driver(Protocol):
 
     def highest_series_id(self, cursor: Any) -> int: ...
 
-    def widen_status_messages(self, cursor: Any, rows: Sequence[tuple[Any, Any, int]]) -> None:
-        """(first, last, message key): each message's times widened to hold values timed ``first`` … ``last``."""
+    def restate_status_messages(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        """(data id, device, first, last, message key): each message's data id and device as derived now, and its
+        times widened to hold values timed ``first`` … ``last``."""
         ...
 
     def insert_returning(self, cursor: Any, target: Target, rows: Rows, column: str) -> set[Any] | None: ...
@@ -104,8 +105,8 @@ class SqliteDriver:
     def highest_series_id(self, cursor: sqlite3.Cursor) -> int:
         return cursor.execute(_HIGHEST_SERIES_ID).fetchone()[0]
 
-    def widen_status_messages(self, cursor: sqlite3.Cursor, rows: Sequence[tuple[Any, Any, int]]) -> None:
-        cursor.executemany(_WIDEN.format(earlier="MIN", later="MAX", at=SQLITE_MILLIS, p="?"), rows)
+    def restate_status_messages(self, cursor: sqlite3.Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
+        cursor.executemany(_RESTATE.format(earlier="MIN", later="MAX", at=SQLITE_MILLIS, p="?"), rows)
 
     def insert_returning(self, cursor: sqlite3.Cursor, target: Target, rows: Rows, column: str) -> set[Any] | None:
         """Insert; None: every row was new (the write lock makes the caller's look-up of stored keys exact)."""
@@ -136,8 +137,8 @@ def sqlite_upserts(target: Target, rows: Rows) -> list[tuple[Target, Rows]]:
 
 
 _HIGHEST_SERIES_ID = "SELECT COALESCE(MAX(series_id), 0) FROM status_series"
-_WIDEN = (
-    "UPDATE status_messages SET first_at = {earlier}(first_at, {at}), "
+_RESTATE = (
+    "UPDATE status_messages SET data_id = {p}, device_id = {p}, first_at = {earlier}(first_at, {at}), "
     "last_at = {later}(COALESCE(last_at, first_at), {at}) "
     "WHERE message_key = {p}"
 )
@@ -196,8 +197,8 @@ class PostgresDriver:
         cursor.execute(_HIGHEST_SERIES_ID)
         return cursor.fetchone()[0]  # type: ignore[index]
 
-    def widen_status_messages(self, cursor: psycopg.Cursor[Any], rows: Sequence[tuple[Any, Any, int]]) -> None:
-        cursor.executemany(_WIDEN.format(earlier="LEAST", later="GREATEST", at="%s", p="%s"), rows)
+    def restate_status_messages(self, cursor: psycopg.Cursor[Any], rows: Sequence[tuple[Any, ...]]) -> None:
+        cursor.executemany(_RESTATE.format(earlier="LEAST", later="GREATEST", at="%s", p="%s"), rows)
 
     def insert_returning(self, cursor: psycopg.Cursor[Any], target: Target, rows: Rows, column: str) -> set[Any] | None:
         """Insert; the ``column`` values of the rows inserted when tolerant (others were stored meanwhile), None

@@ -103,8 +103,8 @@ def insert_status(
     to be settled: streams.store.settle); returns how many values were offered (duplicates of stored values are
     skipped by its key). A message already in ``status_messages`` (stored before,
     its ``messages`` row perhaps purged since): ``skip`` leaves its values out (the batch store: a redelivery adds
-    nothing); ``add`` stores them under its key and widens its times to hold them (replay, after deleting the
-    values it replaces).
+    nothing); ``add`` stores them under its key, sets its device and data id to theirs and widens its times to hold
+    them (replay, after deleting the values it replaces: a message's values share one device and data id).
 
     A message's row keeps its device and the times of its first and last value, which is how its values are found
     again (models.tables.StatusMessage).
@@ -132,8 +132,8 @@ def insert_status(
                 allotted |= others
                 widened |= others
         keys |= allotted
-    if widened:
-        driver.widen_status_messages(cursor, [(*places[i][2:], key) for i, key in widened.items()])
+    if widened:  # replay: a message derived again may name another device or data id, as well as other times
+        driver.restate_status_messages(cursor, [(*places[i], key) for i, key in widened.items()])
     ids = series.known(driver, cursor)
     missing = set()  # a (device, code) this process has not seen yet
     for message in messages:

@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 
 from models.tables import (
     DataPoint,
@@ -211,6 +211,33 @@ def test_a_corrected_value_reaches_the_latest_state(archive: Archive, replay: Re
     assert table_counts(out)["device_status"] == (0, 1, 0)
     assert table_counts(out)["device_state"] == (0, 1, 0)
     assert archive.snapshot(*DERIVED) == expected
+
+
+def test_a_message_derived_for_another_device_or_data_id_moves_there(archive: Archive, replay: Replay) -> None:
+    """An older normalisation gave two messages a wrong device and a wrong data id. Before, the first's values
+    vanished from ``device_status`` (their message row kept the old device), and the second's data id stayed wrong
+    with every replay counting it updated again."""
+    archive.store(traffic(20))
+    archive.settle()
+    expected = archive.snapshot(*DERIVED)
+    moved, renamed = [row for row in archive.rows(StatusMessage)][:2]
+    archive.execute(
+        text("INSERT INTO status_series (device_id, code) SELECT 'bfolddevice0000000001', code FROM status_series "
+             "WHERE device_id = :device").bindparams(device=moved.device_id),
+        text("UPDATE status_values SET series_id = (SELECT old.series_id FROM status_series old JOIN status_series s "
+             "ON s.code = old.code WHERE old.device_id = 'bfolddevice0000000001' "
+             "AND s.series_id = status_values.series_id) WHERE message_key = :key").bindparams(key=moved.message_key),
+        update(StatusMessage).where(StatusMessage.message_key == moved.message_key).values(
+            device_id="bfolddevice0000000001"
+        ),
+        update(StatusMessage).where(StatusMessage.message_key == renamed.message_key).values(data_id="WRONG"),
+    )  # fmt: skip
+    assert archive.snapshot(*DERIVED) != expected
+    status, out = replay(archive, "--messages")
+    assert status == 0, out
+    assert archive.snapshot(*DERIVED) == expected
+    status, out = replay(archive, "--messages")
+    assert status == 0 and table_counts(out)["device_status"] == (0, 0, 0), out
 
 
 def test_items_with_only_a_dp_id_are_named_once_the_catalog_knows_them(archive: Archive, replay: Replay) -> None:
