@@ -156,7 +156,9 @@ def _bound(threshold: Threshold | None, point: PointSpec | None) -> str:
     if threshold.unit is None:
         if not scale and not unit:
             return str(threshold)  # raw and physical are the same number
-        physical = f"{threshold.value / factor:.{scale}f}" + (f" {unit}" if unit else "")
+        exact = threshold.value / factor
+        shown = f"{exact:.{scale}f}"  # the data point's digits, or more where they would round it (12.5 %, not 12)
+        physical = (shown if abs(float(shown) - exact) < 1e-9 else _number(exact)) + (f" {unit}" if unit else "")
         return f"{threshold} ({physical})"
     if unit_mismatch(threshold.unit, point) is not None:
         return str(threshold)

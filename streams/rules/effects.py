@@ -4,8 +4,8 @@ Owns the shape of the engine's output and the idempotency key. The store writes 
 ``idempotency_key`` = ``"{rule_id}:{message_id}:{action_index}"``, so the same message evaluated twice (redelivery,
 replay) can never make a second command. A ``for:`` timer's fire names its trigger too
 (``"{rule_id}:{message_id}:for{trigger_index}:{action_index}"``): two timers of a rule started by one message fire
-once each. For a device_silent fire, which no message caused, the key names the silence instead:
-``"{rule_id}:silent:{device_id}:{epoch_ms of the last message}:{action_index}"``.
+once each. For a device_silent fire, which no message caused, the key names the silence and its trigger instead:
+``"{rule_id}:silent:{device_id}:{epoch_ms of the last message}:for{trigger_index}:{action_index}"``.
 Pure: the sender does the I/O.
 """
 
@@ -99,7 +99,8 @@ def idempotency_key(rule_id: str, trigger: TriggerContext, action_index: int, ti
         fired_by = trigger.message_id if timer is None else f"{trigger.message_id}:for{timer}"
         return f"{rule_id}:{fired_by}:{action_index}"
     silence_ms = int(trigger.time.timestamp() * 1000)
-    return f"{rule_id}:silent:{trigger.device_id}:{silence_ms}:{action_index}"
+    silence = f"silent:{trigger.device_id}:{silence_ms}" + ("" if timer is None else f":for{timer}")
+    return f"{rule_id}:{silence}:{action_index}"
 
 
 def _target(action: Action, trigger: TriggerContext) -> str | None:

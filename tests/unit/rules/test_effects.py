@@ -163,7 +163,7 @@ def test_device_silent_key_names_the_silence():
     )
     loop.feed(status(PLUG, "switch_1", True, at(0)))
     (fired,) = loop.tick(at(60))
-    assert fired.idempotency_key == f"quiet:silent:{PLUG}:{int(at(0).timestamp() * 1000)}:0"
+    assert fired.idempotency_key == f"quiet:silent:{PLUG}:{int(at(0).timestamp() * 1000)}:for0:0"
 
 
 def test_a_rule_fires_once_per_message():

@@ -14,6 +14,7 @@ from tests.unit.rules.builders import (
     PLUG,
     PLUG_PRODUCT,
     SENSOR,
+    SENSOR_PRODUCT,
     EngineLoop,
     at,
     device_event,
@@ -193,6 +194,89 @@ def test_two_timers_of_a_rule_started_by_one_message_fire_once_each():
     fired = loop.tick(at(6)) + loop.tick(at(31))
     assert [f.idempotency_key for f in fired] == ["greenhouse:m1:for0:0", "greenhouse:m1:for1:0"]
     assert loop.tick(at(60)) == []
+
+
+def test_a_timer_read_after_a_restart_fires_though_a_later_fire_of_its_rule_came_first():
+    """Punctually, A's timer fires at 12:02 and B's at 12:22, ten minutes of cooldown apart. After a restart the
+    backlog fires B first; A's fire, timed twenty minutes before it, was taken for one inside B's cooldown."""
+    rules = make_rules(f"""
+- id: hot_room
+  triggers:
+    - {{trigger: numeric_state, product: {SENSOR_PRODUCT}, code: temp_current, above: 300, for: 2m}}
+  actions:
+    - {{action: log, message: hot}}
+  cooldown: 10m
+""")
+    other = "demo0000greenhouse02"
+    loop = EngineLoop(rules)
+    loop.feed(status(SENSOR, "temp_current", 310, at(0), product_key=SENSOR_PRODUCT))
+    fired = loop.feed(status(other, "temp_current", 310, at(20), product_key=SENSOR_PRODUCT), now=at(31))
+    fired += loop.feed(status(other, "temp_current", 312, at(30), product_key=SENSOR_PRODUCT), now=at(31))
+    fired += loop.tick(at(31))
+    assert sorted((f.trigger.device_id, f.fired_at) for f in fired) == [(SENSOR, at(2)), (other, at(22))]
+    # The cooldown runs from the later fire, 12:22, not from A's 12:02 written after it: B again at 12:29 is within.
+    loop.feed(status(other, "temp_current", 290, at(26), product_key=SENSOR_PRODUCT))
+    loop.feed(status(other, "temp_current", 320, at(27), product_key=SENSOR_PRODUCT))
+    assert loop.tick(at(30)) == []
+
+
+def test_a_rule_enabled_again_does_not_fire_a_timer_cancelled_while_it_was_off():
+    rule = """
+- id: offline_alert
+  enabled: {enabled}
+  triggers:
+    - {{trigger: device_event, device: sensor, event: offline, for: 2m}}
+  actions:
+    - {{action: log, message: offline}}
+"""
+    loop = EngineLoop(make_rules(rule.format(enabled="true")))
+    loop.feed(device_event(SENSOR, "offline", at(0)))
+    loop.rule_set = make_rules(rule.format(enabled="false"))  # the file edited, the worker restarted
+    assert loop.feed(device_event(SENSOR, "online", at(1))) == [] and loop.tick(at(10)) == []
+    loop.rule_set = make_rules(rule.format(enabled="true"))
+    assert loop.tick(at(24 * 60)) == []
+
+
+NOTIFY_OFFLINE = """
+- id: notify_offline
+  triggers:
+    - {trigger: device_event, event: offline, for: 2m}
+  actions:
+    - {action: log, message: offline}
+"""
+
+
+def test_an_offline_older_than_an_online_in_the_same_batch_starts_no_timer():
+    loop = EngineLoop(make_rules(NOTIFY_OFFLINE))
+    fired = loop.feed(device_event(SENSOR, "online", at(0, 30)), device_event(SENSOR, "offline", at(0)), now=at(0, 31))
+    assert fired == [] and loop.tick(at(3)) == []
+
+
+def test_an_offline_older_than_the_device_s_last_online_starts_no_timer():
+    """A day-old offline replayed from a dead letter (``replay --dead-letters --rules``) about a device online since."""
+    loop = EngineLoop(make_rules(NOTIFY_OFFLINE))
+    loop.feed(device_event(SENSOR, "online", at(-60)))
+    loop.feed(device_event(SENSOR, "offline", at(-24 * 60), message_id="late-offline"), now=at(0))
+    assert loop.tick(at(0, 5)) == []
+    loop.feed(device_event(SENSOR, "offline", at(1)))  # a new one still counts
+    assert rule_ids(loop.tick(at(4))) == ["notify_offline"]
+
+
+def test_two_silence_triggers_of_a_rule_fire_once_each():
+    loop = EngineLoop(
+        make_rules("""
+- id: quiet
+  triggers:
+    - {trigger: device_silent, device: sensor, for: 30m}
+    - {trigger: device_silent, device: sensor, for: 2h}
+  actions:
+    - {action: log, message: quiet}
+""")
+    )
+    loop.feed(status(SENSOR, "temp_current", 250, at(0)))
+    keys = [f.idempotency_key for f in loop.tick(at(31)) + loop.tick(at(121))]
+    silence = f"quiet:silent:{SENSOR}:{int(at(0).timestamp() * 1000)}"
+    assert keys == [f"{silence}:for0:0", f"{silence}:for1:0"]
 
 
 def test_for_timer_fire_carries_the_message_that_started_it(hot_for_5m):

@@ -263,6 +263,24 @@ def test_summary_shows_the_other_side_of_thresholds_when_the_spec_is_known():
     ]
 
 
+def test_the_other_side_of_a_raw_threshold_is_not_rounded_past_it():
+    """Raw 12.5 at scale 0 is 12.5 %, and raw 300.5 at scale 1 is 30.05 °C: the data point's digits rounded them to
+    12 and 30.1, which the rule does fire at."""
+    rule_set = make_rules("""
+- id: edges
+  triggers:
+    - {trigger: numeric_state, device: sensor, code: battery_percentage, below: 12.5}
+    - {trigger: numeric_state, device: sensor, code: temp_current, above: 300.5}
+  actions:
+    - {action: log, message: x}
+""")
+    points = catalog(point("battery_percentage", unit="%"), point("temp_current", unit="℃", scale=1)).point
+    assert describe_rule(rule_set.rules[0], rule_set, points)[1:3] == [
+        "  when  numeric_state battery_percentage below 12.5 (12.5 %) on sensor",
+        "  when  numeric_state temp_current above 300.5 (30.05 °C) on sensor",
+    ]
+
+
 def test_summary_shows_thresholds_as_written_without_the_spec():
     assert _described() == [
         "  when  numeric_state temp_current above 300 for 5m on sensor",
