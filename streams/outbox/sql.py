@@ -61,18 +61,6 @@ def latest_values(connection: Connection, device_ids: Iterable[str]) -> tuple[di
     return values, stamps
 
 
-def online_changes(connection: Connection, device_ids: Iterable[str]) -> dict[str, datetime]:
-    """When each of the given devices last went online or offline, as the archive knows it (before the batch)."""
-    table = Device.__table__
-    query = select(table.c.device_id, table.c.online_changed_at).where(table.c.online_changed_at.is_not(None))
-    changes: dict[str, datetime] = {}
-    for chunk in _chunks(sorted(device_ids)):
-        changes.update(
-            (device_id, at) for device_id, at in connection.execute(query.where(table.c.device_id.in_(chunk)))
-        )
-    return changes
-
-
 def shared_by_processors(connection: Connection) -> bool:
     """Whether other processes may write rule states while this transaction runs (PostgreSQL: scale-out's
     processors; SQLite lets one writer in at a time)."""

@@ -44,9 +44,6 @@ from streams.rules.triggers import TriggerEntry, deadline, index_of, selects, st
 
 __all__ = ["Evaluation", "Unmeasured", "evaluate", "tick"]
 
-#: The events that ``devices.online_changed_at`` times (online_stamps).
-_ONLINE_EVENTS = frozenset({"online", "offline"})
-
 _IDLE = TriggerState()
 
 
@@ -77,7 +74,6 @@ def evaluate(
     now: datetime,
     *,
     latest_stamps: LatestStamps | None = None,
-    online_stamps: Mapping[str, datetime] | None = None,
     points: PointLookup = no_points,
 ) -> Evaluation:
     """Run a stored batch's records, in order, through the enabled rules.
@@ -90,13 +86,10 @@ def evaluate(
             record older than what is known, by time and then message id as ``device_state`` orders them, is
             history, not news: state triggers ignore it. This makes a redelivered batch (whose values ``latest``
             already holds) and out-of-order reports, even of the same second, harmless to state and numeric_state.
-        online_stamps: device_id → the time of its latest online or offline event (``devices.online_changed_at``).
-            An online or offline event older than that, or than one earlier in the batch, is history: it neither
-            starts nor cancels a ``for:`` timer (a late offline must not alert about a device that is online).
         points: (device_id, code, product_key) → the data point's specification, for thresholds with a unit and
             the templates' ``trigger.value_scaled`` and ``trigger.unit``.
     """
-    run = _Run(rules, state, latest, latest_stamps, points, online_stamps)
+    run = _Run(rules, state, latest, latest_stamps, points)
     for record in records:
         run.record(record, now)
     return run.result()
@@ -118,7 +111,6 @@ def tick(
     ``points`` is as for ``evaluate`` (conditions with a unit read it).
     """
     run = _Run(rules, state, latest, points=points)
-    run.forget_disabled()
     run.expire_timers(now)
     run.check_silence(last_seen, now)
     return run.result()
@@ -134,10 +126,8 @@ class _Run:
         latest: LatestValues,
         latest_stamps: LatestStamps | None = None,
         points: PointLookup = no_points,
-        online_stamps: Mapping[str, datetime] | None = None,
     ) -> None:
         self._rules = rules
-        self._online_stamps = dict(online_stamps or {})  # updated as the batch's online and offline events pass
         self._index = index_of(rules)
         self._state = state
         self._latest = latest
@@ -222,8 +212,6 @@ class _Run:
         return False
 
     def _device_event(self, record: DeviceEvent, at: datetime) -> None:
-        if record.event in _ONLINE_EVENTS and self._is_stale_event(record):
-            return
         for entry in self._index.by_event.get(record.event, ()):
             if selects(entry.trigger, record.device_id, record.product_key):
                 seen = TriggerContext(
@@ -236,13 +224,6 @@ class _Run:
                     message_id=record.message_id,
                 )
                 self._advance(entry, record.device_id, seen)
-
-    def _is_stale_event(self, record: DeviceEvent) -> bool:
-        known = self._online_stamps.get(record.device_id)
-        if known is not None and record.occurred_at < known:
-            return True
-        self._online_stamps[record.device_id] = record.occurred_at
-        return False
 
     def _user_event(self, record: UserEvent, at: datetime) -> None:
         for entry in self._index.by_user_event.get(record.event, ()):
@@ -295,14 +276,6 @@ class _Run:
         self._put(entry, subject, current)
         self._fire(entry.rule, started, subject, due, timer=entry.index)
         return current
-
-    def forget_disabled(self) -> None:
-        """Drop the trigger states of rules not enabled (disabled, or gone from the file): what cancels their timers
-        no longer reaches them, so a rule enabled again would fire a timer that events meanwhile cancelled. Their
-        last fires stay, for their cooldowns."""
-        for key, rule_state in self._state.items():
-            if rule_state.triggers and key[0] not in self._index.rules:
-                self._changes[key] = msgspec.structs.replace(self._rule_state(key), triggers={})
 
     def expire_timers(self, now: datetime) -> None:
         """Fire every pending ``for:`` timer due by ``now``, earliest first."""

@@ -220,48 +220,6 @@ def test_a_timer_read_after_a_restart_fires_though_a_later_fire_of_its_rule_came
     assert loop.tick(at(30)) == []
 
 
-def test_a_rule_enabled_again_does_not_fire_a_timer_cancelled_while_it_was_off():
-    rule = """
-- id: offline_alert
-  enabled: {enabled}
-  triggers:
-    - {{trigger: device_event, device: sensor, event: offline, for: 2m}}
-  actions:
-    - {{action: log, message: offline}}
-"""
-    loop = EngineLoop(make_rules(rule.format(enabled="true")))
-    loop.feed(device_event(SENSOR, "offline", at(0)))
-    loop.rule_set = make_rules(rule.format(enabled="false"))  # the file edited, the worker restarted
-    assert loop.feed(device_event(SENSOR, "online", at(1))) == [] and loop.tick(at(10)) == []
-    loop.rule_set = make_rules(rule.format(enabled="true"))
-    assert loop.tick(at(24 * 60)) == []
-
-
-NOTIFY_OFFLINE = """
-- id: notify_offline
-  triggers:
-    - {trigger: device_event, event: offline, for: 2m}
-  actions:
-    - {action: log, message: offline}
-"""
-
-
-def test_an_offline_older_than_an_online_in_the_same_batch_starts_no_timer():
-    loop = EngineLoop(make_rules(NOTIFY_OFFLINE))
-    fired = loop.feed(device_event(SENSOR, "online", at(0, 30)), device_event(SENSOR, "offline", at(0)), now=at(0, 31))
-    assert fired == [] and loop.tick(at(3)) == []
-
-
-def test_an_offline_older_than_the_device_s_last_online_starts_no_timer():
-    """A day-old offline replayed from a dead letter (``replay --dead-letters --rules``) about a device online since."""
-    loop = EngineLoop(make_rules(NOTIFY_OFFLINE))
-    loop.feed(device_event(SENSOR, "online", at(-60)))
-    loop.feed(device_event(SENSOR, "offline", at(-24 * 60), message_id="late-offline"), now=at(0))
-    assert loop.tick(at(0, 5)) == []
-    loop.feed(device_event(SENSOR, "offline", at(1)))  # a new one still counts
-    assert rule_ids(loop.tick(at(4))) == ["notify_offline"]
-
-
 def test_two_silence_triggers_of_a_rule_fire_once_each():
     loop = EngineLoop(
         make_rules("""

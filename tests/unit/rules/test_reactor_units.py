@@ -22,18 +22,7 @@ from streams.outbox.reactor import RulesReactor
 from streams.store.engine import make_engine
 from streams.store.migrate import upgrade
 from streams.tuya.decoder import Decoded
-from tests.unit.rules.builders import (
-    PLUG,
-    PLUG_PRODUCT,
-    SENSOR,
-    SENSOR_PRODUCT,
-    T0,
-    catalog,
-    device_event,
-    make_rules,
-    point,
-    status,
-)
+from tests.unit.rules.builders import PLUG, PLUG_PRODUCT, SENSOR, SENSOR_PRODUCT, T0, catalog, make_rules, point, status
 
 RULES = make_rules("""
 - id: hot
@@ -130,27 +119,3 @@ def test_a_silent_device_of_a_product_rule_is_checked_against_its_own_latest_val
     with archive.begin() as connection:
         hook(connection)
     assert _commands(archive) == [f"silent_while_on:silent:{PLUG}:{int(T0.timestamp() * 1000)}:for0:0"]
-
-
-def test_an_offline_older_than_the_archive_s_last_online_starts_no_timer(archive):
-    """The reactor reads ``devices.online_changed_at``: a late offline (a dead letter replayed with --rules) about a
-    device online since does not alert."""
-    rules = make_rules("""
-    - id: notify_offline
-      triggers: [{trigger: device_event, event: offline, for: 2m}]
-      actions: [{action: log, message: offline}]
-    """)
-    with archive.begin() as connection:
-        connection.execute(
-            insert(Device.__table__).values(
-                device_id=SENSOR, first_seen_at=T0, last_seen_at=T0, online=True, online_changed_at=T0
-            )
-        )
-    late = Decoded(_report(0, 0).message, [device_event(SENSOR, "offline", T0 - timedelta(hours=24), message_id="m0")])
-    reactor = RulesReactor(rules)
-    _react(archive, reactor, late)
-    hook = reactor.on_tick(T0 + timedelta(minutes=5))
-    assert hook is not None
-    with archive.begin() as connection:
-        hook(connection)
-    assert _commands(archive) == []
