@@ -20,7 +20,7 @@ to warn about. Pure: imports no I/O library.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -315,16 +315,16 @@ class _Run:
         if trigger.message_id is not None and once in self._fired_messages:
             return
         cooldown_key = (rule.id, subject if rule.cooldown and rule.cooldown.per == "device" else "")
-        last = self._rule_state(cooldown_key).last_fired_at if rule.cooldown is not None else None
-        # Either side of the last fire: a timer's fire read after a restart may be timed before one made since.
-        if rule.cooldown is not None and last is not None and abs(at - last) < rule.cooldown.duration:
+        cooling = self._rule_state(cooldown_key)
+        fires = (cooling.last_fired_at, *cooling.earlier_fires) if cooling.last_fired_at else ()
+        # Either side of any fire: a timer's fire read after a restart may be timed before fires made since.
+        if rule.cooldown is not None and any(abs(at - fired) < rule.cooldown.duration for fired in fires):
             return
         if not all_hold(rule.conditions, trigger, self._readings, at):
             return
         self._fired_messages.add(once)
         if rule.cooldown is not None:
-            latest = at if last is None else max(last, at)
-            self._changes[cooldown_key] = msgspec.structs.replace(self._rule_state(cooldown_key), last_fired_at=latest)
+            self._changes[cooldown_key] = _fired_at(cooling, at, rule.cooldown.duration)
         self._fired.extend(fire_actions(rule, trigger, at=at, dry_run=self._rules.dry_run, timer=timer))
 
     def _rule_state(self, key: RuleStateKey) -> RuleState:
@@ -358,3 +358,16 @@ def _candidates(trigger: DeviceSilentTrigger, last_seen: Mapping[str, DeviceSeen
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+#: How far before its last fire a rule's earlier fires are kept for its cooldown: a timer's fire read late comes
+#: from a backlog Tuya keeps for two hours.
+_LATE_FIRES = timedelta(hours=2)
+
+
+def _fired_at(state: RuleState, at: datetime, cooldown: timedelta) -> RuleState:
+    """``state`` after a fire at ``at``: the latest fire, and the earlier ones a late fire could fall near."""
+    fires = sorted({at, *state.earlier_fires, *([state.last_fired_at] if state.last_fired_at else [])})
+    last = fires[-1]
+    earlier = tuple(fired for fired in fires[:-1] if fired > last - cooldown - _LATE_FIRES)
+    return msgspec.structs.replace(state, last_fired_at=last, earlier_fires=earlier)

@@ -89,6 +89,9 @@ class RuleState(msgspec.Struct, frozen=True, kw_only=True):
     device_id: str
     last_fired_at: datetime | None = None
     triggers: dict[str, TriggerState] = {}
+    #: Fires timed before ``last_fired_at`` and recent enough to matter to a timer's fire read late, after a restart
+    #: (streams.rules.engine keeps them): a cooldown holds between any two fires, whatever order they were made in.
+    earlier_fires: tuple[datetime, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -110,7 +113,10 @@ class RuleState(msgspec.Struct, frozen=True, kw_only=True):
             "pending_message_id": pending.message_id if pending else None,
             "armed": all(state.armed for state in self.triggers.values()),
             "last_fired_at": self.last_fired_at,
-            "data": {"triggers": msgspec.to_builtins(self.triggers)},
+            "data": {
+                "triggers": msgspec.to_builtins(self.triggers),
+                **({"earlier_fires": msgspec.to_builtins(self.earlier_fires)} if self.earlier_fires else {}),
+            },
         }
 
     @classmethod
@@ -120,11 +126,13 @@ class RuleState(msgspec.Struct, frozen=True, kw_only=True):
         if isinstance(data, str | bytes):
             data = msgspec.json.decode(data)
         triggers = msgspec.convert(data.get("triggers", {}), dict[str, TriggerState])
+        earlier = msgspec.convert(data.get("earlier_fires", ()), tuple[datetime, ...])
         return cls(
             rule_id=row["rule_id"],
             device_id=row["device_id"],
             last_fired_at=_utc(row.get("last_fired_at")),
             triggers=triggers,
+            earlier_fires=tuple(_utc(moment) for moment in earlier),
         )
 
 

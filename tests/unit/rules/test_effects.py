@@ -222,6 +222,14 @@ def test_rule_state_row_round_trips_through_json():
     assert RuleState.from_row({**row, "data": json.dumps(row["data"])}) == state
 
 
+def test_a_rule_state_s_earlier_fires_round_trip_through_json():
+    state = RuleState(rule_id="hot", device_id="", last_fired_at=at(22), earlier_fires=(at(2), at(15)))
+    row = state.to_row()
+    assert len(row["data"]["earlier_fires"]) == 2
+    assert RuleState.from_row({**row, "data": json.dumps(row["data"])}) == state
+    assert "earlier_fires" not in RuleState(rule_id="hot", device_id="", last_fired_at=at(2)).to_row()["data"]
+
+
 def test_editing_a_trigger_drops_its_old_state():
     old = EngineLoop(
         make_rules(

@@ -220,6 +220,33 @@ def test_a_timer_read_after_a_restart_fires_though_a_later_fire_of_its_rule_came
     assert loop.tick(at(30)) == []
 
 
+def test_late_timers_keep_the_cooldown_among_themselves_as_punctual_ones_do():
+    """Punctually A fires at 12:02, B (12:03) is inside its cooldown, C fires at 12:22. After the restart C's timer
+    fires first: A's and B's, read late, must still keep ten minutes from each other, not only from C's."""
+    rules = make_rules(f"""
+- id: hot_room
+  triggers:
+    - {{trigger: numeric_state, product: {SENSOR_PRODUCT}, code: temp_current, above: 300, for: 2m}}
+  actions:
+    - {{action: log, message: hot}}
+  cooldown: 10m
+""")
+    b, c = "demo0000greenhouse02", "demo0000greenhouse03"
+    punctual, late = EngineLoop(rules), EngineLoop(rules)
+    for loop in (punctual, late):
+        loop.feed(status(SENSOR, "temp_current", 310, at(0), product_key=SENSOR_PRODUCT))
+        loop.feed(status(b, "temp_current", 310, at(1), product_key=SENSOR_PRODUCT))
+    expected = punctual.tick(at(2)) + punctual.tick(at(3))
+    expected += punctual.feed(status(c, "temp_current", 310, at(20), product_key=SENSOR_PRODUCT)) + punctual.tick(
+        at(22)
+    )
+    fired = late.feed(status(c, "temp_current", 310, at(20), product_key=SENSOR_PRODUCT), now=at(31))
+    fired += late.feed(status(c, "temp_current", 312, at(30), product_key=SENSOR_PRODUCT), now=at(31))
+    fired += late.tick(at(31))
+    assert sorted((f.trigger.device_id, f.fired_at) for f in fired) == [(SENSOR, at(2)), (c, at(22))]
+    assert sorted((f.trigger.device_id, f.fired_at) for f in expected) == [(SENSOR, at(2)), (c, at(22))]
+
+
 def test_two_silence_triggers_of_a_rule_fire_once_each():
     loop = EngineLoop(
         make_rules("""
