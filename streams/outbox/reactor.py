@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
@@ -104,6 +105,8 @@ class RulesReactor:
         self._warned: set[tuple[str, str, str]] = set()
         # rules whose cooldown is shared by every device: fired by one processor at a time (scale-out)
         self._rule_wide = {r.id for r in rules.rules if r.enabled and r.cooldown and r.cooldown.per == "rule"}
+        # rules this file disables: their pending timers are forgotten at the first tick (forget_disabled)
+        self._disabled = sorted(r.id for r in rules.rules if not r.enabled)
         self.fired = 0
 
     @property
@@ -117,10 +120,22 @@ class RulesReactor:
         return lambda connection: self._react(connection, news, now)
 
     def on_tick(self, now: datetime) -> Hook | None:
-        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages."""
-        if not self.active:
+        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages (and,
+        the first time, forget the timers of rules the file disables)."""
+        if not self.active and not self._disabled:
             return None
         return lambda connection: self._tick(connection, now)
+
+    def _forget_disabled(self, connection: Connection, now: datetime) -> None:
+        """Drop the trigger states of the rules this file disables, once: what cancels their timers no longer reaches
+        them, so such a rule enabled again would fire a timer events meanwhile cancelled. Their last fires stay (the
+        cooldowns), and rules this file does not name are left alone (another processor's file may have them)."""
+        states = sql.rule_states_of(connection, self._disabled)
+        sql.save_rule_states(
+            connection,
+            {key: msgspec.structs.replace(state, triggers={}) for key, state in states.items() if state.triggers},
+            now,
+        )
 
     def _react(self, connection: Connection, news: Sequence[News], now: datetime) -> None:
         fresh = sql.new_message_ids(connection, [item.message_id for item in news])
@@ -149,6 +164,11 @@ class RulesReactor:
         return sorted(fired) if fired and sql.shared_by_processors(connection) else []
 
     def _tick(self, connection: Connection, now: datetime) -> None:
+        if self._disabled:
+            self._forget_disabled(connection, now)
+            self._disabled = []  # once a process: a rolled-back tick leaves them to the next start
+        if not self.active:
+            return
         state = sql.rule_states(connection)
         quiet = self._shortest_silence
         if not state and quiet is None:

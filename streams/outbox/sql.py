@@ -89,6 +89,13 @@ def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -
     return _states(rows)
 
 
+def rule_states_of(connection: Connection, rule_ids: Sequence[str]) -> dict[RuleStateKey, RuleState]:
+    """Every state of the given rules."""
+    table = RuleStateRow.__table__
+    query = select(table.c.rule_id, table.c.device_id, table.c.last_fired_at, table.c.data)
+    return _states(connection.execute(query.where(table.c.rule_id.in_(list(rule_ids)))))
+
+
 def lock_rule_states(connection: Connection, keys: Iterable[RuleStateKey]) -> dict[RuleStateKey, RuleState]:
     """The states of ``keys`` as committed, locked until the transaction ends: a batch of another processor that is
     changing one is waited for. Rows are locked in (subject, rule) order, as :func:`save_rule_states` writes them, so

@@ -16,13 +16,24 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from models.records import DecodedMessage
-from models.tables import Command, Device, DeviceState
+from models.tables import Command, Device, DeviceState, RuleState
 from streams.fleet.catalog import Catalog
 from streams.outbox.reactor import RulesReactor
 from streams.store.engine import make_engine
 from streams.store.migrate import upgrade
 from streams.tuya.decoder import Decoded
-from tests.unit.rules.builders import PLUG, PLUG_PRODUCT, SENSOR, SENSOR_PRODUCT, T0, catalog, make_rules, point, status
+from tests.unit.rules.builders import (
+    PLUG,
+    PLUG_PRODUCT,
+    SENSOR,
+    SENSOR_PRODUCT,
+    T0,
+    catalog,
+    device_event,
+    make_rules,
+    point,
+    status,
+)
 
 RULES = make_rules("""
 - id: hot
@@ -119,3 +130,41 @@ def test_a_silent_device_of_a_product_rule_is_checked_against_its_own_latest_val
     with archive.begin() as connection:
         hook(connection)
     assert _commands(archive) == [f"silent_while_on:silent:{PLUG}:{int(T0.timestamp() * 1000)}:for0:0"]
+
+
+OFFLINE_ALERT = """
+    - id: offline_alert
+      enabled: {enabled}
+      triggers: [{{trigger: device_event, device: sensor, event: offline, for: 2m}}]
+      actions: [{{action: log, message: offline}}]
+    """
+
+
+def _offline(reactor: RulesReactor, archive: Engine) -> None:
+    message = _report(0, 0).message
+    _react(archive, reactor, Decoded(message, [device_event(SENSOR, "offline", T0, message_id="m0")]))
+
+
+def _tick(reactor: RulesReactor, archive: Engine, minutes: float) -> None:
+    hook = reactor.on_tick(T0 + timedelta(minutes=minutes))
+    if hook is not None:
+        with archive.begin() as connection:
+            hook(connection)
+
+
+def test_a_rule_enabled_again_does_not_fire_a_timer_pending_when_it_was_disabled(archive):
+    """Disabled, the rule no longer sees the online that cancels its timer: the worker started with the rule
+    disabled forgets the timer at its first tick, so enabling the rule again fires nothing stale."""
+    other = make_rules("""
+    - id: other_processors_rule
+      triggers: [{trigger: device_event, device: sensor, event: offline, for: 2m}]
+      actions: [{action: log, message: offline}]
+    """)
+    _offline(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive)
+    _offline(RulesReactor(other), archive)
+    _tick(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="false"))), archive, 1)  # the only rule, disabled
+    with archive.connect() as connection:
+        pending = {row.rule_id: row.pending_since for row in connection.execute(select(RuleState.__table__))}
+    assert pending == {"other_processors_rule": T0}  # a rule this file does not name is not this file's to forget
+    _tick(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive, 60)
+    assert _commands(archive) == []
