@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from models.records import News, UserEvent
-from models.rules import DeviceSilentTrigger, RuleSet
+from models.rules import DeviceEventTrigger, DeviceSilentTrigger, RuleSet
 from streams.fleet.catalog import Catalog
 from streams.outbox import sql
 from streams.rules import (
@@ -105,6 +105,13 @@ class RulesReactor:
         self._warned: set[tuple[str, str, str]] = set()
         # rules whose cooldown is shared by every device: fired by one processor at a time (scale-out)
         self._rule_wide = {r.id for r in rules.rules if r.enabled and r.cooldown and r.cooldown.per == "rule"}
+        # whether an online or offline event triggers a rule: such events are ordered against the device's latest
+        self._online_events = any(
+            isinstance(t, DeviceEventTrigger) and t.event in ("online", "offline")
+            for rule in rules.rules
+            if rule.enabled
+            for t in rule.triggers
+        )
         # rules this file disables: their pending timers are forgotten at the first tick (forget_disabled)
         self._disabled = sorted(r.id for r in rules.rules if not r.enabled)
         self.fired = 0
@@ -145,11 +152,14 @@ class RulesReactor:
         devices = {r.device_id for r in records if not isinstance(r, UserEvent)} | self._named
         subjects = devices | {r.uid for r in records if isinstance(r, UserEvent)} | {""}
         latest, stamps = sql.latest_values(connection, devices)
+        online = sql.latest_online_events(connection, devices) if self._online_events else {}
         points = self._catalog().point
 
         def evaluated() -> Evaluation:
             state = sql.rule_states(connection, subjects)
-            return evaluate(self._rules, records, state, latest, now, latest_stamps=stamps, points=points)
+            return evaluate(
+                self._rules, records, state, latest, now, latest_stamps=stamps, online_events=online, points=points
+            )
 
         evaluation = evaluated()
         shared = self._shared_cooldowns(connection, evaluation)

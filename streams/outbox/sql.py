@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, text, tuple_, update
+from sqlalchemy import and_, delete, func, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
-from models.tables import Command, Device, DeviceState, Message
+from models.tables import Command, Device, DeviceEvent, DeviceState, Message
 from models.tables import RuleState as RuleStateRow
-from streams.rules import DeviceSeen, LatestStamps, RuleState, RuleStateKey
+from streams.rules import DeviceSeen, LatestStamps, OnlineEvent, RuleState, RuleStateKey
 from streams.store.dialect import chunks as _chunks
 from streams.store.dialect import insert as _insert
 
@@ -59,6 +59,28 @@ def latest_values(connection: Connection, device_ids: Iterable[str]) -> tuple[di
             values[device_id, code] = value
             stamps[device_id, code] = (reported_at, message_id)
     return values, stamps
+
+
+def latest_online_events(connection: Connection, device_ids: Iterable[str]) -> dict[str, OnlineEvent]:
+    """Each device's latest online or offline event in the archive (``device_events``, before the batch): its time,
+    and whether it was online, an online winning a tie as the archive's ``devices.online`` has it. Not
+    ``devices.online_changed_at``: ``sync`` sets that to the time of Tuya's answer."""
+    table = DeviceEvent.__table__
+    kinds = table.c.event.in_(("online", "offline"))
+    found: dict[str, OnlineEvent] = {}
+    for chunk in _chunks(sorted(device_ids)):
+        newest = (
+            select(table.c.device_id, func.max(table.c.occurred_at).label("at"))
+            .where(kinds, table.c.device_id.in_(chunk))
+            .group_by(table.c.device_id)
+            .subquery()
+        )
+        query = select(table.c.device_id, table.c.occurred_at, table.c.event).join(
+            newest, and_(table.c.device_id == newest.c.device_id, table.c.occurred_at == newest.c.at)
+        )
+        for device_id, at, event in connection.execute(query.where(kinds)):
+            found[device_id] = max(found.get(device_id, (at, False)), (at, event == "online"))
+    return found
 
 
 def shared_by_processors(connection: Connection) -> bool:

@@ -34,6 +34,7 @@ from streams.rules.state import (
     DeviceSeen,
     LatestStamps,
     LatestValues,
+    OnlineEvent,
     RuleState,
     RuleStateKey,
     RuleStates,
@@ -74,6 +75,7 @@ def evaluate(
     now: datetime,
     *,
     latest_stamps: LatestStamps | None = None,
+    online_events: Mapping[str, OnlineEvent] | None = None,
     points: PointLookup = no_points,
 ) -> Evaluation:
     """Run a stored batch's records, in order, through the enabled rules.
@@ -86,10 +88,14 @@ def evaluate(
             record older than what is known, by time and then message id as ``device_state`` orders them, is
             history, not news: state triggers ignore it. This makes a redelivered batch (whose values ``latest``
             already holds) and out-of-order reports, even of the same second, harmless to state and numeric_state.
+        online_events: device_id → its latest online or offline event before the batch (``device_events``). An
+            online or offline event before that one, or before one earlier in the batch, by time and then with an
+            online winning a tie, is history: no trigger sees it (a late offline neither alerts about a device
+            that is online, nor starts a timer its online would have cancelled).
         points: (device_id, code, product_key) → the data point's specification, for thresholds with a unit and
             the templates' ``trigger.value_scaled`` and ``trigger.unit``.
     """
-    run = _Run(rules, state, latest, latest_stamps, points)
+    run = _Run(rules, state, latest, latest_stamps, points, online_events)
     for record in records:
         run.record(record, now)
     return run.result()
@@ -126,8 +132,10 @@ class _Run:
         latest: LatestValues,
         latest_stamps: LatestStamps | None = None,
         points: PointLookup = no_points,
+        online_events: Mapping[str, OnlineEvent] | None = None,
     ) -> None:
         self._rules = rules
+        self._online = dict(online_events or {})  # advanced as the batch's online and offline events pass
         self._index = index_of(rules)
         self._state = state
         self._latest = latest
@@ -212,6 +220,8 @@ class _Run:
         return False
 
     def _device_event(self, record: DeviceEvent, at: datetime) -> None:
+        if record.event in ("online", "offline") and self._is_stale_event(record):
+            return
         for entry in self._index.by_event.get(record.event, ()):
             if selects(entry.trigger, record.device_id, record.product_key):
                 seen = TriggerContext(
@@ -224,6 +234,14 @@ class _Run:
                     message_id=record.message_id,
                 )
                 self._advance(entry, record.device_id, seen)
+
+    def _is_stale_event(self, record: DeviceEvent) -> bool:
+        event = (record.occurred_at, record.event == "online")
+        known = self._online.get(record.device_id)
+        if known is not None and event < known:
+            return True
+        self._online[record.device_id] = event
+        return False
 
     def _user_event(self, record: UserEvent, at: datetime) -> None:
         for entry in self._index.by_user_event.get(record.event, ()):

@@ -18,6 +18,7 @@ __all__ = [
     "DeviceSeen",
     "LatestStamps",
     "LatestValues",
+    "OnlineEvent",
     "RuleState",
     "RuleStateKey",
     "RuleStates",
@@ -35,6 +36,11 @@ LatestValues = Mapping[tuple[str, str], Any]
 LatestStamps = Mapping[tuple[str, str], tuple[datetime, str]]
 """(device_id, code) → (reported_at, message_id) of the latest value: the order in which the ``device_state`` upsert
 keeps the newest (later time, then the greater message id)."""
+
+
+OnlineEvent = tuple[datetime, bool]
+"""A device's online or offline event as the rules order them: (time, whether online); an online wins a tie, as the
+archive's ``devices.online`` has it."""
 
 
 class TriggerContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

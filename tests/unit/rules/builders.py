@@ -18,6 +18,7 @@ from streams.fleet.catalog import Catalog, PointSpec
 from streams.rules import (
     DeviceSeen,
     FiredAction,
+    OnlineEvent,
     PointLookup,
     RuleState,
     Unmeasured,
@@ -110,7 +111,8 @@ def catalog(*points: PointSpec, devices: dict[str, str] | None = None) -> Catalo
 
 
 class EngineLoop:
-    """What the worker does around the engine: keep state, latest values and last-seen times between calls.
+    """What the worker does around the engine: keep state, latest values, last-seen times and each device's latest
+    online or offline event between calls.
 
     State goes through ``to_row``/``from_row`` after every call, as it would through the rule_state table.
     ``points`` is the data-point lookup both calls get (``Catalog.point`` in the worker); ``unmeasured`` collects
@@ -124,12 +126,20 @@ class EngineLoop:
         self.latest: dict[tuple[str, str], Any] = {}
         self.latest_stamps: dict[tuple[str, str], tuple[datetime, str]] = {}
         self.last_seen: dict[str, DeviceSeen] = {}
+        self.online_events: dict[str, OnlineEvent] = {}  # the latest online/offline of device_events
         self.unmeasured: list[Unmeasured] = []
 
     def feed(self, *records: Record, now: datetime | None = None) -> list[FiredAction]:
         now = now or max((_time_of(record) for record in records), default=T0)
         result = evaluate(
-            self.rule_set, records, self.state, self.latest, now, latest_stamps=self.latest_stamps, points=self.points
+            self.rule_set,
+            records,
+            self.state,
+            self.latest,
+            now,
+            latest_stamps=self.latest_stamps,
+            online_events=self.online_events,
+            points=self.points,
         )
         self._persist(result.state_changes)
         self._remember(records)
@@ -155,6 +165,9 @@ class EngineLoop:
                     self.latest[key], self.latest_stamps[key] = record.value, stamp
             if isinstance(record, StatusReported | DeviceEvent):
                 self.last_seen[record.device_id] = DeviceSeen(_time_of(record), record.product_key)
+            if isinstance(record, DeviceEvent) and record.event in ("online", "offline"):
+                event = (record.occurred_at, record.event == "online")
+                self.online_events[record.device_id] = max(self.online_events.get(record.device_id, event), event)
 
 
 def _through_json(row: dict[str, Any]) -> dict[str, Any]:

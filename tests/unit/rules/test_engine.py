@@ -247,6 +247,52 @@ def test_late_timers_keep_the_cooldown_among_themselves_as_punctual_ones_do():
     assert sorted((f.trigger.device_id, f.fired_at) for f in expected) == [(SENSOR, at(2)), (c, at(22))]
 
 
+NOTIFY_OFFLINE = """
+- id: notify_offline
+  triggers:
+    - {trigger: device_event, event: offline, for: 2m}
+  actions:
+    - {action: log, message: offline}
+"""
+
+
+def test_an_offline_older_than_an_online_of_the_same_batch_starts_no_timer():
+    loop = EngineLoop(make_rules(NOTIFY_OFFLINE))
+    fired = loop.feed(device_event(SENSOR, "online", at(0, 30)), device_event(SENSOR, "offline", at(0)), now=at(0, 31))
+    assert fired == [] and loop.tick(at(3)) == []
+
+
+@pytest.mark.parametrize("first", ["online", "offline"])
+def test_an_online_wins_an_online_and_offline_of_the_same_second_in_either_order(first: str):
+    """A reconnect: the archive keeps the device online (devices.online), and the rules raise no offline alert."""
+    second = {"online": "offline", "offline": "online"}[first]
+    loop = EngineLoop(make_rules(NOTIFY_OFFLINE))
+    loop.feed(device_event(SENSOR, first, at(0)), device_event(SENSOR, second, at(0)))
+    assert loop.tick(at(3)) == []
+
+
+def test_an_offline_older_than_the_device_s_last_online_is_history_to_every_trigger():
+    """A day-old offline replayed from a dead letter (``replay --dead-letters --rules``) about a device online
+    since: neither a timer nor an immediate alert."""
+    loop = EngineLoop(
+        make_rules(
+            NOTIFY_OFFLINE
+            + """
+- id: offline_now
+  triggers:
+    - {trigger: device_event, event: offline}
+  actions:
+    - {action: log, message: offline now}
+"""
+        )
+    )
+    loop.feed(device_event(SENSOR, "online", at(-60)))
+    assert loop.feed(device_event(SENSOR, "offline", at(-24 * 60), message_id="late-offline"), now=at(0)) == []
+    assert loop.tick(at(0, 5)) == []
+    assert rule_ids(loop.feed(device_event(SENSOR, "offline", at(1)))) == ["offline_now"]  # a new one still counts
+    assert rule_ids(loop.tick(at(4))) == ["notify_offline"]
+
+
 def test_two_silence_triggers_of_a_rule_fire_once_each():
     loop = EngineLoop(
         make_rules("""

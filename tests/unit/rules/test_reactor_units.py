@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from models.records import DecodedMessage
 from models.tables import Command, Device, DeviceState, RuleState
+from models.tables import DeviceEvent as DeviceEventRow
 from streams.fleet.catalog import Catalog
 from streams.outbox.reactor import RulesReactor
 from streams.store.engine import make_engine
@@ -168,3 +169,41 @@ def test_a_rule_enabled_again_does_not_fire_a_timer_pending_when_it_was_disabled
     assert pending == {"other_processors_rule": T0}  # a rule this file does not name is not this file's to forget
     _tick(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive, 60)
     assert _commands(archive) == []
+
+
+NOTIFY_OFFLINE = """
+    - id: notify_offline
+      triggers: [{trigger: device_event, event: offline, for: 2m}]
+      actions: [{action: log, message: offline}]
+    """
+
+
+@pytest.mark.parametrize(("stored_online", "fires"), [(None, True), (T0 + timedelta(hours=1), False)])
+def test_an_offline_is_ordered_against_the_device_s_events_in_the_archive_not_the_sync_s_time(
+    archive, stored_online, fires
+):
+    """The device's row as a sync left it (online_changed_at is Tuya's answer time, after the backlog's events):
+    the backlog's offline still starts its timer. An online stored since in device_events makes it history."""
+    with archive.begin() as connection:
+        connection.execute(
+            insert(Device.__table__).values(
+                device_id=SENSOR,
+                first_seen_at=T0,
+                last_seen_at=T0,
+                online=False,
+                online_changed_at=T0 + timedelta(hours=2),
+                synced_at=T0 + timedelta(hours=2),
+            )
+        )
+        if stored_online is not None:
+            connection.execute(
+                insert(DeviceEventRow.__table__).values(
+                    message_id="m-online", device_id=SENSOR, event="online", biz_code="online", protocol=20,
+                    occurred_at=stored_online, data={},
+                )
+            )  # fmt: skip
+    reactor = RulesReactor(make_rules(NOTIFY_OFFLINE))
+    message = _report(0, 0).message
+    _react(archive, reactor, Decoded(message, [device_event(SENSOR, "offline", T0, message_id="m0")]))
+    _tick(reactor, archive, 5)
+    assert _commands(archive) == (["notify_offline:m0:for0:0"] if fires else [])
