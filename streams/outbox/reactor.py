@@ -13,7 +13,7 @@ not a number, another unit): one per (rule, device, code) while the worker runs,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ import msgspec
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from models.records import News, UserEvent
+from models.records import DeviceEvent, News, Record, UserEvent
 from models.rules import DeviceEventTrigger, DeviceSilentTrigger, RuleSet
 from streams.fleet.catalog import Catalog
 from streams.outbox import sql
@@ -31,6 +31,7 @@ from streams.rules import (
     PostWebhook,
     SendCommands,
     TemplateFailed,
+    TriggerState,
     Unmeasured,
     WriteLog,
     evaluate,
@@ -112,7 +113,7 @@ class RulesReactor:
             if rule.enabled
             for t in rule.triggers
         )
-        # rules this file disables: their pending timers are forgotten at the first tick (forget_disabled)
+        # rules this file disables: their pending timers are forgotten at every tick (_forget_disabled)
         self._disabled = sorted(r.id for r in rules.rules if not r.enabled)
         self.fired = 0
 
@@ -127,22 +128,23 @@ class RulesReactor:
         return lambda connection: self._react(connection, news, now)
 
     def on_tick(self, now: datetime) -> Hook | None:
-        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages (and,
-        the first time, forget the timers of rules the file disables)."""
+        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages, and
+        forget the pending timers of rules the file disables."""
         if not self.active and not self._disabled:
             return None
         return lambda connection: self._tick(connection, now)
 
     def _forget_disabled(self, connection: Connection, now: datetime) -> None:
-        """Drop the trigger states of the rules this file disables, once: what cancels their timers no longer reaches
-        them, so such a rule enabled again would fire a timer events meanwhile cancelled. Their last fires stay (the
-        cooldowns), and rules this file does not name are left alone (another processor's file may have them)."""
-        states = sql.rule_states_of(connection, self._disabled)
-        sql.save_rule_states(
-            connection,
-            {key: msgspec.structs.replace(state, triggers={}) for key, state in states.items() if state.triggers},
-            now,
-        )
+        """Drop the pending timers of the rules this file disables: what cancels them no longer reaches them, so such
+        a rule enabled again would fire a timer events meanwhile cancelled. What they already fired stays (edges,
+        silences, cooldowns), and rules this file does not name are left alone (another processor's file may have
+        them). Every tick: a disabled rule starts no timer, so after the first that commits it finds nothing."""
+        changes = {
+            key: msgspec.structs.replace(state, triggers=_without_timers(state.triggers))
+            for key, state in sql.rule_states_of(connection, self._disabled).items()
+            if any(trigger.pending is not None for trigger in state.triggers.values())
+        }
+        sql.save_rule_states(connection, changes, now)
 
     def _react(self, connection: Connection, news: Sequence[News], now: datetime) -> None:
         fresh = sql.new_message_ids(connection, [item.message_id for item in news])
@@ -152,7 +154,7 @@ class RulesReactor:
         devices = {r.device_id for r in records if not isinstance(r, UserEvent)} | self._named
         subjects = devices | {r.uid for r in records if isinstance(r, UserEvent)} | {""}
         latest, stamps = sql.latest_values(connection, devices)
-        online = sql.latest_online_events(connection, devices) if self._online_events else {}
+        online = sql.latest_online_events(connection, _with_online_events(records)) if self._online_events else {}
         points = self._catalog().point
 
         def evaluated() -> Evaluation:
@@ -176,7 +178,6 @@ class RulesReactor:
     def _tick(self, connection: Connection, now: datetime) -> None:
         if self._disabled:
             self._forget_disabled(connection, now)
-            self._disabled = []  # once a process: a rolled-back tick leaves them to the next start
         if not self.active:
             return
         state = sql.rule_states(connection)
@@ -220,3 +221,14 @@ class RulesReactor:
                     "until that changes the rule treats it as no number, and this is not logged again",
                     item.rule_id, item.code, item.device_id, item.why,
                 )  # fmt: skip
+
+
+def _without_timers(triggers: Mapping[str, TriggerState]) -> dict[str, TriggerState]:
+    """The trigger states with their pending timers dropped (and those left with nothing else)."""
+    kept = {key: msgspec.structs.replace(state, pending=None) for key, state in triggers.items()}
+    return {key: state for key, state in kept.items() if not state.is_default}
+
+
+def _with_online_events(records: Sequence[Record]) -> set[str]:
+    """The devices with an online or offline event among ``records``."""
+    return {r.device_id for r in records if isinstance(r, DeviceEvent) and r.event in ("online", "offline")}

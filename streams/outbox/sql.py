@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from models.tables import Command, Device, DeviceEvent, DeviceState, Message
@@ -64,22 +64,21 @@ def latest_values(connection: Connection, device_ids: Iterable[str]) -> tuple[di
 def latest_online_events(connection: Connection, device_ids: Iterable[str]) -> dict[str, OnlineEvent]:
     """Each device's latest online or offline event in the archive (``device_events``, before the batch): its time,
     and whether it was online, an online winning a tie as the archive's ``devices.online`` has it. Not
-    ``devices.online_changed_at``: ``sync`` sets that to the time of Tuya's answer."""
+    ``devices.online_changed_at``: ``sync`` sets that to the time of Tuya's answer. Newest first through the
+    (device, time) index, a device at a time: a device's history of events is not read."""
     table = DeviceEvent.__table__
-    kinds = table.c.event.in_(("online", "offline"))
+    query = (
+        select(table.c.occurred_at, table.c.event)
+        .where(table.c.device_id == bindparam("device"), table.c.event.in_(("online", "offline")))
+        .order_by(table.c.occurred_at.desc())
+        .limit(2)  # an online and an offline of the same time: the online wins
+    )
     found: dict[str, OnlineEvent] = {}
-    for chunk in _chunks(sorted(device_ids)):
-        newest = (
-            select(table.c.device_id, func.max(table.c.occurred_at).label("at"))
-            .where(kinds, table.c.device_id.in_(chunk))
-            .group_by(table.c.device_id)
-            .subquery()
-        )
-        query = select(table.c.device_id, table.c.occurred_at, table.c.event).join(
-            newest, and_(table.c.device_id == newest.c.device_id, table.c.occurred_at == newest.c.at)
-        )
-        for device_id, at, event in connection.execute(query.where(kinds)):
-            found[device_id] = max(found.get(device_id, (at, False)), (at, event == "online"))
+    for device_id in sorted(device_ids):
+        rows = connection.execute(query, {"device": device_id}).all()
+        if rows:
+            newest = rows[0][0]
+            found[device_id] = (newest, any(event == "online" for at, event in rows if at == newest))
     return found
 
 

@@ -236,9 +236,11 @@ class _Run:
                 self._advance(entry, record.device_id, seen)
 
     def _is_stale_event(self, record: DeviceEvent) -> bool:
-        event = (record.occurred_at, record.event == "online")
+        """Compared in whole seconds, as the stream times events: a backfilled log copy of the same event, timed to
+        the millisecond, is the same event, not a newer one."""
+        event = (_whole_second(record.occurred_at), record.event == "online")
         known = self._online.get(record.device_id)
-        if known is not None and event < known:
+        if known is not None and event < (_whole_second(known[0]), known[1]):
             return True
         self._online[record.device_id] = event
         return False
@@ -389,3 +391,7 @@ def _fired_at(state: RuleState, at: datetime, cooldown: timedelta) -> RuleState:
     last = fires[-1]
     earlier = tuple(fired for fired in fires[:-1] if fired > last - cooldown - _LATE_FIRES)
     return msgspec.structs.replace(state, last_fired_at=last, earlier_fires=earlier)
+
+
+def _whole_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)

@@ -293,6 +293,14 @@ def test_an_offline_older_than_the_device_s_last_online_is_history_to_every_trig
     assert rule_ids(loop.tick(at(4))) == ["notify_offline"]
 
 
+def test_a_backfilled_copy_of_an_offline_in_the_same_second_does_not_hide_the_stream_s():
+    """Backfill times a log's events to the millisecond, the stream in whole seconds: the same event, not a newer."""
+    loop = EngineLoop(make_rules(NOTIFY_OFFLINE))
+    loop.online_events[SENSOR] = (at(0, 0.7), False)  # device_events holds the log's copy, 12:00:00.700
+    loop.feed(device_event(SENSOR, "offline", at(0), message_id="dead-letter-replayed"), now=at(0, 1))
+    assert rule_ids(loop.tick(at(3))) == ["notify_offline"]
+
+
 def test_two_silence_triggers_of_a_rule_fire_once_each():
     loop = EngineLoop(
         make_rules("""

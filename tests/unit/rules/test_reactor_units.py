@@ -207,3 +207,31 @@ def test_an_offline_is_ordered_against_the_device_s_events_in_the_archive_not_th
     _react(archive, reactor, Decoded(message, [device_event(SENSOR, "offline", T0, message_id="m0")]))
     _tick(reactor, archive, 5)
     assert _commands(archive) == (["notify_offline:m0:for0:0"] if fires else [])
+
+
+def test_forgetting_a_disabled_rule_keeps_what_it_already_fired(archive):
+    """Only pending timers are dropped: an edge already fired (numeric_state above, not re-armed) stays, so the rule
+    enabled again does not alert twice for one excursion."""
+    hot = """
+    - id: hot
+      enabled: {enabled}
+      triggers: [{{trigger: numeric_state, device: sensor, code: temp_current, above: 300}}]
+      actions: [{{action: log, message: hot}}]
+    """
+    _react(archive, RulesReactor(make_rules(hot.format(enabled="true"))), _report(1, 310), _report(2, 315))
+    _tick(RulesReactor(make_rules(hot.format(enabled="false"))), archive, 3)
+    _react(archive, RulesReactor(make_rules(hot.format(enabled="true"))), _report(4, 320))
+    assert _commands(archive) == ["hot:m1:0"]
+
+
+def test_a_disabled_rule_s_timers_are_forgotten_by_a_later_tick_when_the_first_rolled_back(archive):
+    _offline(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive)
+    disabled = RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="false")))
+    first = disabled.on_tick(T0 + timedelta(minutes=1))
+    assert first is not None
+    with pytest.raises(RuntimeError), archive.begin() as connection:
+        first(connection)
+        raise RuntimeError("the tick's transaction did not commit")
+    _tick(disabled, archive, 2)
+    _tick(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive, 60)
+    assert _commands(archive) == []
