@@ -13,11 +13,10 @@ not a number, another unit): one per (rule, device, code) while the worker runs,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
@@ -31,7 +30,6 @@ from streams.rules import (
     PostWebhook,
     SendCommands,
     TemplateFailed,
-    TriggerState,
     Unmeasured,
     WriteLog,
     evaluate,
@@ -113,8 +111,6 @@ class RulesReactor:
             if rule.enabled
             for t in rule.triggers
         )
-        # rules this file disables: their pending timers are forgotten at every tick (_forget_disabled)
-        self._disabled = sorted(r.id for r in rules.rules if not r.enabled)
         self.fired = 0
 
     @property
@@ -128,23 +124,10 @@ class RulesReactor:
         return lambda connection: self._react(connection, news, now)
 
     def on_tick(self, now: datetime) -> Hook | None:
-        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages, and
-        forget the pending timers of rules the file disables."""
-        if not self.active and not self._disabled:
+        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages."""
+        if not self.active:
             return None
         return lambda connection: self._tick(connection, now)
-
-    def _forget_disabled(self, connection: Connection, now: datetime) -> None:
-        """Drop the pending timers of the rules this file disables: what cancels them no longer reaches them, so such
-        a rule enabled again would fire a timer events meanwhile cancelled. What they already fired stays (edges,
-        silences, cooldowns), and rules this file does not name are left alone (another processor's file may have
-        them). Every tick: a disabled rule starts no timer, so after the first that commits it finds nothing."""
-        changes = {
-            key: msgspec.structs.replace(state, triggers=_without_timers(state.triggers))
-            for key, state in sql.rule_states_of(connection, self._disabled).items()
-            if any(trigger.pending is not None for trigger in state.triggers.values())
-        }
-        sql.save_rule_states(connection, changes, now)
 
     def _react(self, connection: Connection, news: Sequence[News], now: datetime) -> None:
         fresh = sql.new_message_ids(connection, [item.message_id for item in news])
@@ -176,10 +159,6 @@ class RulesReactor:
         return sorted(fired) if fired and sql.shared_by_processors(connection) else []
 
     def _tick(self, connection: Connection, now: datetime) -> None:
-        if self._disabled:
-            self._forget_disabled(connection, now)
-        if not self.active:
-            return
         state = sql.rule_states(connection)
         quiet = self._shortest_silence
         if not state and quiet is None:
@@ -221,12 +200,6 @@ class RulesReactor:
                     "until that changes the rule treats it as no number, and this is not logged again",
                     item.rule_id, item.code, item.device_id, item.why,
                 )  # fmt: skip
-
-
-def _without_timers(triggers: Mapping[str, TriggerState]) -> dict[str, TriggerState]:
-    """The trigger states with their pending timers dropped (and those left with nothing else)."""
-    kept = {key: msgspec.structs.replace(state, pending=None) for key, state in triggers.items()}
-    return {key: state for key, state in kept.items() if not state.is_default}
 
 
 def _with_online_events(records: Sequence[Record]) -> set[str]:

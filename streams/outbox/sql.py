@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from models.tables import Command, Device, DeviceEvent, DeviceState, Message
 from models.tables import RuleState as RuleStateRow
-from streams.rules import DeviceSeen, LatestStamps, OnlineEvent, RuleState, RuleStateKey
+from streams.rules import DeviceSeen, LatestStamps, OnlineEvent, RuleState, RuleStateKey, whole_second
 from streams.store.dialect import chunks as _chunks
 from streams.store.dialect import insert as _insert
 
@@ -62,8 +62,9 @@ def latest_values(connection: Connection, device_ids: Iterable[str]) -> tuple[di
 
 
 def latest_online_events(connection: Connection, device_ids: Iterable[str]) -> dict[str, OnlineEvent]:
-    """Each device's latest online or offline event in the archive (``device_events``, before the batch): its time,
-    and whether it was online, an online winning a tie as the archive's ``devices.online`` has it. Not
+    """Each device's latest online or offline event in the archive (``device_events``, before the batch), as the rules
+    order them: its whole second (the stream times events so; backfill's log copies have milliseconds), and whether
+    an online is among that second's events (an online wins a tie, as the archive's ``devices.online`` has it). Not
     ``devices.online_changed_at``: ``sync`` sets that to the time of Tuya's answer. Newest first through the
     (device, time) index, a device at a time: a device's history of events is not read."""
     table = DeviceEvent.__table__
@@ -71,15 +72,19 @@ def latest_online_events(connection: Connection, device_ids: Iterable[str]) -> d
         select(table.c.occurred_at, table.c.event)
         .where(table.c.device_id == bindparam("device"), table.c.event.in_(("online", "offline")))
         .order_by(table.c.occurred_at.desc())
-        .limit(2)  # an online and an offline of the same time: the online wins
+        .limit(_ONE_SECOND_S_EVENTS)
     )
     found: dict[str, OnlineEvent] = {}
     for device_id in sorted(device_ids):
         rows = connection.execute(query, {"device": device_id}).all()
         if rows:
-            newest = rows[0][0]
-            found[device_id] = (newest, any(event == "online" for at, event in rows if at == newest))
+            second = whole_second(rows[0][0])
+            found[device_id] = (second, any(event == "online" for at, event in rows if whole_second(at) == second))
     return found
+
+
+#: The newest events of a device read for its latest second: a reconnect and its log copies fit several times over.
+_ONE_SECOND_S_EVENTS = 6
 
 
 def shared_by_processors(connection: Connection) -> bool:
@@ -108,13 +113,6 @@ def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -
         for chunk in _chunks(sorted(subjects)):
             rows.extend(connection.execute(query.where(table.c.device_id.in_(chunk))))
     return _states(rows)
-
-
-def rule_states_of(connection: Connection, rule_ids: Sequence[str]) -> dict[RuleStateKey, RuleState]:
-    """Every state of the given rules."""
-    table = RuleStateRow.__table__
-    query = select(table.c.rule_id, table.c.device_id, table.c.last_fired_at, table.c.data)
-    return _states(connection.execute(query.where(table.c.rule_id.in_(list(rule_ids)))))
 
 
 def lock_rule_states(connection: Connection, keys: Iterable[RuleStateKey]) -> dict[RuleStateKey, RuleState]:

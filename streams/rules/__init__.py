@@ -24,6 +24,7 @@ from streams.rules.state import (
     TriggerContext,
     TriggerState,
     merge_states,
+    whole_second,
 )
 
 __all__ = [
@@ -53,4 +54,5 @@ __all__ = [
     "no_points",
     "parse_rules",
     "tick",
+    "whole_second",
 ]

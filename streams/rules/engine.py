@@ -40,6 +40,7 @@ from streams.rules.state import (
     RuleStates,
     TriggerContext,
     TriggerState,
+    whole_second,
 )
 from streams.rules.triggers import TriggerEntry, deadline, index_of, selects, step
 
@@ -238,9 +239,9 @@ class _Run:
     def _is_stale_event(self, record: DeviceEvent) -> bool:
         """Compared in whole seconds, as the stream times events: a backfilled log copy of the same event, timed to
         the millisecond, is the same event, not a newer one."""
-        event = (_whole_second(record.occurred_at), record.event == "online")
+        event = (whole_second(record.occurred_at), record.event == "online")
         known = self._online.get(record.device_id)
-        if known is not None and event < (_whole_second(known[0]), known[1]):
+        if known is not None and event < (whole_second(known[0]), known[1]):
             return True
         self._online[record.device_id] = event
         return False
@@ -391,7 +392,3 @@ def _fired_at(state: RuleState, at: datetime, cooldown: timedelta) -> RuleState:
     last = fires[-1]
     earlier = tuple(fired for fired in fires[:-1] if fired > last - cooldown - _LATE_FIRES)
     return msgspec.structs.replace(state, last_fired_at=last, earlier_fires=earlier)
-
-
-def _whole_second(moment: datetime) -> datetime:
-    return moment.replace(microsecond=0)

@@ -25,6 +25,7 @@ __all__ = [
     "TriggerContext",
     "TriggerState",
     "merge_states",
+    "whole_second",
 ]
 
 RuleStateKey = tuple[str, str]
@@ -39,8 +40,13 @@ keeps the newest (later time, then the greater message id)."""
 
 
 OnlineEvent = tuple[datetime, bool]
-"""A device's online or offline event as the rules order them: (time, whether online); an online wins a tie, as the
-archive's ``devices.online`` has it."""
+"""A device's online or offline event as the rules order them: (time, whether online), compared in whole seconds;
+an online wins a tie, as the archive's ``devices.online`` has it."""
+
+
+def whole_second(moment: datetime) -> datetime:
+    """The second an event is ordered by: the stream's are timed so, backfill's log copies to the millisecond."""
+    return moment.replace(microsecond=0)
 
 
 class TriggerContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

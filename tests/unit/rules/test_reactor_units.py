@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from models.records import DecodedMessage
-from models.tables import Command, Device, DeviceState, RuleState
+from models.tables import Command, Device, DeviceState
 from models.tables import DeviceEvent as DeviceEventRow
 from streams.fleet.catalog import Catalog
 from streams.outbox.reactor import RulesReactor
@@ -133,42 +133,11 @@ def test_a_silent_device_of_a_product_rule_is_checked_against_its_own_latest_val
     assert _commands(archive) == [f"silent_while_on:silent:{PLUG}:{int(T0.timestamp() * 1000)}:for0:0"]
 
 
-OFFLINE_ALERT = """
-    - id: offline_alert
-      enabled: {enabled}
-      triggers: [{{trigger: device_event, device: sensor, event: offline, for: 2m}}]
-      actions: [{{action: log, message: offline}}]
-    """
-
-
-def _offline(reactor: RulesReactor, archive: Engine) -> None:
-    message = _report(0, 0).message
-    _react(archive, reactor, Decoded(message, [device_event(SENSOR, "offline", T0, message_id="m0")]))
-
-
 def _tick(reactor: RulesReactor, archive: Engine, minutes: float) -> None:
     hook = reactor.on_tick(T0 + timedelta(minutes=minutes))
     if hook is not None:
         with archive.begin() as connection:
             hook(connection)
-
-
-def test_a_rule_enabled_again_does_not_fire_a_timer_pending_when_it_was_disabled(archive):
-    """Disabled, the rule no longer sees the online that cancels its timer: the worker started with the rule
-    disabled forgets the timer at its first tick, so enabling the rule again fires nothing stale."""
-    other = make_rules("""
-    - id: other_processors_rule
-      triggers: [{trigger: device_event, device: sensor, event: offline, for: 2m}]
-      actions: [{action: log, message: offline}]
-    """)
-    _offline(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive)
-    _offline(RulesReactor(other), archive)
-    _tick(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="false"))), archive, 1)  # the only rule, disabled
-    with archive.connect() as connection:
-        pending = {row.rule_id: row.pending_since for row in connection.execute(select(RuleState.__table__))}
-    assert pending == {"other_processors_rule": T0}  # a rule this file does not name is not this file's to forget
-    _tick(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive, 60)
-    assert _commands(archive) == []
 
 
 NOTIFY_OFFLINE = """
@@ -178,12 +147,20 @@ NOTIFY_OFFLINE = """
     """
 
 
-@pytest.mark.parametrize(("stored_online", "fires"), [(None, True), (T0 + timedelta(hours=1), False)])
-def test_an_offline_is_ordered_against_the_device_s_events_in_the_archive_not_the_sync_s_time(
-    archive, stored_online, fires
-):
+@pytest.mark.parametrize(
+    ("stored", "fires"),
+    [
+        ([], True),
+        ([("online", T0 + timedelta(hours=1))], False),
+        # the stream's online, and backfill's copy of the offline timed 200 ms later: that second's online wins
+        ([("online", T0), ("offline", T0 + timedelta(milliseconds=200))], False),
+    ],
+    ids=["nothing stored", "an online since", "an online of the same second"],
+)
+def test_an_offline_is_ordered_against_the_device_s_events_in_the_archive_not_the_sync_s_time(archive, stored, fires):
     """The device's row as a sync left it (online_changed_at is Tuya's answer time, after the backlog's events):
-    the backlog's offline still starts its timer. An online stored since in device_events makes it history."""
+    the backlog's offline still starts its timer. An online stored since in device_events, or in the same second,
+    makes it history."""
     with archive.begin() as connection:
         connection.execute(
             insert(Device.__table__).values(
@@ -195,11 +172,11 @@ def test_an_offline_is_ordered_against_the_device_s_events_in_the_archive_not_th
                 synced_at=T0 + timedelta(hours=2),
             )
         )
-        if stored_online is not None:
+        for number, (event, at) in enumerate(stored):
             connection.execute(
                 insert(DeviceEventRow.__table__).values(
-                    message_id="m-online", device_id=SENSOR, event="online", biz_code="online", protocol=20,
-                    occurred_at=stored_online, data={},
+                    message_id=f"stored-{number}", device_id=SENSOR, event=event, biz_code=event, protocol=20,
+                    occurred_at=at, data={},
                 )
             )  # fmt: skip
     reactor = RulesReactor(make_rules(NOTIFY_OFFLINE))
@@ -207,31 +184,3 @@ def test_an_offline_is_ordered_against_the_device_s_events_in_the_archive_not_th
     _react(archive, reactor, Decoded(message, [device_event(SENSOR, "offline", T0, message_id="m0")]))
     _tick(reactor, archive, 5)
     assert _commands(archive) == (["notify_offline:m0:for0:0"] if fires else [])
-
-
-def test_forgetting_a_disabled_rule_keeps_what_it_already_fired(archive):
-    """Only pending timers are dropped: an edge already fired (numeric_state above, not re-armed) stays, so the rule
-    enabled again does not alert twice for one excursion."""
-    hot = """
-    - id: hot
-      enabled: {enabled}
-      triggers: [{{trigger: numeric_state, device: sensor, code: temp_current, above: 300}}]
-      actions: [{{action: log, message: hot}}]
-    """
-    _react(archive, RulesReactor(make_rules(hot.format(enabled="true"))), _report(1, 310), _report(2, 315))
-    _tick(RulesReactor(make_rules(hot.format(enabled="false"))), archive, 3)
-    _react(archive, RulesReactor(make_rules(hot.format(enabled="true"))), _report(4, 320))
-    assert _commands(archive) == ["hot:m1:0"]
-
-
-def test_a_disabled_rule_s_timers_are_forgotten_by_a_later_tick_when_the_first_rolled_back(archive):
-    _offline(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive)
-    disabled = RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="false")))
-    first = disabled.on_tick(T0 + timedelta(minutes=1))
-    assert first is not None
-    with pytest.raises(RuntimeError), archive.begin() as connection:
-        first(connection)
-        raise RuntimeError("the tick's transaction did not commit")
-    _tick(disabled, archive, 2)
-    _tick(RulesReactor(make_rules(OFFLINE_ALERT.format(enabled="true"))), archive, 60)
-    assert _commands(archive) == []
