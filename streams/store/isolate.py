@@ -10,7 +10,7 @@ the database's, not theirs (a constraint every row breaks): it is raised, and no
 costs two transactions a message; a newer schema's refusal, the likely one, is told apart at once (ArchiveStore
 checks the revision on every refusal).
 
-A rejected dead letter keeps the message as decoded (:class:`RejectedMessage`, JSON in the dead letter's payload,
+A rejected dead letter keeps the message as decoded (its ``messages`` row as JSON in the dead letter's payload,
 its properties in the row's), not the encrypted envelope, which the writer process never sees; ``replay
 --dead-letters`` normalises it again (:func:`stored_message`) once the archive takes it. Pure apart from the store
 it is handed.
@@ -30,13 +30,14 @@ import msgspec
 from streams.errors import RowsRejected
 from streams.store.prepared import MessageRows, PreparedBatch
 from streams.store.replay import StoredDeadLetter, StoredMessage
+from streams.store.rows import MESSAGE_COLUMNS
 from streams.store.sql import BatchCounts
 
 if TYPE_CHECKING:
     from models.records import News
     from streams.pipeline import BatchStore, Reactor
 
-__all__ = ["REJECTED", "HookFor", "RejectedMessage", "rules_hooks", "stored_message", "write_isolating"]
+__all__ = ["REJECTED", "HookFor", "rules_hooks", "stored_message", "write_isolating"]
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +45,14 @@ log = logging.getLogger(__name__)
 REJECTED = "rejected"
 #: A refused part of at most this many messages is stored a message at a time instead of halved.
 ONE_BY_ONE = 4
+#: What a rejected dead letter's payload keeps of the message's ``messages`` row: all but its receive time and
+#: properties, which are the dead letter's own columns; its times as ISO text.
+_KEPT = tuple(column for column in MESSAGE_COLUMNS if column not in ("received_at", "properties"))
+_TIMES = ("published_at", "pushed_at")
 
 Hook = Callable[[Any], None]
 #: The rules' hook for the messages of these ids (None: the whole batch's); None when the rules have nothing to do.
 HookFor = Callable[[Sequence[str] | None], Hook | None]
-
-
-class RejectedMessage(msgspec.Struct, kw_only=True):
-    """A rejected dead letter's payload: its ``messages`` row but the properties (the dead letter's own), times as
-    ISO text."""
-
-    message_id: str
-    topic: str
-    protocol: int
-    biz_code: str | None
-    device_id: str | None
-    encrypt_model: str
-    sign_ok: bool
-    published_at: str | None
-    pushed_at: str
-    payload: str
 
 
 def rules_hooks(reactor: Reactor | None, news: Sequence[News], now: datetime) -> HookFor | None:
@@ -164,36 +153,14 @@ class _Search:
 def _rejected_letter(rows: MessageRows, error: str) -> tuple[Any, ...]:
     """The ``dead_letters`` row of a message whose rows were refused, from its ``messages`` row (times in the
     database's form; streams.store.rows.message_row gives the columns)."""
-    (
-        message_id,
-        topic,
-        protocol,
-        biz_code,
-        device_id,
-        model,
-        sign_ok,
-        published,
-        pushed,
-        received,
-        payload,
-        properties,
-    ) = rows.message
-    document = RejectedMessage(
-        message_id=message_id,
-        topic=topic,
-        protocol=protocol,
-        biz_code=biz_code,
-        device_id=device_id,
-        encrypt_model=model,
-        sign_ok=sign_ok,
-        published_at=None if published is None else _iso(published),
-        pushed_at=_iso(pushed),
-        payload=payload,
-    )
-    return (message_id, topic, msgspec.json.encode(document), properties, REJECTED, error, published, received)
+    row = dict(zip(MESSAGE_COLUMNS, rows.message, strict=True))
+    document = {column: _iso(row[column]) if column in _TIMES else row[column] for column in _KEPT}
+    message_id, published = row["message_id"], row["published_at"]
+    return (message_id, row["topic"], msgspec.json.encode(document), row["properties"], REJECTED, error, published,
+            row["received_at"])  # fmt: skip
 
 
-def _iso(moment: datetime | str) -> str:
+def _iso(moment: datetime | str | None) -> str | None:
     """A time as a row carries it (PostgreSQL's datetime, SQLite's UTC text) as ISO text."""
     return moment.isoformat() if isinstance(moment, datetime) else moment
 
@@ -202,23 +169,15 @@ def stored_message(letter: StoredDeadLetter) -> StoredMessage:
     """The ``messages`` row a rejected dead letter kept, to normalise again (streams.replay.derive.rederive).
 
     Raises:
-        msgspec.ValidationError: the payload is not a RejectedMessage (msgspec.DecodeError: not JSON).
+        msgspec.DecodeError: the payload is not what a rejected dead letter keeps (not JSON, or other fields).
     """
-    document = msgspec.json.decode(letter.payload, type=RejectedMessage)
-    return StoredMessage(
-        message_id=document.message_id,
-        topic=document.topic,
-        protocol=document.protocol,
-        biz_code=document.biz_code,
-        device_id=document.device_id,
-        encrypt_model=document.encrypt_model,
-        sign_ok=document.sign_ok,
-        pushed_at=_time(document.pushed_at),
-        published_at=None if document.published_at is None else _time(document.published_at),
-        received_at=letter.received_at,
-        payload=document.payload,
-        properties=letter.properties,
-    )
+    document = msgspec.json.decode(letter.payload, type=dict[str, Any])
+    try:
+        times = {column: None if document.get(column) is None else _time(document[column]) for column in _TIMES}
+        fields = {**document, **times, "received_at": letter.received_at, "properties": letter.properties}
+        return msgspec.convert(fields, StoredMessage)
+    except (TypeError, ValueError) as exc:  # msgspec's ValidationError is a ValueError
+        raise msgspec.ValidationError(f"not a rejected message: {exc}") from exc
 
 
 def _time(text: str) -> datetime:

@@ -14,7 +14,7 @@ from models.records import PulsarMessage
 from models.tables import DeadLetter as DeadLetterRow
 from models.tables import Message
 from streams.errors import ConfigError, RowsRejected
-from streams.store.isolate import REJECTED, RejectedMessage
+from streams.store.isolate import REJECTED
 from tests.integration.replay.harness import DERIVED, Archive, Replay, decoded, resolutions, traffic
 from tests.unit.store.databases import truncate_all
 
@@ -65,9 +65,9 @@ def test_a_refused_message_becomes_a_dead_letter_and_the_rest_of_its_batch_is_st
     assert (letter.message_id, letter.error_kind, letter.resolved_at) == (refused.message_id, REJECTED, None)
     assert "refused by a test" in letter.error
     assert letter.properties == refused.properties
-    kept = msgspec.json.decode(letter.payload, type=RejectedMessage)
+    kept = msgspec.json.decode(letter.payload)
     [original] = decoded([refused])
-    assert (kept.message_id, kept.payload, kept.device_id) == (
+    assert (kept["message_id"], kept["payload"], kept["device_id"]) == (
         refused.message_id,
         original.message.payload,
         original.message.device_id,

@@ -196,17 +196,21 @@ def test_two_timers_of_a_rule_started_by_one_message_fire_once_each():
     assert loop.tick(at(60)) == []
 
 
-def test_a_timer_read_after_a_restart_fires_though_a_later_fire_of_its_rule_came_first():
-    """Punctually, A's timer fires at 12:02 and B's at 12:22, ten minutes of cooldown apart. After a restart the
-    backlog fires B first; A's fire, timed twenty minutes before it, was taken for one inside B's cooldown."""
-    rules = make_rules(f"""
+#: Any sensor of the product hot for 2 minutes, with a cooldown of 10 shared by the rule's devices.
+HOT_ROOM_COOLING_10M = f"""
 - id: hot_room
   triggers:
     - {{trigger: numeric_state, product: {SENSOR_PRODUCT}, code: temp_current, above: 300, for: 2m}}
   actions:
     - {{action: log, message: hot}}
   cooldown: 10m
-""")
+"""
+
+
+def test_a_timer_read_after_a_restart_fires_though_a_later_fire_of_its_rule_came_first():
+    """Punctually, A's timer fires at 12:02 and B's at 12:22, ten minutes of cooldown apart. After a restart the
+    backlog fires B first; A's fire, timed twenty minutes before it, was taken for one inside B's cooldown."""
+    rules = make_rules(HOT_ROOM_COOLING_10M)
     other = "demo0000greenhouse02"
     loop = EngineLoop(rules)
     loop.feed(status(SENSOR, "temp_current", 310, at(0), product_key=SENSOR_PRODUCT))
@@ -223,14 +227,7 @@ def test_a_timer_read_after_a_restart_fires_though_a_later_fire_of_its_rule_came
 def test_late_timers_keep_the_cooldown_among_themselves_as_punctual_ones_do():
     """Punctually A fires at 12:02, B (12:03) is inside its cooldown, C fires at 12:22. After the restart C's timer
     fires first: A's and B's, read late, must still keep ten minutes from each other, not only from C's."""
-    rules = make_rules(f"""
-- id: hot_room
-  triggers:
-    - {{trigger: numeric_state, product: {SENSOR_PRODUCT}, code: temp_current, above: 300, for: 2m}}
-  actions:
-    - {{action: log, message: hot}}
-  cooldown: 10m
-""")
+    rules = make_rules(HOT_ROOM_COOLING_10M)
     b, c = "demo0000greenhouse02", "demo0000greenhouse03"
     punctual, late = EngineLoop(rules), EngineLoop(rules)
     for loop in (punctual, late):
