@@ -59,10 +59,14 @@ def rules_hooks(reactor: Reactor | None, news: Sequence[News], now: datetime) ->
     """The rules' hook for a batch whose messages the rules see as ``news``, or for any part of it."""
     if reactor is None:
         return None
-    by_id = {item.message_id: item for item in news}
+    by_id: dict[str, News] = {}  # made for the first part: a batch stored whole needs none
 
     def hook_for(ids: Sequence[str] | None) -> Hook | None:
-        return reactor.in_transaction(news if ids is None else [by_id[i] for i in ids if i in by_id], now)
+        if ids is None:
+            return reactor.in_transaction(news, now)
+        if not by_id:
+            by_id.update((item.message_id, item) for item in news)
+        return reactor.in_transaction([by_id[i] for i in ids if i in by_id], now)
 
     return hook_for
 
