@@ -97,7 +97,8 @@ def message_from_record(
 
 
 def _int(text: str | None) -> int:
-    return int(text) if text and text.isdigit() else 0
+    # ASCII digits int() takes (str.isdigit() also accepts "²"), and no more than a publish time in ms needs.
+    return int(text) if text and len(text) <= 18 and text.isascii() and text.isdigit() else 0
 
 
 def bootstrap_servers(url: str) -> str:

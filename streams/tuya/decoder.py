@@ -1,4 +1,5 @@
-"""One Pulsar message → its ``messages`` row and typed records, or a dead letter. Never raises.
+"""One Pulsar message → its ``messages`` row and typed records, or a dead letter. Raises only when the machine runs out
+of memory (TransientError: the batch is retried, not dead-lettered).
 
 Owns the composition of envelope, cipher and normalisation, and the rule that bad input of any kind becomes a
 :class:`~models.records.DeadLetter` (DESIGN.md §7). Pure; never imports httpx, pulsar or SQLAlchemy.
@@ -11,10 +12,10 @@ import logging
 import msgspec
 
 from models.records import DeadLetter, DecodedMessage, News, PulsarMessage, Record, StatusReported
-from streams.errors import DecodeError
+from streams.errors import DecodeError, TransientError
 from streams.tuya.crypto import Cipherbox
 from streams.tuya.envelope import decode_payload, decoded_message, open_envelope
-from streams.tuya.normalize import device_id_of, normalize, timestamp_ms, utc
+from streams.tuya.normalize import device_id_of, normalize, published_at, timestamp_ms
 
 __all__ = ["Decoded", "MessageDecoder"]
 
@@ -56,6 +57,8 @@ class MessageDecoder:
             message = decoded_message(msg, env, payload, device_id_of(payload), pushed_ms)
         except DecodeError as exc:
             return self._dead_letter(msg, exc.kind, str(exc))
+        except MemoryError as exc:  # the machine's, not the message's: the batch is retried, nothing acknowledged
+            raise TransientError(f"out of memory decoding message {msg.message_id}") from exc
         except Exception as exc:  # a bug must not stop the stream: keep the message and say what happened
             log.exception("unexpected error decoding message %s", msg.message_id)
             return self._dead_letter(msg, "internal_error", f"{type(exc).__name__}: {exc}")
@@ -73,5 +76,5 @@ class MessageDecoder:
             properties=msg.properties,
             error_kind=kind,
             error=reason,
-            published_at=utc(msg.publish_time_ms) if msg.publish_time_ms else None,
+            published_at=published_at(msg.publish_time_ms),
         )

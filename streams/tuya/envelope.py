@@ -18,7 +18,7 @@ import msgspec
 from models.records import DecodedMessage, PulsarMessage
 from streams.errors import DecryptError, EnvelopeError, PayloadError
 from streams.tuya.crypto import Cipherbox
-from streams.tuya.normalize import utc
+from streams.tuya.normalize import published_at, utc
 
 __all__ = ["Envelope", "envelope_sign", "message_id_from_websocket", "open_envelope", "parse_websocket_frame"]
 
@@ -170,7 +170,7 @@ def decoded_message(
         encrypt_model=env.encrypt_model,  # type: ignore[arg-type]
         sign_ok=env.sign_ok,
         pushed_at=utc(pushed_ms),
-        published_at=utc(msg.publish_time_ms) if msg.publish_time_ms else None,
+        published_at=published_at(msg.publish_time_ms),
         payload=env.plaintext.decode(),
         properties=msg.properties,
     )
@@ -249,5 +249,5 @@ def _iso_ms(text: Any) -> int:
         return 0
     try:
         return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
+    except (ValueError, OverflowError):  # not ISO 8601, or beyond a datetime once shifted to UTC
         return 0

@@ -19,7 +19,7 @@ from typing import Any
 from models.records import LONGEST_KEY, DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent, key_text
 from streams.errors import PayloadError
 
-__all__ = ["DEVICE_EVENT_NAMES", "USER_EVENT_NAMES", "device_id_of", "normalize", "timestamp_ms", "utc"]
+__all__ = ["DEVICE_EVENT_NAMES", "USER_EVENT_NAMES", "device_id_of", "normalize", "published_at", "timestamp_ms", "utc"]
 
 #: (protocol, bizCode) → our device event vocabulary. Legacy protocol 20 and IoT-Core 1001/1002 share it
 #: (SPEC.md §3.1: 1001 deviceOnline corresponds to legacy 20 online).
@@ -118,6 +118,12 @@ def utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+def published_at(ms: int) -> datetime | None:
+    """Pulsar's publish time of a message, in ms; None when there is none (0) or it is no time a datetime holds (a
+    record or a line not written by a broker)."""
+    return utc(ms) if 0 < ms < _MS_BELOW else None
+
+
 def device_id_of(payload: dict[str, Any]) -> str | None:
     """``devId`` at the top level, else in ``bizData`` (SPEC.md §3.3: SDKs read it in either place); only text the
     archive can key by (models.records.key_text)."""
@@ -137,7 +143,7 @@ def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms
     biz_code = payload.get("bizCode")
     if protocol == 4 and biz_code is None:
         return _status_report(message_id, payload, pushed_ms)
-    if protocol == 1000 and biz_code in _PROPERTY_BIZ_CODES:
+    if protocol == 1000 and isinstance(biz_code, str) and biz_code in _PROPERTY_BIZ_CODES:
         return _property_message(message_id, payload, pushed_ms)
     if isinstance(biz_code, str):
         event = DEVICE_EVENT_NAMES.get((protocol, biz_code))

@@ -62,6 +62,14 @@ def test_record_without_device_id_is_keyed_by_message_id():
     assert record_from_message(make_message(), None).key == b"17:42:3:-1"
 
 
+@pytest.mark.parametrize("header", [b"\xc2\xb2", b"99999999999999999999", b"-5"])
+def test_a_publish_time_header_that_is_no_time_in_ms_reads_as_none(header):
+    # "²" passed isdigit() and then int() raised: the processor crashed on the record at every restart
+    record = record_from_message(make_message(), None)
+    headers = [(name, header if name == "pulsar.publish_time" else value) for name, value in record.headers]
+    assert message_from_record(record.value, headers, fallback_id="-", fallback_topic="-").publish_time_ms == 0
+
+
 def test_property_names_cannot_collide_with_the_bridge_headers():
     message = make_message(properties={"pulsar.message_id": "forged"})
     record = record_from_message(message, None)
@@ -125,7 +133,13 @@ def test_keyer_finds_the_device_id_the_decoder_finds_for_every_message():
     assert sum(keyer.device_id(m) is not None for m in messages) > 1000
 
 
-@pytest.mark.parametrize("payload", [b"", b"[]", b'{"data": 5}', b'{"data": "not base64!"}', b'{"data": "AAAA"}'])
+_DEEP = b"[" * 5000 + b"]" * 5000  # deeper than msgspec goes: RecursionError, which stalled the bridge
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"[]", b'{"data": 5}', b'{"data": "not base64!"}', b'{"data": "AAAA"}', b'{"x": ' + _DEEP + b', "data": 1}'],
+)
 def test_keyer_returns_none_for_input_it_cannot_open(payload):
     assert DeviceKeyer(ACCESS_KEY).device_id(make_message(payload=payload, properties={})) is None
 

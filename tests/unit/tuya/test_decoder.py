@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.records import DeadLetter, DeviceEvent, PulsarMessage, StatusReported, UserEvent
+from streams.errors import TransientError
 from streams.tuya.crypto import Cipherbox
 from streams.tuya.decoder import Decoded, MessageDecoder
 from streams.tuya.envelope import parse_websocket_frame
@@ -208,6 +209,41 @@ def test_unknown_protocol_is_kept_as_unknown_record():
     (record,) = _decode(msg).records
     assert record.kind == "unknown"
     assert record.payload == inner and record.protocol == 34 and record.biz_code == "roomNameUpdate"
+
+
+def _gcm_message(inner: dict, protocol: int, **fields) -> PulsarMessage:
+    blob = Cipherbox(ACCESS_KEY).encrypt_gcm(json.dumps(inner).encode(), b"\x00" * 12)
+    envelope = {"data": base64.b64encode(blob).decode(), "protocol": protocol, "pv": "2.0", "t": 1700000000001}
+    return PulsarMessage(payload=json.dumps(envelope).encode(), properties={"em": "aes_gcm"}, topic="t", **fields)
+
+
+@pytest.mark.parametrize("biz_code", [["devicePropertyMessage"], {"a": 1}])
+def test_a_biz_code_that_is_no_text_is_kept_as_an_unknown_message(biz_code):
+    # it raised TypeError (unhashable) in the routing: an internal_error dead letter, again at every replay
+    inner = {"bizCode": biz_code, "bizData": {"devId": "bf1", "properties": []}}
+    (record,) = _decode(_gcm_message(inner, 1000, message_id="9")).records
+    assert record.kind == "unknown" and record.payload == inner
+
+
+@pytest.mark.parametrize("publish_time_ms", [10**17, -(10**17)])
+def test_a_publish_time_no_datetime_holds_is_left_out_not_raised(publish_time_ms):
+    # a record or a `decode` line not written by a broker: decode() raised from its own dead-letter path
+    decoder = MessageDecoder(ACCESS_KEY)
+    bad = PulsarMessage(payload=b"not json", properties={}, message_id="8", topic="t", publish_time_ms=publish_time_ms)
+    letter = decoder.decode(bad)
+    assert isinstance(letter, DeadLetter) and letter.published_at is None
+    good = _gcm_message({"devId": "bf1", "status": []}, 4, message_id="9", publish_time_ms=publish_time_ms)
+    decoded = decoder.decode(good)
+    assert isinstance(decoded, Decoded) and decoded.message.published_at is None
+
+
+def test_running_out_of_memory_retries_the_batch_instead_of_dead_lettering(monkeypatch):
+    def exhausted(*_args, **_kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("streams.tuya.decoder.normalize", exhausted)
+    with pytest.raises(TransientError, match="out of memory"):
+        MessageDecoder(ACCESS_KEY).decode(_gcm_message({"devId": "bf1", "status": []}, 4, message_id="9"))
 
 
 def test_the_smart_business_platform_envelope_is_kept_as_an_unknown_message():
