@@ -11,8 +11,10 @@ this safe beside other senders (a standby worker, scale-out processors) that may
 
 Transient failures that outlast the client's own retries (Tuya's rate limits, 5xx answers other than a gateway's 502
 or 504, which may hide an applied command, network errors before the command left; for webhooks, a connection that
-could not be made) put the row back to ``pending``
-for a later pass, up to ``max_attempts``. :meth:`stop` drains once more, so a bounded run or a SIGTERM does not
+could not be made, or a receiver's 429 or 503) put the row back to ``pending``
+for a later pass, up to ``max_attempts``: each waits twice as long as the one before, from ``retry_wait_s`` to two
+minutes, so that the default ten tries span about ten minutes of a Tuya outage or rate limit. :meth:`stop` drains
+once more, so a bounded run or a SIGTERM does not
 leave the commands of its last batch waiting for the next start.
 """
 
@@ -45,6 +47,20 @@ class CommandClient(Protocol):
     def device_status(self, device_id: str) -> Any: ...
 
 
+#: A webhook receiver's answers that say it did not take the request (a 502 or 504 came from a proxy: the receiver
+#: behind it may have).
+_NOT_TAKEN = frozenset({429, 503})
+#: The longest wait between two tries of a command.
+_LONGEST_WAIT_S = 120.0
+
+
+def retry_waits(max_attempts: int, first_s: float) -> list[timedelta]:
+    """The wait after each number of failed tries (index 0: none yet), doubling from ``first_s`` to two minutes."""
+    return [timedelta(0)] + [
+        timedelta(seconds=min(first_s * 2 ** (tries - 1), _LONGEST_WAIT_S)) for tries in range(1, max(max_attempts, 1))
+    ]
+
+
 class OutboxSender:
     """Drains the outbox through the signed OpenAPI client (commands), httpx (webhooks) and logging."""
 
@@ -54,7 +70,8 @@ class OutboxSender:
         client: CommandClient | None,
         *,
         http: httpx.Client | None = None,
-        max_attempts: int = 5,
+        max_attempts: int = 10,
+        retry_wait_s: float = 5.0,
         poll_s: float = 1.0,
         lease_s: float = 300.0,
         clock: Callable[[], datetime] = utcnow,
@@ -66,6 +83,7 @@ class OutboxSender:
         self._owns_http = http is None
         self._http = http or httpx.Client()
         self._max_attempts = max_attempts
+        self._waits = retry_waits(max_attempts, retry_wait_s)
         self._poll = poll_s
         self._lease = timedelta(seconds=lease_s)
         self._clock = clock
@@ -101,7 +119,7 @@ class OutboxSender:
     def drain(self) -> int:
         """Deliver every pending row once; returns how many were attempted."""
         with self._engine.begin() as connection:
-            ids = sql.pending_ids(connection, "pending")
+            ids = sql.due_ids(connection, self._clock(), self._waits)
         for command_id in ids:
             with self._engine.begin() as connection:
                 row = sql.claim(connection, command_id, self._clock())
@@ -117,6 +135,7 @@ class OutboxSender:
         except TuyaServerError as exc:
             if exc.maybe_applied:
                 self.failed += 1
+                log.warning("outbox: %s failed, not resent (it may have been applied): %s", row["idempotency_key"], exc)
                 return {
                     "status": "failed",
                     "error_code": exc.code,
@@ -135,6 +154,7 @@ class OutboxSender:
             log.warning("outbox: %s will be retried: %s", row["idempotency_key"], exc)
             return {"status": "pending", "error": str(exc)}
         self.failed += 1
+        log.warning("outbox: %s failed after %d tries: %s", row["idempotency_key"], row["attempts"], exc)
         return {"status": "failed", "error_code": getattr(exc, "code", None), "error": str(exc)}
 
     def _perform(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,6 +173,8 @@ class OutboxSender:
             response = self._http.post(
                 payload["url"], json=payload["body"], headers=self._headers(row), timeout=payload["timeout_s"]
             )
+            if response.status_code in _NOT_TAKEN:
+                raise TransientError(f"webhook receiver answered {response.status_code}: not taken, tried again later")
             response.raise_for_status()
             self.sent += 1
             return {"status": "sent", "sent_at": self._clock(), "error": None}

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from models.tables import Command, Device, DeviceEvent, DeviceState, Message
@@ -23,6 +23,7 @@ from streams.store.dialect import insert as _insert
 
 __all__ = [
     "claim",
+    "due_ids",
     "finish",
     "in_flight",
     "insert_commands",
@@ -30,7 +31,6 @@ __all__ = [
     "latest_values",
     "lock_rule_cooldowns",
     "new_message_ids",
-    "pending_ids",
     "rule_states",
     "save_rule_states",
     "settle",
@@ -172,10 +172,19 @@ def last_seen(connection: Connection) -> dict[str, DeviceSeen]:
     }
 
 
-def pending_ids(connection: Connection, status: str, limit: int = 100) -> list[int]:
+def due_ids(connection: Connection, now: datetime, waits: Sequence[timedelta], limit: int = 100) -> list[int]:
+    """Pending commands, oldest first, that are due: never tried, or tried ``n`` times and last finished ``waits[n]``
+    or longer ago (the last wait for more tries than ``waits`` names)."""
     table = Command.__table__
-    query = select(table.c.id).where(table.c.status == status).order_by(table.c.created_at, table.c.id).limit(limit)
-    return list(connection.scalars(query))
+    attempts, finished = table.c.attempts, table.c.updated_at
+    last = len(waits) - 1
+    due = or_(
+        attempts == 0,
+        *(and_(attempts == n, finished <= now - waits[n]) for n in range(1, last)),
+        and_(attempts >= last, finished <= now - waits[last]),
+    )
+    query = select(table.c.id).where(table.c.status == "pending", due).order_by(table.c.created_at, table.c.id)
+    return list(connection.scalars(query.limit(limit)))
 
 
 def claim(connection: Connection, command_id: int, now: datetime) -> Mapping[str, Any] | None:

@@ -140,12 +140,23 @@ class DeviceLogPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Envelope(msgspec.Struct):
+    """SPEC.md §5: ``code`` and ``msg`` are empty or absent on success; empty may be ``null`` or ``""``, as may any
+    field but ``success``."""
+
     success: bool = False
     result: Any = None
-    code: int = 0
-    msg: str = ""
-    t: int = 0
-    tid: str = ""
+    code: int | str | None = None
+    msg: str | None = None
+    t: int | None = None
+    tid: str | None = None
+
+    @property
+    def failure(self) -> int:
+        """Tuya's code of a failure as a number; NO_ANSWER when it has none."""
+        code = self.code
+        if isinstance(code, str):
+            return int(code) if code.isascii() and code.isdigit() and len(code) <= 9 else NO_ANSWER
+        return code or NO_ANSWER
 
 
 def envelope_answer(content: bytes, *, path: str, retry_after: float | None = None) -> ApiAnswer:
@@ -160,8 +171,8 @@ def envelope_answer(content: bytes, *, path: str, retry_after: float | None = No
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise TuyaApiError(NO_ANSWER, f"answer is not Tuya's JSON envelope: {exc}", path=path) from None
     if not envelope.success:
-        raise error_for(envelope.code, envelope.msg, envelope.tid, path=path, retry_after=retry_after)
-    return ApiAnswer(result=envelope.result, t=envelope.t, tid=envelope.tid)
+        raise error_for(envelope.failure, envelope.msg or "", envelope.tid or "", path=path, retry_after=retry_after)
+    return ApiAnswer(result=envelope.result, t=envelope.t or 0, tid=envelope.tid or "")
 
 
 def failure_code(content: bytes) -> int:
@@ -170,7 +181,7 @@ def failure_code(content: bytes) -> int:
         envelope = msgspec.json.decode(content, type=_Envelope, strict=False)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return NO_ANSWER
-    return NO_ANSWER if envelope.success else envelope.code
+    return NO_ANSWER if envelope.success else envelope.failure
 
 
 def tid_of(content: bytes) -> str:

@@ -3,6 +3,7 @@ worker, the real broker and the OpenAPI emulator in tests/integration/test_rules
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -226,28 +227,58 @@ def test_permanent_tuya_error_marks_failed_with_tuya_code(archive, closing):
     assert "device is offline" in row["error"]
 
 
-def test_transient_error_retried_on_the_next_pass_then_sent(archive, closing):
+class Clock:
+    """A sender's clock that tests move on."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def after(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_transient_error_retried_once_its_wait_has_passed_then_sent(archive, closing):
     insert(archive, command_row(1))
     client = FakeCommandClient(TuyaRateLimited(1199, "your requests are too frequent"))
-    sender = make_sender(closing, archive, client, max_attempts=3)
+    clock = Clock()
+    sender = make_sender(closing, archive, client, max_attempts=3, clock=clock)
     sender.drain()
     assert (only_row(archive)["status"], only_row(archive)["attempts"]) == ("pending", 1)
+    clock.after(4.9)
+    assert sender.drain() == 0  # a rate limit is not answered by asking again at once
+    clock.after(0.1)
     sender.drain()
     row = only_row(archive)
     assert len(client.calls) == 2
     assert (row["status"], row["attempts"], row["tuya_tid"], row["error"]) == ("sent", 2, "tid0002", None)
 
 
-def test_transient_error_retried_up_to_max_attempts_then_failed(archive, closing):
+def test_transient_errors_are_retried_ten_times_over_about_ten_minutes_then_failed(archive, closing, caplog):
     insert(archive, command_row(1))
-    busy = [TuyaServerError(1111, "system is busy") for _ in range(10)]
-    client = FakeCommandClient(*busy)
-    sender = make_sender(closing, archive, client, max_attempts=3)
-    for _ in range(5):
-        sender.drain()
+    client = FakeCommandClient(*[TuyaServerError(1111, "system is busy") for _ in range(20)])
+    clock = Clock()
+    sender = make_sender(closing, archive, client, clock=clock)
+    tried_at = []
+    while only_row(archive)["status"] == "pending" and clock.now < T0 + timedelta(hours=1):
+        if sender.drain():
+            tried_at.append((clock.now - T0).total_seconds())
+        clock.after(1)
+    waits = [later - earlier for earlier, later in itertools.pairwise(tried_at)]
+    assert waits == [5, 10, 20, 40, 80, 120, 120, 120, 120]  # seconds, as the README says
     row = only_row(archive)
-    assert len(client.calls) == 3
-    assert (row["status"], row["attempts"], row["error_code"]) == ("failed", 3, 1111)
+    assert (row["status"], row["attempts"], row["error_code"]) == ("failed", 10, 1111)
+    assert "plug_off:m1:0 failed after 10 tries" in caplog.text
+
+
+def test_a_command_waiting_for_its_retry_is_skipped_and_those_behind_it_are_sent(archive, closing):
+    insert(archive, command_row(1, status="pending", attempts=1), command_row(2, created_at=T0 + timedelta(seconds=1)))
+    client = FakeCommandClient()
+    make_sender(closing, archive, client).drain()
+    assert [row["status"] for row in rows(archive)] == ["pending", "sent"]
+    assert [device for device, _ in client.calls] == [command_row(2)["device_id"]]
 
 
 def test_tuya_command_without_client_marks_failed(archive, closing):
@@ -335,9 +366,12 @@ def test_webhook_refused_by_receiver_marks_failed(archive, closing):
     assert "404" in row["error"]
 
 
-def test_webhook_that_could_not_connect_is_retried_on_the_next_pass(archive, closing):
+@pytest.mark.parametrize(
+    "refusal", [httpx.ConnectError("connection refused"), httpx.Response(429), httpx.Response(503)], ids=str
+)
+def test_webhook_not_taken_by_its_receiver_is_retried_once_its_wait_has_passed(archive, closing, refusal):
     insert(archive, webhook_row(1))
-    answers = iter([httpx.ConnectError("connection refused"), httpx.Response(200)])
+    answers = iter([refusal, httpx.Response(200)])
 
     def answer(request: httpx.Request) -> httpx.Response:
         outcome = next(answers)
@@ -345,11 +379,12 @@ def test_webhook_that_could_not_connect_is_retried_on_the_next_pass(archive, clo
             raise outcome
         return outcome
 
-    sender = make_sender(
-        closing, archive, FakeCommandClient(), http=httpx.Client(transport=httpx.MockTransport(answer))
-    )
+    clock = Clock()
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    sender = make_sender(closing, archive, FakeCommandClient(), http=http, clock=clock)
     sender.drain()
     assert (only_row(archive)["status"], only_row(archive)["attempts"]) == ("pending", 1)
+    clock.after(5)
     sender.drain()
     assert (only_row(archive)["status"], only_row(archive)["attempts"]) == ("sent", 2)
 
