@@ -1,14 +1,14 @@
-"""The scale-out bridge: Tuya's Pulsar messages, still encrypted, into a Kafka topic keyed by device id.
+"""The scale-out bridge: Tuya's Pulsar messages, still encrypted, into a Kafka topic keyed by device (or user).
 
 Owns the bridge's batch handler, :class:`KafkaForwarder`, which takes the place of the pipeline in the same
 :class:`~streams.runner.Runner` that ``run`` uses (so reconnects, the watchdog, bounded runs and SIGTERM behave
-alike): it keys each message by its device id, produces the batch with ``acks=all`` and returns only once Kafka
-acknowledged every record; the Runner acknowledges Tuya after that. A crash anywhere leaves the batch unacknowledged
-in Pulsar, which redelivers it: Kafka may then hold a record twice, and the processors' idempotent store makes that
-harmless.
+alike): it keys each message by its device id (a user event by its uid), produces the batch with ``acks=all`` and
+returns only once Kafka acknowledged every record; the Runner acknowledges Tuya after that. A crash anywhere leaves
+the batch unacknowledged in Pulsar, which redelivers it: Kafka may then hold a record twice, and the processors'
+idempotent store makes that harmless.
 
 Keying: Tuya's topic has no documented partition key (SPEC.md §1.2, U6), and the device id is inside the encrypted
-payload, so the bridge decrypts just enough to read it (:class:`DeviceKeyer`): about 6 µs a message, against 13 µs
+payload, so the bridge decrypts just enough to read it (:class:`SubjectKeyer`): about 6 µs a message, against 13 µs
 for a full payload parse and about 130 µs of CPU the bridge spends per message in all (tests/bench/scale.py). A
 message it cannot open is keyed by its message id and still forwarded: the processor dead-letters it.
 Imports aiokafka; never imports SQLAlchemy.
@@ -36,9 +36,9 @@ from streams.pipeline import BatchResult
 from streams.sources.kafka import KafkaRecord, record_from_message
 from streams.tuya.crypto import Cipherbox
 from streams.tuya.envelope import GCM
-from streams.tuya.normalize import device_id_of
+from streams.tuya.normalize import device_id_of, user_id_of
 
-__all__ = ["DeviceKeyer", "KafkaForwarder", "KafkaWriter"]
+__all__ = ["KafkaForwarder", "KafkaWriter", "SubjectKeyer"]
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +52,28 @@ class _Envelope(msgspec.Struct):
     encryptPayload: Any = None  # the Smart Business Platform's name for ``data`` (SPEC.md §2.1)
 
 
-class _DeviceFields(msgspec.Struct):
+class _SubjectFields(msgspec.Struct):
     devId: Any = None
+    uid: Any = None
     bizData: Any = None
 
 
-class DeviceKeyer:
-    """Finds the device id of an encrypted Tuya message; None when the message cannot be opened or names none.
+class SubjectKeyer:
+    """Finds whom an encrypted Tuya message is about: its device id, else a user event's uid (one user's events keep
+    their order and go to one processor, as a device's do); None when the message cannot be opened or names neither.
 
     Reads only what the key needs: the envelope's ``data``, the cipher chosen by ``em`` as the decoder chooses it,
-    and ``devId`` (top level or in ``bizData``, as :func:`~streams.tuya.normalize.device_id_of` looks for it);
-    the rest of the payload is skipped by msgspec, not parsed. Not thread-safe (the ECB context is stateful).
+    and ``devId`` or ``uid`` (top level or in ``bizData``, where :func:`~streams.tuya.normalize.device_id_of` and
+    :func:`~streams.tuya.normalize.user_id_of` look for them); the rest of the payload is skipped by msgspec, not
+    parsed. Not thread-safe (the ECB context is stateful).
     """
 
     def __init__(self, access_key: str) -> None:
         self._box = Cipherbox(access_key)
         self._envelope = msgspec.json.Decoder(_Envelope)
-        self._fields = msgspec.json.Decoder(_DeviceFields)
+        self._fields = msgspec.json.Decoder(_SubjectFields)
 
-    def device_id(self, message: PulsarMessage) -> str | None:
+    def key(self, message: PulsarMessage) -> str | None:
         try:
             envelope = self._envelope.decode(message.payload)
             data = envelope.data if isinstance(envelope.data, str) else envelope.encryptPayload
@@ -82,7 +85,8 @@ class DeviceKeyer:
             fields = self._fields.decode(plaintext)
         except Exception:  # whatever stops the key (nesting too deep for msgspec, say): the message is keyed by its
             return None  # id and forwarded for the processor to dead-letter, never left to stall the bridge
-        return device_id_of({"devId": fields.devId, "bizData": fields.bizData})
+        found = {"devId": fields.devId, "uid": fields.uid, "bizData": fields.bizData}
+        return device_id_of(found) or user_id_of(found)
 
 
 class KafkaWriter:
@@ -190,14 +194,14 @@ class KafkaForwarder:
     #: The Runner reports this gauge; the bridge checks no signatures (the processors do).
     sign_mismatches = 0
 
-    def __init__(self, writer: KafkaWriter, keyer: DeviceKeyer) -> None:
+    def __init__(self, writer: KafkaWriter, keyer: SubjectKeyer) -> None:
         self._writer = writer
         self._keyer = keyer
 
     def handle(self, messages: Sequence[PulsarMessage]) -> BatchResult:
         """Forward the batch; raises TransientError while Kafka does not acknowledge it (nothing may be acked)."""
-        device_id = self._keyer.device_id
-        records = [record_from_message(message, device_id(message)) for message in messages]
+        key = self._keyer.key
+        records = [record_from_message(message, key(message)) for message in messages]
         self._writer.send_all(records)
         published = [m.publish_time_ms for m in messages if m.publish_time_ms]
         return BatchResult(len(messages), len(messages), {}, min(published) if published else None, None)

@@ -77,6 +77,7 @@ class RunBounds:
         self._handled = 0
         self._busy = False
         self._last_arrival = clock()
+        self._joined = False  # idleness counts once partitions were assigned
         self._ended = False
 
     def room(self, arrived: int) -> int:
@@ -95,6 +96,7 @@ class RunBounds:
 
     def joined(self) -> None:
         """Partitions were assigned: idleness is counted from now."""
+        self._joined = True
         self._last_arrival = self._clock()
 
     def reached(self) -> str | None:
@@ -102,7 +104,7 @@ class RunBounds:
         if self._max is not None and self._handled >= self._max:
             return f"handled {self._handled} messages"
         idle = self._clock() - self._last_arrival
-        if self._idle is not None and not self._busy and idle >= self._idle:
+        if self._idle is not None and self._joined and not self._busy and idle >= self._idle:
             return f"nothing arrived for {idle:.1f} s"
         return None
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from streams.errors import ConfigError
+
 if TYPE_CHECKING:
     from streams.pipeline import BatchResult
 
@@ -102,11 +104,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class MetricsServer:
-    """``/metrics`` and ``/healthz`` on 127.0.0.1 (never another interface) in a daemon thread."""
+    """``/metrics`` and ``/healthz`` on 127.0.0.1 (never another interface) in a daemon thread; a port that cannot be
+    had (another process of this host has it, say) is a ConfigError naming METRICS_PORT."""
 
     def __init__(self, metrics: WorkerMetrics, port: int, host: str = "127.0.0.1") -> None:
         handler = type("Handler", (_Handler,), {"metrics": metrics})
-        self._server = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise ConfigError(
+                f"METRICS_PORT: cannot listen on {host}:{port} ({exc.strerror}); each process on a host needs a port "
+                "of its own (0: no metrics server)"
+            ) from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
 
     @property

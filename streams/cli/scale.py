@@ -70,7 +70,7 @@ def _topic_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_bridge(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.bridge import DeviceKeyer, KafkaForwarder, KafkaWriter
+    from streams.bridge import KafkaForwarder, KafkaWriter, SubjectKeyer
     from streams.runner import Runner
 
     settings.require("tuya_access_id", "tuya_access_key", "kafka_url")
@@ -78,7 +78,7 @@ def run_bridge(args: argparse.Namespace, settings: Settings) -> int:
     servers = bootstrap_servers(settings.kafka_url)  # a bad KAFKA_URL stops here, naming the variable
     log.info("bridge starting: kafka topic %s, settings %s", args.topic, settings.redacted())
     source = wiring.pulsar_source(settings)
-    keyer = DeviceKeyer(settings.access_key)
+    keyer = SubjectKeyer(settings.access_key)
     metrics = WorkerMetrics()
     writer = KafkaWriter(servers, args.topic, partitions=args.partitions)
     try:

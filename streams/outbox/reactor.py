@@ -130,6 +130,8 @@ class RulesReactor:
         return lambda connection: self._tick(connection, now)
 
     def _react(self, connection: Connection, news: Sequence[News], now: datetime) -> None:
+        if sql.shared_by_processors(connection):
+            sql.lock_subjects(connection, _subjects(news))
         fresh = sql.new_message_ids(connection, [item.message_id for item in news])
         records = [record for item in news if item.message_id in fresh for record in item.records]
         if not records:
@@ -200,6 +202,12 @@ class RulesReactor:
                     "until that changes the rule treats it as no number, and this is not logged again",
                     item.rule_id, item.code, item.device_id, item.why,
                 )  # fmt: skip
+
+
+def _subjects(news: Sequence[News]) -> set[str]:
+    """The devices and users whose records ``news`` holds: the rules' subjects but the per-rule one."""
+    found = {r.uid if isinstance(r, UserEvent) else r.device_id for item in news for r in item.records}
+    return {subject for subject in found if subject}
 
 
 def _with_online_events(records: Sequence[Record]) -> set[str]:

@@ -55,8 +55,9 @@ class KafkaRecord:
     headers: list[tuple[str, bytes]]
 
 
-def record_from_message(message: PulsarMessage, device_id: str | None) -> KafkaRecord:
-    """The Kafka record for ``message``, keyed by ``device_id`` (by its message id when there is none)."""
+def record_from_message(message: PulsarMessage, key: str | None) -> KafkaRecord:
+    """The Kafka record for ``message``, keyed by ``key`` (its device or user; by its message id when there is
+    none)."""
     headers = [
         (_MESSAGE_ID, message.message_id.encode()),
         (_TOPIC, message.topic.encode()),
@@ -64,8 +65,7 @@ def record_from_message(message: PulsarMessage, device_id: str | None) -> KafkaR
         (_REDELIVERY, str(message.redelivery_count).encode()),
     ]
     headers.extend((_PROPERTY + name, value.encode()) for name, value in message.properties.items())
-    key = device_id if device_id else message.message_id
-    return KafkaRecord(key.encode(), message.payload, headers)
+    return KafkaRecord((key or message.message_id).encode(), message.payload, headers)
 
 
 def message_from_record(

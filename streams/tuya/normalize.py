@@ -19,7 +19,16 @@ from typing import Any
 from models.records import LONGEST_KEY, DeviceEvent, Record, StatusReported, UnknownMessage, UserEvent, key_text
 from streams.errors import PayloadError
 
-__all__ = ["DEVICE_EVENT_NAMES", "USER_EVENT_NAMES", "device_id_of", "normalize", "published_at", "timestamp_ms", "utc"]
+__all__ = [
+    "DEVICE_EVENT_NAMES",
+    "USER_EVENT_NAMES",
+    "device_id_of",
+    "normalize",
+    "published_at",
+    "timestamp_ms",
+    "user_id_of",
+    "utc",
+]
 
 #: (protocol, bizCode) → our device event vocabulary. Legacy protocol 20 and IoT-Core 1001/1002 share it
 #: (SPEC.md §3.1: 1001 deviceOnline corresponds to legacy 20 online).
@@ -136,6 +145,14 @@ def device_id_of(payload: dict[str, Any]) -> str | None:
         if isinstance(biz_data, dict):
             device_id = _key(biz_data.get("devId"))
     return device_id
+
+
+def user_id_of(payload: dict[str, Any]) -> str | None:
+    """A user event's ``uid``: in ``bizData``, else at the top level (SPEC.md §3.4); only text the archive can key
+    by (models.records.key_text)."""
+    biz_data = payload.get("bizData")
+    uid = _key(biz_data.get("uid")) if isinstance(biz_data, dict) else None
+    return uid or _key(payload.get("uid"))
 
 
 def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
@@ -313,9 +330,7 @@ def _device_event(
 
 
 def _user_event(message_id: str, biz_code: str, payload: dict[str, Any], pushed_ms: int) -> UserEvent:
-    biz_data = payload.get("bizData")
-    uid = _key(biz_data.get("uid")) if isinstance(biz_data, dict) else None
-    uid = uid or _key(payload.get("uid"))
+    uid = user_id_of(payload)
     if uid is None:
         raise PayloadError(f"user event has no uid of 1 to {LONGEST_KEY} characters", kind="missing_uid")
     return UserEvent(

@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from models.records import PulsarMessage
-from streams.bridge import DeviceKeyer
+from streams.bridge import SubjectKeyer
 from streams.sim import EmbeddedBroker, free_port
 from streams.sim.kafka_broker import EmbeddedKafka
 from streams.store import migrate
@@ -84,7 +84,7 @@ def per_message_us(function: Callable[[], object], count: int, repeat: int = 5) 
 
 
 def keying_costs(messages: Sequence[PulsarMessage]) -> dict[str, float]:
-    keyer, box = DeviceKeyer(ACCESS_KEY), Cipherbox(ACCESS_KEY)
+    keyer, box = SubjectKeyer(ACCESS_KEY), Cipherbox(ACCESS_KEY)
 
     def full_decrypt() -> None:
         for m in messages:
@@ -93,8 +93,8 @@ def keying_costs(messages: Sequence[PulsarMessage]) -> dict[str, float]:
     decoder = MessageDecoder(ACCESS_KEY)
     return {
         "Pulsar partition key (no decryption)": per_message_us(lambda: [m.properties for m in messages], len(messages)),
-        "DeviceKeyer: decrypt, read devId only (chosen)": per_message_us(
-            lambda: [keyer.device_id(m) for m in messages], len(messages)
+        "SubjectKeyer: decrypt, read devId or uid only (chosen)": per_message_us(
+            lambda: [keyer.key(m) for m in messages], len(messages)
         ),
         "envelope + full payload parse + device_id_of": per_message_us(full_decrypt, len(messages)),
         "whole decode (what a processor does)": per_message_us(

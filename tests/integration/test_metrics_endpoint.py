@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from streams.errors import ConfigError
 from streams.metrics import MetricsServer, WorkerMetrics
 
 pytestmark = pytest.mark.integration
@@ -33,3 +34,11 @@ def test_metrics_and_health_on_loopback():
         metrics.heartbeat()
         assert http.get("/healthz").status_code == 200
         assert http.get("/other").status_code == 404
+
+
+def test_a_port_another_process_has_stops_startup_naming_the_setting():
+    # the README's two processors on one host: the second died with a traceback from the socket
+    with MetricsServer(WorkerMetrics(), port=0) as first, pytest.raises(ConfigError) as refused:
+        MetricsServer(WorkerMetrics(), port=first.port)
+    assert str(refused.value).startswith(f"METRICS_PORT: cannot listen on 127.0.0.1:{first.port} ")
+    assert "a port of its own" in str(refused.value)

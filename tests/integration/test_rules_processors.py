@@ -1,7 +1,7 @@
 """streams/outbox/reactor.py for processors of several partitions (scale-out) on one PostgreSQL archive: a rule's
-cooldown shared by every device holds across them, and one processor's clock tick does not act on a rule state
-another's batch is changing (partners: tests/unit/rules/, the engine alone; on SQLite one writer at a time keeps
-every other batch out).
+cooldown shared by every device holds across them, one processor's clock tick does not act on a rule state
+another's batch is changing, and two processors holding one device's messages in a rebalance react to them once
+(partners: tests/unit/rules/, the engine alone; on SQLite one writer at a time keeps every other batch out).
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from models.records import DecodedMessage
-from models.tables import Command
+from models.tables import Command, Message
 from streams.outbox.reactor import RulesReactor
+from streams.store.dialect import insert
 from streams.tuya.decoder import Decoded
 from tests.unit.rules.builders import OTHER_PLUG, PLUG, PLUG_PRODUCT, T0, make_rules, status
 from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_database
@@ -124,3 +126,42 @@ def test_a_tick_does_not_fire_a_timer_another_processor_s_batch_is_cancelling(en
     other.join(WAIT_S)
     assert not other.is_alive() and errors == []
     assert commands(engine) == 0  # the tick saw the cancelled timer, not the one it would have read before
+
+
+EDGE = make_rules("""
+- id: busy
+  triggers: [{trigger: numeric_state, device: plug, code: cur_power, above: 1000}]
+  actions: [{action: log, message: busy}]
+""")
+
+
+def reacted_and_archived(reactor: RulesReactor, *reports: Decoded):
+    """A processor's batch: the rules' hook, then the messages archived, as the store runs them in one transaction."""
+    hook = reactor.in_transaction([decoded.news for decoded in reports], T0 + timedelta(minutes=1))
+    assert hook is not None
+
+    def batch(connection) -> None:
+        hook(connection)
+        rows = [msgspec.structs.asdict(decoded.message) | {"received_at": T0} for decoded in reports]
+        connection.execute(insert(connection, Message.__table__).on_conflict_do_nothing(), rows)  # as the store does
+
+    return batch
+
+
+def test_a_rebalance_s_two_owners_of_a_device_react_to_its_messages_once(engine: Engine) -> None:
+    with engine.begin() as connection:
+        reacted_and_archived(RulesReactor(EDGE), report(PLUG, 1, watts=2000))(connection)  # fires: busy
+    # The old owner of the plug's partition still commits its batch in hand (m2) while the new owner, reading from
+    # the committed offset, has m2 and m3 in its own: m2 re-arms the edge, m3 fires it again.
+    new_owner = reacted_and_archived(RulesReactor(EDGE), report(PLUG, 2, watts=10), report(PLUG, 3, watts=2000))
+    old_owner = reacted_and_archived(RulesReactor(EDGE), report(PLUG, 2, watts=10))
+    with engine.begin() as connection:
+        new_owner(connection)
+        other, errors = in_another_transaction(engine, old_owner)
+        until_it_waits_for_a_lock(engine)
+    other.join(WAIT_S)
+    assert not other.is_alive() and errors == []
+    assert commands(engine) == 2
+    with engine.begin() as connection:  # still above: no edge
+        RulesReactor(EDGE).in_transaction([report(PLUG, 4, watts=2000).news], T0 + timedelta(minutes=1))(connection)
+    assert commands(engine) == 2  # the old owner had re-armed the edge with m2, read before m3: a third fire

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import msgspec
 import pytest
 
-from models.records import DeadLetter, PulsarMessage
-from streams.bridge import DeviceKeyer, KafkaForwarder
+from models.records import DeadLetter, PulsarMessage, UserEvent
+from streams.bridge import KafkaForwarder, SubjectKeyer
 from streams.cli import main
 from streams.errors import ConfigError, DatabaseUnavailable, TransientError
 from streams.faust_app import BatchCommitter, RunBounds, message_from_event
@@ -25,8 +25,11 @@ from streams.sim import Fleet
 from streams.sources.kafka import KafkaRecord, bootstrap_servers, message_from_record, record_from_message
 from streams.store.sql import BatchCounts
 from streams.tuya.decoder import MessageDecoder
+from tests.conftest import load_vectors
+from tests.factories import message_from_vector
 
 ACCESS_KEY = "0123456789abcdef0123456789abcdef"
+VECTORS = load_vectors()
 
 
 def make_message(**overrides) -> PulsarMessage:
@@ -123,14 +126,29 @@ def test_credentials_in_kafka_url_are_refused_without_showing_them(url):
     assert "s3cretpw" not in str(refused.value)
 
 
-def test_keyer_finds_the_device_id_the_decoder_finds_for_every_message():
-    keyer, decoder = DeviceKeyer(ACCESS_KEY), MessageDecoder(ACCESS_KEY)
+def _subject(decoded) -> str | None:
+    """Whom the decoder found a message to be about: its device, else the uid of its user event."""
+    if isinstance(decoded, DeadLetter):
+        return None
+    users = [record.uid for record in decoded.records if isinstance(record, UserEvent)]
+    return decoded.message.device_id or (users[0] if users else None)
+
+
+def test_keyer_finds_the_device_or_user_the_decoder_finds_for_every_message():
+    keyer, decoder = SubjectKeyer(ACCESS_KEY), MessageDecoder(ACCESS_KEY)
     messages = fleet_messages(1500, corrupt=0.05)
     for message in messages:
-        decoded = decoder.decode(message)
-        want = None if isinstance(decoded, DeadLetter) else decoded.message.device_id
-        assert keyer.device_id(message) == want, message.message_id
-    assert sum(keyer.device_id(m) is not None for m in messages) > 1000
+        assert keyer.key(message) == _subject(decoder.decode(message)), message.message_id
+    assert sum(keyer.key(m) is not None for m in messages) > 1000
+
+
+@pytest.mark.parametrize("name", [e["name"] for e in VECTORS["envelopes"]])
+def test_keyer_keys_each_vector_by_its_device_or_user(name):
+    # user events were keyed by message id: one user's events went to several processors, which raced on its rules
+    message = message_from_vector(next(e for e in VECTORS["envelopes"] if e["name"] == name))
+    key = SubjectKeyer(VECTORS["pulsar_auth"]["access_key"]).key(message)
+    assert key == _subject(MessageDecoder(VECTORS["pulsar_auth"]["access_key"]).decode(message))
+    assert key is not None
 
 
 _DEEP = b"[" * 5000 + b"]" * 5000  # deeper than msgspec goes: RecursionError, which stalled the bridge
@@ -141,7 +159,7 @@ _DEEP = b"[" * 5000 + b"]" * 5000  # deeper than msgspec goes: RecursionError, w
     [b"", b"[]", b'{"data": 5}', b'{"data": "not base64!"}', b'{"data": "AAAA"}', b'{"x": ' + _DEEP + b', "data": 1}'],
 )
 def test_keyer_returns_none_for_input_it_cannot_open(payload):
-    assert DeviceKeyer(ACCESS_KEY).device_id(make_message(payload=payload, properties={})) is None
+    assert SubjectKeyer(ACCESS_KEY).key(make_message(payload=payload, properties={})) is None
 
 
 class RecordingWriter:
@@ -159,7 +177,7 @@ class RecordingWriter:
 def test_forwarder_sends_every_message_keyed_by_device_before_returning():
     writer = RecordingWriter()
     messages = fleet_messages(50)
-    result = KafkaForwarder(writer, DeviceKeyer(ACCESS_KEY)).handle(messages)
+    result = KafkaForwarder(writer, SubjectKeyer(ACCESS_KEY)).handle(messages)
     assert (result.received, result.decoded) == (50, 50)
     assert [r.value for r in writer.sent] == [m.payload for m in messages]
     decoder = MessageDecoder(ACCESS_KEY)
@@ -170,7 +188,7 @@ def test_forwarder_sends_every_message_keyed_by_device_before_returning():
 
 def test_forwarder_raises_transient_error_while_kafka_does_not_acknowledge():
     with pytest.raises(TransientError):
-        KafkaForwarder(RecordingWriter(failures=1), DeviceKeyer(ACCESS_KEY)).handle(fleet_messages(3))
+        KafkaForwarder(RecordingWriter(failures=1), SubjectKeyer(ACCESS_KEY)).handle(fleet_messages(3))
 
 
 class FlakyPipeline:
@@ -262,6 +280,7 @@ def test_bounds_end_a_run_after_max_messages():
 def test_bounds_end_a_run_when_idle():
     now = [0.0]
     bounds = RunBounds(idle_timeout=5.0, clock=lambda: now[0])
+    bounds.joined()
     now[0] = 4.0
     bounds.count(1)
     now[0] = 8.9
@@ -281,9 +300,10 @@ def test_a_bounded_run_takes_no_more_messages_than_it_may():
 def test_a_batch_in_hand_and_joining_the_group_are_not_idleness():
     now = [0.0]
     bounds = RunBounds(idle_timeout=5.0, clock=lambda: now[0])
-    now[0] = 4.0
-    bounds.joined()  # the group took 4 s to join
-    now[0] = 8.9
+    now[0] = 30.0
+    assert bounds.reached() is None  # still joining: waiting out a killed member's session, say
+    bounds.joined()  # the group took 30 s to join
+    now[0] = 34.9
     assert bounds.reached() is None
     bounds.begin()  # a batch arrived, and its database is down
     now[0] = 60.0
