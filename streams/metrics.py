@@ -56,7 +56,7 @@ class WorkerMetrics:
         )
         self.gaps_open = Gauge("tuya_gaps_open", "Gaps not (yet) filled from Tuya's device logs", registry=r)
         self._clock = clock
-        self._stale_after = stale_after_s
+        self.stale_after_s = stale_after_s
         self._beat = clock()
 
     def record_batch(self, result: BatchResult, sign_mismatches: int) -> float:
@@ -77,7 +77,7 @@ class WorkerMetrics:
         self._beat = self._clock()
 
     def healthy(self) -> bool:
-        return self._clock() - self._beat < self._stale_after
+        return self._clock() - self._beat < self.stale_after_s
 
 
 class _Handler(BaseHTTPRequestHandler):

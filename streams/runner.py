@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from streams.backoff import Backoff
 from streams.errors import RowsRejected, TransientError
 from streams.pipeline import BatchResult, Pipeline
+from streams.urls import hide_password
 
 if TYPE_CHECKING:
     from streams.metrics import WorkerMetrics
@@ -103,7 +104,7 @@ class Runner:
         last_arrival = watched_since = self._clock()
         try:
             while not self._stopping:
-                self._metrics.heartbeat()
+                self._beat()
                 self._tick()
                 if max_messages is not None and self._taken >= max_messages:
                     break
@@ -141,6 +142,10 @@ class Runner:
         )  # fmt: skip
         return summary
 
+    def _beat(self) -> None:
+        """Each turn of the loop: /healthz says the worker is alive."""
+        self._metrics.heartbeat()
+
     def _idle(self) -> None:
         """An empty receive, every batch committed: the observers are told the stream is quiet."""
         self._tell_observers(lambda observer: observer.on_idle())
@@ -177,13 +182,14 @@ class Runner:
                 if self._stopping:
                     return
                 if self._patience is not None and self._clock() - since >= self._patience:
-                    log.warning("cannot reach the broker (%s) for %.0f s: ending the bounded run", exc, self._patience)
+                    reason, patience = hide_password(str(exc)), self._patience
+                    log.warning("cannot reach the broker (%s) for %.0f s: ending the bounded run", reason, patience)
                     self._stopping = self._unreachable = True
                     return
                 delay = backoff.next_delay()
                 if self._patience is not None:  # a bounded run: a last try when its idle timeout is up
                     delay = min(delay, since + self._patience - self._clock())
-                log.warning("cannot reach the broker (%s): retrying in %.0f s", exc, delay)
+                log.warning("cannot reach the broker (%s): retrying in %.0f s", hide_password(str(exc)), delay)
                 self._sleep(delay)
                 if self._stopping:
                     return

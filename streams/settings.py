@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,15 +51,28 @@ OPENAPI_URLS: dict[str, str] = {
 }
 
 
-def _url(value: str | None, schemes: tuple[str, ...], example: str) -> str | None:
-    """``value`` if it is a URL of one of ``schemes`` with a host (None: not set, the region's is used)."""
+def _url(value: str | None, schemes: tuple[str, ...], example: str, *, userinfo: bool) -> str | None:
+    """``value`` without spaces around it if it is a URL of one of ``schemes`` with a host, perhaps a port (and a
+    ``user:password@`` if ``userinfo``), and nothing else (None: not set, the region's is used)."""
     if value is None:
         return None
-    parts = urlsplit(value.strip())
-    if parts.scheme not in schemes or not parts.hostname or parts.path.strip("/") or parts.query:
+    value = value.strip()
+    parts = urlsplit(value)
+    has_userinfo = parts.username is not None or parts.password is not None
+    extra = (has_userinfo and not userinfo) or parts.path.strip("/") or parts.query or parts.fragment
+    if parts.scheme not in schemes or not parts.hostname or not _port_readable(parts) or extra:
         kinds = " or ".join(f"{scheme}://" for scheme in schemes)
-        raise ValueError(f"must be a {kinds} URL of a host (and port) without a path, e.g. {example}")
+        raise ValueError(f"must be a {kinds} URL of a host (and port) and nothing else, e.g. {example}")
     return value
+
+
+def _port_readable(parts: SplitResult) -> bool:
+    """Whether the URL's port, if it has one, is a number of 0 to 65535 (reading it raises otherwise)."""
+    try:
+        parts.port  # noqa: B018
+    except ValueError:
+        return False
+    return True
 
 
 def check_access_key(key: str) -> str:
@@ -195,18 +208,20 @@ class Settings(BaseSettings):
     @field_validator("tuya_openapi_url")
     @classmethod
     def _openapi_url_is_http(cls, value: str | None) -> str | None:
-        return _url(value, ("http", "https"), OPENAPI_URLS["eu"])
+        return _url(value, ("http", "https"), OPENAPI_URLS["eu"], userinfo=True)  # httpx: basic auth, for a gateway
 
     @field_validator("tuya_pulsar_url")
     @classmethod
     def _pulsar_url_is_pulsar(cls, value: str | None) -> str | None:
-        return _url(value, ("pulsar", "pulsar+ssl"), PULSAR_URLS["eu"])
+        return _url(value, ("pulsar", "pulsar+ssl"), PULSAR_URLS["eu"], userinfo=False)  # pulsar-client reads none
 
     @field_validator("tuya_access_id")
     @classmethod
     def _id_not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be empty")
+        if value is not None and (not value.isprintable() or any(character.isspace() for character in value)):
+            raise ValueError("must be the Access ID alone: no spaces, line breaks or control characters")
         return value
 
     def require(self, *names: str) -> None:

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from streams.errors import ConfigError
+from streams.errors import ConfigError, DatabaseUnavailable
 from streams.settings import load_settings
 
 __all__ = ["main"]
@@ -77,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tuya-archiver: configuration error: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:  # at a start (`run`'s loop retries it): the archive cannot be reached
+        print(f"tuya-archiver: {exc} (DATABASE_URL)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): not an error of ours

@@ -45,9 +45,9 @@ class PipelinedRunner(Runner):
         self._writer = writer
         self._limit = in_flight
         self._generation = catalog_generation
-        # Each batch in flight: its messages' handles for the ack, and what its result will say (its messages, rows and
-        # records are the writer's now).
-        self._in_flight: deque[tuple[list[Any], BatchResult]] = deque()
+        # Each batch in flight: its messages' handles for the ack, what its result will say (its messages, rows and
+        # records are the writer's now), and when it was sent (monotonic).
+        self._in_flight: deque[tuple[list[Any], BatchResult, float]] = deque()
 
     def run(self, max_messages: int | None = None, idle_timeout: float | None = None) -> Any:
         self._writer.start()
@@ -59,8 +59,15 @@ class PipelinedRunner(Runner):
     def _handle(self, batch: list[Received]) -> None:
         prepared = self._prepare([received.message for received in batch])
         self._writer.write(prepared.rows, prepared.news, prepared.now, self._generation())
-        self._in_flight.append(([received.handle for received in batch], prepared.result(None)))
+        self._in_flight.append(([received.handle for received in batch], prepared.result(None), time.monotonic()))
         self._settle(until=self._limit - 1)
+
+    def _beat(self) -> None:
+        """The loop's heartbeat, held back once the writer has kept a batch for longer than /healthz's window (a
+        database down, a lock): with fewer batches in flight than the limit the loop goes on turning, and would hide
+        it."""
+        if not self._in_flight or time.monotonic() - self._in_flight[0][2] < self._metrics.stale_after_s:
+            super()._beat()
 
     def _idle(self) -> None:
         """A quiet stream is told only once the batches in flight are committed: the gap watch must see their push
@@ -79,25 +86,27 @@ class PipelinedRunner(Runner):
         for report in self._writer.stop():
             self._acknowledge_report(report)
         if self._in_flight:
-            left = sum(len(handles) for handles, _ in self._in_flight)
+            left = sum(len(handles) for handles, _, _ in self._in_flight)
             log.warning("stopping while the database is down: leaving %d messages unacknowledged", left)
 
     def _settle(self, *, until: int) -> None:
         """Acknowledge what the writer committed; wait while more than ``until`` batches are in flight. No heartbeat
-        while waiting: a writer stuck (a database down, a lock) for 60 s makes /healthz say so, as one process does."""
+        while waiting: a writer stuck (a database down, a lock) for 60 s makes /healthz say so, as one process does
+        (and :meth:`_beat` when fewer wait). The oldest unacknowledged message's age is the oldest batch's in flight."""
         for report in self._writer.committed(timeout=0):
             self._acknowledge_report(report)
         while len(self._in_flight) > until and not self._stopping:
             self._metrics.oldest_unacked_age.set(_age_s(self._in_flight[0][1]))
             for report in self._writer.committed(timeout=_POLL_S):
                 self._acknowledge_report(report)
+        self._metrics.oldest_unacked_age.set(_age_s(self._in_flight[0][1]) if self._in_flight else 0.0)
 
     def _acknowledge_report(self, report: Committed) -> None:
         done = [self._in_flight.popleft() for _ in range(report.batches)]
-        for handles, _ in done:
+        for handles, _, _ in done:
             self._acknowledge(handles)
         self._metrics.commit_seconds.observe(report.seconds)
-        self._committed(committed_result([pending for _, pending in done], report.counts))
+        self._committed(committed_result([pending for _, pending, _ in done], report.counts))
 
 
 def _age_s(pending: BatchResult) -> float:

@@ -386,6 +386,35 @@ def test_healthz_goes_stale_while_the_writer_is_stuck_and_recovers_with_it(sqlit
     assert _count(sqlite_url, Message) == 2
 
 
+def test_a_stuck_writer_shows_in_healthz_and_the_unacked_age_below_the_in_flight_limit(sqlite_url, batches):
+    # With one batch of 15 in flight the loop went on turning: /healthz said 200 and the age 0 for as long as the
+    # database was down, past Tuya's two hours on a quiet stream.
+    source, metrics = OneBatch(batches.messages(100, 200)), WorkerMetrics(stale_after_s=1.0)
+    writer = _writer(sqlite_url)
+    runner = PipelinedRunner(source, batches.pipeline, writer, metrics, in_flight=15)
+    running = threading.Thread(target=runner.run, kwargs={"idle_timeout": 60})
+    running.start()
+    assert wait_for(lambda: writer.pid is not None)
+    pid = writer.pid
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        source.released.set()
+        assert wait_for(lambda: not metrics.healthy(), timeout=30)
+        assert _gauge(metrics, "tuya_oldest_unacked_age_seconds") > 0
+        os.kill(pid, signal.SIGCONT)
+        assert wait_for(metrics.healthy, timeout=30)
+        assert wait_for(lambda: _gauge(metrics, "tuya_oldest_unacked_age_seconds") == 0, timeout=30)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        runner.stop()
+        running.join(60)
+    assert _count(sqlite_url, Message) == 2
+
+
+def _gauge(metrics: WorkerMetrics, name: str) -> float:
+    return metrics.registry.get_sample_value(name) or 0.0
+
+
 def test_a_killed_writer_is_replaced_and_gets_every_batch_it_had_not_reported(sqlite_url, batches, tmp_path):
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(OVERLOAD_RULE.format(plug=batches.plug), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 import pytest
@@ -70,6 +71,11 @@ def test_missing_region_names_the_variable():
         ("GAP_MARGIN", "36600d"),
         ("TUYA_IDLE_RECONNECT", "inf"),
         ("TUYA_API_RATE", "nan"),
+        ("TUYA_OPENAPI_URL", "https://openapi.tuyaeu.com:443x"),  # httpx raised at the first call
+        ("TUYA_PULSAR_URL", "pulsar+ssl://mqe.tuyaeu.com:99999"),
+        ("TUYA_PULSAR_URL", "pulsar://user:hunter4@127.0.0.1:6650"),  # the client took it for the host, and logged it
+        ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab\n"),  # read from a secret's file: the broker refused the topic
+        ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab "),
     ],
 )
 def test_malformed_setting_stops_cli_with_one_line_naming_it(monkeypatch, capsys, variable, value):
@@ -128,7 +134,12 @@ def test_empty_rules_file_means_no_rules(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql+psycopg//archiver:hunter2@db/archive", "postgresql://archiver:hunter2@db:port/archive"]
+    "url",
+    [
+        "postgresql+psycopg//archiver:hunter2@db/archive",
+        "postgresql://archiver:hunter2@db:port/archive",
+        "host=db user=archiver password=hunter2 dbname=archive",  # libpq's keywords
+    ],
 )
 def test_a_database_url_that_does_not_parse_is_one_line_without_its_password(monkeypatch, capsys, url):
     monkeypatch.setenv("DATABASE_URL", url)
@@ -140,10 +151,30 @@ def test_a_database_url_that_does_not_parse_is_one_line_without_its_password(mon
 def test_every_url_setting_shows_no_password_in_redacted(monkeypatch):
     monkeypatch.setenv("KAFKA_URL", "kafka://user:hunter2@broker:9092")
     monkeypatch.setenv("TUYA_OPENAPI_URL", "https://user:hunter3@openapi.example")
-    monkeypatch.setenv("TUYA_PULSAR_URL", "pulsar+ssl://user:hunter4@mq.example:7285/")
     shown = str(load_settings().redacted())
-    assert not any(secret in shown for secret in ("hunter2", "hunter3", "hunter4")) and "kafka://user:***@" in shown
+    assert not any(secret in shown for secret in ("hunter2", "hunter3")) and "kafka://user:***@" in shown
 
 
 def test_keep_messages_has_the_floor_purge_keeps_messages_for():
     assert timedelta(seconds=MIN_KEEP_MESSAGES_S) == REDELIVERY_MEMORY  # one rule: a redelivery is not news
+
+
+def test_a_url_setting_is_read_without_the_spaces_around_it(monkeypatch):
+    monkeypatch.setenv("TUYA_PULSAR_URL", " pulsar://127.0.0.1:6650\n")
+    assert load_settings().pulsar_url == "pulsar://127.0.0.1:6650"  # the client refused " pulsar" as a scheme
+
+
+def test_run_against_an_unreachable_database_is_one_line_naming_it(monkeypatch, capsys):
+    # a traceback of 130 lines that did not say which setting
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab")
+    monkeypatch.setenv("TUYA_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("TUYA_REGION", "eu")
+    monkeypatch.setenv("RULES_FILE", "")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://archiver:hunter2@127.0.0.1:{port}/archive")
+    assert main(["run", "--max-messages", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tuya-archiver: database unavailable") and err.rstrip().endswith("(DATABASE_URL)")
+    assert "Traceback" not in err and "hunter2" not in err and SECRET not in err
