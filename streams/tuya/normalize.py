@@ -156,7 +156,9 @@ def user_id_of(payload: dict[str, Any]) -> str | None:
 
 
 def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
-    """Route by protocol first, then bizCode (SPEC.md §3.1), into records; ``pushed_ms`` is the envelope ``t``."""
+    """Route by protocol first, then bizCode (SPEC.md §3.1), into records; ``pushed_ms`` is the envelope ``t``, which
+    is ms on Pulsar but seconds on OpenMQ (SPEC.md §3.6), so it too is read by magnitude."""
+    pushed_ms = timestamp_ms(pushed_ms, pushed_ms)
     biz_code = payload.get("bizCode")
     if protocol == 4 and biz_code is None:
         return _status_report(message_id, payload, pushed_ms)
@@ -281,7 +283,7 @@ def _status_records(
                 continue
             code = None  # named by its DP id later, the payload keeps what came
         if type(t) is not int or t != last_t:  # an int time is read once for the items that share it
-            at = utc(timestamp_ms(t, 0) or _fallback_ms(payload, pushed_ms))  # 0: no time of its own
+            at = utc(_by_push(timestamp_ms(t, 0), pushed_ms) or _fallback_ms(payload, pushed_ms))  # 0: none of its own
             last_t = t if type(t) is int else None
         # Positional, in field order: message_id, item_index, device_id, product_key, code, value, dp_id, reported_at.
         append(StatusReported(message_id, index, device_id, product_key, code, value, dp_id, at, data_id))
@@ -296,18 +298,25 @@ def _event_data(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fallback_ms(payload: dict[str, Any], pushed_ms: int) -> int:
-    """The time of a payload whose parts carry none: ``ts`` (ms or 0), else the envelope ``t`` (SPEC.md §3.5).
-
-    The envelope ``t`` is ms on Pulsar but seconds on OpenMQ (SPEC.md §3.6), so it too is read by magnitude.
-    """
-    return timestamp_ms(payload.get("ts"), timestamp_ms(pushed_ms, pushed_ms))
+    """The time of a payload whose parts carry none: ``ts`` (ms or 0), else the envelope ``t`` (SPEC.md §3.5)."""
+    return _by_push(timestamp_ms(payload.get("ts"), 0), pushed_ms) or pushed_ms
 
 
 def _occurred_ms(payload: dict[str, Any], pushed_ms: int) -> int:
     # SPEC.md §3.3/§3.5: bizData.time (often seconds) is the event's own time; ts (ms or 0) next; then envelope t.
     biz_data = payload.get("bizData")
     own = biz_data.get("time") if isinstance(biz_data, dict) else None
-    return timestamp_ms(own, _fallback_ms(payload, pushed_ms))
+    return _by_push(timestamp_ms(own, 0), pushed_ms) or _fallback_ms(payload, pushed_ms)
+
+
+#: How far after Tuya pushed a message its own times may lie: a clock that far ahead is wrong.
+_AHEAD_OF_PUSH_MS = 86_400_000
+
+
+def _by_push(ms: int, pushed_ms: int) -> int:
+    """``ms``, or 0 (no time of its own) when it lies more than a day after Tuya pushed the message: a device whose
+    clock is wrong. Taken for its time, such a value would stay the device's latest for good (newer wins)."""
+    return ms if ms <= pushed_ms + _AHEAD_OF_PUSH_MS else 0
 
 
 def _device_event(

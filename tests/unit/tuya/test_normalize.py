@@ -145,6 +145,31 @@ def test_status_item_with_absurd_time_falls_back_rather_than_failing_the_report(
     ]
 
 
+DAY_MS = 86_400_000
+YEAR_2100_MS = 4_102_444_800_000
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def test_a_time_more_than_a_day_after_tuya_pushed_the_message_is_a_wrong_clock_s():
+    # a device whose clock says 2100: its value would have stayed the latest for good (newer wins in device_state)
+    items = [{"code": "a", "value": 1, "t": YEAR_2100_MS}, {"code": "b", "value": 2, "t": PUSHED + DAY_MS}]
+    records = normalize("m1", 4, {"devId": "d1", "status": items, "ts": PUSHED - 2}, PUSHED)
+    assert [r.reported_at for r in records] == [_at(PUSHED - 2), _at(PUSHED + DAY_MS)]  # ts, then its own: a day ahead
+    (record,) = normalize("m1", 4, {"devId": "d1", "status": [{"code": "a"}], "ts": YEAR_2100_MS}, PUSHED)
+    assert record.reported_at == _at(PUSHED)
+
+
+def test_an_event_timed_after_tuya_pushed_it_by_more_than_a_day_falls_back_to_the_push():
+    payload = {"bizCode": "online", "bizData": {"time": YEAR_2100_MS // 1000}, "devId": "d1", "ts": YEAR_2100_MS}
+    (record,) = normalize("m1", 20, payload, PUSHED)
+    assert record.occurred_at == _at(PUSHED)
+    (record,) = normalize("m1", 20, payload | {"ts": PUSHED - 7}, PUSHED // 1000)  # OpenMQ: the push in seconds
+    assert record.occurred_at == _at(PUSHED - 7)
+
+
 def test_status_items_of_one_report_keep_their_own_times():
     items = [{"code": "a", "value": 1, "t": PUSHED}, {"code": "b", "value": 2, "t": PUSHED - 1000}, {"code": "c"}]
     records = normalize("m1", 4, {"devId": "d1", "status": items}, PUSHED + 5)
