@@ -12,8 +12,10 @@ any other error crashes the worker (CrashingSupervisor) without acknowledging, a
 and Kafka redelivers the batch to whoever owns the partitions next. Duplicates are harmless: storage is idempotent.
 
 A timer calls :meth:`~streams.pipeline.Pipeline.tick` as the runner does (rule timers that expire between messages);
-a lock keeps it and the batches from using the pipeline at the same time. Every processor ticks: the commands a
-tick fires are keyed like any other, so concurrent ticks still write each command once.
+a lock keeps it and the batches from using the pipeline at the same time. As the runner's, the ticks wait after a
+start or a rebalance until the processor has read its partitions' backlog (a take shorter than a full batch, or none
+for a tick's interval), which may hold the value that cancels a timer. Every processor ticks: the commands a tick
+fires are keyed like any other, so concurrent ticks still write each command once.
 
 No work at import: :func:`build_app` makes the app from :class:`ProcessorOptions`. Imports faust; never SQLAlchemy.
 """
@@ -118,20 +120,38 @@ class RunBounds:
 
 
 class BatchCommitter:
-    """Runs the pipeline on a batch in a worker thread until it committed; retries TransientError with backoff."""
+    """Runs the pipeline on a batch in a worker thread until it committed; retries TransientError with backoff.
+    Ticks the rules' clock once the processor has read its backlog (:meth:`behind`, :meth:`took`)."""
 
     def __init__(
         self,
         pipeline: Pipeline,
         metrics: WorkerMetrics,
         *,
+        quiet_s: float = 5.0,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pipeline = pipeline
         self._metrics = metrics
         self._sleep = sleep
+        self._clock = clock
         self._lock = asyncio.Lock()  # the pipeline is not thread-safe: one batch or tick at a time
         self._retrying = False  # a batch waits for the database: the processor is not turning
+        self._quiet = quiet_s  # no take for this long (a tick's interval) since joining: no backlog waits
+        self._caught_up = False
+        self._since = clock()
+
+    def behind(self) -> None:
+        """Partitions were assigned (a start, a rebalance): their backlog is to be read before the clock ticks."""
+        self._caught_up = False
+        self._since = self._clock()
+
+    def took(self, taken: int, full: int) -> None:
+        """A take of ``taken`` events was handled: one short of ``full`` read the backlog."""
+        self._since = self._clock()
+        if taken < full:
+            self._caught_up = True
 
     def heartbeat(self) -> None:
         """The event loop is alive (``/healthz``); called by a timer, since an idle stream yields nothing. Not while a
@@ -162,7 +182,12 @@ class BatchCommitter:
             return result
 
     async def tick(self) -> None:
-        """Let the rules fire what came due between messages; a failure waits for the next tick."""
+        """Let the rules fire what came due between messages, once the backlog was read; a failure waits for the
+        next tick."""
+        if not self._caught_up:
+            if self._retrying or self._clock() - self._since < self._quiet:
+                return
+            self._caught_up = True  # nothing was taken for a while: nothing is waiting
         try:
             async with self._lock:
                 await asyncio.to_thread(self._pipeline.tick)
@@ -211,11 +236,13 @@ def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunB
                 for event in events:
                     await stream.ack(event)
             bounds.count(len(events))
+            committer.took(len(taken), options.batch_size)
             bounds.end_if_reached()
 
     @app.on_partitions_assigned.connect
     async def joined(_app: faust.App, assigned: Any, **_kwargs: Any) -> None:
         bounds.joined()
+        committer.behind()
 
     @app.timer(interval=options.tick_interval_s, name="tuya-archiver.tick")
     async def tick() -> None:

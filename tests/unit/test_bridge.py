@@ -335,3 +335,36 @@ def test_a_bounded_bridge_that_never_reaches_pulsar_exits_1_saying_so(monkeypatc
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
     assert "tuya-archiver bridge: the broker could not be reached for 0.5 s" in capsys.readouterr().err
+
+
+class TickingPipeline:
+    sign_mismatches = 0
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+
+def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment():
+    # A timer that came due while the processors were away fires only once the backlog, which may hold the value
+    # that cancels it, is read: they ticked from their start.
+    now, pipeline = [0.0], TickingPipeline()
+    committer = BatchCommitter(pipeline, WorkerMetrics(), quiet_s=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    committer.behind()  # partitions assigned
+    for taken in (1000, 1000):  # full takes: the backlog is being read
+        now[0] += 3.0
+        committer.took(taken, 1000)
+        asyncio.run(committer.tick())
+    assert pipeline.ticks == 0
+    committer.took(12, 1000)  # a short take: caught up
+    asyncio.run(committer.tick())
+    assert pipeline.ticks == 1
+    committer.behind()  # a rebalance brings partitions with a backlog of their own
+    now[0] += 4.9
+    asyncio.run(committer.tick())
+    assert pipeline.ticks == 1
+    now[0] += 0.1  # nothing taken for a tick's interval: nothing waits
+    asyncio.run(committer.tick())
+    assert pipeline.ticks == 2
