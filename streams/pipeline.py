@@ -23,6 +23,7 @@ from streams.fleet.catalog import Catalog, devices_to_sync
 from streams.store.isolate import REJECTED, rules_hooks, write_isolating
 from streams.store.prepared import PreparedBatch, distinct, no_rows, prepare_batch
 from streams.store.rows import TimeFormat
+from streams.store.sql import Hook
 from streams.tuya.decoder import Decoded, MessageDecoder
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class BatchStore(Protocol):
     @property
     def time(self) -> TimeFormat: ...
 
-    def write_prepared(self, batch: PreparedBatch, *, extra: Callable[[Any], None] | None = None) -> BatchCounts: ...
+    def write_prepared(self, batch: PreparedBatch, *, extra: Hook | None = None) -> BatchCounts: ...
 
     def settle_when_due(self) -> int: ...
 

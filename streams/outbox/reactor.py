@@ -35,12 +35,11 @@ from streams.rules import (
     evaluate,
     tick,
 )
+from streams.store.sql import Hook
 
 __all__ = ["RulesReactor", "outbox_row", "referenced_devices"]
 
 log = logging.getLogger(__name__)
-
-Hook = Callable[[Connection], None]
 
 
 def referenced_devices(rules: RuleSet) -> set[str]:
@@ -129,13 +128,11 @@ class RulesReactor:
             return None
         return lambda connection: self._tick(connection, now)
 
-    def _react(self, connection: Connection, news: Sequence[News], now: datetime) -> None:
-        if sql.shared_by_processors(connection):
-            sql.lock_subjects(connection, _subjects(news))
+    def _react(self, connection: Connection, news: Sequence[News], now: datetime) -> set[str] | None:
         fresh = sql.new_message_ids(connection, [item.message_id for item in news])
         records = [record for item in news if item.message_id in fresh for record in item.records]
         if not records:
-            return
+            return None
         devices = {r.device_id for r in records if not isinstance(r, UserEvent)} | self._named
         subjects = devices | {r.uid for r in records if isinstance(r, UserEvent)} | {""}
         latest, stamps = sql.latest_values(connection, devices)
@@ -154,6 +151,7 @@ class RulesReactor:
             sql.lock_rule_cooldowns(connection, shared)
             evaluation = evaluated()
         self._save(connection, evaluation, now)
+        return fresh
 
     def _shared_cooldowns(self, connection: Connection, evaluation: Evaluation) -> list[str]:
         """The rules with a cooldown per rule that ``evaluation`` fires, when other processors may fire them too."""
@@ -202,12 +200,6 @@ class RulesReactor:
                     "until that changes the rule treats it as no number, and this is not logged again",
                     item.rule_id, item.code, item.device_id, item.why,
                 )  # fmt: skip
-
-
-def _subjects(news: Sequence[News]) -> set[str]:
-    """The devices and users whose records ``news`` holds: the rules' subjects but the per-rule one."""
-    found = {r.uid if isinstance(r, UserEvent) else r.device_id for item in news for r in item.records}
-    return {subject for subject in found if subject}
 
 
 def _with_online_events(records: Sequence[Record]) -> set[str]:

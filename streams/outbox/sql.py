@@ -30,7 +30,6 @@ __all__ = [
     "last_seen",
     "latest_values",
     "lock_rule_cooldowns",
-    "lock_subjects",
     "new_message_ids",
     "rule_states",
     "save_rule_states",
@@ -99,25 +98,8 @@ def lock_rule_cooldowns(connection: Connection, rule_ids: Sequence[str]) -> None
     a processor about to fire it waits for another's fire of it to commit, and then sees it. In ``rule_ids``' order:
     the callers sort them. PostgreSQL only (:func:`shared_by_processors`)."""
     for rule_id in rule_ids:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(rule_id, b"cooldown")})
-
-
-def lock_subjects(connection: Connection, subjects: Iterable[str]) -> None:
-    """Hold, until the transaction ends, a lock for each device or user whose messages a batch is about to react to,
-    taken before anything is read. During a rebalance two processors can hold one device's messages (the old owner
-    still commits the batch in hand while the new one reads from the committed offset): the second waits, and then
-    finds the messages the first archived not new, instead of writing rule states decided on what it read before.
-    In one statement, in key order, so that two batches wait for each other instead of deadlocking. PostgreSQL only
-    (:func:`shared_by_processors`)."""
-    keys = sorted({_lock_key(subject, b"subject") for subject in subjects})
-    if keys:
-        statement = text("SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS key")
-        connection.execute(statement, {"keys": keys})
-
-
-def _lock_key(name: str, space: bytes) -> int:
-    """A signed 64-bit advisory-lock key for ``name`` in the key ``space`` (rules' cooldowns, subjects)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8, person=space).digest(), "big") - (1 << 63)
+        key = int.from_bytes(hashlib.blake2b(rule_id.encode(), digest_size=8, person=b"cooldown").digest(), "big")
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)})
 
 
 def rule_states(connection: Connection, subjects: Iterable[str] | None = None) -> dict[RuleStateKey, RuleState]:

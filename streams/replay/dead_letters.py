@@ -156,8 +156,9 @@ class DeadLetterReplay:
         news = [item.news for item in decoded]
         rules = self._reactor.in_transaction(news, now) if self._reactor is not None else None
 
-        def hook(connection: Connection) -> None:
-            # First in the batch's transaction: ``messages`` is as it was before this page.
+        def hook(connection: Connection) -> set[str]:
+            # First in the batch's transaction: ``messages`` is as it was before this page. What it takes as new the
+            # store checks it stored itself (another writer's meanwhile: all is decided again).
             fresh = new_message_ids(connection, ids)
             if rules is not None:
                 assert self._reactor is not None
@@ -165,6 +166,7 @@ class DeadLetterReplay:
                 rules(connection)
                 attempt.fired = self._reactor.fired - fired
             mark_resolved(connection, {i: STORED if i in fresh else ALREADY_STORED for i in ids}, now)
+            return fresh
 
         return self._store.write_batch(decoded, [], received_at=now, extra=hook)
 

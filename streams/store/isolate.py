@@ -31,7 +31,7 @@ from streams.errors import RowsRejected
 from streams.store.prepared import MessageRows, PreparedBatch
 from streams.store.replay import StoredDeadLetter, StoredMessage
 from streams.store.rows import MESSAGE_COLUMNS
-from streams.store.sql import BatchCounts
+from streams.store.sql import BatchCounts, Hook
 
 if TYPE_CHECKING:
     from models.records import News
@@ -50,7 +50,6 @@ ONE_BY_ONE = 4
 _KEPT = tuple(column for column in MESSAGE_COLUMNS if column not in ("received_at", "properties"))
 _TIMES = ("published_at", "pushed_at")
 
-Hook = Callable[[Any], None]
 #: The rules' hook for the messages of these ids (None: the whole batch's); None when the rules have nothing to do.
 HookFor = Callable[[Sequence[str] | None], Hook | None]
 

@@ -16,7 +16,7 @@ finds the message); anything else propagates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -47,9 +47,13 @@ from streams.store.statements import (
 if TYPE_CHECKING:  # the writer process builds no Decoded and needs no ciphers
     from streams.tuya.decoder import Decoded
 
-__all__ = ["ArchiveStore", "BatchCounts", "Writes", "record_writes"]
+__all__ = ["ArchiveStore", "BatchCounts", "Hook", "Writes", "record_writes"]
 
 log = logging.getLogger(__name__)
+
+#: What a batch's transaction runs first (the rules): it returns the ids of the messages it took as new, if any, and
+#: the store checks that it archived each of them itself.
+Hook = Callable[[Connection], Collection[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,7 @@ class ArchiveStore:
         dead_letters: Sequence[DeadLetter],
         *,
         received_at: datetime,
-        extra: Callable[[Connection], None] | None = None,
+        extra: Hook | None = None,
     ) -> BatchCounts:
         """Run ``extra``, then store the batch, in one transaction; returns once committed.
 
@@ -111,7 +115,7 @@ class ArchiveStore:
         """How this database's rows carry times (what :func:`~streams.store.prepared.prepare_batch` needs)."""
         return time_format(self._engine.dialect.name)
 
-    def write_prepared(self, batch: PreparedBatch, *, extra: Callable[[Connection], None] | None = None) -> BatchCounts:
+    def write_prepared(self, batch: PreparedBatch, *, extra: Hook | None = None) -> BatchCounts:
         """:meth:`write_batch` for rows prepared in advance (perhaps in another process), times in :attr:`time`."""
         try:
             return self._write_prepared(batch, extra)
@@ -121,7 +125,7 @@ class ArchiveStore:
             ensure_at_head(self._engine)
             raise
 
-    def _write_prepared(self, batch: PreparedBatch, extra: Callable[[Connection], None] | None) -> BatchCounts:
+    def _write_prepared(self, batch: PreparedBatch, extra: Hook | None) -> BatchCounts:
         with unavailable_on_failure("storing a batch"), rejected_on_failure("storing a batch"):
             if not self._postgres:
                 return self._transaction(SqliteDriver(), batch, extra)
@@ -136,16 +140,14 @@ class ArchiveStore:
                     log.warning("text refused (%s): storing the batch again with NUL characters replaced", exc)
                     driver = PostgresDriver(tolerant=driver.tolerant, clean_text=True)
 
-    def _transaction(
-        self, driver: Driver, batch: PreparedBatch, extra: Callable[[Connection], None] | None
-    ) -> BatchCounts:
+    def _transaction(self, driver: Driver, batch: PreparedBatch, extra: Hook | None) -> BatchCounts:
         try:
             with write_transaction(self._engine) as connection:
-                if extra is not None:
-                    extra(connection)  # first: it sees the archive as it was before this batch
+                # First: it sees the archive as it was before this batch.
+                reacted = extra(connection) if extra is not None else None
                 cursor = connection.connection.driver_connection.cursor()
                 try:
-                    counts = _write(driver, cursor, batch, self._series, self._values)
+                    counts = _write(driver, cursor, batch, self._series, self._values, reacted)
                 finally:
                     cursor.close()
         except BaseException:
@@ -174,12 +176,24 @@ def record_writes(rows: RecordRows) -> tuple[Writes, Writes]:
     return inserts, upserts
 
 
-def _write(driver: Driver, cursor: Any, batch: PreparedBatch, series: SeriesKeys, values: Target) -> BatchCounts:
+def _write(
+    driver: Driver,
+    cursor: Any,
+    batch: PreparedBatch,
+    series: SeriesKeys,
+    values: Target,
+    reacted: Collection[str] | None = None,
+) -> BatchCounts:
     stored = driver.existing(cursor, "messages", [rows.message_id for rows in batch.messages])
     new = [rows for rows in batch.messages if rows.message_id not in stored]
     inserted = driver.insert_returning(cursor, MESSAGES, [rows.message for rows in new], "message_id")
     if inserted is not None:
         new = [rows for rows in new if rows.message_id in inserted]
+    if reacted and not set(reacted) <= {rows.message_id for rows in new}:
+        # Another writer archived messages after the rules read them as new (during a rebalance two processors can
+        # hold one device's messages): what they decided rests on an archive that has moved on. Roll back, decide
+        # again on what was committed.
+        raise KeyConflict("messages the rules reacted to were stored meanwhile by another writer")
     merged = merge(new)
     status_rows = insert_status(driver, cursor, merged.status, series, stored="skip", into=values)
     inserts, upserts = record_writes(merged)

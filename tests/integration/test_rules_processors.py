@@ -12,15 +12,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import msgspec
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from models.records import DecodedMessage
-from models.tables import Command, Message
+from models.tables import Command
 from streams.outbox.reactor import RulesReactor
-from streams.store.dialect import insert
+from streams.store.sql import ArchiveStore
 from streams.tuya.decoder import Decoded
 from tests.unit.rules.builders import OTHER_PLUG, PLUG, PLUG_PRODUCT, T0, make_rules, status
 from tests.unit.store.databases import DIALECTS, migrated_engine, scratch_database
@@ -135,33 +134,66 @@ EDGE = make_rules("""
 """)
 
 
-def reacted_and_archived(reactor: RulesReactor, *reports: Decoded):
-    """A processor's batch: the rules' hook, then the messages archived, as the store runs them in one transaction."""
-    hook = reactor.in_transaction([decoded.news for decoded in reports], T0 + timedelta(minutes=1))
-    assert hook is not None
-
-    def batch(connection) -> None:
-        hook(connection)
-        rows = [msgspec.structs.asdict(decoded.message) | {"received_at": T0} for decoded in reports]
-        connection.execute(insert(connection, Message.__table__).on_conflict_do_nothing(), rows)  # as the store does
-
-    return batch
-
-
 def test_a_rebalance_s_two_owners_of_a_device_react_to_its_messages_once(engine: Engine) -> None:
-    with engine.begin() as connection:
-        reacted_and_archived(RulesReactor(EDGE), report(PLUG, 1, watts=2000))(connection)  # fires: busy
+    store, now = ArchiveStore(engine), T0 + timedelta(minutes=1)
+
+    def batch(*reports: Decoded, then=lambda: None) -> None:  # a processor's batch: the rules, then the messages
+        hook = RulesReactor(EDGE).in_transaction([decoded.news for decoded in reports], now)
+
+        def rules(connection):
+            reacted = hook(connection)
+            then()
+            return reacted
+
+        store.write_batch(list(reports), [], received_at=now, extra=rules)
+
+    batch(report(PLUG, 1, watts=2000))  # fires: busy
     # The old owner of the plug's partition still commits its batch in hand (m2) while the new owner, reading from
-    # the committed offset, has m2 and m3 in its own: m2 re-arms the edge, m3 fires it again.
-    new_owner = reacted_and_archived(RulesReactor(EDGE), report(PLUG, 2, watts=10), report(PLUG, 3, watts=2000))
-    old_owner = reacted_and_archived(RulesReactor(EDGE), report(PLUG, 2, watts=10))
-    with engine.begin() as connection:
-        new_owner(connection)
-        other, errors = in_another_transaction(engine, old_owner)
-        until_it_waits_for_a_lock(engine)
-    other.join(WAIT_S)
-    assert not other.is_alive() and errors == []
+    # the committed offset, has m2 and m3 in its own: m2 re-arms the edge, m3 fires it again. The old owner's rules
+    # read the archive before the new owner committed, and wait for its rule state's row.
+    released, errors = threading.Event(), []
+
+    def new_owner() -> None:
+        try:
+            batch(report(PLUG, 2, watts=10), report(PLUG, 3, watts=2000), then=lambda: released.wait(WAIT_S))
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=new_owner)
+    first.start()
+    until_it_holds_the_rule_state(engine)
+    old, old_errors = in_another_thread(lambda: batch(report(PLUG, 2, watts=10)))
+    until_it_waits_for_a_lock(engine)
+    released.set()
+    for thread in (first, old):
+        thread.join(WAIT_S)
+        assert not thread.is_alive()
+    assert errors == [] and old_errors == []
     assert commands(engine) == 2
-    with engine.begin() as connection:  # still above: no edge
-        RulesReactor(EDGE).in_transaction([report(PLUG, 4, watts=2000).news], T0 + timedelta(minutes=1))(connection)
+    batch(report(PLUG, 4, watts=2000))  # still above: no edge
     assert commands(engine) == 2  # the old owner had re-armed the edge with m2, read before m3: a third fire
+
+
+def in_another_thread(step) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            step()
+        except BaseException as exc:  # reported by the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def until_it_holds_the_rule_state(engine: Engine) -> None:
+    deadline = time.monotonic() + WAIT_S
+    query = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'rule_state'"
+    while True:
+        with engine.connect() as connection:
+            if connection.scalar(text(query + " AND l.mode = 'RowExclusiveLock'")):
+                return
+        assert time.monotonic() < deadline, "the new owner never wrote its rule state"
+        time.sleep(0.01)
