@@ -158,7 +158,8 @@ def user_id_of(payload: dict[str, Any]) -> str | None:
 def normalize(message_id: str, protocol: int, payload: dict[str, Any], pushed_ms: int) -> list[Record]:
     """Route by protocol first, then bizCode (SPEC.md §3.1), into records; ``pushed_ms`` is the envelope ``t``, which
     is ms on Pulsar but seconds on OpenMQ (SPEC.md §3.6), so it too is read by magnitude."""
-    pushed_ms = timestamp_ms(pushed_ms, pushed_ms)
+    if not _SECONDS_BELOW <= pushed_ms < _MS_BELOW:  # timestamp_ms's common case inline: one a message
+        pushed_ms = timestamp_ms(pushed_ms, pushed_ms)
     biz_code = payload.get("bizCode")
     if protocol == 4 and biz_code is None:
         return _status_report(message_id, payload, pushed_ms)
@@ -267,6 +268,7 @@ def _status_records(
     records: list[Record] = []
     append, dp_ids, keys = records.append, _DP_IDS, _KEYS  # the hot loop: five items a report
     last_t, at = None, None  # a report's items usually share their int time: one reading for them all
+    latest = pushed_ms + _AHEAD_OF_PUSH_MS if pushed_ms > 0 else _MS_BELOW  # a later time is a wrong clock's
     for index, item in enumerate(items):
         try:  # Tuya's usual item has all three (SPEC.md §3.2); subscripts cost half what get() does
             code, value, t = item["code"], item["value"], item[time_key]
@@ -283,7 +285,8 @@ def _status_records(
                 continue
             code = None  # named by its DP id later, the payload keeps what came
         if type(t) is not int or t != last_t:  # an int time is read once for the items that share it
-            at = utc(_by_push(timestamp_ms(t, 0), pushed_ms) or _fallback_ms(payload, pushed_ms))  # 0: none of its own
+            ms = timestamp_ms(t, 0)  # 0: no time of its own
+            at = utc(ms if 0 < ms <= latest else _fallback_ms(payload, pushed_ms))
             last_t = t if type(t) is int else None
         # Positional, in field order: message_id, item_index, device_id, product_key, code, value, dp_id, reported_at.
         append(StatusReported(message_id, index, device_id, product_key, code, value, dp_id, at, data_id))
@@ -315,8 +318,9 @@ _AHEAD_OF_PUSH_MS = 86_400_000
 
 def _by_push(ms: int, pushed_ms: int) -> int:
     """``ms``, or 0 (no time of its own) when it lies more than a day after Tuya pushed the message: a device whose
-    clock is wrong. Taken for its time, such a value would stay the device's latest for good (newer wins)."""
-    return ms if ms <= pushed_ms + _AHEAD_OF_PUSH_MS else 0
+    clock is wrong. Taken for its time, such a value would stay the device's latest for good (newer wins). Without a
+    push time (0: a line or a record no broker wrote) ``ms`` stands."""
+    return ms if pushed_ms <= 0 or ms <= pushed_ms + _AHEAD_OF_PUSH_MS else 0
 
 
 def _device_event(

@@ -162,6 +162,13 @@ def test_a_time_more_than_a_day_after_tuya_pushed_the_message_is_a_wrong_clock_s
     assert record.reported_at == _at(PUSHED)
 
 
+def test_without_a_push_time_an_item_or_event_keeps_its_own_time():
+    # a `decode` line or a Kafka record no broker wrote: every time became 1970 once compared with a push time of 0
+    (item,) = normalize("m1", 4, {"devId": "d1", "status": [{"code": "a", "t": PUSHED}]}, 0)
+    (event,) = normalize("m2", 20, {"bizCode": "online", "devId": "d1", "ts": PUSHED}, 0)
+    assert item.reported_at == event.occurred_at == _at(PUSHED)
+
+
 def test_an_event_timed_after_tuya_pushed_it_by_more_than_a_day_falls_back_to_the_push():
     payload = {"bizCode": "online", "bizData": {"time": YEAR_2100_MS // 1000}, "devId": "d1", "ts": YEAR_2100_MS}
     (record,) = normalize("m1", 20, payload, PUSHED)
