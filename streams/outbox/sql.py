@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from models.tables import Command, Device, DeviceEvent, DeviceState, Message
@@ -173,18 +173,30 @@ def last_seen(connection: Connection) -> dict[str, DeviceSeen]:
 
 
 def due_ids(connection: Connection, now: datetime, waits: Sequence[timedelta], limit: int = 100) -> list[int]:
-    """Pending commands, oldest first, that are due: never tried, or tried ``n`` times and last finished ``waits[n]``
-    or longer ago (the last wait for more tries than ``waits`` names)."""
+    """Pending rows, oldest first, that are due: never tried, or tried ``n`` times and last finished ``waits[n]`` or
+    longer ago (the last wait for more tries than ``waits`` names). A device's commands go in the order they were
+    written: none is due while an older one of its device waits for its next try (the older decision would land
+    last)."""
     table = Command.__table__
-    attempts, finished = table.c.attempts, table.c.updated_at
-    last = len(waits) - 1
-    due = or_(
-        attempts == 0,
-        *(and_(attempts == n, finished <= now - waits[n]) for n in range(1, last)),
-        and_(attempts >= last, finished <= now - waits[last]),
+    query = (
+        select(table.c.id, table.c.action, table.c.device_id, table.c.attempts, table.c.updated_at)
+        .where(table.c.status == "pending")
+        .order_by(table.c.created_at, table.c.id)
     )
-    query = select(table.c.id).where(table.c.status == "pending", due).order_by(table.c.created_at, table.c.id)
-    return list(connection.scalars(query.limit(limit)))
+    due: list[int] = []
+    waiting: set[str] = set()  # devices with an older command waiting
+    for command_id, action, device_id, attempts, finished in connection.execute(query):
+        device = device_id if action == "tuya.send_command" else None
+        if device is not None and device in waiting:
+            continue
+        if attempts and finished > now - waits[min(attempts, len(waits) - 1)]:
+            if device is not None:
+                waiting.add(device)
+            continue
+        due.append(command_id)
+        if len(due) == limit:
+            break
+    return due
 
 
 def claim(connection: Connection, command_id: int, now: datetime) -> Mapping[str, Any] | None:

@@ -26,7 +26,7 @@ from streams.store.engine import make_engine
 from streams.store.migrate import upgrade
 from streams.tuya.api_errors import TuyaApiError, TuyaRateLimited, TuyaServerError
 from streams.tuya.results import CommandResult, DeviceStatus
-from tests.unit.rules.builders import PLUG, EngineLoop, at, device_event, make_rules
+from tests.unit.rules.builders import OTHER_PLUG, PLUG, EngineLoop, at, device_event, make_rules
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 NOTIFY = make_rules("""
@@ -273,12 +273,20 @@ def test_transient_errors_are_retried_ten_times_over_about_ten_minutes_then_fail
     assert "plug_off:m1:0 failed after 10 tries" in caplog.text
 
 
-def test_a_command_waiting_for_its_retry_is_skipped_and_those_behind_it_are_sent(archive, closing):
-    insert(archive, command_row(1, status="pending", attempts=1), command_row(2, created_at=T0 + timedelta(seconds=1)))
-    client = FakeCommandClient()
-    make_sender(closing, archive, client).drain()
-    assert [row["status"] for row in rows(archive)] == ["pending", "sent"]
-    assert [device for device, _ in client.calls] == [command_row(2)["device_id"]]
+def test_a_command_waiting_for_its_retry_holds_back_its_device_s_newer_ones_only(archive, closing):
+    # "on" rate-limited, then "off": sent in turn, the device would end on, the older decision landing last
+    waiting = command_row(1, status="pending", attempts=1, commands=[{"code": "switch_1", "value": True}])
+    newer = command_row(2, created_at=T0 + timedelta(seconds=1))
+    other = command_row(3, device_id=OTHER_PLUG, created_at=T0 + timedelta(seconds=2))
+    insert(archive, waiting, newer, other)
+    client, clock = FakeCommandClient(), Clock()
+    sender = make_sender(closing, archive, client, clock=clock)
+    sender.drain()
+    assert [row["status"] for row in rows(archive)] == ["pending", "pending", "sent"]
+    clock.after(5)
+    sender.drain()
+    assert [row["status"] for row in rows(archive)] == ["sent", "sent", "sent"]
+    assert [commands[0]["value"] for _, commands in client.calls] == [False, True, False]
 
 
 def test_tuya_command_without_client_marks_failed(archive, closing):
