@@ -40,6 +40,7 @@ from streams.backoff import Backoff
 from streams.errors import RowsRejected, TransientError
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult, Pipeline
+from streams.runner import live
 from streams.sources.kafka import DEFAULT_PARTITIONS, DEFAULT_TOPIC, bootstrap_servers, message_from_record
 
 __all__ = ["BatchCommitter", "ProcessorOptions", "RunBounds", "build_app", "message_from_event", "run_worker"]
@@ -140,17 +141,28 @@ class BatchCommitter:
         self._retrying = False  # a batch waits for the database: the processor is not turning
         self._quiet = quiet_s  # no take for this long (a tick's interval) since joining: no backlog waits
         self._caught_up = False
+        self._assignment = 0
         self._since = clock()
 
     def behind(self) -> None:
         """Partitions were assigned (a start, a rebalance): their backlog is to be read before the clock ticks."""
         self._caught_up = False
+        self._assignment += 1
         self._since = self._clock()
 
-    def took(self, taken: int, full: int) -> None:
-        """A take of ``taken`` events was handled: one short of ``full`` read the backlog."""
+    @property
+    def assignment(self) -> int:
+        """How many times partitions were assigned: a take counts for the assignment it was taken in."""
+        return self._assignment
+
+    def took(self, *, read_up: bool, assignment: int) -> None:
+        """A take was handled, taken in ``assignment``; ``read_up``: it read the backlog (a take short of a full
+        batch, or of messages published just now: a busy stream gives only full takes). A take of an earlier
+        assignment, committed after a rebalance, says nothing of the partitions assigned since."""
+        if assignment != self._assignment:
+            return
         self._since = self._clock()
-        if taken < full:
+        if read_up:
             self._caught_up = True
 
     def heartbeat(self) -> None:
@@ -229,14 +241,16 @@ def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunB
     @app.agent(topic, name="tuya-archiver.process", supervisor_strategy=CrashingSupervisor)
     async def process(stream: faust.StreamT) -> None:
         async for taken in stream.noack_take(options.batch_size, within=options.batch_timeout_s):
+            assignment = committer.assignment
             events = taken[: bounds.room(len(taken))]  # a bounded run handles no more than it may
             bounds.begin()
+            messages = [message_from_event(event) for event in events]
             if events:
-                await committer.commit([message_from_event(event) for event in events])
+                await committer.commit(messages)
                 for event in events:
                     await stream.ack(event)
             bounds.count(len(events))
-            committer.took(len(taken), options.batch_size)
+            committer.took(read_up=len(taken) < options.batch_size or live(messages), assignment=assignment)
             bounds.end_if_reached()
 
     @app.on_partitions_assigned.connect

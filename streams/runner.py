@@ -20,10 +20,11 @@ from streams.pipeline import BatchResult, Pipeline
 from streams.urls import hide_password
 
 if TYPE_CHECKING:
+    from models.records import PulsarMessage
     from streams.metrics import WorkerMetrics
     from streams.sources.pulsar import Received
 
-__all__ = ["Observer", "RunSummary", "Runner", "Source"]
+__all__ = ["LIVE_S", "Observer", "RunSummary", "Runner", "Source", "live"]
 
 log = logging.getLogger(__name__)
 _NAP_S = 0.5  # how often a backoff's sleep looks whether the run was stopped
@@ -56,6 +57,16 @@ class RunSummary:
     unreachable: bool = False
 
 
+#: How recently the newest message of a batch was published for the batch to be live: the backlog is read.
+LIVE_S = 5.0
+
+
+def live(messages: Sequence[PulsarMessage]) -> bool:
+    """Whether the newest of ``messages`` was published within :data:`LIVE_S` of now (Pulsar's publish time)."""
+    newest = max((message.publish_time_ms for message in messages), default=0)
+    return newest > 0 and time.time() - newest / 1000 < LIVE_S
+
+
 class Runner:
     def __init__(
         self,
@@ -71,8 +82,9 @@ class Runner:
         full_batch: int | None = None,
     ) -> None:
         self._source = source
-        # After each connect, the clock's rules wait until a receive gives less than ``full_batch`` messages (the
-        # backlog is read): a message waiting in it may cancel a timer that came due while the worker was away.
+        # After each connect, the clock's rules wait until a receive gives less than ``full_batch`` messages, or
+        # messages published just now (the backlog is read; a busy stream may give only full batches): a message
+        # waiting in it may cancel a timer that came due while the worker was away.
         self._full_batch = full_batch
         self._caught_up = False
         self._observers = tuple(observers)
@@ -111,7 +123,7 @@ class Runner:
                 batch = self._receive()
                 if batch is None:
                     continue
-                if self._full_batch is None or len(batch) < self._full_batch:
+                if self._full_batch is None or len(batch) < self._full_batch or live([r.message for r in batch]):
                     self._caught_up = True
                 if not batch:
                     self._idle()

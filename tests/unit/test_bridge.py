@@ -353,15 +353,17 @@ def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment()
     now, pipeline = [0.0], TickingPipeline()
     committer = BatchCommitter(pipeline, WorkerMetrics(), quiet_s=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
     committer.behind()  # partitions assigned
-    for taken in (1000, 1000):  # full takes: the backlog is being read
+    for _ in range(2):  # full takes of old messages: the backlog is being read
         now[0] += 3.0
-        committer.took(taken, 1000)
+        committer.took(read_up=False, assignment=committer.assignment)
         asyncio.run(committer.tick())
     assert pipeline.ticks == 0
-    committer.took(12, 1000)  # a short take: caught up
+    committer.took(read_up=True, assignment=committer.assignment)  # a short take, or one of messages just published
     asyncio.run(committer.tick())
     assert pipeline.ticks == 1
+    taken_before = committer.assignment
     committer.behind()  # a rebalance brings partitions with a backlog of their own
+    committer.took(read_up=True, assignment=taken_before)  # a take from before it, committed after it: no news
     now[0] += 4.9
     asyncio.run(committer.tick())
     assert pipeline.ticks == 1

@@ -6,10 +6,12 @@ The real broker and databases are exercised in tests/integration/test_worker.py.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from models.records import PulsarMessage
@@ -264,6 +266,23 @@ def test_the_clock_waits_until_a_receive_gives_less_than_a_full_batch(vectors, f
     runner.run(max_messages=3)
     kinds = [entry[0] for entry in log]
     assert kinds[: kinds.index("tick")].count("commit") == ticked_after
+
+
+def test_a_full_batch_of_messages_published_just_now_reads_as_caught_up(vectors):
+    # a busy stream may give nothing but full batches: the clock waited for ever, and no timer fired
+    log: list = []
+    now_ms = int(time.time() * 1000)
+    full = [_received(vectors, i, f"1:{i}:0:-1") for i in range(2)]
+    live = [Received(msgspec.structs.replace(r.message, publish_time_ms=now_ms), handle=r.handle) for r in full]
+    source = ScriptedSource([live, [_received(vectors, 2, "1:2:0:-1")]], log)
+    clock = FakeClock()
+    runner = Runner(
+        source, TickingPipeline(vectors, ScriptedStore(log), log), WorkerMetrics(clock=clock), clock=clock,
+        sleep=clock.sleep, full_batch=2,
+    )  # fmt: skip
+    runner.run(max_messages=3)
+    kinds = [entry[0] for entry in log]
+    assert kinds[: kinds.index("tick")].count("commit") == 1
 
 
 def test_watchdog_reconnects_after_idle_reconnect_seconds(vectors):
