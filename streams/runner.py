@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams.backoff import Backoff
 from streams.errors import RowsRejected, TransientError
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["LIVE_S", "Observer", "RunSummary", "Runner", "Source", "live"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 _NAP_S = 0.5  # how often a backoff's sleep looks whether the run was stopped
 
 
@@ -249,27 +250,33 @@ class Runner:
                 log.exception("%s failed: archiving goes on", type(observer).__name__)
 
     def _commit(self, batch: list[Received], oldest_publish_ms: int) -> BatchResult | None:
-        backoff = Backoff()
         messages = [r.message for r in batch]
-        while True:
+
+        def attempt() -> BatchResult:
             if oldest_publish_ms:
                 self._metrics.oldest_unacked_age.set(max(0.0, time.time() - oldest_publish_ms / 1000))
             started = time.perf_counter()
-            try:
-                result = self._pipeline.handle(messages)
-            except TransientError as exc:
-                if self._stopping:
-                    log.warning("stopping while %s: leaving %d messages unacknowledged", exc, len(batch))
-                    return None
-                delay = max(backoff.next_delay(), exc.retry_after)
-                log.warning("%s: nothing acknowledged, retrying the batch of %d in %.0f s", exc, len(batch), delay)
-                self._sleep(delay)
-                if self._stopping:
-                    log.warning("stopping while %s: leaving %d messages unacknowledged", exc, len(batch))
-                    return None
-                continue
+            result = self._pipeline.handle(messages)
             self._metrics.commit_seconds.observe(time.perf_counter() - started)
             return result
+
+        return self._retried(attempt, len(batch))
+
+    def _retried(self, attempt: Callable[[], _T], count: int) -> _T | None:
+        """``attempt()`` again, with backoff, while it raises TransientError (the database down, memory short); None
+        when the run is stopped meanwhile: nothing of the batch of ``count`` messages is acknowledged."""
+        backoff = Backoff()
+        while True:
+            try:
+                return attempt()
+            except TransientError as exc:
+                if not self._stopping:
+                    delay = max(backoff.next_delay(), exc.retry_after)
+                    log.warning("%s: nothing acknowledged, retrying the batch of %d in %.0f s", exc, count, delay)
+                    self._sleep(delay)
+                if self._stopping:
+                    log.warning("stopping while %s: leaving %d messages unacknowledged", exc, count)
+                    return None
 
     def _count(self, result: BatchResult) -> None:
         lag = self._metrics.record_batch(result, self._pipeline.sign_mismatches)

@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from sqlalchemy.engine import Engine
 
 from streams.backoff import Backoff
-from streams.errors import RowsRejected, TransientError
+from streams.errors import ConfigError, RowsRejected, TransientError
 from streams.fleet.catalog import CatalogRef
 from streams.heap import collector_paused, settle_heap
 from streams.outbox.reactor import RulesReactor
@@ -83,6 +83,10 @@ def serve(pipe: Connection, config: WriterConfig) -> None:
         writer.run()
     except _Gone:
         pass
+    except ConfigError as exc:
+        log.error("the writer process stopped: %s", exc)
+        with contextlib.suppress(_Gone):
+            _reply(pipe, Crashed(str(exc), config=True))
     except Exception as exc:
         log.exception("the writer process failed")
         with contextlib.suppress(_Gone):

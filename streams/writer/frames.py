@@ -58,9 +58,11 @@ class Committed(msgspec.Struct, tag=True, array_like=True):
 
 
 class Crashed(msgspec.Struct, tag=True, array_like=True):
-    """The writer met an error it cannot retry (a bug, not the database being down) and exits."""
+    """The writer met an error it cannot retry (a bug, not the database being down) and exits; ``config``: the
+    error was a ConfigError (the archive's schema is newer than this code's, say), which stops the worker as such."""
 
     error: str
+    config: bool = False
 
 
 Request = Write | Tick | Stop

@@ -13,6 +13,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from multiprocessing.connection import Connection
 
 from models.records import News
 from streams.backoff import Backoff
-from streams.errors import WorkerError
+from streams.errors import ConfigError, WorkerError
 from streams.store.prepared import PreparedBatch
 from streams.writer.child import WriterConfig
 from streams.writer.frames import Committed, Crashed, Stop, Tick, Write, decode_reply, encode
@@ -49,6 +50,8 @@ class WriterProcess:
         self._pipe: Connection | None = None
         self._unreported: deque[bytes] = deque()  # Write frames sent and not reported committed, oldest first
         self._restarts = Backoff()  # a writer that dies again before it commits anything is restarted ever later
+        self._early: list[Committed] = []  # reports read from a writer that died, for the next committed()
+        self._stopping = threading.Event()  # the worker is stopping: a dead writer is not replaced
 
     @property
     def pid(self) -> int | None:
@@ -75,10 +78,16 @@ class WriterProcess:
     def tick(self, now: datetime, catalog: int) -> None:
         self._send(encode(Tick(now, catalog)))
 
+    def stopping(self) -> None:
+        """The worker is stopping (safe from a signal handler): a writer that died is not replaced any more, and a
+        restart's wait ends; the batches it had not reported stay unacknowledged."""
+        self._stopping.set()
+
     def committed(self, timeout: float) -> list[Committed]:
         """What the writer committed since last asked, waiting up to ``timeout`` s for the first report."""
-        assert self._pipe is not None, "committed() before start()"
-        reports: list[Committed] = []
+        reports, self._early = self._early, []
+        if self._pipe is None:  # it died while the worker was stopping
+            return reports
         while self._pipe.poll(0 if reports else timeout):
             try:
                 reply = decode_reply(self._pipe.recv_bytes())
@@ -91,7 +100,7 @@ class WriterProcess:
     def stop(self) -> list[Committed]:
         """Let the writer commit what it was sent (it gives up if the database is down) and exit, within
         ``stop_wait_s``; its last reports. What it did not report by then stays unacknowledged."""
-        reports: list[Committed] = []
+        reports, self._early = self._early, []
         if self._pipe is None:
             return reports
         deadline = time.monotonic() + self._stop_wait
@@ -128,8 +137,19 @@ class WriterProcess:
                 self._process.wait()
             self._process = None
 
+    def _read_last_words(self) -> None:
+        """What a writer that ended left in its pipe: reports of commits (for the next committed()), or its failure."""
+        while self._pipe is not None and self._pipe.poll(0):
+            try:
+                reply = decode_reply(self._pipe.recv_bytes())
+            except (EOFError, OSError):
+                return
+            self._early.append(self._reported(reply))
+
     def _reported(self, reply: Committed | Crashed) -> Committed:
         if isinstance(reply, Crashed):
+            if reply.config:
+                raise ConfigError(reply.error)
             raise WriterFailed(f"the writer process failed: {reply.error}")
         for _ in range(reply.batches):
             self._unreported.popleft()
@@ -137,7 +157,8 @@ class WriterProcess:
         return reply
 
     def _send(self, frame: bytes) -> None:
-        assert self._pipe is not None, "write() before start()"
+        if self._pipe is None:  # it died while the worker was stopping: the frame stays unreported
+            return
         try:
             self._pipe.send_bytes(frame)
         except OSError:
@@ -145,21 +166,30 @@ class WriterProcess:
 
     def _restart(self) -> None:
         """Start a new writer and send it every unreported batch, in order; again, ever later, while the new one dies
-        before it has them."""
+        before it has them. What the dead one still said is read first: a failure it reported stops the worker
+        (WriterFailed), as if read in turn, instead of being replaced over and over. Not while stopping."""
         while True:
             exitcode = None
             if self._process is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     exitcode = self._process.wait(_STOP_GRACE_S)
+            self._read_last_words()
             delay = self._restarts.next_delay()
+            if self._pipe is not None:
+                self._pipe.close()
+            self._pipe = self._process = None
+            if self._stopping.is_set():
+                left = len(self._unreported)
+                log.warning("writer process ended while stopping: its %d batches stay unacknowledged", left)
+                return
             log.warning(
                 "writer process ended (exit code %s) with %d batches not reported committed: "
                 "starting a new one in %.0f s and sending them again",
                 exitcode, len(self._unreported), delay,
             )  # fmt: skip
-            if self._pipe is not None:
-                self._pipe.close()
-            time.sleep(delay)
+            if self._stopping.wait(delay):
+                log.warning("stopping: no new writer process; %d batches stay unacknowledged", len(self._unreported))
+                return
             try:
                 self.start()
                 assert self._pipe is not None

@@ -49,6 +49,10 @@ class PipelinedRunner(Runner):
         # records are the writer's now), and when it was sent (monotonic).
         self._in_flight: deque[tuple[list[Any], BatchResult, float]] = deque()
 
+    def stop(self, *args: object) -> None:
+        super().stop(*args)
+        self._writer.stopping()  # a writer that dies now is not replaced: its batches stay unacknowledged
+
     def run(self, max_messages: int | None = None, idle_timeout: float | None = None) -> Any:
         self._writer.start()
         try:
@@ -57,7 +61,10 @@ class PipelinedRunner(Runner):
             self._writer.close()
 
     def _handle(self, batch: list[Received]) -> None:
-        prepared = self._prepare([received.message for received in batch])
+        messages = [received.message for received in batch]
+        prepared = self._retried(lambda: self._prepare(messages), len(batch))  # memory short while decoding, say
+        if prepared is None:
+            return  # stopping: nothing of it acknowledged
         self._writer.write(prepared.rows, prepared.news, prepared.now, self._generation())
         self._in_flight.append(([received.handle for received in batch], prepared.result(None), time.monotonic()))
         self._settle(until=self._limit - 1)
@@ -87,7 +94,7 @@ class PipelinedRunner(Runner):
             self._acknowledge_report(report)
         if self._in_flight:
             left = sum(len(handles) for handles, _, _ in self._in_flight)
-            log.warning("stopping while the database is down: leaving %d messages unacknowledged", left)
+            log.warning("stopping with %d messages not reported committed: leaving them unacknowledged", left)
 
     def _settle(self, *, until: int) -> None:
         """Acknowledge what the writer committed; wait while more than ``until`` batches are in flight. No heartbeat

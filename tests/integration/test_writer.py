@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, event, func, select
 
 from models.records import PulsarMessage
 from models.tables import Command, DeadLetter, Message, StatusRecent, StatusValue
+from streams.errors import ConfigError
 from streams.metrics import WorkerMetrics
 from streams.pipeline import Pipeline
 from streams.rules import RuleSet, load_rules
@@ -33,6 +34,7 @@ from streams.sim import Fleet
 from streams.sources.pulsar import Received
 from streams.store.engine import make_engine
 from streams.store.sql import ArchiveStore
+from streams.tuya import decoder as decoder_module
 from streams.tuya.decoder import MessageDecoder
 from streams.writer.child import Writer, WriterConfig
 from streams.writer.frames import Stop, Write, encode
@@ -471,6 +473,117 @@ def test_a_replacement_writer_that_dies_too_is_replaced_again_with_every_batch(s
         writer.close()
     assert (writer.started, sum(r.batches for r in reports)) == (3, 2)
     assert _count(sqlite_url, Message) == 4
+
+
+class EveryReplacementDies(WriterProcess):
+    """Every writer started again is killed at once, until ``spare`` is set (an out-of-memory killer that persists)."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        super().__init__(config)
+        self.started = 0
+        self.spare = threading.Event()
+
+    def start(self) -> None:
+        super().start()
+        self.started += 1
+        if self.started > 1 and not self.spare.is_set():
+            os.kill(self.pid, signal.SIGKILL)
+            self._process.wait()
+
+
+def test_a_stop_while_the_writer_is_being_replaced_ends_the_run_leaving_its_batches_unacknowledged(sqlite_url, batches):
+    # The restart's backoff slept through a SIGTERM for as long as the writers kept dying, past a platform's 30 s.
+    writer, acked = EveryReplacementDies(_config(sqlite_url)), []
+    source = OneBatch(batches.messages(100, 200))
+    source.ack = acked.extend  # type: ignore[method-assign]
+    runner = PipelinedRunner(source, batches.pipeline, writer, WorkerMetrics(), in_flight=3)
+    running = threading.Thread(target=runner.run, kwargs={"idle_timeout": 120})
+    running.start()
+    try:
+        assert wait_for(lambda: writer.pid is not None)
+        os.kill(writer.pid, signal.SIGKILL)  # before it commits: every replacement dies too
+        source.released.set()
+        assert wait_for(lambda: writer.started >= 3, timeout=30)
+        runner.stop()
+        running.join(20)  # a hang guard: its restarts would have waited 4, 8, 16 … s between them
+        assert not running.is_alive()
+    finally:
+        writer.spare.set()
+        runner.stop()
+        running.join(60)
+    assert acked == []
+    assert writer.pid is None
+
+
+def test_memory_short_while_decoding_retries_the_batch_instead_of_ending_the_worker(sqlite_url, batches, monkeypatch):
+    # the decoder's TransientError ended run(): one process retried it, two did not
+    real, failures = decoder_module.normalize, []
+
+    def short_once(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise MemoryError
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decoder_module, "normalize", short_once)
+    source, writer, acked = OneBatch(batches.messages(100, 200)), _writer(sqlite_url), []
+    source.ack = acked.extend  # type: ignore[method-assign]
+    runner = PipelinedRunner(source, batches.pipeline, writer, WorkerMetrics(), in_flight=3)
+    running = threading.Thread(target=runner.run, kwargs={"idle_timeout": 120})
+    running.start()
+    try:
+        source.released.set()
+        assert wait_for(lambda: len(acked) == 2, timeout=30)
+    finally:
+        runner.stop()
+        running.join(60)
+    assert failures == [1] and _count(sqlite_url, Message) == 2
+
+
+def _newer_schema(database_url: str) -> None:
+    """A later migration ran: a revision this code does not know, and a constraint it does not fill."""
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+        connection.exec_driver_sql(
+            "CREATE TRIGGER new_column BEFORE INSERT ON messages "
+            "BEGIN SELECT RAISE(ABORT, 'NOT NULL constraint failed: messages.new_column'); END"
+        )
+    engine.dispose()
+
+
+class Stream:
+    """A source giving a batch of two reports every receive: a steady stream."""
+
+    def __init__(self, batches: Batches) -> None:
+        self._batches = batches
+        self.acked: list[Any] = []
+
+    def connect(self) -> None:
+        pass
+
+    def receive_batch(self) -> list[Received]:
+        time.sleep(0.05)
+        return [Received(message, message.message_id) for message in self._batches.messages(100, 200)]
+
+    def ack(self, handles: Any) -> None:
+        self.acked.extend(handles)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_newer_schema_stops_the_worker_as_one_process_does_without_replacing_its_writer(sqlite_url, batches, caplog):
+    # The writer's report of it was lost when the next batch found it gone, and a new writer, failing alike, was
+    # started over and over (minutes with 15 batches in flight); then it stopped the worker as a bug, not saying
+    # to upgrade.
+    _newer_schema(sqlite_url)
+    writer, source = _writer(sqlite_url), Stream(batches)
+    runner = PipelinedRunner(source, batches.pipeline, writer, WorkerMetrics(), in_flight=15)
+    with pytest.raises(ConfigError, match=r"database is at revision ffffffffffff.*db upgrade"):
+        runner.run()
+    assert source.acked == []
+    assert "starting a new one" not in caplog.text
 
 
 def test_a_batch_committed_before_the_writer_died_is_ignored_when_sent_again(sqlite_url, batches, tmp_path):
