@@ -83,6 +83,8 @@ class SubjectKeyer:
             gcm = message.properties.get("em") == GCM
             plaintext = self._box.decrypt_gcm(blob) if gcm else self._box.decrypt_ecb(blob)
             fields = self._fields.decode(plaintext)
+        except MemoryError as exc:  # the machine's: keyed by its id instead, it would lose its device's order
+            raise TransientError(f"out of memory reading the key of message {message.message_id}") from exc
         except Exception:  # whatever stops the key (nesting too deep for msgspec, say): the message is keyed by its
             return None  # id and forwarded for the processor to dead-letter, never left to stall the bridge
         found = {"devId": fields.devId, "uid": fields.uid, "bizData": fields.bizData}

@@ -13,12 +13,13 @@ __all__ = ["hide_password"]
 # As SQLAlchemy reads a URL: the password runs from the user's colon to the "@", and may hold "/" (a "/" in it need
 # not be percent-encoded for the URL to work).
 _PASSWORD = re.compile(r"(//[^/@:\s]*:)[^@\s]*@")
-# libpq's and SQLAlchemy's password in the query (``?password=…``, ``sslpassword``), or among libpq's keywords
-# (``host=db password=… dbname=app``, the value perhaps quoted).
-_QUERY_PASSWORD = re.compile(r"((?:^|[?&\s])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^&\s]*)", re.IGNORECASE)
+# libpq's and SQLAlchemy's password in the query (``?password=…``, ``sslpassword``): up to the next "&".
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&\s]*", re.IGNORECASE)
+# Among libpq's keywords (``host=db password=… dbname=app``): quoted, or up to the next space not escaped by "\".
+_KEYWORD_PASSWORD = re.compile(r"((?:^|\s)(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)", re.IGNORECASE)
 
 
 def hide_password(url: str) -> str:
     """``url`` with the password of its ``user:password@``, and any ``password=`` in its query or among libpq's
     keywords, as ``***``."""
-    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))
+    return _KEYWORD_PASSWORD.sub(r"\1***", _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", url)))

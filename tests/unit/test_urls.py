@@ -1,0 +1,27 @@
+"""streams/urls.py: a password is hidden wherever a setting's URL or libpq connection string may carry one."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.urls import hide_password
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cr/et@db/app", "postgresql://app:***@db/app"),
+        (
+            "postgresql://app@db/app?sslmode=require&password=s3cr3t&x=1",
+            "postgresql://app@db/app?sslmode=require&password=***&x=1",
+        ),
+        ("postgresql://app@db/app?sslpassword=s3cr3t", "postgresql://app@db/app?sslpassword=***"),
+        # libpq's keywords: an "&" is no separator there, a "\" escapes a space, quotes hold spaces
+        ("host=db user=app password=Xy7&Qz9!k dbname=app", "host=db user=app password=*** dbname=app"),
+        ("password=s3\\ cr3t host=db", "password=*** host=db"),
+        ("host=db password = 's3 cr\\'3t' dbname=app", "host=db password = *** dbname=app"),
+        ("kafka://broker:9092", "kafka://broker:9092"),
+    ],
+)
+def test_a_password_is_hidden_whole(url, shown):
+    assert hide_password(url) == shown
