@@ -67,9 +67,11 @@ def _url(value: str | None, schemes: tuple[str, ...], example: str, *, userinfo:
 
 
 def _port_readable(parts: SplitResult) -> bool:
-    """Whether the URL's port, if it has one, is a number of 0 to 65535 (reading it raises otherwise)."""
+    """Whether each host's port, if it has one, is a number of 0 to 65535 (reading it raises otherwise); Pulsar
+    takes several hosts, ``pulsar://a:6650,b:6650``."""
     try:
-        parts.port  # noqa: B018
+        for host in parts.netloc.rpartition("@")[2].split(","):
+            urlsplit(f"//{host}").port  # noqa: B018
     except ValueError:
         return False
     return True

@@ -73,6 +73,7 @@ def test_missing_region_names_the_variable():
         ("TUYA_API_RATE", "nan"),
         ("TUYA_OPENAPI_URL", "https://openapi.tuyaeu.com:443x"),  # httpx raised at the first call
         ("TUYA_PULSAR_URL", "pulsar+ssl://mqe.tuyaeu.com:99999"),
+        ("TUYA_PULSAR_URL", "pulsar+ssl://mq-a.example:7285,mq-b.example:72x5"),
         ("TUYA_PULSAR_URL", "pulsar://user:hunter4@127.0.0.1:6650"),  # the client took it for the host, and logged it
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab\n"),  # read from a secret's file: the broker refused the topic
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab "),
@@ -157,6 +158,11 @@ def test_every_url_setting_shows_no_password_in_redacted(monkeypatch):
 
 def test_keep_messages_has_the_floor_purge_keeps_messages_for():
     assert timedelta(seconds=MIN_KEEP_MESSAGES_S) == REDELIVERY_MEMORY  # one rule: a redelivery is not news
+
+
+def test_a_pulsar_url_of_several_hosts_is_taken(monkeypatch):
+    monkeypatch.setenv("TUYA_PULSAR_URL", "pulsar+ssl://mq-a.example:7285,mq-b.example:7285")
+    assert load_settings().pulsar_url == "pulsar+ssl://mq-a.example:7285,mq-b.example:7285"
 
 
 def test_a_url_setting_is_read_without_the_spaces_around_it(monkeypatch):
