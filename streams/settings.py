@@ -51,27 +51,32 @@ OPENAPI_URLS: dict[str, str] = {
 }
 
 
-def _url(value: str | None, schemes: tuple[str, ...], example: str, *, userinfo: bool) -> str | None:
-    """``value`` without spaces around it if it is a URL of one of ``schemes`` with a host, perhaps a port (and a
-    ``user:password@`` if ``userinfo``), and nothing else (None: not set, the region's is used)."""
+def _url(value: str | None, schemes: tuple[str, ...], example: str, *, pulsar: bool) -> str | None:
+    """``value`` without spaces around it if it is a URL of one of ``schemes`` with a host, perhaps a port, and
+    nothing else (None: not set, the region's is used). Pulsar's may name several hosts and no ``user:password@``
+    (pulsar-client reads none); the OpenAPI's may carry one (httpx's basic auth, for a gateway)."""
     if value is None:
         return None
     value = value.strip()
     parts = urlsplit(value)
     has_userinfo = parts.username is not None or parts.password is not None
-    extra = (has_userinfo and not userinfo) or parts.path.strip("/") or parts.query or parts.fragment
-    if parts.scheme not in schemes or not parts.hostname or not _port_readable(parts) or extra:
+    extra = (has_userinfo and pulsar) or parts.path.strip("/") or parts.query or parts.fragment
+    if parts.scheme not in schemes or not _hosts_readable(parts, several=pulsar) or extra:
         kinds = " or ".join(f"{scheme}://" for scheme in schemes)
         raise ValueError(f"must be a {kinds} URL of a host (and port) and nothing else, e.g. {example}")
     return value
 
 
-def _port_readable(parts: SplitResult) -> bool:
-    """Whether each host's port, if it has one, is a number of 0 to 65535 (reading it raises otherwise); Pulsar
-    takes several hosts, ``pulsar://a:6650,b:6650``."""
+def _hosts_readable(parts: SplitResult, *, several: bool) -> bool:
+    """Whether each host (``several``: Pulsar's ``pulsar://a:6650,b:6650``) is there, and its port, if it has one,
+    is a number of 0 to 65535 (reading it raises otherwise)."""
+    hosts = parts.netloc.rpartition("@")[2]
     try:
-        for host in parts.netloc.rpartition("@")[2].split(","):
-            urlsplit(f"//{host}").port  # noqa: B018
+        for host in hosts.split(",") if several else [hosts]:
+            split = urlsplit(f"//{host}")
+            if not split.hostname or host != host.strip():
+                return False
+            split.port  # noqa: B018
     except ValueError:
         return False
     return True
@@ -210,12 +215,12 @@ class Settings(BaseSettings):
     @field_validator("tuya_openapi_url")
     @classmethod
     def _openapi_url_is_http(cls, value: str | None) -> str | None:
-        return _url(value, ("http", "https"), OPENAPI_URLS["eu"], userinfo=True)  # httpx: basic auth, for a gateway
+        return _url(value, ("http", "https"), OPENAPI_URLS["eu"], pulsar=False)
 
     @field_validator("tuya_pulsar_url")
     @classmethod
     def _pulsar_url_is_pulsar(cls, value: str | None) -> str | None:
-        return _url(value, ("pulsar", "pulsar+ssl"), PULSAR_URLS["eu"], userinfo=False)  # pulsar-client reads none
+        return _url(value, ("pulsar", "pulsar+ssl"), PULSAR_URLS["eu"], pulsar=True)
 
     @field_validator("tuya_access_id")
     @classmethod

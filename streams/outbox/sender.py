@@ -119,15 +119,20 @@ class OutboxSender:
     def drain(self) -> int:
         """Deliver every pending row once; returns how many were attempted."""
         with self._engine.begin() as connection:
-            ids = sql.due_ids(connection, self._clock(), self._waits)
-        for command_id in ids:
+            due = sql.due_ids(connection, self._clock(), self._waits)
+        retried: set[str] = set()  # devices whose command goes back to pending: their later ones wait behind it
+        for command_id, device in due:
+            if device in retried:
+                continue
             with self._engine.begin() as connection:
                 row = sql.claim(connection, command_id, self._clock())
             if row is not None:
                 outcome = self._deliver(row)
                 with self._engine.begin() as connection:
                     sql.finish(connection, command_id, self._clock(), **outcome)
-        return len(ids)
+                if outcome["status"] == "pending" and device is not None:
+                    retried.add(device)
+        return len(due)
 
     def _deliver(self, row: Mapping[str, Any]) -> dict[str, Any]:
         try:

@@ -172,28 +172,30 @@ def last_seen(connection: Connection) -> dict[str, DeviceSeen]:
     }
 
 
-def due_ids(connection: Connection, now: datetime, waits: Sequence[timedelta], limit: int = 100) -> list[int]:
-    """Pending rows, oldest first, that are due: never tried, or tried ``n`` times and last finished ``waits[n]`` or
-    longer ago (the last wait for more tries than ``waits`` names). A device's commands go in the order they were
-    written: none is due while an older one of its device waits for its next try (the older decision would land
-    last)."""
+def due_ids(
+    connection: Connection, now: datetime, waits: Sequence[timedelta], limit: int = 100
+) -> list[tuple[int, str | None]]:
+    """Pending rows, oldest first, that are due, with the device a command row is for (None: a webhook or a log
+    line): never tried, or tried ``n`` times and last finished ``waits[n]`` or longer ago (the last wait for more
+    tries than ``waits`` names). A device's commands go in the order they were written: none is due while an older
+    one of its device waits for its next try or is in flight (the older decision would land last)."""
     table = Command.__table__
     query = (
-        select(table.c.id, table.c.action, table.c.device_id, table.c.attempts, table.c.updated_at)
-        .where(table.c.status == "pending")
+        select(table.c.id, table.c.action, table.c.device_id, table.c.status, table.c.attempts, table.c.updated_at)
+        .where(table.c.status.in_(("pending", "in_flight")))
         .order_by(table.c.created_at, table.c.id)
     )
-    due: list[int] = []
-    waiting: set[str] = set()  # devices with an older command waiting
-    for command_id, action, device_id, attempts, finished in connection.execute(query):
+    due: list[tuple[int, str | None]] = []
+    waiting: set[str] = set()  # devices with an older command waiting or in flight
+    for command_id, action, device_id, status, attempts, finished in connection.execute(query):
         device = device_id if action == "tuya.send_command" else None
         if device is not None and device in waiting:
             continue
-        if attempts and finished > now - waits[min(attempts, len(waits) - 1)]:
+        if status == "in_flight" or (attempts and finished > now - waits[min(attempts, len(waits) - 1)]):
             if device is not None:
                 waiting.add(device)
             continue
-        due.append(command_id)
+        due.append((command_id, device))
         if len(due) == limit:
             break
     return due

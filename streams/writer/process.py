@@ -13,7 +13,6 @@ import pickle
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ _STOP_GRACE_S = 10.0  # after its pipe closed, how long the writer may take to f
 #: On stop, how long the writer may take to commit what it was sent: a database that holds its transaction on a lock
 #: must not keep the worker past a service manager's patience (Heroku's 30 s) and have it killed mid-way.
 STOP_WAIT_S = 15.0
+_NAP_S = 0.5  # how often a restart's wait looks whether the worker is stopping
 
 
 class WriterFailed(WorkerError):
@@ -51,7 +51,9 @@ class WriterProcess:
         self._unreported: deque[bytes] = deque()  # Write frames sent and not reported committed, oldest first
         self._restarts = Backoff()  # a writer that dies again before it commits anything is restarted ever later
         self._early: list[Committed] = []  # reports read from a writer that died, for the next committed()
-        self._stopping = threading.Event()  # the worker is stopping: a dead writer is not replaced
+        # The worker is stopping: a dead writer is not replaced. A plain flag, set from a signal handler: an Event's
+        # lock, held by the wait it would end, would deadlock the handler.
+        self._stopping = False
 
     @property
     def pid(self) -> int | None:
@@ -81,7 +83,7 @@ class WriterProcess:
     def stopping(self) -> None:
         """The worker is stopping (safe from a signal handler): a writer that died is not replaced any more, and a
         restart's wait ends; the batches it had not reported stay unacknowledged."""
-        self._stopping.set()
+        self._stopping = True
 
     def committed(self, timeout: float) -> list[Committed]:
         """What the writer committed since last asked, waiting up to ``timeout`` s for the first report."""
@@ -113,11 +115,20 @@ class WriterProcess:
                 "ending it; its batches in hand stay unacknowledged", self._stop_wait,
             )  # fmt: skip
             self._kill()
-        except (EOFError, OSError):
-            pass  # the writer exited: whatever it did not report stays unacknowledged
+        except (EOFError, OSError):  # the writer exited: what it reported is read, the rest stays unacknowledged
+            self._read_last_words()
+            reports.extend(self._early)
+            self._early = []
         finally:
             self.close()
         return reports
+
+    def _nap(self, seconds: float) -> bool:
+        """Sleep ``seconds``, in slices that look whether the worker is stopping; whether it is."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, _NAP_S))
+        return self._stopping
 
     def _kill(self) -> None:
         if self._process is not None:
@@ -178,7 +189,7 @@ class WriterProcess:
             if self._pipe is not None:
                 self._pipe.close()
             self._pipe = self._process = None
-            if self._stopping.is_set():
+            if self._stopping:
                 left = len(self._unreported)
                 log.warning("writer process ended while stopping: its %d batches stay unacknowledged", left)
                 return
@@ -187,7 +198,7 @@ class WriterProcess:
                 "starting a new one in %.0f s and sending them again",
                 exitcode, len(self._unreported), delay,
             )  # fmt: skip
-            if self._stopping.wait(delay):
+            if self._nap(delay):
                 log.warning("stopping: no new writer process; %d batches stay unacknowledged", len(self._unreported))
                 return
             try:

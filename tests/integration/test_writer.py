@@ -573,6 +573,21 @@ class Stream:
         pass
 
 
+def test_stop_reads_what_a_writer_that_died_reported_before_it_died(sqlite_url, batches):
+    writer = _writer(sqlite_url)
+    writer.start()
+    try:
+        _send(writer, batches.power(100, 200))
+        assert wait_for(lambda: _count(sqlite_url, Message) == 2)  # committed, its report not read yet
+        pid = writer.pid
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: not alive(pid))
+        reports = writer.stop()
+    finally:
+        writer.close()
+    assert sum(report.batches for report in reports) == 1  # dropped with the pipe: the batch was redelivered
+
+
 def test_a_newer_schema_stops_the_worker_as_one_process_does_without_replacing_its_writer(sqlite_url, batches, caplog):
     # The writer's report of it was lost when the next batch found it gone, and a new writer, failing alike, was
     # started over and over (minutes with 15 batches in flight); then it stopped the worker as a bug, not saying

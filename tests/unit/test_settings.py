@@ -74,6 +74,8 @@ def test_missing_region_names_the_variable():
         ("TUYA_OPENAPI_URL", "https://openapi.tuyaeu.com:443x"),  # httpx raised at the first call
         ("TUYA_PULSAR_URL", "pulsar+ssl://mqe.tuyaeu.com:99999"),
         ("TUYA_PULSAR_URL", "pulsar+ssl://mq-a.example:7285,mq-b.example:72x5"),
+        ("TUYA_PULSAR_URL", "pulsar+ssl://mq-a.example:7285,"),
+        ("TUYA_OPENAPI_URL", "https://openapi-a.example:443,openapi-b.example:443"),  # httpx raised at the first call
         ("TUYA_PULSAR_URL", "pulsar://user:hunter4@127.0.0.1:6650"),  # the client took it for the host, and logged it
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab\n"),  # read from a secret's file: the broker refused the topic
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab "),

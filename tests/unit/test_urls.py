@@ -11,6 +11,7 @@ from streams.urls import hide_password
     ("url", "shown"),
     [
         ("postgresql://app:s3cr/et@db/app", "postgresql://app:***@db/app"),
+        ("postgresql://archiver:correct horse@db/app", "postgresql://archiver:***@db/app"),  # SQLAlchemy takes it
         (
             "postgresql://app@db/app?sslmode=require&password=s3cr3t&x=1",
             "postgresql://app@db/app?sslmode=require&password=***&x=1",

@@ -523,12 +523,34 @@ def test_recovery_does_not_overwrite_a_row_finished_after_it_was_read(archive, c
 # --- two senders on one archive ----------------------------------------------------------------------------------
 
 
-def test_row_claimed_once_when_another_sender_drains_during_a_send(archive, closing):
-    insert(archive, command_row(1), command_row(2), command_row(3))
+def test_a_device_s_newer_command_waits_while_another_sender_has_its_older_one_in_flight(archive, closing):
+    insert(archive, command_row(1), command_row(2, created_at=T0 + timedelta(seconds=1)))
     first_client, second_client = FakeCommandClient(), FakeCommandClient()
     first = make_sender(closing, archive, first_client)
     second = make_sender(closing, archive, second_client)
-    # While the first sender is in its first call (having listed all three ids), the second drains everything.
+    first_client.on_send = lambda: (setattr(first_client, "on_send", None), second.drain())
+    first.drain()
+    assert (len(first_client.calls), len(second_client.calls)) == (2, 0)  # the first sent both, in their order
+
+
+def test_a_device_s_command_sent_back_to_pending_holds_back_its_newer_ones_in_the_same_pass(archive, closing):
+    on = command_row(1, commands=[{"code": "switch_1", "value": True}])
+    insert(archive, on, command_row(2, created_at=T0 + timedelta(seconds=1)))
+    client, clock = FakeCommandClient(TuyaRateLimited(1199, "your requests are too frequent")), Clock()
+    sender = make_sender(closing, archive, client, clock=clock)
+    sender.drain()
+    assert [row["status"] for row in rows(archive)] == ["pending", "pending"]
+    clock.after(5)
+    sender.drain()
+    assert [commands[0]["value"] for _, commands in client.calls] == [True, True, False]  # the device ends off
+
+
+def test_row_claimed_once_when_another_sender_drains_during_a_send(archive, closing):
+    insert(archive, *(command_row(n, device_id=f"dev{n}") for n in (1, 2, 3)))
+    first_client, second_client = FakeCommandClient(), FakeCommandClient()
+    first = make_sender(closing, archive, first_client)
+    second = make_sender(closing, archive, second_client)
+    # While the first sender is in its first call (having listed all three ids), the second drains the rest.
     first_client.on_send = lambda: (setattr(first_client, "on_send", None), second.drain())
     first.drain()
     assert len(first_client.calls) == 1
