@@ -130,7 +130,9 @@ class ArchiveStore:
             if not self._postgres:
                 return self._transaction(SqliteDriver(), batch, extra)
             driver = PostgresDriver()
-            while True:  # at most three attempts: each retry switches one more fallback on
+            # Each retry switches a fallback on; a KeyConflict again (the rules reacted to messages another writer
+            # archived meanwhile) ends once that writer committed: the next attempt reads them as stored.
+            while True:
                 try:
                     return self._transaction(driver, batch, extra)
                 except KeyConflict as exc:
