@@ -7,6 +7,7 @@ The access key is a ``SecretStr``: it never appears in ``repr``, logs or errors.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
@@ -61,20 +62,27 @@ def _url(value: str | None, schemes: tuple[str, ...], example: str, *, pulsar: b
     parts = urlsplit(value)
     has_userinfo = parts.username is not None or parts.password is not None
     extra = (has_userinfo and pulsar) or parts.path.strip("/") or parts.query or parts.fragment
-    if parts.scheme not in schemes or not _hosts_readable(parts, several=pulsar) or extra:
+    if parts.scheme not in schemes or not _hosts_readable(parts, pulsar=pulsar) or extra:
         kinds = " or ".join(f"{scheme}://" for scheme in schemes)
         raise ValueError(f"must be a {kinds} URL of a host (and port) and nothing else, e.g. {example}")
-    return value
+    return parts.scheme + value[len(parts.scheme) :]  # pulsar-client takes its schemes in lower case only
 
 
-def _hosts_readable(parts: SplitResult, *, several: bool) -> bool:
-    """Whether each host (``several``: Pulsar's ``pulsar://a:6650,b:6650``) is there, and its port, if it has one,
-    is a number of 0 to 65535 (reading it raises otherwise)."""
+#: A host name or an IPv4 address (underscores too: container names have them).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+
+
+def _hosts_readable(parts: SplitResult, *, pulsar: bool) -> bool:
+    """Whether each host is a name or an address and its port, if it has one, a number of 0 to 65535 (reading it
+    raises otherwise). Pulsar's URL may name several (``pulsar://a:6650,b:6650``) and no IPv6 address in brackets
+    (pulsar-client refuses it)."""
     hosts = parts.netloc.rpartition("@")[2]
     try:
-        for host in hosts.split(",") if several else [hosts]:
+        for host in hosts.split(",") if pulsar else [hosts]:
             split = urlsplit(f"//{host}")
-            if not split.hostname or host != host.strip():
+            name = split.hostname or ""
+            bracketed = host.startswith("[") and not pulsar and ":" in name
+            if not (bracketed or _HOST_NAME.fullmatch(name)):
                 return False
             split.port  # noqa: B018
     except ValueError:

@@ -10,9 +10,9 @@ import re
 
 __all__ = ["hide_password"]
 
-# As SQLAlchemy reads a URL: the password runs from the user's colon to the "@", and may hold "/" and spaces (neither
-# need be percent-encoded for the URL to work).
-_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^@]*@")
+# As SQLAlchemy reads a URL: the user runs to the first ":" and may hold "@" and spaces (Azure's ``user@server``);
+# the password runs from there to the "@", and may hold "/" and spaces (none need be percent-encoded to work).
+_PASSWORD = re.compile(r"(//[^:/]*:)[^@]*@")
 # libpq's and SQLAlchemy's password in the query (``?password=…``, ``sslpassword``): up to the next "&".
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&\s]*", re.IGNORECASE)
 # Among libpq's keywords (``host=db password=… dbname=app``): quoted, or up to the next space not escaped by "\".

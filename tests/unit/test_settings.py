@@ -76,6 +76,9 @@ def test_missing_region_names_the_variable():
         ("TUYA_PULSAR_URL", "pulsar+ssl://mq-a.example:7285,mq-b.example:72x5"),
         ("TUYA_PULSAR_URL", "pulsar+ssl://mq-a.example:7285,"),
         ("TUYA_OPENAPI_URL", "https://openapi-a.example:443,openapi-b.example:443"),  # httpx raised at the first call
+        ("TUYA_OPENAPI_URL", "https://openapi-a.example,openapi-b.example"),
+        ("TUYA_OPENAPI_URL", "https://open api.example"),
+        ("TUYA_PULSAR_URL", "pulsar://[::1]:6650"),  # pulsar-client refuses it: the worker retried for ever
         ("TUYA_PULSAR_URL", "pulsar://user:hunter4@127.0.0.1:6650"),  # the client took it for the host, and logged it
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab\n"),  # read from a secret's file: the broker refused the topic
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab "),
@@ -160,6 +163,13 @@ def test_every_url_setting_shows_no_password_in_redacted(monkeypatch):
 
 def test_keep_messages_has_the_floor_purge_keeps_messages_for():
     assert timedelta(seconds=MIN_KEEP_MESSAGES_S) == REDELIVERY_MEMORY  # one rule: a redelivery is not news
+
+
+def test_a_url_setting_s_scheme_is_taken_in_lower_case(monkeypatch):
+    monkeypatch.setenv("TUYA_PULSAR_URL", "PULSAR+SSL://mqe.tuyaeu.com:7285")
+    monkeypatch.setenv("TUYA_OPENAPI_URL", "http://[::1]:8080")
+    settings = load_settings()
+    assert (settings.pulsar_url, settings.openapi_url) == ("pulsar+ssl://mqe.tuyaeu.com:7285", "http://[::1]:8080")
 
 
 def test_a_pulsar_url_of_several_hosts_is_taken(monkeypatch):

@@ -12,6 +12,8 @@ from streams.urls import hide_password
     [
         ("postgresql://app:s3cr/et@db/app", "postgresql://app:***@db/app"),
         ("postgresql://archiver:correct horse@db/app", "postgresql://archiver:***@db/app"),  # SQLAlchemy takes it
+        ("postgresql://admin@server:s3cret@server.example/app", "postgresql://admin@server:***@server.example/app"),
+        ("postgresql://my user:s3cret@db/app", "postgresql://my user:***@db/app"),
         (
             "postgresql://app@db/app?sslmode=require&password=s3cr3t&x=1",
             "postgresql://app@db/app?sslmode=require&password=***&x=1",

@@ -533,6 +533,24 @@ def test_a_device_s_newer_command_waits_while_another_sender_has_its_older_one_i
     assert (len(first_client.calls), len(second_client.calls)) == (2, 0)  # the first sent both, in their order
 
 
+def test_a_device_s_newer_command_waits_when_another_sender_claims_its_older_one_first(archive, closing):
+    # Both senders listed the two rows; the other claimed the older between this one's listing and its claim.
+    insert(archive, command_row(1), command_row(2, created_at=T0 + timedelta(seconds=1)))
+    client = FakeCommandClient()
+    sender = make_sender(closing, archive, client)
+    listed = sql.due_ids
+
+    def listed_then_claimed_elsewhere(connection, *args, **kwargs):
+        due = listed(connection, *args, **kwargs)
+        sql.claim(connection, due[0][0], T0)  # in flight at the other sender
+        return due
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sql, "due_ids", listed_then_claimed_elsewhere)
+        sender.drain()
+    assert client.calls == []  # the newer one waits for the older, in flight at the other sender
+
+
 def test_a_device_s_command_sent_back_to_pending_holds_back_its_newer_ones_in_the_same_pass(archive, closing):
     on = command_row(1, commands=[{"code": "switch_1", "value": True}])
     insert(archive, on, command_row(2, created_at=T0 + timedelta(seconds=1)))
