@@ -124,7 +124,9 @@ class Runner:
                 batch = self._receive()
                 if batch is None:
                     continue
-                if self._full_batch is None or len(batch) < self._full_batch or live([r.message for r in batch]):
+                if not self._caught_up and (
+                    self._full_batch is None or len(batch) < self._full_batch or live([r.message for r in batch])
+                ):
                     self._caught_up = True
                 if not batch:
                     self._idle()
