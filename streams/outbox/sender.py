@@ -117,7 +117,8 @@ class OutboxSender:
         return {"status": "failed", "error": "interrupted in flight; not resent, as it may have been delivered"}
 
     def drain(self) -> int:
-        """Deliver every pending row once; returns how many were attempted."""
+        """Deliver every due row once, a device's commands in the order they were written (:func:`sql.due_ids`);
+        returns how many were due."""
         with self._engine.begin() as connection:
             due = sql.due_ids(connection, self._clock(), self._waits)
         retried: set[str] = set()  # devices with a command back to pending or at another sender: the rest wait
