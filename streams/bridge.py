@@ -174,12 +174,17 @@ class KafkaWriter:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=_REQUEST_TIMEOUT_MS)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(self._topic, self._partitions, 1)])
-            log.info("created kafka topic %s with %d partitions", self._topic, self._partitions)
+            response = await admin.create_topics([NewTopic(self._topic, self._partitions, 1)])
         except TopicAlreadyExistsError:
-            pass
+            return
         finally:
             await admin.close()
+        # aiokafka returns the topic's error in the answer, not as an exception: (topic, code[, message]).
+        code = next((error[1] for error in response.topic_errors if error[0] == self._topic), 0)
+        if code == 0:
+            log.info("created kafka topic %s with %d partitions", self._topic, self._partitions)
+        elif code != TopicAlreadyExistsError.errno:
+            log.warning("kafka topic %s not created (Kafka error %d): producing to it as it is", self._topic, code)
 
     async def _discard_producer(self) -> None:
         producer, self._producer = self._producer, None
