@@ -7,6 +7,7 @@ The access key is a ``SecretStr``: it never appears in ``repr``, logs or errors.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -68,23 +69,34 @@ def _url(value: str | None, schemes: tuple[str, ...], example: str, *, pulsar: b
     return parts.scheme + value[len(parts.scheme) :]  # pulsar-client takes its schemes in lower case only
 
 
-#: A host name or an IPv4 address (underscores too: container names have them).
-_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+#: A host name (perhaps ending in "." or in another script than Latin: httpx takes both) or an IPv4 address;
+#: underscores too, which container names have.
+_HOST_NAME = re.compile(r"\w([\w.-]*\w)?\.?")
+#: A host and its port as a URL writes them: the port, if any, after the name's or the brackets' end.
+_HOST_PORT = re.compile(r"(?P<name>\[[^\]]*\]|[^:\[\]]+)(:(?P<port>[0-9]{1,5}))?")
 
 
 def _hosts_readable(parts: SplitResult, *, pulsar: bool) -> bool:
-    """Whether each host is a name or an address and its port, if it has one, a number of 0 to 65535 (reading it
-    raises otherwise). Pulsar's URL may name several (``pulsar://a:6650,b:6650``) and no IPv6 address in brackets
-    (pulsar-client refuses it)."""
+    """Whether each host is a name or an address with, perhaps, a port of 1 to 65535. Pulsar's URL may name several
+    (``pulsar://a:6650,b:6650``) and no IPv6 address in brackets (pulsar-client refuses it); the OpenAPI's one, which
+    may be one."""
     hosts = parts.netloc.rpartition("@")[2]
-    try:
-        for host in hosts.split(",") if pulsar else [hosts]:
-            split = urlsplit(f"//{host}")
-            name = split.hostname or ""
-            bracketed = host.startswith("[") and not pulsar and ":" in name
-            if not (bracketed or _HOST_NAME.fullmatch(name)):
+    for host in hosts.split(",") if pulsar else [hosts]:
+        written = _HOST_PORT.fullmatch(host)
+        if written is None or not 0 < int(written["port"] or 1) < 65536:
+            return False
+        name = written["name"]
+        if name.startswith("["):
+            if pulsar or not _ipv6(name[1:-1]):
                 return False
-            split.port  # noqa: B018
+        elif not _HOST_NAME.fullmatch(name):
+            return False
+    return True
+
+
+def _ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text.partition("%")[0])
     except ValueError:
         return False
     return True

@@ -122,11 +122,11 @@ class OutboxSender:
         with self._engine.begin() as connection:
             due = sql.due_ids(connection, self._clock(), self._waits)
         retried: set[str] = set()  # devices with a command back to pending or at another sender: the rest wait
-        for command_id, device in due:
+        for command_id, attempts, device in due:
             if device in retried:
                 continue
             with self._engine.begin() as connection:
-                row = sql.claim(connection, command_id, self._clock())
+                row = sql.claim(connection, command_id, attempts, self._clock())
             if row is None and device is not None:  # another sender has it in flight: the device's next ones wait
                 retried.add(device)
             if row is not None:

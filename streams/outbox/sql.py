@@ -174,18 +174,19 @@ def last_seen(connection: Connection) -> dict[str, DeviceSeen]:
 
 def due_ids(
     connection: Connection, now: datetime, waits: Sequence[timedelta], limit: int = 100
-) -> list[tuple[int, str | None]]:
-    """Pending rows, oldest first, that are due, with the device a command row is for (None: a webhook or a log
-    line): never tried, or tried ``n`` times and last finished ``waits[n]`` or longer ago (the last wait for more
-    tries than ``waits`` names). A device's commands go in the order they were written: none is due while an older
-    one of its device waits for its next try or is in flight (the older decision would land last)."""
+) -> list[tuple[int, int, str | None]]:
+    """Pending rows, oldest first, that are due, with their tries so far and the device a command row is for (None:
+    a webhook or a log line): never tried, or tried ``n`` times and last finished ``waits[n]`` or longer ago (the
+    last wait for more tries than ``waits`` names). A device's commands go in the order they were written: none is
+    due while an older one of its device waits for its next try or is in flight (the older decision would land
+    last)."""
     table = Command.__table__
     query = (
         select(table.c.id, table.c.action, table.c.device_id, table.c.status, table.c.attempts, table.c.updated_at)
         .where(table.c.status.in_(("pending", "in_flight")))
         .order_by(table.c.created_at, table.c.id)
     )
-    due: list[tuple[int, str | None]] = []
+    due: list[tuple[int, int, str | None]] = []
     waiting: set[str] = set()  # devices with an older command waiting or in flight
     for command_id, action, device_id, status, attempts, finished in connection.execute(query):
         device = device_id if action == "tuya.send_command" else None
@@ -195,18 +196,19 @@ def due_ids(
             if device is not None:
                 waiting.add(device)
             continue
-        due.append((command_id, device))
+        due.append((command_id, attempts, device))
         if len(due) == limit:
             break
     return due
 
 
-def claim(connection: Connection, command_id: int, now: datetime) -> Mapping[str, Any] | None:
-    """Mark a pending command in flight (attempts + 1) and return it; None if another sender took it."""
+def claim(connection: Connection, command_id: int, attempts: int, now: datetime) -> Mapping[str, Any] | None:
+    """Mark a pending command in flight (attempts + 1) and return it; None if another sender took it, or tried it
+    since it was listed with ``attempts`` (its next try is not due then)."""
     table = Command.__table__
     claimed = connection.execute(
         update(table)
-        .where(and_(table.c.id == command_id, table.c.status == "pending"))
+        .where(and_(table.c.id == command_id, table.c.status == "pending", table.c.attempts == attempts))
         .values(status="in_flight", attempts=table.c.attempts + 1, updated_at=now)
     )
     if claimed.rowcount != 1:

@@ -23,7 +23,6 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from streams.errors import ConfigError, DatabaseUnavailable, RowsRejected
 from streams.store.revision import current_revision, head_revision
-from streams.urls import hide_password
 
 __all__ = [
     "PAGE_BYTES",
@@ -89,7 +88,10 @@ def normalize_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise ConfigError(f"DATABASE_URL: not a database URL: {hide_password(url)!r}") from None
+        # Not echoed: text too malformed to parse may hold a password no rule can find.
+        raise ConfigError(
+            "DATABASE_URL: not a database URL (e.g. postgresql+psycopg://user@host/db or sqlite:///archive.db)"
+        ) from None
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):

@@ -79,6 +79,10 @@ def test_missing_region_names_the_variable():
         ("TUYA_OPENAPI_URL", "https://openapi-a.example,openapi-b.example"),
         ("TUYA_OPENAPI_URL", "https://open api.example"),
         ("TUYA_PULSAR_URL", "pulsar://[::1]:6650"),  # pulsar-client refuses it: the worker retried for ever
+        ("TUYA_PULSAR_URL", "pulsar+ssl://mqe.tuyaeu.com:"),  # so it does an empty port
+        ("TUYA_PULSAR_URL", "pulsar://127.0.0.1:0"),
+        ("TUYA_OPENAPI_URL", "http://[::1]8750"),  # read as port 80
+        ("TUYA_OPENAPI_URL", "http://[v1.fe]:80"),
         ("TUYA_PULSAR_URL", "pulsar://user:hunter4@127.0.0.1:6650"),  # the client took it for the host, and logged it
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab\n"),  # read from a secret's file: the broker refused the topic
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab "),
@@ -145,6 +149,7 @@ def test_empty_rules_file_means_no_rules(monkeypatch):
         "postgresql+psycopg//archiver:hunter2@db/archive",
         "postgresql://archiver:hunter2@db:port/archive",
         "host=db user=archiver password=hunter2 dbname=archive",  # libpq's keywords
+        "postgresql:/archiver:hunter2@db/archive",  # one slash: no rule finds the password, so nothing is echoed
     ],
 )
 def test_a_database_url_that_does_not_parse_is_one_line_without_its_password(monkeypatch, capsys, url):
@@ -170,6 +175,21 @@ def test_a_url_setting_s_scheme_is_taken_in_lower_case(monkeypatch):
     monkeypatch.setenv("TUYA_OPENAPI_URL", "http://[::1]:8080")
     settings = load_settings()
     assert (settings.pulsar_url, settings.openapi_url) == ("pulsar+ssl://mqe.tuyaeu.com:7285", "http://[::1]:8080")
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("TUYA_PULSAR_URL", "pulsar://pulsar-broker.default.svc.cluster.local.:6650"),  # a name ending in "."
+        ("TUYA_OPENAPI_URL", "https://openapi.tuyaeu.com."),
+        ("TUYA_OPENAPI_URL", "https://tuya-gw.bücher.example"),  # httpx encodes it
+        ("TUYA_PULSAR_URL", "pulsar://tuya_broker:6650"),  # a container's name
+    ],
+)
+def test_host_names_clients_take_are_taken(monkeypatch, variable, url):
+    monkeypatch.setenv(variable, url)
+    settings = load_settings()
+    assert url == (settings.pulsar_url if variable == "TUYA_PULSAR_URL" else settings.openapi_url)
 
 
 def test_a_pulsar_url_of_several_hosts_is_taken(monkeypatch):

@@ -24,6 +24,10 @@ from streams.urls import hide_password
         ("password=s3\\ cr3t host=db", "password=*** host=db"),
         ("host=db password = 's3 cr\\'3t' dbname=app", "host=db password = *** dbname=app"),
         ("kafka://broker:9092", "kafka://broker:9092"),
+        (
+            "postgresql://app@db:5432/app?application_name=ops@corp",
+            "postgresql://app@db:5432/app?application_name=ops@corp",
+        ),
     ],
 )
 def test_a_password_is_hidden_whole(url, shown):

@@ -542,13 +542,33 @@ def test_a_device_s_newer_command_waits_when_another_sender_claims_its_older_one
 
     def listed_then_claimed_elsewhere(connection, *args, **kwargs):
         due = listed(connection, *args, **kwargs)
-        sql.claim(connection, due[0][0], T0)  # in flight at the other sender
+        sql.claim(connection, due[0][0], due[0][1], T0)  # in flight at the other sender
         return due
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sql, "due_ids", listed_then_claimed_elsewhere)
         sender.drain()
     assert client.calls == []  # the newer one waits for the older, in flight at the other sender
+
+
+def test_a_row_another_sender_tried_since_it_was_listed_waits_for_its_next_try(archive, closing):
+    # claimed again at once, the row went to Tuya a second time in the same second, its back-off ignored
+    insert(archive, command_row(1))
+    client = FakeCommandClient()
+    sender = make_sender(closing, archive, client)
+    listed = sql.due_ids
+
+    def listed_then_tried_elsewhere(connection, *args, **kwargs):
+        due = listed(connection, *args, **kwargs)
+        sql.claim(connection, due[0][0], due[0][1], T0)
+        sql.finish(connection, due[0][0], T0, status="pending", error="rate-limited")  # the other sender's try
+        return due
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sql, "due_ids", listed_then_tried_elsewhere)
+        sender.drain()
+    assert client.calls == []
+    assert (only_row(archive)["status"], only_row(archive)["attempts"]) == ("pending", 1)
 
 
 def test_a_device_s_command_sent_back_to_pending_holds_back_its_newer_ones_in_the_same_pass(archive, closing):
