@@ -60,6 +60,8 @@ def _url(value: str | None, schemes: tuple[str, ...], example: str, *, pulsar: b
     if value is None:
         return None
     value = value.strip()
+    if not value.isprintable():  # urlsplit drops a tab or a line break; the clients do not
+        raise ValueError("must be a URL without control characters")
     parts = urlsplit(value)
     has_userinfo = parts.username is not None or parts.password is not None
     extra = (has_userinfo and pulsar) or parts.path.strip("/") or parts.query or parts.fragment
@@ -89,8 +91,19 @@ def _hosts_readable(parts: SplitResult, *, pulsar: bool) -> bool:
         if name.startswith("["):
             if pulsar or not _ipv6(name[1:-1]):
                 return False
-        elif not _HOST_NAME.fullmatch(name):
+        elif not _HOST_NAME.fullmatch(name) or (pulsar and not name.isascii()) or not _address_if_numeric(name):
             return False
+    return True
+
+
+def _address_if_numeric(name: str) -> bool:
+    """Whether a name of digits and dots (which clients read as an IPv4 address) is one."""
+    if not all(part.isdigit() and part.isascii() for part in name.rstrip(".").split(".")):
+        return True
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
     return True
 
 
@@ -235,7 +248,15 @@ class Settings(BaseSettings):
     @field_validator("tuya_openapi_url")
     @classmethod
     def _openapi_url_is_http(cls, value: str | None) -> str | None:
-        return _url(value, ("http", "https"), OPENAPI_URLS["eu"], pulsar=False)
+        url = _url(value, ("http", "https"), OPENAPI_URLS["eu"], pulsar=False)
+        if url is not None:
+            import httpx  # only when the setting is given: the clients that use it load httpx anyway
+
+            try:
+                httpx.URL(url)
+            except httpx.InvalidURL as exc:  # a host name IDNA refuses, say
+                raise ValueError(f"httpx cannot use it: {exc}") from None
+        return url
 
     @field_validator("tuya_pulsar_url")
     @classmethod

@@ -11,9 +11,8 @@ import re
 __all__ = ["hide_password"]
 
 # As SQLAlchemy reads a URL: the user runs to the first ":" and may hold "@" and spaces (Azure's ``user@server``);
-# the password runs from there to the "@", and may hold "/" and spaces (none need be percent-encoded to work). Neither
-# runs into a query: ``//app@db:5432/app?application_name=ops@corp`` has no password.
-_PASSWORD = re.compile(r"(//[^:/?]*:)[^@?]*@")
+# the password runs from there to the "@", and may hold "/", "?" and spaces (none need be percent-encoded to work).
+_PASSWORD = re.compile(r"(//[^:/]*:)[^@]*@")
 # libpq's and SQLAlchemy's password in the query (``?password=…``, ``sslpassword``): up to the next "&".
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&\s]*", re.IGNORECASE)
 # Among libpq's keywords (``host=db password=… dbname=app``): quoted, or up to the next space not escaped by "\".

@@ -83,6 +83,11 @@ def test_missing_region_names_the_variable():
         ("TUYA_PULSAR_URL", "pulsar://127.0.0.1:0"),
         ("TUYA_OPENAPI_URL", "http://[::1]8750"),  # read as port 80
         ("TUYA_OPENAPI_URL", "http://[v1.fe]:80"),
+        ("TUYA_OPENAPI_URL", "http://192.168.1.300:8080"),  # httpx refused it at the first client: a traceback
+        ("TUYA_OPENAPI_URL", "https://ｏｐｅｎａｐｉ.tuyaeu.com"),  # not a name IDNA takes
+        ("TUYA_OPENAPI_URL", "https://openapi.tuya\teu.com"),  # urlsplit drops the tab
+        ("TUYA_PULSAR_URL", "pulsar://999.1.1.1:6650"),
+        ("TUYA_PULSAR_URL", "pulsar://bücher.example:6650"),  # pulsar-client does not encode it
         ("TUYA_PULSAR_URL", "pulsar://user:hunter4@127.0.0.1:6650"),  # the client took it for the host, and logged it
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab\n"),  # read from a secret's file: the broker refused the topic
         ("TUYA_ACCESS_ID", "p3knx7rsq8dwf5y9h2ab "),

@@ -25,8 +25,8 @@ from streams.urls import hide_password
         ("host=db password = 's3 cr\\'3t' dbname=app", "host=db password = *** dbname=app"),
         ("kafka://broker:9092", "kafka://broker:9092"),
         (
-            "postgresql://app@db:5432/app?application_name=ops@corp",
-            "postgresql://app@db:5432/app?application_name=ops@corp",
+            "postgresql+psycopg://archiver:Zx9?kq/T2@db:5432/archive",
+            "postgresql+psycopg://archiver:***@db:5432/archive",
         ),
     ],
 )
