@@ -6,9 +6,13 @@ A call to the OpenAPI retries a bounded number of times instead: streams.tuya.ra
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "nap"]
+
+_SLICE_S = 0.5  # how often a nap looks whether it should end
 
 
 @dataclass
@@ -26,3 +30,12 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = 0.0
+
+
+def nap(seconds: float, stopping: Callable[[], bool]) -> bool:
+    """Sleep ``seconds``, or less once ``stopping()``: in slices, as an event set from a signal handler could
+    deadlock against its own wait (a SIGTERM must not wait out a backoff of up to a minute). Whether it stopped."""
+    until = time.monotonic() + seconds
+    while not stopping() and (left := until - time.monotonic()) > 0:
+        time.sleep(min(left, _SLICE_S))
+    return stopping()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from streams.backoff import Backoff
+from streams.backoff import Backoff, nap
 from streams.errors import RowsRejected, TransientError
 from streams.pipeline import BatchResult, Pipeline
 from streams.urls import hide_password
@@ -28,7 +28,6 @@ __all__ = ["LIVE_S", "Observer", "RunSummary", "Runner", "Source", "live"]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-_NAP_S = 0.5  # how often a backoff's sleep looks whether the run was stopped
 
 
 class Source(Protocol):
@@ -210,11 +209,8 @@ class Runner:
                     return
 
     def _nap(self, seconds: float) -> None:
-        """The default sleep: ``seconds``, or less if the run is stopped meanwhile (a SIGTERM must not wait out a
-        backoff of up to a minute; slices, as an event set from a signal handler could deadlock)."""
-        until = time.monotonic() + seconds
-        while not self._stopping and (left := until - time.monotonic()) > 0:
-            time.sleep(min(left, _NAP_S))
+        """The default sleep: ``seconds``, or less if the run is stopped meanwhile."""
+        nap(seconds, lambda: self._stopping)
 
     def _receive(self) -> list[Received] | None:
         """A batch (maybe empty); None after a broker error, once reconnected."""

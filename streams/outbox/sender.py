@@ -30,6 +30,7 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from models.rules import RuleSet, WebhookAction
+from streams.backoff import Backoff
 from streams.clock import utcnow
 from streams.errors import TransientError
 from streams.outbox import sql
@@ -56,9 +57,8 @@ _LONGEST_WAIT_S = 120.0
 
 def retry_waits(max_attempts: int, first_s: float) -> list[timedelta]:
     """The wait after each number of failed tries (index 0: none yet), doubling from ``first_s`` to two minutes."""
-    return [timedelta(0)] + [
-        timedelta(seconds=min(first_s * 2 ** (tries - 1), _LONGEST_WAIT_S)) for tries in range(1, max(max_attempts, 1))
-    ]
+    backoff = Backoff(first_s, _LONGEST_WAIT_S)
+    return [timedelta(0)] + [timedelta(seconds=backoff.next_delay()) for _ in range(1, max_attempts)]
 
 
 class OutboxSender:
@@ -121,20 +121,20 @@ class OutboxSender:
         returns how many were due."""
         with self._engine.begin() as connection:
             due = sql.due_ids(connection, self._clock(), self._waits)
-        retried: set[str] = set()  # devices with a command back to pending or at another sender: the rest wait
+        held: set[str] = set()  # devices with a command back to pending or at another sender: the rest wait
         for command_id, attempts, device in due:
-            if device in retried:
+            if device in held:
                 continue
             with self._engine.begin() as connection:
                 row = sql.claim(connection, command_id, attempts, self._clock())
             if row is None and device is not None:  # another sender has it in flight: the device's next ones wait
-                retried.add(device)
+                held.add(device)
             if row is not None:
                 outcome = self._deliver(row)
                 with self._engine.begin() as connection:
                     sql.finish(connection, command_id, self._clock(), **outcome)
                 if outcome["status"] == "pending" and device is not None:
-                    retried.add(device)
+                    held.add(device)
         return len(due)
 
     def _deliver(self, row: Mapping[str, Any]) -> dict[str, Any]:

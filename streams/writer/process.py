@@ -20,7 +20,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 
 from models.records import News
-from streams.backoff import Backoff
+from streams.backoff import Backoff, nap
 from streams.errors import ConfigError, WorkerError
 from streams.store.prepared import PreparedBatch
 from streams.writer.child import WriterConfig
@@ -34,7 +34,6 @@ _STOP_GRACE_S = 10.0  # after its pipe closed, how long the writer may take to f
 #: On stop, how long the writer may take to commit what it was sent: a database that holds its transaction on a lock
 #: must not keep the worker past a service manager's patience (Heroku's 30 s) and have it killed mid-way.
 STOP_WAIT_S = 15.0
-_NAP_S = 0.5  # how often a restart's wait looks whether the worker is stopping
 
 
 class WriterFailed(WorkerError):
@@ -51,8 +50,7 @@ class WriterProcess:
         self._unreported: deque[bytes] = deque()  # Write frames sent and not reported committed, oldest first
         self._restarts = Backoff()  # a writer that dies again before it commits anything is restarted ever later
         self._early: list[Committed] = []  # reports read from a writer that died, for the next committed()
-        # The worker is stopping: a dead writer is not replaced. A plain flag, set from a signal handler: an Event's
-        # lock, held by the wait it would end, would deadlock the handler.
+        # The worker is stopping: a dead writer is not replaced (a plain flag, set from a signal handler: see nap).
         self._stopping = False
 
     @property
@@ -123,13 +121,6 @@ class WriterProcess:
             self.close()
         return reports
 
-    def _nap(self, seconds: float) -> bool:
-        """Sleep ``seconds``, in slices that look whether the worker is stopping; whether it is."""
-        deadline = time.monotonic() + seconds
-        while not self._stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, _NAP_S))
-        return self._stopping
-
     def _kill(self) -> None:
         if self._process is not None:
             self._process.kill()
@@ -198,7 +189,7 @@ class WriterProcess:
                 "starting a new one in %.0f s and sending them again",
                 exitcode, len(self._unreported), delay,
             )  # fmt: skip
-            if self._nap(delay):
+            if nap(delay, lambda: self._stopping):
                 log.warning("stopping: no new writer process; %d batches stay unacknowledged", len(self._unreported))
                 return
             try:
