@@ -54,20 +54,29 @@ def report(device_id: str, number: int, watts: int = 2000) -> Decoded:
     return Decoded(message, [record])
 
 
-def in_another_transaction(engine: Engine, step) -> tuple[threading.Thread, list[BaseException]]:
-    """``step(connection)`` in a transaction of its own, in a thread (another processor); its errors are kept."""
+def in_another_thread(step) -> tuple[threading.Thread, list[BaseException]]:
+    """``step()`` in a thread (another processor); its errors are kept."""
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            with engine.begin() as connection:
-                step(connection)
+            step()
         except BaseException as exc:  # reported by the test's thread
             errors.append(exc)
 
     thread = threading.Thread(target=run)
     thread.start()
     return thread, errors
+
+
+def in_another_transaction(engine: Engine, step) -> tuple[threading.Thread, list[BaseException]]:
+    """``step(connection)`` in a transaction of its own, in a thread (another processor); its errors are kept."""
+
+    def transaction() -> None:
+        with engine.begin() as connection:
+            step(connection)
+
+    return in_another_thread(transaction)
 
 
 def until_it_waits_for_a_lock(engine: Engine) -> None:
@@ -151,16 +160,9 @@ def test_a_rebalance_s_two_owners_of_a_device_react_to_its_messages_once(engine:
     # The old owner of the plug's partition still commits its batch in hand (m2) while the new owner, reading from
     # the committed offset, has m2 and m3 in its own: m2 re-arms the edge, m3 fires it again. The old owner's rules
     # read the archive before the new owner committed, and wait for its rule state's row.
-    released, errors = threading.Event(), []
-
-    def new_owner() -> None:
-        try:
-            batch(report(PLUG, 2, watts=10), report(PLUG, 3, watts=2000), then=lambda: released.wait(WAIT_S))
-        except BaseException as exc:
-            errors.append(exc)
-
-    first = threading.Thread(target=new_owner)
-    first.start()
+    released = threading.Event()
+    new_owner = (report(PLUG, 2, watts=10), report(PLUG, 3, watts=2000))
+    first, errors = in_another_thread(lambda: batch(*new_owner, then=lambda: released.wait(WAIT_S)))
     until_it_holds_the_rule_state(engine)
     old, old_errors = in_another_thread(lambda: batch(report(PLUG, 2, watts=10)))
     until_it_waits_for_a_lock(engine)
@@ -172,20 +174,6 @@ def test_a_rebalance_s_two_owners_of_a_device_react_to_its_messages_once(engine:
     assert commands(engine) == 2
     batch(report(PLUG, 4, watts=2000))  # still above: no edge
     assert commands(engine) == 2  # the old owner had re-armed the edge with m2, read before m3: a third fire
-
-
-def in_another_thread(step) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            step()
-        except BaseException as exc:  # reported by the test's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, errors
 
 
 def until_it_holds_the_rule_state(engine: Engine) -> None:
