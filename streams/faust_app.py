@@ -14,8 +14,10 @@ and Kafka redelivers the batch to whoever owns the partitions next. Duplicates a
 A timer calls :meth:`~streams.pipeline.Pipeline.tick` as the runner does (rule timers that expire between messages);
 a lock keeps it and the batches from using the pipeline at the same time. As the runner's, the ticks wait after a
 start or a rebalance until the processor has read its partitions' backlog (a take shorter than a full batch, or none
-for a tick's interval), which may hold the value that cancels a timer. Every processor ticks: the commands a tick
-fires are keyed like any other, so concurrent ticks still write each command once.
+for a tick's interval), which may hold the value that cancels a timer. Each processor's ticks act only for the
+devices and users whose messages its partitions receive (:class:`OwnedSubjects`): another's may still be in the
+backlog of the processor that owns it. A command a tick fires is keyed like any other, so two processors holding a
+subject for a moment in a rebalance still write it once.
 
 No work at import: :func:`build_app` makes the app from :class:`ProcessorOptions`. Imports faust; never SQLAlchemy.
 """
@@ -27,12 +29,13 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from mode import CrashingSupervisor
 
 from models.records import PulsarMessage
@@ -43,7 +46,15 @@ from streams.pipeline import BatchResult, Pipeline
 from streams.runner import live
 from streams.sources.kafka import DEFAULT_PARTITIONS, DEFAULT_TOPIC, bootstrap_servers, message_from_record
 
-__all__ = ["BatchCommitter", "ProcessorOptions", "RunBounds", "build_app", "message_from_event", "run_worker"]
+__all__ = [
+    "BatchCommitter",
+    "OwnedSubjects",
+    "ProcessorOptions",
+    "RunBounds",
+    "build_app",
+    "message_from_event",
+    "run_worker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +131,29 @@ class RunBounds:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class OwnedSubjects:
+    """Whether a device or user is this processor's: the bridge keys its messages by its id (streams.bridge), and its
+    producer places a key as Kafka's default partitioner does (murmur2 of the key's bytes) among the topic's
+    ``count`` partitions; the subject is ours when that partition is one of ``partitions``, those assigned to us."""
+
+    def __init__(self, partitions: Iterable[int], count: int) -> None:
+        self._partitions = frozenset(partitions)
+        self._all = list(range(count))
+        self._placed: dict[str, bool] = {}  # a tick asks for every device with a rule state: each hashed once
+
+    def __call__(self, subject: str) -> bool:
+        owned = self._placed.get(subject)
+        if owned is None:
+            owned = self._placed[subject] = (
+                DefaultPartitioner()(subject.encode(), self._all, self._all) in self._partitions
+            )
+        return owned
+
+
 class BatchCommitter:
     """Runs the pipeline on a batch in a worker thread until it committed; retries TransientError with backoff.
-    Ticks the rules' clock once the processor has read its backlog (:meth:`behind`, :meth:`took`)."""
+    Ticks the rules' clock once the processor has read its backlog (:meth:`behind`, :meth:`took`), for the subjects
+    its partitions receive."""
 
     def __init__(
         self,
@@ -143,12 +174,15 @@ class BatchCommitter:
         self._caught_up = False
         self._assignment = 0
         self._since = clock()
+        self._owns = OwnedSubjects((), 1)
 
-    def behind(self) -> None:
-        """Partitions were assigned (a start, a rebalance): their backlog is to be read before the clock ticks."""
+    def behind(self, owns: OwnedSubjects) -> None:
+        """Partitions were assigned (a start, a rebalance), whose subjects ``owns`` tells: their backlog is to be read
+        before the clock ticks."""
         self._caught_up = False
         self._assignment += 1
         self._since = self._clock()
+        self._owns = owns
 
     @property
     def assignment(self) -> int:
@@ -202,7 +236,7 @@ class BatchCommitter:
             self._caught_up = True  # nothing was taken for a while: nothing is waiting
         try:
             async with self._lock:
-                await asyncio.to_thread(self._pipeline.tick)
+                await asyncio.to_thread(self._pipeline.tick, self._owns)
         except (TransientError, RowsRejected) as exc:
             log.warning("clock tick skipped: %s", exc)
 
@@ -255,8 +289,11 @@ def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunB
 
     @app.on_partitions_assigned.connect
     async def joined(_app: faust.App, assigned: Any, **_kwargs: Any) -> None:
+        ours = sorted(tp.partition for tp in assigned if tp.topic == options.topic)
+        count = app.consumer.topic_partitions(options.topic) or options.partitions
+        log.info("partitions %s of %d assigned: the rules' clock ticks for their devices and users", ours, count)
         bounds.joined()
-        committer.behind()
+        committer.behind(OwnedSubjects(ours, count))
 
     @app.timer(interval=options.tick_interval_s, name="tuya-archiver.tick")
     async def tick() -> None:

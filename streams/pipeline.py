@@ -46,7 +46,7 @@ class Reactor(Protocol):
 
     def in_transaction(self, news: Sequence[News], now: datetime) -> Callable[[Any], None] | None: ...
 
-    def on_tick(self, now: datetime) -> Callable[[Any], None] | None: ...
+    def on_tick(self, now: datetime, owns: Callable[[str], bool] | None = None) -> Callable[[Any], None] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +206,13 @@ class Pipeline:
         """The pipeline's clock: the time of a batch it prepares, and of a clock tick."""
         return self._clock()
 
-    def tick(self) -> None:
-        """Let the reactor fire what the clock alone made due (``for:`` timers, silent devices), in a transaction."""
+    def tick(self, owns: Callable[[str], bool] | None = None) -> None:
+        """Let the reactor fire what the clock alone made due (``for:`` timers, silent devices), in a transaction;
+        ``owns``: only for the devices and users it says are this processor's (scale-out), None: for all."""
         if self._reactor is None:
             return
         now = self.now()
-        hook = self._reactor.on_tick(now)
+        hook = self._reactor.on_tick(now, owns)
         if hook is not None:
             self._store.write_prepared(no_rows(), extra=hook)
 

@@ -122,11 +122,17 @@ class RulesReactor:
             return None
         return lambda connection: self._react(connection, news, now)
 
-    def on_tick(self, now: datetime) -> Hook | None:
-        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages."""
+    def on_tick(self, now: datetime, owns: Callable[[str], bool] | None = None) -> Hook | None:
+        """The hook for a clock tick: fire ``for:`` timers and silent devices that came due between messages.
+
+        ``owns``: whether a device or user is this processor's (scale-out: its messages reach this processor's
+        partitions), None: all are. Only its own are acted on: another's may sit in a backlog its processor is still
+        reading, with the value that cancels a timer or the report that ends a silence. States per rule (subject
+        '') are read by every processor, for their cooldowns.
+        """
         if not self.active:
             return None
-        return lambda connection: self._tick(connection, now)
+        return lambda connection: self._tick(connection, now, owns)
 
     def _react(self, connection: Connection, news: Sequence[News], now: datetime) -> set[str] | None:
         fresh = sql.new_message_ids(connection, [item.message_id for item in news])
@@ -158,12 +164,16 @@ class RulesReactor:
         fired = {action.rule_id for action in evaluation.fired} & self._rule_wide
         return sorted(fired) if fired and sql.shared_by_processors(connection) else []
 
-    def _tick(self, connection: Connection, now: datetime) -> None:
+    def _tick(self, connection: Connection, now: datetime, owns: Callable[[str], bool] | None) -> None:
         state = sql.rule_states(connection)
         quiet = self._shortest_silence
+        if owns is not None:
+            state = {key: value for key, value in state.items() if not key[1] or owns(key[1])}
         if not state and quiet is None:
             return
         seen = sql.last_seen(connection) if quiet is not None else {}
+        if owns is not None:
+            seen = {device: last for device, last in seen.items() if owns(device)}
         # the devices silent long enough to fire: a condition reads the silent device's own latest values
         silent = {device for device, last in seen.items() if quiet is not None and last.last_seen_at + quiet <= now}
         latest, _ = sql.latest_values(connection, self._named | {device for _, device in state if device} | silent)

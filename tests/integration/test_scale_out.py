@@ -8,6 +8,7 @@ equal those sets (primary keys forbid doubles). Unit tests of the parts: tests/u
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -23,10 +24,13 @@ from pathlib import Path
 
 import pulsar
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from models.records import DeadLetter, DeviceEvent, PulsarMessage
+from streams.faust_app import OwnedSubjects
 from streams.sim import EmbeddedBroker, Fleet, PublishReport, free_port, publish
+from streams.sources.kafka import bootstrap_servers
 from streams.store import migrate
 from streams.store.engine import make_engine
 from streams.tuya.decoder import MessageDecoder
@@ -49,6 +53,7 @@ rules:
         message: "{{ trigger.device_id }} is online"
 """
 _SYNCED = re.compile(r"Successfully synced group \S+ with generation (\d+)")
+_ASSIGNED = re.compile(r"partitions \[([\d, ]*)\] of (\d+) assigned")
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,11 @@ class Deployment:
 
     def batches(self, name: str) -> int:
         return self.log(name).count("batch received=")
+
+    def owns(self, name: str) -> tuple[list[int], int]:
+        """The partitions this processor was last assigned, and of how many, from its log."""
+        partitions, count = _ASSIGNED.findall(self.log(name))[-1]
+        return [int(p) for p in partitions.split(",") if p], int(count)
 
     def generation(self, name: str) -> int | None:
         """The consumer-group generation this processor last synced, from its log."""
@@ -263,6 +273,38 @@ def test_two_processors_store_every_message_exactly_once(deployment):
     deployment.bridge()
     assert_exactly_once(deployment, want)
     assert deployment.batches("p1") > 0 and deployment.batches("p2") > 0, "both processors should have had work"
+    # a device's timers fire from the processor its messages reach, once that one read its backlog
+    assert_each_processor_ticks_for_the_subjects_its_partitions_receive(deployment, 4000)
+
+
+async def _placed(deployed: Deployment, count: int) -> list[tuple[int, str]]:
+    """The partition and key of the first ``count`` records of the bridge's topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(deployed.env["KAFKA_URL"]), enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(deployed.topic, p) for p in sorted(consumer.partitions_for_topic(deployed.topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        placed: list[tuple[int, str]] = []
+        while len(placed) < count:
+            batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), timeout=60)  # a hang guard
+            placed.extend((r.partition, r.key.decode()) for records in batches.values() for r in records)
+        return placed[:count]
+    finally:
+        await consumer.stop()
+
+
+def assert_each_processor_ticks_for_the_subjects_its_partitions_receive(deployed: Deployment, count: int) -> None:
+    owners = {name: deployed.owns(name) for name in ("p1", "p2")}
+    assert sorted(p for partitions, _ in owners.values() for p in partitions) == list(range(12))
+    placed = asyncio.run(_placed(deployed, count))
+    for partitions, of in owners.values():
+        owns = OwnedSubjects(partitions, of)
+        assert [(partition, key) for partition, key in placed if owns(key) != (partition in partitions)] == []
 
 
 def _kill_one_processor_mid_run(deployed: Deployment, count: int) -> Expected:

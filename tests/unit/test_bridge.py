@@ -18,7 +18,7 @@ from models.records import DeadLetter, PulsarMessage, UserEvent
 from streams.bridge import KafkaForwarder, SubjectKeyer
 from streams.cli import main
 from streams.errors import ConfigError, DatabaseUnavailable, TransientError
-from streams.faust_app import BatchCommitter, RunBounds, message_from_event
+from streams.faust_app import BatchCommitter, OwnedSubjects, RunBounds, message_from_event
 from streams.metrics import WorkerMetrics
 from streams.pipeline import BatchResult
 from streams.sim import Fleet
@@ -342,9 +342,11 @@ class TickingPipeline:
 
     def __init__(self) -> None:
         self.ticks = 0
+        self.owns: OwnedSubjects | None = None
 
-    def tick(self) -> None:
+    def tick(self, owns: OwnedSubjects) -> None:
         self.ticks += 1
+        self.owns = owns
 
 
 def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment():
@@ -352,7 +354,7 @@ def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment()
     # that cancels it, is read: they ticked from their start.
     now, pipeline = [0.0], TickingPipeline()
     committer = BatchCommitter(pipeline, WorkerMetrics(), quiet_s=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
-    committer.behind()  # partitions assigned
+    committer.behind(OwnedSubjects([0], 12))  # partitions assigned
     for _ in range(2):  # full takes of old messages: the backlog is being read
         now[0] += 3.0
         committer.took(read_up=False, assignment=committer.assignment)
@@ -362,7 +364,7 @@ def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment()
     asyncio.run(committer.tick())
     assert pipeline.ticks == 1
     taken_before = committer.assignment
-    committer.behind()  # a rebalance brings partitions with a backlog of their own
+    committer.behind(OwnedSubjects([0, 1], 12))  # a rebalance brings partitions with a backlog of their own
     committer.took(read_up=True, assignment=taken_before)  # a take from before it, committed after it: no news
     now[0] += 4.9
     asyncio.run(committer.tick())
@@ -370,3 +372,30 @@ def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment()
     now[0] += 0.1  # nothing taken for a tick's interval: nothing waits
     asyncio.run(committer.tick())
     assert pipeline.ticks == 2
+
+
+def test_a_processor_ticks_for_the_subjects_of_its_latest_assignment():
+    pipeline = TickingPipeline()
+    committer = BatchCommitter(pipeline, WorkerMetrics())  # type: ignore[arg-type]
+    for owns in (OwnedSubjects([0], 12), OwnedSubjects([3, 6], 12)):
+        committer.behind(owns)
+        committer.took(read_up=True, assignment=committer.assignment)
+        asyncio.run(committer.tick())
+        assert pipeline.owns is owns
+
+
+# Kafka's murmur2 of each key (org.apache.kafka.common.utils.UtilsTest): its positive part modulo the partitions is
+# where Kafka's default partitioner, and so the bridge's producer, places the key.
+@pytest.mark.parametrize(
+    ("key", "murmur2", "count"),
+    [
+        ("21", -973932308, 12),
+        ("foobar", -790332482, 12),
+        ("a-little-bit-long-string", -985981536, 5),
+        ("abc", 479470107, 5),
+    ],
+)
+def test_a_processor_owns_the_subjects_the_default_partitioner_places_on_its_partitions(key, murmur2, count):
+    placed = (murmur2 & 0x7FFFFFFF) % count
+    assert OwnedSubjects([placed], count)(key)
+    assert not OwnedSubjects([p for p in range(count) if p != placed], count)(key)

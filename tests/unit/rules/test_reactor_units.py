@@ -24,6 +24,7 @@ from streams.store.engine import make_engine
 from streams.store.migrate import upgrade
 from streams.tuya.decoder import Decoded
 from tests.unit.rules.builders import (
+    OTHER_PLUG,
     PLUG,
     PLUG_PRODUCT,
     SENSOR,
@@ -184,3 +185,53 @@ def test_an_offline_is_ordered_against_the_device_s_events_in_the_archive_not_th
     _react(archive, reactor, Decoded(message, [device_event(SENSOR, "offline", T0, message_id="m0")]))
     _tick(reactor, archive, 5)
     assert _commands(archive) == (["notify_offline:m0:for0:0"] if fires else [])
+
+
+def _switched_on(device_id: str, number: int) -> Decoded:
+    """Message ``m<number>``: the plug ``device_id`` is switched on at T0."""
+    message = DecodedMessage(
+        message_id=f"m{number}", topic="t", protocol=4, biz_code=None, device_id=device_id, encrypt_model="aes_gcm",
+        sign_ok=True, pushed_at=T0, published_at=None, payload="{}", properties={},
+    )  # fmt: skip
+    return Decoded(
+        message, [status(device_id, "switch_1", True, T0, message_id=f"m{number}", product_key=PLUG_PRODUCT)]
+    )
+
+
+def test_a_processor_s_tick_acts_only_for_the_devices_its_partitions_receive(archive):
+    # Another processor's device may sit in the backlog it is still reading, with the report that switches it off
+    # or ends its silence: a processor that caught up first fired its timers.
+    rules = make_rules(f"""
+    - id: on_for_5m
+      triggers: [{{trigger: state, product: {PLUG_PRODUCT}, code: switch_1, to: true, for: 5m}}]
+      actions: [{{action: log, message: "on for 5 minutes"}}]
+    - id: silent
+      triggers: [{{trigger: device_silent, product: {PLUG_PRODUCT}, for: 1h}}]
+      actions: [{{action: log, message: silent}}]
+    """)
+    with archive.begin() as connection:
+        for device_id in (PLUG, OTHER_PLUG):
+            connection.execute(
+                insert(Device.__table__).values(
+                    device_id=device_id, product_key=PLUG_PRODUCT, first_seen_at=T0, last_seen_at=T0, report_count=1
+                )
+            )
+    reactor = RulesReactor(rules)
+    _react(archive, reactor, _switched_on(PLUG, 1), _switched_on(OTHER_PLUG, 2))
+    silence = int(T0.timestamp() * 1000)
+
+    def tick(owns) -> None:
+        hook = reactor.on_tick(T0 + timedelta(minutes=61), owns)
+        assert hook is not None
+        with archive.begin() as connection:
+            hook(connection)
+
+    tick(lambda subject: subject == PLUG)
+    assert sorted(_commands(archive)) == ["on_for_5m:m1:for0:0", f"silent:silent:{PLUG}:{silence}:for0:0"]
+    tick(lambda subject: subject == OTHER_PLUG)  # its owner, once caught up
+    assert sorted(_commands(archive)) == [
+        "on_for_5m:m1:for0:0",
+        "on_for_5m:m2:for0:0",
+        f"silent:silent:{PLUG}:{silence}:for0:0",
+        f"silent:silent:{OTHER_PLUG}:{silence}:for0:0",
+    ]
