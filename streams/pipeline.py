@@ -58,6 +58,9 @@ class BatchResult:
     counts: BatchCounts | None  # None from a handler that forwards instead of storing (the bridge)
     sync_wanted: frozenset[str] = frozenset()  # devices ``sync`` should look up (unknown, or a lifecycle event)
     newest_push_ms: int | None = None
+    # When its messages were taken from the stream (the pipeline's clock): how far consumption had come, for the gap
+    # watch, however long the commit then waited for the database. None: not known.
+    received_at: datetime | None = None
 
     @property
     def stored(self) -> int:
@@ -97,6 +100,7 @@ class Prepared:
             counts,
             self.sync_wanted,
             self.newest_push_ms,
+            self.now,
         )
 
 
@@ -109,6 +113,7 @@ def committed_result(batches: Sequence[BatchResult], counts: BatchCounts) -> Bat
             kinds[kind] = kinds.get(kind, 0) + n
     oldest = [batch.oldest_push_ms for batch in batches if batch.oldest_push_ms is not None]
     newest = [batch.newest_push_ms for batch in batches if batch.newest_push_ms is not None]
+    received = [batch.received_at for batch in batches if batch.received_at is not None]
     return BatchResult(
         sum(batch.received for batch in batches),
         sum(batch.decoded for batch in batches),
@@ -117,6 +122,7 @@ def committed_result(batches: Sequence[BatchResult], counts: BatchCounts) -> Bat
         counts,
         frozenset().union(*(batch.sync_wanted for batch in batches)),
         max(newest, default=None),
+        max(received, default=None),
     )
 
 

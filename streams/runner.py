@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams.backoff import Backoff, nap
@@ -223,9 +223,11 @@ class Runner:
 
     def _handle(self, batch: list[Received]) -> None:
         oldest_publish = min((r.message.publish_time_ms for r in batch), default=0)
+        received_at = self._pipeline.now()
         result = self._commit(batch, oldest_publish)
         if result is None:
             return  # stopping while the database is down: nothing acknowledged, all will be redelivered
+        result = replace(result, received_at=received_at)  # not when a retry that waited for the database made it
         self._acknowledge([received.handle for received in batch])
         self._committed(result)
 

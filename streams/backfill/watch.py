@@ -79,27 +79,35 @@ class GapWatcher:
                 log.warning("could not save when the worker last consumed (%s)", exc)
 
     def on_committed(self, result: BatchResult) -> None:
+        # Consumed as far as when the batch was received: a commit that waited hours for the database received
+        # nothing meanwhile, and Tuya went on deleting.
+        received = result.received_at or self._clock()
         oldest = utc(result.oldest_push_ms) if result.oldest_push_ms else None
         if result.newest_push_ms:
             self._reached(utc(result.newest_push_ms))
         self._quiet_since = None
-        self._consuming(self._clock(), oldest)
+        self._consuming(received, received, oldest)
 
     def on_idle(self) -> None:
+        """An empty receive. A pause is judged once the stream has been quiet for a margin: the first receives after
+        a connect may come back empty while Tuya still holds the messages that show it kept more."""
         now = self._clock()
         if self._quiet_since is None:
             self._quiet_since = now
-        elif now - self._quiet_since >= self._margin:
+        if now - self._quiet_since >= self._margin:
             # Quiet for a margin, every message received stored: nothing pushed before now is left to consume.
             self._reached(now)
-        self._consuming(now, None)
+            self._consuming(self._quiet_since, now, None)
 
     def _reached(self, pushed: datetime) -> None:
         self._pushed = pushed if self._pushed is None else max(self._pushed, pushed)
 
-    def _consuming(self, now: datetime, oldest_pushed: datetime | None) -> None:
+    def _consuming(self, resumed: datetime, now: datetime, oldest_pushed: datetime | None) -> None:
+        """Consuming (again) since ``resumed``, consumed up to ``now``."""
         try:
-            stretch = lost_stretch(self._consumed, now, oldest_pushed, retention=self._retention, margin=self._margin)
+            stretch = lost_stretch(
+                self._consumed, resumed, oldest_pushed, retention=self._retention, margin=self._margin
+            )
             if stretch is not None:
                 self._waiting[self._record(stretch, now)] = stretch.ended_at + self._margin
             self._consumed = now

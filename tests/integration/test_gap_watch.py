@@ -61,10 +61,16 @@ class Watch:
             (gap,) = backfill.gaps(connection)
         return gap.ended_at
 
-    def committed(self, at: datetime, oldest: datetime, newest: datetime) -> None:
+    def committed(self, at: datetime, oldest: datetime, newest: datetime, received_at: datetime | None = None) -> None:
+        """A batch committed ``at``, received then unless ``received_at`` says otherwise."""
         self.clock.now = at
         ms = lambda moment: int(moment.timestamp() * 1000)  # noqa: E731
-        self.watcher.on_committed(BatchResult(10, 10, {}, ms(oldest), None, newest_push_ms=ms(newest)))
+        result = BatchResult(10, 10, {}, ms(oldest), None, newest_push_ms=ms(newest), received_at=received_at)
+        self.watcher.on_committed(result)
+
+    def gaps(self) -> list[tuple[datetime, datetime]]:
+        with self.engine.connect() as connection:
+            return [(gap.started_at, gap.ended_at) for gap in backfill.gaps(connection)]
 
     def idle(self, at: datetime) -> None:
         self.clock.now = at
@@ -107,13 +113,32 @@ def test_a_gap_is_handed_on_once_a_commit_passes_its_end_by_the_margin(watch: Wa
 
 
 def test_a_stream_quiet_for_the_margin_counts_as_consumed_up_to_then(watch: Watch) -> None:
-    watch.idle(BACK)  # a restart into a quiet stream: the gap is found on the first empty receive
-    end = watch.gap_end()
-    assert end == BACK - RETENTION
+    watch.idle(BACK)  # a restart into a quiet stream
     watch.idle(BACK + MARGIN - timedelta(seconds=1))
-    assert watch.told == []  # not quiet for a margin yet
-    watch.idle(BACK + MARGIN)
+    assert watch.gaps() == []  # the first receives may come back empty while Tuya holds a backlog
+    assert watch.told == []
+    watch.idle(BACK + MARGIN)  # none came: what was pushed before Tuya's retention of the first receive is gone
+    assert watch.gap_end() == BACK - RETENTION
     assert watch.told == [(1, BACK + MARGIN)]
+
+
+def test_an_empty_first_receive_is_no_gap_when_the_backlog_then_shows_tuya_kept_everything(watch: Watch) -> None:
+    watch.idle(BACK)
+    watch.committed(BACK + timedelta(seconds=1), STOPPED + timedelta(seconds=1), BACK)
+    watch.idle(BACK + timedelta(seconds=2))
+    watch.idle(BACK + timedelta(seconds=2) + MARGIN)
+    assert watch.gaps() == []
+
+
+def test_a_commit_that_waited_for_the_database_counts_as_consumed_when_its_batch_was_received(watch: Watch) -> None:
+    # Received just after the last consumption, committed once the database came back three hours later: nothing
+    # more was received meanwhile, and Tuya deleted what was pushed in the first hour of it.
+    received = STOPPED + timedelta(seconds=10)
+    watch.committed(STOPPED + timedelta(hours=3), STOPPED, received, received_at=received)
+    assert watch.gaps() == []
+    next_oldest = STOPPED + timedelta(hours=1)  # the oldest Tuya still had
+    watch.committed(STOPPED + timedelta(hours=3, seconds=1), next_oldest, next_oldest + timedelta(minutes=1))
+    assert watch.gaps() == [(received - MARGIN, next_oldest)]
 
 
 def test_a_commit_starts_the_quiet_again(watch: Watch) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -142,6 +142,38 @@ def test_database_down_acks_nothing_and_retries_same_batch_with_backoff(vectors)
         "close",
     ]
     assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_a_batch_committed_after_retries_tells_observers_when_it_was_received(vectors):
+    # The gap watch measures a pause from there: while the database was down nothing more was received, and Tuya
+    # went on deleting what nobody acknowledged.
+    log: list = []
+    clock = FakeClock()
+    wall = [datetime(2026, 12, 6, 6, 0, tzinfo=UTC)]
+
+    class Outage(ScriptedStore):
+        def write_prepared(self, batch, *, extra=None):
+            wall[0] += timedelta(hours=1)  # each failed try, an hour later
+            return super().write_prepared(batch, extra=extra)
+
+    class Observer:
+        def __init__(self) -> None:
+            self.received_at: list[datetime | None] = []
+
+        def on_committed(self, result) -> None:
+            self.received_at.append(result.received_at)
+
+        def on_idle(self) -> None:
+            pass
+
+    observer = Observer()
+    source = ScriptedSource([[_received(vectors, 0, "1:0:0:-1")]], log)
+    pipeline = Pipeline(
+        MessageDecoder(vectors["pulsar_auth"]["access_key"]), Outage(log, failures=3), clock=lambda: wall[0]
+    )
+    runner = Runner(source, pipeline, WorkerMetrics(clock=clock), clock=clock, sleep=clock.sleep, observers=[observer])
+    runner.run(max_messages=1)
+    assert observer.received_at == [datetime(2026, 12, 6, 6, 0, tzinfo=UTC)]
 
 
 def test_stop_during_batch_commits_and_acks_it_then_exits(vectors):
