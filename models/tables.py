@@ -228,6 +228,9 @@ class Message(Base):
     received_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]]
     properties: Mapped[dict[str, Any]]
+    # True: the normaliser knew no kind of it (an UnknownMessage), so this row is its only record, and retention
+    # (KEEP_MESSAGES, purge) keeps it; NULL otherwise (no bytes).
+    unknown: Mapped[bool | None]
 
 
 class StatusSeries(Base):

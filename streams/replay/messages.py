@@ -11,6 +11,8 @@ Owns the re-derivation of a page of ``messages`` rows in one short transaction:
   "newer wins" upsert.
 - ``devices`` and ``users``: the store's "newer wins" upserts of the page's facts, with no report counted again
   (``devices.report_count`` never grows) and a device's product key set only where the archive has none.
+- ``messages.unknown``: true for a message that derives no kind now (retention keeps its row, its only record),
+  NULL again for one that does.
 
 A message whose payload no longer normalises is counted by error kind and its rows are left as they are. A second
 run finds nothing to change. A dry run does the same work, a page at a time in a transaction it rolls back: a later
@@ -28,6 +30,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
 
+from models.records import UnknownMessage
 from streams.errors import DecodeError
 from streams.fleet.catalog import Catalog
 from streams.replay.derive import (
@@ -50,6 +53,7 @@ from streams.store.rederive import (
     History,
     delete_history,
     delete_latest,
+    mark_unknown,
     newest_status,
     stored_history,
     stored_latest,
@@ -143,6 +147,8 @@ def _rederive_page(connection: Connection, decoded: Sequence[Decoded]) -> dict[s
     changes["device_state"] = _latest_state(connection, writer, derived, diffs["device_status"])
     changes["devices"] = _facts(connection, writer, "devices", derived.devices, prepare=device_fact_rows)
     changes["users"] = _facts(connection, writer, "users", derived.users)
+    unknown = {item.message.message_id for item in decoded if any(type(r) is UnknownMessage for r in item.records)}
+    mark_unknown(connection, sorted(unknown), [message_id for message_id in ids if message_id not in unknown])
     return changes
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from models.records import DeadLetter, DeviceEvent, StatusReported, UserEvent
+from models.records import DeadLetter, DeviceEvent, StatusReported, UnknownMessage, UserEvent
 from streams.store.facts import DeviceFacts, merge_device_rows, merge_user_rows, user_rows
 from streams.store.rows import (
     StatusRows,
@@ -92,6 +92,7 @@ class RecordRows:
 def message_rows(item: Decoded, received_at: Any, time: TimeFormat) -> MessageRows:
     """One decoded message's rows (``received_at`` already in the database's form)."""
     statuses, events, users = [], [], []
+    unknown = False
     for record in item.records:
         if type(record) is StatusReported:
             statuses.append(record)
@@ -99,11 +100,13 @@ def message_rows(item: Decoded, received_at: Any, time: TimeFormat) -> MessageRo
             events.append(device_event_row(record, time))
         elif isinstance(record, UserEvent):
             users.append(record)
+        elif isinstance(record, UnknownMessage):
+            unknown = True
     facts = DeviceFacts()
     facts.add_message(item.records)
     return MessageRows(
         item.message.message_id,
-        message_row(item.message, received_at, time),
+        message_row(item.message, received_at, time, unknown=unknown),
         status_rows(statuses, time) if statuses else None,
         events,
         [user_event_row(record, time) for record in users],

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import JSON, ColumnElement, Table, Text, and_, bindparam, cast, delete, select, tuple_
+from sqlalchemy import JSON, ColumnElement, Table, Text, and_, bindparam, cast, delete, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from models.tables import Base, StatusMessage, views
+from models.tables import Base, Message, StatusMessage, views
 from streams.store.dialect import chunks
 from streams.store.history import VALUE_TABLES, where_placed
 from streams.store.rows import DEVICE_STATE_COLUMNS, STATUS_COLUMNS, json_text
@@ -33,6 +33,7 @@ __all__ = [
     "Latest",
     "delete_history",
     "delete_latest",
+    "mark_unknown",
     "newest_status",
     "stored_history",
     "stored_latest",
@@ -207,3 +208,15 @@ def newest_status(connection: Connection, device_id: str, code: str) -> Row | No
     )
     rows = _canonical(connection.execute(query), _json_positions(table, columns))
     return rows[0] if rows else None
+
+
+def mark_unknown(connection: Connection, unknown: Sequence[str], known: Sequence[str]) -> None:
+    """``messages.unknown`` as the messages derive now: true for ``unknown`` (their row is their only record, kept
+    by retention), NULL for ``known``."""
+    table = Message.__table__
+    for ids, value in ((unknown, True), (known, None)):
+        for chunk in chunks(list(ids)):
+            connection.execute(
+                update(table).where(table.c.message_id.in_(chunk), table.c.unknown.is_distinct_from(value)),
+                {"unknown": value},
+            )

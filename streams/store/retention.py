@@ -1,10 +1,12 @@
 """Retention: delete history older than a cutoff, table by table, in bounded chunks (``tuya-archiver purge``).
 
 Owns which tables may be purged and by which time column. Latest-fact tables (devices, device_state, users,
-rule_state) are never purged, and commands only once finished (sent, failed, dry_run): a pending command is work
-still to do. Each chunk is its own short transaction, so the worker keeps writing between chunks; the history's
-recent values are settled first, in one transaction (streams.store.settle). SQLite does not shrink its file when
-rows go; run ``VACUUM`` for that.
+rule_state) are never purged, and some rows of the others are kept whatever their age: a command until finished
+(sent, failed, dry_run: a pending one is work still to do), a dead letter until replayed and a message of no kind
+the normaliser knew (each is the only record of its message). Each chunk
+is its own short transaction, so the worker keeps writing between chunks; the history's recent values are settled
+first, in one transaction (streams.store.settle). SQLite does not shrink its file when rows go; ``tuya-archiver db
+compact`` does.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class Retention:
     (series, time) primary key, a group of series at a time, because the table has no index on time alone (see
     models.tables.StatusValue). ``message_keys``: then delete the ``status_messages`` rows left without values.
     ``recent_in``: the table of its rows not settled yet (streams.store.settle): counted too, and settled before a
-    purge. ``kept_for``: its rows younger than this are kept, whatever the cutoff."""
+    purge. ``kept_for``: its rows younger than this are kept, whatever the cutoff. ``purgeable``: the condition a
+    row must meet to be purged at all, None: any row."""
 
     table: str
     time_column: str
@@ -44,8 +47,8 @@ class Retention:
     per_series: bool = False
     message_keys: bool = False
     recent_in: str | None = None
-    finished_commands_only: bool = False
     kept_for: timedelta = timedelta(0)
+    purgeable: Callable[[Table], ColumnElement[bool]] | None = None
 
     def bounded(self, cutoff: datetime) -> datetime:
         """``cutoff``, or the start of ``kept_for`` when that is earlier."""
@@ -60,7 +63,8 @@ REDELIVERY_MEMORY = timedelta(days=1)
 POLICIES = {
     policy.table: policy
     for policy in (
-        Retention("messages", "received_at", kept_for=REDELIVERY_MEMORY),
+        # a message of no kind the normaliser knew: its row is its only record (models.tables.Message.unknown)
+        Retention("messages", "received_at", kept_for=REDELIVERY_MEMORY, purgeable=lambda t: t.c.unknown.is_(None)),
         Retention(
             "device_status",
             "reported_at",
@@ -71,8 +75,9 @@ POLICIES = {
         ),
         Retention("device_events", "occurred_at"),
         Retention("user_events", "occurred_at"),
-        Retention("dead_letters", "received_at"),
-        Retention("commands", "created_at", finished_commands_only=True),
+        # a dead letter until replayed: the only copy of a message the archive did not store
+        Retention("dead_letters", "received_at", purgeable=lambda t: t.c.resolved_at.is_not(None)),
+        Retention("commands", "created_at", purgeable=lambda t: t.c.status.in_(("sent", "failed", "dry_run"))),
     )
 }
 
@@ -107,8 +112,8 @@ def _drop_unused_message_keys(connection: Connection, keys: list[int]) -> None:
 def _older(policy: Retention, cutoff: datetime, scope: ColumnElement[bool]) -> list[ColumnElement[bool]]:
     table = _table(policy)
     conditions = [table.c[policy.time_column] < policy.bounded(cutoff), scope]
-    if policy.finished_commands_only:
-        conditions.append(table.c.status.in_(("sent", "failed", "dry_run")))
+    if policy.purgeable is not None:
+        conditions.append(policy.purgeable(table))
     return conditions
 
 

@@ -90,11 +90,13 @@ MESSAGE_COLUMNS = (
     "received_at",
     "payload",
     "properties",
+    "unknown",
 )
 
 
-def message_row(message: DecodedMessage, received_at: Any, time: TimeFormat) -> tuple[Any, ...]:
-    """``received_at`` is already in the driver's form (one value for the whole batch)."""
+def message_row(message: DecodedMessage, received_at: Any, time: TimeFormat, *, unknown: bool) -> tuple[Any, ...]:
+    """``received_at`` is already in the driver's form (one value for the whole batch); ``unknown``: the message is
+    an UnknownMessage, which retention keeps (stored as true, else NULL)."""
     published = message.published_at
     return (
         message.message_id,
@@ -109,6 +111,7 @@ def message_row(message: DecodedMessage, received_at: Any, time: TimeFormat) -> 
         received_at,
         message.payload,
         json_text(message.properties),
+        True if unknown else None,
     )
 
 

@@ -148,7 +148,7 @@ def floor_rows(batches: list[list[Decoded]], time_format: Callable[[datetime], A
     keys = HistoryKeys()
     return [
         [
-            (MESSAGES, [message_row(item.message, received, time_format) for item in batch]),
+            (MESSAGES, [message_row(item.message, received, time_format, unknown=False) for item in batch]),
             *keys.writes([status_rows(item.records, time_format) for item in batch]),  # type: ignore[arg-type]
         ]
         for batch in batches
@@ -286,7 +286,7 @@ def store_writes(batch: list[Decoded], time_format: TimeFormat, history: History
     rows = record_rows(batch, time_format)
     inserts, upserts = record_writes(rows)
     received = time_format(T0)
-    messages = [message_row(item.message, received, time_format) for item in batch]
+    messages = [message_row(item.message, received, time_format, unknown=False) for item in batch]
     return [(MESSAGES, messages), *history(rows.status), *inserts], upserts
 
 

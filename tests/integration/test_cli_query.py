@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, insert, select
 
-from models.tables import Command, DataPoint, DeviceState, DeviceStatus, Gap, Message, StatusMessage
+from models.tables import Command, DataPoint, DeadLetter, DeviceState, DeviceStatus, Gap, Message, StatusMessage
 from streams.cli import main
 from streams.store import migrate
 from streams.store.compact import ArchiveInUse, compact
@@ -395,7 +395,8 @@ def sqlite_pragmas(path: Path, *names: str) -> list[object]:
 
 
 def seed_for_purge(url: str, now: datetime) -> None:
-    """Messages, history and commands 100 days old and 1 day old."""
+    """Messages, history, dead letters and commands 100 days old and 1 day old; of each age a message of no known
+    kind and a dead letter not replayed, the only records of their messages, which purge keeps."""
     engine = make_engine(url)
     try:
         migrate.upgrade(engine)
@@ -403,9 +404,12 @@ def seed_for_purge(url: str, now: datetime) -> None:
         for base, age in ((0, timedelta(days=100)), (100, timedelta(days=1))):
             when = now - age
             batch = [f.status_report(base + n, {"a": n, "b": n}, when=when) for n in range(5)]
-            batch.append(f.device_event(base + 5, "online", when=when))
-            store.write_batch(batch, [f.dead_letter(base + 6)], received_at=when)
+            batch += [f.device_event(base + 5, "online", when=when), f.unknown_message(base + 8)]
+            store.write_batch(batch, [f.dead_letter(base + 6), f.dead_letter(base + 7)], received_at=when)
         with engine.begin() as connection:
+            dead_letters = DeadLetter.__table__
+            replayed = dead_letters.c.message_id.in_([f.message_id(6), f.message_id(106)])
+            connection.execute(dead_letters.update().where(replayed).values(resolved_at=now, resolution="stored"))
             connection.execute(
                 Command.__table__.insert(),
                 [
@@ -451,11 +455,12 @@ def test_purge_deletes_old_rows_in_chunks_and_reports_counts(
     assert out.splitlines()[6].startswith("deleted 19 rows older than ")
     # the purged values' messages leave status_messages too: five reports of two values each are left
     assert counts(empty) == {
-        "messages": 6,
+        "messages": 8,  # the day-old batch's seven, and the old message of no known kind
         "device_status": 10,
         "status_messages": 5,
         "device_state": 2,
         "commands": 2,
+        "dead_letters": 3,  # the day-old batch's two, and the old one not replayed
     }
 
 
@@ -466,11 +471,12 @@ def test_purge_of_one_table_leaves_the_others(
     status, out = run(monkeypatch, capsys, empty, "purge", "--older-than", "2d", "--table", "device_status")
     assert (status, out.splitlines()[0]) == (0, "device_status: deleted 10 rows")
     assert counts(empty) == {
-        "messages": 12,
+        "messages": 14,
         "device_status": 10,
         "status_messages": 5,
         "device_state": 2,
         "commands": 3,
+        "dead_letters": 4,
     }
 
 
@@ -480,7 +486,7 @@ def counts(url: str) -> dict[str, int]:
         with engine.connect() as connection:
             return {
                 model.__tablename__: connection.scalar(select(func.count()).select_from(model)) or 0
-                for model in (Message, DeviceStatus, StatusMessage, DeviceState, Command)
+                for model in (Message, DeviceStatus, StatusMessage, DeviceState, Command, DeadLetter)
             }
     finally:
         engine.dispose()

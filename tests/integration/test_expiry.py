@@ -69,6 +69,16 @@ def test_messages_past_the_window_go_and_their_history_stays(engine: Engine) -> 
     assert counts(engine) == {"messages": 10, "device_status": 25, "device_events": 25}
 
 
+def test_a_message_of_no_known_kind_is_kept_past_the_window(engine: Engine) -> None:
+    # Its messages row is its only record: a version that knows its kind derives it from there (replay --messages).
+    batch = [f.unknown_message(1), f.status_report(2, {"cur_power": 5}), f.user_event(3, "registered")]
+    ArchiveStore(engine).write_batch(batch, [], received_at=NOW - timedelta(days=20))
+    MessageExpiry(engine, timedelta(days=14), clock=lambda: NOW).expire_once()
+    assert message_ids(engine) == {f.message_id(1)}
+    purge_older(engine, POLICIES["messages"], NOW)  # `purge --table messages`: the same policy
+    assert message_ids(engine) == {f.message_id(1)}
+
+
 def test_a_redelivered_expired_message_adds_no_history(engine: Engine) -> None:
     archive(engine, 1, 20, received_at=NOW - timedelta(days=20))
     MessageExpiry(engine, timedelta(days=14), clock=lambda: NOW).expire_once()

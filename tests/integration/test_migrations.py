@@ -275,6 +275,22 @@ def index_names(engine: Engine, table: str) -> set[str]:
     return {index["name"] for index in inspect(engine).get_indexes(table)}
 
 
+def test_upgrade_marks_the_messages_stored_with_no_other_record_as_unknown(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    batch = [f.status_report(1, {"cur_power": 5}), f.device_event(2, "online"), f.user_event(3, "registered")]
+    ArchiveStore(engine).write_batch([*batch, f.unknown_message(4)], [], received_at=f.T0)
+    migrate.downgrade(engine, "-1")  # the messages as the revision before stored them: no mark
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        marked = connection.execute(text("SELECT message_id, unknown FROM messages ORDER BY message_id"))
+        assert [(message_id, bool(unknown) if unknown is not None else None) for message_id, unknown in marked] == [
+            (f.message_id(1), None),
+            (f.message_id(2), None),
+            (f.message_id(3), None),
+            (f.message_id(4), True),
+        ]
+
+
 def test_downgrade_to_base_leaves_no_table_or_view(engine: Engine) -> None:
     migrate.upgrade(engine)
     migrate.downgrade(engine, "base")

@@ -152,8 +152,10 @@ def test_a_message_the_old_code_could_not_use_gets_its_rows_and_counts_no_report
     store = ArchiveStore(archive.engine)
     store.write_batch([first], [], received_at=f.T0)
     store.write_batch([Decoded(later.message, [])], [], received_at=f.T0)  # the old code made no records of it
+    archive.execute(update(Message).where(Message.message_id == later.message.message_id).values(unknown=True))
     status, out = replay(archive, "--messages")
     assert status == 0, out
+    assert {row.message_id: row.unknown for row in archive.rows(Message)} == {"100:1:0:-1": None, "100:2:0:-1": None}
     assert table_counts(out)["device_status"] == (2, 0, 0)
     assert table_counts(out)["device_state"] == (1, 1, 0)
     state = {row.code: (row.value, row.message_id) for row in archive.rows(DeviceState)}
@@ -162,6 +164,15 @@ def test_a_message_the_old_code_could_not_use_gets_its_rows_and_counts_no_report
     assert (device.report_count, device.last_seen_at) == (1, utc(1_700_000_002_000))
     replay(archive, "--messages")
     assert [row.report_count for row in archive.rows(Device)] == [1]
+
+
+def test_a_message_that_derives_no_kind_is_marked_for_retention_to_keep(archive: Archive, replay: Replay) -> None:
+    ArchiveStore(archive.engine).write_batch([f.unknown_message(1)], [], received_at=f.T0)
+    assert [row.unknown for row in archive.rows(Message)] == [True]
+    archive.execute(update(Message).values(unknown=None))  # as if another version had derived rows from it
+    status, out = replay(archive, "--messages")
+    assert status == 0, out
+    assert [row.unknown for row in archive.rows(Message)] == [True]
 
 
 def test_a_renamed_item_moves_its_latest_value(archive: Archive, replay: Replay) -> None:

@@ -112,7 +112,7 @@ def test_unique_keeps_the_first_of_each_key() -> None:
 
 def test_every_row_fills_its_columns() -> None:
     report = f.status_report(1, {"switch_1": True})
-    assert len(message_row(report.message, f.T0, same)) == len(MESSAGE_COLUMNS)
+    assert len(message_row(report.message, f.T0, same, unknown=False)) == len(MESSAGE_COLUMNS)
     assert len(status_rows(report.records, same).items[0]) == len(STATUS_ITEM_COLUMNS)
     assert len(dead_letter_row(f.dead_letter(2), f.T0, same)) == len(DEAD_LETTER_COLUMNS)
     rows = record_rows([f.device_event(3, "online"), f.user_event(4, "registered"), report], same)
