@@ -3,9 +3,11 @@ start and every ``SYNC_INTERVAL``, single devices when the stream shows one the 
 rename or delete), and fills the gaps the worker finds (or an interrupted backfill left) from the device logs.
 
 Owns the schedule, the queue of devices asked for, and the refresh of the worker's Catalog after every sync. A
-failed sync or backfill is logged and tried again after ``retry_s``; nothing here can stop archiving, and
-consumption never waits for it. A device asked for is not asked again within the interval, so a device the OpenAPI
-does not know costs one call per interval, not one per message.
+failed full sync or backfill is logged and tried again after ``retry_s`` (the backfill alone: a full sync costs
+about a thousand calls), and devices whose sync failed may be asked for again after ``retry_s``; nothing here can
+stop archiving, and consumption never waits for it. A device asked for is not asked again within the interval, so a
+device the OpenAPI does not know costs one call per interval, not one per message. A stop closes the OpenAPI client
+first, so a sync or backfill under way ends at its next call instead of minutes later.
 """
 
 from __future__ import annotations
@@ -75,11 +77,13 @@ class BackgroundSync:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the thread: ``on_stop`` (closing the client) first, so that the sync or backfill under way fails at
+        its next OpenAPI call (a backfill page is stored only once its calls are made), then join."""
         self._stopping.set()
         self._wake.set()
+        self._on_stop()
         if self._thread.is_alive():
             self._thread.join()
-        self._on_stop()
 
     def wait_for_sync(self, timeout: float) -> bool:
         """Wait until a sync has finished (the first full one, when it succeeds); False after ``timeout`` seconds."""
@@ -122,7 +126,9 @@ class BackgroundSync:
             devices = self._take()
             if devices:
                 what = f"{len(devices)} device(s) the stream showed"
-                self._sync(what, lambda sync, ids=devices: sync.sync_devices(ids))
+                again = f"asked for again when the stream shows them after {self._retry:.0f} s"
+                if not self._sync(what, lambda sync, ids=devices: sync.sync_devices(ids), again=again):
+                    self._ask_again(devices)
                 continue
             if self._take_backfill():
                 self._backfill()
@@ -156,8 +162,16 @@ class BackgroundSync:
                 self.backfills += 1
                 log.info("backfill: %s", "; ".join(report.summary_lines()))
         except Exception as exc:  # a failed backfill must never stop archiving
+            if self._stopping.is_set():
+                log.info("backfill stopped (%s)", exc)
+                return
             log.warning("backfill failed (%s): trying again in %.0f s", exc, self._retry)
-            self._next_full = min(self._next_full, self._clock() + self._retry)
+            self._backfill_again_at = self._clock() + self._retry
+
+    def _ask_again(self, devices: Iterable[str]) -> None:
+        """Devices whose sync failed: the stream's next request for them after ``retry_s`` is taken."""
+        with self._lock:
+            self._asked.update(dict.fromkeys(devices, self._clock() - self._interval + self._retry))
 
     def _forget_asked_before(self, moment: float) -> None:
         """Devices asked for before a full sync started: that sync has just looked every device up."""
@@ -169,14 +183,17 @@ class BackgroundSync:
             wanted, self._wanted = sorted(self._wanted), set()
         return wanted
 
-    def _sync(self, what: str, step: Callable[[FleetSync], SyncReport]) -> bool:
-        """One sync, then a fresh Catalog; False when it failed (logged, tried again later)."""
+    def _sync(self, what: str, step: Callable[[FleetSync], SyncReport], *, again: str | None = None) -> bool:
+        """One sync, then a fresh Catalog; False when it failed (logged with ``again``, when it is tried again)."""
         try:
             report = step(self._make_sync())
             with unavailable_on_failure("reloading the data-point catalog"), self._engine.connect() as connection:
                 self._catalog.set(load_catalog(connection))
         except Exception as exc:  # a failed sync must never stop archiving
-            log.warning("sync of %s failed (%s): trying again in %.0f s", what, exc, self._retry)
+            if self._stopping.is_set():
+                log.info("sync of %s stopped (%s)", what, exc)
+            else:
+                log.warning("sync of %s failed (%s): %s", what, exc, again or f"trying again in {self._retry:.0f} s")
             return False
         self.syncs += 1
         self.last_report = report

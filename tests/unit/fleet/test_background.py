@@ -29,7 +29,7 @@ from streams.pipeline import BatchResult
 from streams.store import backfill, fleet
 from streams.store.engine import make_engine
 from streams.store.migrate import upgrade
-from streams.tuya.api_errors import TuyaApiError
+from streams.tuya.api_errors import TuyaApiError, TuyaServerError
 from streams.tuya.listings import ListedDevice
 
 WAIT_S = 10.0  # bound of every wait for the sync thread; reaching it fails the test
@@ -255,9 +255,29 @@ def test_failed_syncs_never_reach_archiving_and_keep_catalog(background_factory,
     assert warnings_of(caplog) == [
         "sync of fleet failed (tuya down): trying again in 300 s",
         "sync of 1 device(s) the stream showed failed"
-        " (Tuya OpenAPI error 2010 'device not exist' (tid none)): trying again in 300 s",
-        "sync of 1 device(s) the stream showed failed (still down): trying again in 300 s",
+        " (Tuya OpenAPI error 2010 'device not exist' (tid none)): asked for again when the stream shows them after"
+        " 300 s",
+        "sync of 1 device(s) the stream showed failed (still down): asked for again when the stream shows them after"
+        " 300 s",
     ]
+
+
+def test_devices_whose_sync_failed_are_asked_for_again_after_retry_s(background_factory):
+    # They were stamped as asked for, so the stream's requests went unheard for a whole interval.
+    clock = FakeClock()
+    background, fake = background_factory(clock)
+    fake.failures["sync_devices"] = [RuntimeError("timed out")]
+    background.start()
+    fake.wait_for_calls(1)
+    background.on_committed(batch("d1"))
+    fake.wait_for_calls(2)  # failed
+    clock.now = START + RETRY_S - 1
+    background.on_committed(batch("d1"))
+    clock.now = START + RETRY_S
+    background.on_committed(batch("d1"))
+    fake.wait_for_calls(3)
+    background.stop()
+    assert fake.calls == [("run", []), ("sync_devices", ["d1"]), ("sync_devices", ["d1"])]
 
 
 def test_failing_sync_factory_is_logged_like_a_failed_sync(background_factory, caplog):
@@ -340,16 +360,22 @@ def test_on_committed_without_sync_wanted_does_nothing(background_factory):
     assert fake.calls == [("run", []), ("sync_devices", ["z"])]
 
 
-def test_stop_joins_thread_then_calls_on_stop(background_factory):
-    running_at_stop: list[list[threading.Thread]] = []
-    background, fake = background_factory(FakeClock(), on_stop=lambda: running_at_stop.append(threading.enumerate()))
+def test_stop_closes_the_client_while_a_sync_is_under_way_then_joins_the_thread(background_factory, caplog):
+    # A full sync or a gap's backfill is a thousand calls or more at the API's rate: the stop waited minutes for it.
+    # Closed, the client fails the sync's next call.
+    caplog.set_level(logging.INFO, logger="streams.fleet.background")
+    holder: list[FakeFleetSync] = []
+    background, fake = background_factory(FakeClock(), on_stop=lambda: holder[0].release(1))
+    holder.append(fake)
+    fake.failures["run"] = [RuntimeError("Cannot send a request, as the client has been closed.")]
+    fake.hold(1)
     background.start()
     fake.wait_for_calls(1)
     background.stop()
-    sync_thread = fake.threads[0]
-    assert sync_thread is not threading.current_thread()
-    assert len(running_at_stop) == 1
-    assert sync_thread not in running_at_stop[0]
+    assert not fake.threads[0].is_alive()
+    assert [r.getMessage() for r in caplog.records if r.name == "streams.fleet.background"] == [
+        "sync of fleet stopped (Cannot send a request, as the client has been closed.)"
+    ]
 
 
 def test_stop_before_start_calls_on_stop(background_factory):
@@ -387,7 +413,7 @@ def test_catalog_is_replaced_after_each_sync(archive, background_factory):
 class FakeBackfill:
     """Stands in for Backfill and its factory: each fill of a gap gives the next of ``statuses`` (the gap row too)."""
 
-    def __init__(self, archive: Engine, *statuses: str) -> None:
+    def __init__(self, archive: Engine, *statuses: str | Exception) -> None:
         self._archive = archive
         self._statuses = list(statuses)
         self._changed = threading.Condition()
@@ -398,6 +424,11 @@ class FakeBackfill:
 
     def fill(self, gap_id: int) -> BackfillReport:
         status = self._statuses.pop(0)
+        if isinstance(status, Exception):
+            with self._changed:
+                self.fills.append(gap_id)
+                self._changed.notify_all()
+            raise status
         with self._archive.begin() as connection:
             backfill.update_gap(connection, gap_id, GAP_AT, status=status)
         with self._changed:
@@ -431,5 +462,27 @@ def test_a_gap_the_quota_left_open_is_resumed_after_the_next_full_sync(archive):
     finally:
         background.stop()
     assert [kind for kind, _ids in fake.calls].count("run") == 2
+    with archive.connect() as connection:
+        assert (job.fills, backfill.open_gaps(connection)) == ([gap_id, gap_id], [])
+
+
+def test_a_failed_backfill_is_tried_again_after_retry_s_without_a_full_sync(archive):
+    # A full sync is about a thousand calls: one after each failure of a gap's backfill spent the day's quota.
+    with archive.begin() as connection:
+        gap_id = backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
+    clock, catalog = FakeClock(), CatalogRef()
+    fake, job = FakeFleetSync(catalog), FakeBackfill(archive, TuyaServerError(500, "internal error"), "filled")
+    background = BackgroundSync(
+        fake.make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock, make_backfill=job.make
+    )
+    try:
+        background.start()
+        job.wait_for_fills(1)
+        clock.now = START + RETRY_S
+        background.on_committed(batch("d0"))  # wakes the thread, as the worker's batches do
+        job.wait_for_fills(2)
+    finally:
+        background.stop()
+    assert fake.calls == [("run", []), ("sync_devices", ["d0"])]
     with archive.connect() as connection:
         assert (job.fills, backfill.open_gaps(connection)) == ([gap_id, gap_id], [])
