@@ -338,12 +338,14 @@ DeviceAliases = dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Device
 
 @dataclass(frozen=True, eq=False)
 class RuleSet:
-    """The validated rules of one file, device aliases resolved; ``dry_run`` is the global RULES_DRY_RUN."""
+    """The validated rules of one file, device aliases resolved; ``dry_run`` is the global RULES_DRY_RUN;
+    ``unchecked``: what the loader could not check yet (thresholds' units before a sync), one line each."""
 
     rules: tuple[Rule, ...] = ()
     devices: Mapping[str, str] = field(default_factory=dict)
     source: str = "<rules>"
     dry_run: bool = False
+    unchecked: tuple[str, ...] = ()
 
     def alias_of(self, device_id: str) -> str | None:
         """The first alias naming ``device_id``, for messages meant for people."""

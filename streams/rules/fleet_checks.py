@@ -1,9 +1,10 @@
 """Checks of a rule against what the archive knows of the fleet: can its thresholds with a unit ever be compared?
 
-Owns the problems ``rules check`` reports when it reaches the archive: a unit that is not the data point's (or a
-data point that is no number, or none of that code), and a device or product whose specification the archive does
-not have yet (``sync`` fetches it). The worker does not run them: specifications may arrive after it starts, and
-the reactor warns at run time instead. Reported as (loc within the rule, message), like checks.py. Pure.
+Owns what ``rules check`` reports when it reaches the archive: the problems, a unit that is not the data point's (or
+a data point that is no number, or none of that code), and the thresholds it cannot check yet, of a device or
+product whose specification the archive does not have (``sync`` fetches it): the worker runs such a rule, as the
+reactor warns at run time, so they are notes, not problems. The worker does not run these checks: specifications
+may arrive after it starts. Reported as (loc within the rule, message), like checks.py. Pure.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from streams.rules.checks import numeric_ranges
 from streams.rules.operators import unit_mismatch
 from streams.rules.problems import Loc
 
-__all__ = ["unit_problems"]
+__all__ = ["unit_problems", "units_unchecked"]
 
 _SYNC = "run `tuya-archiver sync`"
 
@@ -31,14 +32,24 @@ def unit_problems(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:
     its rule's triggers select (the triggering device). "Any device" means every product with a data point of
     the code.
     """
+    return (finding for finding, checked in _findings(rule, catalog) if checked)
+
+
+def units_unchecked(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:
+    """Thresholds with a unit of ``rule`` that ``catalog`` does not know enough to check yet, and why."""
+    return (finding for finding, checked in _findings(rule, catalog) if not checked)
+
+
+def _findings(rule: Rule, catalog: Catalog) -> Iterator[tuple[tuple[Loc, str], bool]]:
+    """((loc, message), checked): a problem, or (checked False) a threshold that cannot be checked yet."""
     for loc, bounds in numeric_ranges(rule):
         if not bounds.has_unit:
             continue
-        problems: dict[tuple[Loc, str], None] = {}  # ordered, without the repeats of several triggers' subjects
+        found: dict[tuple[Loc, str], bool] = {}  # ordered, without the repeats of several triggers' subjects
         for subject in _subjects(rule, bounds):
-            for key, message in _subject_problems(bounds, subject, catalog):
-                problems[((*loc, key), message)] = None
-        yield from problems
+            for key, message, checked in _subject_problems(bounds, subject, catalog):
+                found[((*loc, key), message)] = checked
+        yield from found.items()
 
 
 def _subjects(rule: Rule, bounds: NumericStateTrigger | NumericStateCondition) -> list[Subject]:
@@ -51,8 +62,9 @@ def _subjects(rule: Rule, bounds: NumericStateTrigger | NumericStateCondition) -
 
 def _subject_problems(
     bounds: NumericStateTrigger | NumericStateCondition, subject: Subject, catalog: Catalog
-) -> Iterator[tuple[str, str]]:
-    """(the key of the threshold, message) for each problem of ``bounds`` on the devices of ``subject``."""
+) -> Iterator[tuple[str, str, bool]]:
+    """(the key of the threshold, message, checked) for each problem of ``bounds`` on the devices of ``subject``;
+    ``checked`` False: the archive cannot say yet."""
     units = [
         (key, threshold.unit)
         for key in ("above", "below")
@@ -60,23 +72,21 @@ def _subject_problems(
     ]
     products, unknown = _products(subject, bounds.code, catalog)
     if unknown is not None:
-        yield units[0][0], f"cannot check the unit: {unknown} ({_SYNC})"
+        yield units[0][0], f"cannot check the unit: {unknown} ({_SYNC})", False
     specified = catalog.products()
     for product in products:
         if product not in specified:
-            yield (
-                units[0][0],
-                f"cannot check the unit: the archive has no specification of product {product} yet ({_SYNC})",
-            )
+            why = f"cannot check the unit: the archive has no specification of product {product} yet ({_SYNC})"
+            yield units[0][0], why, False
             continue
         point = catalog.point("", bounds.code, product)  # given the product, the Catalog needs no device
         if point is None:
-            yield units[0][0], f"product {product} has no data point {bounds.code!r}"
+            yield units[0][0], f"product {product} has no data point {bounds.code!r}", True
             continue
         for key, unit in units:
             why = unit_mismatch(unit, point)
             if why is not None:
-                yield key, f"{bounds.code} of product {product}: {why}"
+                yield key, f"{bounds.code} of product {product}: {why}", True
 
 
 def _products(subject: Subject, code: str, catalog: Catalog) -> tuple[list[str], str | None]:

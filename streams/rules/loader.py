@@ -28,7 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from models.rules import DeviceAliases, Rule, RuleSet, looks_like_device_id
 from streams.fleet.catalog import Catalog
 from streams.rules.checks import missing_targets, range_problems, template_problems
-from streams.rules.fleet_checks import unit_problems
+from streams.rules.fleet_checks import unit_problems, units_unchecked
 from streams.rules.problems import Loc, RuleProblem, RulesFileError, did_you_mean, explain, format_path
 
 __all__ = ["RuleProblem", "RulesFileError", "load_rules", "parse_rules"]
@@ -101,8 +101,9 @@ def parse_rules(
     ]
     _duplicate_ids(raw_rules, report)
     if report.problems:
-        raise RulesFileError(report.problems)
-    return RuleSet(rules=tuple(rules), devices=aliases, source=source, dry_run=dry_run)
+        raise RulesFileError(report.problems, report.unchecked)
+    unchecked = tuple(str(problem) for problem in report.unchecked)
+    return RuleSet(rules=tuple(rules), devices=aliases, source=source, dry_run=dry_run, unchecked=unchecked)
 
 
 def _read_yaml(text: str, source: str) -> tuple[Node | None, Any, list[tuple[Loc, str]]]:
@@ -143,14 +144,22 @@ class _Report:
 
     def __init__(self, source: str, root: Node) -> None:
         self.problems: list[RuleProblem] = []
+        self.unchecked: list[RuleProblem] = []
         self.raw_rules: list[Any] = []
         self._source = source
         self._root = root
 
     def add(self, loc: Loc, message: str) -> None:
+        self.problems.append(self._problem(loc, message))
+
+    def note(self, loc: Loc, message: str) -> None:
+        """Something the loader could not check yet: no problem, but said."""
+        self.unchecked.append(self._problem(loc, message))
+
+    def _problem(self, loc: Loc, message: str) -> RuleProblem:
         rule_id = self._rule_id(loc)
         path = format_path(loc[2:] if rule_id is not None else loc)
-        self.problems.append(RuleProblem(self._source, self.line(loc), rule_id, path, message))
+        return RuleProblem(self._source, self.line(loc), rule_id, path, message)
 
     def line(self, loc: Loc) -> int:
         """The line of the deepest node of ``loc`` present in the file (a key's line for a key)."""
@@ -229,6 +238,8 @@ def _rule(index: int, raw: Any, aliases: Mapping[str, str], report: _Report, cat
     problems = [*range_problems(rule), *missing_targets(rule)]
     if catalog is not None:
         problems += unit_problems(rule, catalog)
+        for loc, message in units_unchecked(rule, catalog):
+            report.note(("rules", index, *loc), message)
     for loc, message in problems:
         report.add(("rules", index, *loc), message)
     return rule

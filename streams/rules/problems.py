@@ -63,10 +63,12 @@ class RuleProblem:
 
 
 class RulesFileError(ConfigError):
-    """A rules file is invalid; ``problems`` lists everything wrong, by line; the message has one line each."""
+    """A rules file is invalid; ``problems`` lists everything wrong, by line; the message has one line each.
+    ``unchecked``: what could not be checked yet (no problem, said beside them)."""
 
-    def __init__(self, problems: Iterable[RuleProblem]) -> None:
+    def __init__(self, problems: Iterable[RuleProblem], unchecked: Iterable[RuleProblem] = ()) -> None:
         self.problems = sorted(problems, key=lambda problem: problem.line or 0)
+        self.unchecked = sorted(unchecked, key=lambda problem: problem.line or 0)
         super().__init__("\n".join(str(problem) for problem in self.problems))
 
 
