@@ -19,7 +19,8 @@ from streams.errors import DatabaseUnavailable
 from streams.settings import Settings
 from streams.store import migrate
 from streams.store.compact import ArchiveInUse, compact
-from streams.store.engine import make_engine, unavailable_on_failure
+from streams.store.engine import make_engine, missing_archive, unavailable_on_failure
+from streams.store.revision import not_at_head
 
 __all__ = ["register"]
 
@@ -49,12 +50,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revision.set_defaults(handler=run_revision)
 
 
-def _on_engine(handler: Callable[[argparse.Namespace, Engine], int]) -> Handler:
-    """Run ``handler`` on an engine for DATABASE_URL; an unreachable database is one line and exit status 1."""
+def _on_engine(handler: Callable[[argparse.Namespace, Engine], int], *, makes: bool = False) -> Handler:
+    """Run ``handler`` on an engine for DATABASE_URL; an unreachable database is one line and exit status 1. An SQLite
+    file that is not there is one line and exit status 2 (the setting is wrong), unless the command ``makes`` one
+    (``upgrade``, ``revision``): a mistyped path must not leave an empty archive behind."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace, settings: Settings) -> int:
         engine = make_engine(settings.database_url)
+        missing = None if makes else missing_archive(engine)
+        if missing is not None:
+            engine.dispose()
+            print(f"tuya-archiver: {missing}", file=sys.stderr)
+            return 2
         try:
             with unavailable_on_failure(f"running db {args.db_command}"):
                 return handler(args, engine)
@@ -81,7 +89,7 @@ def _unknown_revision(args: argparse.Namespace, exc: CommandError) -> int:
     return 2
 
 
-@_on_engine
+@functools.partial(_on_engine, makes=True)
 def run_upgrade(args: argparse.Namespace, engine: Engine) -> int:
     try:
         migrate.upgrade(engine, args.revision)
@@ -109,8 +117,7 @@ def run_current(args: argparse.Namespace, engine: Engine) -> int:
     if current == head:
         print(f"{_where(engine)}: {current} (head)")
         return 0
-    shown = current or "none (empty database)"
-    print(f"{_where(engine)}: {shown}, not at head {head}: run `tuya-archiver db upgrade`")
+    print(f"{_where(engine)}: {not_at_head(current, head)}")
     return 1 if args.check else 0
 
 
@@ -143,7 +150,7 @@ def run_check(args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-@_on_engine
+@functools.partial(_on_engine, makes=True)
 def run_revision(args: argparse.Namespace, engine: Engine) -> int:
     path = migrate.new_revision(engine, args.message)
     print(f"wrote {path}: review it (views, data, SQLite batch mode) before committing")

@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from streams.errors import ConfigError, DatabaseUnavailable, RowsRejected
-from streams.store.revision import current_revision, head_revision
+from streams.store.revision import current_revision, head_revision, not_at_head
 
 __all__ = [
     "PAGE_BYTES",
@@ -32,6 +32,7 @@ __all__ = [
     "ensure_at_head",
     "make_engine",
     "make_readonly_engine",
+    "missing_archive",
     "normalize_url",
     "rejected_on_failure",
     "unavailable_on_failure",
@@ -239,15 +240,21 @@ def ensure_at_head(engine: Engine) -> None:
             is not made); the message says to run ``db upgrade``.
         DatabaseUnavailable: the database cannot be reached.
     """
-    database = engine.url.database or ""
-    in_a_file = database not in ("", ":memory:") and not database.startswith("file:")
-    if engine.dialect.name == "sqlite" and in_a_file and not Path(database).exists():
-        raise ConfigError(
-            f"DATABASE_URL: there is no archive at {database}: run `tuya-archiver db upgrade` to make one"
-        )
+    missing = missing_archive(engine)
+    if missing is not None:
+        raise ConfigError(missing)
     with unavailable_on_failure("checking the schema revision"), engine.connect() as connection:
         current = current_revision(connection)
     head = head_revision()
     if current != head:
-        shown = current or "none (empty database)"
-        raise ConfigError(f"database is at revision {shown}, not at head {head}: run `tuya-archiver db upgrade`")
+        raise ConfigError(not_at_head(current, head))
+
+
+def missing_archive(engine: Engine) -> str | None:
+    """What to say when ``engine`` names an SQLite file that is not there (connecting would make an empty one, which
+    then reads as an archive no migration ran on); None when there is one, or the database is not such a file."""
+    database = engine.url.database or ""
+    in_a_file = database not in ("", ":memory:") and not database.startswith("file:")
+    if engine.dialect.name == "sqlite" and in_a_file and not Path(database).exists():
+        return f"DATABASE_URL: there is no archive at {database}: run `tuya-archiver db upgrade` to make one"
+    return None

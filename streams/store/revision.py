@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "current_revision", "head_revision"]
+__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "current_revision", "head_revision", "not_at_head"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 VERSION_TABLE = "alembic_version"
@@ -27,15 +27,29 @@ def head_revision(versions: Path = MIGRATIONS_DIR / "versions") -> str:
     Raises:
         RuntimeError: no revision, or more than one head (the project keeps one line of migrations).
     """
-    revises: dict[str, set[str]] = {}
-    for path in sorted(versions.glob("*.py")):
-        revision, down = _revision_of(path)
-        revises[revision] = down
+    revises = _revisions(versions)
     heads = set(revises) - set().union(*revises.values())
     if len(heads) != 1:
         found = ", ".join(sorted(heads)) or "none"
         raise RuntimeError(f"{versions} must hold exactly one head revision (found: {found})")
     return heads.pop()
+
+
+def not_at_head(current: str | None, head: str, versions: Path = MIGRATIONS_DIR / "versions") -> str:
+    """Why a database at ``current`` is not at ``head``, and what to run: ``db upgrade``, unless a newer version of
+    the project upgraded it past every revision this one knows (its upgrade would fail)."""
+    if current is not None and current not in _revisions(versions):
+        return (
+            f"database is at revision {current}, which this version of tuya-archiver does not know: a newer version "
+            f"upgraded it. Run that version, or step the archive back with its `tuya-archiver db downgrade {head}`"
+        )
+    shown = current or "none (empty database)"
+    return f"database is at revision {shown}, not at head {head}: run `tuya-archiver db upgrade`"
+
+
+def _revisions(versions: Path) -> dict[str, set[str]]:
+    """Each revision of the files in ``versions``, with the revisions it revises."""
+    return dict(_revision_of(path) for path in sorted(versions.glob("*.py")))
 
 
 def current_revision(connection: Connection) -> str | None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, text
 
 from models.tables import Command, DataPoint, DeadLetter, DeviceState, DeviceStatus, Gap, Message, StatusMessage
 from streams.cli import main
@@ -234,11 +234,39 @@ def test_a_command_on_an_archive_file_that_is_not_there_says_so_and_makes_none(
     assert f"DATABASE_URL: there is no archive at {missing}: run `tuya-archiver db upgrade`" in out
 
 
+@pytest.mark.parametrize("command", [("current",), ("downgrade", "-1"), ("check",), ("compact",)])
+def test_a_db_command_on_an_archive_file_that_is_not_there_says_so_and_makes_none(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo.db"
+    status, out = run(monkeypatch, capsys, f"sqlite:///{missing}", "db", *command)
+    assert (status, missing.exists()) == (2, False)
+    assert f"DATABASE_URL: there is no archive at {missing}: run `tuya-archiver db upgrade`" in out
+
+
+def test_an_archive_a_newer_version_upgraded_is_not_sent_to_db_upgrade(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    # Its revision is none of this version's, so `db upgrade` cannot reach it: a user who rolled the code back
+    # was told to run it, and it failed.
+    assert run(monkeypatch, capsys, empty, "db", "upgrade")[0] == 0
+    engine = make_engine(empty)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f0e1d2c3b4a5'"))
+    engine.dispose()
+    newer = "database is at revision f0e1d2c3b4a5, which this version of tuya-archiver does not know"
+    status, out = run(monkeypatch, capsys, empty, "devices")
+    assert status == 2 and newer in out and "run `tuya-archiver db upgrade`" not in out
+    status, out = run(monkeypatch, capsys, empty, "db", "current")
+    assert status == 0 and newer in out
+
+
 def test_db_upgrade_then_current(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
 ) -> None:
     head = migrate.head_revision()
-    assert run(monkeypatch, capsys, empty, "db", "current", "--check")[0] == 1
+    not_made = 2 if empty.startswith("sqlite") else 1  # an SQLite file not made yet; an empty PostgreSQL database
+    assert run(monkeypatch, capsys, empty, "db", "current", "--check")[0] == not_made
     status, out = run(monkeypatch, capsys, empty, "db", "upgrade")
     assert (status, out.strip().endswith(f"at revision {head} (head)")) == (0, True)
     status, out = run(monkeypatch, capsys, empty, "db", "current", "--check")
@@ -300,6 +328,7 @@ def test_gaps_counts_a_partly_filled_gap_as_not_filled(
 def test_db_to_a_revision_that_is_not_there_says_so_in_a_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str, argv: tuple[str, str]
 ) -> None:
+    assert run(monkeypatch, capsys, empty, "db", "upgrade")[0] == 0
     status, out = run(monkeypatch, capsys, empty, "db", *argv)
     lines = [line for line in out.splitlines() if not line.startswith("INFO ")]  # Alembic's progress lines
     assert status == 2 and len(lines) == 1, out
@@ -349,7 +378,7 @@ def test_db_compact_is_for_sqlite_files(
     assert status == 1
     assert "db compact rewrites a SQLite file" in out
     status, out = run(monkeypatch, capsys, f"sqlite:///{tmp_path / 'typo.db'}", "db", "compact")
-    assert (status, "typo.db: no such SQLite file" in out) == (1, True)
+    assert (status, "there is no archive at" in out) == (2, True)
     assert not (tmp_path / "typo.db").exists()
 
 
