@@ -49,7 +49,7 @@ class UsageError(Exception):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     devices = subparsers.add_parser(
-        "devices", help="list the devices in the archive, or one device's facts and latest values"
+        "devices", help="list the devices in the archive, or one device's latest values"
     )
     devices.add_argument("device", nargs="?", metavar="DEVICE", help="one device (id or name): its latest values")
     _add_format(devices)
