@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from streams.cli.arguments import positive_int
 from streams.durations import parse_duration, parse_moment
@@ -31,6 +31,7 @@ from streams.store.query import (
     LATEST_COLUMNS,
     DeviceNotFound,
     HistoryQuery,
+    device_facts,
     find_device,
     latest_values,
     list_devices,
@@ -48,9 +49,7 @@ class UsageError(Exception):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    devices = subparsers.add_parser(
-        "devices", help="list the devices in the archive, or one device's latest values"
-    )
+    devices = subparsers.add_parser("devices", help="list the devices in the archive, or one device's latest values")
     devices.add_argument("device", nargs="?", metavar="DEVICE", help="one device (id or name): its latest values")
     _add_format(devices)
     devices.set_defaults(handler=run_devices)
@@ -139,11 +138,17 @@ def _one_device(args: argparse.Namespace, engine: Engine) -> int:
     with engine.connect() as connection:
         device_id = find_device(connection, args.device)
         rows = latest_values(connection, device_id)
-    name = rows[0].device_name if rows else None
+        name = _name(connection, device_id)
     table = [Cell("code", 2), Cell("value", 4, unit=5), Cell("time", 6), Cell("from", 7)]
     title = f"{_label(name, device_id)}: latest value of {len(rows)} codes"
     emit(args.format, LATEST_COLUMNS, rows, title=title, table=table)
     return 0
+
+
+def _name(connection: Connection, device_id: str) -> str | None:
+    """The device's name for a title, also when no row of the output has it (nothing matched)."""
+    facts = device_facts(connection, device_id)
+    return facts.name if facts is not None else None
 
 
 def _label(name: str | None, device_id: str) -> str:
@@ -166,7 +171,7 @@ def run_history(args: argparse.Namespace, engine: Engine) -> int:
     with engine.connect() as connection:
         device_id = find_device(connection, args.device)
         rows = status_history_rows(connection, _history_query(args, device_id, datetime.now(UTC)))
-    name = rows[0].device_name if rows else None
+        name = _name(connection, device_id)
     title = f"{_label(name, device_id)}: {len(rows)} values"
     table = [Cell("time", 0), Cell("code", 3), Cell("value", 5, unit=6)]
     emit(args.format, HISTORY_COLUMNS, rows, title=title, table=table)
