@@ -12,9 +12,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from streams.backoff import Backoff, nap
+from streams.clock import utcnow
 from streams.errors import RowsRejected, TransientError
 from streams.pipeline import BatchResult, Pipeline
 from streams.urls import hide_password
@@ -80,8 +82,10 @@ class Runner:
         sleep: Callable[[float], None] | None = None,
         observers: Sequence[Observer] = (),
         full_batch: int | None = None,
+        wall_clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._source = source
+        self._wall = wall_clock  # when a batch was received (BatchResult.received_at)
         # After each connect, the clock's rules wait until a receive gives less than ``full_batch`` messages, or
         # messages published just now (the backlog is read; a busy stream may give only full batches): a message
         # waiting in it may cancel a timer that came due while the worker was away.
@@ -223,7 +227,7 @@ class Runner:
 
     def _handle(self, batch: list[Received]) -> None:
         oldest_publish = min((r.message.publish_time_ms for r in batch), default=0)
-        received_at = self._pipeline.now()
+        received_at = self._wall()
         result = self._commit(batch, oldest_publish)
         if result is None:
             return  # stopping while the database is down: nothing acknowledged, all will be redelivered

@@ -168,10 +168,11 @@ def test_a_batch_committed_after_retries_tells_observers_when_it_was_received(ve
 
     observer = Observer()
     source = ScriptedSource([[_received(vectors, 0, "1:0:0:-1")]], log)
-    pipeline = Pipeline(
-        MessageDecoder(vectors["pulsar_auth"]["access_key"]), Outage(log, failures=3), clock=lambda: wall[0]
-    )
-    runner = Runner(source, pipeline, WorkerMetrics(clock=clock), clock=clock, sleep=clock.sleep, observers=[observer])
+    pipeline = Pipeline(MessageDecoder(vectors["pulsar_auth"]["access_key"]), Outage(log, failures=3))
+    runner = Runner(
+        source, pipeline, WorkerMetrics(clock=clock), clock=clock, sleep=clock.sleep, observers=[observer],
+        wall_clock=lambda: wall[0],
+    )  # fmt: skip
     runner.run(max_messages=1)
     assert observer.received_at == [datetime(2026, 12, 6, 6, 0, tzinfo=UTC)]
 
