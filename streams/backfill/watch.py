@@ -61,6 +61,7 @@ class GapWatcher:
         self._consumed: datetime | None = None
         self._pushed: datetime | None = None  # how far the stream is consumed, as a push time
         self._quiet_since: datetime | None = None  # the first of the empty receives since the last commit
+        self._heard: datetime | None = None  # the runner's last word (a commit or an empty receive)
         self._waiting: dict[int, datetime] = {}  # gaps found here: the push time their backfill waits for
         self._saved: datetime | None = None
 
@@ -81,7 +82,8 @@ class GapWatcher:
     def on_committed(self, result: BatchResult) -> None:
         # Consumed as far as when the batch was received: a commit that waited hours for the database received
         # nothing meanwhile, and Tuya went on deleting.
-        received = result.received_at or self._clock()
+        self._heard = self._clock()
+        received = result.received_at or self._heard
         oldest = utc(result.oldest_push_ms) if result.oldest_push_ms else None
         if result.newest_push_ms:
             self._reached(utc(result.newest_push_ms))
@@ -90,10 +92,13 @@ class GapWatcher:
 
     def on_idle(self) -> None:
         """An empty receive. A pause is judged once the stream has been quiet for a margin: the first receives after
-        a connect may come back empty while Tuya still holds the messages that show it kept more."""
+        a connect may come back empty while Tuya still holds the messages that show it kept more. Nothing heard
+        for longer than a margin (the runner reconnecting to an unreachable broker, say) starts the quiet again:
+        the receives before it say nothing of what Tuya kept since."""
         now = self._clock()
-        if self._quiet_since is None:
+        if self._quiet_since is None or (self._heard is not None and now - self._heard > self._margin):
             self._quiet_since = now
+        self._heard = now
         if now - self._quiet_since >= self._margin:
             # Quiet for a margin, every message received stored: nothing pushed before now is left to consume.
             self._reached(now)

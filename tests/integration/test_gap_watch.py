@@ -130,6 +130,18 @@ def test_an_empty_first_receive_is_no_gap_when_the_backlog_then_shows_tuya_kept_
     assert watch.gaps() == []
 
 
+def test_a_broker_unreachable_on_a_quiet_stream_records_its_gap(watch: Watch) -> None:
+    # The empty receives before the outage do not count towards the quiet after it: they said nothing of what Tuya
+    # deleted while the worker could not reach it.
+    oldest = BACK - RETENTION + timedelta(minutes=1)
+    watch.committed(BACK, oldest, oldest)
+    watch.idle(BACK + timedelta(seconds=1))  # then the broker went away for three hours
+    resumed = BACK + timedelta(hours=3)
+    watch.idle(resumed)
+    watch.idle(resumed + MARGIN)
+    assert (BACK - MARGIN, resumed - RETENTION) in watch.gaps()  # beside the gap of the restart at BACK
+
+
 def test_a_commit_that_waited_for_the_database_counts_as_consumed_when_its_batch_was_received(watch: Watch) -> None:
     # Received just after the last consumption, committed once the database came back three hours later: nothing
     # more was received meanwhile, and Tuya deleted what was pushed in the first hour of it.
