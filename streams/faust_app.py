@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
 from mode import CrashingSupervisor
 
 from models.records import PulsarMessage
@@ -133,20 +132,20 @@ class RunBounds:
 
 class OwnedSubjects:
     """Whether a device or user is this processor's: the bridge keys its messages by its id (streams.bridge), and its
-    producer places a key as Kafka's default partitioner does (murmur2 of the key's bytes) among the topic's
-    ``count`` partitions; the subject is ours when that partition is one of ``partitions``, those assigned to us."""
+    producer places a key as Kafka's default partitioner does (murmur2 of the key's bytes, among the topic's
+    partitions). ``place`` does the same: faust's ``Consumer.key_partition``, from the topic's metadata as the broker
+    gave it (not the ``--partitions`` of a topic made elsewhere). The subject is ours when that partition is one of
+    ``partitions``, those assigned to us."""
 
-    def __init__(self, partitions: Iterable[int], count: int) -> None:
+    def __init__(self, partitions: Iterable[int], place: Callable[[bytes], int | None]) -> None:
         self._partitions = frozenset(partitions)
-        self._all = list(range(count))
+        self._place = place
         self._placed: dict[str, bool] = {}  # a tick asks for every device with a rule state: each hashed once
 
     def __call__(self, subject: str) -> bool:
         owned = self._placed.get(subject)
         if owned is None:
-            owned = self._placed[subject] = (
-                DefaultPartitioner()(subject.encode(), self._all, self._all) in self._partitions
-            )
+            owned = self._placed[subject] = self._place(subject.encode()) in self._partitions
         return owned
 
 
@@ -174,7 +173,7 @@ class BatchCommitter:
         self._caught_up = False
         self._assignment = 0
         self._since = clock()
-        self._owns = OwnedSubjects((), 1)
+        self._owns = OwnedSubjects((), lambda _key: None)  # nothing before partitions are assigned
 
     def behind(self, owns: OwnedSubjects) -> None:
         """Partitions were assigned (a start, a rebalance), whose subjects ``owns`` tells: their backlog is to be read
@@ -290,10 +289,9 @@ def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunB
     @app.on_partitions_assigned.connect
     async def joined(_app: faust.App, assigned: Any, **_kwargs: Any) -> None:
         ours = sorted(tp.partition for tp in assigned if tp.topic == options.topic)
-        count = app.consumer.topic_partitions(options.topic) or options.partitions
-        log.info("partitions %s of %d assigned: the rules' clock ticks for their devices and users", ours, count)
+        log.info("partitions %s assigned: the rules' clock ticks for their devices and users", ours)
         bounds.joined()
-        committer.behind(OwnedSubjects(ours, count))
+        committer.behind(OwnedSubjects(ours, lambda key: app.consumer.key_partition(options.topic, key)))
 
     @app.timer(interval=options.tick_interval_s, name="tuya-archiver.tick")
     async def tick() -> None:

@@ -25,10 +25,10 @@ from pathlib import Path
 import pulsar
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import text
 
 from models.records import DeadLetter, DeviceEvent, PulsarMessage
-from streams.faust_app import OwnedSubjects
 from streams.sim import EmbeddedBroker, Fleet, PublishReport, free_port, publish
 from streams.sources.kafka import bootstrap_servers
 from streams.store import migrate
@@ -53,7 +53,18 @@ rules:
         message: "{{ trigger.device_id }} is online"
 """
 _SYNCED = re.compile(r"Successfully synced group \S+ with generation (\d+)")
-_ASSIGNED = re.compile(r"partitions \[([\d, ]*)\] of (\d+) assigned")
+_ASSIGNED = re.compile(r"partitions \[([\d, ]*)\] assigned")
+_SILENCE_FIRED = re.compile(r"rule fired rule=silent action=log device=(\S+)")
+SILENCE_RULES = """\
+rules:
+  - id: silent
+    triggers:
+      - trigger: device_silent
+        for: 1s
+    actions:
+      - action: log
+        message: "{{ trigger.device_id }} is silent"
+"""
 
 
 @dataclass(frozen=True)
@@ -88,8 +99,8 @@ class Deployment:
     def processor(self, name: str) -> None:
         self.start(name, "process", *self._topic, *self._group, "--web-port", str(free_port()))
 
-    def bridge(self, name: str = "bridge") -> None:
-        self.start(name, "bridge", *self._topic)
+    def bridge(self, name: str = "bridge", *args: str) -> None:
+        self.start(name, "bridge", *self._topic, *args)
 
     def wait(self, name: str, timeout: float = 60) -> int:
         return self._processes[name].wait(timeout)
@@ -105,10 +116,9 @@ class Deployment:
     def batches(self, name: str) -> int:
         return self.log(name).count("batch received=")
 
-    def owns(self, name: str) -> tuple[list[int], int]:
-        """The partitions this processor was last assigned, and of how many, from its log."""
-        partitions, count = _ASSIGNED.findall(self.log(name))[-1]
-        return [int(p) for p in partitions.split(",") if p], int(count)
+    def owns(self, name: str) -> list[int]:
+        """The partitions this processor was last assigned, from its log."""
+        return [int(p) for p in _ASSIGNED.findall(self.log(name))[-1].split(",") if p]
 
     def generation(self, name: str) -> int | None:
         """The consumer-group generation this processor last synced, from its log."""
@@ -273,12 +283,49 @@ def test_two_processors_store_every_message_exactly_once(deployment):
     deployment.bridge()
     assert_exactly_once(deployment, want)
     assert deployment.batches("p1") > 0 and deployment.batches("p2") > 0, "both processors should have had work"
-    # a device's timers fire from the processor its messages reach, once that one read its backlog
-    assert_each_processor_ticks_for_the_subjects_its_partitions_receive(deployment, 4000)
 
 
-async def _placed(deployed: Deployment, count: int) -> list[tuple[int, str]]:
-    """The partition and key of the first ``count`` records of the bridge's topic."""
+def test_each_processor_s_clock_fires_the_rules_of_the_devices_its_partitions_receive(deployment):
+    # A processor that caught up first fired the timers and silences of devices another was still reading the
+    # backlog of. The topic has 6 partitions, made beforehand, not the processors' 12: ownership is the topic's.
+    rules = Path(deployment.env["SCALE_TEST_RULES"]).with_name("silence.yaml")
+    rules.write_text(SILENCE_RULES, encoding="utf-8")
+    deployment.env["RULES_FILE"] = str(rules)
+    asyncio.run(_create_topic(deployment, 6))  # as the README says to on a cluster, beforehand
+    start_two_processors(deployment)
+    deployment.bridge()
+    with publishing(deployment, 2000) as published:
+        published()
+    assert_exactly_once(deployment, expected(deployment, 2000))
+    devices = set(_ids(deployment.env["DATABASE_URL"], "select device_id from devices"))
+    owners = {name: deployment.owns(name) for name in ("p1", "p2")}
+    assert sorted(p for partitions in owners.values() for p in partitions) == list(range(6))
+
+    def fired() -> dict[str, list[str]]:  # device → the processors that fired its silence (the devices' clocks stopped
+        by: dict[str, list[str]] = {}  # in 2023: silent as soon as stored)
+        for name in owners:
+            for device in _SILENCE_FIRED.findall(deployment.log(name)):
+                by.setdefault(device, []).append(name)
+        return by
+
+    wait_until(lambda: set(fired()) >= devices, 60, "every device's silence fired")
+    placed = asyncio.run(_placed(deployment, devices))
+    assert {device: names for device, names in fired().items() if len(names) > 1} == {}
+    wrong = {device: names[0] for device, names in fired().items() if placed[device] not in owners[names[0]]}
+    assert wrong == {}
+
+
+async def _create_topic(deployed: Deployment, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(deployed.env["KAFKA_URL"]))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(deployed.topic, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+async def _placed(deployed: Deployment, keys: set[str]) -> dict[str, int]:
+    """The partition of the bridge's topic each of ``keys`` was placed on."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(deployed.env["KAFKA_URL"]), enable_auto_commit=False
     )
@@ -289,22 +336,13 @@ async def _placed(deployed: Deployment, count: int) -> list[tuple[int, str]]:
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        placed: list[tuple[int, str]] = []
-        while len(placed) < count:
+        placed: dict[str, int] = {}
+        while not keys <= placed.keys():
             batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), timeout=60)  # a hang guard
-            placed.extend((r.partition, r.key.decode()) for records in batches.values() for r in records)
-        return placed[:count]
+            placed.update((r.key.decode(), r.partition) for records in batches.values() for r in records)
+        return placed
     finally:
         await consumer.stop()
-
-
-def assert_each_processor_ticks_for_the_subjects_its_partitions_receive(deployed: Deployment, count: int) -> None:
-    owners = {name: deployed.owns(name) for name in ("p1", "p2")}
-    assert sorted(p for partitions, _ in owners.values() for p in partitions) == list(range(12))
-    placed = asyncio.run(_placed(deployed, count))
-    for partitions, of in owners.values():
-        owns = OwnedSubjects(partitions, of)
-        assert [(partition, key) for partition, key in placed if owns(key) != (partition in partitions)] == []
 
 
 def _kill_one_processor_mid_run(deployed: Deployment, count: int) -> Expected:

@@ -400,7 +400,7 @@ def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment()
     # that cancels it, is read: they ticked from their start.
     now, pipeline = [0.0], TickingPipeline()
     committer = BatchCommitter(pipeline, WorkerMetrics(), quiet_s=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
-    committer.behind(OwnedSubjects([0], 12))  # partitions assigned
+    committer.behind(OwnedSubjects([0], lambda _key: 0))  # partitions assigned
     for _ in range(2):  # full takes of old messages: the backlog is being read
         now[0] += 3.0
         committer.took(read_up=False, assignment=committer.assignment)
@@ -410,7 +410,7 @@ def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment()
     asyncio.run(committer.tick())
     assert pipeline.ticks == 1
     taken_before = committer.assignment
-    committer.behind(OwnedSubjects([0, 1], 12))  # a rebalance brings partitions with a backlog of their own
+    committer.behind(OwnedSubjects([0, 1], lambda _key: 0))  # a rebalance brings partitions with a backlog of their own
     committer.took(read_up=True, assignment=taken_before)  # a take from before it, committed after it: no news
     now[0] += 4.9
     asyncio.run(committer.tick())
@@ -423,25 +423,22 @@ def test_a_processor_ticks_only_once_its_backlog_is_read_after_each_assignment()
 def test_a_processor_ticks_for_the_subjects_of_its_latest_assignment():
     pipeline = TickingPipeline()
     committer = BatchCommitter(pipeline, WorkerMetrics())  # type: ignore[arg-type]
-    for owns in (OwnedSubjects([0], 12), OwnedSubjects([3, 6], 12)):
+    for owns in (OwnedSubjects([0], lambda _key: 0), OwnedSubjects([3, 6], lambda _key: 3)):
         committer.behind(owns)
         committer.took(read_up=True, assignment=committer.assignment)
         asyncio.run(committer.tick())
         assert pipeline.owns is owns
 
 
-# Kafka's murmur2 of each key (org.apache.kafka.common.utils.UtilsTest): its positive part modulo the partitions is
-# where Kafka's default partitioner, and so the bridge's producer, places the key.
-@pytest.mark.parametrize(
-    ("key", "murmur2", "count"),
-    [
-        ("21", -973932308, 12),
-        ("foobar", -790332482, 12),
-        ("a-little-bit-long-string", -985981536, 5),
-        ("abc", 479470107, 5),
-    ],
-)
-def test_a_processor_owns_the_subjects_the_default_partitioner_places_on_its_partitions(key, murmur2, count):
-    placed = (murmur2 & 0x7FFFFFFF) % count
-    assert OwnedSubjects([placed], count)(key)
-    assert not OwnedSubjects([p for p in range(count) if p != placed], count)(key)
+def test_a_processor_owns_the_subjects_whose_keys_are_placed_on_its_partitions():
+    placed: list[bytes] = []
+
+    def place(key: bytes) -> int:  # as Kafka places the bridge's keys: by their UTF-8 bytes
+        placed.append(key)
+        return {b"bf1e8a0cd2e4a1b2c3x9kq": 3, "Küche".encode(): 7}.get(key, 0)
+
+    owns = OwnedSubjects([3, 7], place)
+    assert [owns(subject) for subject in ("bf1e8a0cd2e4a1b2c3x9kq", "Küche", "other", "Küche")] == [
+        True, True, False, True,
+    ]  # fmt: skip
+    assert placed == [b"bf1e8a0cd2e4a1b2c3x9kq", "Küche".encode(), b"other"]  # each subject placed once
