@@ -254,7 +254,8 @@ def missing_archive(engine: Engine) -> str | None:
     """What to say when ``engine`` names an SQLite file that is not there (connecting would make an empty one, which
     then reads as an archive no migration ran on); None when there is one, or the database is not such a file."""
     database = engine.url.database or ""
-    in_a_file = database not in ("", ":memory:") and not database.startswith("file:")
-    if engine.dialect.name == "sqlite" and in_a_file and not Path(database).exists():
-        return f"DATABASE_URL: there is no archive at {database}: run `tuya-archiver db upgrade` to make one"
+    path = database.removeprefix("file:").split("?")[0]  # an SQLite URI names its file after "file:"
+    in_a_file = path not in ("", ":memory:") and engine.url.query.get("mode") != "memory"
+    if engine.dialect.name == "sqlite" and in_a_file and not Path(path).exists():
+        return f"DATABASE_URL: there is no archive at {path}: run `tuya-archiver db upgrade` to make one"
     return None

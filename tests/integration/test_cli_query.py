@@ -247,6 +247,26 @@ def test_a_db_command_on_an_archive_file_that_is_not_there_says_so_and_makes_non
     assert f"DATABASE_URL: there is no archive at {missing}: run `tuya-archiver db upgrade`" in out
 
 
+def test_a_db_command_on_an_sqlite_uri_naming_no_file_says_so_and_makes_none(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "typo.db"
+    status, out = run(monkeypatch, capsys, f"sqlite:///file:{missing}?uri=true", "db", "current")
+    assert (status, missing.exists()) == (2, False)
+    assert f"there is no archive at {missing}" in out
+
+
+def test_db_check_of_an_archive_not_at_head_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    assert run(monkeypatch, capsys, empty, "db", "upgrade")[0] == 0
+    assert run(monkeypatch, capsys, empty, "db", "downgrade", "-1")[0] == 0
+    status, out = run(monkeypatch, capsys, empty, "db", "check")
+    lines = [line for line in out.splitlines() if not line.startswith("INFO ")]  # Alembic's progress lines
+    assert status == 2 and len(lines) == 1, out
+    assert lines[0].startswith("tuya-archiver db check: ") and "tuya-archiver db current" in lines[0]
+
+
 def test_an_archive_a_newer_version_upgraded_is_not_sent_to_db_upgrade(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
 ) -> None:

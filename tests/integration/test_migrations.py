@@ -5,7 +5,7 @@ head gate, the views."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from models.tables import Base, EpochMillis, views
 from streams.errors import ConfigError
 from streams.store import migrate
 from streams.store.engine import ensure_at_head, make_engine
+from streams.store.retention import POLICIES, purge_older
 from streams.store.row_writer import RowWriter
 from streams.store.sql import ArchiveStore
 from tests.unit.store import factories as f
@@ -275,20 +276,17 @@ def index_names(engine: Engine, table: str) -> set[str]:
     return {index["name"] for index in inspect(engine).get_indexes(table)}
 
 
-def test_upgrade_marks_the_messages_stored_with_no_other_record_as_unknown(engine: Engine) -> None:
+def test_upgrade_marks_the_messages_of_no_known_kind_and_no_other_record_as_unknown(engine: Engine) -> None:
     migrate.upgrade(engine)
     batch = [f.status_report(1, {"cur_power": 5}), f.device_event(2, "online"), f.user_event(3, "registered")]
-    ArchiveStore(engine).write_batch([*batch, f.unknown_message(4)], [], received_at=f.T0)
+    purged, empty = f.status_report(5, {"cur_power": 6}, when=f.T0 - timedelta(days=400)), f.status_report(6, {})
+    ArchiveStore(engine).write_batch([*batch, f.unknown_message(4), purged, empty], [], received_at=f.T0)
+    purge_older(engine, POLICIES["device_status"], f.T0 - timedelta(days=300))  # its message kept, no history left
     migrate.downgrade(engine, "-1")  # the messages as the revision before stored them: no mark
     migrate.upgrade(engine)
     with engine.connect() as connection:
         marked = connection.execute(text("SELECT message_id, unknown FROM messages ORDER BY message_id"))
-        assert [(message_id, bool(unknown) if unknown is not None else None) for message_id, unknown in marked] == [
-            (f.message_id(1), None),
-            (f.message_id(2), None),
-            (f.message_id(3), None),
-            (f.message_id(4), True),
-        ]
+        assert {message_id: unknown for message_id, unknown in marked if unknown is not None} == {f.message_id(4): 1}
 
 
 def test_downgrade_to_base_leaves_no_table_or_view(engine: Engine) -> None:
