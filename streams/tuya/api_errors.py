@@ -26,6 +26,7 @@ __all__ = [
     "SERVER_BUSY_CODES",
     "TOKEN_CODES",
     "TUYA_ERRORS",
+    "ClientClosed",
     "TuyaApiError",
     "TuyaRateLimited",
     "TuyaServerError",
@@ -77,6 +78,10 @@ def redact_path(path: str) -> str:
 def _describe(code: int, msg: str, tid: str, path: str) -> str:
     where = f" on {redact_path(path)}" if path else ""
     return f"Tuya OpenAPI error {code} {msg!r}{where} (tid {tid or 'none'})"
+
+
+class ClientClosed(RuntimeError):
+    """The client was closed (a stop) before the call was sent or answered; nothing about Tuya."""
 
 
 class TuyaApiError(PermanentError):

@@ -27,6 +27,7 @@ from streams.settings import Settings
 from streams.tuya.api_errors import (
     NO_ANSWER,
     TOKEN_CODES,
+    ClientClosed,
     TuyaApiError,
     TuyaRateLimited,
     TuyaServerError,
@@ -277,6 +278,7 @@ class OpenApiClient:
         self._rng = rng or Random()
         #: HTTP requests this client sent (token calls and retries included): what Tuya counts against the quota.
         self.calls_made = 0
+        self._closed = False  # set by close(), from another thread too: no call leaves after it
         _redact_httpx_log()
         self._http = httpx.Client(
             base_url=base_url,
@@ -313,6 +315,9 @@ class OpenApiClient:
         self.close()
 
     def close(self) -> None:
+        """Close the client; from another thread, a call waiting for its turn is not sent (ClientClosed) and one
+        whose answer the close cut off is not retried (a worker's stop ends a sync at its next call)."""
+        self._closed = True
         self._http.close()
 
     def request(
@@ -374,6 +379,8 @@ class OpenApiClient:
             try:
                 return self._send_once(request)
             except (TuyaRateLimited, TuyaServerError) as exc:
+                if self._closed:
+                    raise ClientClosed("the OpenAPI client was closed while a call waited for its answer") from exc
                 failures += 1
                 delay = self._backoff.next_delay(failures, slept, self._rng, at_least=exc.server_retry_after or 0.0)
                 if delay is None or (isinstance(exc, TuyaServerError) and exc.maybe_applied):
@@ -395,10 +402,12 @@ class OpenApiClient:
         return self._quota.quota if self._quota else None
 
     def _pace(self, request: httpx.Request) -> None:
-        self.calls_made += 1
         wait = self._limiter.reserve()
         if wait > 0:
             self._sleep(wait)
+        if self._closed:  # meanwhile: the call is not sent, nor counted
+            raise ClientClosed("the OpenAPI client was closed while a call waited for its turn")
+        self.calls_made += 1
         warning = self._quota.record() if self._quota else None
         if warning:
             log.warning("%s", warning)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from random import Random
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from streams.cli import main
 from streams.errors import ConfigError, PermanentError, TransientError
 from streams.settings import load_settings
-from streams.tuya.api_errors import TuyaApiError, TuyaRateLimited, TuyaServerError
+from streams.tuya.api_errors import ClientClosed, TuyaApiError, TuyaRateLimited, TuyaServerError
 from streams.tuya.emulator import DataPoint, EmulatedDevice, Emulator
 from streams.tuya.openapi import OpenApiClient
 from streams.tuya.ratelimit import ApiPace, Backoff, DailyCallCounter, TokenBucket
@@ -251,6 +252,35 @@ def test_command_whose_answer_is_lost_is_not_sent_again(emulator, project, clock
         client.send_commands(PLUG, SWITCH_ON)
     assert caught.value.maybe_applied is True and caught.value.code == 0 and caught.value.tid == ""
     assert len(emulator.commands) == 1
+
+
+def test_a_call_waiting_for_its_turn_when_the_client_closes_is_not_sent(emulator, project, clock):
+    # A worker's stop closes the client of a sync under way: the call the rate held back left after it.
+    holder: list[OpenApiClient] = []
+
+    def sleep(seconds: float) -> None:  # the stop comes while the call waits for its turn
+        holder[0].close()
+        clock.sleep(seconds)
+
+    client = _client(emulator, project, clock, limiter=TokenBucket(1.0, burst=1.0, clock=clock), sleep=sleep)
+    holder.append(client)
+    with pytest.raises(ClientClosed):
+        client.device_status(PLUG)  # the token grant takes the one call the rate allows now
+    assert [path for path, _ in _paths(emulator)] == ["token?grant_type=1"]
+    assert client.calls_made == 1
+
+
+def test_a_call_the_client_closed_under_is_not_retried(emulator, project, clock, caplog):
+    client = _client(emulator, project, clock, timeout_s=0.3)
+    client.device_status(PLUG)  # the token, first
+    emulator.delay_next(1, 1.0, path_prefix="/v1.0/iot-03")
+    closer = threading.Timer(0.1, client.close)
+    closer.start()
+    with caplog.at_level(logging.WARNING, logger="streams.tuya.openapi"), pytest.raises(ClientClosed):
+        client.device_status(PLUG)
+    closer.join()
+    assert [path for path, _ in _paths(emulator)] == ["token?grant_type=1", "status", "status"]
+    assert caplog.records == []  # no "no answer …; retry 1" warning: Tuya had done nothing wrong
 
 
 def test_limiter_holds_the_configured_rate(emulator, project, clock):
