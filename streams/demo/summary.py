@@ -132,9 +132,15 @@ def _outage_section(
         console.print(f"{stopped}, and the demo ended before it consumed again; {dropped}.")
         return
     seconds = (outage.resumed_at - outage.stopped_at).total_seconds()
+    filled = bool(gaps) and all(gap.status == "filled" for gap in gaps)
+    backfill = (
+        "its background sync backfilled it from the device logs"
+        if filled
+        else "its background sync had not filled it from the device logs when the demo ended (the status below)"
+    )
     console.print(
         f"{stopped} for {seconds:.1f} s; {dropped}. When it consumed again it found the gap (which ends a retention "
-        f"earlier: Tuya still had what came later), and its background sync backfilled it from the device logs."
+        f"earlier: Tuya still had what came later), and {backfill}."
     )
     _gaps(console, gaps)
     _sources(console, outage, *sources)
