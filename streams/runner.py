@@ -40,10 +40,12 @@ class Source(Protocol):
 
 
 class Observer(Protocol):
-    """What follows consumption beside the pipeline (the background sync, the gap watch): told of every committed
-    batch and of every empty receive while no batch waits to be committed (the stream is quiet, the worker is
-    consuming, and every message received so far is stored). It must not raise."""
+    """What follows consumption beside the pipeline (the background sync, the gap watch): told of every connect to
+    the broker (consumption starts or resumes), every committed batch and every empty receive while no batch waits
+    to be committed (the stream is quiet, the worker is consuming, and every message received so far is stored). It
+    must not raise."""
 
+    def on_connected(self) -> None: ...
     def on_committed(self, result: BatchResult) -> None: ...
     def on_idle(self) -> None: ...
 
@@ -195,6 +197,7 @@ class Runner:
                 self._source.connect()
                 self._metrics.reconnects.labels(reason=reason).inc()
                 self._caught_up = False
+                self._tell_observers(lambda observer: observer.on_connected())
                 return
             except Exception as exc:
                 if self._stopping:

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 
 class GapWatcher:
-    """``start()`` once, then ``on_committed`` for every committed batch and ``on_idle`` for every empty receive."""
+    """``start()`` once, then ``on_connected`` for every connect, ``on_committed`` for every committed batch and
+    ``on_idle`` for every empty receive."""
 
     def __init__(
         self,
@@ -61,7 +62,6 @@ class GapWatcher:
         self._consumed: datetime | None = None
         self._pushed: datetime | None = None  # how far the stream is consumed, as a push time
         self._quiet_since: datetime | None = None  # the first of the empty receives since the last commit
-        self._heard: datetime | None = None  # the runner's last word (a commit or an empty receive)
         self._waiting: dict[int, datetime] = {}  # gaps found here: the push time their backfill waits for
         self._saved: datetime | None = None
 
@@ -82,23 +82,24 @@ class GapWatcher:
     def on_committed(self, result: BatchResult) -> None:
         # Consumed as far as when the batch was received: a commit that waited hours for the database received
         # nothing meanwhile, and Tuya went on deleting.
-        self._heard = self._clock()
-        received = result.received_at or self._heard
+        received = result.received_at or self._clock()
         oldest = utc(result.oldest_push_ms) if result.oldest_push_ms else None
         if result.newest_push_ms:
             self._reached(utc(result.newest_push_ms))
         self._quiet_since = None
         self._consuming(received, received, oldest)
 
+    def on_connected(self) -> None:
+        """Consuming (again): the empty receives before, of another connection (a broker unreachable for hours,
+        say), say nothing of what Tuya kept since; the quiet starts again."""
+        self._quiet_since = None
+
     def on_idle(self) -> None:
         """An empty receive. A pause is judged once the stream has been quiet for a margin: the first receives after
-        a connect may come back empty while Tuya still holds the messages that show it kept more. Nothing heard
-        for longer than a margin (the runner reconnecting to an unreachable broker, say) starts the quiet again:
-        the receives before it say nothing of what Tuya kept since."""
+        a connect may come back empty while Tuya still holds the messages that show it kept more."""
         now = self._clock()
-        if self._quiet_since is None or (self._heard is not None and now - self._heard > self._margin):
+        if self._quiet_since is None:
             self._quiet_since = now
-        self._heard = now
         if now - self._quiet_since >= self._margin:
             # Quiet for a margin, every message received stored: nothing pushed before now is left to consume.
             self._reached(now)

@@ -32,6 +32,9 @@ class _FirstReceive:
     def __init__(self) -> None:
         self.done = threading.Event()
 
+    def on_connected(self) -> None:
+        """Connected, not received yet."""
+
     def on_committed(self, result: BatchResult) -> None:
         self.done.set()
 

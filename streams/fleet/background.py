@@ -94,6 +94,9 @@ class BackgroundSync:
         if result.sync_wanted:
             self.request(result.sync_wanted)
 
+    def on_connected(self) -> None:
+        """A connect is nothing to sync (the runner's Observer protocol)."""
+
     def on_idle(self) -> None:
         """A quiet stream is nothing to sync (the runner's Observer protocol)."""
 

@@ -137,9 +137,28 @@ def test_a_broker_unreachable_on_a_quiet_stream_records_its_gap(watch: Watch) ->
     watch.committed(BACK, oldest, oldest)
     watch.idle(BACK + timedelta(seconds=1))  # then the broker went away for three hours
     resumed = BACK + timedelta(hours=3)
+    watch.watcher.on_connected()
     watch.idle(resumed)
     watch.idle(resumed + MARGIN)
     assert (BACK - MARGIN, resumed - RETENTION) in watch.gaps()  # beside the gap of the restart at BACK
+
+
+@pytest.mark.parametrize("every", [timedelta(seconds=1), timedelta(seconds=10)])
+def test_a_quiet_stream_counts_as_consumed_whatever_the_receive_timeout(watch: Watch, every: timedelta) -> None:
+    # Empty receives come a receive timeout apart (BATCH_TIMEOUT_MS), which may exceed a short GAP_MARGIN.
+    watcher = GapWatcher(
+        watch.engine, SUBSCRIPTION, watch.metrics, retention=RETENTION, margin=timedelta(seconds=0.5),
+        clock=watch.clock,
+    )  # fmt: skip
+    watcher.start()
+    watcher.on_connected()
+    for n in range(5):
+        watch.clock.now = BACK + n * every
+        watcher.on_idle()
+    watcher.close()
+    with watch.engine.connect() as connection:
+        assert backfill.consumed_at(connection, SUBSCRIPTION) == BACK + 4 * every
+    assert watch.gaps() != []  # the restart's, found once quiet for the margin
 
 
 def test_a_commit_that_waited_for_the_database_counts_as_consumed_when_its_batch_was_received(watch: Watch) -> None:

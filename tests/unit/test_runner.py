@@ -160,6 +160,9 @@ def test_a_batch_committed_after_retries_tells_observers_when_it_was_received(ve
         def __init__(self) -> None:
             self.received_at: list[datetime | None] = []
 
+        def on_connected(self) -> None:
+            pass
+
         def on_committed(self, result) -> None:
             self.received_at.append(result.received_at)
 
@@ -175,6 +178,29 @@ def test_a_batch_committed_after_retries_tells_observers_when_it_was_received(ve
     )  # fmt: skip
     runner.run(max_messages=1)
     assert observer.received_at == [datetime(2026, 12, 6, 6, 0, tzinfo=UTC)]
+
+
+def test_observers_are_told_of_every_connect(vectors):
+    # The gap watch starts its quiet again there: the empty receives before a broker outage say nothing of it.
+    log: list = []
+
+    class Told:
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        def on_connected(self) -> None:
+            self.events.append("connected")
+
+        def on_committed(self, result) -> None:
+            self.events.append("committed")
+
+        def on_idle(self) -> None:
+            self.events.append("idle")
+
+    told = Told()
+    source = ScriptedSource([[], ConnectionError("broker gone"), [_received(vectors, 0, "1:0:0:-1")]], log)
+    _runner(vectors, source, ScriptedStore(log), observers=[told]).run(max_messages=1)
+    assert told.events == ["connected", "idle", "connected", "committed"]
 
 
 def test_stop_during_batch_commits_and_acks_it_then_exits(vectors):
