@@ -25,6 +25,7 @@ No work at import: :func:`build_app` makes the app from :class:`ProcessorOptions
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from mode import CrashingSupervisor
 
 from models.records import PulsarMessage
@@ -145,7 +147,10 @@ class OwnedSubjects:
     def __call__(self, subject: str) -> bool:
         owned = self._placed.get(subject)
         if owned is None:
-            owned = self._placed[subject] = self._place(subject.encode()) in self._partitions
+            partition = self._place(subject.encode())
+            if partition is None:  # the topic's metadata is missing for a moment: not ours now, asked again later
+                return False
+            owned = self._placed[subject] = partition in self._partitions
         return owned
 
 
@@ -291,7 +296,7 @@ def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunB
         ours = sorted(tp.partition for tp in assigned if tp.topic == options.topic)
         log.info("partitions %s assigned: the rules' clock ticks for their devices and users", ours)
         bounds.joined()
-        committer.behind(OwnedSubjects(ours, lambda key: app.consumer.key_partition(options.topic, key)))
+        committer.behind(OwnedSubjects(ours, functools.partial(_key_partition, app, options.topic)))
 
     @app.timer(interval=options.tick_interval_s, name="tuya-archiver.tick")
     async def tick() -> None:
@@ -303,6 +308,14 @@ def build_app(options: ProcessorOptions, committer: BatchCommitter, bounds: RunB
         bounds.end_if_reached()
 
     return app
+
+
+def _key_partition(app: faust.App, topic: str, key: bytes) -> int | None:
+    """Where Kafka places ``key`` in ``topic``; None while the consumer cannot say (its metadata, or a stop)."""
+    try:
+        return app.consumer.key_partition(topic, key)
+    except ConsumerNotStarted:
+        return None
 
 
 def _app(options: ProcessorOptions) -> faust.App:

@@ -132,18 +132,26 @@ def _outage_section(
         console.print(f"{stopped}, and the demo ended before it consumed again; {dropped}.")
         return
     seconds = (outage.resumed_at - outage.stopped_at).total_seconds()
-    filled = bool(gaps) and all(gap.status == "filled" for gap in gaps)
-    backfill = (
-        "its background sync backfilled it from the device logs"
-        if filled
-        else "its background sync had not filled it from the device logs when the demo ended (the status below)"
-    )
-    console.print(
-        f"{stopped} for {seconds:.1f} s; {dropped}. When it consumed again it found the gap (which ends a retention "
-        f"earlier: Tuya still had what came later), and {backfill}."
-    )
+    console.print(f"{stopped} for {seconds:.1f} s; {dropped}.{_found(gaps)}")
     _gaps(console, gaps)
     _sources(console, outage, *sources)
+
+
+def _found(gaps: Sequence[archive.GapRow]) -> str:
+    """What the worker did about the stretch it missed, as far as the gaps' statuses say (none: nothing)."""
+    if not gaps:
+        return ""
+    statuses = {gap.status for gap in gaps}
+    if statuses == {"filled"}:
+        backfill = "its background sync backfilled it from the device logs"
+    elif statuses <= {"filled", "partly_filled"}:
+        backfill = "its background sync backfilled what the device logs held (why not all: below)"
+    else:
+        backfill = "its background sync had not filled it from the device logs when the demo ended (the status below)"
+    return (
+        " When it consumed again it found the gap (which ends a retention earlier: Tuya still had what came later), "
+        f"and {backfill}."
+    )
 
 
 def _gaps(console: Console, gaps: Sequence[archive.GapRow]) -> None:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -254,7 +254,8 @@ def missing_archive(engine: Engine) -> str | None:
     """What to say when ``engine`` names an SQLite file that is not there (connecting would make an empty one, which
     then reads as an archive no migration ran on); None when there is one, or the database is not such a file."""
     database = engine.url.database or ""
-    path = database.removeprefix("file:").split("?")[0]  # an SQLite URI names its file after "file:"
+    # An SQLite URI (file:x.db, file:///x.db, file://localhost/x.db, %-escaped) names its file in its path.
+    path = unquote(urlsplit(database).path) if database.startswith("file:") else database
     in_a_file = path not in ("", ":memory:") and engine.url.query.get("mode") != "memory"
     if engine.dialect.name == "sqlite" and in_a_file and not Path(path).exists():
         return f"DATABASE_URL: there is no archive at {path}: run `tuya-archiver db upgrade` to make one"

@@ -247,13 +247,18 @@ def test_a_db_command_on_an_archive_file_that_is_not_there_says_so_and_makes_non
     assert f"DATABASE_URL: there is no archive at {missing}: run `tuya-archiver db upgrade`" in out
 
 
+@pytest.mark.parametrize("uri", ["file:{}", "file://{}", "file://localhost{}"])
 def test_a_db_command_on_an_sqlite_uri_naming_no_file_says_so_and_makes_none(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, uri: str
 ) -> None:
     missing = tmp_path / "typo.db"
-    status, out = run(monkeypatch, capsys, f"sqlite:///file:{missing}?uri=true", "db", "current")
+    status, out = run(monkeypatch, capsys, f"sqlite:///{uri.format(missing)}?uri=true", "db", "current")
     assert (status, missing.exists()) == (2, False)
     assert f"there is no archive at {missing}" in out
+    made = tmp_path / "made.db"
+    assert run(monkeypatch, capsys, f"sqlite:///{uri.format(made)}?uri=true", "db", "upgrade")[0] == 0
+    status, out = run(monkeypatch, capsys, f"sqlite:///{uri.format(made)}?uri=true", "db", "current")
+    assert status == 0 and "(head)" in out
 
 
 def test_db_check_of_an_archive_not_at_head_is_one_line(

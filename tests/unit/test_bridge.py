@@ -430,6 +430,14 @@ def test_a_processor_ticks_for_the_subjects_of_its_latest_assignment():
         assert pipeline.owns is owns
 
 
+def test_a_subject_whose_partition_is_not_known_yet_is_asked_again():
+    # A topic missing from the metadata for a moment (a broker restarting) made its subjects nobody's until the
+    # next rebalance: their timers never fired.
+    answers = iter([None, 3])
+    owns = OwnedSubjects([3], lambda _key: next(answers))
+    assert (owns("bf1e8a0cd2e4a1b2c3x9kq"), owns("bf1e8a0cd2e4a1b2c3x9kq")) == (False, True)
+
+
 def test_a_processor_owns_the_subjects_whose_keys_are_placed_on_its_partitions():
     placed: list[bytes] = []
 
