@@ -46,9 +46,15 @@ _KNOWN = " OR ".join(
     f"(protocol = {protocol} AND COALESCE(biz_code, '') IN ({', '.join(repr(code) for code in codes)}))"
     for protocol, codes in KNOWN_KINDS.items()
 )
+# A protocol-4 message is a status report when its payload has no bizCode; ``biz_code`` is NULL for one that is no
+# text too (a number, a list), which the normaliser keeps as an unknown message.
+NO_BIZ_CODE = {
+    "sqlite": "json_extract(payload, '$.bizCode') IS NULL",
+    "postgresql": "payload ->> 'bizCode' IS NULL",
+}
 MARK_UNKNOWN = f"""
 UPDATE messages SET unknown = TRUE
-WHERE NOT ((protocol = 4 AND biz_code IS NULL) OR {_KNOWN})
+WHERE NOT ((protocol = 4 AND biz_code IS NULL AND {{no_biz_code}}) OR {_KNOWN})
   AND NOT EXISTS (SELECT 1 FROM status_messages s WHERE s.message_id = messages.message_id)
   AND NOT EXISTS (SELECT 1 FROM device_events e WHERE e.message_id = messages.message_id)
   AND NOT EXISTS (SELECT 1 FROM user_events u WHERE u.message_id = messages.message_id)
@@ -57,7 +63,7 @@ WHERE NOT ((protocol = 4 AND biz_code IS NULL) OR {_KNOWN})
 
 def upgrade() -> None:
     op.add_column("messages", sa.Column("unknown", sa.Boolean(), nullable=True))
-    op.execute(MARK_UNKNOWN)
+    op.execute(MARK_UNKNOWN.format(no_biz_code=NO_BIZ_CODE[op.get_bind().dialect.name]))
 
 
 def downgrade() -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from models.records import UnknownMessage
 from models.tables import Base, EpochMillis, views
 from streams.errors import ConfigError
 from streams.store import migrate
@@ -22,6 +23,7 @@ from streams.store.engine import ensure_at_head, make_engine
 from streams.store.retention import POLICIES, purge_older
 from streams.store.row_writer import RowWriter
 from streams.store.sql import ArchiveStore
+from streams.tuya.decoder import Decoded
 from tests.unit.store import factories as f
 from tests.unit.store.databases import DIALECTS, scratch_database
 
@@ -280,13 +282,20 @@ def test_upgrade_marks_the_messages_of_no_known_kind_and_no_other_record_as_unkn
     migrate.upgrade(engine)
     batch = [f.status_report(1, {"cur_power": 5}), f.device_event(2, "online"), f.user_event(3, "registered")]
     purged, empty = f.status_report(5, {"cur_power": 6}, when=f.T0 - timedelta(days=400)), f.status_report(6, {})
-    ArchiveStore(engine).write_batch([*batch, f.unknown_message(4), purged, empty], [], received_at=f.T0)
+    odd = f.decoded_message(7, {"bizCode": 7, "devId": f.DEVICE}, biz_code=None)  # a protocol-4 bizCode no text
+    record = UnknownMessage(
+        message_id=odd.message_id, protocol=4, biz_code=None, device_id=f.DEVICE, occurred_at=f.T0,
+        payload={"bizCode": 7},
+    )  # fmt: skip
+    unknown_odd = Decoded(odd, [record])
+    ArchiveStore(engine).write_batch([*batch, f.unknown_message(4), purged, empty, unknown_odd], [], received_at=f.T0)
     purge_older(engine, POLICIES["device_status"], f.T0 - timedelta(days=300))  # its message kept, no history left
     migrate.downgrade(engine, "-1")  # the messages as the revision before stored them: no mark
     migrate.upgrade(engine)
     with engine.connect() as connection:
         marked = connection.execute(text("SELECT message_id, unknown FROM messages ORDER BY message_id"))
-        assert {message_id: unknown for message_id, unknown in marked if unknown is not None} == {f.message_id(4): 1}
+        marks = {message_id: unknown for message_id, unknown in marked if unknown is not None}
+        assert marks == {f.message_id(4): 1, f.message_id(7): 1}
 
 
 def test_downgrade_to_base_leaves_no_table_or_view(engine: Engine) -> None:
