@@ -255,7 +255,8 @@ def missing_archive(engine: Engine) -> str | None:
     then reads as an archive no migration ran on); None when there is one, or the database is not such a file."""
     database = engine.url.database or ""
     # An SQLite URI (file:x.db, file:///x.db, file://localhost/x.db, %-escaped) names its file in its path.
-    path = unquote(urlsplit(database).path) if database.startswith("file:") else database
+    uri = engine.url.query.get("uri") == "true" and database.startswith("file:")  # else a file named "file:…"
+    path = unquote(urlsplit(database).path) if uri else database
     in_a_file = path not in ("", ":memory:") and engine.url.query.get("mode") != "memory"
     if engine.dialect.name == "sqlite" and in_a_file and not Path(path).exists():
         return f"DATABASE_URL: there is no archive at {path}: run `tuya-archiver db upgrade` to make one"

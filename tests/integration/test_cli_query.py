@@ -247,6 +247,15 @@ def test_a_db_command_on_an_archive_file_that_is_not_there_says_so_and_makes_non
     assert f"DATABASE_URL: there is no archive at {missing}: run `tuya-archiver db upgrade`" in out
 
 
+def test_a_file_named_file_colon_is_no_uri_without_uri_true(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # SQLite makes a file named "file:x.db" here
+    assert run(monkeypatch, capsys, "sqlite:///file:x.db", "db", "upgrade")[0] == 0
+    status, out = run(monkeypatch, capsys, "sqlite:///file:x.db", "db", "current")
+    assert status == 0 and "(head)" in out
+
+
 @pytest.mark.parametrize("uri", ["file:{}", "file://{}", "file://localhost{}"])
 def test_a_db_command_on_an_sqlite_uri_naming_no_file_says_so_and_makes_none(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, uri: str
