@@ -58,8 +58,8 @@ class BatchResult:
     counts: BatchCounts | None  # None from a handler that forwards instead of storing (the bridge)
     sync_wanted: frozenset[str] = frozenset()  # devices ``sync`` should look up (unknown, or a lifecycle event)
     newest_push_ms: int | None = None
-    # When its messages were taken from the stream (the pipeline's clock): how far consumption had come, for the gap
-    # watch, however long the commit then waited for the database. None: not known.
+    # When its messages were taken from the stream (the runner's wall clock, or the pipeline's as it prepared them):
+    # how far consumption had come, for the gap watch, however long the commit then waited for the database.
     received_at: datetime | None = None
 
     @property
