@@ -41,8 +41,7 @@ class Source(Protocol):
 
 class Observer(Protocol):
     """What follows consumption beside the pipeline (the background sync, the gap watch): told of every connect to
-    the broker that starts or resumes consumption (not the watchdog's reconnect of a quiet stream when it succeeds
-    at once), every committed batch and every empty receive while no batch waits to be committed (the stream is
+    the broker, every committed batch and every empty receive while no batch waits to be committed (the stream is
     quiet, the worker is consuming, and every message received so far is stored). It must not raise."""
 
     def on_connected(self) -> None: ...
@@ -192,17 +191,14 @@ class Runner:
         without a broker (the run then ends as stopped)."""
         backoff = Backoff()
         since = self._clock()
-        failed = False
         while True:
             try:
                 self._source.connect()
                 self._metrics.reconnects.labels(reason=reason).inc()
                 self._caught_up = False
-                if failed or reason != "watchdog":  # the watchdog's own reconnect, at once, interrupts no consuming
-                    self._tell_observers(lambda observer: observer.on_connected())
+                self._tell_observers(lambda observer: observer.on_connected())
                 return
             except Exception as exc:
-                failed = True
                 if self._stopping:
                     return
                 if self._patience is not None and self._clock() - since >= self._patience:

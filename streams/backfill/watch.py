@@ -62,6 +62,7 @@ class GapWatcher:
         self._consumed: datetime | None = None
         self._pushed: datetime | None = None  # how far the stream is consumed, as a push time
         self._quiet_since: datetime | None = None  # the first of the empty receives since the last commit
+        self._heard: datetime | None = None  # the runner's last commit or empty receive
         self._waiting: dict[int, datetime] = {}  # gaps found here: the push time their backfill waits for
         self._saved: datetime | None = None
 
@@ -82,7 +83,8 @@ class GapWatcher:
     def on_committed(self, result: BatchResult) -> None:
         # Consumed as far as when the batch was received: a commit that waited hours for the database received
         # nothing meanwhile, and Tuya went on deleting.
-        received = result.received_at or self._clock()
+        self._heard = self._clock()
+        received = result.received_at or self._heard
         oldest = utc(result.oldest_push_ms) if result.oldest_push_ms else None
         if result.newest_push_ms:
             self._reached(utc(result.newest_push_ms))
@@ -90,14 +92,16 @@ class GapWatcher:
         self._consuming(received, received, oldest)
 
     def on_connected(self) -> None:
-        """Consuming (again): the empty receives before, of another connection (a broker unreachable for hours,
-        say), say nothing of what Tuya kept since; the quiet starts again."""
-        self._quiet_since = None
+        """Consuming again after nothing was heard for longer than a margin (a broker unreachable for hours, say):
+        the empty receives before say nothing of what Tuya kept since, and the quiet starts again. A reconnect in
+        the middle of a quiet stream (the watchdog's, even after a failed try) changes nothing."""
+        if self._heard is not None and self._clock() - self._heard > self._margin:
+            self._quiet_since = None
 
     def on_idle(self) -> None:
         """An empty receive. A pause is judged once the stream has been quiet for a margin: the first receives after
         a connect may come back empty while Tuya still holds the messages that show it kept more."""
-        now = self._clock()
+        now = self._heard = self._clock()
         if self._quiet_since is None:
             self._quiet_since = now
         if now - self._quiet_since >= self._margin:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,6 +255,20 @@ def test_a_file_named_file_colon_is_no_uri_without_uri_true(
     assert run(monkeypatch, capsys, "sqlite:///file:x.db", "db", "upgrade")[0] == 0
     status, out = run(monkeypatch, capsys, "sqlite:///file:x.db", "db", "current")
     assert status == 0 and "(head)" in out
+
+
+def test_an_sqlite_uri_flag_is_read_as_sqlalchemy_reads_it_and_mode_only_with_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    made = tmp_path / "made.db"
+    assert run(monkeypatch, capsys, f"sqlite:///{made}", "db", "upgrade")[0] == 0
+    status, out = run(monkeypatch, capsys, f"sqlite:///file:{made}?uri=1", "db", "current")
+    assert status == 0 and "(head)" in out
+    missing = tmp_path / "typo.db"
+    with warnings.catch_warnings():  # SQLAlchemy's own, that it ignores mode without uri
+        warnings.simplefilter("ignore")
+        status, out = run(monkeypatch, capsys, f"sqlite:///{missing}?mode=memory", "db", "current")
+    assert (status, missing.exists()) == (2, False)
 
 
 @pytest.mark.parametrize("uri", ["file:{}", "file://{}", "file://localhost{}"])

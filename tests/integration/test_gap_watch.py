@@ -137,6 +137,7 @@ def test_a_broker_unreachable_on_a_quiet_stream_records_its_gap(watch: Watch) ->
     watch.committed(BACK, oldest, oldest)
     watch.idle(BACK + timedelta(seconds=1))  # then the broker went away for three hours
     resumed = BACK + timedelta(hours=3)
+    watch.clock.now = resumed
     watch.watcher.on_connected()
     watch.idle(resumed)
     watch.idle(resumed + MARGIN)
@@ -159,6 +160,22 @@ def test_a_quiet_stream_counts_as_consumed_whatever_the_receive_timeout(watch: W
     with watch.engine.connect() as connection:
         assert backfill.consumed_at(connection, SUBSCRIPTION) == BACK + 4 * every
     assert watch.gaps() != []  # the restart's, found once quiet for the margin
+
+
+def test_the_watchdog_s_reconnects_of_a_quiet_stream_keep_it_consumed(watch: Watch) -> None:
+    # Every TUYA_IDLE_RECONNECT (here 2 min, under the margin of 5) the runner reconnects a quiet stream, at once or
+    # after a failed try a second long: that is no outage, and the quiet goes on counting.
+    watch.idle(BACK)  # the restart's gap, once quiet for the margin
+    for second in range(1, 3 * 3600):
+        if second % 120 == 0:
+            watch.clock.now = BACK + timedelta(seconds=second)
+            watch.watcher.on_connected()
+        watch.idle(BACK + timedelta(seconds=second))
+    gaps = watch.gaps()
+    watch.watcher.close()
+    with watch.engine.connect() as connection:
+        assert backfill.consumed_at(connection, SUBSCRIPTION) == BACK + timedelta(seconds=3 * 3600 - 1)
+    assert len(gaps) == 1  # the restart's only
 
 
 def test_a_commit_that_waited_for_the_database_counts_as_consumed_when_its_batch_was_received(watch: Watch) -> None:
