@@ -256,8 +256,9 @@ def missing_archive(engine: Engine) -> str | None:
     then reads as an archive no migration ran on); None when there is one, or the database is not such a file."""
     database = engine.url.database or ""
     # An SQLite URI (file:x.db, file:///x.db, file://localhost/x.db, %-escaped) names its file in its path.
-    uri = asbool(engine.url.query.get("uri", False))  # as SQLAlchemy reads it; without it, "file:…" names a file
-    path = unquote(urlsplit(database).path) if uri and database.startswith("file:") else database
+    # An SQLite URI only with uri (as SQLAlchemy reads it) and "file:": else the name is a file's, whatever follows.
+    uri = asbool(engine.url.query.get("uri", False)) and database.startswith("file:")
+    path = unquote(urlsplit(database).path) if uri else database
     in_a_file = path not in ("", ":memory:") and not (uri and engine.url.query.get("mode") == "memory")
     if engine.dialect.name == "sqlite" and in_a_file and not Path(path).exists():
         return f"DATABASE_URL: there is no archive at {path}: run `tuya-archiver db upgrade` to make one"

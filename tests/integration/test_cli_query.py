@@ -265,10 +265,11 @@ def test_an_sqlite_uri_flag_is_read_as_sqlalchemy_reads_it_and_mode_only_with_it
     status, out = run(monkeypatch, capsys, f"sqlite:///file:{made}?uri=1", "db", "current")
     assert status == 0 and "(head)" in out
     missing = tmp_path / "typo.db"
-    with warnings.catch_warnings():  # SQLAlchemy's own, that it ignores mode without uri
-        warnings.simplefilter("ignore")
-        status, out = run(monkeypatch, capsys, f"sqlite:///{missing}?mode=memory", "db", "current")
-    assert (status, missing.exists()) == (2, False)
+    for query in ("mode=memory", "uri=true&mode=memory"):  # SQLite reads mode only in a file: URI
+        with warnings.catch_warnings():  # SQLAlchemy's own, that it ignores mode without uri
+            warnings.simplefilter("ignore")
+            status, out = run(monkeypatch, capsys, f"sqlite:///{missing}?{query}", "db", "current")
+        assert (status, list(tmp_path.iterdir())) == (2, [made])
 
 
 @pytest.mark.parametrize("uri", ["file:{}", "file://{}", "file://localhost{}"])
