@@ -128,10 +128,13 @@ class BackgroundSync:
                 continue
             devices = self._take()
             if devices:
-                what = f"{len(devices)} device(s) the stream showed"
-                again = f"asked for again when the stream shows them after {self._retry:.0f} s"
-                if not self._sync(what, lambda sync, ids=devices: sync.sync_devices(ids), again=again):
-                    self._ask_again(devices)
+                what, started = f"{len(devices)} device(s) the stream showed", self._clock()
+                self._sync(
+                    what,
+                    lambda sync, ids=devices: sync.sync_devices(ids),
+                    again=f"asked for again when the stream shows them after {self._retry:.0f} s",
+                    failed=lambda ids=devices, at=started: self._ask_again(ids, at),
+                )
                 continue
             if self._take_backfill():
                 self._backfill()
@@ -151,6 +154,7 @@ class BackgroundSync:
     def _backfill(self) -> None:
         """Fill every open gap, oldest first; a failure is tried again at ``retry_s``."""
         assert self._make_backfill is not None
+        started = self._clock()
         try:
             with self._engine.connect() as connection:
                 gaps = backfill.open_gaps(connection)
@@ -168,13 +172,14 @@ class BackgroundSync:
             if self._stopping.is_set():
                 log.info("backfill stopped (%s)", exc)
                 return
+            self._backfill_again_at = started + self._retry
             log.warning("backfill failed (%s): trying again in %.0f s", exc, self._retry)
-            self._backfill_again_at = self._clock() + self._retry
 
-    def _ask_again(self, devices: Iterable[str]) -> None:
-        """Devices whose sync failed: the stream's next request for them after ``retry_s`` is taken."""
+    def _ask_again(self, devices: Iterable[str], tried_at: float) -> None:
+        """Devices whose sync, tried at ``tried_at``, failed: the stream's next request for them ``retry_s`` after
+        that is taken."""
         with self._lock:
-            self._asked.update(dict.fromkeys(devices, self._clock() - self._interval + self._retry))
+            self._asked.update(dict.fromkeys(devices, tried_at - self._interval + self._retry))
 
     def _forget_asked_before(self, moment: float) -> None:
         """Devices asked for before a full sync started: that sync has just looked every device up."""
@@ -186,8 +191,16 @@ class BackgroundSync:
             wanted, self._wanted = sorted(self._wanted), set()
         return wanted
 
-    def _sync(self, what: str, step: Callable[[FleetSync], SyncReport], *, again: str | None = None) -> bool:
-        """One sync, then a fresh Catalog; False when it failed (logged with ``again``, when it is tried again)."""
+    def _sync(
+        self,
+        what: str,
+        step: Callable[[FleetSync], SyncReport],
+        *,
+        again: str | None = None,
+        failed: Callable[[], None] = lambda: None,
+    ) -> bool:
+        """One sync, then a fresh Catalog; False when it failed (``failed()`` run, then logged with ``again``: when it
+        is tried again)."""
         try:
             report = step(self._make_sync())
             with unavailable_on_failure("reloading the data-point catalog"), self._engine.connect() as connection:
@@ -196,6 +209,7 @@ class BackgroundSync:
             if self._stopping.is_set():
                 log.info("sync of %s stopped (%s)", what, exc)
             else:
+                failed()
                 log.warning("sync of %s failed (%s): %s", what, exc, again or f"trying again in {self._retry:.0f} s")
             return False
         self.syncs += 1

@@ -271,9 +271,9 @@ def test_a_call_waiting_for_its_turn_when_the_client_closes_is_not_sent(emulator
 
 
 def test_a_call_the_client_closed_under_is_not_retried(emulator, project, clock, caplog):
-    client = _client(emulator, project, clock, timeout_s=0.3)
+    client = _client(emulator, project, clock, timeout_s=2.0)  # the close comes well before the answer is due
     client.device_status(PLUG)  # the token, first
-    emulator.delay_next(1, 1.0, path_prefix="/v1.0/iot-03")
+    emulator.delay_next(1, 5.0, path_prefix="/v1.0/iot-03")
     closer = threading.Timer(0.1, client.close)
     closer.start()
     with caplog.at_level(logging.WARNING, logger="streams.tuya.openapi"), pytest.raises(ClientClosed):

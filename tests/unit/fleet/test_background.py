@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +165,14 @@ def background_factory(archive: Engine) -> Iterator[Callable[..., tuple[Backgrou
         background.stop()
 
 
+def wait_for_warning(caplog: pytest.LogCaptureFixture, start: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not any(message.startswith(start) for message in warnings_of(caplog)):
+        if time.monotonic() > deadline:  # a hang guard
+            pytest.fail(f"no warning {start!r} in {WAIT_S:.0f} s: {warnings_of(caplog)}")
+        time.sleep(0.01)
+
+
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage() for r in caplog.records if r.name == "streams.fleet.background" and r.levelno == logging.WARNING
@@ -262,15 +271,17 @@ def test_failed_syncs_never_reach_archiving_and_keep_catalog(background_factory,
     ]
 
 
-def test_devices_whose_sync_failed_are_asked_for_again_after_retry_s(background_factory):
+def test_devices_whose_sync_failed_are_asked_for_again_after_retry_s(background_factory, caplog):
     # They were stamped as asked for, so the stream's requests went unheard for a whole interval.
+    caplog.set_level(logging.WARNING, logger="streams.fleet.background")
     clock = FakeClock()
     background, fake = background_factory(clock)
     fake.failures["sync_devices"] = [RuntimeError("timed out")]
     background.start()
     fake.wait_for_calls(1)
     background.on_committed(batch("d1"))
-    fake.wait_for_calls(2)  # failed
+    fake.wait_for_calls(2)
+    wait_for_warning(caplog, "sync of 1 device(s) the stream showed failed (timed out)")  # the failure handled
     clock.now = START + RETRY_S - 1
     background.on_committed(batch("d1"))
     clock.now = START + RETRY_S
