@@ -99,8 +99,8 @@ class Deployment:
     def processor(self, name: str) -> None:
         self.start(name, "process", *self._topic, *self._group, "--web-port", str(free_port()))
 
-    def bridge(self, name: str = "bridge", *args: str) -> None:
-        self.start(name, "bridge", *self._topic, *args)
+    def bridge(self, name: str = "bridge") -> None:
+        self.start(name, "bridge", *self._topic)
 
     def wait(self, name: str, timeout: float = 60) -> int:
         return self._processes[name].wait(timeout)
@@ -301,8 +301,9 @@ def test_each_processor_s_clock_fires_the_rules_of_the_devices_its_partitions_re
     owners = {name: deployment.owns(name) for name in ("p1", "p2")}
     assert sorted(p for partitions in owners.values() for p in partitions) == list(range(6))
 
-    def fired() -> dict[str, list[str]]:  # device → the processors that fired its silence (the devices' clocks stopped
-        by: dict[str, list[str]] = {}  # in 2023: silent as soon as stored)
+    def fired() -> dict[str, list[str]]:
+        """Device → the processors that fired its silence (the fleet's clocks stopped in 2023: silent once stored)."""
+        by: dict[str, list[str]] = {}
         for name in owners:
             for device in _SILENCE_FIRED.findall(deployment.log(name)):
                 by.setdefault(device, []).append(name)
