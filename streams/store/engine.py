@@ -85,7 +85,7 @@ def normalize_url(url: str) -> URL:
     """The SQLAlchemy URL for DATABASE_URL; ``postgres://`` and ``postgresql://`` mean psycopg 3.
 
     Raises:
-        ConfigError: the text is not a database URL.
+        ConfigError: the text is not a database URL (or an SQLite one whose ``uri`` flag is no boolean).
     """
     try:
         parsed = make_url(url)
@@ -98,6 +98,11 @@ def normalize_url(url: str) -> URL:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(f"DATABASE_URL: {parsed.drivername} is not supported (use sqlite:/// or postgresql://)")
+    if parsed.get_backend_name() == "sqlite" and "uri" in parsed.query:
+        try:
+            asbool(parsed.query["uri"])  # as SQLAlchemy reads it, which raises a bare ValueError
+        except ValueError:
+            raise ConfigError(f"DATABASE_URL: uri={parsed.query['uri']!r} is neither true nor false") from None
     return parsed
 
 

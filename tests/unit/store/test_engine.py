@@ -22,7 +22,14 @@ def test_sqlite_url_is_kept() -> None:
     assert normalize_url("sqlite:///tuya-archive.db").database == "tuya-archive.db"
 
 
-@pytest.mark.parametrize(("url", "reason"), [("not a url", "not a database URL"), ("mysql://db/app", "not supported")])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("not a url", "not a database URL"),
+        ("mysql://db/app", "not supported"),
+        ("sqlite:///file:a.db?uri=maybe", "uri='maybe' is neither true nor false"),  # was SQLAlchemy's traceback
+    ],
+)
 def test_bad_database_url_names_the_variable(url: str, reason: str) -> None:
     with pytest.raises(ConfigError, match=f"DATABASE_URL: .*{reason}"):
         normalize_url(url)
