@@ -157,14 +157,14 @@ def test_a_failing_openapi_never_stops_archiving(project: Project) -> None:
 
 
 def test_a_stop_during_a_sync_ends_it_at_its_next_call(project: Project) -> None:
-    # A full sync is a thousand calls or more at the API's rate for a large fleet: SIGTERM waited for all of them.
-    # Here, at one call every 5 s, the sync would take over a minute.
+    # A full sync is a thousand calls or more at the API's rate for a large fleet: SIGTERM waited for all of them,
+    # then logged the sync done. Here the rate (one call every 5 s) keeps the sync under way when the signal comes.
     with running_worker(project.env(TUYA_API_RATE="0.2")) as worker:
         assert wait_for(lambda: len(project.emulator.calls) >= 2, 60), "the sync under way"
+        calls_at_signal = len(project.emulator.calls)
         worker.send_signal(signal.SIGTERM)
-        _, stderr = worker.communicate(timeout=45)  # a hang guard: before, the stop waited for the sync's end
-        calls_at_stop = len(project.emulator.calls)
+        _, stderr = worker.communicate(timeout=300)  # a hang guard
     assert worker.returncode == 0, stderr.decode()
     assert b"sync of fleet stopped" in stderr
     assert b"synced fleet" not in stderr
-    assert calls_at_stop < 10
+    assert len(project.emulator.calls) <= calls_at_signal + 1  # the call waiting for its turn then was not sent

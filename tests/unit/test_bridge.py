@@ -324,17 +324,22 @@ class NeverConnects:
         pass
 
 
-def test_a_bounded_bridge_that_never_reaches_pulsar_exits_1_saying_so(monkeypatch, capsys):
-    for name, value in {"TUYA_ACCESS_ID": "bridgeproject", "TUYA_ACCESS_KEY": "0123456789abcdef0123456789abcdef",
+def run_bridge(monkeypatch: pytest.MonkeyPatch, source: object, *argv: str) -> int:
+    """``tuya-archiver bridge`` on ``source`` in place of Pulsar; the signal handlers it sets are put back."""
+    for name, value in {"TUYA_ACCESS_ID": "bridgeproject", "TUYA_ACCESS_KEY": ACCESS_KEY,
                         "KAFKA_URL": "kafka://127.0.0.1:1", "METRICS_PORT": "0"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("streams.wiring.pulsar_source", lambda _settings: NeverConnects())
+    monkeypatch.setattr("streams.wiring.pulsar_source", lambda _settings: source)
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        assert main(["bridge", "--idle-timeout", "0.5"]) == 1
+        return main(["bridge", *argv])
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+
+
+def test_a_bounded_bridge_that_never_reaches_pulsar_exits_1_saying_so(monkeypatch, capsys):
+    assert run_bridge(monkeypatch, NeverConnects(), "--idle-timeout", "0.5") == 1
     assert "tuya-archiver bridge: the broker could not be reached for 0.5 s" in capsys.readouterr().err
 
 
@@ -366,19 +371,10 @@ class ClosingWriter(RecordingWriter):
 def test_the_bridge_forwards_a_batch_then_acknowledges_it(monkeypatch):
     # The Runner of `run` drives the forwarder in the pipeline's place: what the Runner asks of a pipeline, the
     # forwarder has (a change to the Runner crashed every bridge at its first batch).
-    for name, value in {"TUYA_ACCESS_ID": "bridgeproject", "TUYA_ACCESS_KEY": ACCESS_KEY,
-                        "KAFKA_URL": "kafka://127.0.0.1:1", "METRICS_PORT": "0"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
     messages, writer = fleet_messages(3), ClosingWriter()
     source = OneBatch(messages)
-    monkeypatch.setattr("streams.wiring.pulsar_source", lambda _settings: source)
     monkeypatch.setattr("streams.bridge.KafkaWriter", lambda *_args, **_kwargs: writer)
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert main(["bridge", "--max-messages", "3"]) == 0
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    assert run_bridge(monkeypatch, source, "--max-messages", "3") == 0
     assert [record.value for record in writer.sent] == [message.payload for message in messages]
     assert source.acked == [message.message_id for message in messages]
 

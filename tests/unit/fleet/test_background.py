@@ -456,44 +456,34 @@ class FakeBackfill:
 GAP_AT = datetime(2026, 12, 6, tzinfo=UTC)
 
 
-def test_a_gap_the_quota_left_open_is_resumed_after_the_next_full_sync(archive):
+def fill_twice(archive: Engine, first: str | Exception, later_s: float) -> FakeFleetSync:
+    """A gap whose first fill ends ``first`` and whose second, ``later_s`` on, fills it; returns the fake sync."""
     with archive.begin() as connection:
         gap_id = backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
     clock, catalog = FakeClock(), CatalogRef()
-    fake, job = FakeFleetSync(catalog), FakeBackfill(archive, "open", "filled")  # the quota, then the next day
+    fake, job = FakeFleetSync(catalog), FakeBackfill(archive, first, "filled")
     background = BackgroundSync(
         fake.make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock, make_backfill=job.make
     )
     try:
         background.start()
         job.wait_for_fills(1)
-        clock.now = START + INTERVAL_S
+        clock.now = START + later_s
         background.on_committed(batch("d0"))  # wakes the thread, as the worker's batches do
         job.wait_for_fills(2)
     finally:
         background.stop()
-    assert [kind for kind, _ids in fake.calls].count("run") == 2
     with archive.connect() as connection:
         assert (job.fills, backfill.open_gaps(connection)) == ([gap_id, gap_id], [])
+    return fake
+
+
+def test_a_gap_the_quota_left_open_is_resumed_after_the_next_full_sync(archive):
+    fake = fill_twice(archive, "open", INTERVAL_S)  # the quota, then the next day
+    assert [kind for kind, _ids in fake.calls].count("run") == 2
 
 
 def test_a_failed_backfill_is_tried_again_after_retry_s_without_a_full_sync(archive):
     # A full sync is about a thousand calls: one after each failure of a gap's backfill spent the day's quota.
-    with archive.begin() as connection:
-        gap_id = backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
-    clock, catalog = FakeClock(), CatalogRef()
-    fake, job = FakeFleetSync(catalog), FakeBackfill(archive, TuyaServerError(500, "internal error"), "filled")
-    background = BackgroundSync(
-        fake.make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock, make_backfill=job.make
-    )
-    try:
-        background.start()
-        job.wait_for_fills(1)
-        clock.now = START + RETRY_S
-        background.on_committed(batch("d0"))  # wakes the thread, as the worker's batches do
-        job.wait_for_fills(2)
-    finally:
-        background.stop()
+    fake = fill_twice(archive, TuyaServerError(500, "internal error"), RETRY_S)
     assert fake.calls == [("run", []), ("sync_devices", ["d0"])]
-    with archive.connect() as connection:
-        assert (job.fills, backfill.open_gaps(connection)) == ([gap_id, gap_id], [])
