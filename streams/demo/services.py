@@ -3,7 +3,7 @@
 Owns starting the embedded broker so that Ctrl-C reaches the demo only (the terminal sends SIGINT to the whole
 foreground process group; a broker that died with it would leave the worker and the publisher retrying while the
 demo shuts down), the loopback HTTP receiver that records the rules' webhooks, and the demo's copy of
-``config/demo-rules.yaml`` whose webhooks point at that receiver. Every server binds 127.0.0.1 only.
+``streams/demo/demo-rules.yaml`` whose webhooks point at that receiver. Every server binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The rules file the demo runs (the example rules with durations of seconds).
-DEMO_RULES = Path(__file__).resolve().parents[2] / "config" / "demo-rules.yaml"
+DEMO_RULES = Path(__file__).resolve().parent / "demo-rules.yaml"
 
 #: The webhook address written in the rules files; the demo's copy replaces it with its receiver's.
 RULES_WEBHOOK_URL = "http://127.0.0.1:9000/alerts"
@@ -53,7 +53,7 @@ class Endpoints:
 
 
 def display_path(path: Path) -> Path:
-    """``path`` relative to the working directory when it is below it (``config/demo-rules.yaml``)."""
+    """``path`` relative to the working directory when it is below it (``streams/demo/demo-rules.yaml``)."""
     try:
         return path.relative_to(Path.cwd())
     except ValueError:

@@ -1,9 +1,10 @@
 """Alembic, configured in code: the only way the archive's schema changes (STYLE.md P11).
 
-Owns the Alembic ``Config`` (no alembic.ini: ``script_location`` is the repository's ``migrations/`` folder, found
-next to this package's source) and the commands ``tuya-archiver db`` runs. Every command runs on a connection handed
-to ``migrations/env.py``, so tests and the CLI use the same engine set-up as the worker. Imports no models. Which
-revision is the newest, and which one a database is at, are read without Alembic (streams.store.revision).
+Owns the Alembic ``Config`` (no alembic.ini: ``script_location`` is the ``migrations/`` folder beside this module,
+shipped inside the package so that an installed wheel can upgrade an archive too) and the commands ``tuya-archiver
+db`` runs. Every command runs on a connection handed to ``migrations/env.py``, so tests and the CLI use the same
+engine set-up as the worker. Imports no models. Which revision is the newest, and which one a database is at, are
+read without Alembic (streams.store.revision).
 """
 
 from __future__ import annotations

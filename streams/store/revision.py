@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 __all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "current_revision", "head_revision", "not_at_head"]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 
 
