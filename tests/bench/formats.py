@@ -22,7 +22,9 @@ reaches the values' key, or every value of the device is read to compute ``repor
 (TEST_DATABASE_URL; skipped when unset), bytes a value of the same rows in the wide table and in the narrow schema
 (binary COPY, the time a timestamptz in both), and in a row a message (MESSAGE_ROWS), not the archive's schema:
 where a row a value pays PostgreSQL's row header and pointer and an index entry for each value, this layout pays
-them once a message: the nearest to issue 17's 60 bytes a value measured there. Run alone with
+them once a message: the nearest to issue 17's 60 bytes a value measured there. Beside them, the floor of any row
+a value there (VALUE_FLOOR): the values with only their series and time, indexed by both, and nothing else. Run
+alone with
 ``python -m tests.bench.formats``; ``make bench`` runs it with the others.
 """
 
@@ -96,6 +98,25 @@ MESSAGE_ROWS = (
     "CREATE INDEX ON message_rows (device_key, reported_at)",
     "VACUUM FULL message_rows",
 )
+
+# The least a row a value can take on PostgreSQL: each value with only its series and time (no message, item or DP
+# id, no series or message table), indexed by series and time as the history is read.
+VALUE_FLOOR = (
+    "CREATE TABLE value_floor AS SELECT series_id, reported_at, value FROM status_values "
+    "ORDER BY series_id, reported_at, message_key, item_index",
+    "CREATE INDEX ON value_floor (series_id, reported_at)",
+    "VACUUM FULL value_floor",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresBytes:
+    """Bytes a value on PostgreSQL, everything of the tables counted (indexes, TOAST), after VACUUM FULL."""
+
+    wide: float
+    narrow: float  # the archive's schema
+    per_message: float  # MESSAGE_ROWS, with the series it names
+    floor: float  # VALUE_FLOOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +210,10 @@ def _best_device_query(cursor: sqlite3.Cursor, query: str, device_id: str | None
     return best, found
 
 
-def postgres_bytes(server_url: str) -> tuple[float, float, float]:
-    """Bytes a value of the wide history, of the narrow schema and of a row a message (MESSAGE_ROWS, with the
-    series it names) on PostgreSQL: the same rows copied in (the narrow ones with keys from HistoryKeys), then VACUUM
-    FULL (a long-running archive's tables once compacted), everything of the tables counted (indexes, TOAST)."""
+def postgres_bytes(server_url: str) -> PostgresBytes:
+    """Bytes a value of the wide history, of the narrow schema, of a row a message and of a row a value's floor
+    on PostgreSQL: the same rows copied in (the narrow ones with keys from HistoryKeys), then VACUUM FULL (a
+    long-running archive's tables once compacted)."""
     with scratch_postgres(server_url) as url:
         engine = make_engine(url)
         try:
@@ -220,10 +241,13 @@ def postgres_bytes(server_url: str) -> tuple[float, float, float]:
             for statement in MESSAGE_ROWS:
                 cursor.execute(statement)
             per_message = table_bytes(engine, "status_series", "message_rows") / values
+            for statement in VALUE_FLOOR:
+                cursor.execute(statement)
+            floor = table_bytes(engine, "value_floor") / values
             raw.close()
         finally:
             engine.dispose()
-    return wide, narrow, per_message
+    return PostgresBytes(wide, narrow, per_message, floor)
 
 
 def _rows(cursor: Any, table: str) -> int:
@@ -254,11 +278,13 @@ def main() -> None:
     if server_url is None:
         print("  PostgreSQL: skipped (TEST_DATABASE_URL is not set)")
         return
-    wide_pg, narrow_pg, per_message_pg = postgres_bytes(server_url)
+    pg = postgres_bytes(server_url)
     print(
-        f"  PostgreSQL, the same rows copied in, after VACUUM FULL: wide {wide_pg:.1f} bytes a value, "
-        f"narrow {narrow_pg:.1f} (target <= {BYTES_TARGET});\n    a row a message with its values in arrays "
-        f"(not the archive's schema; the series' table included) {per_message_pg:.1f}"
+        f"  PostgreSQL, the same rows copied in, after VACUUM FULL: wide {pg.wide:.1f} bytes a value, "
+        f"narrow {pg.narrow:.1f} (target <= {BYTES_TARGET}; {pg.narrow / pg.floor:.2f}x the floor below);\n"
+        f"    a row a message with its values in arrays (not the archive's schema; the series' table included) "
+        f"{pg.per_message:.1f};\n    the floor of a row a value (only series, time and value, one index on series "
+        f"and time) {pg.floor:.1f}"
     )
 
 
