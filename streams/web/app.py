@@ -79,7 +79,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = {404: "there is no such page", 405: "this page only answers GET"}.get(status, "the request failed")
     fmt = "json" if request.url.path.endswith((".json", ".csv")) else "html"
-    return routes.error_page(request, fmt, status, message)
+    response = routes.error_page(request, fmt, status, message)
+    if isinstance(exc, HTTPException) and exc.headers:
+        response.headers.update(exc.headers)  # a 405's Allow
+    return response
 
 
 def create_app(

@@ -1,6 +1,7 @@
 """The JSON and CSV twins of the pages (Datasette's habit: the same URL with ``.json`` or ``.csv``).
 
-Owns how values travel as data: times in ISO 8601 (UTC), JSON values as they are, ``null``/empty for none. A CSV
+Owns how values travel as data: times in ISO 8601 (UTC), JSON values as they are, ``null``/empty for none (and
+``null`` for a number JSON cannot hold: infinite or not a number). A CSV
 cell of text that a spreadsheet would take for a formula (``=``, ``+``, ``-``, ``@``) gets a leading ``'``
 (OWASP's advice): device names, states and units are user-controlled. Builds Starlette responses; nothing else.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -28,8 +30,9 @@ def json_ready(value: Any) -> Any:
     """``value`` with times as ISO text, rows as objects and decimals as numbers, all the way down."""
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
+    if isinstance(value, float | Decimal):  # an average beyond a double's range is no number JSON can hold
+        number = float(value)
+        return number if math.isfinite(number) else None
     if isinstance(value, Row):
         return json_ready(dict(value._mapping))
     if isinstance(value, Mapping):

@@ -81,10 +81,12 @@ def _device_filter(params: Mapping[str, str]) -> tuple[DeviceFilter, int]:
     return DeviceFilter(search=search, category=category, online=_ONLINE[online]), int(page)
 
 
-def devices_page(connection: Connection, params: Mapping[str, str]) -> Page:
-    """Every device (or those the search and filters select), a page of PAGE_SIZE at a time."""
+def devices_page(connection: Connection, params: Mapping[str, str], *, paged: bool = True) -> Page:
+    """Every device (or those the search and filters select): a page of PAGE_SIZE at a time, or all of them at
+    once (``paged`` False: the CSV twin, an export)."""
     filters, page = _device_filter(params)
-    rows = list_devices(connection, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    limit, offset = (PAGE_SIZE, (page - 1) * PAGE_SIZE) if paged else (None, 0)
+    rows = list_devices(connection, filters, limit=limit, offset=offset)
     data = {
         "total": count_devices(connection),
         "count": count_devices(connection, filters),

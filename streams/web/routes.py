@@ -94,9 +94,10 @@ def _render(request: Request, fmt: str, page: Page, now: datetime) -> Response:
 
 
 def _links(request: Request) -> dict[str, str]:
-    """The page's own URL and its twins', with the same query."""
-    path = request.url.path
-    base = "/devices" if path in ("/", "") else path.removesuffix(".json").removesuffix(".csv")
+    """The page's own URL and its twins', with the same query; always a path of this site (a 404 of ``//host/x``
+    would otherwise link to another one)."""
+    path = "/" + request.url.path.lstrip("/")
+    base = "/devices" if path == "/" else path.removesuffix(".json").removesuffix(".csv")
     query = f"?{request.url.query}" if request.url.query else ""
     return {"self": base + query, "json": f"{base}.json{query}", "csv": f"{base}.csv{query}", "path": base}
 
@@ -124,7 +125,10 @@ def _device_id(connection: Connection, request: Request) -> str:
 
 
 def devices(request: Request, fmt: str = "html") -> Response:
-    return _answer(request, fmt, lambda connection, _now: devices_page(connection, request.query_params))
+    def build(connection: Connection, _now: datetime) -> Page:
+        return devices_page(connection, request.query_params, paged=fmt != "csv")
+
+    return _answer(request, fmt, build)
 
 
 def device(request: Request, fmt: str = "html") -> Response:

@@ -16,7 +16,6 @@ An ASGI middleware around the app; the token is a ``SecretStr`` until the compar
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import ipaddress
 from collections.abc import Iterable
@@ -79,7 +78,7 @@ def authorized(authorization: str | None, token: SecretStr) -> bool:
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(offered, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error; non-ASCII text too), or not UTF-8
             return False
         offered = decoded.partition(":")[2]
     elif scheme.lower() != "bearer":

@@ -29,6 +29,7 @@ from streams.demo import DEMO_RULES, DemoOptions, run_demo
 from streams.store import migrate
 from streams.store.engine import make_engine, make_readonly_engine
 from streams.store.series import bucket_statement, numeric_buckets, state_changes
+from streams.web import pages
 from streams.web.app import create_app
 from streams.web.downsample import bucket_bounds
 from streams.web.security import CONTENT_SECURITY_POLICY
@@ -258,6 +259,24 @@ def test_json_twins_answer(server: RunningServer, archive: str) -> None:
     assert operations["ingestion"]["window_s"] == 7200
 
 
+def test_the_device_list_s_json_comes_in_pages_and_its_csv_holds_every_device(
+    server: RunningServer, archive: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "PAGE_SIZE", 7)  # the server runs in this process
+    every = [row[0] for row in _rows(archive, "SELECT device_id FROM devices")]
+    first, second = (httpx.get(f"{server.url}/devices.json?page={page}").json() for page in (1, 2))
+    assert (len(first["devices"]), first["count"], first["page_size"]) == (7, len(every), 7)
+    assert {device["device_id"] for device in first["devices"]}.isdisjoint(d["device_id"] for d in second["devices"])
+    exported = list(csv.DictReader(io.StringIO(httpx.get(f"{server.url}/devices.csv?page=2").text)))
+    assert sorted(row["device_id"] for row in exported) == sorted(every)
+
+
+def test_an_error_page_links_only_to_this_site(server: RunningServer) -> None:
+    answer = httpx.get(f"{server.url}//evil.example/x")
+    assert answer.status_code == 404
+    assert 'href="//' not in answer.text and 'href="/evil.example/x.json"' in answer.text
+
+
 def test_operations_page_shows_replay_hints_rules_and_lag(page: Page, server: RunningServer) -> None:
     page.goto(f"{server.url}/operations")
     body = page.locator("main").inner_text()
@@ -284,7 +303,9 @@ def test_bad_requests_say_why(server: RunningServer) -> None:
         302,
         f"/devices/{BUSY_ID}/series/temp_current.csv?range=1h",
     )
-    assert httpx.post(f"{server.url}/devices").status_code == 405
+    not_allowed = httpx.post(f"{server.url}/devices")
+    assert not_allowed.status_code == 405
+    assert set(not_allowed.headers["allow"].split(", ")) == {"GET", "HEAD"}
     assert httpx.get(f"{server.url}/", headers={"Host": "rebound.example.org"}).status_code == 421
     beyond = {  # times Python's datetime cannot hold, or a chart's axis would step beyond
         "from=99999999d": "ago is before year 1",

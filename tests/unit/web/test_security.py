@@ -56,7 +56,8 @@ def test_the_token_is_accepted_as_bearer_or_basic_password(header: str) -> None:
 @pytest.mark.parametrize(
     "header",
     [None, "", "Bearer", "Bearer wrong", f"Token {TOKEN.get_secret_value()}", _basic(TOKEN.get_secret_value(), "x"),
-     "Basic not-base64!", "Basic " + base64.b64encode(b"\xff\xfe:x").decode(), f"Bearer {TOKEN.get_secret_value()}x"],
+     "Basic not-base64!", "Basic " + base64.b64encode(b"\xff\xfe:x").decode(), f"Bearer {TOKEN.get_secret_value()}x",
+     "Basic \u00e9\u00e9=="],
 )  # fmt: skip
 def test_anything_else_is_refused(header: str | None) -> None:
     assert not authorized(header, TOKEN)
