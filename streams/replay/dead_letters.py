@@ -6,9 +6,11 @@ pipeline does), then one :class:`~streams.store.sql.ArchiveStore` batch, so ``de
 history follow the store's usual rules. Its ``extra`` hook runs the rules when asked (as the worker's reactor does:
 only messages new to the archive can fire) and marks each decoded dead letter resolved in the same transaction:
 ``replayed: stored`` when its message was new to the archive, ``replayed: already stored`` when its id was in
-``messages`` already. A dead letter that still fails is left as it is, unresolved; a resolved one is never read
-again, so replaying twice stores nothing twice and changes nothing. A dry run decodes and looks message ids up,
-and writes nothing. Builds no adapter (the CLI hands them in) and never imports pulsar or httpx.
+``messages`` already. A dead letter that still fails is left as it is, unresolved; a resolved one is never read again,
+so replaying twice stores nothing twice and changes nothing. Nor does a replay after a backfill of the same window:
+the values and events a backfill stored from the device log meanwhile are left out (the rules by which the backfill
+leaves out what the stream stored). A dry run decodes and looks message ids up, and writes nothing. Builds no adapter
+(the CLI hands them in) and never imports pulsar or httpx.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from streams.fleet.catalog import Catalog
 from streams.outbox.reactor import RulesReactor
 from streams.outbox.sql import new_message_ids
 from streams.pipeline import resolve_codes
-from streams.replay.derive import pulsar_message, rederive
+from streams.replay.derive import pulsar_message, rederive, without_copies
 from streams.replay.paging import pages, retrying
 from streams.replay.report import DeadLetterReport
+from streams.store.backfill import logged_copies
 from streams.store.engine import unavailable_on_failure
 from streams.store.isolate import REJECTED, stored_message
 from streams.store.replay import Position, StoredDeadLetter, Window, dead_letter_page, mark_resolved
@@ -100,6 +103,7 @@ class DeadLetterReplay:
         decoded = self._decode(page, report)
         if not decoded:
             return
+        decoded = self._without_logged(decoded, report)
         if report.dry_run:
             self._count_new(decoded, report)
             return
@@ -122,6 +126,15 @@ class DeadLetterReplay:
         report.device_events += counts.device_events
         report.user_events += counts.user_events
         report.fired += attempt.fired
+
+    def _without_logged(self, decoded: list[Decoded], report: DeadLetterReport) -> list[Decoded]:
+        """The messages without the records a backfill stored from the device log meanwhile (their stream copies
+        would be second ones)."""
+        with unavailable_on_failure("looking up backfilled values"), self._engine.connect() as connection:
+            copies = logged_copies(connection, [record for item in decoded for record in item.records])
+        kept, dropped = without_copies(decoded, copies)
+        report.from_log += dropped
+        return kept
 
     def _decode(self, page: Sequence[StoredDeadLetter], report: DeadLetterReport) -> list[Decoded]:
         catalog = self._catalog()

@@ -4,7 +4,8 @@
 Owns rebuilding the Pulsar message of a dead letter and the decoded message of a ``messages`` row, normalising a
 stored payload again (naming DP ids through the catalog, as the pipeline does), and the comparisons: history rows to
 insert, update and delete; which latest values came from a history row that changed; the ``devices`` rows of a
-re-derivation, which never count a report again; before/after counts. Pure: no I/O, no SQLAlchemy.
+re-derivation, which never count a report again; before/after counts; messages without the records a backfill
+had taken from the device log. Pure: no I/O, no SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from models.records import DecodedMessage, PulsarMessage
 from streams.fleet.catalog import Catalog
@@ -36,6 +40,7 @@ __all__ = [
     "rederive",
     "snapshot_changes",
     "stale_keys",
+    "without_copies",
 ]
 
 Row = tuple[Any, ...]
@@ -63,6 +68,20 @@ def pulsar_message(letter: StoredDeadLetter) -> PulsarMessage:
         topic=letter.topic,
         publish_time_ms=0 if published is None else epoch_ms(published),
     )
+
+
+def without_copies(decoded: Sequence[Decoded], copies: Sequence[bool]) -> tuple[list[Decoded], int]:
+    """``decoded`` without the records ``copies`` marks (one flag a record, in order: streams.store.backfill's
+    logged_copies), and how many went; a message keeps its own row all the same."""
+    kept: list[Decoded] = []
+    start = 0
+    for item in decoded:
+        flags = copies[start : start + len(item.records)]
+        start += len(item.records)
+        if any(flags):
+            item = msgspec.structs.replace(item, records=list(compress(item.records, [not flag for flag in flags])))
+        kept.append(item)
+    return kept, sum(copies)
 
 
 def rederive(stored: StoredMessage, catalog: Catalog) -> Decoded:

@@ -5,7 +5,8 @@ Owns the re-derivation of a page of ``messages`` rows in one short transaction:
 
 - history (``device_status``, ``device_events``, ``user_events``): a row the message now derives and the archive
   lacks is inserted, one whose content changed is replaced, one of the message (source ``stream`` only) that it no
-  longer derives is deleted. Rows of Tuya's device logs (source ``log``) are never touched.
+  longer derives is deleted. Rows of Tuya's device logs (source ``log``) are never touched, and a value or event a
+  backfill took from the log (as streams.store.backfill's logged_copies matches them) is not derived a second time.
 - ``device_state``: a latest value that came from a history value that changed is found again in the history (the
   newest value left, of any source; none left: the row goes); then the page's newest values go through the store's
   "newer wins" upsert.
@@ -42,9 +43,11 @@ from streams.replay.derive import (
     rederive,
     snapshot_changes,
     stale_keys,
+    without_copies,
 )
 from streams.replay.paging import pages, retrying
 from streams.replay.report import MessageReport
+from streams.store.backfill import logged_copies
 from streams.store.engine import unavailable_on_failure, write_transaction
 from streams.store.prepared import RecordRows, record_rows
 from streams.store.rederive import (
@@ -135,6 +138,7 @@ class MessageReplay:
 def _rederive_page(connection: Connection, decoded: Sequence[Decoded]) -> dict[str, TableChanges]:
     """Bring the rows of ``decoded``'s messages to what they derive now; in the caller's transaction."""
     writer = RowWriter(connection)
+    decoded, _ = without_copies(decoded, logged_copies(connection, [r for item in decoded for r in item.records]))
     derived = record_rows(decoded, _as_is)
     ids = [item.message.message_id for item in decoded]
     history = {

@@ -44,6 +44,7 @@ class DeadLetterReport:
     device_events: int = 0
     user_events: int = 0
     fired: int = 0
+    from_log: int = 0  # status values and device events a backfill had stored from the device log: not stored again
     failing: Counter[str] = field(default_factory=Counter)
 
     def progress_text(self) -> str:
@@ -72,6 +73,11 @@ class DeadLetterReport:
         else:
             lines.append(f"stored: {self.stored:,} messages ({history}); their dead letters marked resolved")
             lines.append(f"already stored: {self.already_stored:,} (marked resolved)")
+        if self.from_log:
+            lines.append(
+                f"already backfilled from the device log: {self.from_log:,} status values and device events, "
+                + ("which would not be stored again" if self.dry_run else "not stored again")
+            )
         lines.append(f"still failing: {failing:,}{detail}, left unresolved")
         if rules:
             fired = "not run in a dry run" if self.dry_run else f"{self.fired:,} actions fired"

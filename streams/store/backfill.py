@@ -5,7 +5,9 @@ stored: status values into ``device_status`` and online/offline into ``device_ev
 keyed ``log:<device>:<ms>:<code>`` so that a rerun adds nothing; a value the stream already archived (same device,
 code and time to the millisecond; for an online or offline event, the same second) is skipped; ``device_state``
 and ``devices.online`` move only for a newer value. The page's checkpoint is written in the same transaction as
-its rows, so a crash repeats at most one page, which these rules absorb. SQLAlchemy Core; volumes of a page.
+its rows, so a crash repeats at most one page, which these rules absorb. The same rules the other way round say
+which of the stream's records a backfill already stored from the log (:func:`logged_copies`: ``replay
+--dead-letters`` of messages whose values were backfilled meanwhile). SQLAlchemy Core; volumes of a page.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
+from models import records
 from models.tables import BackfillProgress, Consumer, Device, DeviceEvent, DeviceStatus, Gap
 from streams.store.dialect import insert
 from streams.store.fleet import state_upsert
@@ -32,6 +35,7 @@ __all__ = [
     "find_gap",
     "gap",
     "gaps",
+    "logged_copies",
     "open_gaps",
     "progress",
     "record_gap",
@@ -215,13 +219,48 @@ def save_log_page(
 
 
 def _archived(
-    connection: Connection, device_id: str, column: Any, since: datetime, until: datetime
+    connection: Connection, device_id: str, column: Any, since: datetime, until: datetime, source: str | None = None
 ) -> set[tuple[Any, ...]]:
-    """(code or event, time) of the rows the archive already has for the device from ``since`` to ``until``."""
+    """(code or event, time) of the rows the archive already has for the device from ``since`` to ``until`` (only
+    those of ``source``, when given)."""
     table = column.table
     at = table.c.reported_key if table is _STATUS else table.c.occurred_at
     query = select(column, at).where(table.c.device_id == device_id, at >= since, at <= until)
+    if source is not None:
+        query = query.where(table.c.source == source)
     return {(name, moment) for name, moment in connection.execute(query)}
+
+
+def logged_copies(connection: Connection, stream: Sequence[records.Record]) -> list[bool]:
+    """For each of the stream's records, whether a backfill already stored it from the device log: a status value
+    of the same device, code and time, an event of the same device and kind in the same second (the rules by which
+    a log page skips what the stream stored). Other records are never copies."""
+    values: dict[str, list[records.StatusReported]] = {}
+    events: dict[str, list[records.DeviceEvent]] = {}
+    for record in stream:
+        if type(record) is records.StatusReported and record.code is not None:
+            values.setdefault(record.device_id, []).append(record)
+        elif type(record) is records.DeviceEvent:
+            events.setdefault(record.device_id, []).append(record)
+    logged: set[tuple[str, Any, datetime]] = set()
+    for device_id, reported in values.items():
+        times = [value.reported_at for value in reported]
+        found = _archived(connection, device_id, _STATUS.c.code, min(times), max(times), "log")
+        logged.update((device_id, code, at) for code, at in found)
+    for device_id, happened in events.items():
+        since = _second(min(e.occurred_at for e in happened))
+        until = _second(max(e.occurred_at for e in happened)) + timedelta(seconds=1)
+        found = _archived(connection, device_id, _EVENTS.c.event, since, until, "log")
+        logged.update((device_id, event, _second(at)) for event, at in found)
+    return [_logged_key(record) in logged for record in stream]
+
+
+def _logged_key(record: records.Record) -> tuple[str, Any, datetime] | None:
+    if type(record) is records.StatusReported:
+        return (record.device_id, record.code, record.reported_at)
+    if type(record) is records.DeviceEvent:
+        return (record.device_id, record.event, _second(record.occurred_at))
+    return None
 
 
 def _second(moment: datetime) -> datetime:

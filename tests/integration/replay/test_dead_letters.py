@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from models.records import PulsarMessage
+from models.records import DeviceEvent, PulsarMessage, StatusReported
 from models.tables import Command, Message
 from models.tables import DeadLetter as DeadLetterRow
+from models.tables import DeviceEvent as DeviceEventRow
+from models.tables import DeviceStatus as DeviceStatusRow
 from streams.outbox.sender import OutboxSender
 from streams.sim import Fleet
+from streams.store.backfill import LogEvent, LogValue, record_gap, save_log_page
 from streams.tuya.emulator import DataPoint as EmulatedPoint
 from streams.tuya.emulator import EmulatedDevice, Emulator
 from streams.tuya.openapi import OpenApiClient
@@ -30,6 +33,7 @@ from tests.integration.replay.harness import (
     WRONG,
     Archive,
     Replay,
+    decoded,
     pulsar,
     resolutions,
     traffic,
@@ -52,6 +56,40 @@ def test_dead_letters_of_a_wrong_key_are_stored_as_the_right_key_would_have(arch
     truncate_all(archive.engine)
     archive.store(messages, key=GOOD)  # what a worker with the right key would have stored
     assert archive.snapshot("messages", *DERIVED, without=["messages.received_at"]) == replayed
+
+
+def test_values_a_backfill_took_from_the_device_log_meanwhile_are_not_stored_twice(
+    archive: Archive, replay: Replay
+) -> None:
+    messages = traffic(120)
+    archive.store(messages, key=WRONG)  # an hour with the wrong key: dead letters only
+    records = [record for item in decoded(messages) for record in item.records]
+    values = [r for r in records if isinstance(r, StatusReported) and r.code is not None]
+    events = [r for r in records if isinstance(r, DeviceEvent) and r.event in ("online", "offline")]
+    assert values and events
+    # The hour backfilled from the device logs before the right key came, which held every other value and event.
+    logged_values, logged_events = values[::2], events[::2]
+    now = datetime.now(UTC)
+    with archive.engine.begin() as connection:
+        gap = record_gap(connection, now - timedelta(hours=2), now, now, origin="requested")
+        for device_id in {r.device_id for r in (*logged_values, *logged_events)}:
+            found = [
+                LogValue(v.code, v.value, v.dp_id, v.reported_at) for v in logged_values if v.device_id == device_id
+            ]
+            online = [LogEvent(e.event, e.occurred_at, {}) for e in logged_events if e.device_id == device_id]
+            save_log_page(connection, gap, device_id, found, online, cursor=None, done=True, at=now, calls=1)
+    status, out = replay(archive, "--dead-letters")
+    assert status == 0, out
+    stored = [(row.device_id, row.code, row.reported_at) for row in archive.rows(DeviceStatusRow)]
+    assert sorted(stored) == sorted((v.device_id, v.code, v.reported_at) for v in values)  # each once
+    happened = [
+        (row.device_id, row.event, row.occurred_at.replace(microsecond=0)) for row in archive.rows(DeviceEventRow)
+    ]
+    online = [(e.device_id, e.event, e.occurred_at.replace(microsecond=0)) for e in events]
+    assert sorted(e for e in happened if e[1] in ("online", "offline")) == sorted(online)
+    copies = len(logged_values) + len(logged_events)
+    assert f"already backfilled from the device log: {copies:,} status values and device events" in out
+    assert resolutions(archive) == {"replayed: stored": 120}
 
 
 def test_a_second_replay_stores_nothing_and_changes_nothing(archive: Archive, replay: Replay) -> None:

@@ -27,6 +27,7 @@ from models.tables import (
     UserEvent,
 )
 from streams.sim import Fleet
+from streams.store.backfill import LogValue, record_gap, save_log_page
 from streams.store.row_writer import RowWriter
 from streams.store.rows import json_text
 from streams.store.sql import ArchiveStore
@@ -164,6 +165,25 @@ def test_a_message_the_old_code_could_not_use_gets_its_rows_and_counts_no_report
     assert (device.report_count, device.last_seen_at) == (1, utc(1_700_000_002_000))
     replay(archive, "--messages")
     assert [row.report_count for row in archive.rows(Device)] == [1]
+
+
+def test_values_a_backfill_took_from_the_device_log_are_not_derived_a_second_time(
+    archive: Archive, replay: Replay
+) -> None:
+    fleet = Fleet(GOOD, 1, clock=lambda: 0, seed=11)
+    at = 1_700_000_002_000
+    (message,) = decoded([pulsar(fleet.status(0, {"cur_power": 250, "switch_1": True}, at), 1)])
+    ArchiveStore(archive.engine).write_batch([Decoded(message.message, [])], [], received_at=f.T0)  # no records then
+    device_id = message.records[0].device_id
+    with archive.engine.begin() as connection:  # a backfill found the report's values in the device log
+        gap = record_gap(connection, utc(at - 60_000), utc(at + 60_000), f.T0, origin="requested")
+        logged = [LogValue("cur_power", 250, 19, utc(at))]
+        save_log_page(connection, gap, device_id, logged, [], cursor=None, done=True, at=f.T0, calls=1)
+    status, out = replay(archive, "--messages")
+    assert status == 0, out
+    rows = sorted((row.code, row.source) for row in archive.rows(DeviceStatus))
+    assert rows == [("cur_power", "log"), ("switch_1", "stream")]  # each value once
+    assert table_counts(out)["device_status"] == (1, 0, 0)
 
 
 def test_a_message_that_derives_no_kind_is_marked_for_retention_to_keep(archive: Archive, replay: Replay) -> None:

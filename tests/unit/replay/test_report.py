@@ -49,6 +49,13 @@ def test_dead_letter_dry_run_summary_says_would() -> None:
     assert lines[-1] == "rules: not run in a dry run (the worker's outbox sender delivers what fires)"
 
 
+def test_dead_letter_summary_says_what_a_backfill_had_stored_only_when_it_had() -> None:
+    said = "already backfilled from the device log: 1,500 status values and device events, "
+    assert said + "not stored again" in dead_letters(from_log=1500).summary_lines()
+    assert said + "which would not be stored again" in dead_letters(from_log=1500, dry_run=True).summary_lines()
+    assert not any("backfilled" in line for line in dead_letters().summary_lines())
+
+
 def test_dead_letter_summary_without_rules_says_nothing_of_them() -> None:
     assert not any(line.startswith("rules:") for line in dead_letters().summary_lines())
 
