@@ -161,6 +161,7 @@ def backfill_job(
         engine,
         client,
         log_retention=timedelta(seconds=settings.tuya_log_retention),
+        message_retention=timedelta(seconds=settings.tuya_message_retention),
         margin=timedelta(seconds=settings.gap_margin),
         on_progress=on_progress,
     )

@@ -32,12 +32,13 @@ from streams.tuya.log_families import LOG_FAMILIES, LOG_OFFLINE, LOG_ONLINE, Log
 from streams.tuya.normalize import utc
 from streams.tuya.openapi import OpenApiClient
 
-__all__ = ["TUYA_LOG_RETENTION", "Backfill"]
+__all__ = ["TUYA_LOG_RETENTION", "TUYA_MESSAGE_RETENTION", "Backfill"]
 
 log = logging.getLogger(__name__)
 
 #: How long Tuya keeps device logs on the free tier (SPEC.md §10.3: about 7 days).
 TUYA_LOG_RETENTION = timedelta(days=7)
+TUYA_MESSAGE_RETENTION = timedelta(hours=2)
 _PURPOSE = "device_logs"
 _NEEDS = "the device log service of IoT Core"
 #: The log paths that give online and offline rows: refused, a filled gap would lack its online periods.
@@ -57,6 +58,7 @@ class Backfill:
         client: OpenApiClient,
         *,
         log_retention: timedelta = TUYA_LOG_RETENTION,
+        message_retention: timedelta = TUYA_MESSAGE_RETENTION,
         margin: timedelta = timedelta(minutes=5),
         on_progress: Callable[[BackfillReport], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -64,6 +66,7 @@ class Backfill:
         self._engine = engine
         self._client = client
         self._log_retention = log_retention
+        self._message_retention = message_retention
         self._margin = margin
         self._on_progress = on_progress or (lambda _report: None)
         self._clock = clock
@@ -113,13 +116,19 @@ class Backfill:
         return pushed is None or pushed >= ended_at + self._margin
 
     def _leave_to_the_stream(self, archive: MeteredArchive, report: BackfillReport) -> None:
-        """End a window a person asked for where the stream has been consumed (less the margin): the worker's backlog
-        holds the rest and stores it, and the backfill would store those values a second time (it skips what the
-        stream stored, the stream does not skip what it stored). The gap then is the window up to there."""
+        """End a window a person asked for where the stream can still deliver (less the margin): the worker's
+        backlog holds the rest and stores it, and the backfill would store those values a second time (it skips what
+        the stream stored, the stream does not skip what it stored). The gap then is the window up to there.
+
+        The stream holds what was pushed after it was last consumed, and only for Tuya's message retention: a worker
+        stopped for longer finds what came before that deleted, which only the logs still have."""
         pushed = archive.read(backfill.stream_pushed)
-        if pushed is None or pushed - self._margin >= report.ended_at:
+        if pushed is None:
             return
-        reach = max(report.started_at, pushed - self._margin)
+        held_from = max(pushed, self._clock() - self._message_retention) - self._margin
+        if held_from >= report.ended_at:
+            return
+        reach = max(report.started_at, held_from)
         report.left_to_stream, report.ended_at = report.ended_at, reach
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self._clock(), ended_at=reach))
 

@@ -396,7 +396,8 @@ def test_a_window_asked_for_is_filled_only_as_far_as_the_stream_was_consumed(sql
     is left to it (before, both stored those values), and the gap is the window up to there, filled."""
     project = sqlite_project
     _feed(project)  # a value a minute from GAP_START
-    job = project.backfill(margin=timedelta(minutes=5))
+    # Tuya keeps this project's messages 6 hours: the backlog still holds what came after the stream's point
+    job = project.backfill(margin=timedelta(minutes=5), message_retention=timedelta(hours=6))
     gap_id = job.request(GAP_START, GAP_END)
     with project.engine.begin() as connection:  # the worker was consumed to an hour into the window
         store.save_consumed(connection, "worker-sub", NOW, GAP_START + timedelta(minutes=65))
@@ -417,12 +418,30 @@ def test_a_window_asked_for_is_filled_only_as_far_as_the_stream_was_consumed(sql
 def test_a_window_the_stream_holds_whole_is_filled_without_a_call(sqlite_project: Project) -> None:
     project = sqlite_project
     _feed(project)
-    job = project.backfill(margin=timedelta(minutes=5))
+    job = project.backfill(margin=timedelta(minutes=5), message_retention=timedelta(hours=6))
     gap_id = job.request(GAP_START + timedelta(minutes=30), GAP_END)
     with project.engine.begin() as connection:
         store.save_consumed(connection, "worker-sub", NOW, GAP_START)
     report = job.fill(gap_id)
     assert (report.status, report.reasons, report.rows_added, report.calls) == ("filled", [], 0, 0)
+
+
+def test_a_window_after_a_stream_point_older_than_tuya_keeps_messages_is_read_from_the_logs(
+    sqlite_project: Project,
+) -> None:
+    """The worker stopped 5 hours ago, and Tuya keeps messages 2: what came after its last point is deleted from
+    the backlog, so the stream will never store it, and the logs are read for the whole window."""
+    project = sqlite_project
+    _feed(project)  # a value a minute from GAP_START, for 3 hours
+    job = project.backfill(margin=timedelta(minutes=5), message_retention=timedelta(hours=2))
+    ended = GAP_START + timedelta(minutes=120)
+    gap_id = job.request(GAP_START, ended)
+    with project.engine.begin() as connection:
+        store.save_consumed(connection, "worker-sub", GAP_START, GAP_START)
+    report = job.fill(gap_id)
+    assert (report.status, report.reasons, report.left_to_stream) == ("filled", [], None)
+    whole = sum(len(_reported(project.fleet, index, range(121))) for index in range(len(project.fleet.devices)))
+    assert report.rows_added == len(project.rows()) == whole
 
 
 def test_a_detected_gap_waits_until_the_stream_is_consumed_past_its_end(sqlite_project: Project) -> None:
