@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from streams.backfill.report import BackfillReport
+from streams.backfill.report import API_ERROR, QUOTA, BackfillReport
 from streams.backfill.values import log_value
 from streams.clock import utcnow
 from streams.fleet.catalog import Catalog
@@ -26,7 +26,7 @@ from streams.fleet.metering import MeteredArchive, QuotaReached
 from streams.fleet.report import Refusal
 from streams.store import api_usage, backfill, fleet
 from streams.store.backfill import LogEvent, LogValue
-from streams.tuya.api_errors import TuyaApiError
+from streams.tuya.api_errors import TuyaApiError, TuyaRateLimited, TuyaServerError, is_project_wide
 from streams.tuya.families import is_refusal
 from streams.tuya.log_families import LOG_FAMILIES, LOG_OFFLINE, LOG_ONLINE, LogFamily, LogPage
 from streams.tuya.normalize import utc
@@ -95,10 +95,16 @@ class Backfill:
             try:
                 run.devices(start, end, devices)
             except QuotaReached as exc:
-                report.quota_spent = True
+                report.stopped = QUOTA
                 report.reasons.append(
                     f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC day "
                     f"(or run `tuya-archiver backfill --gap {gap_id}` then)"
+                )
+            except (TuyaApiError, TuyaRateLimited, TuyaServerError) as exc:  # the project's, or no answer in time
+                report.stopped = API_ERROR
+                report.reasons.append(
+                    f"{exc}: the gap stays open, and the worker tries it again in a few minutes (or run "
+                    f"`tuya-archiver backfill --gap {gap_id}` once the cause is mended)"
                 )
         if devices and start is not None and start < end and not run.every_device_read(start):
             # the others' window is not filled: not a gap the worker should fill by itself either
@@ -210,6 +216,8 @@ class _Run:
             try:
                 self._pages(family, device_id, start, end, codes, cursor)
             except TuyaApiError as exc:
+                if is_project_wide(exc):
+                    raise  # no other device fares better: the run stops (fill)
                 if not is_refusal(exc):
                     self.report.reasons.append(f"device {device_id}: {exc}")
                     return True
@@ -291,11 +299,12 @@ class _Run:
                 report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
         if self.read and report.devices == 0 and not report.reasons:
             report.reasons.append("no device is known to the archive: run `tuya-archiver sync`, then this again")
-        # Stopped by the quota: open, so that the worker's next backfill (streams.fleet.background) resumes it;
-        # not a backfill of some devices (scope): the worker would read every device of the gap.
+        # Stopped by the quota or an error of the whole project: open, so that the worker's next backfill
+        # (streams.fleet.background) resumes it; not a backfill of some devices (scope): the worker would read every
+        # device of the gap.
         whole = report.scope is None
         report.status = (
-            "filled" if report.done_as_asked and whole else "open" if report.quota_spent and whole else "partly_filled"
+            "filled" if report.done_as_asked and whole else "open" if report.stopped and whole else "partly_filled"
         )
         reason = "; ".join([*report.reasons, *([report.scope] if report.scope else [])]) or None
         calls = self._uncounted()  # of devices that stored no page: refused, failed, or stopped by the quota

@@ -9,13 +9,17 @@ from datetime import datetime
 
 from streams.fleet.report import Refusal
 
-__all__ = ["BackfillReport"]
+__all__ = ["API_ERROR", "QUOTA", "BackfillReport"]
+
+#: What stopped a backfill before every device was read (``BackfillReport.stopped``).
+QUOTA = "the quota"
+API_ERROR = "an OpenAPI error"
 
 
 @dataclass(slots=True)
 class BackfillReport:
     """A gap's backfill: its window, devices read, rows added, calls; ``status`` filled, partly_filled (why:
-    ``reasons``), or open again when the day's quota stopped it (``quota_spent``)."""
+    ``reasons``), or open again when the day's quota or an error of the whole project stopped it (``stopped``)."""
 
     gap_id: int
     started_at: datetime
@@ -28,7 +32,7 @@ class BackfillReport:
     family: str | None = None
     status: str = "backfilling"
     waiting: bool = False  # not started: the stream has not been consumed past the gap's end yet
-    quota_spent: bool = False  # stopped by the day's quota: left open, to be resumed
+    stopped: str | None = None  # QUOTA or API_ERROR stopped it: left open, to be resumed
     scope: str | None = None  # some devices only were asked for: the gap stays partly filled for the others
     left_to_stream: datetime | None = None  # the end asked for, past where the stream was consumed (ended_at)
     refused: list[Refusal] = field(default_factory=list)
@@ -44,7 +48,7 @@ class BackfillReport:
         if self.waiting:
             return [f"gap {self.gap_id} ({window}): waiting until the stream is consumed past its end"]
         through = f" through {self.family}" if self.family else ""
-        outcome = "stopped by the quota" if self.quota_spent else self.status.replace("_", " ")
+        outcome = f"stopped by {self.stopped}" if self.stopped else self.status.replace("_", " ")
         lines = [
             f"gap {self.gap_id} ({window}): {outcome}",
             f"devices: {self.devices_done:,} of {self.devices:,} read{through}; rows added: {self.rows_added:,}",

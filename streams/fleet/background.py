@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy.engine import Engine
 
 from streams.backfill.job import Backfill
+from streams.backfill.report import API_ERROR
 from streams.fleet.catalog import CatalogRef
 from streams.fleet.report import SyncReport
 from streams.fleet.sync import FleetSync
@@ -167,6 +168,10 @@ class BackgroundSync:
                     self._backfill_again_at = self._clock() + _STREAM_WAIT_S
                     continue
                 self.backfills += 1
+                if report.stopped == API_ERROR:  # the next gap would fail alike: all of them again later
+                    self._backfill_again_at = started + self._retry
+                    log.warning("backfill: %s; trying again in %.0f s", "; ".join(report.summary_lines()), self._retry)
+                    return
                 log.info("backfill: %s", "; ".join(report.summary_lines()))
         except Exception as exc:  # a failed backfill must never stop archiving
             if self._stopping.is_set():

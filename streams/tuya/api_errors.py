@@ -22,6 +22,7 @@ from streams.errors import PermanentError, TransientError
 __all__ = [
     "CODE_MESSAGES",
     "NO_ANSWER",
+    "PROJECT_CODES",
     "RATE_LIMIT_CODES",
     "SERVER_BUSY_CODES",
     "TOKEN_CODES",
@@ -31,11 +32,15 @@ __all__ = [
     "TuyaRateLimited",
     "TuyaServerError",
     "error_for",
+    "is_project_wide",
     "redact_path",
 ]
 
 # SPEC.md §5: live traffic shows 1010 "token invalid"; 1010, 1011 and 1012 all mean "get a new token, retry once".
 TOKEN_CODES = frozenset({1010, 1011, 1012})
+#: The project's credentials, token or clock refused (a token that a new one did not mend included): every call of
+#: the project fails alike, whatever device it names.
+PROJECT_CODES = frozenset({1002, 1003, 1004, 1005, 1013}) | TOKEN_CODES
 RATE_LIMIT_CODES = frozenset({1110, 1199})
 SERVER_BUSY_CODES = frozenset({500, 1111})
 NO_ANSWER = 0  # the code of a TuyaServerError raised because no HTTP answer arrived
@@ -73,6 +78,12 @@ _TOKEN_IN_PATH = re.compile(r"(/v1\.0/token/)[^?/\s\"']+")
 def redact_path(path: str) -> str:
     """``path`` (or a URL, or a log line) with the refresh token of ``/v1.0/token/{refresh_token}`` as ``***``."""
     return _TOKEN_IN_PATH.sub(r"\1***", path)
+
+
+def is_project_wide(exc: TuyaApiError) -> bool:
+    """Whether ``exc`` would fail every call of the project alike: its credentials, token or clock were refused, or
+    the token itself could not be had."""
+    return exc.code in PROJECT_CODES or exc.path.startswith("/v1.0/token")
 
 
 def _describe(code: int, msg: str, tid: str, path: str) -> str:

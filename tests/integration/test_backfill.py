@@ -22,6 +22,7 @@ from streams.backfill.job import Backfill
 from streams.fleet.sync import FleetSync
 from streams.store import backfill as store
 from streams.store import migrate
+from streams.store.api_usage import calls_on as store_calls_on
 from streams.store.engine import make_engine
 from streams.store.sql import ArchiveStore
 from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
@@ -231,7 +232,7 @@ def test_a_backfill_of_some_devices_the_quota_stopped_is_not_left_to_the_worker(
         used = calls_on(connection, datetime.now(UTC).date())
     devices = [device.device_id for device in project.fleet.devices[:3]]
     stopped = project.backfill(quota=used + 3).fill(gap_id, devices)  # the token and two pages
-    assert stopped.quota_spent and stopped.status == "partly_filled"
+    assert stopped.stopped == "the quota" and stopped.status == "partly_filled"
     with project.engine.connect() as connection:
         assert store.open_gaps(connection) == []  # the worker would read every device of the gap
 
@@ -321,6 +322,51 @@ def test_the_quota_leaves_the_gap_open_and_a_rerun_finishes_it(sqlite_project: P
     finished = project.backfill().fill(gap_id)
     assert finished.status == "filled"
     assert stopped.rows_added + finished.rows_added == expected == len(project.rows())
+
+
+def _gap_row(project: Project, gap_id: int) -> Gap:
+    with project.engine.connect() as connection:
+        return connection.execute(select(Gap).where(Gap.id == gap_id)).one()
+
+
+def _calls_today(project: Project) -> int:
+    with project.engine.connect() as connection:
+        return store_calls_on(connection, datetime.now(UTC).date())
+
+
+def test_refused_credentials_stop_the_backfill_at_once_and_leave_the_gap_open(sqlite_project: Project) -> None:
+    project = sqlite_project
+    expected = _feed(project)
+    gap_id, before = project.gap(), _calls_today(project)
+    wrong = OpenApiClient(project.emulator.url, ACCESS_ID, "f" * 32, limiter=TokenBucket(10_000.0, burst=1_000.0))
+    project.clients.append(wrong)
+    stopped = Backfill(project.engine, wrong).fill(gap_id)
+    assert (stopped.status, stopped.stopped, stopped.rows_added) == ("open", "an OpenAPI error", 0)
+    assert len(stopped.reasons) == 1 and "1004" in stopped.reasons[0]  # one line, not one a device
+    assert stopped.calls == wrong.calls_made == 1  # the token's, not one a device
+    gap = _gap_row(project, gap_id)
+    assert (gap.status, gap.calls, _calls_today(project) - before) == ("open", 1, 1)
+    with project.engine.connect() as connection:
+        assert store.open_gaps(connection) == [gap_id]  # the worker tries it again
+    assert project.backfill().fill(gap_id).rows_added == expected
+
+
+def test_an_openapi_that_stops_answering_leaves_the_gap_open_with_its_calls_counted(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    gap_id, before = project.gap(), _calls_today(project)
+    client = OpenApiClient(
+        project.emulator.url, ACCESS_ID, ACCESS_KEY, limiter=TokenBucket(10_000.0, burst=1_000.0), sleep=lambda _s: None
+    )
+    project.clients.append(client)
+    project.emulator.fail_next(1_000, code=1199, path_prefix="/v1.0/devices")  # too many requests, for good
+    project.emulator.fail_next(1_000, code=1199, path_prefix="/v2.0")
+    stopped = Backfill(project.engine, client).fill(gap_id)
+    assert (stopped.status, stopped.stopped) == ("open", "an OpenAPI error")
+    assert "1199" in stopped.reasons[0] and f"backfill --gap {gap_id}" in stopped.reasons[0]
+    gap = _gap_row(project, gap_id)
+    assert gap.calls == client.calls_made == _calls_today(project) - before > 1  # the retries counted too
+    assert gap.status == "open" and "1199" in (gap.reason or "")
 
 
 def test_a_refused_log_family_falls_back_to_the_report_logs(tmp_path: Path, fleet: EmulatedFleet) -> None:

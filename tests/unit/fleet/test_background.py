@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from models.points import PointSpec
-from streams.backfill.report import BackfillReport
+from streams.backfill.report import API_ERROR, QUOTA, BackfillReport
 from streams.fleet.background import BackgroundSync
 from streams.fleet.catalog import Catalog, CatalogRef
 from streams.fleet.report import SyncReport
@@ -422,7 +422,8 @@ def test_catalog_is_replaced_after_each_sync(archive, background_factory):
 
 
 class FakeBackfill:
-    """Stands in for Backfill and its factory: each fill of a gap gives the next of ``statuses`` (the gap row too)."""
+    """Stands in for Backfill and its factory: each fill of a gap gives the next of ``statuses`` (the gap row too;
+    "open" is a stop by the quota, "error" one by an OpenAPI error, both leaving the gap open)."""
 
     def __init__(self, archive: Engine, *statuses: str | Exception) -> None:
         self._archive = archive
@@ -440,12 +441,14 @@ class FakeBackfill:
                 self.fills.append(gap_id)
                 self._changed.notify_all()
             raise status
+        stopped = {"open": QUOTA, "error": API_ERROR}.get(status)
+        status = "open" if stopped else status
         with self._archive.begin() as connection:
             backfill.update_gap(connection, gap_id, GAP_AT, status=status)
         with self._changed:
             self.fills.append(gap_id)
             self._changed.notify_all()
-        return BackfillReport(gap_id, GAP_AT, GAP_AT, status=status, quota_spent=status == "open")
+        return BackfillReport(gap_id, GAP_AT, GAP_AT, status=status, stopped=stopped)
 
     def wait_for_fills(self, count: int) -> None:
         with self._changed:
@@ -481,6 +484,12 @@ def fill_twice(archive: Engine, first: str | Exception, later_s: float) -> FakeF
 def test_a_gap_the_quota_left_open_is_resumed_after_the_next_full_sync(archive):
     fake = fill_twice(archive, "open", INTERVAL_S)  # the quota, then the next day
     assert [kind for kind, _ids in fake.calls].count("run") == 2
+
+
+def test_a_backfill_an_openapi_error_stopped_is_tried_again_after_retry_s(archive):
+    # Wrong credentials or no answer: the gap stays open, and nothing else would bring the backfill back.
+    fake = fill_twice(archive, "error", RETRY_S)
+    assert fake.calls == [("run", []), ("sync_devices", ["d0"])]
 
 
 def test_a_failed_backfill_is_tried_again_after_retry_s_without_a_full_sync(archive):
