@@ -54,7 +54,9 @@ class WorkerMetrics:
             "Pauses of consumption longer than Tuya keeps messages (a gap in the history)",
             registry=r,
         )
-        self.gaps_open = Gauge("tuya_gaps_open", "Gaps not (yet) filled from Tuya's device logs", registry=r)
+        self.gaps_open = Gauge(
+            "tuya_gaps_open", "Gaps not (yet) filled from Tuya's device logs, partly filled ones included", registry=r
+        )
         self._clock = clock
         self.stale_after_s = stale_after_s
         self._beat = clock()

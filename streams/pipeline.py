@@ -185,7 +185,10 @@ class Pipeline:
         kinds: dict[str, int] = {}
         for letter in dead:
             kinds[letter.error_kind] = kinds.get(letter.error_kind, 0) + 1
+        # Dead letters are consumed too, as of Pulsar's publish time: a batch of them only (a wrong key) still says
+        # how far the stream is consumed and how late (tuya_push_to_commit_lag_seconds).
         pushed = [int(d.message.pushed_at.timestamp() * 1000) for d in decoded]
+        pushed += [int(letter.published_at.timestamp() * 1000) for letter in dead if letter.published_at is not None]
         wanted = devices_to_sync((record for item in decoded for record in item.records), catalog)
         return Prepared(
             [item.news for item in distinct(decoded)],

@@ -70,7 +70,7 @@ class GapWatcher:
         """Read when the worker last consumed (before this process), and how many gaps are still open."""
         with self._engine.connect() as connection:
             self._consumed = backfill.consumed_at(connection, self._subscription)
-            self._metrics.gaps_open.set(len(backfill.open_gaps(connection)))
+            self._metrics.gaps_open.set(backfill.unfilled_gaps(connection))
 
     def close(self) -> None:
         """Save the last consumption time, so that a restart measures its pause from it."""
@@ -133,14 +133,14 @@ class GapWatcher:
     def _save(self, now: datetime) -> None:
         with write_transaction(self._engine) as connection:
             backfill.save_consumed(connection, self._subscription, now, self._pushed)
-            opened = len(backfill.open_gaps(connection))  # the background backfill fills them meanwhile
+            opened = backfill.unfilled_gaps(connection)  # the background backfill fills them meanwhile
         self._saved = now
         self._metrics.gaps_open.set(opened)
 
     def _record(self, stretch: Stretch, now: datetime) -> int:
         with write_transaction(self._engine) as connection:
             gap_id = backfill.record_gap(connection, stretch.started_at, stretch.ended_at, now, origin="detected")
-            opened = len(backfill.open_gaps(connection))
+            opened = backfill.unfilled_gaps(connection)
         self._metrics.gaps_detected.inc()
         self._metrics.gaps_open.set(opened)
         log.warning(

@@ -42,6 +42,7 @@ __all__ = [
     "save_consumed",
     "save_log_page",
     "stream_pushed",
+    "unfilled_gaps",
     "update_gap",
 ]
 
@@ -135,6 +136,12 @@ def open_gaps(connection: Connection) -> list[int]:
     """Gaps a backfill should (still) fill: open, or backfilling (a run was interrupted); oldest first."""
     query = select(_GAPS.c.id).where(_GAPS.c.status.in_(("open", "backfilling")))
     return list(connection.scalars(query.order_by(_GAPS.c.started_at, _GAPS.c.id)))
+
+
+def unfilled_gaps(connection: Connection) -> int:
+    """How many gaps are not filled (yet): open, backfilling, or partly filled (the worker leaves those to a person);
+    what ``tuya_gaps_open`` shows, as ``tuya-archiver gaps`` counts them."""
+    return int(connection.scalar(select(func.count()).select_from(_GAPS).where(_GAPS.c.status != "filled")) or 0)
 
 
 def update_gap(connection: Connection, gap_id: int, at: datetime, *, add_calls: int = 0, **values: Any) -> None:

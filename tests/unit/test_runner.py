@@ -387,6 +387,22 @@ def test_backoff_doubles_to_sixty_seconds_and_resets():
     assert backoff.next_delay() == 1
 
 
+def test_a_batch_of_dead_letters_only_shows_its_lag(vectors):
+    # A wrong key makes every message a dead letter: the lag must not read as caught up meanwhile.
+    log: list = []
+    clock = FakeClock()
+    metrics = WorkerMetrics(clock=clock)
+    pipeline = Pipeline(MessageDecoder(vectors["pulsar_auth"]["access_key"]), ScriptedStore(log))
+    hour_ago_ms = int(time.time() * 1000) - 3_600_000
+    late = PulsarMessage(
+        payload=b"{not json", properties={}, message_id="1:0:0:-1", topic="t", publish_time_ms=hour_ago_ms
+    )
+    source = ScriptedSource([[Received(late, handle=late.message_id)]], log)
+    Runner(source, pipeline, metrics, clock=clock, sleep=clock.sleep).run(max_messages=1)
+    lag = metrics.registry.get_sample_value("tuya_push_to_commit_lag_seconds")
+    assert lag is not None and 3_600 <= lag < 7_200  # an hour late, not 0
+
+
 def test_dead_letters_are_counted_by_kind(vectors):
     log: list = []
     clock = FakeClock()
