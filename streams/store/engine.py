@@ -111,7 +111,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, **kwargs)
-        _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        _configure_sqlite(engine, parsed.database, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
     return _postgresql_engine(parsed, read_only=False, **kwargs)
 
@@ -132,9 +132,10 @@ def make_readonly_engine(url: str, **kwargs: Any) -> Engine:
         database = parsed.database
         if database in (None, "", ":memory:") or database.startswith("file:"):
             raise ConfigError(f"DATABASE_URL: a read-only view needs a SQLite file path, not {database or 'memory'!r}")
-        uri = "file:" + quote(str(Path(database).absolute()))
-        engine = create_engine(parsed.set(database=uri, query={"mode": "ro", "uri": "true"}), **kwargs)
-        _configure_sqlite(engine, in_memory=False, read_only=True)
+        path = str(Path(database).absolute())
+        read_only = parsed.set(database="file:" + quote(path), query={"mode": "ro", "uri": "true"})
+        engine = create_engine(read_only, **kwargs)
+        _configure_sqlite(engine, path, in_memory=False, read_only=True)
         return engine
     return _postgresql_engine(parsed, read_only=True, **kwargs)
 
@@ -155,7 +156,7 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-def _configure_sqlite(engine: Engine, *, in_memory: bool, read_only: bool = False) -> None:
+def _configure_sqlite(engine: Engine, path: str | None, *, in_memory: bool, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # SQLAlchemy, not the sqlite3 module, emits BEGIN (see the begin hook): the module's legacy mode skips BEGIN
@@ -163,7 +164,23 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool, read_only: bool = Fals
         dbapi_connection.isolation_level = None
         # SQLite's own lower() folds ASCII only: a device search for "Спальня" or "Çalışma" found nothing.
         dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
-        cursor = dbapi_connection.cursor()
+        try:
+            _set_up_sqlite(dbapi_connection.cursor(), in_memory=in_memory, read_only=read_only)
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorname", "") != "SQLITE_NOTADB":
+                raise
+            # A file of another kind (mistyped path, a copy cut short): one line, not SQLAlchemy's traceback.
+            raise ConfigError(f"DATABASE_URL: {path} is not an SQLite database ({exc})") from None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(WRITE_LOCK, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _set_up_sqlite(cursor: sqlite3.Cursor, *, in_memory: bool, read_only: bool) -> None:
+    """The connection's settings: WAL, page size, checkpoints and cache for the writer; query-only for a reader."""
+    try:
         if read_only:  # the journal mode and checkpoints are the writer's to set; a reader leaves them alone
             cursor.execute("PRAGMA query_only=ON")
         else:
@@ -176,12 +193,8 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool, read_only: bool = Fals
             (page_bytes,) = cursor.execute("PRAGMA page_size").fetchone()
             cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages(page_bytes)}")
             cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    finally:
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(WRITE_LOCK, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 @contextlib.contextmanager

@@ -3,8 +3,11 @@ real databases are in tests/integration/test_store.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from streams.cli import main
 from streams.errors import ConfigError
 from streams.store.engine import normalize_url
 from streams.store.statements import DEVICE_STATE, MESSAGES, postgres_copy_types, sqlite_insert
@@ -33,6 +36,20 @@ def test_sqlite_url_is_kept() -> None:
 def test_bad_database_url_names_the_variable(url: str, reason: str) -> None:
     with pytest.raises(ConfigError, match=f"DATABASE_URL: .*{reason}"):
         normalize_url(url)
+
+
+@pytest.mark.parametrize("argv", [["db", "current"], ["db", "upgrade"], ["devices"], ["serve", "--port", "0"]])
+def test_a_file_that_is_no_sqlite_database_is_one_line_naming_the_variable(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "archive.db"
+    junk.write_bytes(b"not a database, but a file all the same" * 100)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{junk}")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    said = f"DATABASE_URL: {junk} is not an SQLite database (file is not a database)"
+    assert err == f"tuya-archiver: configuration error: {said}\n"
+    assert junk.read_bytes() == b"not a database, but a file all the same" * 100  # left as it was
 
 
 def test_sqlite_insert_has_one_placeholder_per_column_and_the_conflict_clause() -> None:
