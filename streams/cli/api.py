@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from streams.cli.arguments import port
+from streams.cli.arguments import device_id, port
 from streams.settings import Settings
 from streams.tuya.api_errors import TUYA_ERRORS
 from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
@@ -40,7 +40,7 @@ def _add_command(subparsers: argparse._SubParsersAction) -> None:
         description="Send code=value commands to DEVICE and print Tuya's answer. Uses TUYA_ACCESS_ID, "
         "TUYA_ACCESS_KEY, TUYA_REGION or TUYA_OPENAPI_URL, TUYA_COMMANDS_LEGACY_PATH, TUYA_SIGN_LEGACY.",
     )
-    command.add_argument("device", metavar="DEVICE", help="the Tuya device id")
+    command.add_argument("device", type=device_id, metavar="DEVICE", help="the Tuya device id")
     command.add_argument(
         "commands",
         nargs="+",

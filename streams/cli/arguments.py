@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["bound_arguments", "port", "positive_int", "positive_number"]
+__all__ = ["bound_arguments", "device_id", "port", "positive_int", "positive_number"]
 
 
 def positive_int(text: str) -> int:
@@ -24,6 +24,14 @@ def positive_number(text: str) -> float:
     if not 0 < value < math.inf:  # nan and inf too
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
     return value
+
+
+def device_id(text: str) -> str:
+    """A device id as a path segment of the OpenAPI: not empty, no space, control character, ``/``, ``?`` or ``#``
+    (Tuya's are letters and digits)."""
+    if not text or not text.isprintable() or any(c.isspace() or c in "/?#" for c in text):
+        raise argparse.ArgumentTypeError(f"must be a device id (letters and digits, as Tuya gives them), not {text!r}")
+    return text
 
 
 def port(text: str) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from streams import wiring
 from streams.backfill.report import BackfillReport
+from streams.cli.arguments import device_id
 from streams.cli.query import Cell, emit, on_archive
 from streams.durations import format_duration, parse_moment
 from streams.errors import TransientError
@@ -60,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--since", metavar="WHEN", help="the window from WHEN until now: 3h (ago), a date, ISO time")
     which.add_argument("--from", dest="start", metavar="WHEN", help="the window from WHEN (with --until)")
     parser.add_argument("--until", metavar="WHEN", help="the end of a --from window (default: now)")
-    parser.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
+    parser.add_argument(
+        "--device", action="append", default=[], type=device_id, metavar="ID", help="only this device (repeatable)"
+    )
     parser.set_defaults(handler=run_backfill)
 
 
@@ -99,6 +102,9 @@ def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime
             start, end = parse_moment(args.start, now), parse_moment(args.until, now) if args.until else now
     except ValueError as exc:
         _usage(str(exc))
+    if start >= now:
+        _usage(f"the window starts ahead of now ({start:%Y-%m-%d %H:%M:%S} UTC): Tuya's logs hold nothing of it yet")
+    end = min(end, now)  # a window reaching past now is one up to now
     if start >= end:
         _usage(f"the window's start ({start:%Y-%m-%d %H:%M:%S}) must be before its end ({end:%Y-%m-%d %H:%M:%S} UTC)")
     return start, end

@@ -161,6 +161,8 @@ def _history_query(args: argparse.Namespace, device_id: str, now: datetime) -> H
         until = parse_moment(args.until, now) if args.until else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since ({since:%Y-%m-%d %H:%M:%S}) must be before --until ({until:%Y-%m-%d %H:%M:%S} UTC)")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     return HistoryQuery(device_id, tuple(args.code), since, until, args.limit)

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from streams import wiring
+from streams.cli.arguments import device_id
 from streams.errors import TransientError
 from streams.fleet.report import SyncReport
 from streams.fleet.sync import FleetSync
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device",
         action="append",
         default=[],
+        type=device_id,
         metavar="ID",
         help="only this device's details (and its product's data points if unknown); repeatable",
     )

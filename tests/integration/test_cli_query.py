@@ -218,6 +218,9 @@ def test_history_rejects_a_bad_since(
     status, out = run(monkeypatch, capsys, seeded, "history", A, "--since", "yesterday")
     assert status == 2
     assert "'yesterday' is neither a duration" in out
+    status, out = run(monkeypatch, capsys, seeded, "history", A, "--since", "1h", "--until", "2h")  # both ago
+    assert status == 2
+    assert "--since (" in out and ") must be before --until (" in out
 
 
 def test_query_commands_on_an_empty_database_say_to_upgrade(

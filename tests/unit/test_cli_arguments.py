@@ -54,6 +54,7 @@ def test_a_demo_archive_that_is_no_database_url_is_refused_naming_the_flag(capsy
         (("--since", "3h", "--until", "2026-12-01"), "--until ends a --from window"),
         (("--since", "yesterday"), "neither a duration"),
         (("--from", "99999999d"), "before year 1"),
+        (("--from", "2099-01-01", "--until", "2099-02-01"), "starts ahead of now"),
     ],
 )
 def test_a_backfill_window_that_is_not_one_is_refused_before_any_call(
@@ -62,6 +63,15 @@ def test_a_backfill_window_that_is_not_one_is_refused_before_any_call(
     monkeypatch.delenv("TUYA_ACCESS_ID", raising=False)  # it stops before it would need them
     err = refused(capsys, "backfill", *argv)
     assert err.startswith("tuya-archiver backfill: ") and message in err
+
+
+@pytest.mark.parametrize("command", [("sync", "--device"), ("backfill", "--since", "1h", "--device"), ("command",)])
+@pytest.mark.parametrize("device", ["", " ", "a/../b", "a?b", "a\tb"])
+def test_a_device_id_that_cannot_be_one_is_refused_before_any_call(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: tuple[str, ...], device: str
+) -> None:
+    monkeypatch.delenv("TUYA_ACCESS_ID", raising=False)  # it stops before it would need them
+    assert "must be a device id" in refused(capsys, *command, device)
 
 
 @pytest.mark.parametrize("rate", ["nan", "inf", "0", "-1"])
