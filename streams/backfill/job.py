@@ -1,13 +1,14 @@
 """``backfill``: fill a gap from Tuya's device logs, device by device, page by page, resumable and within the quota.
 
-Owns the order of a backfill. For each device of the gap (the devices ``sync`` listed, else every device the
-archive knows), it reads the device's log for the gap's window through the first log family the project is
-entitled to, converts Tuya's string values with the product's data points, and stores each page with its
-checkpoint in one transaction (streams.store.backfill): a crash or Ctrl-C, then a rerun, continues at the page it
-stopped at, and the idempotent keys absorb a repeated page. Nothing here reaches the rules: a log value is history,
-not news. What it cannot do is said in the gap's ``reason`` (``partly_filled``): the part of the window older than
-Tuya keeps logs, refused paths, devices whose log could not be read. A gap the day's quota stopped stays ``open``
-with that reason, so the worker resumes it once the quota allows.
+Owns the order of a backfill. For each device of the gap (the devices ``sync`` listed and those the stream showed
+lately, else every device the archive knows), it reads the device's log for the gap's window through the first log
+family the project is entitled to, converts Tuya's string values with the product's data points, and stores each page
+with its checkpoint in one transaction (streams.store.backfill): a crash or Ctrl-C, then a rerun, continues at the
+page it stopped at, and the idempotent keys absorb a repeated page. Nothing here reaches the rules: a log value is
+history, not news. What it cannot do is said in the gap's ``reason`` (``partly_filled``): the part of the window older
+than Tuya keeps logs, refused paths, devices whose log could not be read. A gap the day's quota or an error of the
+whole project stopped stays ``open`` with that reason, so the worker resumes it once the quota allows, or a few
+minutes later.
 """
 
 from __future__ import annotations

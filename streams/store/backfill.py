@@ -153,15 +153,22 @@ def update_gap(connection: Connection, gap_id: int, at: datetime, *, add_calls: 
 # --- what to backfill, and where it stands -------------------------------------------------------------------------
 
 
+#: A device ``sync`` never listed is read when the stream showed it this long before a window, or since: one paired
+#: after the last sync. One heard of only before then may have left the project, and costs a call a gap.
+HEARD_WITHIN = timedelta(days=7)
+
+
 def devices_to_backfill(connection: Connection, since: datetime, only: Sequence[str] = ()) -> list[str]:
-    """The devices whose log to read: those ``sync`` listed (or, before any sync, every device the archive
-    knows), without the ones deleted before ``since``; restricted to ``only`` when given."""
+    """The devices whose log to read: those ``sync`` listed and those the stream showed since HEARD_WITHIN before
+    ``since`` (or, before any sync, every device the archive knows), without the ones deleted before ``since``;
+    restricted to ``only`` when given."""
     alive = or_(_DEVICES.c.deleted_at.is_(None), _DEVICES.c.deleted_at >= since)
     query = select(_DEVICES.c.device_id).where(alive)
     if only:
         query = query.where(_DEVICES.c.device_id.in_(list(only)))
     elif connection.scalar(select(func.count()).select_from(_DEVICES).where(_DEVICES.c.synced_at.is_not(None))):
-        query = query.where(_DEVICES.c.synced_at.is_not(None))
+        heard = _DEVICES.c.last_seen_at >= since - HEARD_WITHIN
+        query = query.where(or_(_DEVICES.c.synced_at.is_not(None), heard))
     return list(connection.scalars(query.order_by(_DEVICES.c.device_id)))
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from models.tables import ApiPath, BackfillProgress, Device, DeviceEvent, DeviceState, DeviceStatus, Gap
@@ -151,6 +151,34 @@ def test_a_gap_is_filled_with_typed_values_marked_from_the_log(project: Project)
         gap = connection.execute(select(Gap).where(Gap.id == gap_id)).one()
     assert (gap.status, gap.rows_added, gap.reason) == ("filled", expected, None)
     assert gap.calls == report.calls > 6  # as the quota counts them: a page each, and the token
+
+
+def test_a_device_the_stream_showed_but_sync_never_listed_is_read_too(sqlite_project: Project) -> None:
+    project = sqlite_project
+    expected = _feed(project)
+    newcomer = project.fleet.devices[0].device_id
+    with project.engine.begin() as connection:  # paired after the last sync: known from its reports only
+        connection.execute(
+            update(Device).where(Device.device_id == newcomer).values(synced_at=None, last_seen_at=GAP_START)
+        )
+    report = project.backfill().fill(project.gap())
+    assert (report.status, report.devices, report.rows_added) == ("filled", 6, expected)
+    assert project.rows(DeviceStatus.device_id == newcomer)
+
+
+def test_a_device_heard_of_long_before_the_gap_and_never_listed_is_left_out(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    departed = project.fleet.devices[0].device_id
+    with project.engine.begin() as connection:  # reported a month ago, never listed: it may have left the project
+        connection.execute(
+            update(Device)
+            .where(Device.device_id == departed)
+            .values(synced_at=None, last_seen_at=GAP_START - timedelta(days=30))
+        )
+    report = project.backfill().fill(project.gap())
+    assert (report.status, report.devices) == ("filled", 5)
+    assert not project.rows(DeviceStatus.device_id == departed)
 
 
 def test_a_backfill_of_an_archive_that_knows_no_device_says_so(sqlite_project: Project) -> None:
