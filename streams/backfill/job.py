@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -176,6 +177,7 @@ class _Run:
         self.worked: set[str] = set()
         self.read = False  # a window was read (not one the stream holds whole, nor one older than the logs)
         self.counted = 0  # the calls of this run already added to the gap's
+        self.stream_values: dict[str, dict[str, Any]] = {}  # by device, read when a code has no specification
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
@@ -270,8 +272,16 @@ class _Run:
                 events.append(LogEvent(event, at, {"event_from": row.event_from} if row.event_from else {}))
             elif row.code:
                 point = self.catalog.point(device_id, row.code)
-                values.append(LogValue(row.code, log_value(row.value, point), point.dp_id if point else None, at))
+                like = None if point is not None else self._stream_values(device_id).get(row.code)
+                value = log_value(row.value, point, like)
+                values.append(LogValue(row.code, value, point.dp_id if point else None, at))
         return values, events
+
+    def _stream_values(self, device_id: str) -> dict[str, Any]:
+        """The device's latest stream values, read once a run: the types of its codes no specification gives."""
+        if device_id not in self.stream_values:
+            self.stream_values[device_id] = self.archive.read(lambda c: backfill.stream_values(c, device_id))
+        return self.stream_values[device_id]
 
     def _refused(self, family: LogFamily, exc: TuyaApiError) -> None:
         self.families.remove(family)

@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from models import records
-from models.tables import BackfillProgress, Consumer, Device, DeviceEvent, DeviceStatus, Gap
+from models.tables import BackfillProgress, Consumer, Device, DeviceEvent, DeviceState, DeviceStatus, Gap
 from streams.store.dialect import insert
 from streams.store.fleet import state_upsert
 from streams.store.row_writer import RowWriter
@@ -42,6 +42,7 @@ __all__ = [
     "save_consumed",
     "save_log_page",
     "stream_pushed",
+    "stream_values",
     "unfilled_gaps",
     "update_gap",
 ]
@@ -52,6 +53,7 @@ _CONSUMERS = Consumer.__table__
 _STATUS = DeviceStatus.__table__
 _EVENTS = DeviceEvent.__table__
 _DEVICES = Device.__table__
+_STATE = DeviceState.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +277,13 @@ def _logged_key(record: records.Record) -> tuple[str, Any, datetime] | None:
     if type(record) is records.DeviceEvent:
         return (record.device_id, record.event, _second(record.occurred_at))
     return None
+
+
+def stream_values(connection: Connection, device_id: str) -> dict[str, Any]:
+    """The device's latest value of each code as the stream sent it (``device_state``): the types a log value takes
+    where no specification says."""
+    query = select(_STATE.c.code, _STATE.c.value).where(_STATE.c.device_id == device_id, _STATE.c.source == "stream")
+    return {code: value for code, value in connection.execute(query)}
 
 
 def _second(moment: datetime) -> datetime:

@@ -14,10 +14,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from models.tables import ApiPath, BackfillProgress, Device, DeviceEvent, DeviceState, DeviceStatus, Gap
+from models.tables import (
+    ApiPath,
+    BackfillProgress,
+    DataPoint,
+    Device,
+    DeviceEvent,
+    DeviceState,
+    DeviceStatus,
+    Gap,
+)
 from streams.backfill.job import Backfill
 from streams.fleet.sync import FleetSync
 from streams.store import backfill as store
@@ -179,6 +188,25 @@ def test_a_device_heard_of_long_before_the_gap_and_never_listed_is_left_out(sqli
     report = project.backfill().fill(project.gap())
     assert (report.status, report.devices) == ("filled", 5)
     assert not project.rows(DeviceStatus.device_id == departed)
+
+
+def test_without_a_specification_a_log_value_takes_the_type_the_stream_sent(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    device = project.fleet.devices[0]
+    code = _reported(project.fleet, 0, range(1))[0][0]  # an Integer point, counting up from 100
+    with project.engine.begin() as connection:  # no specification known, and the stream sent this code as text
+        connection.execute(delete(DataPoint).where(DataPoint.product_id == device.product_id))
+        connection.execute(delete(DeviceState).where(DeviceState.device_id == device.device_id))  # sync's, from the API
+        connection.execute(
+            insert(DeviceState).values(
+                device_id=device.device_id, code=code, value="100", dp_id=None, source="stream",
+                reported_at=GAP_START - timedelta(days=1), message_id="100:1:0:-1",
+            )
+        )  # fmt: skip
+    project.backfill().fill(project.gap())
+    values = [row.value for row in project.rows(DeviceStatus.device_id == device.device_id, DeviceStatus.code == code)]
+    assert values and all(type(value) is str for value in values)  # "101", as the stream would send it
 
 
 def test_a_backfill_of_an_archive_that_knows_no_device_says_so(sqlite_project: Project) -> None:

@@ -37,10 +37,19 @@ def test_values_take_their_data_points_type(text, type_, expected):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("false", False), ("true", True), ("42", 42), ("-3", -3), ("eco", "eco"), ("1" * 19, "1" * 19)],
+    [("false", False), ("true", True), ("42", 42), ("-3", -3), ("eco", "eco"), ("1" * 19, "1" * 19), ("007", "007")],
 )
 def test_without_a_specification_a_value_is_read_as_what_it_looks_like(text, expected):
     value = log_value(text, None)
+    assert (value, type(value)) == (expected, type(expected))
+
+
+@pytest.mark.parametrize(
+    ("text", "like", "expected"),
+    [("1", "2", "1"), ("1", 2, 1), ("true", "false", "true"), ("true", False, True), ("1", True, "1"), ("5", 2.5, 5)],
+)
+def test_without_a_specification_a_value_takes_the_type_the_stream_sent_for_its_code(text, like, expected):
+    value = log_value(text, None, like)
     assert (value, type(value)) == (expected, type(expected))
 
 
