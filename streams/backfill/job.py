@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 #: How long Tuya keeps device logs on the free tier (SPEC.md §10.3: about 7 days).
 TUYA_LOG_RETENTION = timedelta(days=7)
 TUYA_MESSAGE_RETENTION = timedelta(hours=2)
+#: How long a log family Tuya refused is tried after the others only (then first again, in its order).
+ASK_REFUSED_AGAIN = timedelta(days=1)
 _PURPOSE = "device_logs"
 _NEEDS = "the device log service of IoT Core"
 #: The log paths that give online and offline rows: refused, a filled gap would lack its online periods.
@@ -172,8 +174,11 @@ class _Run:
         self.on_progress = on_progress
         self.clock = clock
         self.catalog: Catalog = archive.read(fleet.load_catalog)
-        memory = archive.read(lambda c: api_usage.path_memory(c, _PURPOSE))
-        self.families = sorted(LOG_FAMILIES, key=lambda family: memory.get(family.path, ("",))[0] != "ok")
+        # In their order (the one with online rows first), but a family refused within a day after the others: a
+        # project that subscribed since gets its online periods back, for one call a day while it has not.
+        since = clock() - ASK_REFUSED_AGAIN
+        refused = archive.read(lambda c: api_usage.refused_since(c, _PURPOSE, since))
+        self.families = sorted(LOG_FAMILIES, key=lambda family: family.path in refused)
         self.worked: set[str] = set()
         self.read = False  # a window was read (not one the stream holds whole, nor one older than the logs)
         self.counted = 0  # the calls of this run already added to the gap's

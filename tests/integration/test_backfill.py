@@ -32,6 +32,7 @@ from streams.fleet.sync import FleetSync
 from streams.store import backfill as store
 from streams.store import migrate
 from streams.store.api_usage import calls_on as store_calls_on
+from streams.store.api_usage import remember_path
 from streams.store.engine import make_engine
 from streams.store.sql import ArchiveStore
 from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
@@ -445,6 +446,23 @@ def test_a_refused_log_family_falls_back_to_the_report_logs(tmp_path: Path, flee
         }
         again = project.backfill().fill(report.gap_id)  # resumed: the family that worked first, v1 not asked again
         assert (again.status, again.reasons, again.refused) == ("partly_filled", report.reasons, [])
+
+
+def test_a_log_family_refused_more_than_a_day_ago_is_asked_first_again(sqlite_project: Project) -> None:
+    project = sqlite_project  # an emulator that serves v1: the project subscribed to the log service since
+    expected = _feed(project)
+    v1, v2 = "/v1.0/devices/{device_id}/logs", "/v2.0/cloud/thing/{device_id}/report-logs"
+    with project.engine.begin() as connection:
+        remember_path(connection, "device_logs", v2, NOW - timedelta(days=2))
+        remember_path(
+            connection, "device_logs", v1, NOW - timedelta(days=2), error_code=28841105, error="not subscribed"
+        )
+    report = project.backfill().fill(project.gap())
+    assert (report.status, report.family, report.rows_added, report.reasons) == ("filled", v1, expected, [])
+    with project.engine.begin() as connection:  # refused again today: the other family first, for a day
+        remember_path(connection, "device_logs", v1, datetime.now(UTC), error_code=28841105, error="not subscribed")
+    again = project.backfill().fill(project.gap(GAP_START - timedelta(hours=1), GAP_START))
+    assert again.family == v2
 
 
 def test_a_killed_backfill_rerun_finishes_it_exactly_once(sqlite_project: Project) -> None:
