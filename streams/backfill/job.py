@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from streams.backfill.report import API_ERROR, QUOTA, BackfillReport
 from streams.backfill.values import log_value
 from streams.clock import utcnow
+from streams.durations import format_duration
 from streams.fleet.catalog import Catalog
 from streams.fleet.metering import MeteredArchive, QuotaReached
 from streams.fleet.report import Refusal
@@ -147,13 +148,13 @@ class Backfill:
         cutoff = self._clock() - self._log_retention
         if report.ended_at <= cutoff:
             report.reasons.append(
-                f"the whole window is older than Tuya keeps device logs ({self._log_retention.days} days)"
+                f"the whole window is older than Tuya keeps device logs ({format_duration(self._log_retention)})"
             )
             return None
         if report.started_at < cutoff:
             report.reasons.append(
                 f"before {cutoff.isoformat(timespec='seconds')} is older than Tuya keeps device logs "
-                f"({self._log_retention.days} days): not fetched"
+                f"({format_duration(self._log_retention)}): not fetched"
             )
             return cutoff
         return report.started_at

@@ -87,8 +87,20 @@ def run_gaps(args: argparse.Namespace, engine: Engine) -> int:
 
 def _title(rows: Sequence[Row[Any]]) -> str:
     open_ = sum(1 for row in rows if row.status != "filled")  # partly filled ones too
-    lost = sum((row.ended_at - row.started_at for row in rows), timedelta())
+    lost = _covered([(row.started_at, row.ended_at) for row in rows])
     return f"{len(rows)} gaps ({open_} not filled yet), {format_duration(lost)} in all"
+
+
+def _covered(windows: Sequence[tuple[datetime, datetime]]) -> timedelta:
+    """The time the ``windows`` cover together: two requests of the same days count once."""
+    total, reach = timedelta(), None
+    for start, end in sorted(windows):
+        if reach is not None and start < reach:
+            start = reach
+        if end > start:
+            total += end - start
+        reach = end if reach is None else max(reach, end)
+    return total
 
 
 def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
@@ -116,6 +128,8 @@ def _usage(message: str) -> NoReturn:
 
 
 def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    if args.gap is not None and args.until:
+        _usage("--until ends a --from window (a --gap has its own)")
     window = _window(args, datetime.now(UTC)) if args.gap is None else None
     settings.require("tuya_access_id", "tuya_access_key")
     client = OpenApiClient.from_settings(settings)

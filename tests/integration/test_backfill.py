@@ -352,7 +352,7 @@ def test_a_window_older_than_tuya_keeps_logs_is_reported(sqlite_project: Project
     old = project.gap(NOW - timedelta(days=10), NOW - timedelta(days=9))
     report = project.backfill().fill(old)
     assert (report.status, report.calls) == ("partly_filled", 0)
-    assert "older than Tuya keeps device logs (7 days)" in report.reasons[0]
+    assert "older than Tuya keeps device logs (1w)" in report.reasons[0]
     straddling = project.gap(NOW - timedelta(days=8), NOW - timedelta(days=6))
     report = project.backfill().fill(straddling)
     assert report.status == "partly_filled" and "not fetched" in report.reasons[0]

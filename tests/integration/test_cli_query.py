@@ -362,22 +362,23 @@ def test_purge_older_than_before_year_one_is_a_usage_error(
     assert status == 2 and "tuya-archiver purge: --older-than reaches before year 1" in out
 
 
-def test_gaps_counts_a_partly_filled_gap_as_not_filled(
+def test_gaps_counts_a_partly_filled_gap_as_not_filled_and_overlapping_time_once(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
 ) -> None:
     engine = make_engine(empty)
     migrate.upgrade(engine)
     hour = timedelta(hours=1)
     at = datetime(2026, 12, 1, tzinfo=UTC)
+    starts = {"filled": at, "partly_filled": at + hour / 2, "open": at + 3 * hour}  # the first two overlap
     rows = [
-        {"started_at": at, "ended_at": at + hour, "detected_at": at, "status": status, "updated_at": at}
-        for status in ("filled", "partly_filled", "open")
+        {"started_at": start, "ended_at": start + hour, "detected_at": at, "status": status, "updated_at": at}
+        for status, start in starts.items()
     ]
     with engine.begin() as connection:
         connection.execute(Gap.__table__.insert(), rows)
     engine.dispose()
     status, out = run(monkeypatch, capsys, empty, "gaps", "--format", "table")
-    assert status == 0 and "3 gaps (2 not filled yet), 3h in all" in out
+    assert status == 0 and "3 gaps (2 not filled yet), 2h30m in all" in out  # an overlap counts once
 
 
 @pytest.mark.parametrize("argv", [("upgrade", "nosuch"), ("upgrade", "+99"), ("downgrade", "-99")])
