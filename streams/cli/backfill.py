@@ -122,6 +122,15 @@ def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime
     return start, end
 
 
+def _known_or_stop(engine: Engine, devices: Sequence[str]) -> None:
+    """Some devices asked for, none of which the archive knows (a typo): a usage error before a gap is recorded or
+    marked partly filled, which it would stay, counted as open, for good."""
+    with engine.connect() as connection:
+        unknown = backfill.unknown_devices(connection, devices)
+    if len(unknown) == len(set(devices)):
+        _usage(f"no device {', '.join(unknown)} in the archive (`tuya-archiver sync --device ID` adds one)")
+
+
 def _usage(message: str) -> NoReturn:
     print(f"tuya-archiver backfill: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -138,6 +147,8 @@ def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with client, _live(console) as show:
             job = wiring.backfill_job(settings, engine, client, on_progress=show)
+            if args.device:
+                _known_or_stop(engine, args.device)
             gap_id = job.request(*window) if window is not None else args.gap
             report = job.fill(gap_id, args.device)
     except LookupError as exc:

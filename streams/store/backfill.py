@@ -44,6 +44,7 @@ __all__ = [
     "stream_pushed",
     "stream_values",
     "unfilled_gaps",
+    "unknown_devices",
     "update_gap",
 ]
 
@@ -172,6 +173,12 @@ def devices_to_backfill(connection: Connection, since: datetime, only: Sequence[
         heard = _DEVICES.c.last_seen_at >= since - HEARD_WITHIN
         query = query.where(or_(_DEVICES.c.synced_at.is_not(None), heard))
     return list(connection.scalars(query.order_by(_DEVICES.c.device_id)))
+
+
+def unknown_devices(connection: Connection, device_ids: Sequence[str]) -> list[str]:
+    """Those of ``device_ids`` the archive has no row of, sorted."""
+    known = connection.scalars(select(_DEVICES.c.device_id).where(_DEVICES.c.device_id.in_(list(device_ids))))
+    return sorted(set(device_ids) - set(known))
 
 
 def progress(connection: Connection, gap_id: int) -> dict[str, Row[Any]]:

@@ -511,6 +511,18 @@ def test_the_cli_s_backfill_of_one_device_exits_0_once_that_device_is_read(sqlit
     assert b"partly filled" in result.stdout and b"note: only the 1 device(s) asked for were read" in result.stdout
 
 
+def test_the_cli_s_backfill_of_devices_the_archive_does_not_know_records_no_gap(sqlite_project: Project) -> None:
+    project = sqlite_project
+    env = {**os.environ, "TUYA_ACCESS_ID": ACCESS_ID, "TUYA_ACCESS_KEY": ACCESS_KEY,
+           "TUYA_OPENAPI_URL": project.emulator.url, "DATABASE_URL": project.url}  # fmt: skip
+    typo = ("--since", "3h", "--device", "bfnosuchdevice0000000")
+    result = subprocess.run(cli("backfill", *typo), env=env, cwd=ROOT, capture_output=True, check=False)
+    assert result.returncode == 2
+    assert b"no device bfnosuchdevice0000000 in the archive" in result.stderr
+    assert project.count(Gap) == 0  # no gap left partly filled, counted as open, for good
+    assert not any(call for call in project.emulator.calls if "/logs" in call.path)
+
+
 def test_a_window_asked_for_is_filled_only_as_far_as_the_stream_was_consumed(sqlite_project: Project) -> None:
     """``backfill --since``/``--from`` while the worker's backlog holds the window's end: what the stream will store
     is left to it (before, both stored those values), and the gap is the window up to there, filled."""
