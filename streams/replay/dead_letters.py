@@ -9,8 +9,9 @@ only messages new to the archive can fire) and marks each decoded dead letter re
 ``messages`` already. A dead letter that still fails is left as it is, unresolved; a resolved one is never read again,
 so replaying twice stores nothing twice and changes nothing. Nor does a replay after a backfill of the same window:
 the values and events a backfill stored from the device log meanwhile are left out (the rules by which the backfill
-leaves out what the stream stored). A dry run decodes and looks message ids up, and writes nothing. Builds no adapter
-(the CLI hands them in) and never imports pulsar or httpx.
+leaves out what the stream stored), from the history and from the rules alike: the log made them history, not news. A
+dry run decodes and looks message ids up, and writes nothing. Builds no adapter (the CLI hands them in) and never
+imports pulsar or httpx.
 """
 
 from __future__ import annotations

@@ -28,10 +28,11 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from models.records import UnknownMessage
+from models.records import Record, StatusReported, UnknownMessage
 from streams.errors import DecodeError
 from streams.fleet.catalog import Catalog
 from streams.replay.derive import (
@@ -138,15 +139,16 @@ class MessageReplay:
 def _rederive_page(connection: Connection, decoded: Sequence[Decoded]) -> dict[str, TableChanges]:
     """Bring the rows of ``decoded``'s messages to what they derive now; in the caller's transaction."""
     writer = RowWriter(connection)
-    decoded, _ = without_copies(decoded, logged_copies(connection, [r for item in decoded for r in item.records]))
-    derived = record_rows(decoded, _as_is)
     ids = [item.message.message_id for item in decoded]
+    stored = {name: stored_history(connection, history, ids) for name, history in HISTORIES.items()}
+    decoded = _without_logged(connection, decoded, stored)
+    derived = record_rows(decoded, _as_is)
     history = {
         "device_status": flat_status(derived.status),
         "device_events": derived.device_events,
         "user_events": derived.user_events,
     }
-    diffs = {name: _rewrite(connection, writer, HISTORIES[name], ids, rows) for name, rows in history.items()}
+    diffs = {name: _rewrite(connection, writer, HISTORIES[name], stored[name], rows) for name, rows in history.items()}
     changes = {name: diff.changes for name, diff in diffs.items()}
     changes["device_state"] = _latest_state(connection, writer, derived, diffs["device_status"])
     changes["devices"] = _facts(connection, writer, "devices", derived.devices, prepare=device_fact_rows)
@@ -156,9 +158,27 @@ def _rederive_page(connection: Connection, decoded: Sequence[Decoded]) -> dict[s
     return changes
 
 
-def _rewrite(connection: Connection, writer: RowWriter, history: History, ids: list[str], rows: list[Row]) -> RowDiff:
-    """Replace, add and delete the history rows of messages ``ids`` so that they are ``rows``."""
-    stored = stored_history(connection, history, ids)
+def _without_logged(connection: Connection, decoded: Sequence[Decoded], stored: dict[str, list[Row]]) -> list[Decoded]:
+    """``decoded`` without the records a backfill took from the device log that their message has no row of yet (a
+    row the message has, stored beside a log copy before this rule, stays: the replay deletes no stream row for it)."""
+    held = {key for name in ("device_status", "device_events") for key in map(HISTORIES[name].key_of, stored[name])}
+    records = [record for item in decoded for record in item.records]
+    copies = logged_copies(connection, records)
+    kept, _ = without_copies(
+        decoded, [copy and _history_key(r) not in held for r, copy in zip(records, copies, strict=True)]
+    )
+    return kept
+
+
+def _history_key(record: Record) -> tuple[Any, ...]:
+    """The key of ``record``'s history row (HISTORIES' ``key_of``): message and item, or message."""
+    return (record.message_id, record.item_index) if type(record) is StatusReported else (record.message_id,)
+
+
+def _rewrite(
+    connection: Connection, writer: RowWriter, history: History, stored: list[Row], rows: list[Row]
+) -> RowDiff:
+    """Replace, add and delete the history rows ``stored`` (a page of messages' own) so that they are ``rows``."""
     diff = diff_rows(stored, [writer.as_stored(row) for row in rows], history.key_of)
     delete_history(connection, history, [history.key_of(row) for row in diff.removed])
     writer.insert(history.target, diff.written)

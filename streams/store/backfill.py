@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Row
 
 from models import records
 from models.tables import BackfillProgress, Consumer, Device, DeviceEvent, DeviceState, DeviceStatus, Gap
-from streams.store.dialect import insert
+from streams.store.dialect import chunks, insert
 from streams.store.fleet import state_upsert
 from streams.store.row_writer import RowWriter
 from streams.store.rows import json_text
@@ -242,44 +242,50 @@ def save_log_page(
 
 
 def _archived(
-    connection: Connection, device_id: str, column: Any, since: datetime, until: datetime, source: str | None = None
+    connection: Connection, device_id: str, column: Any, since: datetime, until: datetime
 ) -> set[tuple[Any, ...]]:
-    """(code or event, time) of the rows the archive already has for the device from ``since`` to ``until`` (only
-    those of ``source``, when given)."""
+    """(code or event, time) of the rows the archive already has for the device from ``since`` to ``until``."""
     table = column.table
     at = table.c.reported_key if table is _STATUS else table.c.occurred_at
     query = select(column, at).where(table.c.device_id == device_id, at >= since, at <= until)
-    if source is not None:
-        query = query.where(table.c.source == source)
     return {(name, moment) for name, moment in connection.execute(query)}
 
 
 def logged_copies(connection: Connection, stream: Sequence[records.Record]) -> list[bool]:
     """For each of the stream's records, whether a backfill already stored it from the device log: a status value
     of the same device, code and time, an event of the same device and kind in the same second (the rules by which
-    a log page skips what the stream stored). Other records are never copies."""
-    values: dict[str, list[records.StatusReported]] = {}
-    events: dict[str, list[records.DeviceEvent]] = {}
-    for record in stream:
-        if type(record) is records.StatusReported and record.code is not None:
-            values.setdefault(record.device_id, []).append(record)
-        elif type(record) is records.DeviceEvent:
-            events.setdefault(record.device_id, []).append(record)
+    a log page skips what the stream stored). Other records are never copies. A few queries whatever the records'
+    number, and one when no gap's window meets their times (a backfill stores log rows in gaps' windows only)."""
+    keys = [_logged_key(record) for record in stream]
+    moments = [key[2] for key in keys if key is not None]
+    if not moments:
+        return [False] * len(stream)
+    since, until = _second(min(moments)), max(moments) + timedelta(seconds=1)
+    near = select(func.count()).select_from(_GAPS).where(_GAPS.c.started_at <= until, _GAPS.c.ended_at >= since)
+    if not connection.scalar(near):
+        return [False] * len(stream)
     logged: set[tuple[str, Any, datetime]] = set()
-    for device_id, reported in values.items():
-        times = [value.reported_at for value in reported]
-        found = _archived(connection, device_id, _STATUS.c.code, min(times), max(times), "log")
-        logged.update((device_id, code, at) for code, at in found)
-    for device_id, happened in events.items():
-        since = _second(min(e.occurred_at for e in happened))
-        until = _second(max(e.occurred_at for e in happened)) + timedelta(seconds=1)
-        found = _archived(connection, device_id, _EVENTS.c.event, since, until, "log")
-        logged.update((device_id, event, _second(at)) for event, at in found)
-    return [_logged_key(record) in logged for record in stream]
+    for devices in chunks(sorted({key[0] for key in keys if key is not None})):
+        logged.update(_log_rows(connection, _STATUS.c.code, devices, since, until))
+        events = _log_rows(connection, _EVENTS.c.event, devices, since, until)
+        logged.update((device_id, event, _second(at)) for device_id, event, at in events)
+    return [key is not None and key in logged for key in keys]
+
+
+def _log_rows(
+    connection: Connection, column: Any, devices: Sequence[str], since: datetime, until: datetime
+) -> list[tuple[str, Any, datetime]]:
+    """(device, code or event, time) of the log rows of ``devices`` from ``since`` to ``until``."""
+    table = column.table
+    at = table.c.reported_key if table is _STATUS else table.c.occurred_at
+    query = select(table.c.device_id, column, at).where(
+        table.c.source == "log", table.c.device_id.in_(list(devices)), at >= since, at <= until
+    )
+    return [(device_id, name, moment) for device_id, name, moment in connection.execute(query)]
 
 
 def _logged_key(record: records.Record) -> tuple[str, Any, datetime] | None:
-    if type(record) is records.StatusReported:
+    if type(record) is records.StatusReported and record.code is not None:
         return (record.device_id, record.code, record.reported_at)
     if type(record) is records.DeviceEvent:
         return (record.device_id, record.event, _second(record.occurred_at))

@@ -70,8 +70,9 @@ def test_values_a_backfill_took_from_the_device_log_meanwhile_are_not_stored_twi
     # The hour backfilled from the device logs before the right key came, which held every other value and event.
     logged_values, logged_events = values[::2], events[::2]
     now = datetime.now(UTC)
-    with archive.engine.begin() as connection:
-        gap = record_gap(connection, now - timedelta(hours=2), now, now, origin="requested")
+    times = [v.reported_at for v in values] + [e.occurred_at for e in events]
+    with archive.engine.begin() as connection:  # a backfill stores log rows inside its gap's window only
+        gap = record_gap(connection, min(times), max(times), now, origin="requested")
         for device_id in {r.device_id for r in (*logged_values, *logged_events)}:
             found = [
                 LogValue(v.code, v.value, v.dp_id, v.reported_at) for v in logged_values if v.device_id == device_id
@@ -245,6 +246,21 @@ def test_rules_fire_on_replayed_messages_once(archive: Archive, replay: Replay, 
     assert plug.deliver(archive.engine) == 1
     assert [(c.device_id, c.commands) for c in plug.emulator.commands] == [(plug.device_id, SWITCH_OFF)]
     assert [row.status for row in archive.rows(Command)] == ["sent"]
+
+
+def test_rules_do_not_see_values_a_backfill_took_from_the_log(archive: Archive, replay: Replay, plug: Plug) -> None:
+    messages = plug.power(100, 31000)
+    archive.store(messages, key=WRONG)
+    values = [r for item in decoded(messages) for r in item.records if isinstance(r, StatusReported)]
+    now = datetime.now(UTC)
+    with archive.engine.begin() as connection:  # the hour backfilled from the device log before the key was fixed
+        gap = record_gap(connection, now - timedelta(hours=1), now + timedelta(minutes=1), now, origin="requested")
+        logged = [LogValue(v.code, v.value, v.dp_id, v.reported_at) for v in values if v.code == "cur_power"]  # type: ignore[arg-type]
+        save_log_page(connection, gap, plug.device_id, logged, [], cursor=None, done=True, at=now, calls=1)
+    status, out = replay(archive, "--dead-letters", "--rules", RULES_FILE=str(plug.rules_file))
+    assert status == 0, out
+    assert "already backfilled from the device log: 2 status values and device events" in out
+    assert "rules: 0 actions fired" in out and archive.count(Command) == 0  # history, not news: the log's
 
 
 def test_without_rules_nothing_fires(archive: Archive, replay: Replay, plug: Plug) -> None:

@@ -186,6 +186,24 @@ def test_values_a_backfill_took_from_the_device_log_are_not_derived_a_second_tim
     assert table_counts(out)["device_status"] == (1, 0, 0)
 
 
+def test_a_message_s_own_row_beside_a_log_copy_is_kept(archive: Archive, replay: Replay) -> None:
+    # Both stored before replays left log copies out: the replay deletes neither, and the message keeps its value.
+    fleet = Fleet(GOOD, 1, clock=lambda: 0, seed=11)
+    at = 1_700_000_002_000
+    (message,) = decoded([pulsar(fleet.status(0, {"cur_power": 250}, at), 1)])
+    ArchiveStore(archive.engine).write_batch([message], [], received_at=f.T0)
+    device_id = message.records[0].device_id
+    with archive.engine.begin() as connection:
+        record_gap(connection, utc(at - 60_000), utc(at + 60_000), f.T0, origin="requested")
+        copy = (f"log:{device_id}:{at}:cur_power", 0, device_id, "cur_power", '"250"', None, utc(at), None)
+        RowWriter(connection).insert_status([copy], stored="add", source="log")
+    before = archive.snapshot("device_status")
+    status, out = replay(archive, "--messages")
+    assert status == 0, out
+    assert table_counts(out)["device_status"] == (0, 0, 0)
+    assert archive.snapshot("device_status") == before
+
+
 def test_a_message_that_derives_no_kind_is_marked_for_retention_to_keep(archive: Archive, replay: Replay) -> None:
     ArchiveStore(archive.engine).write_batch([f.unknown_message(1)], [], received_at=f.T0)
     assert [row.unknown for row in archive.rows(Message)] == [True]
