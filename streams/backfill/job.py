@@ -44,6 +44,9 @@ TUYA_LOG_RETENTION = timedelta(days=7)
 TUYA_MESSAGE_RETENTION = timedelta(hours=2)
 #: How long a log family Tuya refused is tried after the others only (then first again, in its order).
 ASK_REFUSED_AGAIN = timedelta(days=1)
+#: Devices in a row whose log answered a server error (or nothing) after the client's retries: then it is the
+#: OpenAPI's trouble, not theirs, and the run stops with the gap open; fewer are each that device's reason.
+SERVER_ERRORS_IN_A_ROW = 3
 _PURPOSE = "device_logs"
 _NEEDS = "the device log service of IoT Core"
 #: The log paths that give online and offline rows: refused, a filled gap would lack its online periods.
@@ -184,6 +187,7 @@ class _Run:
         self.read = False  # a window was read (not one the stream holds whole, nor one older than the logs)
         self.counted = 0  # the calls of this run already added to the gap's
         self.stream_values: dict[str, dict[str, Any]] = {}  # by device, read when a code has no specification
+        self.server_errors = 0  # devices in a row whose log answered a server error
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
@@ -224,6 +228,12 @@ class _Run:
                 continue
             try:
                 self._pages(family, device_id, start, end, codes, cursor)
+            except TuyaServerError as exc:
+                self.server_errors += 1
+                if exc.path.startswith("/v1.0/token") or self.server_errors >= SERVER_ERRORS_IN_A_ROW:
+                    raise  # the OpenAPI's, not this device's: the run stops (fill)
+                self.report.reasons.append(f"device {device_id}: {exc}")
+                return True
             except TuyaApiError as exc:
                 if is_project_wide(exc):
                     raise  # no other device fares better: the run stops (fill)
@@ -232,6 +242,7 @@ class _Run:
                     return True
                 self._refused(family, exc)
                 continue
+            self.server_errors = 0
             self.report.devices_done += 1
             self.on_progress(self.report)
             return True

@@ -412,10 +412,7 @@ def test_an_openapi_that_stops_answering_leaves_the_gap_open_with_its_calls_coun
     project = sqlite_project
     _feed(project)
     gap_id, before = project.gap(), _calls_today(project)
-    client = OpenApiClient(
-        project.emulator.url, ACCESS_ID, ACCESS_KEY, limiter=TokenBucket(10_000.0, burst=1_000.0), sleep=lambda _s: None
-    )
-    project.clients.append(client)
+    client = _quick_client(project)
     project.emulator.fail_next(1_000, code=1199, path_prefix="/v1.0/devices")  # too many requests, for good
     project.emulator.fail_next(1_000, code=1199, path_prefix="/v2.0")
     stopped = Backfill(project.engine, client).fill(gap_id)
@@ -424,6 +421,38 @@ def test_an_openapi_that_stops_answering_leaves_the_gap_open_with_its_calls_coun
     gap = _gap_row(project, gap_id)
     assert gap.calls == client.calls_made == _calls_today(project) - before > 1  # the retries counted too
     assert gap.status == "open" and "1199" in (gap.reason or "")
+
+
+def _quick_client(project: Project) -> OpenApiClient:
+    """A client whose retries do not wait."""
+    client = OpenApiClient(
+        project.emulator.url, ACCESS_ID, ACCESS_KEY, limiter=TokenBucket(10_000.0, burst=1_000.0), sleep=lambda _s: None
+    )
+    project.clients.append(client)
+    return client
+
+
+def test_one_device_s_server_errors_are_its_reason_and_the_others_are_read(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    broken = sorted(device.device_id for device in project.fleet.devices)[0]  # read first: devices go in id order
+    project.emulator.fail_next(1_000, code=1111, path_prefix=f"/v1.0/devices/{broken}/")  # "system is busy", for good
+    report = Backfill(project.engine, _quick_client(project)).fill(project.gap())
+    assert (report.status, report.stopped, report.devices_done) == ("partly_filled", None, 5)
+    assert len(report.reasons) == 1 and report.reasons[0].startswith(f"device {broken}: ")
+    assert not project.rows(DeviceStatus.device_id == broken) and len(project.rows()) > 0
+
+
+def test_server_errors_on_devices_in_a_row_stop_the_backfill_with_the_gap_open(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    project.emulator.fail_next(10_000, code=1111, path_prefix="/v1.0/devices/")  # the log service is down
+    project.emulator.fail_next(10_000, code=1111, path_prefix="/v2.0/")
+    gap_id = project.gap()
+    report = Backfill(project.engine, _quick_client(project)).fill(gap_id)
+    assert (report.status, report.stopped, report.devices_done) == ("open", "an OpenAPI error", 0)
+    assert len(report.reasons) == 3  # two devices' own, then the stop
+    assert _gap_row(project, gap_id).status == "open"
 
 
 def test_a_refused_log_family_falls_back_to_the_report_logs(tmp_path: Path, fleet: EmulatedFleet) -> None:
