@@ -27,9 +27,9 @@ def positive_number(text: str) -> float:
 
 
 def device_id(text: str) -> str:
-    """A device id as a path segment of the OpenAPI: not empty, no space, control character, ``/``, ``?`` or ``#``
-    (Tuya's are letters and digits)."""
-    if not text or not text.isprintable() or any(c.isspace() or c in "/?#" for c in text):
+    """A device id as a path segment of the OpenAPI: not empty, no space, control character, ``/``, ``?`` or ``#``,
+    nor a dot segment (``..`` would reach another path) (Tuya's are letters and digits)."""
+    if not text or text.strip(".") == "" or not text.isprintable() or any(c.isspace() or c in "/?#" for c in text):
         raise argparse.ArgumentTypeError(f"must be a device id (letters and digits, as Tuya gives them), not {text!r}")
     return text
 

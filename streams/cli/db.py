@@ -154,6 +154,13 @@ def run_check(args: argparse.Namespace, engine: Engine) -> int:
 
 @_on_engine
 def run_revision(args: argparse.Namespace, engine: Engine) -> int:
+    if not migrate.in_source_tree():
+        print(
+            f"tuya-archiver db revision: {migrate.MIGRATIONS_DIR} is an installed package's copy; run it in a clone "
+            "of the repository, where the new revision belongs",
+            file=sys.stderr,
+        )
+        return 2
     try:
         path = migrate.new_revision(engine, args.message)
     except CommandError as exc:  # autogenerate compares with a database at head

@@ -167,10 +167,10 @@ def _configure_sqlite(engine: Engine, path: str | None, *, in_memory: bool, read
         try:
             _set_up_sqlite(dbapi_connection.cursor(), in_memory=in_memory, read_only=read_only)
         except sqlite3.DatabaseError as exc:
-            if getattr(exc, "sqlite_errorname", "") != "SQLITE_NOTADB":
+            if getattr(exc, "sqlite_errorname", "") not in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
                 raise
-            # A file of another kind (mistyped path, a copy cut short): one line, not SQLAlchemy's traceback.
-            raise ConfigError(f"DATABASE_URL: {path} is not an SQLite database ({exc})") from None
+            # A file of another kind (mistyped path), or a copy cut short: one line, not SQLAlchemy's traceback.
+            raise ConfigError(f"DATABASE_URL: {path} is not a usable SQLite database ({exc})") from None
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

@@ -25,7 +25,7 @@ from streams.store.query import HistoryQuery, status_history_rows
 from tests.bench.archive import END, ROWS, SENSOR_ID, SENSOR_NAME, BenchArchive, on_each_database
 
 QUERY = "SELECT reported_at, value FROM {view} WHERE device_name = :name AND code = 'temp_current' ORDER BY reported_at"
-# The first revision's view (streams/store/migrations/versions/2026_11_28_initial_schema.py): the reference.
+# The first revision's view (migrations/versions/2026_11_28_initial_schema.py): the reference.
 BEFORE = """
 CREATE VIEW status_history_before AS
 SELECT s.reported_at, s.device_id, d.name AS device_name, d.product_key, s.code, s.value, s.dp_id,

@@ -1,6 +1,6 @@
-"""Alembic migrations on SQLite and PostgreSQL (streams/store/migrate.py, streams/store/migrations/): empty →
-head, nothing pending for autogenerate, downgrade/upgrade round trips, the history's move to its narrow tables and
-back, the head gate, the views."""
+"""Alembic migrations on SQLite and PostgreSQL (streams/store/migrate.py, migrations/): empty → head, nothing pending
+for autogenerate, downgrade/upgrade round trips, the history's move to its narrow tables and back, the head gate, the
+views."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ from streams.store.revision import head_revision
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-# What a wheel is built from: the project's metadata and its packages (a copy, so the build's own files stay out of
-# the clone).
-SOURCES = ("pyproject.toml", "README.md", "streams", "models")
+# What a wheel is built from: the project's metadata, its packages and the migrations streams/store/migrations links
+# to (a copy, links kept, so that the build's own files stay out of the clone).
+SOURCES = ("pyproject.toml", "README.md", "streams", "models", "migrations")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in SOURCES:
         path = ROOT / name
         if path.is_dir():
-            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(path, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             source.mkdir(exist_ok=True)
             shutil.copy(path, source / name)
@@ -68,6 +68,15 @@ def test_an_installed_package_upgrades_an_archive_with_the_migrations_it_ships(i
     current = run_installed(installed, tmp_path, CLI, "db", "current", "--check")
     assert current.returncode == 0, current.stderr
     assert head_revision() in current.stdout
+
+
+def test_an_installed_package_writes_no_revision_into_itself(installed: Path, tmp_path: Path) -> None:
+    assert run_installed(installed, tmp_path, CLI, "db", "upgrade").returncode == 0
+    versions = sorted((installed / "streams" / "store" / "migrations" / "versions").glob("*.py"))
+    refused = run_installed(installed, tmp_path, CLI, "db", "revision", "-m", "x")
+    assert refused.returncode == 2
+    assert "an installed package's copy; run it in a clone" in refused.stderr
+    assert sorted((installed / "streams" / "store" / "migrations" / "versions").glob("*.py")) == versions
 
 
 def test_an_installed_package_checks_the_demo_s_rules_it_ships(installed: Path, tmp_path: Path) -> None:

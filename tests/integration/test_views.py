@@ -1,6 +1,6 @@
-"""The views of streams/store/migrations/versions/2026_12_05_fleet_sync.py on SQLite and PostgreSQL: physical
-units through the device's product, and query plans that reach the history's values through their key (series,
-time) when filtered by name or id."""
+"""The views of migrations/versions/2026_12_05_fleet_sync.py on SQLite and PostgreSQL: physical units through the
+device's product, and query plans that reach the history's values through their key (series, time) when filtered by
+name or id."""
 
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ def test_a_backfill_window_that_is_not_one_is_refused_before_any_call(
 
 
 @pytest.mark.parametrize("command", [("sync", "--device"), ("backfill", "--since", "1h", "--device"), ("command",)])
-@pytest.mark.parametrize("device", ["", " ", "a/../b", "a?b", "a\tb"])
+@pytest.mark.parametrize("device", ["", " ", "a/../b", "a?b", "a\tb", ".", ".."])
 def test_a_device_id_that_cannot_be_one_is_refused_before_any_call(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: tuple[str, ...], device: str
 ) -> None:

@@ -3,6 +3,8 @@ real databases are in tests/integration/test_store.py."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,18 +40,39 @@ def test_bad_database_url_names_the_variable(url: str, reason: str) -> None:
         normalize_url(url)
 
 
+def _junk(path: Path) -> str:
+    path.write_bytes(b"not a database, but a file all the same" * 100)
+    return "file is not a database"
+
+
+def _cut_short(path: Path) -> str:
+    """An archive copied only half-way."""
+    whole = path.with_suffix(".whole")
+    with sqlite3.connect(whole) as connection:
+        connection.execute("CREATE TABLE t (x TEXT)")
+        connection.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 200)
+    connection.close()
+    path.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    return "database disk image is malformed"
+
+
+@pytest.mark.parametrize("make", [_junk, _cut_short])
 @pytest.mark.parametrize("argv", [["db", "current"], ["db", "upgrade"], ["devices"], ["serve", "--port", "0"]])
-def test_a_file_that_is_no_sqlite_database_is_one_line_naming_the_variable(
-    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_file_that_is_no_usable_sqlite_database_is_one_line_naming_the_variable(
+    argv: list[str],
+    make: Callable[[Path], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    junk = tmp_path / "archive.db"
-    junk.write_bytes(b"not a database, but a file all the same" * 100)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{junk}")
+    archive = tmp_path / "archive.db"
+    why = make(archive)
+    before = archive.read_bytes()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{archive}")
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    said = f"DATABASE_URL: {junk} is not an SQLite database (file is not a database)"
-    assert err == f"tuya-archiver: configuration error: {said}\n"
-    assert junk.read_bytes() == b"not a database, but a file all the same" * 100  # left as it was
+    said = f"DATABASE_URL: {archive} is not a usable SQLite database ({why})"
+    assert capsys.readouterr().err == f"tuya-archiver: configuration error: {said}\n"
+    assert archive.read_bytes() == before  # left as it was
 
 
 def test_sqlite_insert_has_one_placeholder_per_column_and_the_conflict_clause() -> None:
