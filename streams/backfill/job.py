@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 #: How long Tuya keeps device logs on the free tier (SPEC.md §10.3: about 7 days).
 TUYA_LOG_RETENTION = timedelta(days=7)
+#: How long Tuya keeps messages nobody acknowledged (TUYA_MESSAGE_RETENTION's default).
 TUYA_MESSAGE_RETENTION = timedelta(hours=2)
 #: How long a log family Tuya refused is tried after the others only (then first again, in its order).
 ASK_REFUSED_AGAIN = timedelta(days=1)

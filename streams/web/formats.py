@@ -1,9 +1,9 @@
 """The JSON and CSV twins of the pages (Datasette's habit: the same URL with ``.json`` or ``.csv``).
 
 Owns how values travel as data: times in ISO 8601 (UTC), JSON values as they are, ``null``/empty for none (and
-``null`` for a number JSON cannot hold: infinite or not a number). A CSV
-cell of text that a spreadsheet would take for a formula (``=``, ``+``, ``-``, ``@``) gets a leading ``'``
-(OWASP's advice): device names, states and units are user-controlled. Builds Starlette responses; nothing else.
+``null`` for a number JSON cannot hold: infinite or not a number). A CSV cell of text that a spreadsheet would take
+for a formula (``=``, ``+``, ``-``, ``@``) gets a leading ``'`` (OWASP's advice): device names, states and units are
+user-controlled. Builds Starlette responses; nothing else.
 """
 
 from __future__ import annotations
