@@ -46,7 +46,8 @@ TUYA_MESSAGE_RETENTION = timedelta(hours=2)
 #: How long a log family Tuya refused is tried after the others only (then first again, in its order).
 ASK_REFUSED_AGAIN = timedelta(days=1)
 #: Devices in a row whose log answered a server error (or nothing) after the client's retries: then it is the
-#: OpenAPI's trouble, not theirs, and the run stops with the gap open; fewer are each that device's reason.
+#: OpenAPI's trouble, not theirs, and the run stops; fewer are each that device's reason, and are read again later
+#: (the gap stays open).
 SERVER_ERRORS_IN_A_ROW = 3
 _PURPOSE = "device_logs"
 _NEEDS = "the device log service of IoT Core"
@@ -188,11 +189,13 @@ class _Run:
         self.read = False  # a window was read (not one the stream holds whole, nor one older than the logs)
         self.counted = 0  # the calls of this run already added to the gap's
         self.stream_values: dict[str, dict[str, Any]] = {}  # by device, read when a code has no specification
-        self.server_errors = 0  # devices in a row whose log answered a server error
+        self.in_a_row = 0  # devices in a row whose log answered a server error
+        self.window = (report.started_at, report.ended_at)  # what is read: devices() narrows it to Tuya's retention
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
         self.read = True
+        self.window = (start, end)
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
         for device_id in sorted(set(only) - set(devices)):
@@ -212,8 +215,11 @@ class _Run:
         self.on_progress(self.report)
         for device_id in remaining:
             cursor = done[device_id].cursor if device_id in done else None
+            unanswered = self.report.unanswered
             if not self._device(device_id, start, end, cursor):
                 return
+            if self.report.unanswered == unanswered:
+                self.in_a_row = 0
 
     def every_device_read(self, start: datetime) -> bool:
         """Whether every device of the gap's window has been read to its end, by this run or earlier ones."""
@@ -230,10 +236,11 @@ class _Run:
             try:
                 self._pages(family, device_id, start, end, codes, cursor)
             except TuyaServerError as exc:
-                self.server_errors += 1
-                if exc.path.startswith("/v1.0/token") or self.server_errors >= SERVER_ERRORS_IN_A_ROW:
+                self.in_a_row += 1
+                if exc.path.startswith("/v1.0/token") or self.in_a_row >= SERVER_ERRORS_IN_A_ROW:
                     raise  # the OpenAPI's, not this device's: the run stops (fill)
-                self.report.reasons.append(f"device {device_id}: {exc}")
+                self.report.unanswered += 1
+                self.report.reasons.append(f"device {device_id}: {exc} (read again later)")
                 return True
             except TuyaApiError as exc:
                 if is_project_wide(exc):
@@ -243,7 +250,6 @@ class _Run:
                     return True
                 self._refused(family, exc)
                 continue
-            self.server_errors = 0
             self.report.devices_done += 1
             self.on_progress(self.report)
             return True
@@ -285,6 +291,8 @@ class _Run:
         values, events = [], []
         for row in page.rows:
             at = utc(row.event_time)
+            if not self.window[0] <= at <= self.window[1]:
+                continue  # outside the window asked for: another gap's, or the stream's
             if row.event_id in (LOG_ONLINE, LOG_OFFLINE):
                 event = "online" if row.event_id == LOG_ONLINE else "offline"
                 events.append(LogEvent(event, at, {"event_from": row.event_from} if row.event_from else {}))
@@ -328,13 +336,12 @@ class _Run:
                 report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
         if self.read and report.devices == 0 and not report.reasons:
             report.reasons.append("no device is known to the archive: run `tuya-archiver sync`, then this again")
-        # Stopped by the quota or an error of the whole project: open, so that the worker's next backfill
-        # (streams.fleet.background) resumes it; not a backfill of some devices (scope): the worker would read every
-        # device of the gap.
+        # Stopped by the quota or an error of the whole project, or devices left unread by server errors: open, so
+        # that the worker's next backfill (streams.fleet.background) resumes it; not a backfill of some devices
+        # (scope): the worker would read every device of the gap.
         whole = report.scope is None
-        report.status = (
-            "filled" if report.done_as_asked and whole else "open" if report.stopped and whole else "partly_filled"
-        )
+        again = report.stopped or report.unanswered
+        report.status = "filled" if report.done_as_asked and whole else "open" if again and whole else "partly_filled"
         reason = "; ".join([*report.reasons, *([report.scope] if report.scope else [])]) or None
         calls = self._uncounted()  # of devices that stored no page: refused, failed, or stopped by the quota
         self.archive.write(

@@ -19,7 +19,8 @@ API_ERROR = "an OpenAPI error"
 @dataclass(slots=True)
 class BackfillReport:
     """A gap's backfill: its window, devices read, rows added, calls; ``status`` filled, partly_filled (why:
-    ``reasons``), or open again when the day's quota or an error of the whole project stopped it (``stopped``)."""
+    ``reasons``), or open again when the day's quota or an error of the whole project stopped it (``stopped``), or
+    server errors left devices unread (``unanswered``)."""
 
     gap_id: int
     started_at: datetime
@@ -33,6 +34,7 @@ class BackfillReport:
     status: str = "backfilling"
     waiting: bool = False  # not started: the stream has not been consumed past the gap's end yet
     stopped: str | None = None  # QUOTA or API_ERROR stopped it: left open, to be resumed
+    unanswered: int = 0  # devices whose log answered a server error (or nothing): left open, to be read again
     scope: str | None = None  # some devices only were asked for: the gap stays partly filled for the others
     left_to_stream: datetime | None = None  # the end asked for, past where the stream was consumed (ended_at)
     refused: list[Refusal] = field(default_factory=list)

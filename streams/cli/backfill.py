@@ -122,13 +122,22 @@ def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime
     return start, end
 
 
-def _known_or_stop(engine: Engine, devices: Sequence[str]) -> None:
-    """Some devices asked for, none of which the archive knows (a typo): a usage error before a gap is recorded or
-    marked partly filled, which it would stay, counted as open, for good."""
+def _readable_or_stop(engine: Engine, devices: Sequence[str], since: datetime | None, gap_id: int | None) -> None:
+    """Some devices asked for, none of which a backfill from ``since`` (or gap ``gap_id``'s start) would read (a typo,
+    a device deleted before): a usage error before a gap is recorded or marked partly filled, which it would stay,
+    counted as open, for good."""
     with engine.connect() as connection:
-        unknown = backfill.unknown_devices(connection, devices)
-    if len(unknown) == len(set(devices)):
-        _usage(f"no device {', '.join(unknown)} in the archive (`tuya-archiver sync --device ID` adds one)")
+        if since is None:
+            row = backfill.gap(connection, gap_id) if gap_id is not None else None
+            if row is None:
+                return  # no such gap: the backfill says so
+            since = row.started_at
+        readable = backfill.devices_to_backfill(connection, since, devices)
+    if not readable:
+        _usage(
+            f"no device {', '.join(sorted(set(devices)))} in the archive, or deleted before the window "
+            "(`tuya-archiver sync --device ID` adds one)"
+        )
 
 
 def _usage(message: str) -> NoReturn:
@@ -148,7 +157,7 @@ def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
         with client, _live(console) as show:
             job = wiring.backfill_job(settings, engine, client, on_progress=show)
             if args.device:
-                _known_or_stop(engine, args.device)
+                _readable_or_stop(engine, args.device, window[0] if window is not None else None, args.gap)
             gap_id = job.request(*window) if window is not None else args.gap
             report = job.fill(gap_id, args.device)
     except LookupError as exc:

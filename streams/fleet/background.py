@@ -172,6 +172,8 @@ class BackgroundSync:
                     self._backfill_again_at = started + self._retry
                     log.warning("backfill: %s; trying again in %.0f s", "; ".join(report.summary_lines()), self._retry)
                     return
+                if report.unanswered:  # devices whose log did not answer: this gap again later
+                    self._backfill_again_at = started + self._retry
                 log.info("backfill: %s", "; ".join(report.summary_lines()))
         except Exception as exc:  # a failed backfill must never stop archiving
             if self._stopping.is_set():

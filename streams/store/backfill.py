@@ -44,7 +44,6 @@ __all__ = [
     "stream_pushed",
     "stream_values",
     "unfilled_gaps",
-    "unknown_devices",
     "update_gap",
 ]
 
@@ -175,12 +174,6 @@ def devices_to_backfill(connection: Connection, since: datetime, only: Sequence[
     return list(connection.scalars(query.order_by(_DEVICES.c.device_id)))
 
 
-def unknown_devices(connection: Connection, device_ids: Sequence[str]) -> list[str]:
-    """Those of ``device_ids`` the archive has no row of, sorted."""
-    known = connection.scalars(select(_DEVICES.c.device_id).where(_DEVICES.c.device_id.in_(list(device_ids))))
-    return sorted(set(device_ids) - set(known))
-
-
 def progress(connection: Connection, gap_id: int) -> dict[str, Row[Any]]:
     """The gap's checkpoints by device."""
     rows = connection.execute(select(_PROGRESS).where(_PROGRESS.c.gap_id == gap_id))
@@ -254,16 +247,13 @@ def _archived(
 def logged_copies(connection: Connection, stream: Sequence[records.Record]) -> list[bool]:
     """For each of the stream's records, whether a backfill already stored it from the device log: a status value
     of the same device, code and time, an event of the same device and kind in the same second (the rules by which
-    a log page skips what the stream stored). Other records are never copies. A few queries whatever the records'
-    number, and one when no gap's window meets their times (a backfill stores log rows in gaps' windows only)."""
+    a log page skips what the stream stored). Other records are never copies. Two queries (for up to a chunk of
+    devices), whatever the records' number."""
     keys = [_logged_key(record) for record in stream]
     moments = [key[2] for key in keys if key is not None]
     if not moments:
         return [False] * len(stream)
     since, until = _second(min(moments)), max(moments) + timedelta(seconds=1)
-    near = select(func.count()).select_from(_GAPS).where(_GAPS.c.started_at <= until, _GAPS.c.ended_at >= since)
-    if not connection.scalar(near):
-        return [False] * len(stream)
     logged: set[tuple[str, Any, datetime]] = set()
     for devices in chunks(sorted({key[0] for key in keys if key is not None})):
         logged.update(_log_rows(connection, _STATUS.c.code, devices, since, until))

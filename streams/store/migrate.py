@@ -75,4 +75,4 @@ def new_revision(engine: Engine, message: str) -> Path:
         script = command.revision(alembic_config(connection), message=message, autogenerate=True)
     if script is None or isinstance(script, list):
         raise RuntimeError("alembic did not write exactly one revision")
-    return Path(script.path)
+    return Path(script.path).resolve()  # in migrations/, not through the link the package reaches it by

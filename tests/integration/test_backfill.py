@@ -437,10 +437,24 @@ def test_one_device_s_server_errors_are_its_reason_and_the_others_are_read(sqlit
     _feed(project)
     broken = sorted(device.device_id for device in project.fleet.devices)[0]  # read first: devices go in id order
     project.emulator.fail_next(1_000, code=1111, path_prefix=f"/v1.0/devices/{broken}/")  # "system is busy", for good
-    report = Backfill(project.engine, _quick_client(project)).fill(project.gap())
-    assert (report.status, report.stopped, report.devices_done) == ("partly_filled", None, 5)
+    gap_id = project.gap()
+    report = Backfill(project.engine, _quick_client(project)).fill(gap_id)
+    assert (report.status, report.stopped, report.devices_done, report.unanswered) == ("open", None, 5, 1)
     assert len(report.reasons) == 1 and report.reasons[0].startswith(f"device {broken}: ")
     assert not project.rows(DeviceStatus.device_id == broken) and len(project.rows()) > 0
+    with project.engine.connect() as connection:
+        assert store.open_gaps(connection) == [gap_id]  # the worker reads that device again
+
+
+def test_only_server_errors_in_a_row_stop_the_backfill(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    ids = sorted(device.device_id for device in project.fleet.devices)
+    for device_id, code in ((ids[0], 1111), (ids[1], 2010), (ids[2], 1111), (ids[3], 1111)):  # 2010: the device's own
+        project.emulator.fail_next(1_000, code=code, path_prefix=f"/v1.0/devices/{device_id}/")
+    report = Backfill(project.engine, _quick_client(project)).fill(project.gap())
+    assert (report.status, report.stopped, report.unanswered, report.devices_done) == ("open", None, 3, 2)
+    assert {row.device_id for row in project.rows()} == set(ids[4:])
 
 
 def test_server_errors_on_devices_in_a_row_stop_the_backfill_with_the_gap_open(sqlite_project: Project) -> None:
@@ -544,10 +558,16 @@ def test_the_cli_s_backfill_of_devices_the_archive_does_not_know_records_no_gap(
     project = sqlite_project
     env = {**os.environ, "TUYA_ACCESS_ID": ACCESS_ID, "TUYA_ACCESS_KEY": ACCESS_KEY,
            "TUYA_OPENAPI_URL": project.emulator.url, "DATABASE_URL": project.url}  # fmt: skip
-    typo = ("--since", "3h", "--device", "bfnosuchdevice0000000")
-    result = subprocess.run(cli("backfill", *typo), env=env, cwd=ROOT, capture_output=True, check=False)
-    assert result.returncode == 2
-    assert b"no device bfnosuchdevice0000000 in the archive" in result.stderr
+    deleted = project.fleet.devices[0].device_id
+    with project.engine.begin() as connection:  # removed from the project a month ago
+        connection.execute(
+            update(Device).where(Device.device_id == deleted).values(deleted_at=NOW - timedelta(days=30))
+        )
+    for device in ("bfnosuchdevice0000000", deleted):
+        typo = ("--since", "3h", "--device", device)
+        result = subprocess.run(cli("backfill", *typo), env=env, cwd=ROOT, capture_output=True, check=False)
+        assert result.returncode == 2
+        assert f"no device {device} in the archive, or deleted before the window".encode() in result.stderr
     assert project.count(Gap) == 0  # no gap left partly filled, counted as open, for good
     assert not any(call for call in project.emulator.calls if "/logs" in call.path)
 

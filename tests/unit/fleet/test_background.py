@@ -423,7 +423,8 @@ def test_catalog_is_replaced_after_each_sync(archive, background_factory):
 
 class FakeBackfill:
     """Stands in for Backfill and its factory: each fill of a gap gives the next of ``statuses`` (the gap row too;
-    "open" is a stop by the quota, "error" one by an OpenAPI error, both leaving the gap open)."""
+    "open" is a stop by the quota, "error" one by an OpenAPI error, "unread" devices a server error left unread, all
+    leaving the gap open)."""
 
     def __init__(self, archive: Engine, *statuses: str | Exception) -> None:
         self._archive = archive
@@ -442,13 +443,14 @@ class FakeBackfill:
                 self._changed.notify_all()
             raise status
         stopped = {"open": QUOTA, "error": API_ERROR}.get(status)
-        status = "open" if stopped else status
+        unanswered = int(status == "unread")
+        status = "open" if stopped or unanswered else status
         with self._archive.begin() as connection:
             backfill.update_gap(connection, gap_id, GAP_AT, status=status)
         with self._changed:
             self.fills.append(gap_id)
             self._changed.notify_all()
-        return BackfillReport(gap_id, GAP_AT, GAP_AT, status=status, stopped=stopped)
+        return BackfillReport(gap_id, GAP_AT, GAP_AT, status=status, stopped=stopped, unanswered=unanswered)
 
     def wait_for_fills(self, count: int) -> None:
         with self._changed:
@@ -490,6 +492,12 @@ def test_a_backfill_an_openapi_error_stopped_is_tried_again_after_retry_s(archiv
     # Wrong credentials or no answer: the gap stays open, and nothing else would bring the backfill back.
     fake = fill_twice(archive, "error", RETRY_S)
     assert fake.calls == [("run", []), ("sync_devices", ["d0"])]
+
+
+def test_a_gap_with_devices_left_unread_by_server_errors_is_tried_again_after_retry_s(archive, caplog):
+    fake = fill_twice(archive, "unread", RETRY_S)
+    assert fake.calls == [("run", []), ("sync_devices", ["d0"])]
+    assert "backfill failed" not in caplog.text  # a fill that ended, not one that raised
 
 
 def test_a_failed_backfill_is_tried_again_after_retry_s_without_a_full_sync(archive):
