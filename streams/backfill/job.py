@@ -101,22 +101,32 @@ class Backfill:
             self._leave_to_the_stream(archive, report)
         run = _Run(archive, report, self._on_progress, self._clock)
         start, end = self._within_retention(report), report.ended_at
+        if start is None:
+            unread = run.unread(report.started_at, only_if_some_were=True)
+            if unread:
+                shown = ", ".join(unread[:5]) + (", …" if len(unread) > 5 else "")
+                report.reasons.append(f"{len(unread):,} device(s) not read before Tuya's logs expired: {shown}")
+        rerun = f"`tuya-archiver backfill --gap {gap_id}`"
         if start is not None and start < end:
             try:
                 run.devices(start, end, devices)
             except QuotaReached as exc:
                 report.stopped = QUOTA
                 report.reasons.append(
-                    f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC day "
-                    f"(or run `tuya-archiver backfill --gap {gap_id}` then)"
+                    f"{exc}: run {rerun} on a new UTC day"
+                    if devices
+                    else f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC "
+                    f"day (or run {rerun} then)"
                 )
             except (TuyaApiError, TuyaRateLimited, TuyaServerError) as exc:  # the project's, or no answer in time
                 report.stopped = API_ERROR
                 report.reasons.append(
-                    f"{exc}: the gap stays open, and the worker tries it again in a few minutes (or run "
-                    f"`tuya-archiver backfill --gap {gap_id}` once the cause is mended)"
+                    f"{exc}: run {rerun} once the cause is mended"
+                    if devices
+                    else f"{exc}: the gap stays open, and the worker tries it again in a few minutes (or run {rerun} "
+                    "once the cause is mended)"
                 )
-        if devices and start is not None and start < end and not run.every_device_read(start):
+        if devices and start is not None and start < end and run.unread(start):
             # the others' window is not filled: not a gap the worker should fill by itself either
             report.scope = (
                 f"only the {len(set(devices)):,} device(s) asked for were read (`tuya-archiver backfill --gap "
@@ -191,11 +201,13 @@ class _Run:
         self.stream_values: dict[str, dict[str, Any]] = {}  # by device, read when a code has no specification
         self.in_a_row = 0  # devices in a row whose log answered a server error
         self.window = (report.started_at, report.ended_at)  # what is read: devices() narrows it to Tuya's retention
+        self.scoped = False  # some devices only asked for: what is left of the gap is the person's, not the worker's
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
         self.read = True
         self.window = (start, end)
+        self.scoped = bool(only)
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
         for device_id in sorted(set(only) - set(devices)):
@@ -221,11 +233,14 @@ class _Run:
             if self.report.unanswered == unanswered:
                 self.in_a_row = 0
 
-    def every_device_read(self, start: datetime) -> bool:
-        """Whether every device of the gap's window has been read to its end, by this run or earlier ones."""
+    def unread(self, start: datetime, *, only_if_some_were: bool = False) -> list[str]:
+        """The devices of the gap's window from ``start`` not read to its end, by this run or earlier ones (none when
+        ``only_if_some_were`` and no device was read at all)."""
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start))
-        return all(device in done and done[device].done for device in devices)
+        if only_if_some_were and not any(device in done for device in devices):
+            return []
+        return [device for device in devices if not (device in done and done[device].done)]
 
     def _device(self, device_id: str, start: datetime, end: datetime, cursor: str | None) -> bool:
         """Read one device's log; False when no family is left to try."""
@@ -240,7 +255,9 @@ class _Run:
                 if exc.path.startswith("/v1.0/token") or self.in_a_row >= SERVER_ERRORS_IN_A_ROW:
                     raise  # the OpenAPI's, not this device's: the run stops (fill)
                 self.report.unanswered += 1
-                self.report.reasons.append(f"device {device_id}: {exc} (read again later)")
+                self.report.reasons.append(
+                    f"device {device_id}: {exc}" + ("" if self.scoped else " (read again later)")
+                )
                 return True
             except TuyaApiError as exc:
                 if is_project_wide(exc):

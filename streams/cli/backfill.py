@@ -122,17 +122,19 @@ def _window(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime
     return start, end
 
 
-def _readable_or_stop(engine: Engine, devices: Sequence[str], since: datetime | None, gap_id: int | None) -> None:
-    """Some devices asked for, none of which a backfill from ``since`` (or gap ``gap_id``'s start) would read (a typo,
-    a device deleted before): a usage error before a gap is recorded or marked partly filled, which it would stay,
-    counted as open, for good."""
+def _readable_or_stop(
+    engine: Engine, devices: Sequence[str], since: datetime | None, gap_id: int | None, logs_from: datetime
+) -> None:
+    """Some devices asked for, none of which a backfill from ``since`` (or gap ``gap_id``'s start), or from
+    ``logs_from`` where Tuya's logs begin, would read (a typo, a device deleted before): a usage error before a gap is
+    recorded or marked partly filled, which it would stay, counted as open, for good."""
     with engine.connect() as connection:
         if since is None:
             row = backfill.gap(connection, gap_id) if gap_id is not None else None
             if row is None:
                 return  # no such gap: the backfill says so
             since = row.started_at
-        readable = backfill.devices_to_backfill(connection, since, devices)
+        readable = backfill.devices_to_backfill(connection, max(since, logs_from), devices)
     if not readable:
         _usage(
             f"no device {', '.join(sorted(set(devices)))} in the archive, or deleted before the window "
@@ -157,7 +159,8 @@ def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
         with client, _live(console) as show:
             job = wiring.backfill_job(settings, engine, client, on_progress=show)
             if args.device:
-                _readable_or_stop(engine, args.device, window[0] if window is not None else None, args.gap)
+                logs_from = datetime.now(UTC) - timedelta(seconds=settings.tuya_log_retention)
+                _readable_or_stop(engine, args.device, window[0] if window is not None else None, args.gap, logs_from)
             gap_id = job.request(*window) if window is not None else args.gap
             report = job.fill(gap_id, args.device)
     except LookupError as exc:

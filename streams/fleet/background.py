@@ -13,6 +13,7 @@ first, so a sync or backfill under way ends at its next call instead of minutes 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -54,7 +55,10 @@ class BackgroundSync:
         self._make_sync = make_sync
         self._make_backfill = make_backfill
         self._backfill_due = False
-        self._backfill_again_at: float | None = None  # a gap waits for the stream to pass its end
+        self._backfill_again_at: float | None = None  # the next backfill without a new reason for one
+        # Gaps not to be filled again before a time: one waiting for the stream to pass its end (every
+        # _STREAM_WAIT_S), one with devices whose log did not answer (every retry_s), each at its own pace.
+        self._gap_not_before: dict[int, float] = {}
         self._on_stop = on_stop
         self._engine = engine
         self._catalog = catalog
@@ -159,28 +163,42 @@ class BackgroundSync:
         try:
             with self._engine.connect() as connection:
                 gaps = backfill.open_gaps(connection)
+            self._gap_not_before = {gap: at for gap, at in self._gap_not_before.items() if gap in gaps}
             job = self._make_backfill()
             for gap_id in gaps:
                 if self._stopping.is_set():
                     return
+                if self._clock() < self._gap_not_before.get(gap_id, -math.inf):
+                    continue
                 report = job.fill(gap_id)
                 if report.waiting:
-                    self._backfill_again_at = self._clock() + _STREAM_WAIT_S
+                    self._gap_not_before[gap_id] = self._clock() + _STREAM_WAIT_S
                     continue
                 self.backfills += 1
                 if report.stopped == API_ERROR:  # the next gap would fail alike: all of them again later
-                    self._backfill_again_at = started + self._retry
+                    self._again_at(started + self._retry)
                     log.warning("backfill: %s; trying again in %.0f s", "; ".join(report.summary_lines()), self._retry)
                     return
                 if report.unanswered:  # devices whose log did not answer: this gap again later
-                    self._backfill_again_at = started + self._retry
+                    self._gap_not_before[gap_id] = started + self._retry
+                else:
+                    self._gap_not_before.pop(gap_id, None)
                 log.info("backfill: %s", "; ".join(report.summary_lines()))
         except Exception as exc:  # a failed backfill must never stop archiving
             if self._stopping.is_set():
                 log.info("backfill stopped (%s)", exc)
                 return
-            self._backfill_again_at = started + self._retry
+            self._again_at(started + self._retry)
             log.warning("backfill failed (%s): trying again in %.0f s", exc, self._retry)
+        finally:
+            for at in self._gap_not_before.values():
+                self._again_at(at)
+
+    def _again_at(self, moment: float) -> None:
+        """Backfill again at ``moment`` at the latest."""
+        with self._lock:
+            later = self._backfill_again_at
+            self._backfill_again_at = moment if later is None else min(later, moment)
 
     def _ask_again(self, devices: Iterable[str], tried_at: float) -> None:
         """Devices whose sync, tried at ``tried_at``, failed: the stream's next request for them ``retry_s`` after

@@ -446,6 +446,28 @@ def test_one_device_s_server_errors_are_its_reason_and_the_others_are_read(sqlit
         assert store.open_gaps(connection) == [gap_id]  # the worker reads that device again
 
 
+def test_a_device_left_unread_is_named_once_its_window_is_older_than_the_logs(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    broken = sorted(device.device_id for device in project.fleet.devices)[0]
+    project.emulator.fail_next(1_000, code=1111, path_prefix=f"/v1.0/devices/{broken}/")
+    gap_id = project.gap()
+    assert Backfill(project.engine, _quick_client(project)).fill(gap_id).unanswered == 1
+    week_on = Backfill(project.engine, _quick_client(project), clock=lambda: NOW + timedelta(days=8)).fill(gap_id)
+    assert week_on.status == "partly_filled"
+    assert f"1 device(s) not read before Tuya's logs expired: {broken}" in week_on.reasons
+
+
+def test_a_backfill_of_some_devices_says_what_to_run_when_one_does_not_answer(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    broken = sorted(device.device_id for device in project.fleet.devices)[0]
+    project.emulator.fail_next(1_000, code=1111, path_prefix=f"/v1.0/devices/{broken}/")
+    report = Backfill(project.engine, _quick_client(project)).fill(project.gap(), [broken])
+    assert (report.status, report.unanswered) == ("partly_filled", 1)  # the person's gap now, not the worker's
+    assert not any("read again later" in reason for reason in report.reasons)
+
+
 def test_only_server_errors_in_a_row_stop_the_backfill(sqlite_project: Project) -> None:
     project = sqlite_project
     _feed(project)
@@ -559,12 +581,10 @@ def test_the_cli_s_backfill_of_devices_the_archive_does_not_know_records_no_gap(
     env = {**os.environ, "TUYA_ACCESS_ID": ACCESS_ID, "TUYA_ACCESS_KEY": ACCESS_KEY,
            "TUYA_OPENAPI_URL": project.emulator.url, "DATABASE_URL": project.url}  # fmt: skip
     deleted = project.fleet.devices[0].device_id
-    with project.engine.begin() as connection:  # removed from the project a month ago
-        connection.execute(
-            update(Device).where(Device.device_id == deleted).values(deleted_at=NOW - timedelta(days=30))
-        )
-    for device in ("bfnosuchdevice0000000", deleted):
-        typo = ("--since", "3h", "--device", device)
+    with project.engine.begin() as connection:  # removed from the project 8 days ago, after 10 days ago
+        connection.execute(update(Device).where(Device.device_id == deleted).values(deleted_at=NOW - timedelta(days=8)))
+    for device, since in (("bfnosuchdevice0000000", "3h"), (deleted, "3h"), (deleted, "10d")):  # logs: the last 7d
+        typo = ("--since", since, "--device", device)
         result = subprocess.run(cli("backfill", *typo), env=env, cwd=ROOT, capture_output=True, check=False)
         assert result.returncode == 2
         assert f"no device {device} in the archive, or deleted before the window".encode() in result.stderr

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -424,7 +424,7 @@ def test_catalog_is_replaced_after_each_sync(archive, background_factory):
 class FakeBackfill:
     """Stands in for Backfill and its factory: each fill of a gap gives the next of ``statuses`` (the gap row too;
     "open" is a stop by the quota, "error" one by an OpenAPI error, "unread" devices a server error left unread, all
-    leaving the gap open)."""
+    leaving the gap open; "waiting" a gap whose end the stream has not passed)."""
 
     def __init__(self, archive: Engine, *statuses: str | Exception) -> None:
         self._archive = archive
@@ -437,6 +437,11 @@ class FakeBackfill:
 
     def fill(self, gap_id: int) -> BackfillReport:
         status = self._statuses.pop(0)
+        if status == "waiting":  # for the stream to pass the gap's end: nothing done
+            with self._changed:
+                self.fills.append(gap_id)
+                self._changed.notify_all()
+            return BackfillReport(gap_id, GAP_AT, GAP_AT, waiting=True)
         if isinstance(status, Exception):
             with self._changed:
                 self.fills.append(gap_id)
@@ -498,6 +503,34 @@ def test_a_gap_with_devices_left_unread_by_server_errors_is_tried_again_after_re
     fake = fill_twice(archive, "unread", RETRY_S)
     assert fake.calls == [("run", []), ("sync_devices", ["d0"])]
     assert "backfill failed" not in caplog.text  # a fill that ended, not one that raised
+
+
+def test_a_gap_with_unread_devices_waits_retry_s_while_another_waits_for_the_stream(archive):
+    with archive.begin() as connection:
+        older, newer = (
+            backfill.record_gap(
+                connection, GAP_AT + timedelta(hours=n), GAP_AT + timedelta(hours=n), GAP_AT, origin="detected"
+            )
+            for n in range(2)
+        )
+    clock, catalog = FakeClock(), CatalogRef()
+    job = FakeBackfill(archive, "unread", "waiting", "filled", "filled")
+    background = BackgroundSync(
+        FakeFleetSync(catalog).make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock,
+        make_backfill=job.make,
+    )  # fmt: skip
+    try:
+        background.start()
+        job.wait_for_fills(2)
+        clock.now = START + 20  # the waiting gap's turn, not the one whose device did not answer
+        background.on_committed(batch("d0"))
+        job.wait_for_fills(3)
+        clock.now = START + RETRY_S
+        background.on_committed(batch("d1"))
+        job.wait_for_fills(4)
+    finally:
+        background.stop()
+    assert job.fills == [older, newer, newer, older]
 
 
 def test_a_failed_backfill_is_tried_again_after_retry_s_without_a_full_sync(archive):
