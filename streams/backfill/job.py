@@ -101,8 +101,8 @@ class Backfill:
             self._leave_to_the_stream(archive, report)
         run = _Run(archive, report, self._on_progress, self._clock)
         start, end = self._within_retention(report), report.ended_at
-        if start is None:
-            unread = run.unread(report.started_at, only_if_some_were=True)
+        if start is None and row.calls:  # tried before the logs expired: who was left unread
+            unread = run.unread(report.started_at)
             if unread:
                 shown = ", ".join(unread[:5]) + (", …" if len(unread) > 5 else "")
                 report.reasons.append(f"{len(unread):,} device(s) not read before Tuya's logs expired: {shown}")
@@ -233,13 +233,10 @@ class _Run:
             if self.report.unanswered == unanswered:
                 self.in_a_row = 0
 
-    def unread(self, start: datetime, *, only_if_some_were: bool = False) -> list[str]:
-        """The devices of the gap's window from ``start`` not read to its end, by this run or earlier ones (none when
-        ``only_if_some_were`` and no device was read at all)."""
+    def unread(self, start: datetime) -> list[str]:
+        """The devices of the gap's window from ``start`` not read to its end, by this run or earlier ones."""
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start))
-        if only_if_some_were and not any(device in done for device in devices):
-            return []
         return [device for device in devices if not (device in done and done[device].done)]
 
     def _device(self, device_id: str, start: datetime, end: datetime, cursor: str | None) -> bool:

@@ -135,6 +135,12 @@ def _readable_or_stop(
                 return  # no such gap: the backfill says so
             since = row.started_at
         readable = backfill.devices_to_backfill(connection, max(since, logs_from), devices)
+        in_the_window = backfill.devices_to_backfill(connection, since, devices)
+    if not readable and in_the_window:
+        _usage(
+            f"{', '.join(in_the_window)}: deleted before {logs_from:%Y-%m-%d %H:%M} UTC, where Tuya's logs begin "
+            "(TUYA_LOG_RETENTION): nothing of the window can be read"
+        )
     if not readable:
         _usage(
             f"no device {', '.join(sorted(set(devices)))} in the archive, or deleted before the window "

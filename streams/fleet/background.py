@@ -190,9 +190,11 @@ class BackgroundSync:
                 return
             self._again_at(started + self._retry)
             log.warning("backfill failed (%s): trying again in %.0f s", exc, self._retry)
-        finally:
+        finally:  # the gaps still waiting their turn; one whose time passed unfilled went with a failure's retry
+            now = self._clock()
             for at in self._gap_not_before.values():
-                self._again_at(at)
+                if at > now:
+                    self._again_at(at)
 
     def _again_at(self, moment: float) -> None:
         """Backfill again at ``moment`` at the latest."""

@@ -458,6 +458,22 @@ def test_a_device_left_unread_is_named_once_its_window_is_older_than_the_logs(sq
     assert f"1 device(s) not read before Tuya's logs expired: {broken}" in week_on.reasons
 
 
+def test_devices_that_never_answered_are_named_once_the_window_is_older_than_the_logs(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    ids = sorted(device.device_id for device in project.fleet.devices)
+    with project.engine.begin() as connection:  # a fleet of two: the others left before the gap
+        gone = update(Device).where(Device.device_id.in_(ids[2:])).values(deleted_at=GAP_START - timedelta(days=1))
+        connection.execute(gone)
+    for device_id in ids[:2]:
+        project.emulator.fail_next(1_000, code=1111, path_prefix=f"/v1.0/devices/{device_id}/")
+    gap_id = project.gap()
+    first = Backfill(project.engine, _quick_client(project)).fill(gap_id)
+    assert (first.status, first.unanswered, first.stopped) == ("open", 2, None)
+    week_on = Backfill(project.engine, _quick_client(project), clock=lambda: NOW + timedelta(days=8)).fill(gap_id)
+    assert f"2 device(s) not read before Tuya's logs expired: {ids[0]}, {ids[1]}" in week_on.reasons
+
+
 def test_a_backfill_of_some_devices_says_what_to_run_when_one_does_not_answer(sqlite_project: Project) -> None:
     project = sqlite_project
     _feed(project)
@@ -583,11 +599,16 @@ def test_the_cli_s_backfill_of_devices_the_archive_does_not_know_records_no_gap(
     deleted = project.fleet.devices[0].device_id
     with project.engine.begin() as connection:  # removed from the project 8 days ago, after 10 days ago
         connection.execute(update(Device).where(Device.device_id == deleted).values(deleted_at=NOW - timedelta(days=8)))
-    for device, since in (("bfnosuchdevice0000000", "3h"), (deleted, "3h"), (deleted, "10d")):  # logs: the last 7d
+    said = {
+        ("bfnosuchdevice0000000", "3h"): "no device bfnosuchdevice0000000 in the archive, or deleted before the window",
+        (deleted, "3h"): f"no device {deleted} in the archive, or deleted before the window",
+        (deleted, "10d"): f"{deleted}: deleted before",  # in the window, but before the logs' last 7 days
+    }
+    for (device, since), message in said.items():
         typo = ("--since", since, "--device", device)
         result = subprocess.run(cli("backfill", *typo), env=env, cwd=ROOT, capture_output=True, check=False)
         assert result.returncode == 2
-        assert f"no device {device} in the archive, or deleted before the window".encode() in result.stderr
+        assert message.encode() in result.stderr
     assert project.count(Gap) == 0  # no gap left partly filled, counted as open, for good
     assert not any(call for call in project.emulator.calls if "/logs" in call.path)
 

@@ -533,6 +533,29 @@ def test_a_gap_with_unread_devices_waits_retry_s_while_another_waits_for_the_str
     assert job.fills == [older, newer, newer, older]
 
 
+@pytest.mark.parametrize("fails", ["error", TuyaServerError(500, "internal error")])
+def test_a_gap_whose_turn_came_and_failed_waits_retry_s(archive, fails):
+    # Driven step by step, no thread: after a failure, nothing is due before retry_s (it was due at once, and the
+    # thread asked Tuya again and again).
+    with archive.begin() as connection:
+        backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
+    clock, catalog = FakeClock(), CatalogRef()
+    job = FakeBackfill(archive, "waiting", fails)
+    background = BackgroundSync(
+        FakeFleetSync(catalog).make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock,
+        make_backfill=job.make,
+    )  # fmt: skip
+    background.backfill_gap(1)
+    assert background._take_backfill()
+    background._backfill()  # waiting: its turn again in 15 s
+    clock.now = START + 20
+    assert background._take_backfill()
+    background._backfill()  # fails
+    assert not background._take_backfill()
+    clock.now = START + 20 + RETRY_S
+    assert background._take_backfill()
+
+
 def test_a_failed_backfill_is_tried_again_after_retry_s_without_a_full_sync(archive):
     # A full sync is about a thousand calls: one after each failure of a gap's backfill spent the day's quota.
     fake = fill_twice(archive, TuyaServerError(500, "internal error"), RETRY_S)
