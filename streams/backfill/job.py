@@ -210,10 +210,20 @@ class _Run:
         self.scoped = bool(only)
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
-        for device_id in sorted(set(only) - set(devices)):
+        left_out = sorted(set(only) - set(devices))
+        # Alive in the window, but deleted before the part of it Tuya's logs still hold (start, cut by them):
+        window_start = self.report.started_at
+        too_late = (
+            set(self.archive.read(lambda c: backfill.devices_to_backfill(c, window_start, left_out)))
+            if left_out
+            else set()
+        )
+        for device_id in left_out:
             self.report.reasons.append(
-                f"device {device_id}: not in the archive, or deleted before the window (`tuya-archiver sync --device` "
-                "adds it)"
+                f"device {device_id}: deleted before {start.isoformat(timespec='seconds')}, where Tuya's logs begin"
+                if device_id in too_late
+                else f"device {device_id}: not in the archive, or deleted before the window (`tuya-archiver sync "
+                "--device` adds it)"
             )
         remaining = [device for device in devices if not (done.get(device) and done[device].done)]
         self.report.devices = len(devices)

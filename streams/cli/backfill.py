@@ -136,16 +136,20 @@ def _readable_or_stop(
             since = row.started_at
         readable = backfill.devices_to_backfill(connection, max(since, logs_from), devices)
         in_the_window = backfill.devices_to_backfill(connection, since, devices)
-    if not readable and in_the_window:
-        _usage(
+    if readable:
+        return
+    said = []
+    if unknown := sorted(set(devices) - set(in_the_window)):
+        said.append(
+            f"no device {', '.join(unknown)} in the archive, or deleted before the window "
+            "(`tuya-archiver sync --device ID` adds one)"
+        )
+    if in_the_window:
+        said.append(
             f"{', '.join(in_the_window)}: deleted before {logs_from:%Y-%m-%d %H:%M} UTC, where Tuya's logs begin "
             "(TUYA_LOG_RETENTION): nothing of the window can be read"
         )
-    if not readable:
-        _usage(
-            f"no device {', '.join(sorted(set(devices)))} in the archive, or deleted before the window "
-            "(`tuya-archiver sync --device ID` adds one)"
-        )
+    _usage("; ".join(said))
 
 
 def _usage(message: str) -> NoReturn:
@@ -156,7 +160,14 @@ def _usage(message: str) -> NoReturn:
 def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
     if args.gap is not None and args.until:
         _usage("--until ends a --from window (a --gap has its own)")
-    window = _window(args, datetime.now(UTC)) if args.gap is None else None
+    now = datetime.now(UTC)
+    window = _window(args, now) if args.gap is None else None
+    logs_from = now - timedelta(seconds=settings.tuya_log_retention)
+    if window is not None and window[1] <= logs_from:  # it would stay partly filled, counted as open, for good
+        _usage(
+            f"the window ends before {logs_from:%Y-%m-%d %H:%M} UTC, where Tuya's logs begin (TUYA_LOG_RETENTION): "
+            "nothing of it can be read"
+        )
     settings.require("tuya_access_id", "tuya_access_key")
     client = OpenApiClient.from_settings(settings)
     engine = wiring.archive_engine(settings)
@@ -165,7 +176,6 @@ def run_backfill(args: argparse.Namespace, settings: Settings) -> int:
         with client, _live(console) as show:
             job = wiring.backfill_job(settings, engine, client, on_progress=show)
             if args.device:
-                logs_from = datetime.now(UTC) - timedelta(seconds=settings.tuya_log_retention)
                 _readable_or_stop(engine, args.device, window[0] if window is not None else None, args.gap, logs_from)
             gap_id = job.request(*window) if window is not None else args.gap
             report = job.fill(gap_id, args.device)

@@ -160,6 +160,7 @@ class BackgroundSync:
         """Fill every open gap, oldest first; a failure is tried again at ``retry_s``."""
         assert self._make_backfill is not None
         started = self._clock()
+        floor = None  # after a failure: no gap again before its retry
         try:
             with self._engine.connect() as connection:
                 gaps = backfill.open_gaps(connection)
@@ -176,11 +177,12 @@ class BackgroundSync:
                     continue
                 self.backfills += 1
                 if report.stopped == API_ERROR:  # the next gap would fail alike: all of them again later
-                    self._again_at(started + self._retry)
+                    floor = started + self._retry
+                    self._again_at(floor)
                     log.warning("backfill: %s; trying again in %.0f s", "; ".join(report.summary_lines()), self._retry)
                     return
                 if report.unanswered:  # devices whose log did not answer: this gap again later
-                    self._gap_not_before[gap_id] = started + self._retry
+                    self._gap_not_before[gap_id] = self._clock() + self._retry
                 else:
                     self._gap_not_before.pop(gap_id, None)
                 log.info("backfill: %s", "; ".join(report.summary_lines()))
@@ -188,13 +190,13 @@ class BackgroundSync:
             if self._stopping.is_set():
                 log.info("backfill stopped (%s)", exc)
                 return
-            self._again_at(started + self._retry)
+            floor = started + self._retry
+            self._again_at(floor)
             log.warning("backfill failed (%s): trying again in %.0f s", exc, self._retry)
-        finally:  # the gaps still waiting their turn; one whose time passed unfilled went with a failure's retry
-            now = self._clock()
+        finally:  # the gaps waiting their turn: at their time, or at once if it passed during a run that did not fail
+            floor = self._clock() if floor is None else floor
             for at in self._gap_not_before.values():
-                if at > now:
-                    self._again_at(at)
+                self._again_at(max(at, floor))
 
     def _again_at(self, moment: float) -> None:
         """Backfill again at ``moment`` at the latest."""

@@ -599,14 +599,16 @@ def test_the_cli_s_backfill_of_devices_the_archive_does_not_know_records_no_gap(
     deleted = project.fleet.devices[0].device_id
     with project.engine.begin() as connection:  # removed from the project 8 days ago, after 10 days ago
         connection.execute(update(Device).where(Device.device_id == deleted).values(deleted_at=NOW - timedelta(days=8)))
+    typo = "bfnosuchdevice0000000"
     said = {
-        ("bfnosuchdevice0000000", "3h"): "no device bfnosuchdevice0000000 in the archive, or deleted before the window",
-        (deleted, "3h"): f"no device {deleted} in the archive, or deleted before the window",
-        (deleted, "10d"): f"{deleted}: deleted before",  # in the window, but before the logs' last 7 days
+        ((typo,), "3h"): f"no device {typo} in the archive, or deleted before the window",
+        ((deleted,), "3h"): f"no device {deleted} in the archive, or deleted before the window",
+        ((deleted,), "10d"): f"{deleted}: deleted before",  # in the window, but before the logs' last 7 days
+        ((typo, deleted), "10d"): f"adds one); {deleted}: deleted before",  # both named
     }
-    for (device, since), message in said.items():
-        typo = ("--since", since, "--device", device)
-        result = subprocess.run(cli("backfill", *typo), env=env, cwd=ROOT, capture_output=True, check=False)
+    for (devices, since), message in said.items():
+        asked = ("--since", since, *(part for device in devices for part in ("--device", device)))
+        result = subprocess.run(cli("backfill", *asked), env=env, cwd=ROOT, capture_output=True, check=False)
         assert result.returncode == 2
         assert message.encode() in result.stderr
     assert project.count(Gap) == 0  # no gap left partly filled, counted as open, for good

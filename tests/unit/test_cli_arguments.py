@@ -56,6 +56,7 @@ def test_a_demo_archive_that_is_no_database_url_is_refused_naming_the_flag(capsy
         (("--from", "99999999d"), "before year 1"),
         (("--from", "2099-01-01", "--until", "2099-02-01"), "starts ahead of now"),
         (("--gap", "1", "--until", "1h"), "a --gap has its own"),
+        (("--from", "10d", "--until", "9d"), "where Tuya's logs begin"),  # they keep 7 days
     ],
 )
 def test_a_backfill_window_that_is_not_one_is_refused_before_any_call(

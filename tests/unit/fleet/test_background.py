@@ -556,6 +556,29 @@ def test_a_gap_whose_turn_came_and_failed_waits_retry_s(archive, fails):
     assert background._take_backfill()
 
 
+def test_a_gap_whose_devices_did_not_answer_in_a_long_run_is_tried_again(archive):
+    with archive.begin() as connection:
+        backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
+    clock, catalog = FakeClock(), CatalogRef()
+    job = FakeBackfill(archive, "unread")
+    fill = job.fill
+
+    def slow_fill(gap_id: int) -> BackfillReport:  # a fleet's worth of logs: longer than retry_s
+        clock.now += RETRY_S + 1
+        return fill(gap_id)
+
+    job.fill = slow_fill  # type: ignore[method-assign]
+    background = BackgroundSync(
+        FakeFleetSync(catalog).make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock,
+        make_backfill=job.make,
+    )  # fmt: skip
+    background.backfill_gap(1)
+    assert background._take_backfill()
+    background._backfill()
+    clock.now += RETRY_S
+    assert background._take_backfill()  # not left to the next full sync, hours away
+
+
 def test_a_failed_backfill_is_tried_again_after_retry_s_without_a_full_sync(archive):
     # A full sync is about a thousand calls: one after each failure of a gap's backfill spent the day's quota.
     fake = fill_twice(archive, TuyaServerError(500, "internal error"), RETRY_S)
