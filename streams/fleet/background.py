@@ -59,6 +59,7 @@ class BackgroundSync:
         # Gaps not to be filled again before a time: one waiting for the stream to pass its end (every
         # _STREAM_WAIT_S), one with devices whose log did not answer (every retry_s), each at its own pace.
         self._gap_not_before: dict[int, float] = {}
+        self._held_until = -math.inf  # after a failed backfill, none before its retry
         self._on_stop = on_stop
         self._engine = engine
         self._catalog = catalog
@@ -159,7 +160,9 @@ class BackgroundSync:
     def _backfill(self) -> None:
         """Fill every open gap, oldest first; a failure is tried again at ``retry_s``."""
         assert self._make_backfill is not None
-        started = self._clock()
+        if self._clock() < self._held_until:  # a failure's retry: not sooner for a new gap or a sync either
+            self._again_at(self._held_until)
+            return
         floor = None  # after a failure: no gap again before its retry
         try:
             with self._engine.connect() as connection:
@@ -177,8 +180,7 @@ class BackgroundSync:
                     continue
                 self.backfills += 1
                 if report.stopped == API_ERROR:  # the next gap would fail alike: all of them again later
-                    floor = started + self._retry
-                    self._again_at(floor)
+                    floor = self._hold(self._clock() + self._retry)
                     log.warning("backfill: %s; trying again in %.0f s", "; ".join(report.summary_lines()), self._retry)
                     return
                 if report.unanswered:  # devices whose log did not answer: this gap again later
@@ -190,13 +192,18 @@ class BackgroundSync:
             if self._stopping.is_set():
                 log.info("backfill stopped (%s)", exc)
                 return
-            floor = started + self._retry
-            self._again_at(floor)
+            floor = self._hold(self._clock() + self._retry)
             log.warning("backfill failed (%s): trying again in %.0f s", exc, self._retry)
         finally:  # the gaps waiting their turn: at their time, or at once if it passed during a run that did not fail
             floor = self._clock() if floor is None else floor
             for at in self._gap_not_before.values():
                 self._again_at(max(at, floor))
+
+    def _hold(self, until: float) -> float:
+        """No backfill before ``until`` (a failure's retry), whatever asks for one; returns ``until``."""
+        self._held_until = until
+        self._again_at(until)
+        return until
 
     def _again_at(self, moment: float) -> None:
         """Backfill again at ``moment`` at the latest."""

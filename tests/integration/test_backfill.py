@@ -484,6 +484,16 @@ def test_a_backfill_of_some_devices_says_what_to_run_when_one_does_not_answer(sq
     assert not any("read again later" in reason for reason in report.reasons)
 
 
+def test_a_filled_gap_older_than_the_logs_stays_filled(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    gap_id = project.gap()
+    assert project.backfill().fill(gap_id).status == "filled"
+    week_on = Backfill(project.engine, _quick_client(project), clock=lambda: NOW + timedelta(days=8)).fill(gap_id)
+    assert (week_on.status, week_on.reasons) == ("filled", [])
+    assert _gap_row(project, gap_id).status == "filled"
+
+
 def test_only_server_errors_in_a_row_stop_the_backfill(sqlite_project: Project) -> None:
     project = sqlite_project
     _feed(project)

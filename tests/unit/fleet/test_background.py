@@ -579,6 +579,37 @@ def test_a_gap_whose_devices_did_not_answer_in_a_long_run_is_tried_again(archive
     assert background._take_backfill()  # not left to the next full sync, hours away
 
 
+def test_after_a_long_run_that_failed_nothing_is_due_before_retry_s_nor_for_a_new_gap(archive):
+    with archive.begin() as connection:
+        at = [GAP_AT, GAP_AT + timedelta(hours=1)]
+        first, second = (backfill.record_gap(connection, start, start, GAP_AT, origin="detected") for start in at)
+    clock, catalog = FakeClock(), CatalogRef()
+    job = FakeBackfill(archive, "filled", "error", "error")
+    fill = job.fill
+
+    def fill_first_slowly(gap_id: int) -> BackfillReport:
+        clock.now += 400 if gap_id == first else 0
+        return fill(gap_id)
+
+    job.fill = fill_first_slowly  # type: ignore[method-assign]
+    background = BackgroundSync(
+        FakeFleetSync(catalog).make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock,
+        make_backfill=job.make,
+    )  # fmt: skip
+    background.backfill_gap(first)
+    assert background._take_backfill()
+    background._backfill()  # the first gap filled in 400 s, then the second failed
+    assert not background._take_backfill()  # not at once: retry_s from the failure, not from the run's start
+    background.backfill_gap(second)  # a new reason for a backfill, within the failure's retry
+    assert background._take_backfill()
+    background._backfill()
+    assert job.fills == [first, second]  # held
+    clock.now = START + 400 + RETRY_S
+    assert background._take_backfill()
+    background._backfill()
+    assert job.fills == [first, second, second]
+
+
 def test_a_failed_backfill_is_tried_again_after_retry_s_without_a_full_sync(archive):
     # A full sync is about a thousand calls: one after each failure of a gap's backfill spent the day's quota.
     fake = fill_twice(archive, TuyaServerError(500, "internal error"), RETRY_S)
