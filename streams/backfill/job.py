@@ -94,8 +94,8 @@ class Backfill:
         if row is None:
             raise LookupError(f"no gap {gap_id} (see `tuya-archiver gaps`)")
         report = BackfillReport(gap_id=gap_id, started_at=row.started_at, ended_at=row.ended_at)
-        if row.status == "filled" and row.ended_at <= self._clock() - self._log_retention:
-            report.status = "filled"  # and nothing left to read: the logs are gone, what was filled stays so
+        if row.status == "filled" and row.started_at < self._clock() - self._log_retention:
+            report.status, report.kept = "filled", True  # the logs lost part of it since: what was filled stays so
             return report
         if row.origin == "detected" and not self._stream_is_past(archive, row.ended_at):
             report.waiting = True  # the worker's backlog still holds messages of the gap's end: fill it after them

@@ -33,6 +33,7 @@ class BackfillReport:
     family: str | None = None
     status: str = "backfilling"
     waiting: bool = False  # not started: the stream has not been consumed past the gap's end yet
+    kept: bool = False  # filled before, and Tuya's logs no longer hold all of its window: left as it was
     stopped: str | None = None  # QUOTA or API_ERROR stopped it: left open, to be resumed
     unanswered: int = 0  # devices whose log answered a server error (or nothing): left open, to be read again
     scope: str | None = None  # some devices only were asked for: the gap stays partly filled for the others
@@ -49,6 +50,11 @@ class BackfillReport:
         window = f"{self.started_at.isoformat(timespec='seconds')} → {self.ended_at.isoformat(timespec='seconds')}"
         if self.waiting:
             return [f"gap {self.gap_id} ({window}): waiting until the stream is consumed past its end"]
+        if self.kept:
+            return [
+                f"gap {self.gap_id} ({window}): filled",
+                "note: filled earlier; Tuya's logs no longer hold all of its window, so it is left as it was",
+            ]
         through = f" through {self.family}" if self.family else ""
         outcome = f"stopped by {self.stopped}" if self.stopped else self.status.replace("_", " ")
         lines = [

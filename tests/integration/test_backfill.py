@@ -489,9 +489,11 @@ def test_a_filled_gap_older_than_the_logs_stays_filled(sqlite_project: Project) 
     _feed(project)
     gap_id = project.gap()
     assert project.backfill().fill(gap_id).status == "filled"
-    week_on = Backfill(project.engine, _quick_client(project), clock=lambda: NOW + timedelta(days=8)).fill(gap_id)
-    assert (week_on.status, week_on.reasons) == ("filled", [])
-    assert _gap_row(project, gap_id).status == "filled"
+    for later in (timedelta(days=7, hours=-3), timedelta(days=8)):  # part of the window, then all of it, aged out
+        again = Backfill(project.engine, _quick_client(project), clock=lambda later=later: NOW + later).fill(gap_id)
+        assert (again.status, again.reasons, again.done_as_asked) == ("filled", [], True)
+        assert "filled earlier; Tuya's logs no longer hold all of its window" in again.summary_lines()[1]
+        assert _gap_row(project, gap_id).status == "filled"
 
 
 def test_only_server_errors_in_a_row_stop_the_backfill(sqlite_project: Project) -> None:
