@@ -424,11 +424,20 @@ def test_catalog_is_replaced_after_each_sync(archive, background_factory):
 class FakeBackfill:
     """Stands in for Backfill and its factory: each fill of a gap gives the next of ``statuses`` (the gap row too;
     "open" is a stop by the quota, "error" one by an OpenAPI error, "unread" devices a server error left unread, all
-    leaving the gap open; "waiting" a gap whose end the stream has not passed)."""
+    leaving the gap open; "waiting" a gap whose end the stream has not passed). ``takes``: the seconds a gap's fill
+    moves ``clock`` on (a fleet's worth of logs)."""
 
-    def __init__(self, archive: Engine, *statuses: str | Exception) -> None:
+    def __init__(
+        self,
+        archive: Engine,
+        *statuses: str | Exception,
+        clock: FakeClock | None = None,
+        takes: dict[int, float] | None = None,
+    ) -> None:
         self._archive = archive
         self._statuses = list(statuses)
+        self._clock = clock
+        self._takes = takes or {}
         self._changed = threading.Condition()
         self.fills: list[int] = []
 
@@ -437,6 +446,8 @@ class FakeBackfill:
 
     def fill(self, gap_id: int) -> BackfillReport:
         status = self._statuses.pop(0)
+        if self._clock is not None:
+            self._clock.now += self._takes.get(gap_id, 0.0)
         if status == "waiting":  # for the stream to pass the gap's end: nothing done
             with self._changed:
                 self.fills.append(gap_id)
@@ -466,15 +477,36 @@ class FakeBackfill:
 GAP_AT = datetime(2026, 12, 6, tzinfo=UTC)
 
 
-def fill_twice(archive: Engine, first: str | Exception, later_s: float) -> FakeFleetSync:
-    """A gap whose first fill ends ``first`` and whose second, ``later_s`` on, fills it; returns the fake sync."""
+def record_gaps(archive: Engine, count: int) -> list[int]:
+    """``count`` detected gaps, an hour apart (one stretch records one gap), oldest first."""
     with archive.begin() as connection:
-        gap_id = backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
-    clock, catalog = FakeClock(), CatalogRef()
-    fake, job = FakeFleetSync(catalog), FakeBackfill(archive, first, "filled")
+        starts = [GAP_AT + timedelta(hours=n) for n in range(count)]
+        return [backfill.record_gap(connection, start, start, GAP_AT, origin="detected") for start in starts]
+
+
+def backfilling(archive: Engine, clock: FakeClock, job: FakeBackfill) -> tuple[BackgroundSync, FakeFleetSync]:
+    """A background sync whose backfills are ``job``'s, on ``clock``, and its fake fleet sync."""
+    catalog = CatalogRef()
+    fake = FakeFleetSync(catalog)
     background = BackgroundSync(
         fake.make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock, make_backfill=job.make
     )
+    return background, fake
+
+
+def backfill_if_due(background: BackgroundSync) -> bool:
+    """One step of the sync thread's backfill, driven by the test (no thread): run it when it is due."""
+    due = background._take_backfill()
+    if due:
+        background._backfill()
+    return due
+
+
+def fill_twice(archive: Engine, first: str | Exception, later_s: float) -> FakeFleetSync:
+    """A gap whose first fill ends ``first`` and whose second, ``later_s`` on, fills it; returns the fake sync."""
+    (gap_id,) = record_gaps(archive, 1)
+    clock, job = FakeClock(), FakeBackfill(archive, first, "filled")
+    background, fake = backfilling(archive, clock, job)
     try:
         background.start()
         job.wait_for_fills(1)
@@ -506,19 +538,10 @@ def test_a_gap_with_devices_left_unread_by_server_errors_is_tried_again_after_re
 
 
 def test_a_gap_with_unread_devices_waits_retry_s_while_another_waits_for_the_stream(archive):
-    with archive.begin() as connection:
-        older, newer = (
-            backfill.record_gap(
-                connection, GAP_AT + timedelta(hours=n), GAP_AT + timedelta(hours=n), GAP_AT, origin="detected"
-            )
-            for n in range(2)
-        )
-    clock, catalog = FakeClock(), CatalogRef()
+    older, newer = record_gaps(archive, 2)
+    clock = FakeClock()
     job = FakeBackfill(archive, "unread", "waiting", "filled", "filled")
-    background = BackgroundSync(
-        FakeFleetSync(catalog).make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock,
-        make_backfill=job.make,
-    )  # fmt: skip
+    background, _ = backfilling(archive, clock, job)
     try:
         background.start()
         job.wait_for_fills(2)
@@ -537,76 +560,42 @@ def test_a_gap_with_unread_devices_waits_retry_s_while_another_waits_for_the_str
 def test_a_gap_whose_turn_came_and_failed_waits_retry_s(archive, fails):
     # Driven step by step, no thread: after a failure, nothing is due before retry_s (it was due at once, and the
     # thread asked Tuya again and again).
-    with archive.begin() as connection:
-        backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
-    clock, catalog = FakeClock(), CatalogRef()
-    job = FakeBackfill(archive, "waiting", fails)
-    background = BackgroundSync(
-        FakeFleetSync(catalog).make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock,
-        make_backfill=job.make,
-    )  # fmt: skip
-    background.backfill_gap(1)
-    assert background._take_backfill()
-    background._backfill()  # waiting: its turn again in 15 s
+    (gap_id,) = record_gaps(archive, 1)
+    clock = FakeClock()
+    background, _ = backfilling(archive, clock, FakeBackfill(archive, "waiting", fails))
+    background.backfill_gap(gap_id)
+    assert backfill_if_due(background)  # waiting: its turn again in 15 s
     clock.now = START + 20
-    assert background._take_backfill()
-    background._backfill()  # fails
+    assert backfill_if_due(background)  # fails
     assert not background._take_backfill()
     clock.now = START + 20 + RETRY_S
     assert background._take_backfill()
 
 
 def test_a_gap_whose_devices_did_not_answer_in_a_long_run_is_tried_again(archive):
-    with archive.begin() as connection:
-        backfill.record_gap(connection, GAP_AT, GAP_AT, GAP_AT, origin="detected")
-    clock, catalog = FakeClock(), CatalogRef()
-    job = FakeBackfill(archive, "unread")
-    fill = job.fill
-
-    def slow_fill(gap_id: int) -> BackfillReport:  # a fleet's worth of logs: longer than retry_s
-        clock.now += RETRY_S + 1
-        return fill(gap_id)
-
-    job.fill = slow_fill  # type: ignore[method-assign]
-    background = BackgroundSync(
-        FakeFleetSync(catalog).make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock,
-        make_backfill=job.make,
-    )  # fmt: skip
-    background.backfill_gap(1)
-    assert background._take_backfill()
-    background._backfill()
+    (gap_id,) = record_gaps(archive, 1)
+    clock = FakeClock()
+    job = FakeBackfill(archive, "unread", clock=clock, takes={gap_id: RETRY_S + 1})  # longer than retry_s
+    background, _ = backfilling(archive, clock, job)
+    background.backfill_gap(gap_id)
+    assert backfill_if_due(background)
     clock.now += RETRY_S
     assert background._take_backfill()  # not left to the next full sync, hours away
 
 
 def test_after_a_long_run_that_failed_nothing_is_due_before_retry_s_nor_for_a_new_gap(archive):
-    with archive.begin() as connection:
-        at = [GAP_AT, GAP_AT + timedelta(hours=1)]
-        first, second = (backfill.record_gap(connection, start, start, GAP_AT, origin="detected") for start in at)
-    clock, catalog = FakeClock(), CatalogRef()
-    job = FakeBackfill(archive, "filled", "error", "error")
-    fill = job.fill
-
-    def fill_first_slowly(gap_id: int) -> BackfillReport:
-        clock.now += 400 if gap_id == first else 0
-        return fill(gap_id)
-
-    job.fill = fill_first_slowly  # type: ignore[method-assign]
-    background = BackgroundSync(
-        FakeFleetSync(catalog).make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock,
-        make_backfill=job.make,
-    )  # fmt: skip
+    first, second = record_gaps(archive, 2)
+    clock = FakeClock()
+    job = FakeBackfill(archive, "filled", "error", "error", clock=clock, takes={first: 400})
+    background, _ = backfilling(archive, clock, job)
     background.backfill_gap(first)
-    assert background._take_backfill()
-    background._backfill()  # the first gap filled in 400 s, then the second failed
+    assert backfill_if_due(background)  # the first gap filled in 400 s, then the second failed
     assert not background._take_backfill()  # not at once: retry_s from the failure, not from the run's start
     background.backfill_gap(second)  # a new reason for a backfill, within the failure's retry
-    assert background._take_backfill()
-    background._backfill()
+    assert backfill_if_due(background)
     assert job.fills == [first, second]  # held
     clock.now = START + 400 + RETRY_S
-    assert background._take_backfill()
-    background._backfill()
+    assert backfill_if_due(background)
     assert job.fills == [first, second, second]
 
 
