@@ -400,7 +400,7 @@ def test_a_batch_of_dead_letters_only_shows_its_lag(vectors):
     source = ScriptedSource([[Received(late, handle=late.message_id)]], log)
     Runner(source, pipeline, metrics, clock=clock, sleep=clock.sleep).run(max_messages=1)
     lag = metrics.registry.get_sample_value("tuya_push_to_commit_lag_seconds")
-    assert lag is not None and 3_600 <= lag < 7_200  # an hour late, not 0
+    assert lag is not None and lag >= 3_600  # an hour late, not 0
 
 
 def test_dead_letters_are_counted_by_kind(vectors):
