@@ -238,10 +238,7 @@ def _archived(
     connection: Connection, device_id: str, column: Any, since: datetime, until: datetime
 ) -> set[tuple[Any, ...]]:
     """(code or event, time) of the rows the archive already has for the device from ``since`` to ``until``."""
-    table = column.table
-    at = table.c.reported_key if table is _STATUS else table.c.occurred_at
-    query = select(column, at).where(table.c.device_id == device_id, at >= since, at <= until)
-    return {(name, moment) for name, moment in connection.execute(query)}
+    return {(name, moment) for _, name, moment in _rows(connection, column, [device_id], since, until)}
 
 
 def logged_copies(connection: Connection, stream: Sequence[records.Record]) -> list[bool]:
@@ -256,21 +253,28 @@ def logged_copies(connection: Connection, stream: Sequence[records.Record]) -> l
     since, until = _second(min(moments)), max(moments) + timedelta(seconds=1)
     logged: set[tuple[str, Any, datetime]] = set()
     for devices in chunks(sorted({key[0] for key in keys if key is not None})):
-        logged.update(_log_rows(connection, _STATUS.c.code, devices, since, until))
-        events = _log_rows(connection, _EVENTS.c.event, devices, since, until)
+        logged.update(_rows(connection, _STATUS.c.code, devices, since, until, source="log"))
+        events = _rows(connection, _EVENTS.c.event, devices, since, until, source="log")
         logged.update((device_id, event, _second(at)) for device_id, event, at in events)
     return [key is not None and key in logged for key in keys]
 
 
-def _log_rows(
-    connection: Connection, column: Any, devices: Sequence[str], since: datetime, until: datetime
+def _rows(
+    connection: Connection,
+    column: Any,
+    devices: Sequence[str],
+    since: datetime,
+    until: datetime,
+    *,
+    source: str | None = None,
 ) -> list[tuple[str, Any, datetime]]:
-    """(device, code or event, time) of the log rows of ``devices`` from ``since`` to ``until``."""
+    """(device, code or event, time) of the history rows (``column``'s table: status values or device events) of
+    ``devices`` from ``since`` to ``until``; of ``source`` only, when given."""
     table = column.table
     at = table.c.reported_key if table is _STATUS else table.c.occurred_at
-    query = select(table.c.device_id, column, at).where(
-        table.c.source == "log", table.c.device_id.in_(list(devices)), at >= since, at <= until
-    )
+    query = select(table.c.device_id, column, at).where(table.c.device_id.in_(list(devices)), at >= since, at <= until)
+    if source is not None:
+        query = query.where(table.c.source == source)
     return [(device_id, name, moment) for device_id, name, moment in connection.execute(query)]
 
 
