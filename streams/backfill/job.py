@@ -29,8 +29,8 @@ from streams.fleet.metering import MeteredArchive, QuotaReached
 from streams.fleet.report import Refusal
 from streams.store import api_usage, backfill, fleet
 from streams.store.backfill import LogEvent, LogValue
-from streams.tuya.api_errors import TuyaApiError, TuyaRateLimited, TuyaServerError, is_project_wide
-from streams.tuya.families import is_refusal
+from streams.tuya.api_errors import TUYA_ERRORS, TuyaApiError, TuyaServerError
+from streams.tuya.families import is_project_wide, is_refusal
 from streams.tuya.log_families import LOG_FAMILIES, LOG_OFFLINE, LOG_ONLINE, LogFamily, LogPage
 from streams.tuya.normalize import utc
 from streams.tuya.openapi import OpenApiClient
@@ -121,7 +121,7 @@ class Backfill:
                     else f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC "
                     f"day (or run {rerun} then)"
                 )
-            except (TuyaApiError, TuyaRateLimited, TuyaServerError) as exc:  # the project's, or no answer in time
+            except TUYA_ERRORS as exc:  # the project's, or no answer in time (a device's stayed in run.devices)
                 report.stopped = API_ERROR
                 report.reasons.append(
                     f"{exc}: run {rerun} once the cause is mended"
@@ -129,12 +129,12 @@ class Backfill:
                     else f"{exc}: the gap stays open, and the worker tries it again in a few minutes (or run {rerun} "
                     "once the cause is mended)"
                 )
-        if devices and start is not None and start < end and run.unread(start):
-            # the others' window is not filled: not a gap the worker should fill by itself either
-            report.scope = (
-                f"only the {len(set(devices)):,} device(s) asked for were read (`tuya-archiver backfill --gap "
-                f"{gap_id}` reads every device)"
-            )
+            if devices and run.unread(start):
+                # the others' window is not filled: not a gap the worker should fill by itself either
+                report.scope = (
+                    f"only the {len(set(devices)):,} device(s) asked for were read (`tuya-archiver backfill --gap "
+                    f"{gap_id}` reads every device)"
+                )
         run.finish()
         return report
 
@@ -203,14 +203,10 @@ class _Run:
         self.counted = 0  # the calls of this run already added to the gap's
         self.stream_values: dict[str, dict[str, Any]] = {}  # by device, read when a code has no specification
         self.in_a_row = 0  # devices in a row whose log answered a server error
-        self.window = (report.started_at, report.ended_at)  # what is read: devices() narrows it to Tuya's retention
-        self.scoped = False  # some devices only asked for: what is left of the gap is the person's, not the worker's
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
         self.read = True
-        self.window = (start, end)
-        self.scoped = bool(only)
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
         left_out = sorted(set(only) - set(devices))
@@ -241,7 +237,7 @@ class _Run:
         for device_id in remaining:
             cursor = done[device_id].cursor if device_id in done else None
             unanswered = self.report.unanswered
-            if not self._device(device_id, start, end, cursor):
+            if not self._device(device_id, start, end, cursor, scoped=bool(only)):
                 return
             if self.report.unanswered == unanswered:
                 self.in_a_row = 0
@@ -252,8 +248,9 @@ class _Run:
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start))
         return [device for device in devices if not (device in done and done[device].done)]
 
-    def _device(self, device_id: str, start: datetime, end: datetime, cursor: str | None) -> bool:
-        """Read one device's log; False when no family is left to try."""
+    def _device(self, device_id: str, start: datetime, end: datetime, cursor: str | None, *, scoped: bool) -> bool:
+        """Read one device's log; False when no family is left to try. ``scoped``: some devices only were asked for
+        (what is left of the gap is then the person's, not the worker's)."""
         for family in list(self.families):
             codes = self._codes(device_id) if family.needs_codes else []
             if family.needs_codes and not codes:
@@ -262,12 +259,10 @@ class _Run:
                 self._pages(family, device_id, start, end, codes, cursor)
             except TuyaServerError as exc:
                 self.in_a_row += 1
-                if exc.path.startswith("/v1.0/token") or self.in_a_row >= SERVER_ERRORS_IN_A_ROW:
+                if is_project_wide(exc) or self.in_a_row >= SERVER_ERRORS_IN_A_ROW:
                     raise  # the OpenAPI's, not this device's: the run stops (fill)
                 self.report.unanswered += 1
-                self.report.reasons.append(
-                    f"device {device_id}: {exc}" + ("" if self.scoped else " (read again later)")
-                )
+                self.report.reasons.append(f"device {device_id}: {exc}" + ("" if scoped else " (read again later)"))
                 return True
             except TuyaApiError as exc:
                 if is_project_wide(exc):
@@ -299,10 +294,10 @@ class _Run:
                 self.worked.add(family.path)
                 self.archive.write(lambda c: api_usage.remember_path(c, _PURPOSE, family.path, self.clock()))
                 self.report.family = family.path
-            self._store(device_id, page)
+            self._store(device_id, page, start, end)
 
-    def _store(self, device_id: str, page: LogPage) -> None:
-        values, events = self._rows(device_id, page)
+    def _store(self, device_id: str, page: LogPage, start: datetime, end: datetime) -> None:
+        values, events = self._rows(device_id, page, start, end)
         gap_id, calls = self.report.gap_id, self._uncounted()
         added = self.archive.write(
             lambda c: backfill.save_log_page(
@@ -314,11 +309,13 @@ class _Run:
         self.report.calls = self.archive.used
         self.on_progress(self.report)
 
-    def _rows(self, device_id: str, page: LogPage) -> tuple[list[LogValue], list[LogEvent]]:
+    def _rows(
+        self, device_id: str, page: LogPage, start: datetime, end: datetime
+    ) -> tuple[list[LogValue], list[LogEvent]]:
         values, events = [], []
         for row in page.rows:
             at = utc(row.event_time)
-            if not self.window[0] <= at <= self.window[1]:
+            if not start <= at <= end:
                 continue  # outside the window asked for: another gap's, or the stream's
             if row.event_id in (LOG_ONLINE, LOG_OFFLINE):
                 event = "online" if row.event_id == LOG_ONLINE else "offline"

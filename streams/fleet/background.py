@@ -163,7 +163,6 @@ class BackgroundSync:
         if self._clock() < self._held_until:  # a failure's retry: not sooner for a new gap or a sync either
             self._again_at(self._held_until)
             return
-        floor = None  # after a failure: no gap again before its retry
         try:
             with self._engine.connect() as connection:
                 gaps = backfill.open_gaps(connection)
@@ -180,7 +179,7 @@ class BackgroundSync:
                     continue
                 self.backfills += 1
                 if report.stopped == API_ERROR:  # the next gap would fail alike: all of them again later
-                    floor = self._hold(self._clock() + self._retry)
+                    self._hold()
                     log.warning("backfill: %s; trying again in %.0f s", "; ".join(report.summary_lines()), self._retry)
                     return
                 if report.unanswered:  # devices whose log did not answer: this gap again later
@@ -192,18 +191,17 @@ class BackgroundSync:
             if self._stopping.is_set():
                 log.info("backfill stopped (%s)", exc)
                 return
-            floor = self._hold(self._clock() + self._retry)
+            self._hold()
             log.warning("backfill failed (%s): trying again in %.0f s", exc, self._retry)
-        finally:  # the gaps waiting their turn: at their time, or at once if it passed during a run that did not fail
-            floor = self._clock() if floor is None else floor
+        finally:  # the gaps waiting their turn: at their time, or at once if it passed (but not within a hold)
+            floor = max(self._clock(), self._held_until)
             for at in self._gap_not_before.values():
                 self._again_at(max(at, floor))
 
-    def _hold(self, until: float) -> float:
-        """No backfill before ``until`` (a failure's retry), whatever asks for one; returns ``until``."""
-        self._held_until = until
-        self._again_at(until)
-        return until
+    def _hold(self) -> None:
+        """After a failure: no backfill before ``retry_s`` from now, whatever asks for one."""
+        self._held_until = self._clock() + self._retry
+        self._again_at(self._held_until)
 
     def _again_at(self, moment: float) -> None:
         """Backfill again at ``moment`` at the latest."""

@@ -32,7 +32,6 @@ __all__ = [
     "TuyaRateLimited",
     "TuyaServerError",
     "error_for",
-    "is_project_wide",
     "redact_path",
 ]
 
@@ -78,12 +77,6 @@ _TOKEN_IN_PATH = re.compile(r"(/v1\.0/token/)[^?/\s\"']+")
 def redact_path(path: str) -> str:
     """``path`` (or a URL, or a log line) with the refresh token of ``/v1.0/token/{refresh_token}`` as ``***``."""
     return _TOKEN_IN_PATH.sub(r"\1***", path)
-
-
-def is_project_wide(exc: TuyaApiError) -> bool:
-    """Whether ``exc`` would fail every call of the project alike: its credentials, token or clock were refused, or
-    the token itself could not be had."""
-    return exc.code in PROJECT_CODES or exc.path.startswith("/v1.0/token")
 
 
 def _describe(code: int, msg: str, tid: str, path: str) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import msgspec
 
 from models.points import PointSpec
-from streams.tuya.api_errors import TuyaApiError
+from streams.tuya.api_errors import PROJECT_CODES, TuyaApiError
 from streams.tuya.listings import (
     ListedDevice,
     ListedUser,
@@ -29,6 +29,7 @@ from streams.tuya.listings import (
     specification_points,
 )
 from streams.tuya.results import ApiAnswer
+from streams.tuya.signing import is_token_path
 
 __all__ = [
     "DETAIL_FAMILIES",
@@ -46,6 +47,7 @@ __all__ = [
     "UserPage",
     "fetch_device",
     "fetch_specification",
+    "is_project_wide",
     "is_refusal",
     "user_pages",
 ]
@@ -57,6 +59,13 @@ REFUSAL_CODES = frozenset({1106, 1108, 28841001, 28841101, 28841105})
 
 def is_refusal(exc: Exception) -> bool:
     return isinstance(exc, TuyaApiError) and exc.code in REFUSAL_CODES
+
+
+def is_project_wide(exc: Exception) -> bool:
+    """Whether ``exc`` (one of TUYA_ERRORS) would fail every call of the project alike: its credentials, token or
+    clock were refused, or the token itself could not be had."""
+    code, path = getattr(exc, "code", None), getattr(exc, "path", "")
+    return (isinstance(exc, TuyaApiError) and code in PROJECT_CODES) or is_token_path(path)
 
 
 class Requester(Protocol):
