@@ -29,7 +29,7 @@ from streams.fleet.metering import MeteredArchive, QuotaReached
 from streams.fleet.report import Refusal
 from streams.store import api_usage, backfill, fleet
 from streams.store.backfill import LogEvent, LogValue
-from streams.tuya.api_errors import TUYA_ERRORS, TuyaApiError, TuyaServerError
+from streams.tuya.api_errors import TUYA_ERRORS, ClientClosed, TuyaApiError, TuyaServerError
 from streams.tuya.families import is_project_wide, is_refusal
 from streams.tuya.log_families import LOG_FAMILIES, LOG_OFFLINE, LOG_ONLINE, LogFamily, LogPage
 from streams.tuya.normalize import utc
@@ -121,6 +121,9 @@ class Backfill:
                     else f"{exc}: the gap stays open, and the worker resumes it after its first sync of a new UTC "
                     f"day (or run {rerun} then)"
                 )
+            except (ClientClosed, KeyboardInterrupt):  # a stop: the gap stays backfilling, resumed at the next start
+                run.count_calls()
+                raise
             except TUYA_ERRORS as exc:  # the project's, or no answer in time (a device's stayed in run.devices)
                 report.stopped = API_ERROR
                 report.reasons.append(
@@ -348,6 +351,11 @@ class _Run:
         used = self.archive.used
         new, self.counted = used - self.counted, used
         return new
+
+    def count_calls(self) -> None:
+        """Add the calls no stored page counted to the gap's (a run stopped before ``finish``)."""
+        calls = self._uncounted()
+        self.archive.write(lambda c: backfill.update_gap(c, self.report.gap_id, self.clock(), add_calls=calls))
 
     def finish(self) -> None:
         report = self.report

@@ -35,6 +35,7 @@ from streams.store.api_usage import calls_on as store_calls_on
 from streams.store.api_usage import remember_path
 from streams.store.engine import make_engine
 from streams.store.sql import ArchiveStore
+from streams.tuya.api_errors import ClientClosed
 from streams.tuya.emulated_fleet import EmulatedFleet, emulated_fleet
 from streams.tuya.emulator import Emulator
 from streams.tuya.openapi import OpenApiClient
@@ -430,6 +431,22 @@ def _quick_client(project: Project) -> OpenApiClient:
     )
     project.clients.append(client)
     return client
+
+
+def test_a_backfill_the_worker_s_stop_cut_short_counts_its_calls_and_stays_resumable(sqlite_project: Project) -> None:
+    project = sqlite_project
+    _feed(project)
+    project.emulator.fail_next(1_000, code=1111, path_prefix="/v1.0/devices/")  # busy: the client retries, and
+    client = OpenApiClient(project.emulator.url, ACCESS_ID, ACCESS_KEY, sleep=lambda _s: client.close())  # the stop
+    project.clients.append(client)
+    gap_id, before = project.gap(), _calls_today(project)
+    with pytest.raises(ClientClosed):
+        Backfill(project.engine, client).fill(gap_id)
+    gap = _gap_row(project, gap_id)
+    assert (gap.status, gap.calls) == ("backfilling", client.calls_made)  # no page stored, its calls counted
+    assert client.calls_made == _calls_today(project) - before > 0
+    with project.engine.connect() as connection:
+        assert store.open_gaps(connection) == [gap_id]  # resumed at the next start
 
 
 def test_one_device_s_server_errors_are_its_reason_and_the_others_are_read(sqlite_project: Project) -> None:
