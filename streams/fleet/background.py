@@ -4,10 +4,12 @@ rename or delete), and fills the gaps the worker finds (or an interrupted backfi
 
 Owns the schedule, the queue of devices asked for, and the refresh of the worker's Catalog after every sync. A
 failed full sync or backfill is logged and tried again after ``retry_s`` (the backfill alone: a full sync costs
-about a thousand calls), and devices whose sync failed may be asked for again after ``retry_s``; nothing here can
-stop archiving, and consumption never waits for it. A device asked for is not asked again within the interval, so a
-device the OpenAPI does not know costs one call per interval, not one per message. A stop closes the OpenAPI client
-first, so a sync or backfill under way ends at its next call instead of minutes later.
+about a thousand calls), and devices whose sync failed may be asked for again after ``retry_s``; a gap whose devices
+keep not answering waits twice as long each time, up to the sync interval, and one the day's quota stopped waits for
+the next full sync. Nothing here can stop archiving, and consumption never waits for it. A device asked for is not
+asked again within the interval, so a device the OpenAPI does not know costs one call per interval, not one per
+message. A stop closes the OpenAPI client first, so a sync or backfill under way ends at its next call instead of
+minutes later.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy.engine import Engine
 
 from streams.backfill.job import Backfill
-from streams.backfill.report import API_ERROR
+from streams.backfill.report import API_ERROR, QUOTA
 from streams.fleet.catalog import CatalogRef
 from streams.fleet.report import SyncReport
 from streams.fleet.sync import FleetSync
@@ -57,8 +59,10 @@ class BackgroundSync:
         self._backfill_due = False
         self._backfill_again_at: float | None = None  # the next backfill without a new reason for one
         # Gaps not to be filled again before a time: one waiting for the stream to pass its end (every
-        # _STREAM_WAIT_S), one with devices whose log did not answer (every retry_s), each at its own pace.
+        # _STREAM_WAIT_S), one with devices whose log did not answer (retry_s, doubled each time in a row, up to the
+        # interval: a broken device is not asked every few minutes until its logs expire), each at its own pace.
         self._gap_not_before: dict[int, float] = {}
+        self._unanswered_runs: dict[int, int] = {}  # by gap: its fills in a row that left devices unread
         self._held_until = -math.inf  # after a failed backfill, none before its retry
         self._on_stop = on_stop
         self._engine = engine
@@ -160,13 +164,14 @@ class BackgroundSync:
     def _backfill(self) -> None:
         """Fill every open gap, oldest first; a failure is tried again at ``retry_s``."""
         assert self._make_backfill is not None
-        if self._clock() < self._held_until:  # a failure's retry: not sooner for a new gap or a sync either
+        if self._clock() < self._held_until:  # a failure's retry, or the quota's: not sooner for a new gap either
             self._again_at(self._held_until)
             return
         try:
             with self._engine.connect() as connection:
                 gaps = backfill.open_gaps(connection)
             self._gap_not_before = {gap: at for gap, at in self._gap_not_before.items() if gap in gaps}
+            self._unanswered_runs = {gap: runs for gap, runs in self._unanswered_runs.items() if gap in gaps}
             job = self._make_backfill()
             for gap_id in gaps:
                 if self._stopping.is_set():
@@ -182,10 +187,11 @@ class BackgroundSync:
                     self._hold()
                     log.warning("backfill: %s; trying again in %.0f s", "; ".join(report.summary_lines()), self._retry)
                     return
-                if report.unanswered:  # devices whose log did not answer: this gap again later
-                    self._gap_not_before[gap_id] = self._clock() + self._retry
-                else:
-                    self._gap_not_before.pop(gap_id, None)
+                if report.stopped == QUOTA:  # so would every gap: the quota is counted again on a new UTC day
+                    self._hold(until=self._next_full)
+                    log.info("backfill: %s", "; ".join(report.summary_lines()))
+                    return
+                self._unanswered(gap_id, report.unanswered)
                 log.info("backfill: %s", "; ".join(report.summary_lines()))
         except Exception as exc:  # a failed backfill must never stop archiving
             if self._stopping.is_set():
@@ -198,10 +204,20 @@ class BackgroundSync:
             for at in self._gap_not_before.values():
                 self._again_at(max(at, floor))
 
-    def _hold(self) -> None:
-        """After a failure: no backfill before ``retry_s`` from now, whatever asks for one."""
-        self._held_until = self._clock() + self._retry
+    def _hold(self, until: float | None = None) -> None:
+        """After a failure: no backfill before ``retry_s`` from now (or ``until``), whatever asks for one."""
+        self._held_until = self._clock() + self._retry if until is None else until
         self._again_at(self._held_until)
+
+    def _unanswered(self, gap_id: int, devices: int) -> None:
+        """A gap filled but for ``devices`` whose log did not answer: it is tried again after ``retry_s``, twice as
+        long each fill in a row that leaves some unread, up to the interval."""
+        if not devices:
+            self._unanswered_runs.pop(gap_id, None)
+            self._gap_not_before.pop(gap_id, None)
+            return
+        runs = self._unanswered_runs[gap_id] = self._unanswered_runs.get(gap_id, 0) + 1
+        self._gap_not_before[gap_id] = self._clock() + min(self._retry * 2 ** (runs - 1), self._interval)
 
     def _again_at(self, moment: float) -> None:
         """Backfill again at ``moment`` at the latest."""

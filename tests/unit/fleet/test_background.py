@@ -556,6 +556,41 @@ def test_a_gap_with_unread_devices_waits_retry_s_while_another_waits_for_the_str
     assert job.fills == [older, newer, newer, older]
 
 
+def test_a_gap_whose_devices_keep_not_answering_waits_twice_as_long_each_time_up_to_the_interval(archive):
+    # A device whose log is broken for good was asked every retry_s until its window was older than the logs.
+    (gap_id,) = record_gaps(archive, 1)
+    clock = FakeClock()
+    job = FakeBackfill(archive, *["unread"] * 7)
+    background, _ = backfilling(archive, clock, job)
+    background.backfill_gap(gap_id)
+    assert backfill_if_due(background)
+    waits = []
+    for _ in range(6):
+        started = clock.now
+        while not backfill_if_due(background):
+            clock.now += 100
+        waits.append(clock.now - started)
+    assert waits == [300, 600, 1200, 2400, 3600, 3600]  # RETRY_S doubled, up to INTERVAL_S
+    assert job.fills == [gap_id] * 7
+
+
+def test_a_gap_the_quota_stopped_is_not_run_again_while_another_waits_for_the_stream(archive):
+    older, newer = record_gaps(archive, 2)
+    clock = FakeClock()
+    job = FakeBackfill(archive, "waiting", "open", "filled", "filled")
+    background, _ = backfilling(archive, clock, job)
+    background._next_full = START + INTERVAL_S  # as the thread's first full sync leaves it
+    background.backfill_gap(newer)
+    assert backfill_if_due(background)
+    assert job.fills == [older, newer]
+    clock.now = START + 20  # the waiting gap's 15 s are over, but neither can be filled before the quota is new
+    assert not background._take_backfill()
+    clock.now = START + INTERVAL_S  # the next full sync asks for the backfill again
+    background.backfill_gap(newer)
+    assert backfill_if_due(background)
+    assert job.fills == [older, newer, older, newer]
+
+
 @pytest.mark.parametrize("fails", ["error", TuyaServerError(500, "internal error")])
 def test_a_gap_whose_turn_came_and_failed_waits_retry_s(archive, fails):
     # Driven step by step, no thread: after a failure, nothing is due before retry_s (it was due at once, and the
