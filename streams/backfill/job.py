@@ -198,9 +198,9 @@ class _Run:
         self.catalog: Catalog = archive.read(fleet.load_catalog)
         # In their order (the one with online rows first), but a family refused within a day after the others: a
         # project that subscribed since gets its online periods back, for one call a day while it has not.
+        self.refused = archive.read(lambda c: api_usage.refusals(c, _PURPOSE))  # before this run
         since = clock() - ASK_REFUSED_AGAIN
-        refused = archive.read(lambda c: api_usage.refused_since(c, _PURPOSE, since))
-        self.families = sorted(LOG_FAMILIES, key=lambda family: family.path in refused)
+        self.families = sorted(LOG_FAMILIES, key=lambda family: self.refused.get(family.path, since) > since)
         self.worked: set[str] = set()
         self.read = False  # a window was read (not one the stream holds whole, nor one older than the logs)
         self.counted = 0  # the calls of this run already added to the gap's
@@ -363,9 +363,9 @@ class _Run:
         if report.devices_done:
             # Refused in this run or an earlier one (a resumed gap tries the family that worked first, not it again):
             # the devices read since came through a family without online rows.
-            memory = self.archive.read(lambda c: api_usage.path_memory(c, _PURPOSE))
-            for refused in sorted(path for path in _ONLINE_PATHS if memory.get(path, ("",))[0] == "refused"):
-                report.reasons.append(f"online and offline periods not read: Tuya refused {refused}")
+            refused = (set(self.refused) - self.worked) | {refusal.path for refusal in report.refused}
+            for path in sorted(_ONLINE_PATHS & refused):
+                report.reasons.append(f"online and offline periods not read: Tuya refused {path}")
         if self.read and report.devices == 0 and not report.reasons:
             report.reasons.append("no device is known to the archive: run `tuya-archiver sync`, then this again")
         # Stopped by the quota or an error of the whole project, or devices left unread by server errors: open, so

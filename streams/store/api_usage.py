@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from models.tables import ApiPath, ApiUsage
 from streams.store.dialect import insert
 
-__all__ = ["PathMemory", "add_calls", "calls_on", "path_memory", "refused_since", "remember_path"]
+__all__ = ["PathMemory", "add_calls", "calls_on", "path_memory", "refusals", "remember_path"]
 
 _PATHS = ApiPath.__table__
 _USAGE = ApiUsage.__table__
@@ -32,12 +32,10 @@ def path_memory(connection: Connection, purpose: str) -> PathMemory:
     return {path: (status, code, error) for path, status, code, error in connection.execute(query)}
 
 
-def refused_since(connection: Connection, purpose: str, since: datetime) -> set[str]:
-    """The paths of ``purpose`` whose last answer, at ``since`` or later, was a refusal."""
-    query = select(_PATHS.c.path).where(
-        _PATHS.c.purpose == purpose, _PATHS.c.status == "refused", _PATHS.c.checked_at >= since
-    )
-    return set(connection.scalars(query))
+def refusals(connection: Connection, purpose: str) -> dict[str, datetime]:
+    """The paths of ``purpose`` whose last answer was a refusal, with when it came."""
+    query = select(_PATHS.c.path, _PATHS.c.checked_at).where(_PATHS.c.purpose == purpose, _PATHS.c.status == "refused")
+    return {path: at for path, at in connection.execute(query)}
 
 
 def remember_path(
