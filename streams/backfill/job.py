@@ -211,22 +211,20 @@ class _Run:
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
         self.read = True
         done = self.archive.read(lambda c: backfill.progress(c, self.report.gap_id))
-        devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start, only))
-        left_out = sorted(set(only) - set(devices))
-        # Alive in the window, but deleted before the part of it Tuya's logs still hold (start, cut by them):
-        window_start = self.report.started_at
-        too_late = (
-            set(self.archive.read(lambda c: backfill.devices_to_backfill(c, window_start, left_out)))
-            if left_out
-            else set()
-        )
-        for device_id in left_out:
-            self.report.reasons.append(
-                f"device {device_id}: deleted before {start.isoformat(timespec='seconds')}, where Tuya's logs begin"
-                if device_id in too_late
-                else f"device {device_id}: not in the archive, or deleted before the window (`tuya-archiver sync "
-                "--device` adds it)"
-            )
+        if only:  # start: the window's, or where Tuya's logs begin
+            asked = self.archive.read(lambda c: backfill.asked_devices(c, only, self.report.started_at, start))
+            devices = asked.readable
+            for device_id in asked.too_late:
+                self.report.reasons.append(
+                    f"device {device_id}: deleted before {start.isoformat(timespec='seconds')}, where Tuya's logs begin"
+                )
+            for device_id in asked.unknown:
+                self.report.reasons.append(
+                    f"device {device_id}: not in the archive, or deleted before the window (`tuya-archiver sync "
+                    "--device` adds it)"
+                )
+        else:
+            devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start))
         remaining = [device for device in devices if not (done.get(device) and done[device].done)]
         self.report.devices = len(devices)
         self.report.devices_done = len(devices) - len(remaining)

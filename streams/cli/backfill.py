@@ -134,19 +134,18 @@ def _readable_or_stop(
             if row is None:
                 return  # no such gap: the backfill says so
             since = row.started_at
-        readable = backfill.devices_to_backfill(connection, max(since, logs_from), devices)
-        in_the_window = backfill.devices_to_backfill(connection, since, devices)
-    if readable:
+        asked = backfill.asked_devices(connection, devices, since, max(since, logs_from))
+    if asked.readable:
         return
     said = []
-    if unknown := sorted(set(devices) - set(in_the_window)):
+    if asked.unknown:
         said.append(
-            f"no device {', '.join(unknown)} in the archive, or deleted before the window "
+            f"no device {', '.join(asked.unknown)} in the archive, or deleted before the window "
             "(`tuya-archiver sync --device ID` adds one)"
         )
-    if in_the_window:
+    if asked.too_late:
         said.append(
-            f"{', '.join(in_the_window)}: deleted before {logs_from:%Y-%m-%d %H:%M} UTC, where Tuya's logs begin "
+            f"{', '.join(asked.too_late)}: deleted before {logs_from:%Y-%m-%d %H:%M} UTC, where Tuya's logs begin "
             "(TUYA_LOG_RETENTION): nothing of the window can be read"
         )
     _usage("; ".join(said))

@@ -28,8 +28,10 @@ from streams.store.row_writer import RowWriter
 from streams.store.rows import json_text
 
 __all__ = [
+    "AskedDevices",
     "LogEvent",
     "LogValue",
+    "asked_devices",
     "consumed_at",
     "devices_to_backfill",
     "find_gap",
@@ -160,18 +162,44 @@ def update_gap(connection: Connection, gap_id: int, at: datetime, *, add_calls: 
 HEARD_WITHIN = timedelta(days=7)
 
 
-def devices_to_backfill(connection: Connection, since: datetime, only: Sequence[str] = ()) -> list[str]:
+def devices_to_backfill(connection: Connection, since: datetime) -> list[str]:
     """The devices whose log to read: those ``sync`` listed and those the stream showed since HEARD_WITHIN before
-    ``since`` (or, before any sync, every device the archive knows), without the ones deleted before ``since``;
-    restricted to ``only`` when given."""
+    ``since`` (or, before any sync, every device the archive knows), without the ones deleted before ``since``. Of
+    devices a person named, :func:`asked_devices` says which."""
     alive = or_(_DEVICES.c.deleted_at.is_(None), _DEVICES.c.deleted_at >= since)
     query = select(_DEVICES.c.device_id).where(alive)
-    if only:
-        query = query.where(_DEVICES.c.device_id.in_(list(only)))
-    elif connection.scalar(select(func.count()).select_from(_DEVICES).where(_DEVICES.c.synced_at.is_not(None))):
+    if connection.scalar(select(func.count()).select_from(_DEVICES).where(_DEVICES.c.synced_at.is_not(None))):
         heard = _DEVICES.c.last_seen_at >= since - HEARD_WITHIN
         query = query.where(or_(_DEVICES.c.synced_at.is_not(None), heard))
     return list(connection.scalars(query.order_by(_DEVICES.c.device_id)))
+
+
+@dataclass(frozen=True, slots=True)
+class AskedDevices:
+    """Devices a person asked a backfill for, sorted by what it can do with them (each list in id order)."""
+
+    readable: list[str]  # alive from where the reading starts
+    too_late: list[str]  # alive in the window, but deleted before the reading starts (where Tuya's logs begin)
+    unknown: list[str]  # not in the archive, or deleted before the window
+
+
+def asked_devices(
+    connection: Connection, devices: Sequence[str], window_start: datetime, read_from: datetime
+) -> AskedDevices:
+    """Sort ``devices`` for a backfill of a window from ``window_start``, read from ``read_from`` (the later of the
+    two: the window cut where Tuya's logs begin), as :func:`devices_to_backfill` would take them."""
+    query = select(_DEVICES.c.device_id, _DEVICES.c.deleted_at).where(_DEVICES.c.device_id.in_(list(devices)))
+    deleted_at = {device_id: at for device_id, at in connection.execute(query)}
+    asked = AskedDevices([], [], [])
+    for device_id in sorted(set(devices)):
+        known, at = device_id in deleted_at, deleted_at.get(device_id)
+        if known and (at is None or at >= read_from):
+            asked.readable.append(device_id)
+        elif known and at >= window_start:
+            asked.too_late.append(device_id)
+        else:
+            asked.unknown.append(device_id)
+    return asked
 
 
 def progress(connection: Connection, gap_id: int) -> dict[str, Row[Any]]:
