@@ -21,7 +21,7 @@ from streams.rules import PointLookup, RulesFileError, load_rules, no_points
 from streams.rules.checks import numeric_ranges
 from streams.rules.describe import describe_rule
 from streams.settings import Settings
-from streams.store.engine import ensure_at_head, make_engine, normalize_url, unavailable_on_failure
+from streams.store.engine import ensure_at_head, make_engine, normalize_url, sqlite_file, unavailable_on_failure
 from streams.store.fleet import load_catalog
 
 __all__ = ["archive_catalog", "check", "print_summary", "register"]
@@ -76,8 +76,8 @@ def archive_catalog(database_url: str) -> Catalog | str:
         url = normalize_url(database_url)
     except ConfigError as exc:
         return str(exc)
-    local = url.database if url.get_backend_name() == "sqlite" and not url.query.get("uri") else None
-    if local not in (None, "", ":memory:") and not Path(str(local)).exists():
+    local = sqlite_file(url)
+    if local is not None and not local.exists():
         return f"no archive at {local} (DATABASE_URL)"
     engine = make_engine(database_url)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from models.tables import Message
-from streams.store.engine import make_engine, normalize_url
+from streams.store.engine import make_engine, normalize_url, sqlite_file
 from streams.store.migrate import upgrade
 
 __all__ = ["display_url", "prepare_database", "sqlite_path"]
@@ -27,10 +27,7 @@ def display_url(url: str) -> str:
 
 def sqlite_path(url: str) -> Path | None:
     """The file of an SQLite URL; None for another database or an in-memory one."""
-    parsed = normalize_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
+    return sqlite_file(normalize_url(url))
 
 
 def prepare_database(url: str) -> None:
@@ -40,10 +37,9 @@ def prepare_database(url: str) -> None:
         ValueError: an in-memory SQLite URL (the worker and the summary need one database), or a database that
             already holds archived messages.
     """
-    parsed = normalize_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        raise ValueError("the demo needs an SQLite file or a PostgreSQL database, not an in-memory one")
     path = sqlite_path(url)
+    if path is None and normalize_url(url).get_backend_name() == "sqlite":
+        raise ValueError("the demo needs an SQLite file or a PostgreSQL database, not an in-memory one")
     if path is not None:
         for suffix in _SQLITE_COMPANIONS:
             Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from streams.store.engine import PAGE_BYTES
+from streams.store.engine import PAGE_BYTES, sqlite_file
 
 __all__ = ["ArchiveInUse", "Compacted", "compact"]
 
@@ -42,10 +42,9 @@ def compact(engine: Engine) -> Compacted:
         ValueError: ``engine`` is not on a SQLite file, or the file does not exist (PostgreSQL reuses freed space
             itself: autovacuum).
     """
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    path = sqlite_file(engine.url)
+    if path is None:
         raise ValueError(f"db compact rewrites a SQLite file; {engine.url.render_as_string()} is not one")
-    path = Path(database)
     if not path.is_file():  # connecting would make an empty archive
         raise ValueError(f"{path}: no such SQLite file")
     connection = engine.raw_connection()

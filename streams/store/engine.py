@@ -36,6 +36,7 @@ __all__ = [
     "missing_archive",
     "normalize_url",
     "rejected_on_failure",
+    "sqlite_file",
     "unavailable_on_failure",
     "write_transaction",
 ]
@@ -269,15 +270,21 @@ def ensure_at_head(engine: Engine) -> None:
         raise ConfigError(not_at_head(current, head))
 
 
+def sqlite_file(url: URL) -> Path | None:
+    """The file an SQLite URL names; None for another database, or an SQLite one in memory."""
+    database = url.database or ""
+    # An SQLite URI (file:x.db, file:///x.db, file://localhost/x.db, %-escaped) names its file in its path.
+    # An SQLite URI only with uri (as SQLAlchemy reads it) and "file:": else the name is a file's, whatever follows.
+    uri = asbool(url.query.get("uri", False)) and database.startswith("file:")
+    path = unquote(urlsplit(database).path) if uri else database
+    in_a_file = path not in ("", ":memory:") and not (uri and url.query.get("mode") == "memory")
+    return Path(path) if url.get_backend_name() == "sqlite" and in_a_file else None
+
+
 def missing_archive(engine: Engine) -> str | None:
     """What to say when ``engine`` names an SQLite file that is not there (connecting would make an empty one, which
     then reads as an archive no migration ran on); None when there is one, or the database is not such a file."""
-    database = engine.url.database or ""
-    # An SQLite URI (file:x.db, file:///x.db, file://localhost/x.db, %-escaped) names its file in its path.
-    # An SQLite URI only with uri (as SQLAlchemy reads it) and "file:": else the name is a file's, whatever follows.
-    uri = asbool(engine.url.query.get("uri", False)) and database.startswith("file:")
-    path = unquote(urlsplit(database).path) if uri else database
-    in_a_file = path not in ("", ":memory:") and not (uri and engine.url.query.get("mode") == "memory")
-    if engine.dialect.name == "sqlite" and in_a_file and not Path(path).exists():
+    path = sqlite_file(engine.url)
+    if path is not None and not path.exists():
         return f"DATABASE_URL: there is no archive at {path}: run `tuya-archiver db upgrade` to make one"
     return None

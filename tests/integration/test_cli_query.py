@@ -410,6 +410,16 @@ def test_db_compact_gives_back_what_purge_freed_and_moves_an_old_archive_to_16_k
     assert len(rows) == 10  # the five recent reports' values
 
 
+def test_db_compact_finds_the_file_an_sqlite_uri_names(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "uri.db"
+    seed_history(archive_with_4_kib_pages(path), [(0, datetime.now(UTC))])
+    status, out = run(monkeypatch, capsys, f"sqlite:///file:{path}?uri=true", "db", "compact")
+    assert status == 0, out
+    assert sqlite_pragmas(path, "page_size") == [16384]
+
+
 def test_db_compact_leaves_an_archive_another_connection_has_open(tmp_path: Path) -> None:
     url = archive_with_4_kib_pages(tmp_path / "a.db")
     seed_history(url, [(0, datetime.now(UTC))])
