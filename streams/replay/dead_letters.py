@@ -132,8 +132,7 @@ class DeadLetterReplay:
         """The messages without the records a backfill stored from the device log meanwhile (their stream copies
         would be second ones)."""
         with unavailable_on_failure("looking up backfilled values"), self._engine.connect() as connection:
-            copies = logged_copies(connection, [record for item in decoded for record in item.records])
-        kept, dropped = without_copies(decoded, copies)
+            kept, dropped = without_copies(decoded, lambda records: logged_copies(connection, records))
         report.from_log += dropped
         return kept
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from models.records import DecodedMessage, PulsarMessage
+from models.records import DecodedMessage, PulsarMessage, Record
 from streams.fleet.catalog import Catalog
 from streams.pipeline import resolve_codes
 from streams.store.facts import DEVICE_COLUMNS
@@ -70,9 +70,12 @@ def pulsar_message(letter: StoredDeadLetter) -> PulsarMessage:
     )
 
 
-def without_copies(decoded: Sequence[Decoded], copies: Sequence[bool]) -> tuple[list[Decoded], int]:
-    """``decoded`` without the records ``copies`` marks (one flag a record, in order: streams.store.backfill's
-    logged_copies), and how many went; a message keeps its own row all the same."""
+def without_copies(
+    decoded: Sequence[Decoded], copies_of: Callable[[list[Record]], Sequence[bool]]
+) -> tuple[list[Decoded], int]:
+    """``decoded`` without the records ``copies_of`` marks (given every record, in order, a flag each:
+    streams.store.backfill's logged_copies), and how many went; a message keeps its own row all the same."""
+    copies = copies_of([record for item in decoded for record in item.records])
     kept: list[Decoded] = []
     start = 0
     for item in decoded:

@@ -162,12 +162,12 @@ def _without_logged(connection: Connection, decoded: Sequence[Decoded], stored: 
     """``decoded`` without the records a backfill took from the device log that their message has no row of yet (a
     row the message has, stored beside a log copy before this rule, stays: the replay deletes no stream row for it)."""
     held = {key for name in ("device_status", "device_events") for key in map(HISTORIES[name].key_of, stored[name])}
-    records = [record for item in decoded for record in item.records]
-    copies = logged_copies(connection, records)
-    kept, _ = without_copies(
-        decoded, [copy and _history_key(r) not in held for r, copy in zip(records, copies, strict=True)]
-    )
-    return kept
+
+    def new_copies(records: list[Record]) -> list[bool]:
+        copies = logged_copies(connection, records)
+        return [copy and _history_key(r) not in held for r, copy in zip(records, copies, strict=True)]
+
+    return without_copies(decoded, new_copies)[0]
 
 
 def _history_key(record: Record) -> tuple[Any, ...]:
