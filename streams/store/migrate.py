@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+from streams.store.engine import write_transaction
 from streams.store.revision import MIGRATIONS_DIR, current_revision, head_revision
 
 __all__ = [
@@ -46,14 +47,17 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate forward to ``revision`` in one transaction (DDL is transactional on both SQLite and PostgreSQL)."""
-    with engine.begin() as connection:
+    """Migrate forward to ``revision`` in one transaction (DDL is transactional on both SQLite and PostgreSQL).
+
+    Each command holds SQLite's write lock from its start (write_transaction): it reads the revision before it
+    writes, and a worker's commit in between would refuse its first write at once, busy timeout or not."""
+    with write_transaction(engine) as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate back to ``revision`` (``-1`` for one step, ``base`` for an empty schema)."""
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         command.downgrade(alembic_config(connection), revision)
 
 

@@ -4,6 +4,8 @@ views."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ from models.records import UnknownMessage
 from models.tables import Base, EpochMillis, views
 from streams.errors import ConfigError
 from streams.store import migrate
-from streams.store.engine import ensure_at_head, make_engine
+from streams.store.engine import ensure_at_head, make_engine, write_transaction
 from streams.store.retention import POLICIES, purge_older
 from streams.store.row_writer import RowWriter
 from streams.store.sql import ArchiveStore
@@ -98,6 +100,33 @@ def test_a_downgrade_of_the_history_works_while_a_writer_is_connected(engine: En
         assert revision(other) == migrate.head_revision()
     finally:
         other.dispose()
+
+
+def test_an_upgrade_waits_for_a_writer_that_commits_while_it_starts(tmp_path: Path) -> None:
+    # The upgrade read the revision, then its first write found a newer commit: "database is locked" at once.
+    engine = make_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    try:
+        migrate.upgrade(engine, ONE_TIME)
+        holding, reading = threading.Event(), threading.Event()
+
+        def writer() -> None:
+            with write_transaction(engine) as connection:
+                connection.exec_driver_sql("INSERT INTO consumers (subscription, consumed_at) VALUES ('w', 1)")
+                holding.set()
+                reading.wait(10)
+                time.sleep(0.3)  # while the upgrade reads its revision (not a bound: the order is what matters)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        holding.wait(10)
+        reading.set()
+        try:
+            migrate.upgrade(engine)
+        finally:
+            thread.join()
+        assert revision(engine) == migrate.head_revision()
+    finally:
+        engine.dispose()
 
 
 #: The revision before the history's narrow format, whose device_status is a table.
