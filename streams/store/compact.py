@@ -40,7 +40,7 @@ def compact(engine: Engine) -> Compacted:
     Raises:
         ArchiveInUse: another connection has the file open (SQLite's lock, after the engine's busy timeout).
         ValueError: ``engine`` is not on a SQLite file, or the file does not exist (PostgreSQL reuses freed space
-            itself: autovacuum).
+            itself: autovacuum), or it cannot be written.
     """
     path = sqlite_file(engine.url)
     if path is None:
@@ -55,6 +55,8 @@ def compact(engine: Engine) -> Compacted:
         try:
             cursor.execute("PRAGMA journal_mode=DELETE")
         except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise ValueError(f"{path} cannot be rewritten (a read-only file, folder or URL?): {exc}") from exc
             message = f"{path} is open elsewhere (a worker, serve): stop them and run it again ({exc})"
             raise ArchiveInUse(message) from exc
         try:

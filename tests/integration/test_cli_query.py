@@ -420,6 +420,16 @@ def test_db_compact_finds_the_file_an_sqlite_uri_names(
     assert sqlite_pragmas(path, "page_size") == [16384]
 
 
+def test_db_compact_of_an_archive_it_may_not_write_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "ro.db"
+    seed_history(archive_with_4_kib_pages(path), [(0, datetime.now(UTC))])
+    status, out = run(monkeypatch, capsys, f"sqlite:///file:{path}?mode=ro&uri=true", "db", "compact")
+    assert status == 1 and "cannot be rewritten (a read-only file, folder or URL?)" in out, out  # not "open elsewhere"
+    assert sqlite_pragmas(path, "page_size") == [4096]
+
+
 def test_db_compact_leaves_an_archive_another_connection_has_open(tmp_path: Path) -> None:
     url = archive_with_4_kib_pages(tmp_path / "a.db")
     seed_history(url, [(0, datetime.now(UTC))])
