@@ -23,7 +23,8 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 
-from streams.store.engine import ensure_at_head, make_readonly_engine
+from streams.errors import DatabaseUnavailable
+from streams.store.engine import ensure_at_head, make_readonly_engine, sqlite_file
 from streams.web.app import DEFAULT_RETENTION, create_app
 from streams.web.operations import RulesSource
 from streams.web.security import require_token_for
@@ -52,6 +53,16 @@ def open_view(
     engine = make_readonly_engine(database_url)
     try:
         ensure_at_head(engine)
+    except DatabaseUnavailable as exc:
+        engine.dispose()
+        journal = sqlite_file(engine.url)
+        journal = journal and journal.with_name(journal.name + "-journal")
+        if journal is None or not journal.exists():
+            raise
+        raise DatabaseUnavailable(
+            f"{exc}: {journal} is what an interrupted write (a stopped `db compact`) left to roll back, which a "
+            "read-only view cannot do: run `tuya-archiver db current` once, then serve again (do not delete the file)"
+        ) from exc
     except BaseException:
         engine.dispose()
         raise

@@ -26,6 +26,7 @@ from rich.console import Console
 from sqlalchemy import event, exc, text
 
 from streams.demo import DEMO_RULES, DemoOptions, run_demo
+from streams.errors import DatabaseUnavailable
 from streams.store import migrate
 from streams.store.engine import make_engine, make_readonly_engine
 from streams.store.series import bucket_statement, numeric_buckets, state_changes
@@ -33,7 +34,7 @@ from streams.web import pages
 from streams.web.app import create_app
 from streams.web.downsample import bucket_bounds
 from streams.web.security import CONTENT_SECURITY_POLICY
-from streams.web.server import RunningServer, listen, serve_in_thread, start_in_thread
+from streams.web.server import RunningServer, listen, open_view, serve_in_thread, start_in_thread
 from tests.fixtures.broker import require_broker_binary
 from tests.integration.worker_harness import wait_for
 from tests.unit.store.databases import DIALECTS, scratch_database
@@ -418,6 +419,42 @@ def test_the_read_only_engine_never_creates_a_sqlite_file(tmp_path: Path) -> Non
         engine.connect()
     engine.dispose()
     assert not (tmp_path / "missing.db").exists()
+
+
+# Rewrites pages of the archive with SQLite's rollback journal, then dies with the transaction open, as a `db compact`
+# killed mid-way does: the file and its hot journal are left for the next writer to roll back.
+_INTERRUPTED_WRITE = """
+import os, sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA journal_mode=DELETE")
+connection.execute("PRAGMA cache_size=2")  # so that changed pages reach the file before the commit
+connection.execute("BEGIN")
+connection.execute("UPDATE devices SET name = 'half-written'")
+connection.execute("DELETE FROM status_values")
+os._exit(0)
+"""
+
+
+def test_an_archive_a_stopped_compact_left_is_not_served_until_a_writer_rolled_it_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    seed_sensor(engine, BUSY_ID, "Busy sensor", "temp_current", busy_values(datetime(2026, 12, 1, tzinfo=UTC)))
+    with engine.connect() as connection:
+        values = connection.scalar(text("SELECT count(*) FROM status_values"))
+    engine.dispose()
+    subprocess.run([sys.executable, "-c", _INTERRUPTED_WRITE, str(tmp_path / "archive.db")], check=True)
+    with pytest.raises(DatabaseUnavailable) as refused:
+        open_view(url, host="127.0.0.1")
+    assert f"{tmp_path / 'archive.db-journal'} is what an interrupted write" in str(refused.value)
+    assert "run `tuya-archiver db current` once" in str(refused.value)
+    engine = make_engine(url)  # a writer: it rolls the journal back
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT name FROM devices")) == "Busy sensor"
+        assert connection.scalar(text("SELECT count(*) FROM status_values")) == values
+    engine.dispose()
+    _app, served = open_view(url, host="127.0.0.1")
+    served.dispose()
 
 
 @pytest.fixture
