@@ -22,6 +22,7 @@ from streams.store.dialect import chunks as _chunks
 from streams.store.dialect import insert as _insert
 
 __all__ = [
+    "NEWEST_ONLINE_EVENTS",
     "claim",
     "due_ids",
     "finish",
@@ -61,6 +62,11 @@ def latest_values(connection: Connection, device_ids: Iterable[str]) -> tuple[di
     return values, stamps
 
 
+#: The newest events of a device read for its latest second: a reconnect and its log copies fit several times over.
+#: ``purge`` keeps as many of each device's online and offline events (streams.store.retention).
+NEWEST_ONLINE_EVENTS = 6
+
+
 def latest_online_events(connection: Connection, device_ids: Iterable[str]) -> dict[str, OnlineEvent]:
     """Each device's latest online or offline event in the archive (``device_events``, before the batch), as the rules
     order them: its whole second (the stream times events so; backfill's log copies have milliseconds), and whether
@@ -72,7 +78,7 @@ def latest_online_events(connection: Connection, device_ids: Iterable[str]) -> d
         select(table.c.occurred_at, table.c.event)
         .where(table.c.device_id == bindparam("device"), table.c.event.in_(("online", "offline")))
         .order_by(table.c.occurred_at.desc())
-        .limit(_ONE_SECOND_S_EVENTS)
+        .limit(NEWEST_ONLINE_EVENTS)
     )
     found: dict[str, OnlineEvent] = {}
     for device_id in sorted(device_ids):
@@ -81,10 +87,6 @@ def latest_online_events(connection: Connection, device_ids: Iterable[str]) -> d
             second = whole_second(rows[0][0])
             found[device_id] = (second, any(event == "online" for at, event in rows if whole_second(at) == second))
     return found
-
-
-#: The newest events of a device read for its latest second: a reconnect and its log copies fit several times over.
-_ONE_SECOND_S_EVENTS = 6
 
 
 def shared_by_processors(connection: Connection) -> bool:

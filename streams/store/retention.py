@@ -3,7 +3,8 @@
 Owns which tables may be purged and by which time column. Latest-fact tables (devices, device_state, users,
 rule_state) are never purged, and some rows of the others are kept whatever their age: a command until finished
 (sent, failed, dry_run: a pending one is work still to do), a dead letter until replayed and a message of no kind
-the normaliser knew (each is the only record of its message). Each chunk
+the normaliser knew (each is the only record of its message), and each device's newest online and offline events
+(what the rules tell a late one by). Each chunk
 is its own short transaction, so the worker keeps writing between chunks; the history's recent values are settled
 first, in one transaction (streams.store.settle). SQLite does not shrink its file when rows go; ``tuya-archiver db
 compact`` does.
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, delete, func, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, Table, delete, func, or_, select, true, tuple_
 from sqlalchemy.engine import Connection, Engine
 
 from models.tables import Base, StatusMessage, StatusSeries
+from streams.outbox.sql import NEWEST_ONLINE_EVENTS
 from streams.store.dialect import chunks
 from streams.store.engine import write_transaction
 from streams.store.history import VALUE_TABLES, where_placed
@@ -60,6 +62,22 @@ class Retention:
 REDELIVERY_MEMORY = timedelta(days=1)
 
 
+def _not_among_the_newest_online_events(events: Table) -> ColumnElement[bool]:
+    """Rows other than the device's newest online and offline events, as many as the rules read to tell a late one
+    (streams.outbox.sql.latest_online_events): purged, a late event would fire rules as news."""
+    newer = events.alias("newer")
+    online = ("online", "offline")
+    last_kept = (
+        select(newer.c.occurred_at)
+        .where(newer.c.device_id == events.c.device_id, newer.c.event.in_(online))
+        .order_by(newer.c.occurred_at.desc())
+        .offset(NEWEST_ONLINE_EVENTS - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return or_(events.c.event.not_in(online), events.c.occurred_at < last_kept)
+
+
 POLICIES = {
     policy.table: policy
     for policy in (
@@ -73,7 +91,8 @@ POLICIES = {
             message_keys=True,
             recent_in="status_recent",
         ),
-        Retention("device_events", "occurred_at"),
+        # each device's newest online and offline events: the rules' guard against a late one (replay --rules)
+        Retention("device_events", "occurred_at", purgeable=_not_among_the_newest_online_events),
         Retention("user_events", "occurred_at"),
         # a dead letter until replayed: the only copy of a message the archive did not store
         Retention("dead_letters", "received_at", purgeable=lambda t: t.c.resolved_at.is_not(None)),

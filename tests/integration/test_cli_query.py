@@ -13,8 +13,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, insert, select, text
 
-from models.tables import Command, DataPoint, DeadLetter, DeviceState, DeviceStatus, Gap, Message, StatusMessage
+from models.tables import (
+    Command,
+    DataPoint,
+    DeadLetter,
+    DeviceEvent,
+    DeviceState,
+    DeviceStatus,
+    Gap,
+    Message,
+    StatusMessage,
+)
 from streams.cli import main
+from streams.outbox.sql import latest_online_events
 from streams.store import migrate
 from streams.store.compact import ArchiveInUse, compact
 from streams.store.engine import make_engine, make_readonly_engine
@@ -510,7 +521,10 @@ def seed_for_purge(url: str, now: datetime) -> None:
         for base, age in ((0, timedelta(days=100)), (100, timedelta(days=1))):
             when = now - age
             batch = [f.status_report(base + n, {"a": n, "b": n}, when=when) for n in range(5)]
-            batch += [f.device_event(base + 5, "online", when=when), f.unknown_message(base + 8)]
+            batch += [
+                f.device_event(base + 5, "name_updated", {"name": "lamp"}, when=when),
+                f.unknown_message(base + 8),
+            ]
             store.write_batch(batch, [f.dead_letter(base + 6), f.dead_letter(base + 7)], received_at=when)
         with engine.begin() as connection:
             dead_letters = DeadLetter.__table__
@@ -584,6 +598,28 @@ def test_purge_of_one_table_leaves_the_others(
         "commands": 3,
         "dead_letters": 4,
     }
+
+
+def test_purge_keeps_each_device_s_newest_online_and_offline_events_that_tell_a_late_one_from_news(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    # A device steady for weeks: without its last online event, replay --rules of an old offline fired as news.
+    engine = make_engine(empty)
+    migrate.upgrade(engine)
+    old = datetime.now(UTC) - timedelta(days=100)
+    events = [f.device_event(n, ("online", "offline")[n % 2], when=old + timedelta(minutes=n)) for n in range(9)]
+    renamed = f.device_event(9, "name_updated", {"name": "lamp"}, when=old)
+    ArchiveStore(engine).write_batch([*events, renamed], [], received_at=old)
+    with engine.connect() as connection:
+        guard = latest_online_events(connection, [f.DEVICE])
+    assert guard[f.DEVICE][1] is True  # the last event, an online
+    status, out = run(monkeypatch, capsys, empty, "purge", "--older-than", "30d", "--table", "device_events")
+    assert (status, out.splitlines()[0]) == (0, "device_events: deleted 4 rows")  # 3 of 9, and the rename
+    with engine.connect() as connection:
+        assert latest_online_events(connection, [f.DEVICE]) == guard
+        kept = connection.scalars(select(DeviceEvent.message_id).order_by(DeviceEvent.message_id)).all()
+    engine.dispose()
+    assert kept == [f.message_id(n) for n in range(3, 9)]
 
 
 def counts(url: str) -> dict[str, int]:
