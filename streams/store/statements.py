@@ -77,10 +77,11 @@ def _if_newer(table: str, stamp: str, *columns: str) -> list[str]:
 
 
 # A device deleted and bound again (re-paired) is not deleted: deleted_at is the newest delete unless a bind as new
-# or newer follows it (streams.store.facts applies the same rule within a batch; a tie is a re-pairing there too).
+# or newer follows it (streams.store.facts applies the same rule within a batch; a tie is a re-pairing there too),
+# or a listing answered after it (synced_at: the delete the stream delivers late, after the sync, is over too).
 _DELETED_AT = (
     f"deleted_at = CASE WHEN {_newest('devices', 'owner_updated_at')} >= {_newest('devices', 'deleted_at')} "
-    f"THEN NULL ELSE {_newest('devices', 'deleted_at')} END"
+    f"OR devices.synced_at >= {_newest('devices', 'deleted_at')} THEN NULL ELSE {_newest('devices', 'deleted_at')} END"
 )
 
 

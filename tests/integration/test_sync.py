@@ -294,6 +294,19 @@ def test_the_stream_keeps_a_newer_name_than_the_list(sqlite_project: Project) ->
         assert connection.scalar(select(Device.name).where(Device.device_id == device)) == "Renamed later"
 
 
+def test_a_deletion_the_stream_delivers_after_a_newer_listing_gives_way_to_it(project: Project) -> None:
+    # The worker's start: its backlog's delete arrives after the start-up sync listed the device again (re-paired).
+    device = project.fleet.devices[5].device_id
+    project.sync().run()
+    store = ArchiveStore(project.engine)
+    for n, minutes in ((1, -30), (2, 60)):  # half an hour before Tuya's answer, then an hour after it
+        when = datetime.fromtimestamp(NOW_S + minutes * 60, UTC)
+        store.write_batch([f.device_event(n, "deleted", device=device, when=when)], [], received_at=when)
+        with project.engine.connect() as connection:
+            deleted_at = connection.scalar(select(Device.deleted_at).where(Device.device_id == device))
+        assert deleted_at == (None if minutes < 0 else when)
+
+
 def test_quota_stops_a_sync_and_a_rerun_finishes_it_without_doubles(tmp_path: Path, small_fleet: EmulatedFleet) -> None:
     for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused={IOT03: 1106}):
         stopped = project.sync(quota=4).run()  # the token, v1.3 refused, then 2 pages of 20
