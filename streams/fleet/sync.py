@@ -52,6 +52,10 @@ _T = TypeVar("_T")
 _LISTING, _SPECS, _DETAILS, _USERS = "device_list", "specification", "device_detail", "users"
 _USERS_OVERLAP = timedelta(days=1)  # our clock against Tuya's creation times
 
+Listed = dict[str, tuple[tuple[tuple[str, Any], ...] | None, datetime]]
+"""Each listed device's status as its page carried it (None: the family's pages carry none), and Tuya's time of
+that page's answer."""
+
 
 def _at(t_ms: int, fallback: datetime) -> datetime:
     return datetime.fromtimestamp(t_ms / 1000, tz=UTC) if t_ms > 0 else fallback
@@ -123,7 +127,7 @@ class FleetSync:
 
     # --- devices ------------------------------------------------------------------------------------------------
 
-    def _list_devices(self) -> dict[str, tuple[tuple[str, Any], ...] | None]:
+    def _list_devices(self) -> Listed:
         """List every device through the first family that answers; returns each listed device's inline status."""
         memory = self._read(lambda c: api_usage.path_memory(c, _LISTING))
         for family in _ordered(DEVICE_FAMILIES, lambda f: f.path, memory):
@@ -143,8 +147,8 @@ class FleetSync:
         token = self._client.auth.token
         return [*([token.uid] if token and token.uid else []), *self._read(fleet.known_uids)]
 
-    def _list_with(self, family: DeviceFamily, context: FamilyContext) -> dict[str, Any]:
-        inline: dict[str, tuple[tuple[str, Any], ...] | None] = {}
+    def _list_with(self, family: DeviceFamily, context: FamilyContext) -> Listed:
+        inline: Listed = {}
         pages: Iterator[DevicePage] = family.pages(self._archive, context)
         first: datetime | None = None
         owners: set[str] = set()  # the uids the pages listed every device of (the per-user family)
@@ -158,7 +162,7 @@ class FleetSync:
                     self._write(lambda c, at=at: api_usage.remember_path(c, _LISTING, family.path, at))
                     self._report.family = family.path
                 self._save_page(page, at)
-                inline.update((device.device_id, device.status) for device in page.devices)
+                inline.update((device.device_id, (device.status, at)) for device in page.devices)
         except CursorRepeated as exc:
             self._report.problems.append(str(exc))
             return inline
@@ -280,11 +284,12 @@ class FleetSync:
             return
         self._write(lambda c: api_usage.remember_path(c, _USERS, path, now))
 
-    def _fill_states(self, inline: dict[str, tuple[tuple[str, Any], ...] | None]) -> None:
-        """Latest values of listed devices that never reported, marked as from the API (newer stream values win)."""
+    def _fill_states(self, inline: Listed) -> None:
+        """Latest values of listed devices that never reported, marked as from the API (newer stream values win): a
+        list's as of its page's answer, another's as of the status call's."""
         for device_id in self._read(lambda c: fleet.devices_without_state(c, inline)):
-            values = inline.get(device_id)
-            at, tid = self._clock(), "list"
+            values, at = inline[device_id]
+            tid = "list"
             if values is None:
                 self._archive.check()
                 try:
@@ -294,7 +299,7 @@ class FleetSync:
                     if is_refusal(exc):
                         return
                     continue
-                values, at, tid = tuple(status.values.items()), _at(status.t, at), status.tid
+                values, at, tid = tuple(status.values.items()), _at(status.t, self._clock()), status.tid
             if values:
                 self._write(lambda c, d=device_id, v=values, a=at, t=tid: fleet.save_api_state(c, d, v, a, t))
                 self._report.states_filled += 1

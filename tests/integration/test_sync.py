@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -477,6 +477,26 @@ def test_syncing_a_device_no_detail_path_answers_for_is_a_problem_for_each(
     for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused=refused):
         report = project.sync().sync_devices(asked)
         assert report.problems == [f"device {d}: not read, every device-detail path was refused" for d in asked]
+
+
+def _an_hour_ahead() -> datetime:
+    """Our clock an hour ahead of Tuya's, as after the specification calls of a big fleet."""
+    return datetime.now(UTC) + timedelta(hours=1)
+
+
+def test_values_a_device_list_carried_are_as_of_its_answer_not_of_when_they_were_stored(
+    tmp_path: Path, small_fleet: EmulatedFleet
+) -> None:
+    # The per-user family's pages carry each device's status; they were stamped after every specification call, by
+    # our clock, so that a stream report newer than the list lost to it.
+    refused = {IOT03: 1106, "/v2.0/cloud/thing": 1106, "/v1.0/iot-01": 1106}
+    for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused=refused):
+        sync = FleetSync(project.engine, project.client(), schema=SCHEMA, clock=_an_hour_ahead)
+        assert sync.run().family == PER_USER
+        with project.engine.connect() as connection:
+            stamps = connection.execute(select(DeviceState.reported_at).where(DeviceState.source == "api")).scalars()
+            latest = max(stamps)
+        assert latest < datetime.now(UTC)  # Tuya's time of the page's answer
 
 
 def test_a_first_sync_through_the_per_user_family_lists_the_devices_of_the_app_s_users(
