@@ -207,7 +207,8 @@ def save_points(
 
 
 def save_users(connection: Connection, users: Sequence[ListedUser], at: datetime) -> tuple[int, int]:
-    """Upsert listed users; the newest of ``updated_at`` wins ``data``, as for users seen in the stream.
+    """Upsert listed users; the newest of ``updated_at`` wins ``data``, as for users seen in the stream (the list's
+    at an equal time).
 
     Returns (new, changed) counts.
     """
@@ -218,7 +219,9 @@ def save_users(connection: Connection, users: Sequence[ListedUser], at: datetime
     before = _user_facts(connection, ids)
     statement = insert(connection, _USERS)
     stored, incoming = _USERS.c, statement.excluded
-    newer = _newer(stored.updated_at, incoming.updated_at)
+    # As new, too: a user the stream saw sign up has its event's time as update_time, and the event's data is less
+    # than the list's (no email, mobile or country code).
+    newer = or_(_newer(stored.updated_at, incoming.updated_at), incoming.updated_at == stored.updated_at)
     statement = statement.on_conflict_do_update(
         index_elements=[stored.uid],
         set_={

@@ -410,6 +410,19 @@ def test_app_users_are_walked_back_in_30_day_windows(sqlite_project: Project) ->
     assert (again.users_new, again.users_changed, project.count(User)) == (0, 0, 30)
 
 
+def test_a_user_the_stream_saw_at_the_list_s_update_time_gets_the_list_s_details(sqlite_project: Project) -> None:
+    # A sign-up the stream saw is timed as Tuya's update_time of a user not changed since: the list's details (email,
+    # mobile, country code) were left out, the event's uid and schema kept.
+    project = sqlite_project
+    user = project.fleet.users[0]
+    when = datetime.fromtimestamp(user.update_time, UTC)
+    ArchiveStore(project.engine).write_batch([f.user_event(1, "registered", user.uid, when=when)], [], received_at=when)
+    project.sync().run()
+    with project.engine.connect() as connection:
+        data = connection.scalar(select(User.data).where(User.uid == user.uid))
+    assert (data["country_code"], data["email"] or data["mobile"]) == (user.country_code, user.email or user.mobile)
+
+
 def test_a_walk_through_the_users_cut_short_is_walked_again_to_the_first_sign_up(sqlite_project: Project) -> None:
     project = sqlite_project
     project.emulator.delay_next(1, 0.0, path_prefix="/v2.0/apps/")  # the newest window answers
