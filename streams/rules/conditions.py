@@ -2,8 +2,9 @@
 
 Owns the meaning of each condition kind. A condition without ``device`` looks at the triggering device. Time
 conditions read the fire time in UTC (rules files have no time zone). A numeric_state condition with a unit reads
-the data point's specification, and says through ``Readings.on_unmeasured`` when it has none that fits (the
-condition then fails). Pure: imports no I/O library.
+the data point's specification, and says through ``Readings.on_unmeasured`` when it has none that fits: the
+condition is then neither true nor false, and neither is a ``not`` of it (the rule does not fire unless an ``or``
+holds without it). Pure: imports no I/O library.
 """
 
 from __future__ import annotations
@@ -47,11 +48,19 @@ class Readings(NamedTuple):
 
 
 def all_hold(conditions: Sequence[Condition], trigger: TriggerContext, readings: Readings, at: datetime) -> bool:
-    return all(holds(condition, trigger, readings, at) for condition in conditions)
+    """Whether every one of ``conditions`` is true (not merely not false) for a fire of ``trigger`` at ``at``."""
+    return _all(conditions, trigger, readings, at) is True
 
 
 def holds(condition: Condition, trigger: TriggerContext, readings: Readings, at: datetime) -> bool:
     """Whether ``condition`` is true for a fire of ``trigger`` at ``at``."""
+    return _judge(condition, trigger, readings, at) is True
+
+
+def _judge(condition: Condition, trigger: TriggerContext, readings: Readings, at: datetime) -> bool | None:
+    """``condition`` for a fire of ``trigger`` at ``at``: True, False, or None when a threshold with a unit could not
+    be compared (no specification that fits); ``and``, ``or`` and ``not`` carry None as the logic of three values
+    does (None and False is False, None or True is True, not None is None)."""
     match condition:
         case StateCondition():
             device_id = condition.device or trigger.device_id
@@ -62,15 +71,38 @@ def holds(condition: Condition, trigger: TriggerContext, readings: Readings, at:
         case TimeCondition():
             return _time_holds(condition, at)
         case AndCondition():
-            return all_hold(condition.conditions, trigger, readings, at)
+            return _all(condition.conditions, trigger, readings, at)
         case OrCondition():
-            return any(holds(inner, trigger, readings, at) for inner in condition.conditions)
+            return _any(condition.conditions, trigger, readings, at)
         case NotCondition():
-            return not any(holds(inner, trigger, readings, at) for inner in condition.conditions)
+            found = _any(condition.conditions, trigger, readings, at)
+            return None if found is None else not found
     raise TypeError(f"unknown condition {condition!r}")
 
 
-def _numeric_holds(condition: NumericStateCondition, trigger: TriggerContext, readings: Readings) -> bool:
+def _all(conditions: Sequence[Condition], trigger: TriggerContext, readings: Readings, at: datetime) -> bool | None:
+    """False at the first false one, else None if one could not be judged, else True."""
+    result: bool | None = True
+    for condition in conditions:
+        judged = _judge(condition, trigger, readings, at)
+        if judged is False:
+            return False
+        result = None if judged is None else result
+    return result
+
+
+def _any(conditions: Sequence[Condition], trigger: TriggerContext, readings: Readings, at: datetime) -> bool | None:
+    """True at the first true one, else None if one could not be judged, else False."""
+    result: bool | None = False
+    for condition in conditions:
+        judged = _judge(condition, trigger, readings, at)
+        if judged is True:
+            return True
+        result = None if judged is None else result
+    return result
+
+
+def _numeric_holds(condition: NumericStateCondition, trigger: TriggerContext, readings: Readings) -> bool | None:
     device_id = condition.device or trigger.device_id
     if device_id is None:
         return False
@@ -83,7 +115,7 @@ def _numeric_holds(condition: NumericStateCondition, trigger: TriggerContext, re
     why = unit_problem(condition.above, condition.below, point)
     if why is not None:
         readings.on_unmeasured(trigger.rule_id, device_id, condition.code, why)
-        return False
+        return None
     return in_range(value, condition.above, condition.below, point)
 
 

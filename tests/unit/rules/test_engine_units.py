@@ -171,11 +171,12 @@ def test_a_bare_number_rule_fires_the_same_with_or_without_a_catalog():
 
 # --- conditions -----------------------------------------------------------------------------------------------------
 
-FAN_ON_IF_HOT = """
+FAN_ON_IF_HOT_CONDITIONS = "[{condition: numeric_state, device: sensor, code: temp_current, above: 30 °C}]"
+FAN_ON_IF_HOT = f"""
 - id: fan_on_if_hot
-  triggers: [{trigger: state, device: fan, code: switch_1, to: true}]
-  conditions: [{condition: numeric_state, device: sensor, code: temp_current, above: 30 °C}]
-  actions: [{action: log, message: x}]
+  triggers: [{{trigger: state, device: fan, code: switch_1, to: true}}]
+  conditions: {FAN_ON_IF_HOT_CONDITIONS}
+  actions: [{{action: log, message: x}}]
 """
 
 
@@ -193,6 +194,26 @@ def test_unit_condition_without_a_spec_fails_and_says_so():
     assert [(item.rule_id, item.device_id, item.code) for item in loop.unmeasured] == [
         ("fan_on_if_hot", SENSOR, "temp_current")
     ]
+
+
+@pytest.mark.parametrize(
+    ("conditions", "fires"),
+    [
+        ("[{condition: not, conditions: [UNIT]}]", False),  # not unknown: unknown, not true
+        ("[{condition: or, conditions: [UNIT, {condition: time, weekday: mon}]}]", True),  # unknown or true
+        ("[{condition: or, conditions: [UNIT, {condition: time, weekday: sun}]}]", False),
+        (
+            "[{condition: not, conditions: [{condition: and, conditions: [UNIT, {condition: time, weekday: sun}]}]}]",
+            True,
+        ),
+    ],
+)
+def test_a_unit_condition_without_a_spec_is_neither_true_nor_false(conditions, fires):
+    # "Heater on unless warm" sent its command on a fresh archive: the unknown threshold, negated, held.
+    unit = "{condition: numeric_state, device: sensor, code: temp_current, above: 25 °C}"
+    loop = EngineLoop(make_rules(FAN_ON_IF_HOT.replace(FAN_ON_IF_HOT_CONDITIONS, conditions.replace("UNIT", unit))))
+    loop.latest[(SENSOR, "temp_current")] = 300  # 30 °C, once the specification is known
+    assert rule_ids(loop.feed(status(FAN, "switch_1", True, at(0)))) == (["fan_on_if_hot"] if fires else [])
 
 
 def test_unit_condition_on_the_triggering_device_uses_the_messages_product():
