@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -112,6 +113,19 @@ def _json_value(value: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"not a JSON value: {value!r} ({exc})") from None
     return value
+
+
+def _web_address(url: str) -> str:
+    """An http(s) URL a webhook can be posted to: a host, and a port that is a number (checked when the file loads,
+    not when the first fire is sent)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is no number)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if not parts.hostname:
+        raise ValueError("a URL needs a host")
+    return url
 
 
 def _cooldown_shorthand(value: Any) -> Any:
@@ -289,7 +303,7 @@ class WebhookAction(_Schema):
     """HTTP POST of the ``json`` body (templates rendered) to ``url``."""
 
     action: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://\S+$")
+    url: Annotated[str, Field(pattern=r"^https?://\S+$"), AfterValidator(_web_address)]
     body: JsonValue = Field(None, alias="json")
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Duration = timedelta(seconds=10)

@@ -198,6 +198,8 @@ class RulesReactor:
                 "rule fired rule=%s action=%s device=%s message=%s dry_run=%s",
                 fired.rule_id, fired.kind, fired.device_id, fired.message_id, fired.dry_run,
             )  # fmt: skip
+            if isinstance(fired.effect, TemplateFailed):  # its row is failed from the start: the sender never sees it
+                log.warning("outbox: %s failed: template failed: %s", fired.idempotency_key, fired.effect.error)
         self._warn(evaluation.unmeasured)
 
     def _warn(self, unmeasured: Sequence[Unmeasured]) -> None:

@@ -152,7 +152,7 @@ class OutboxSender:
             return self._retry_or_fail(row, exc)
         except (TransientError, httpx.ConnectError, httpx.ConnectTimeout) as exc:  # the last two: nothing was sent
             return self._retry_or_fail(row, exc)
-        except (*TUYA_ERRORS, httpx.HTTPError, ValueError) as exc:
+        except (*TUYA_ERRORS, httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # InvalidURL: nothing was sent
             self.failed += 1
             log.warning("outbox: %s failed: %s", row["idempotency_key"], exc)
             return {"status": "failed", "error_code": getattr(exc, "code", None), "error": str(exc)}
@@ -174,6 +174,7 @@ class OutboxSender:
             if not result.accepted:  # an answer, so not resent: Tuya did not say it took the command
                 self.failed += 1
                 error = "Tuya answered success, but its result is not true: the device may not have taken it"
+                log.warning("outbox: %s failed: %s", row["idempotency_key"], error)
                 return {"status": "failed", "tuya_tid": result.tid, "error": error}
             self.sent += 1
             return {"status": "sent", "tuya_tid": result.tid, "sent_at": self._clock(), "error": None}

@@ -203,7 +203,7 @@ def test_maybe_applied_server_error_marks_failed_and_never_resends(archive, clos
     assert "not resent" in row["error"]
 
 
-def test_an_answer_that_does_not_say_result_true_marks_failed_with_its_tid(archive, closing):
+def test_an_answer_that_does_not_say_result_true_marks_failed_with_its_tid(archive, closing, caplog):
     insert(archive, command_row(1))
     client = FakeCommandClient(accepted=False)  # Tuya answered success, but its result is not true
     sender = make_sender(closing, archive, client)
@@ -213,6 +213,9 @@ def test_an_answer_that_does_not_say_result_true_marks_failed_with_its_tid(archi
     assert len(client.calls) == 1
     assert (row["status"], row["tuya_tid"], row["sent_at"]) == ("failed", "tid0001", None)
     assert "result" in row["error"] and sender.failed == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"outbox: {row['idempotency_key']} failed: {row['error']}"
+    ]  # as every row that ends failed
 
 
 def test_permanent_tuya_error_marks_failed_with_tuya_code(archive, closing):
@@ -363,6 +366,17 @@ def test_webhook_posts_body_and_headers_then_marks_sent(archive, closing):
     assert request.read() == b'{"text":"plug offline"}'
     row = only_row(archive)
     assert (row["status"], row["tuya_tid"]) == ("sent", None)
+
+
+def test_a_webhook_to_an_address_httpx_cannot_use_fails_saying_why_and_the_others_are_sent(archive, closing):
+    # A row of a rules file an earlier version accepted: the drain raised, the row stayed in flight and ended
+    # "failed: may have been delivered" after the lease, though nothing had been sent.
+    insert(archive, webhook_row(1, url="http://[::1/alerts", headers=()), webhook_row(2, headers=()))
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204)))
+    make_sender(closing, archive, FakeCommandClient(), http=http).drain()
+    first, second = rows(archive)
+    assert (first["status"], second["status"]) == ("failed", "sent")
+    assert "IPv6" in first["error"] or "Invalid" in first["error"]
 
 
 def test_webhook_refused_by_receiver_marks_failed(archive, closing):

@@ -201,6 +201,23 @@ def test_a_bare_number_is_no_time_of_day():
     ]
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://[::1/alerts", "not a URL: Invalid IPv6 URL"),
+        ("http://hooks.example:80a/x", "not a URL: Port could not be cast to integer value as '80a'"),
+        ("http:///alerts", "a URL needs a host"),
+    ],
+)
+def test_a_webhook_url_no_request_can_be_sent_to_is_a_problem(url, why):
+    # Accepted before; the sender's post then raised for every fire.
+    problems = _parse_problems(
+        "rules: [{id: r, triggers: [{trigger: user_event, event: registered}], "
+        f"actions: [{{action: webhook, url: '{url}'}}]}}]"
+    )
+    assert problems == [f"rules.yaml:1: rule 'r': actions[0].url: {why}"]
+
+
 def test_an_unquoted_date_is_sent_as_the_text_written():
     rule_set = parse_rules(
         "rules: [{id: r, triggers: [{trigger: user_event, event: registered}], "

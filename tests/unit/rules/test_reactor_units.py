@@ -85,6 +85,20 @@ def _commands(archive: Engine) -> list[str]:
         return list(connection.scalars(select(Command.__table__.c.idempotency_key)))
 
 
+def test_an_action_whose_template_failed_is_a_failed_row_logged_as_a_warning(archive, caplog):
+    rules = make_rules("""
+    - id: plus_one
+      triggers: [{trigger: state, code: temp_current}]
+      actions: [{action: log, message: "{{ trigger.value + 'x' }}"}]
+    """)
+    with caplog.at_level(logging.WARNING, logger="streams.outbox.reactor"):
+        _react(archive, RulesReactor(rules), _report(1, 310))
+    with archive.connect() as connection:
+        status, error = connection.execute(select(Command.status, Command.error)).one()
+    assert status == "failed" and error.startswith("template failed: ")
+    assert [r.getMessage() for r in caplog.records] == [f"outbox: plus_one:m1:0 failed: {error}"]
+
+
 def test_a_missing_spec_is_warned_about_once_across_batches(archive, caplog):
     reactor = RulesReactor(RULES, Catalog)
     with caplog.at_level(logging.WARNING, logger="streams.outbox.reactor"):
