@@ -47,9 +47,14 @@ def no_points(device_id: str, code: str, product_key: str | None = None) -> Poin
 
 
 def same_value(left: Any, right: Any) -> bool:
-    """Equality as a user means it: ``true`` is not ``1`` (Tuya has both bool and value DPs), ``3`` is ``3.0``."""
+    """Equality as a user means it: ``true`` is not ``1`` (Tuya has both bool and value DPs), ``3`` is ``3.0``, and
+    ``3`` is ``"3"`` (Tuya sends an enum as text, and ``to: 3`` is how one writes it; ``numeric_state`` reads numeric
+    text as a number too)."""
     if isinstance(left, bool) or isinstance(right, bool):
         return isinstance(left, bool) and isinstance(right, bool) and left is right
+    text, number = (left, right) if isinstance(left, str) else (right, left)
+    if isinstance(text, str) and isinstance(number, int | float):
+        return as_number(text) == number
     return bool(left == right)
 
 

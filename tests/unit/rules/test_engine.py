@@ -384,6 +384,22 @@ def test_state_true_is_not_one():
     assert loop.feed(status(PLUG, "switch_1", 1, at(0))) == []
 
 
+@pytest.mark.parametrize(("written", "reported"), [("3", "3"), ("'3'", 3), ("3", "3.0")])
+def test_state_to_a_number_matches_the_same_number_sent_as_text(written, reported):
+    # Tuya sends an enum as text: `to: 3` never fired on "3", while numeric_state read "3" as 3.
+    loop = EngineLoop(
+        make_rules(f"""
+    - id: speed_3
+      triggers: [{{trigger: state, device: plug, code: fan_speed_enum, to: {written}}}]
+      conditions: [{{condition: state, device: plug, code: fan_speed_enum, state: {written}}}]
+      actions: [{{action: log, message: x}}]
+    """)
+    )
+    loop.feed(status(PLUG, "fan_speed_enum", "1", at(0)))
+    assert rule_ids(loop.feed(status(PLUG, "fan_speed_enum", reported, at(1)))) == ["speed_3"]
+    assert loop.feed(status(PLUG, "fan_speed_enum", "30", at(2))) == []
+
+
 def test_state_for_is_cancelled_by_another_change():
     loop = EngineLoop(make_rules(STATE_TO_TRUE.replace("to: true}", "to: true, for: 1m}")))
     loop.feed(status(PLUG, "switch_1", True, at(0)))
