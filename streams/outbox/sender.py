@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -89,11 +90,23 @@ class OutboxSender:
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Outcomes of deliveries the database did not take yet (an outage between the send and its record): written
+        # before anything else, so that the row is not settled by its lease as "may have been delivered".
+        self._unrecorded: deque[tuple[int, dict[str, Any]]] = deque()
         self.sent = 0
         self.failed = 0
 
+    def _record_outcomes(self) -> None:
+        """Write the outcomes not written yet, in order; raises (keeping the rest) when the database still fails."""
+        while self._unrecorded:
+            command_id, outcome = self._unrecorded[0]
+            with self._engine.begin() as connection:
+                sql.finish(connection, command_id, self._clock(), **outcome)
+            self._unrecorded.popleft()
+
     def recover(self) -> None:
         """Settle rows in flight for longer than the lease, without sending anything again (module docstring)."""
+        self._record_outcomes()
         now = self._clock()
         with self._engine.begin() as connection:
             rows = sql.in_flight(connection, claimed_before=now - self._lease)
@@ -119,6 +132,7 @@ class OutboxSender:
     def drain(self) -> int:
         """Deliver every due row once, a device's commands in the order they were written (:func:`sql.due_ids`);
         returns how many were due."""
+        self._record_outcomes()
         with self._engine.begin() as connection:
             due = sql.due_ids(connection, self._clock(), self._waits)
         held: set[str] = set()  # devices with a command back to pending or at another sender: the rest wait
@@ -131,8 +145,8 @@ class OutboxSender:
                 held.add(device)
             if row is not None:
                 outcome = self._deliver(row)
-                with self._engine.begin() as connection:
-                    sql.finish(connection, command_id, self._clock(), **outcome)
+                self._unrecorded.append((command_id, outcome))
+                self._record_outcomes()
                 if outcome["status"] == "pending" and device is not None:
                     held.add(device)
         return len(due)

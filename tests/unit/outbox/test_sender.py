@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from models.tables import Command
 from streams.outbox import sql
@@ -201,6 +203,28 @@ def test_maybe_applied_server_error_marks_failed_and_never_resends(archive, clos
     assert len(client.calls) == 1
     assert (row["status"], row["error_code"], row["attempts"]) == ("failed", 0, 1)
     assert "not resent" in row["error"]
+
+
+def test_an_outcome_the_database_did_not_take_is_written_at_the_next_drain(archive, closing, monkeypatch):
+    # It was left in flight, then settled after the lease as "not resent, may have been delivered", its tid lost.
+    insert(archive, command_row(1))
+    finish, calls = sql.finish, []
+
+    def locked_once(*args: Any, **values: Any) -> None:
+        calls.append(values)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE commands", {}, sqlite3.OperationalError("database is locked"))
+        finish(*args, **values)
+
+    monkeypatch.setattr(sql, "finish", locked_once)
+    client = FakeCommandClient()
+    sender = make_sender(closing, archive, client)
+    with pytest.raises(OperationalError):
+        sender.drain()
+    assert only_row(archive)["status"] == "in_flight"
+    sender.drain()
+    row = only_row(archive)
+    assert (row["status"], row["tuya_tid"], len(client.calls)) == ("sent", "tid0001", 1)
 
 
 def test_an_answer_that_does_not_say_result_true_marks_failed_with_its_tid(archive, closing, caplog):
