@@ -84,6 +84,7 @@ class FleetSync:
         self._on_progress = on_progress or (lambda _report: None)
         self._clock = clock
         self._report = SyncReport()
+        self._listed: set[str] = set()
         self._users_walked = False
 
     def run(self) -> SyncReport:
@@ -96,7 +97,7 @@ class FleetSync:
         return self._session(lambda: self._details(ids))
 
     def _session(self, steps: Callable[[], None]) -> SyncReport:
-        self._report = SyncReport()
+        self._report, self._listed = SyncReport(), set()
         self._users_walked = False
         self._archive = MeteredArchive(self._engine, self._client, self._clock)
         try:
@@ -176,7 +177,8 @@ class FleetSync:
 
     def _save_page(self, page: DevicePage, at: datetime) -> None:
         new, changed = self._write(lambda c: fleet.save_devices(c, page.devices, at))
-        self._report.devices_listed += len(page.devices)
+        self._listed.update(device.device_id for device in page.devices)
+        self._report.devices_listed = len(self._listed)  # a device on two pages, or two families' pages, once
         self._report.devices_new += new
         self._report.devices_changed += changed
         self._on_progress(self._report)

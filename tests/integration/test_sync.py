@@ -248,6 +248,15 @@ def test_a_refused_family_is_remembered_and_not_asked_again(tmp_path: Path, smal
         assert memory == {IOT03: "refused", THING: "ok"}
 
 
+def test_devices_two_families_listed_count_once(tmp_path: Path, fleet: EmulatedFleet) -> None:
+    for project in _project(f"sqlite:///{tmp_path / 'a.db'}", fleet):
+        project.emulator.delay_next(1, 0.0, path_prefix=IOT03)  # its first page answered, its second refused
+        project.emulator.fail_next(1, code=1106, path_prefix=IOT03)
+        report = project.sync().run()
+        assert (report.family, report.devices_listed, report.devices_new) == (THING, 1_000, 1_000)
+        assert len(project.calls(IOT03)) == 2
+
+
 @pytest.mark.parametrize("camel_case", [False, True], ids=["snake_case", "camelCase"])
 def test_both_spellings_of_the_device_list(tmp_path: Path, small_fleet: EmulatedFleet, camel_case: bool) -> None:
     fleet = small_fleet
