@@ -26,7 +26,7 @@ from streams.fleet.catalog import normalize_unit
 from streams.rules.problems import Loc
 from streams.rules.templates import check_template, is_template
 
-__all__ = ["missing_targets", "numeric_ranges", "range_problems", "template_problems"]
+__all__ = ["device_conditions", "missing_targets", "numeric_ranges", "range_problems", "template_problems"]
 
 # The keys of an action whose string values are templates.
 _TEMPLATED_KEYS = ("commands", "json", "message")
@@ -54,7 +54,7 @@ def missing_targets(rule: Rule) -> Iterator[tuple[Loc, str]]:
                 )
     users = [index for index, trigger in enumerate(rule.triggers) if isinstance(trigger, UserEventTrigger)]
     if users:
-        for loc, condition in _device_conditions(rule.conditions, ("conditions",)):
+        for loc, condition in device_conditions(rule.conditions, ("conditions",)):
             if condition.device is None:
                 yield (*loc, "device"), f"required: triggers[{users[0]}] (user_event) has no device to look at"
 
@@ -64,7 +64,7 @@ def numeric_ranges(rule: Rule) -> Iterator[tuple[Loc, NumericStateTrigger | Nume
     for index, trigger in enumerate(rule.triggers):
         if isinstance(trigger, NumericStateTrigger):
             yield ("triggers", index), trigger
-    for loc, condition in _device_conditions(rule.conditions, ("conditions",)):
+    for loc, condition in device_conditions(rule.conditions, ("conditions",)):
         if isinstance(condition, NumericStateCondition):
             yield loc, condition
 
@@ -87,14 +87,15 @@ def range_problems(rule: Rule) -> Iterator[tuple[Loc, str]]:
             yield (*loc, "above"), f"must be below 'below' ({above} >= {below})"
 
 
-def _device_conditions(
+def device_conditions(
     conditions: Sequence[Condition], loc: Loc
 ) -> Iterator[tuple[Loc, StateCondition | NumericStateCondition]]:
+    """The state and numeric_state conditions among ``conditions`` (nested ones too), with their locs."""
     for position, condition in enumerate(conditions):
         if isinstance(condition, StateCondition | NumericStateCondition):
             yield (*loc, position), condition
         elif isinstance(condition, AndCondition | OrCondition | NotCondition):
-            yield from _device_conditions(condition.conditions, (*loc, position, "conditions"))
+            yield from device_conditions(condition.conditions, (*loc, position, "conditions"))
 
 
 def template_problems(raw_rule: Any) -> Iterator[tuple[Loc, str]]:

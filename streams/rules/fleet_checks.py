@@ -1,7 +1,9 @@
-"""Checks of a rule against what the archive knows of the fleet: can its thresholds with a unit ever be compared?
+"""Checks of a rule against what the archive knows of the fleet: are its codes the data points of the products it
+reads and commands, and can its thresholds with a unit ever be compared?
 
-Owns what ``rules check`` reports when it reaches the archive: the problems, a unit that is not the data point's (or
-a data point that is no number, or none of that code), and the thresholds it cannot check yet, of a device or
+Owns what ``rules check`` reports when it reaches the archive: the problems, a code no data point of a product with
+a specification has (a command's: or one that is not commandable), a unit that is not the data point's (or a data
+point that is no number), and the thresholds it cannot check yet, of a device or
 product whose specification the archive does not have (``sync`` fetches it): the worker runs such a rule, as the
 reactor warns at run time, so they are notes, not problems. The worker does not run these checks: specifications
 may arrive after it starts. Reported as (loc within the rule, message), like checks.py. Pure.
@@ -11,18 +13,61 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from models.rules import NumericStateCondition, NumericStateTrigger, Rule, UserEventTrigger
+from models.rules import (
+    NumericStateCondition,
+    NumericStateTrigger,
+    Rule,
+    SendCommandAction,
+    StateCondition,
+    StateTrigger,
+    UserEventTrigger,
+)
 from streams.fleet.catalog import Catalog
-from streams.rules.checks import numeric_ranges
+from streams.rules.checks import device_conditions, numeric_ranges
 from streams.rules.operators import unit_mismatch
 from streams.rules.problems import Loc
 
-__all__ = ["unit_problems", "units_unchecked"]
+__all__ = ["code_problems", "unit_problems", "units_unchecked"]
 
 _SYNC = "run `tuya-archiver sync`"
 
 Subject = tuple[str | None, str | None]
 """(device, product) a range reads: one device, every device of a product, or (None, None) for any device."""
+
+
+def code_problems(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:
+    """Codes of ``rule`` that the products it reads or commands have no data point of, where the archive has their
+    specification, and commanded codes their data point does not take commands for. A threshold with a unit is
+    left to :func:`unit_problems`, which says the same."""
+    specified = catalog.products()
+    found: dict[tuple[Loc, str], None] = {}  # ordered, without the repeats of several triggers' subjects
+    for loc, code, subjects, commanded in _codes(rule):
+        for subject in subjects:
+            products, _unknown = _products(subject, code, catalog)
+            for product in (product for product in products if product in specified):
+                point = catalog.point("", code, product)
+                if point is None:
+                    found[(loc, f"product {product} has no data point {code!r}")] = None
+                elif commanded and not point.commandable:
+                    found[(loc, f"{code} of product {product} takes no commands (it is reported only)")] = None
+    return iter(found)
+
+
+def _codes(rule: Rule) -> Iterator[tuple[Loc, str, list[Subject], bool]]:
+    """(loc of the code, code, the subjects whose devices have it, whether it is commanded) of each code in ``rule``."""
+    triggered = [(t.device, t.product) for t in rule.triggers if not isinstance(t, UserEventTrigger)]
+    for index, trigger in enumerate(rule.triggers):
+        if isinstance(trigger, StateTrigger) or (isinstance(trigger, NumericStateTrigger) and not trigger.has_unit):
+            yield ("triggers", index, "code"), trigger.code, [(trigger.device, trigger.product)], False
+    for loc, condition in device_conditions(rule.conditions, ("conditions",)):
+        if isinstance(condition, StateCondition) or not condition.has_unit:
+            subjects = [(condition.device, None)] if condition.device is not None else triggered
+            yield (*loc, "code"), condition.code, subjects, False
+    for index, action in enumerate(rule.actions):
+        if isinstance(action, SendCommandAction):
+            subjects = [(action.device, None)] if action.device is not None else triggered
+            for position, command in enumerate(action.commands):
+                yield ("actions", index, "commands", position, "code"), command.code, subjects, True
 
 
 def unit_problems(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:

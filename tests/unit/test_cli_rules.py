@@ -123,6 +123,7 @@ def archive(tmp_path, monkeypatch) -> Iterator[Path]:
                     _point(SENSOR_PRODUCT, "temp_current", "℃", 1),
                     _point(SENSOR_PRODUCT, "humidity_value", "%", 0),
                     _point(PLUG_PRODUCT, "cur_power", "W", 1),
+                    _point(PLUG_PRODUCT, "switch_1", None, 0) | {"type": "Boolean", "commandable": True},
                 ],
             )
             row = {"device_id": SENSOR, "product_key": SENSOR_PRODUCT, "first_seen_at": T0, "last_seen_at": T0}

@@ -99,10 +99,16 @@ def user_event(uid: str, event: str, when: datetime) -> UserEvent:
 
 
 def point(
-    code: str, *, unit: str | None = None, scale: int = 0, type: str = "Integer", product: str = SENSOR_PRODUCT
+    code: str,
+    *,
+    unit: str | None = None,
+    scale: int = 0,
+    type: str = "Integer",
+    product: str = SENSOR_PRODUCT,
+    commandable: bool = False,
 ) -> PointSpec:
     """One data point of ``product``, as ``sync`` stores it."""
-    return PointSpec(product_id=product, code=code, type=type, unit=unit, scale=scale)
+    return PointSpec(product_id=product, code=code, type=type, unit=unit, scale=scale, commandable=commandable)
 
 
 def catalog(*points: PointSpec, devices: dict[str, str] | None = None) -> Catalog:

@@ -126,7 +126,7 @@ def test_a_condition_without_device_is_checked_on_the_triggers_devices_once():
     assert _checked("""
     - id: r
       triggers:
-        - {trigger: state, device: sensor, code: switch_1}
+        - {trigger: state, device: sensor, code: temp_current}
         - {trigger: state, device: sensor, code: battery_state}
         - {trigger: state, device: plug, code: switch_1}
       conditions:
@@ -164,3 +164,47 @@ def test_bare_numbers_are_never_checked_against_the_archive(specs):
 def test_without_a_catalog_unit_rules_load_as_the_worker_loads_them():
     text = DEVICES_YAML + "rules:\n" + textwrap.indent(textwrap.dedent(_trigger("device: plug", "above: 3 kW")), "  ")
     assert parse_rules(text).rules[0].id == "r"
+
+
+# --- codes ------------------------------------------------------------------------------------------------------
+
+
+def test_a_code_the_products_specification_lacks_is_a_problem_wherever_it_is_written():
+    # A typo passed rules check unless it sat beside a unit: the rule then never fired, or its command failed at Tuya.
+    assert _problems("""
+    - id: r
+      triggers: [{trigger: state, device: sensor, code: temp_curent}]
+      conditions:
+        - {condition: not, conditions: [{condition: numeric_state, device: sensor, code: batery_state, above: 1}]}
+      actions: [{action: tuya.send_command, device: sensor, commands: [{code: swich_1, value: true}]}]
+    """) == [
+        f"8: rule 'r': triggers[0].code: product {SENSOR_PRODUCT} has no data point 'temp_curent'",
+        f"10: rule 'r': conditions[0].conditions[0].code: product {SENSOR_PRODUCT} has no data point 'batery_state'",
+        f"11: rule 'r': actions[0].commands[0].code: product {SENSOR_PRODUCT} has no data point 'swich_1'",
+    ]
+
+
+def test_a_command_of_a_code_its_product_only_reports_is_a_problem():
+    specs = catalog(*SPECS_POINTS, point("switch_1", type="Boolean", commandable=True))
+    assert _problems(
+        """
+    - id: r
+      triggers: [{trigger: state, device: sensor, code: switch_1}]
+      actions: [{action: tuya.send_command, commands: [{code: switch_1, value: true}, {code: temp_current, value: 1}]}]
+    """,
+        specs,
+    ) == [
+        f"9: rule 'r': actions[0].commands[1].code: temp_current of product {SENSOR_PRODUCT} takes no commands "
+        "(it is reported only)"
+    ]
+
+
+def test_codes_of_devices_or_products_without_a_specification_are_left_to_the_worker():
+    assert _checked("""
+    - id: r
+      triggers:
+        - {trigger: state, device: plug, code: anything}
+        - {trigger: state, product: unknownproduct01, code: whatever}
+        - {trigger: state, code: any_device_code}
+      actions: [{action: log, message: x}]
+    """) == ([], [])
