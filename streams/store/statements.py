@@ -101,7 +101,8 @@ _DEVICE_STATE_UPSERT = (
 # What a row that only says the device reported can change (the other assignments keep the stored values when the
 # new row's times are NULL): the whole upsert of such a row (DEVICES_SEEN), and part of every device row's.
 _DEVICE_REPORTED = [
-    "product_key = COALESCE(excluded.product_key, devices.product_key)",
+    # The stream fills it in; a product changes with a re-pairing, which sync reads (a late message keeps its old one)
+    "product_key = COALESCE(devices.product_key, excluded.product_key)",
     _DELETED_AT,
     "first_seen_at = CASE WHEN excluded.first_seen_at < devices.first_seen_at "
     "THEN excluded.first_seen_at ELSE devices.first_seen_at END",

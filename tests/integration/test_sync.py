@@ -316,6 +316,21 @@ def test_a_deletion_the_stream_delivers_after_a_newer_listing_gives_way_to_it(pr
         assert deleted_at == (None if minutes < 0 else when)
 
 
+def test_a_late_message_of_the_product_a_device_had_before_leaves_the_listed_one(project: Project) -> None:
+    # A backlog's message (or replay --messages) switched it back, and every view scaled its history by the old one.
+    device = project.fleet.devices[5]
+    assert device.product_id != f.PRODUCT
+    project.sync().run()
+    late = datetime.fromtimestamp(NOW_S - 3_600, UTC)
+    ArchiveStore(project.engine).write_batch(
+        [f.status_report(1, {"switch_1": True}, device=device.device_id, when=late)], [], received_at=late
+    )
+    with project.engine.connect() as connection:
+        assert connection.scalar(select(Device.product_key).where(Device.device_id == device.device_id)) == (
+            device.product_id
+        )
+
+
 def test_quota_stops_a_sync_and_a_rerun_finishes_it_without_doubles(tmp_path: Path, small_fleet: EmulatedFleet) -> None:
     for project in _project(f"sqlite:///{tmp_path / 'a.db'}", small_fleet, refused={IOT03: 1106}):
         stopped = project.sync(quota=4).run()  # the token, v1.3 refused, then 2 pages of 20
