@@ -238,7 +238,7 @@ class _Run:
         for device_id in remaining:
             cursor = done[device_id].cursor if device_id in done else None
             unanswered = self.report.unanswered
-            if not self._device(device_id, start, end, cursor, scoped=bool(only)):
+            if not self._device(device_id, start, end, cursor, scoped=bool(only), tried=device_id in done):
                 return
             if self.report.unanswered == unanswered:
                 self.in_a_row = 0
@@ -249,9 +249,12 @@ class _Run:
         devices = self.archive.read(lambda c: backfill.devices_to_backfill(c, start))
         return [device for device in devices if not (device in done and done[device].done)]
 
-    def _device(self, device_id: str, start: datetime, end: datetime, cursor: str | None, *, scoped: bool) -> bool:
+    def _device(
+        self, device_id: str, start: datetime, end: datetime, cursor: str | None, *, scoped: bool, tried: bool
+    ) -> bool:
         """Read one device's log; False when no family is left to try. ``scoped``: some devices only were asked for
-        (what is left of the gap is then the person's, not the worker's)."""
+        (what is left of the gap is then the person's, not the worker's). ``tried``: an earlier run of the gap tried
+        it; its server errors say nothing new about the OpenAPI (the devices a gap left unread come in a row)."""
         for family in list(self.families):
             codes = self._codes(device_id) if family.needs_codes else []
             if family.needs_codes and not codes:
@@ -259,11 +262,12 @@ class _Run:
             try:
                 self._pages(family, device_id, start, end, codes, cursor)
             except TuyaServerError as exc:
-                self.in_a_row += 1
+                self.in_a_row += 0 if tried else 1
                 if is_project_wide(exc) or self.in_a_row >= SERVER_ERRORS_IN_A_ROW:
                     raise  # the OpenAPI's, not this device's: the run stops (fill)
                 self.report.unanswered += 1
                 self.report.reasons.append(f"device {device_id}: {exc}" + ("" if scoped else " (read again later)"))
+                self._unanswered(device_id)
                 return True
             except TuyaApiError as exc:
                 if is_project_wide(exc):
@@ -281,6 +285,11 @@ class _Run:
             return False
         self.report.reasons.append(f"device {device_id}: no log family can read it (no data points known: run sync)")
         return True
+
+    def _unanswered(self, device_id: str) -> None:
+        """The device's log did not answer: its checkpoint says it was tried, and the gap counts its calls."""
+        gap_id, calls = self.report.gap_id, self._uncounted()
+        self.archive.write(lambda c: backfill.save_unanswered(c, gap_id, device_id, self.clock(), calls=calls))
 
     def _codes(self, device_id: str) -> list[str]:
         product = self.catalog.product_of(device_id)

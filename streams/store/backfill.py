@@ -43,6 +43,7 @@ __all__ = [
     "record_gap",
     "save_consumed",
     "save_log_page",
+    "save_unanswered",
     "stream_pushed",
     "stream_values",
     "unfilled_gaps",
@@ -233,6 +234,20 @@ def _save_progress(
     )
     row = {"gap_id": gap_id, "device_id": device_id, "done": done, "cursor": cursor}
     connection.execute(statement, {**row, "rows_added": added, "calls": calls, "updated_at": at})
+
+
+def save_unanswered(connection: Connection, gap_id: int, device_id: str, at: datetime, *, calls: int) -> None:
+    """A device whose log did not answer: its checkpoint says it was tried (where it stood stays), and the gap counts
+    the ``calls`` it cost."""
+    statement = insert(connection, _PROGRESS)
+    stored, incoming = _PROGRESS.c, statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=[stored.gap_id, stored.device_id],
+        set_={"calls": stored.calls + incoming.calls, "updated_at": incoming.updated_at},
+    )
+    row = {"gap_id": gap_id, "device_id": device_id, "done": False, "cursor": None, "rows_added": 0}
+    connection.execute(statement, {**row, "calls": calls, "updated_at": at})
+    connection.execute(update(_GAPS).where(_GAPS.c.id == gap_id).values(calls=_GAPS.c.calls + calls, updated_at=at))
 
 
 # --- a page of a device log ----------------------------------------------------------------------------------------

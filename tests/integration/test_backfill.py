@@ -524,6 +524,22 @@ def test_only_server_errors_in_a_row_stop_the_backfill(sqlite_project: Project) 
     assert {row.device_id for row in project.rows()} == set(ids[4:])
 
 
+def test_devices_a_gap_left_unread_are_not_an_outage_when_they_come_in_a_row(sqlite_project: Project) -> None:
+    # Asked again, the gap's three broken devices came in a row: the run stopped as for an outage of the log service,
+    # so the worker's wait never grew and it never reached a newer gap.
+    project = sqlite_project
+    _feed(project)
+    ids = sorted(device.device_id for device in project.fleet.devices)
+    for device_id in ids[0::2]:
+        project.emulator.fail_next(1_000, code=1111, path_prefix=f"/v1.0/devices/{device_id}/")
+    gap_id, before = project.gap(), _calls_today(project)
+    first = Backfill(project.engine, _quick_client(project)).fill(gap_id)
+    assert (first.stopped, first.unanswered, first.devices_done) == (None, 3, 3)
+    again = Backfill(project.engine, _quick_client(project)).fill(gap_id)
+    assert (again.status, again.stopped, again.unanswered) == ("open", None, 3)
+    assert _gap_row(project, gap_id).calls == _calls_today(project) - before  # the unanswered devices' calls too
+
+
 def test_server_errors_on_devices_in_a_row_stop_the_backfill_with_the_gap_open(sqlite_project: Project) -> None:
     project = sqlite_project
     _feed(project)
