@@ -41,7 +41,8 @@ class Retention:
     models.tables.StatusValue). ``message_keys``: then delete the ``status_messages`` rows left without values.
     ``recent_in``: the table of its rows not settled yet (streams.store.settle): counted too, and settled before a
     purge. ``kept_for``: its rows younger than this are kept, whatever the cutoff. ``purgeable``: the condition a
-    row must meet to be purged at all, None: any row."""
+    row must meet to be purged at all, None: any row. ``oldest_first``: the rows ``purgeable`` keeps can be many, so
+    each chunk starts where the last one ended instead of reading them again (ordered chunks cost more otherwise)."""
 
     table: str
     time_column: str
@@ -51,6 +52,7 @@ class Retention:
     recent_in: str | None = None
     kept_for: timedelta = timedelta(0)
     purgeable: Callable[[Table], ColumnElement[bool]] | None = None
+    oldest_first: bool = False
 
     def bounded(self, cutoff: datetime) -> datetime:
         """``cutoff``, or the start of ``kept_for`` when that is earlier."""
@@ -92,10 +94,10 @@ POLICIES = {
             recent_in="status_recent",
         ),
         # each device's newest online and offline events: the rules' guard against a late one (replay --rules)
-        Retention("device_events", "occurred_at", purgeable=_not_among_the_newest_online_events),
+        Retention("device_events", "occurred_at", purgeable=_not_among_the_newest_online_events, oldest_first=True),
         Retention("user_events", "occurred_at"),
         # a dead letter until replayed: the only copy of a message the archive did not store
-        Retention("dead_letters", "received_at", purgeable=lambda t: t.c.resolved_at.is_not(None)),
+        Retention("dead_letters", "received_at", purgeable=lambda t: t.c.resolved_at.is_not(None), oldest_first=True),
         Retention("commands", "created_at", purgeable=lambda t: t.c.status.in_(("sent", "failed", "dry_run"))),
     )
 }
@@ -158,6 +160,8 @@ def purge_older(
 ) -> int:
     """Delete the table's rows older than ``cutoff``, at most ``chunk_rows`` per transaction; returns the count.
     Ends early, between chunks, once ``stopping()`` is true."""
+    if policy.oldest_first:
+        return _purge_oldest_first(engine, policy, cutoff, chunk_rows, stopping)
     table = _table(policy)
     key = tuple_(*table.primary_key.columns)
     if policy.recent_in:
@@ -179,3 +183,24 @@ def purge_older(
         if stopping():
             break
     return deleted
+
+
+def _purge_oldest_first(
+    engine: Engine, policy: Retention, cutoff: datetime, chunk_rows: int, stopping: Callable[[], bool]
+) -> int:
+    """:func:`purge_older` of a table with one key column and an index on its time, oldest first, each chunk from
+    where the last one ended: the rows the policy keeps (``purgeable``) are read once, not once a chunk (100,000
+    silent devices' online events: 114 s to purge, and a second's write lock a chunk)."""
+    table = _table(policy)
+    (key,) = table.primary_key.columns
+    time = table.c[policy.time_column]
+    deleted, reached = 0, None
+    while True:
+        conditions = _older(policy, cutoff, true()) + ([time >= reached] if reached is not None else [])
+        chunk = select(key).where(*conditions).order_by(time).limit(chunk_rows)
+        with write_transaction(engine) as connection:
+            times = connection.execute(delete(table).where(key.in_(chunk)).returning(time)).scalars().all()
+        deleted += len(times)
+        if len(times) < chunk_rows or stopping():
+            return deleted
+        reached = max(times)

@@ -609,17 +609,22 @@ def test_purge_keeps_each_device_s_newest_online_and_offline_events_that_tell_a_
     old = datetime.now(UTC) - timedelta(days=100)
     events = [f.device_event(n, ("online", "offline")[n % 2], when=old + timedelta(minutes=n)) for n in range(9)]
     renamed = f.device_event(9, "name_updated", {"name": "lamp"}, when=old)
-    ArchiveStore(engine).write_batch([*events, renamed], [], received_at=old)
+    # A device silent for longer, whose kept events come first in time: chunks go on past them.
+    silent = [
+        f.device_event(10 + n, "online", device="silent", when=old - timedelta(days=9, minutes=n)) for n in range(4)
+    ]
+    ArchiveStore(engine).write_batch([*events, renamed, *silent], [], received_at=old)
     with engine.connect() as connection:
-        guard = latest_online_events(connection, [f.DEVICE])
+        guard = latest_online_events(connection, [f.DEVICE, "silent"])
     assert guard[f.DEVICE][1] is True  # the last event, an online
-    status, out = run(monkeypatch, capsys, empty, "purge", "--older-than", "30d", "--table", "device_events")
+    purge = ("purge", "--older-than", "30d", "--table", "device_events", "--chunk-rows", "2")
+    status, out = run(monkeypatch, capsys, empty, *purge)
     assert (status, out.splitlines()[0]) == (0, "device_events: deleted 4 rows")  # 3 of 9, and the rename
     with engine.connect() as connection:
-        assert latest_online_events(connection, [f.DEVICE]) == guard
+        assert latest_online_events(connection, [f.DEVICE, "silent"]) == guard
         kept = connection.scalars(select(DeviceEvent.message_id).order_by(DeviceEvent.message_id)).all()
     engine.dispose()
-    assert kept == [f.message_id(n) for n in range(3, 9)]
+    assert kept == sorted([f.message_id(n) for n in range(3, 9)] + [f.message_id(10 + n) for n in range(4)])
 
 
 def counts(url: str) -> dict[str, int]:
