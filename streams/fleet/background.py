@@ -217,7 +217,7 @@ class BackgroundSync:
             self._gap_not_before.pop(gap_id, None)
             return
         runs = self._unanswered_runs[gap_id] = self._unanswered_runs.get(gap_id, 0) + 1
-        self._gap_not_before[gap_id] = self._clock() + min(self._retry * 2 ** (runs - 1), self._interval)
+        self._gap_not_before[gap_id] = self._clock() + min(self._retry * 2 ** min(runs - 1, 30), self._interval)
 
     def _again_at(self, moment: float) -> None:
         """Backfill again at ``moment`` at the latest."""

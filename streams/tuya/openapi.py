@@ -390,10 +390,16 @@ class OpenApiClient:
                 slept += delay
 
     def _send_once(self, request: httpx.Request) -> ApiAnswer:
+        if self._closed:  # closed between two calls: httpx would say so with a bare RuntimeError
+            raise ClientClosed("the OpenAPI client was closed before the call was sent")
         try:
             response = self._http.send(request, auth=self.auth)
         except httpx.TransportError as exc:
             raise _no_answer(request, exc) from exc
+        except RuntimeError as exc:
+            if self._closed:  # closed the moment the call was to go
+                raise ClientClosed("the OpenAPI client was closed before the call was sent") from exc
+            raise
         return parse_answer(response)
 
     @property

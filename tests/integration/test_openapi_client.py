@@ -270,6 +270,17 @@ def test_a_call_waiting_for_its_turn_when_the_client_closes_is_not_sent(emulator
     assert client.calls_made == 1
 
 
+def test_a_call_after_the_client_closed_is_refused_as_closed(emulator, project, clock):
+    # A stop between two calls of a sync or backfill: httpx's bare RuntimeError was no ClientClosed, so the backfill
+    # did not count the calls of the device it was reading.
+    client = _client(emulator, project, clock)
+    client.device_status(PLUG)
+    client.close()
+    with pytest.raises(ClientClosed):
+        client.device_status(PLUG)
+    assert [path for path, _ in _paths(emulator)] == ["token?grant_type=1", "status"]
+
+
 def test_a_call_the_client_closed_under_is_not_retried(emulator, project, clock, caplog):
     client = _client(emulator, project, clock, timeout_s=2.0)  # the close comes well before the answer is due
     client.device_status(PLUG)  # the token, first

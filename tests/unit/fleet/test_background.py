@@ -572,6 +572,9 @@ def test_a_gap_whose_devices_keep_not_answering_waits_twice_as_long_each_time_up
         waits.append(clock.now - started)
     assert waits == [300, 600, 1200, 2400, 3600, 3600]  # RETRY_S doubled, up to INTERVAL_S
     assert job.fills == [gap_id] * 7
+    background._unanswered_runs[gap_id] = 5_000  # a device of a long log retention, broken for weeks
+    background._unanswered(gap_id, 1)
+    assert background._gap_not_before[gap_id] == clock.now + INTERVAL_S  # 2 ** 5000 was no float
 
 
 def test_a_gap_the_quota_stopped_is_not_run_again_while_another_waits_for_the_stream(archive):
