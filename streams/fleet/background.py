@@ -6,10 +6,10 @@ Owns the schedule, the queue of devices asked for, and the refresh of the worker
 failed full sync or backfill is logged and tried again after ``retry_s`` (the backfill alone: a full sync costs
 about a thousand calls), and devices whose sync failed may be asked for again after ``retry_s``; a gap whose devices
 keep not answering waits twice as long each time, up to the sync interval, and one the day's quota stopped waits for
-the next full sync. Nothing here can stop archiving, and consumption never waits for it. A device asked for is not
-asked again within the interval, so a device the OpenAPI does not know costs one call per interval, not one per
-message. A stop closes the OpenAPI client first, so a sync or backfill under way ends at its next call instead of
-minutes later.
+the next full sync or a new UTC day. Nothing here can stop archiving, and consumption never waits for it. A device
+asked for is not asked again within the interval, so a device the OpenAPI does not know costs one call per interval,
+not one per message. A stop closes the OpenAPI client first, so a sync or backfill under way ends at its next call
+instead of minutes later.
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 
 from sqlalchemy.engine import Engine
 
 from streams.backfill.job import Backfill
 from streams.backfill.report import API_ERROR, QUOTA
+from streams.clock import utcnow
 from streams.fleet.catalog import CatalogRef
 from streams.fleet.report import SyncReport
 from streams.fleet.sync import FleetSync
@@ -53,6 +56,7 @@ class BackgroundSync:
         clock: Callable[[], float] = time.monotonic,
         on_stop: Callable[[], None] = lambda: None,
         make_backfill: Callable[[], Backfill] | None = None,
+        wall: Callable[[], datetime] = utcnow,
     ) -> None:
         self._make_sync = make_sync
         self._make_backfill = make_backfill
@@ -70,6 +74,7 @@ class BackgroundSync:
         self._interval = interval_s
         self._retry = min(retry_s, interval_s)
         self._clock = clock
+        self._wall = wall  # the UTC day, by which the quota is counted
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -187,8 +192,10 @@ class BackgroundSync:
                     self._hold()
                     log.warning("backfill: %s; trying again in %.0f s", "; ".join(report.summary_lines()), self._retry)
                     return
-                if report.stopped == QUOTA:  # so would every gap: the quota is counted again on a new UTC day
-                    self._hold(until=self._next_full)
+                if report.stopped == QUOTA:  # so would every gap, until a new UTC day (or the next sync: it says)
+                    now = self._wall()
+                    day_ends = datetime.combine(now.date() + timedelta(days=1), clock_time(), UTC)
+                    self._hold(until=min(self._next_full, self._clock() + (day_ends - now).total_seconds()))
                     log.info("backfill: %s", "; ".join(report.summary_lines()))
                     return
                 self._unanswered(gap_id, report.unanswered)

@@ -484,13 +484,17 @@ def record_gaps(archive: Engine, count: int) -> list[int]:
         return [backfill.record_gap(connection, start, start, GAP_AT, origin="detected") for start in starts]
 
 
-def backfilling(archive: Engine, clock: FakeClock, job: FakeBackfill) -> tuple[BackgroundSync, FakeFleetSync]:
-    """A background sync whose backfills are ``job``'s, on ``clock``, and its fake fleet sync."""
+def backfilling(
+    archive: Engine, clock: FakeClock, job: FakeBackfill, wall: datetime = GAP_AT + timedelta(hours=12)
+) -> tuple[BackgroundSync, FakeFleetSync]:
+    """A background sync whose backfills are ``job``'s, on ``clock`` (``wall``: the UTC time meanwhile, noon), and
+    its fake fleet sync."""
     catalog = CatalogRef()
     fake = FakeFleetSync(catalog)
     background = BackgroundSync(
-        fake.make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock, make_backfill=job.make
-    )
+        fake.make, archive, catalog, interval_s=INTERVAL_S, retry_s=RETRY_S, clock=clock, make_backfill=job.make,
+        wall=lambda: wall,
+    )  # fmt: skip
     return background, fake
 
 
@@ -592,6 +596,22 @@ def test_a_gap_the_quota_stopped_is_not_run_again_while_another_waits_for_the_st
     background.backfill_gap(newer)
     assert backfill_if_due(background)
     assert job.fills == [older, newer, older, newer]
+
+
+def test_a_gap_the_quota_stopped_is_run_again_on_a_new_utc_day_before_the_next_full_sync(archive):
+    (gap_id,) = record_gaps(archive, 1)
+    clock = FakeClock()
+    job = FakeBackfill(archive, "open", "filled")
+    half_past_eleven = GAP_AT + timedelta(hours=23, minutes=30)
+    background, _ = backfilling(archive, clock, job, wall=half_past_eleven)
+    background._next_full = START + INTERVAL_S
+    background.backfill_gap(gap_id)
+    assert backfill_if_due(background)
+    clock.now = START + 1_799  # the quota is still the day's
+    assert not background._take_backfill()
+    clock.now = START + 1_800  # midnight UTC: a new day's quota, half an hour before the next sync
+    assert backfill_if_due(background)
+    assert job.fills == [gap_id, gap_id]
 
 
 @pytest.mark.parametrize("fails", ["error", TuyaServerError(500, "internal error")])
