@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -57,8 +58,9 @@ def open_view(
         engine.dispose()
         journal = sqlite_file(engine.url)
         journal = journal and journal.with_name(journal.name + "-journal")
-        if journal is None or not journal.exists():
-            raise
+        code = getattr(getattr(exc.__cause__, "orig", None), "sqlite_errorcode", 0)
+        if journal is None or not journal.exists() or code & 0xFF != sqlite3.SQLITE_READONLY:
+            raise  # not a journal left to roll back (one of a compact under way: locked, and it says so)
         raise DatabaseUnavailable(
             f"{exc}: {journal} is what an interrupted write (a stopped `db compact`) left to roll back, which a "
             "read-only view cannot do: run `tuya-archiver db current` once, then serve again (do not delete the file)"
