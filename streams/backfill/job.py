@@ -118,8 +118,7 @@ class Backfill:
                 report.reasons.append(
                     f"{exc}: run {rerun} on a new UTC day"
                     if devices
-                    else f"{exc}: the gap stays open, and the worker resumes it on a new UTC day (or run {rerun} "
-                    "then)"
+                    else f"{exc}: the gap stays open, and the worker resumes it on a new UTC day (or run {rerun} then)"
                 )
             except (ClientClosed, KeyboardInterrupt):  # a stop: the gap stays backfilling, resumed at the next start
                 run.count_calls()

@@ -101,7 +101,11 @@ class OutboxSender:
         while self._unrecorded:
             command_id, outcome = self._unrecorded[0]
             with self._engine.begin() as connection:
-                sql.finish(connection, command_id, self._clock(), **outcome)
+                recorded = sql.finish(connection, command_id, self._clock(), **outcome)
+            if not recorded:
+                log.warning(
+                    "outbox: command %d was settled by another sender meanwhile; it was %s", command_id, outcome
+                )
             self._unrecorded.popleft()
 
     def recover(self) -> None:
@@ -253,6 +257,11 @@ class OutboxSender:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        for command_id, outcome in self._unrecorded:  # the database is down: said here, or lost with the process
+            log.error(
+                "outbox: the outcome of command %d was not recorded (the database was unavailable): %s; the row "
+                "stays in flight and is settled after the lease", command_id, outcome,
+            )  # fmt: skip
         if self._owns_http:
             self._http.close()
         close = getattr(self._client, "close", None)

@@ -236,7 +236,9 @@ def settle(connection: Connection, row: Mapping[str, Any], now: datetime, **valu
     return settled.rowcount == 1
 
 
-def finish(connection: Connection, command_id: int, now: datetime, **values: Any) -> None:
-    """Record the outcome of a command: status and, as known, tuya_tid, error_code, error, sent_at."""
+def finish(connection: Connection, command_id: int, now: datetime, **values: Any) -> bool:
+    """Record the outcome of a command in flight: status and, as known, tuya_tid, error_code, error, sent_at; False
+    when it is no longer in flight (another sender settled it after its lease)."""
     table = Command.__table__
-    connection.execute(update(table).where(table.c.id == command_id).values(updated_at=now, **values))
+    statement = update(table).where(table.c.id == command_id, table.c.status == "in_flight")
+    return connection.execute(statement.values(updated_at=now, **values)).rowcount == 1

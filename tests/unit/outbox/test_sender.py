@@ -227,6 +227,31 @@ def test_an_outcome_the_database_did_not_take_is_written_at_the_next_drain(archi
     assert (row["status"], row["tuya_tid"], len(client.calls)) == ("sent", "tid0001", 1)
 
 
+def test_an_outcome_still_unrecorded_at_the_stop_is_logged_with_its_tid(archive, closing, monkeypatch, caplog):
+    insert(archive, command_row(1))
+
+    def down(*_args: Any, **_values: Any) -> bool:
+        raise OperationalError("UPDATE commands", {}, sqlite3.OperationalError("unable to open database file"))
+
+    monkeypatch.setattr(sql, "finish", down)
+    sender = make_sender(closing, archive, FakeCommandClient())
+    with pytest.raises(OperationalError):
+        sender.drain()
+    sender.stop()
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert said.startswith(f"outbox: the outcome of command {only_row(archive)['id']} was not recorded")
+    assert "'tuya_tid': 'tid0001'" in said and "'status': 'sent'" in said
+
+
+def test_an_outcome_written_late_leaves_a_row_another_sender_settled_meanwhile(archive):
+    # Its lease over, another sender's recovery settled it: a late "pending" made it due again.
+    settled = {"status": "failed", "error": "interrupted in flight; not resent, as it may have been delivered"}
+    insert(archive, command_row(1, **settled))
+    with archive.begin() as connection:
+        assert sql.finish(connection, only_row(archive)["id"], T0, status="pending", error="retry") is False
+    assert (only_row(archive)["status"], only_row(archive)["error"]) == (settled["status"], settled["error"])
+
+
 def test_an_answer_that_does_not_say_result_true_marks_failed_with_its_tid(archive, closing, caplog):
     insert(archive, command_row(1))
     client = FakeCommandClient(accepted=False)  # Tuya answered success, but its result is not true
