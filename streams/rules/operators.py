@@ -9,7 +9,9 @@ pure unit rules only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, Final
 
 from models.rules import Threshold
@@ -54,8 +56,13 @@ def same_value(left: Any, right: Any) -> bool:
         return isinstance(left, bool) and isinstance(right, bool) and left is right
     text, number = (left, right) if isinstance(left, str) else (right, left)
     if isinstance(text, str) and isinstance(number, int | float):
-        return as_number(text) == number
+        return _DECIMAL.fullmatch(text) is not None and Decimal(text) == Decimal(repr(number))
     return bool(left == right)
+
+
+#: Text that is a number as written in a rules file: no spaces, signs but minus, exponents, underscores or other
+#: scripts' digits (which ``float`` reads too).
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def as_number(value: Any) -> float | None:

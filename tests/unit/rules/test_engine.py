@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from streams.rules import evaluate
+from streams.rules.operators import same_value
 from tests.unit.rules.builders import (
     FAN,
     OTHER_PLUG,
@@ -398,6 +399,23 @@ def test_state_to_a_number_matches_the_same_number_sent_as_text(written, reporte
     loop.feed(status(PLUG, "fan_speed_enum", "1", at(0)))
     assert rule_ids(loop.feed(status(PLUG, "fan_speed_enum", reported, at(1)))) == ["speed_3"]
     assert loop.feed(status(PLUG, "fan_speed_enum", "30", at(2))) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "number", "same"),
+    [
+        ("9007199254740993", 9007199254740993, True),  # exact, not through a float
+        ("9007199254740993", 9007199254740992, False),
+        ("0.1", 0.1, True),
+        (" 3", 3, False),  # what float() reads as well, no rule writes: spaces, underscores, exponents, other digits
+        ("3_0", 30, False),
+        ("1e3", 1000, False),
+        ("\u0663", 3, False),
+        ("nan", float("nan"), False),
+    ],
+)
+def test_numeric_text_matches_a_number_only_as_written_and_exactly(text, number, same):
+    assert same_value(text, number) is same and same_value(number, text) is same
 
 
 def test_state_for_is_cancelled_by_another_change():
