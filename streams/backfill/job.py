@@ -205,6 +205,7 @@ class _Run:
         self.counted = 0  # the calls of this run already added to the gap's
         self.stream_values: dict[str, dict[str, Any]] = {}  # by device, read when a code has no specification
         self.in_a_row = 0  # devices in a row whose log answered a server error
+        self.tried_in_a_row = 0  # the same, of devices an earlier run of the gap left unread
         archive.write(lambda c: backfill.update_gap(c, report.gap_id, self.clock(), status="backfilling"))
 
     def devices(self, start: datetime, end: datetime, only: Sequence[str]) -> None:
@@ -234,13 +235,18 @@ class _Run:
                 "backfill needs at least %d calls and %d are left today: it will stop early", len(remaining), left
             )
         self.on_progress(self.report)
+        # Devices not tried yet first (an outage of the log service shows on them), then those earlier runs left
+        # unread, the longest waiting first: while none of them answers, a few a run, each in turn.
+        remaining.sort(key=lambda d: (d in done, done[d].updated_at if d in done else None, d))
         for device_id in remaining:
             cursor = done[device_id].cursor if device_id in done else None
             unanswered = self.report.unanswered
             if not self._device(device_id, start, end, cursor, scoped=bool(only), tried=device_id in done):
                 return
             if self.report.unanswered == unanswered:
-                self.in_a_row = 0
+                self.in_a_row = self.tried_in_a_row = 0
+            elif self.tried_in_a_row >= SERVER_ERRORS_IN_A_ROW:
+                return  # the others wait for the gap's next run (it stays open)
 
     def unread(self, start: datetime) -> list[str]:
         """The devices of the gap's window from ``start`` not read to its end, by this run or earlier ones."""
@@ -261,7 +267,10 @@ class _Run:
             try:
                 self._pages(family, device_id, start, end, codes, cursor)
             except TuyaServerError as exc:
-                self.in_a_row += 0 if tried else 1
+                if tried:
+                    self.tried_in_a_row += 1
+                else:
+                    self.in_a_row += 1
                 if is_project_wide(exc) or self.in_a_row >= SERVER_ERRORS_IN_A_ROW:
                     raise  # the OpenAPI's, not this device's: the run stops (fill)
                 self.report.unanswered += 1

@@ -540,6 +540,24 @@ def test_devices_a_gap_left_unread_are_not_an_outage_when_they_come_in_a_row(sql
     assert _gap_row(project, gap_id).calls == _calls_today(project) - before  # the unanswered devices' calls too
 
 
+def test_an_outage_of_the_log_service_costs_a_few_devices_a_run_however_often_the_gap_is_tried(
+    sqlite_project: Project,
+) -> None:
+    # Once every device had been tried, each retry asked all of them: calls grew with the fleet.
+    project = sqlite_project
+    _feed(project)
+    project.emulator.fail_next(100_000, code=1111, path_prefix="/v1.0/devices/")  # the log service is down
+    project.emulator.fail_next(100_000, code=1111, path_prefix="/v2.0/")
+    gap_id, costs = project.gap(), []
+    for _ in range(5):
+        client = _quick_client(project)
+        report = Backfill(project.engine, client).fill(gap_id)
+        assert (report.status, report.devices_done) == ("open", 0)
+        costs.append(client.calls_made)
+    # Three devices a run (two more while some were never tried), never all six once every device was tried.
+    assert costs[3:] == costs[:1] * 2 and max(costs) < 2 * costs[0]
+
+
 def test_server_errors_on_devices_in_a_row_stop_the_backfill_with_the_gap_open(sqlite_project: Project) -> None:
     project = sqlite_project
     _feed(project)
