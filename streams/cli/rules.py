@@ -18,7 +18,6 @@ from models.rules import RuleSet
 from streams.errors import ConfigError, DatabaseUnavailable
 from streams.fleet.catalog import Catalog
 from streams.rules import PointLookup, RulesFileError, load_rules, no_points
-from streams.rules.checks import numeric_ranges
 from streams.rules.describe import describe_rule
 from streams.settings import Settings
 from streams.store.engine import ensure_at_head, make_engine, normalize_url, sqlite_file, unavailable_on_failure
@@ -45,7 +44,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         print("RULES_FILE is set but empty: no rules to check")
         return 0
     catalog = archive_catalog(settings.database_url)
-    unchecked = f"{path}: units not checked: {catalog}" if isinstance(catalog, str) else None
+    unchecked = f"{path}: codes and units not checked: {catalog}" if isinstance(catalog, str) else None
     try:
         rule_set = load_rules(path, dry_run=settings.rules_dry_run, catalog=None if unchecked else catalog)
     except RulesFileError as exc:
@@ -57,7 +56,7 @@ def check(args: argparse.Namespace, settings: Settings) -> int:
         count = len(exc.problems)
         print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
-    if unchecked and _uses_units(rule_set):
+    if unchecked:
         print(unchecked, file=sys.stderr)
     _not_checked_yet(rule_set.unchecked)
     print_summary(rule_set, sys.stdout, points=catalog.point if isinstance(catalog, Catalog) else no_points)
@@ -88,10 +87,6 @@ def archive_catalog(database_url: str) -> Catalog | str:
         return str(exc)
     finally:
         engine.dispose()
-
-
-def _uses_units(rule_set: RuleSet) -> bool:
-    return any(bounds.has_unit for rule in rule_set.rules for _loc, bounds in numeric_ranges(rule))
 
 
 def print_summary(rule_set: RuleSet, out: TextIO, points: PointLookup = no_points) -> None:

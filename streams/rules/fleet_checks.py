@@ -27,7 +27,7 @@ from streams.rules.checks import device_conditions, numeric_ranges
 from streams.rules.operators import unit_mismatch
 from streams.rules.problems import Loc
 
-__all__ = ["code_problems", "unit_problems", "units_unchecked"]
+__all__ = ["code_problems", "codes_unlisted", "unit_problems", "units_unchecked"]
 
 _SYNC = "run `tuya-archiver sync`"
 
@@ -36,21 +36,32 @@ Subject = tuple[str | None, str | None]
 
 
 def code_problems(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:
-    """Codes of ``rule`` that the products it reads or commands have no data point of, where the archive has their
-    specification, and commanded codes their data point does not take commands for. A threshold with a unit is
-    left to :func:`unit_problems`, which says the same."""
+    """Codes ``rule`` commands that the products it commands have no data point of, or none that takes commands,
+    where the archive has their specification: Tuya refuses such a command."""
+    return (finding for finding, commanded in _code_findings(rule, catalog) if commanded)
+
+
+def codes_unlisted(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:
+    """Codes ``rule`` reads that the specifications of the products it reads do not list: a typo, or a data point a
+    device reports outside its specification (the worker runs the rule), so a note, not a problem."""
+    return (finding for finding, commanded in _code_findings(rule, catalog) if not commanded)
+
+
+def _code_findings(rule: Rule, catalog: Catalog) -> Iterator[tuple[tuple[Loc, str], bool]]:
+    """((loc, message), commanded) for each code of ``rule`` the specifications in ``catalog`` speak against. A
+    threshold with a unit is left to :func:`unit_problems`, which says the same."""
     specified = catalog.products()
-    found: dict[tuple[Loc, str], None] = {}  # ordered, without the repeats of several triggers' subjects
+    found: dict[tuple[Loc, str], bool] = {}  # ordered, without the repeats of several triggers' subjects
     for loc, code, subjects, commanded in _codes(rule):
         for subject in subjects:
             products, _unknown = _products(subject, code, catalog)
             for product in (product for product in products if product in specified):
                 point = catalog.point("", code, product)
                 if point is None:
-                    found[(loc, f"product {product} has no data point {code!r}")] = None
+                    found[(loc, f"product {product} has no data point {code!r} in its specification")] = commanded
                 elif commanded and not point.commandable:
-                    found[(loc, f"{code} of product {product} takes no commands (it is reported only)")] = None
-    return iter(found)
+                    found[(loc, f"{code} of product {product} takes no commands (it is reported only)")] = True
+    return iter(found.items())
 
 
 def _codes(rule: Rule) -> Iterator[tuple[Loc, str, list[Subject], bool]]:

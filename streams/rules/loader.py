@@ -28,7 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from models.rules import DeviceAliases, Rule, RuleSet, looks_like_device_id
 from streams.fleet.catalog import Catalog
 from streams.rules.checks import missing_targets, range_problems, template_problems
-from streams.rules.fleet_checks import code_problems, unit_problems, units_unchecked
+from streams.rules.fleet_checks import code_problems, codes_unlisted, unit_problems, units_unchecked
 from streams.rules.problems import Loc, RuleProblem, RulesFileError, did_you_mean, explain, format_path
 
 __all__ = ["RuleProblem", "RulesFileError", "load_rules", "parse_rules"]
@@ -238,7 +238,7 @@ def _rule(index: int, raw: Any, aliases: Mapping[str, str], report: _Report, cat
     problems = [*range_problems(rule), *missing_targets(rule)]
     if catalog is not None:
         problems += [*code_problems(rule, catalog), *unit_problems(rule, catalog)]
-        for loc, message in units_unchecked(rule, catalog):
+        for loc, message in [*codes_unlisted(rule, catalog), *units_unchecked(rule, catalog)]:
             report.note(("rules", index, *loc), message)
     for loc, message in problems:
         report.add(("rules", index, *loc), message)

@@ -178,7 +178,8 @@ def test_units_of_devices_the_archive_does_not_know_yet_are_said_but_pass(run_ch
 def test_without_an_archive_units_are_not_checked_and_the_rest_is(run_check, no_archive):
     status, out, err = run_check(str(DATA / "units_mismatch.yaml"))
     assert status == 0
-    assert err == f"{DATA / 'units_mismatch.yaml'}: units not checked: no archive at {no_archive} (DATABASE_URL)\n"
+    why = f"no archive at {no_archive} (DATABASE_URL)"
+    assert err == f"{DATA / 'units_mismatch.yaml'}: codes and units not checked: {why}\n"
     assert "  when  numeric_state temp_current above 86 °F on greenhouse_sensor" in out.splitlines()
     assert not no_archive.exists()  # checking did not create an empty archive
 
@@ -189,10 +190,14 @@ def test_an_archive_not_at_head_is_one_line_saying_why(run_check, monkeypatch, t
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{empty}")
     status, _, err = run_check(str(DATA / "units.yaml"))
     assert status == 0
-    assert err.startswith(f"{DATA / 'units.yaml'}: units not checked: database is at revision none (empty database)")
+    assert err.startswith(
+        f"{DATA / 'units.yaml'}: codes and units not checked: database is at revision none (empty database)"
+    )
     assert len(err.splitlines()) == 1 and "run `tuya-archiver db upgrade`" in err
 
 
-def test_a_file_without_units_says_nothing_of_them(run_check):
+def test_a_file_without_units_says_its_codes_were_not_checked_either(run_check, no_archive):
+    # It said nothing, so a misspelt code looked checked.
     status, _, err = run_check(str(DATA / "bare_list.yaml"))
-    assert (status, err) == (0, "")
+    why = f"no archive at {no_archive} (DATABASE_URL)"
+    assert (status, err) == (0, f"{DATA / 'bare_list.yaml'}: codes and units not checked: {why}\n")
