@@ -238,15 +238,17 @@ class _Run:
         # Devices not tried yet first (an outage of the log service shows on them), then those earlier runs left
         # unread, the longest waiting first: while none of them answers, a few a run, each in turn.
         remaining.sort(key=lambda d: (d in done, done[d].updated_at if d in done else None, d))
-        for device_id in remaining:
+        for asked, device_id in enumerate(remaining, start=1):
             cursor = done[device_id].cursor if device_id in done else None
             unanswered = self.report.unanswered
             if not self._device(device_id, start, end, cursor, scoped=bool(only), tried=device_id in done):
                 return
             if self.report.unanswered == unanswered:
                 self.in_a_row = self.tried_in_a_row = 0
-            elif self.tried_in_a_row >= SERVER_ERRORS_IN_A_ROW:
-                return  # the others wait for the gap's next run (it stays open)
+            elif self.tried_in_a_row >= SERVER_ERRORS_IN_A_ROW and not only and asked < len(remaining):
+                left = len(remaining) - asked  # the others wait for the gap's next run (it stays open)
+                self.report.reasons.append(f"{left:,} device(s) left unread earlier not asked this time (read later)")
+                return
 
     def unread(self, start: datetime) -> list[str]:
         """The devices of the gap's window from ``start`` not read to its end, by this run or earlier ones."""

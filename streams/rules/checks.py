@@ -54,7 +54,7 @@ def missing_targets(rule: Rule) -> Iterator[tuple[Loc, str]]:
                 )
     users = [index for index, trigger in enumerate(rule.triggers) if isinstance(trigger, UserEventTrigger)]
     if users:
-        for loc, condition in device_conditions(rule.conditions, ("conditions",)):
+        for loc, condition, _negated in device_conditions(rule.conditions, ("conditions",)):
             if condition.device is None:
                 yield (*loc, "device"), f"required: triggers[{users[0]}] (user_event) has no device to look at"
 
@@ -64,7 +64,7 @@ def numeric_ranges(rule: Rule) -> Iterator[tuple[Loc, NumericStateTrigger | Nume
     for index, trigger in enumerate(rule.triggers):
         if isinstance(trigger, NumericStateTrigger):
             yield ("triggers", index), trigger
-    for loc, condition in device_conditions(rule.conditions, ("conditions",)):
+    for loc, condition, _negated in device_conditions(rule.conditions, ("conditions",)):
         if isinstance(condition, NumericStateCondition):
             yield loc, condition
 
@@ -88,14 +88,16 @@ def range_problems(rule: Rule) -> Iterator[tuple[Loc, str]]:
 
 
 def device_conditions(
-    conditions: Sequence[Condition], loc: Loc
-) -> Iterator[tuple[Loc, StateCondition | NumericStateCondition]]:
-    """The state and numeric_state conditions among ``conditions`` (nested ones too), with their locs."""
+    conditions: Sequence[Condition], loc: Loc, *, negated: bool = False
+) -> Iterator[tuple[Loc, StateCondition | NumericStateCondition, bool]]:
+    """The state and numeric_state conditions among ``conditions`` (nested ones too), with their locs and whether a
+    ``not:`` holds them."""
     for position, condition in enumerate(conditions):
         if isinstance(condition, StateCondition | NumericStateCondition):
-            yield (*loc, position), condition
+            yield (*loc, position), condition, negated
         elif isinstance(condition, AndCondition | OrCondition | NotCondition):
-            yield from device_conditions(condition.conditions, (*loc, position, "conditions"))
+            inner = negated or isinstance(condition, NotCondition)
+            yield from device_conditions(condition.conditions, (*loc, position, "conditions"), negated=inner)
 
 
 def template_problems(raw_rule: Any) -> Iterator[tuple[Loc, str]]:

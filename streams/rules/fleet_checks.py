@@ -36,49 +36,51 @@ Subject = tuple[str | None, str | None]
 
 
 def code_problems(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:
-    """Codes ``rule`` commands that the products it commands have no data point of, or none that takes commands,
-    where the archive has their specification: Tuya refuses such a command."""
-    return (finding for finding, commanded in _code_findings(rule, catalog) if commanded)
+    """Codes ``rule`` commands, or reads under a ``not:``, that the products concerned have no data point of (a
+    command: or none that takes commands), where the archive has their specification: Tuya refuses such a command,
+    and a ``not:`` of a value never reported always holds."""
+    return (finding for finding, strict in _code_findings(rule, catalog) if strict)
 
 
 def codes_unlisted(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:
-    """Codes ``rule`` reads that the specifications of the products it reads do not list: a typo, or a data point a
-    device reports outside its specification (the worker runs the rule), so a note, not a problem."""
-    return (finding for finding, commanded in _code_findings(rule, catalog) if not commanded)
+    """Other codes ``rule`` reads that the specifications of the products it reads do not list: a typo, or a data
+    point a device reports outside its specification (the worker runs the rule), so a note, not a problem."""
+    return (finding for finding, strict in _code_findings(rule, catalog) if not strict)
 
 
 def _code_findings(rule: Rule, catalog: Catalog) -> Iterator[tuple[tuple[Loc, str], bool]]:
-    """((loc, message), commanded) for each code of ``rule`` the specifications in ``catalog`` speak against. A
-    threshold with a unit is left to :func:`unit_problems`, which says the same."""
+    """((loc, message), strict) for each code of ``rule`` the specifications in ``catalog`` speak against; strict: a
+    commanded code, or one read under a ``not:``. A threshold with a unit is left to :func:`unit_problems`."""
     specified = catalog.products()
     found: dict[tuple[Loc, str], bool] = {}  # ordered, without the repeats of several triggers' subjects
-    for loc, code, subjects, commanded in _codes(rule):
+    for loc, code, subjects, commanded, negated in _codes(rule):
         for subject in subjects:
             products, _unknown = _products(subject, code, catalog)
             for product in (product for product in products if product in specified):
                 point = catalog.point("", code, product)
                 if point is None:
-                    found[(loc, f"product {product} has no data point {code!r} in its specification")] = commanded
+                    message = f"product {product} has no data point {code!r} in its specification"
+                    found[(loc, message)] = commanded or negated
                 elif commanded and not point.commandable:
                     found[(loc, f"{code} of product {product} takes no commands (it is reported only)")] = True
     return iter(found.items())
 
 
-def _codes(rule: Rule) -> Iterator[tuple[Loc, str, list[Subject], bool]]:
-    """(loc of the code, code, the subjects whose devices have it, whether it is commanded) of each code in ``rule``."""
+def _codes(rule: Rule) -> Iterator[tuple[Loc, str, list[Subject], bool, bool]]:
+    """(loc of the code, code, the subjects whose devices have it, commanded, read under a ``not:``) of each code."""
     triggered = [(t.device, t.product) for t in rule.triggers if not isinstance(t, UserEventTrigger)]
     for index, trigger in enumerate(rule.triggers):
         if isinstance(trigger, StateTrigger) or (isinstance(trigger, NumericStateTrigger) and not trigger.has_unit):
-            yield ("triggers", index, "code"), trigger.code, [(trigger.device, trigger.product)], False
-    for loc, condition in device_conditions(rule.conditions, ("conditions",)):
+            yield ("triggers", index, "code"), trigger.code, [(trigger.device, trigger.product)], False, False
+    for loc, condition, negated in device_conditions(rule.conditions, ("conditions",)):
         if isinstance(condition, StateCondition) or not condition.has_unit:
             subjects = [(condition.device, None)] if condition.device is not None else triggered
-            yield (*loc, "code"), condition.code, subjects, False
+            yield (*loc, "code"), condition.code, subjects, False, negated
     for index, action in enumerate(rule.actions):
         if isinstance(action, SendCommandAction):
             subjects = [(action.device, None)] if action.device is not None else triggered
             for position, command in enumerate(action.commands):
-                yield ("actions", index, "commands", position, "code"), command.code, subjects, True
+                yield ("actions", index, "commands", position, "code"), command.code, subjects, True, False
 
 
 def unit_problems(rule: Rule, catalog: Catalog) -> Iterator[tuple[Loc, str]]:

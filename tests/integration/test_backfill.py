@@ -556,6 +556,10 @@ def test_an_outage_of_the_log_service_costs_a_few_devices_a_run_however_often_th
         costs.append(client.calls_made)
     # Three devices a run (two more while some were never tried), never all six once every device was tried.
     assert costs[3:] == costs[:1] * 2 and max(costs) < 2 * costs[0]
+    assert "3 device(s) left unread earlier not asked this time (read later)" in report.reasons
+    ids = sorted(device.device_id for device in project.fleet.devices)
+    asked = Backfill(project.engine, _quick_client(project)).fill(gap_id, ids)
+    assert asked.unanswered == 6  # the devices a person names are each asked
 
 
 def test_server_errors_on_devices_in_a_row_stop_the_backfill_with_the_gap_open(sqlite_project: Project) -> None:

@@ -169,9 +169,10 @@ def test_without_a_catalog_unit_rules_load_as_the_worker_loads_them():
 # --- codes ------------------------------------------------------------------------------------------------------
 
 
-def test_a_code_the_products_specification_lacks_is_a_problem_to_command_and_a_note_to_read():
+def test_a_code_the_products_specification_lacks_is_a_problem_to_command_or_negate_and_else_a_note():
     # A typo passed rules check unless it sat beside a unit: the rule then never fired, or its command failed at Tuya.
-    # A code read may be one the device reports outside its specification, which the worker runs: a note.
+    # A code read may be one the device reports outside its specification, which the worker runs: a note; but under
+    # a not: a value never reported makes the condition hold on every fire.
     assert _checked("""
     - id: r
       triggers: [{trigger: state, device: sensor, code: temp_curent}]
@@ -179,13 +180,15 @@ def test_a_code_the_products_specification_lacks_is_a_problem_to_command_and_a_n
         - {condition: not, conditions: [{condition: numeric_state, device: sensor, code: batery_state, above: 1}]}
       actions: [{action: tuya.send_command, device: sensor, commands: [{code: swich_1, value: true}]}]
     """) == (
-        [f"11: rule 'r': actions[0].commands[0].code: product {SENSOR_PRODUCT} has no data point 'swich_1' in its "
-         "specification"],
         [
-            f"8: rule 'r': triggers[0].code: product {SENSOR_PRODUCT} has no data point 'temp_curent' in its "
-            "specification",
             f"10: rule 'r': conditions[0].conditions[0].code: product {SENSOR_PRODUCT} has no data point "
             "'batery_state' in its specification",
+            f"11: rule 'r': actions[0].commands[0].code: product {SENSOR_PRODUCT} has no data point 'swich_1' in its "
+            "specification",
+        ],
+        [
+            f"8: rule 'r': triggers[0].code: product {SENSOR_PRODUCT} has no data point 'temp_curent' in its "
+            "specification"
         ],
     )  # fmt: skip
 
