@@ -197,9 +197,9 @@ class _Run:
         self.catalog: Catalog = archive.read(fleet.load_catalog)
         # In their order (the one with online rows first), but a family refused within a day after the others: a
         # project that subscribed since gets its online periods back, for one call a day while it has not.
-        self.refused = archive.read(lambda c: api_usage.refusals(c, _PURPOSE))  # before this run
+        self.refused_before = archive.read(lambda c: api_usage.refusals(c, _PURPOSE))
         since = clock() - ASK_REFUSED_AGAIN
-        self.families = sorted(LOG_FAMILIES, key=lambda family: self.refused.get(family.path, since) > since)
+        self.families = sorted(LOG_FAMILIES, key=lambda family: self.refused_before.get(family.path, since) > since)
         self.worked: set[str] = set()
         self.read = False  # a window was read (not one the stream holds whole, nor one older than the logs)
         self.counted = 0  # the calls of this run already added to the gap's
@@ -380,7 +380,7 @@ class _Run:
         if report.devices_done:
             # Refused in this run or an earlier one (a resumed gap tries the family that worked first, not it again):
             # the devices read since came through a family without online rows.
-            refused = (set(self.refused) - self.worked) | {refusal.path for refusal in report.refused}
+            refused = (set(self.refused_before) - self.worked) | {refusal.path for refusal in report.refused}
             for path in sorted(_ONLINE_PATHS & refused):
                 report.reasons.append(f"online and offline periods not read: Tuya refused {path}")
         if self.read and report.devices == 0 and not report.reasons:

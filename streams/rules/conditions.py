@@ -81,23 +81,23 @@ def _judge(condition: Condition, trigger: TriggerContext, readings: Readings, at
 
 
 def _all(conditions: Sequence[Condition], trigger: TriggerContext, readings: Readings, at: datetime) -> bool | None:
-    """False at the first false one, else None if one could not be judged, else True."""
-    result: bool | None = True
-    for condition in conditions:
-        judged = _judge(condition, trigger, readings, at)
-        if judged is False:
-            return False
-        result = None if judged is None else result
-    return result
+    return _until(False, conditions, trigger, readings, at)
 
 
 def _any(conditions: Sequence[Condition], trigger: TriggerContext, readings: Readings, at: datetime) -> bool | None:
-    """True at the first true one, else None if one could not be judged, else False."""
-    result: bool | None = False
+    return _until(True, conditions, trigger, readings, at)
+
+
+def _until(
+    decisive: bool, conditions: Sequence[Condition], trigger: TriggerContext, readings: Readings, at: datetime
+) -> bool | None:
+    """``decisive`` at the first condition judged so (``and``: False, ``or``: True), else None if one could not be
+    judged, else the other value."""
+    result: bool | None = not decisive
     for condition in conditions:
         judged = _judge(condition, trigger, readings, at)
-        if judged is True:
-            return True
+        if judged is decisive:
+            return decisive
         result = None if judged is None else result
     return result
 

@@ -1,9 +1,10 @@
 """Checks of a rule against what the archive knows of the fleet: are its codes the data points of the products it
 reads and commands, and can its thresholds with a unit ever be compared?
 
-Owns what ``rules check`` reports when it reaches the archive: the problems, a code no data point of a product with
-a specification has (a command's: or one that is not commandable), a unit that is not the data point's (or a data
-point that is no number), and the thresholds it cannot check yet, of a device or
+Owns what ``rules check`` reports when it reaches the archive: the problems, a code a rule commands (or reads under a
+``not:``) that no data point of a product with a specification has (a command's: or one that takes no commands), a
+unit that is not the data point's (or a data point that is no number); and the notes, a code read elsewhere that the
+specification does not list, and the thresholds it cannot check yet, of a device or
 product whose specification the archive does not have (``sync`` fetches it): the worker runs such a rule, as the
 reactor warns at run time, so they are notes, not problems. The worker does not run these checks: specifications
 may arrive after it starts. Reported as (loc within the rule, message), like checks.py. Pure.
